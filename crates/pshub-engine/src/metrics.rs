@@ -1,0 +1,73 @@
+//! Counters the engine keeps for `/metrics`. Names are defined here once.
+
+use crate::store::Counters;
+use pshub_model::records::LineKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_received: Counter,
+    pub events_duplicate: Counter,
+    pub events_conflict: Counter,
+    pub events_quarantined: Counter,
+    pub reapprovals_suppressed: Counter,
+    pub lines_posted: Counter,
+    pub reversals_posted: Counter,
+    pub cases_opened: Counter,
+    pub delivery_failures: Counter,
+    pub dead_letters: Counter,
+}
+
+impl Metrics {
+    pub fn record_ingest(&self, counters: &Counters) {
+        self.events_received.add(counters.received);
+        self.events_duplicate.add(counters.duplicates);
+        self.events_conflict.add(counters.conflicts);
+        self.events_quarantined.add(counters.quarantined);
+    }
+
+    pub fn record_posted(&self, kind: LineKind) {
+        match kind {
+            LineKind::Reversal => self.reversals_posted.inc(),
+            _ => self.lines_posted.inc(),
+        }
+    }
+
+    /// The counters in Prometheus' text format, with their help lines.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &Counter); 10] = [
+            ("pshub_events_received_total", "Events received, valid or not.", &self.events_received),
+            ("pshub_events_duplicate_total", "Events suppressed as duplicates.", &self.events_duplicate),
+            ("pshub_events_conflict_total", "Events kept as conflicts (same id, other body).", &self.events_conflict),
+            ("pshub_events_quarantined_total", "Events quarantined as malformed.", &self.events_quarantined),
+            ("pshub_reapprovals_suppressed_total", "Approvals of already billed entries, not billed again.", &self.reapprovals_suppressed),
+            ("pshub_lines_posted_total", "Invoice lines posted to the ERP.", &self.lines_posted),
+            ("pshub_reversals_posted_total", "Reversal lines posted to the ERP.", &self.reversals_posted),
+            ("pshub_exceptions_opened_total", "Exception cases opened.", &self.cases_opened),
+            ("pshub_delivery_failures_total", "Outbound attempts that failed technically.", &self.delivery_failures),
+            ("pshub_dead_letters_total", "Outbound items dead-lettered after their retries.", &self.dead_letters),
+        ];
+        let mut text = String::new();
+        for (name, help, counter) in rows {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", counter.get()));
+        }
+        text
+    }
+}

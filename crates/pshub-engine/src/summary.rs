@@ -1,0 +1,183 @@
+//! The figures of `demo --json` and `GET /v1/summary`, and the conservation of money:
+//! per currency, approved = posted + undelivered + held + written off.
+
+use crate::error::Result;
+use crate::store::{Counters, EntryPhase, LineStatus, Store};
+use pshub_model::records::{LineKind, OwnerTeam};
+use pshub_model::{Currency, Money};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// Money per currency, kept at each currency's minor unit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Amounts(BTreeMap<Currency, Decimal>);
+
+impl Amounts {
+    pub fn add(&mut self, currency: Currency, amount: Decimal) {
+        let slot = self.0.entry(currency).or_insert_with(|| Money::zero(currency).amount());
+        *slot += amount;
+    }
+
+    pub fn get(&self, currency: Currency) -> Decimal {
+        self.0.get(&currency).copied().unwrap_or_else(|| Money::zero(currency).amount())
+    }
+
+    pub fn currencies(&self) -> impl Iterator<Item = Currency> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// As `{"EUR": "1234.50"}`, every currency of `all` present.
+    pub fn to_json(&self, all: &[Currency]) -> serde_json::Value {
+        let map = all
+            .iter()
+            .map(|c| (c.code().to_string(), serde_json::Value::String(self.get(*c).to_string())))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub counters: Counters,
+    pub accepted: u64,
+    pub lines_posted: u64,
+    pub reversals_posted: u64,
+    pub lines_undelivered: u64,
+    pub exceptions_by_owner: BTreeMap<OwnerTeam, u64>,
+    pub open_exceptions_by_owner: BTreeMap<OwnerTeam, u64>,
+    pub approved_entries: u64,
+    pub straight_through_entries: u64,
+    pub approved_value: Amounts,
+    pub posted_value: Amounts,
+    pub undelivered_value: Amounts,
+    pub held_value: Amounts,
+    pub written_off_value: Amounts,
+    pub held_unvalued: BTreeMap<OwnerTeam, u64>,
+}
+
+impl Summary {
+    pub fn compute(store: &mut dyn Store) -> Result<Self> {
+        let mut summary = Summary { counters: store.counters()?, ..Summary::default() };
+        summary.accepted = summary.counters.received
+            - summary.counters.duplicates
+            - summary.counters.conflicts
+            - summary.counters.quarantined;
+        store.each_entry(&mut |entry| {
+            let valued = entry.value.zip(entry.currency);
+            match entry.phase {
+                EntryPhase::Billed | EntryPhase::Held | EntryPhase::WrittenOff => {
+                    summary.approved_entries += 1;
+                    if let Some((amount, currency)) = valued {
+                        summary.approved_value.add(currency, amount);
+                    }
+                }
+                EntryPhase::Rejected | EntryPhase::NotBillable => {}
+            }
+            if entry.phase == EntryPhase::Billed && !entry.manual {
+                summary.straight_through_entries += 1;
+            }
+            if let (EntryPhase::WrittenOff, Some((amount, currency))) = (entry.phase, valued) {
+                summary.written_off_value.add(currency, amount);
+            }
+        })?;
+        store.each_line_amount(&mut |kind, status, currency, amount| match status {
+            LineStatus::Posted => {
+                summary.posted_value.add(currency, amount);
+                match kind {
+                    LineKind::Reversal => summary.reversals_posted += 1,
+                    _ => summary.lines_posted += 1,
+                }
+            }
+            LineStatus::Pending | LineStatus::Failed | LineStatus::Refused => {
+                summary.undelivered_value.add(currency, amount);
+                summary.lines_undelivered += 1;
+            }
+        })?;
+        let mut cases = Vec::new();
+        store.each_case(&mut |case| cases.push((case.owner, case.state, case.entry_row.is_some(), case.value.zip(case.currency))))?;
+        for (owner, state, holds_entry, value) in cases {
+            *summary.exceptions_by_owner.entry(owner).or_default() += 1;
+            if !state.is_open() {
+                continue;
+            }
+            *summary.open_exceptions_by_owner.entry(owner).or_default() += 1;
+            match (holds_entry, value) {
+                (true, Some((amount, currency))) => summary.held_value.add(currency, amount),
+                (true, None) => *summary.held_unvalued.entry(owner).or_default() += 1,
+                (false, _) => {}
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Every currency any figure mentions.
+    pub fn currencies(&self) -> Vec<Currency> {
+        let mut all: Vec<Currency> = [
+            &self.approved_value,
+            &self.posted_value,
+            &self.undelivered_value,
+            &self.held_value,
+            &self.written_off_value,
+        ]
+        .iter()
+        .flat_map(|a| a.currencies())
+        .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Currencies where approved value differs from posted + undelivered + held + written off.
+    pub fn conservation_breaks(&self) -> Vec<Currency> {
+        self.currencies()
+            .into_iter()
+            .filter(|c| {
+                let accounted = self.posted_value.get(*c)
+                    + self.undelivered_value.get(*c)
+                    + self.held_value.get(*c)
+                    + self.written_off_value.get(*c);
+                accounted != self.approved_value.get(*c)
+            })
+            .collect()
+    }
+
+    /// Share of approved billable entries posted with no manual step.
+    pub fn straight_through_rate(&self) -> Decimal {
+        if self.approved_entries == 0 {
+            return Decimal::ONE;
+        }
+        (Decimal::from(self.straight_through_entries) / Decimal::from(self.approved_entries)).round_dp(4)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let all = self.currencies();
+        let by_owner = |map: &BTreeMap<OwnerTeam, u64>| {
+            let object = OwnerTeam::ALL
+                .iter()
+                .map(|o| (o.as_str().to_string(), serde_json::Value::from(map.get(o).copied().unwrap_or(0))))
+                .collect();
+            serde_json::Value::Object(object)
+        };
+        let rate: serde_json::Number = self.straight_through_rate().to_string().parse().unwrap_or_else(|_| 0.into());
+        serde_json::json!({
+            "events": self.counters.received,
+            "accepted": self.accepted,
+            "duplicates_suppressed": self.counters.duplicates,
+            "conflicts": self.counters.conflicts,
+            "quarantined": self.counters.quarantined,
+            "lines_posted": self.lines_posted,
+            "reversals_posted": self.reversals_posted,
+            "lines_undelivered": self.lines_undelivered,
+            "exceptions_by_owner": by_owner(&self.exceptions_by_owner),
+            "open_exceptions_by_owner": by_owner(&self.open_exceptions_by_owner),
+            "straight_through_rate": rate,
+            "approved_value": self.approved_value.to_json(&all),
+            "posted_value": self.posted_value.to_json(&all),
+            "held_value": self.held_value.to_json(&all),
+            "undelivered_value": self.undelivered_value.to_json(&all),
+            "written_off_value": self.written_off_value.to_json(&all),
+            "held_unvalued": by_owner(&self.held_unvalued),
+            "conservation_holds": self.conservation_breaks().is_empty(),
+        })
+    }
+}
