@@ -51,4 +51,8 @@ pub trait ErpPort: Send + Sync {
     fn ensure_project(&self, project: &ProjectPosting) -> Result<String, ErpError>;
     /// Posts lines, one answer per line in order: the ERP's id for it, or why not.
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Result<String, ErpError>>;
+    /// What the target says of itself, for operators (counts, kind); never credentials.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }

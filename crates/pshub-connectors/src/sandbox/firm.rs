@@ -1,0 +1,495 @@
+//! A simulated consulting firm: its CRM closes deals, its HRIS hires, moves, sends on leave
+//! and terminates consultants, its PSA books them and approves their time and expenses.
+//! The events come with the faults of real life: consultants who log time after they left
+//! or while on leave, a rate card with a hole in it, bookings never approved, a contract
+//! that ended, expenses in a currency nobody quotes, typos in project codes, contractors
+//! unknown to the HRIS, approvals rejected after they were billed, events sent twice,
+//! malformed and conflicting events.
+//!
+//! Everything is derived from a seed, so a run is reproducible. Work events are produced
+//! lazily, so a benchmark can stream millions of them in little memory.
+
+use super::rng::Rng;
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+
+/// The shape of the firm and the month simulated.
+#[derive(Debug, Clone)]
+pub struct FirmSpec {
+    pub workers: usize,
+    pub projects: usize,
+    /// The first day of the month simulated.
+    pub month: NaiveDate,
+    /// About how many time entries and expenses to approve.
+    pub entries: usize,
+    pub seed: u64,
+    /// Whether to mix in the faults of real life.
+    pub faults: bool,
+}
+
+impl Default for FirmSpec {
+    fn default() -> Self {
+        FirmSpec {
+            workers: 200,
+            projects: 40,
+            month: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default(),
+            entries: 30_000,
+            seed: 2026,
+            faults: true,
+        }
+    }
+}
+
+struct Region {
+    name: &'static str,
+    currency: &'static str,
+    legal_entity: &'static str,
+    /// Percent applied to the base rate.
+    rate_percent: i64,
+}
+
+const REGIONS: [Region; 3] = [
+    Region { name: "emea", currency: "EUR", legal_entity: "DE01", rate_percent: 100 },
+    Region { name: "amer", currency: "USD", legal_entity: "US01", rate_percent: 110 },
+    Region { name: "apac", currency: "JPY", legal_entity: "JP01", rate_percent: 90 },
+];
+
+/// Roles with their base hourly bill rate in EUR.
+const ROLES: [(&str, i64); 5] =
+    [("analyst", 95), ("consultant", 140), ("senior_consultant", 185), ("manager", 230), ("architect", 260)];
+
+/// Units of each card's currency per EUR, for the simulated rate cards.
+const CARD_FACTOR: [(&str, i64); 3] = [("EUR", 100), ("USD", 108), ("JPY", 16_200)];
+
+/// The hole in a rate card: the USD card has no apac architect.
+const MISSING_RATE: (&str, &str, &str) = ("RC-USD", "architect", "apac");
+
+#[derive(Clone)]
+struct Worker {
+    id: String,
+    region: usize,
+    role: usize,
+    projects: Vec<usize>,
+    terminated_on: Option<NaiveDate>,
+    leave: Option<(NaiveDate, NaiveDate)>,
+    transfer: Option<(NaiveDate, usize)>,
+}
+
+struct ProjectPlan {
+    code: String,
+    currency: &'static str,
+    card: &'static str,
+    end: Option<NaiveDate>,
+}
+
+pub struct SimulatedFirm {
+    spec: FirmSpec,
+    workers: Vec<Worker>,
+    projects: Vec<ProjectPlan>,
+    /// Assignments left soft (never approved): (worker index, project index).
+    unapproved: Vec<(usize, usize)>,
+}
+
+fn envelope(source: &str, id: String, event_type: &str, day: NaiveDate, data: Value) -> Value {
+    json!({
+        "id": id,
+        "source": source,
+        "type": event_type,
+        "schema_version": 1,
+        "occurred_at": format!("{day}T18:00:00Z"),
+        "data": data,
+    })
+}
+
+fn money_text(cents: i64, currency: &str) -> String {
+    let scale = if currency == "JPY" { 0 } else { 2 };
+    let value = Decimal::new(cents, 2);
+    value.round_dp(scale).to_string()
+}
+
+impl SimulatedFirm {
+    pub fn new(spec: FirmSpec) -> Self {
+        let mut rng = Rng::new(spec.seed);
+        let projects: Vec<ProjectPlan> = (0..spec.projects.max(3))
+            .map(|i| {
+                let region = &REGIONS[i % REGIONS.len()];
+                // Every fifth project bills in USD off the EUR card: converted by FX.
+                let (currency, card) = if i % 5 == 4 { ("USD", "RC-EUR") } else { (region.currency, card_of(region.currency)) };
+                let end = (spec.faults && i == 1).then(|| spec.month + Duration::days(14));
+                ProjectPlan { code: format!("PRJ-{:04}", i + 1), currency, card, end }
+            })
+            .collect();
+        let mut workers = Vec::with_capacity(spec.workers);
+        let mut unapproved = Vec::new();
+        for i in 0..spec.workers {
+            let region = i % REGIONS.len();
+            let role = rng.below(ROLES.len() as u64) as usize;
+            let first = region + REGIONS.len() * rng.below((projects.len() / REGIONS.len()).max(1) as u64) as usize;
+            let mut assigned = vec![first.min(projects.len() - 1)];
+            if rng.chance(300_000) {
+                let second = rng.below(projects.len() as u64) as usize;
+                if !assigned.contains(&second) {
+                    assigned.push(second);
+                }
+            }
+            let mut worker = Worker {
+                id: format!("W-{:05}", i + 1),
+                region,
+                role,
+                projects: assigned,
+                terminated_on: None,
+                leave: None,
+                transfer: None,
+            };
+            if spec.faults {
+                match rng.below(100) {
+                    0 | 1 => worker.terminated_on = Some(spec.month + Duration::days(9 + rng.below(10) as i64)),
+                    2 | 3 => {
+                        let start = spec.month + Duration::days(4 + rng.below(5) as i64);
+                        worker.leave = Some((start, start + Duration::days(7)));
+                    }
+                    4 => worker.transfer = Some((spec.month + Duration::days(15), (region + 1) % REGIONS.len())),
+                    5..=7 => unapproved.push((i, worker.projects[0])),
+                    _ => {}
+                }
+            }
+            workers.push(worker);
+        }
+        SimulatedFirm { spec, workers, projects, unapproved }
+    }
+
+    /// Reference data in the order the systems would send it: FX and rate cards (ERP),
+    /// closed deals (CRM), hires and moves (HRIS), bookings (PSA).
+    pub fn reference_events(&self) -> Vec<Value> {
+        let spec = &self.spec;
+        let start = spec.month - Duration::days(5);
+        let mut events = Vec::new();
+        for (from, to, base) in [("EUR", "USD", 10_850), ("USD", "EUR", 9_217), ("JPY", "USD", 67), ("USD", "JPY", 1_500_000), ("EUR", "JPY", 1_620_000), ("JPY", "EUR", 62)] {
+            let mut day = start;
+            while day <= last_day(spec.month) {
+                let wobble = (day.ordinal() as i64 % 7) - 3;
+                let rate = Decimal::new(base * 1000 + base * wobble, 7).normalize();
+                events.push(envelope("erp", format!("fx-{from}{to}-{day}"), "fx_rate.upserted", day, json!({
+                    "from": from, "to": to, "rate": rate.to_string(), "valid_on": day.to_string(), "source": "ecb-reference"
+                })));
+                day += Duration::days(1);
+            }
+        }
+        for (currency, factor) in CARD_FACTOR {
+            events.push(self.rate_card(card_of(currency), currency, factor, spec.faults));
+        }
+        for (i, plan) in self.projects.iter().enumerate() {
+            let region = &REGIONS[i % REGIONS.len()];
+            let customer = format!("CUST-{:04}", i / 2 + 1);
+            events.push(envelope("crm", format!("crm-opp-{}", i + 1), "opportunity.closed_won", start, json!({
+                "opportunity_id": format!("OPP-{:04}", i + 1),
+                "customer": { "customer_id": customer, "legal_name": format!("Client {} GmbH", i / 2 + 1),
+                              "tax_id": format!("TX{:06}", i / 2 + 1), "country": "DE", "currency": plan.currency },
+                "contract": { "contract_id": format!("CTR-{:04}", i + 1), "billing_model": "time_and_materials",
+                              "currency": plan.currency, "rate_card_id": plan.card,
+                              "start": "2026-01-01", "end": plan.end.map(|d| d.to_string()) },
+                "project": { "project_code": plan.code, "name": format!("Engagement {}", i + 1),
+                             "legal_entity": region.legal_entity, "region": region.name, "service_line": "advisory" },
+            })));
+        }
+        for worker in &self.workers {
+            events.extend(self.worker_events(worker));
+        }
+        for (w, worker) in self.workers.iter().enumerate() {
+            for &p in &worker.projects {
+                let id = format!("A-{}-{}", worker.id, self.projects[p].code);
+                let assignment = |version: u32, state: &str| {
+                    envelope("psa", format!("psa-{id}-v{version}"), "assignment.changed", start, json!({
+                        "assignment_id": id, "version": version, "worker_id": worker.id,
+                        "project_code": self.projects[p].code, "role": ROLES[worker.role].0,
+                        "start": spec.month.to_string(), "end": last_day(spec.month).to_string(),
+                        "hours": "160", "state": state,
+                    }))
+                };
+                events.push(assignment(1, "soft"));
+                if !self.unapproved.contains(&(w, p)) {
+                    events.push(assignment(2, "approved"));
+                }
+            }
+        }
+        events
+    }
+
+    fn rate_card(&self, id: &str, currency: &str, factor: i64, with_hole: bool) -> Value {
+        let mut rates = Vec::new();
+        for (role, base) in ROLES {
+            for region in &REGIONS {
+                if with_hole && (id, role, region.name) == MISSING_RATE {
+                    continue;
+                }
+                let cents = base * factor * region.rate_percent / 100;
+                rates.push(json!({ "role": role, "region": region.name, "rate": money_text(cents, currency), "valid_from": "2026-01-01" }));
+            }
+        }
+        let version = if with_hole { 1 } else { 2 };
+        envelope("erp", format!("erp-{id}-v{version}"), "rate_card.upserted", self.spec.month - Duration::days(5), json!({
+            "rate_card_id": id, "currency": currency, "rates": rates,
+        }))
+    }
+
+    fn worker_events(&self, worker: &Worker) -> Vec<Value> {
+        let region = &REGIONS[worker.region];
+        let hired = self.spec.month - Duration::days(200);
+        let mut events = vec![envelope("hris", format!("hris-{}-hired", worker.id), "worker.hired", hired, json!({
+            "worker_id": worker.id, "effective_date": hired.to_string(), "legal_entity": region.legal_entity,
+            "region": region.name, "cost_center": format!("CC-{}", region.name), "role": ROLES[worker.role].0,
+            "grade": format!("G{}", worker.role + 1), "manager_id": null,
+        }))];
+        let simple = |kind: &str, day: NaiveDate| {
+            envelope("hris", format!("hris-{}-{kind}-{day}", worker.id), &format!("worker.{kind}"), day, json!({
+                "worker_id": worker.id, "effective_date": day.to_string(),
+            }))
+        };
+        if let Some(day) = worker.terminated_on {
+            events.push(simple("terminated", day));
+        }
+        if let Some((start, end)) = worker.leave {
+            events.push(simple("leave_started", start));
+            events.push(simple("leave_ended", end));
+        }
+        if let Some((day, to)) = worker.transfer {
+            let region = &REGIONS[to];
+            events.push(envelope("hris", format!("hris-{}-transferred-{day}", worker.id), "worker.transferred", day, json!({
+                "worker_id": worker.id, "effective_date": day.to_string(), "region": region.name,
+                "legal_entity": region.legal_entity, "cost_center": format!("CC-{}", region.name),
+            })));
+        }
+        events
+    }
+
+    /// Approved (and some rejected) time entries and expenses, produced lazily.
+    pub fn work_events(&self) -> WorkStream<'_> {
+        let days: Vec<NaiveDate> = (0..31)
+            .map(|d| self.spec.month + Duration::days(d))
+            .filter(|d| d.month() == self.spec.month.month() && !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+            .collect();
+        let worker_days = (self.workers.len() * days.len()).max(1);
+        let per_day_tenths = (self.spec.entries * 10 * 93 / 100 / worker_days).max(10);
+        WorkStream {
+            firm: self,
+            rng: Rng::new(self.spec.seed ^ 0x5eed),
+            days,
+            per_day_tenths,
+            day: 0,
+            worker: 0,
+            entry_seq: 0,
+            expense_seq: 0,
+            queue: VecDeque::new(),
+            delayed: VecDeque::new(),
+            emitted: 0,
+            extras_done: false,
+        }
+    }
+
+    /// What the firm's finance team sends once it notices the hole in the rate card.
+    pub fn rate_card_fix(&self) -> Value {
+        self.rate_card("RC-USD", "USD", 108, false)
+    }
+}
+
+fn card_of(currency: &str) -> &'static str {
+    match currency {
+        "USD" => "RC-USD",
+        "JPY" => "RC-JPY",
+        _ => "RC-EUR",
+    }
+}
+
+fn last_day(month: NaiveDate) -> NaiveDate {
+    let next = if month.month() == 12 {
+        NaiveDate::from_ymd_opt(month.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(month.year(), month.month() + 1, 1)
+    };
+    next.map_or(month, |n| n - Duration::days(1))
+}
+
+/// The lazy stream of work events; see [`SimulatedFirm::work_events`].
+pub struct WorkStream<'a> {
+    firm: &'a SimulatedFirm,
+    rng: Rng,
+    days: Vec<NaiveDate>,
+    /// Mean time entries per worker-day, in tenths.
+    per_day_tenths: usize,
+    day: usize,
+    worker: usize,
+    entry_seq: u64,
+    expense_seq: u64,
+    queue: VecDeque<Value>,
+    /// Events to send again later: (emit when this many have gone out, event).
+    delayed: VecDeque<(u64, Value)>,
+    emitted: u64,
+    extras_done: bool,
+}
+
+impl WorkStream<'_> {
+    fn fill(&mut self) {
+        if self.day >= self.days.len() {
+            if !self.extras_done {
+                self.extras_done = true;
+                self.extras();
+            }
+            return;
+        }
+        let day = self.days[self.day];
+        let firm = self.firm;
+        let worker = &firm.workers[self.worker];
+        self.worker += 1;
+        if self.worker == firm.workers.len() {
+            self.worker = 0;
+            self.day += 1;
+        }
+        let tenths = self.per_day_tenths;
+        let count = (tenths / 10 + usize::from(self.rng.below(10) < (tenths % 10) as u64)).max(1);
+        // 8 hours split into `count` parts in quarter hours (at least a quarter each).
+        let quarters = 32usize.max(count);
+        let mut parts = vec![1usize; count];
+        for _ in count..quarters {
+            let i = self.rng.below(count as u64) as usize;
+            parts[i] += 1;
+        }
+        let project = *self.rng.pick(&worker.projects);
+        for part in parts {
+            self.entry_seq += 1;
+            let hours = Decimal::new(part as i64 * 25, 2).normalize();
+            let billable = self.rng.below(100) < 92;
+            let mut project_code = firm.projects[project].code.clone();
+            if firm.spec.faults && self.rng.chance(500) {
+                project_code = project_code.replace("PRJ-0", "PRJ-O"); // a typo in the PSA
+            }
+            self.push_entry(&worker.id, &project_code, day, hours, billable);
+        }
+        if self.rng.chance(70_000) {
+            self.expense(worker, project, day);
+        }
+        if firm.spec.faults && self.rng.chance(4_000) {
+            // A contractor the HRIS has never heard of.
+            self.push_entry("C-90001", &firm.projects[project].code, day, Decimal::from(4), true);
+        }
+    }
+
+    fn push_entry(&mut self, worker: &str, project: &str, day: NaiveDate, hours: Decimal, billable: bool) {
+        let entry_id = format!("T{:08}", self.entry_seq);
+        let data = json!({
+            "entry_id": entry_id, "worker_id": worker, "project_code": project,
+            "work_date": day.to_string(), "hours": hours.to_string(), "billable": billable,
+        });
+        let event = envelope("psa", format!("psa-{entry_id}-approved-1"), "time_entry.approved", day, data.clone());
+        self.schedule_faults(&event, &entry_id, "time_entry", data, day);
+        self.queue.push_back(event);
+    }
+
+    fn expense(&mut self, worker: &Worker, project: usize, day: NaiveDate) {
+        self.expense_seq += 1;
+        let expense_id = format!("X{:07}", self.expense_seq);
+        let mut currency = REGIONS[worker.region].currency;
+        if self.firm.spec.faults && self.rng.chance(30_000) {
+            currency = "GBP"; // a trip to London: nobody sends a GBP rate
+        }
+        let cents = 2_000 + self.rng.below(40_000) as i64;
+        let amount = if currency == "JPY" { money_text(cents * 160, currency) } else { money_text(cents, currency) };
+        let category = *self.rng.pick(&["travel", "lodging", "meals"]);
+        let data = json!({
+            "expense_id": expense_id, "worker_id": worker.id, "project_code": self.firm.projects[project].code,
+            "spent_on": day.to_string(), "amount": amount, "currency": currency, "category": category, "billable": true,
+        });
+        let event = envelope("psa", format!("psa-{expense_id}-approved-1"), "expense.approved", day, data.clone());
+        self.schedule_faults(&event, &expense_id, "expense", data, day);
+        self.queue.push_back(event);
+    }
+
+    /// Re-sends, late rejections and re-approvals of the event just made.
+    fn schedule_faults(&mut self, event: &Value, id: &str, record: &str, data: Value, day: NaiveDate) {
+        if !self.firm.spec.faults {
+            return;
+        }
+        let later = self.emitted + 500 + self.rng.below(5_000);
+        if self.rng.chance(10_000) {
+            self.delayed.push_back((later, event.clone()));
+        }
+        if self.rng.chance(8_000) {
+            let rejected = envelope("psa", format!("psa-{id}-rejected-1"), &format!("{record}.rejected"), day, data.clone());
+            self.delayed.push_back((later, rejected));
+            if self.rng.chance(250_000) {
+                let again = envelope("psa", format!("psa-{id}-approved-2"), &format!("{record}.approved"), day, data);
+                self.delayed.push_back((later + 1_000, again));
+            }
+        }
+    }
+
+    /// Malformed and conflicting events, sent once at the end.
+    fn extras(&mut self) {
+        if !self.firm.spec.faults {
+            return;
+        }
+        let day = self.days.last().copied().unwrap_or(self.firm.spec.month);
+        let worker = &self.firm.workers[0];
+        let project = &self.firm.projects[worker.projects[0]].code;
+        for i in 0..5 {
+            self.queue.push_back(envelope("psa", format!("psa-bad-{i}"), "time_entry.approved", day, json!({
+                "entry_id": format!("TBAD{i}"), "worker_id": worker.id, "project_code": project,
+                "work_date": day.to_string(), "hours": "7,5", "billable": true,
+            })));
+        }
+        for i in 1..=5u64 {
+            let entry_id = format!("T{:08}", i * 7);
+            self.queue.push_back(envelope("psa", format!("psa-{entry_id}-approved-1"), "time_entry.approved", day, json!({
+                "entry_id": entry_id, "worker_id": worker.id, "project_code": project,
+                "work_date": day.to_string(), "hours": "12", "billable": true,
+            })));
+        }
+    }
+}
+
+impl Iterator for WorkStream<'_> {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some((due, _)) = self.delayed.front()
+                && (*due <= self.emitted || (self.queue.is_empty() && self.extras_done))
+            {
+                self.emitted += 1;
+                return self.delayed.pop_front().map(|(_, event)| event);
+            }
+            if let Some(event) = self.queue.pop_front() {
+                self.emitted += 1;
+                return Some(event);
+            }
+            if self.extras_done {
+                return self.delayed.pop_front().map(|(_, event)| event);
+            }
+            self.fill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pshub_model::Event;
+
+    #[test]
+    fn the_default_firm_is_about_the_promised_size_and_parses() {
+        let firm = SimulatedFirm::new(FirmSpec::default());
+        let reference = firm.reference_events();
+        let work: Vec<Value> = firm.work_events().collect();
+        assert!((25_000..36_000).contains(&work.len()), "{} work events", work.len());
+        let invalid = reference.iter().chain(&work).filter(|e| Event::parse(e, |_| true).is_err()).count();
+        assert_eq!(invalid, 5, "only the five deliberately malformed events fail to parse");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_firm() {
+        let a: Vec<Value> = SimulatedFirm::new(FirmSpec::default()).work_events().take(500).collect();
+        let b: Vec<Value> = SimulatedFirm::new(FirmSpec::default()).work_events().take(500).collect();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,184 @@
+//! Column lists and row decoders. Money and quantities are stored as decimal text and read
+//! back exactly; a value that does not parse is reported as a conversion error.
+
+use chrono::NaiveDate;
+use pshub_engine::store::*;
+use pshub_model::Currency;
+use pshub_model::records::{ExceptionState, LineKind, OwnerTeam};
+use rusqlite::Row;
+use rusqlite::types::Type;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+fn bad(index: usize, what: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, format!("{what} '{text}'").into())
+}
+
+pub fn parse_col<T>(row: &Row, index: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| bad(index, "unexpected value", &text))
+}
+
+pub fn decimal_col(row: &Row, index: usize) -> rusqlite::Result<Decimal> {
+    let text: String = row.get(index)?;
+    Decimal::from_str(&text).map_err(|_| bad(index, "not a decimal:", &text))
+}
+
+fn opt_decimal_col(row: &Row, index: usize) -> rusqlite::Result<Option<Decimal>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| Decimal::from_str(&t).map_err(|_| bad(index, "not a decimal:", &t))).transpose()
+}
+
+pub fn currency_col(row: &Row, index: usize) -> rusqlite::Result<Currency> {
+    let text: String = row.get(index)?;
+    Currency::parse(&text).map_err(|_| bad(index, "not a currency:", &text))
+}
+
+fn opt_currency_col(row: &Row, index: usize) -> rusqlite::Result<Option<Currency>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| Currency::parse(&t).map_err(|_| bad(index, "not a currency:", &t))).transpose()
+}
+
+fn date_col(row: &Row, index: usize) -> rusqlite::Result<NaiveDate> {
+    let text: String = row.get(index)?;
+    NaiveDate::from_str(&text).map_err(|_| bad(index, "not a date:", &text))
+}
+
+pub const INBOX_SELECT: &str =
+    "SELECT seq, source, event_id, event_type, business_key, correlation_id, occurred_at, received_at, data, reference FROM inbox";
+
+pub fn inbox_row(r: &Row) -> rusqlite::Result<InboxRow> {
+    Ok(InboxRow {
+        seq: r.get(0)?,
+        source: r.get(1)?,
+        event_id: r.get(2)?,
+        event_type: r.get(3)?,
+        business_key: r.get(4)?,
+        correlation_id: r.get(5)?,
+        occurred_at: r.get(6)?,
+        received_at: r.get(7)?,
+        data: r.get(8)?,
+        reference: r.get(9)?,
+    })
+}
+
+pub const QUARANTINE_SELECT: &str =
+    "SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq FROM quarantine";
+
+pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
+    Ok(QuarantineRow {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        event_id: r.get(2)?,
+        raw: r.get(3)?,
+        field: r.get(4)?,
+        reason: r.get(5)?,
+        received_at: r.get(6)?,
+        state: r.get(7)?,
+        replayed_seq: r.get(8)?,
+    })
+}
+
+pub const CONFLICT_SELECT: &str = "SELECT id, source, event_id, original_seq, event_type, data, received_at FROM conflicts";
+
+pub fn conflict_row(r: &Row) -> rusqlite::Result<ConflictRow> {
+    Ok(ConflictRow {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        event_id: r.get(2)?,
+        original_seq: r.get(3)?,
+        event_type: r.get(4)?,
+        data: r.get(5)?,
+        received_at: r.get(6)?,
+    })
+}
+
+pub const ENTRY_SELECT: &str =
+    "SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual FROM entries";
+
+pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
+    Ok(EntryRow {
+        row_id: r.get(0)?,
+        kind: parse_col(r, 1, EntryKind::parse)?,
+        entry_id: r.get(2)?,
+        phase: parse_col(r, 3, EntryPhase::parse)?,
+        event_seq: r.get(4)?,
+        fingerprint: r.get::<_, i64>(5)? as u64,
+        line_id: r.get(6)?,
+        case_id: r.get(7)?,
+        value: opt_decimal_col(r, 8)?,
+        currency: opt_currency_col(r, 9)?,
+        manual: r.get(10)?,
+    })
+}
+
+pub const LINE_SELECT: &str = "SELECT id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
+    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at FROM lines";
+
+pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
+    Ok(LineRow {
+        id: r.get(0)?,
+        kind: parse_col(r, 1, LineKind::parse)?,
+        status: parse_col(r, 2, LineStatus::parse)?,
+        erp_id: r.get(3)?,
+        entry_row: r.get(4)?,
+        source_id: r.get(5)?,
+        event_seq: r.get(6)?,
+        project_code: r.get(7)?,
+        worker_id: r.get(8)?,
+        date: date_col(r, 9)?,
+        quantity: decimal_col(r, 10)?,
+        rate: decimal_col(r, 11)?,
+        rate_currency: currency_col(r, 12)?,
+        fx_rate: opt_decimal_col(r, 13)?,
+        amount: decimal_col(r, 14)?,
+        currency: currency_col(r, 15)?,
+        tax_code: r.get(16)?,
+        billing_class: r.get(17)?,
+        reverses: r.get(18)?,
+        correlation_id: r.get(19)?,
+        created_at: r.get(20)?,
+        posted_at: r.get(21)?,
+    })
+}
+
+pub const OUTBOX_SELECT: &str = "SELECT id, target, operation, subject, idempotency_key, state, attempts, next_attempt_at, last_error, correlation_id FROM outbox";
+
+pub fn outbox_row(r: &Row) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        operation: parse_col(r, 2, Operation::parse)?,
+        subject: r.get(3)?,
+        idempotency_key: r.get(4)?,
+        state: parse_col(r, 5, OutboxState::parse)?,
+        attempts: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        last_error: r.get(8)?,
+        correlation_id: r.get(9)?,
+    })
+}
+
+pub const CASE_SELECT: &str = "SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
+    entry_row, outbox_id, value, currency, created_at, updated_at, resolution FROM cases";
+
+pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
+    Ok(CaseRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        owner: parse_col(r, 2, OwnerTeam::parse)?,
+        business_key: r.get(3)?,
+        state: parse_col(r, 4, ExceptionState::parse)?,
+        reason: r.get(5)?,
+        suggested_fix: r.get(6)?,
+        correlation_id: r.get(7)?,
+        event_seq: r.get(8)?,
+        entry_row: r.get(9)?,
+        outbox_id: r.get(10)?,
+        value: opt_decimal_col(r, 11)?,
+        currency: opt_currency_col(r, 12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        resolution: r.get(15)?,
+    })
+}
