@@ -1,1 +1,79 @@
-fn main() {}
+//! `pshub`: the integration hub's one binary.
+
+mod bench;
+mod demo;
+mod send;
+mod serve;
+mod token;
+mod wiring;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "pshub", version, about = "The integration hub for professional-services firms")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API over the store in the data folder.
+    Serve(serve::ServeArgs),
+    /// Simulate a month of a 200-person consulting firm through the real engine, then serve it.
+    Demo(demo::DemoArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Send events to a running hub.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Measure the hub on this machine.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line, and stored hashed.
+    Create(token::CreateArgs),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Send a file of events, one JSON object per line.
+    Send(send::SendArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Approved time to posted invoice lines, the whole path with durable commits.
+    TimeToBill(bench::TimeToBillArgs),
+}
+
+/// The data folder flag shared by the commands that open the store.
+#[derive(clap::Args, Clone)]
+pub struct DataDir {
+    /// Folder of the embedded store.
+    #[arg(long = "data-dir", env = "PSHUB_DATA_DIR", default_value = "./pshub-data")]
+    pub path: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Token { command: TokenCommand::Create(args) } => token::create(args),
+        Command::Events { command: EventsCommand::Send(args) } => send::run(args),
+        Command::Bench { command: BenchCommand::TimeToBill(args) } => bench::time_to_bill(args),
+    }
+}

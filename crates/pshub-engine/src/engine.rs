@@ -48,6 +48,11 @@ impl Engine {
         }))
     }
 
+    /// What the ERP port says of itself, for operators.
+    pub fn describe_erp(&self) -> serde_json::Value {
+        self.erp.describe()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -357,7 +357,6 @@ impl WorkStream<'_> {
         }
         let project = *self.rng.pick(&worker.projects);
         for part in parts {
-            self.entry_seq += 1;
             let hours = Decimal::new(part as i64 * 25, 2).normalize();
             let billable = self.rng.below(100) < 92;
             let mut project_code = firm.projects[project].code.clone();
@@ -376,6 +375,7 @@ impl WorkStream<'_> {
     }
 
     fn push_entry(&mut self, worker: &str, project: &str, day: NaiveDate, hours: Decimal, billable: bool) {
+        self.entry_seq += 1;
         let entry_id = format!("T{:08}", self.entry_seq);
         let data = json!({
             "entry_id": entry_id, "worker_id": worker, "project_code": project,

@@ -1,0 +1,4 @@
+pub mod events;
+pub mod exceptions;
+pub mod lines;
+pub mod ops;
