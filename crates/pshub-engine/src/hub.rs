@@ -668,9 +668,7 @@ impl Hub {
         item.attempts = 0;
         item.next_attempt_at = now.timestamp_millis();
         if item.operation == Operation::PostLine {
-            let mut line = self.find_line(commit, item.subject)?;
-            line.status = LineStatus::Pending;
-            commit.lines.push(line);
+            commit.line_updates.push(LineUpdate { id: item.subject, status: LineStatus::Pending, erp_id: None, posted_at: None });
         }
         commit.steps.push(StepRow {
             correlation_id: item.correlation_id.clone(),
@@ -678,7 +676,7 @@ impl Hub {
             step: "replayed".into(),
             detail: format!("outbox item {outbox_id} ({}): {note}", item.idempotency_key),
         });
-        commit.outbox.push(item);
+        commit.outbox_updates.push(item.update());
         Ok(())
     }
 
@@ -733,25 +731,19 @@ impl Hub {
 
     /// Due outbox items, with what to send for each.
     pub fn claim_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
-        let items = self.store.due_outbox(now.timestamp_millis(), limit)?;
-        let mut deliveries = Vec::with_capacity(items.len());
-        for item in items {
+        let due = self.store.due_deliveries(now.timestamp_millis(), limit)?;
+        let mut deliveries = Vec::with_capacity(due.len());
+        for DueDelivery { item, line, reverses_erp_id } in due {
             match item.operation {
                 Operation::PostLine => {
-                    let Some(line) = self.store.line(item.subject)? else {
+                    let Some(line) = line else {
                         return Err(EngineError::Store(format!("outbox item {} names missing line {}", item.id, item.subject)));
                     };
-                    let reverses_erp_id = match line.reverses {
-                        None => None,
-                        Some(original) => match self.store.line(original)?.and_then(|l| l.erp_id) {
-                            Some(erp_id) => Some(erp_id),
-                            None => {
-                                let why = format!("line {original} that it reverses is not posted yet");
-                                deliveries.push(Delivery::Blocked { item, line: Box::new(line), why });
-                                continue;
-                            }
-                        },
-                    };
+                    if let (Some(original), None) = (line.reverses, &reverses_erp_id) {
+                        let why = format!("line {original} that it reverses is not posted yet");
+                        deliveries.push(Delivery::Blocked { item, line: Box::new(line), why });
+                        continue;
+                    }
                     let posting = LinePosting {
                         idempotency_key: item.idempotency_key.clone(),
                         kind: line.kind.as_str(),
@@ -804,12 +796,14 @@ impl Hub {
                 Ok(erp_id) => {
                     item.state = OutboxState::Delivered;
                     item.last_error = None;
-                    if let Some(mut line) = line {
-                        line.status = LineStatus::Posted;
-                        line.erp_id = Some(erp_id);
-                        line.posted_at = Some(stamp(now));
+                    if let Some(line) = line {
                         self.metrics.record_posted(line.kind);
-                        commit.lines.push(line);
+                        commit.line_updates.push(LineUpdate {
+                            id: line.id,
+                            status: LineStatus::Posted,
+                            erp_id: Some(erp_id),
+                            posted_at: Some(stamp(now)),
+                        });
                     }
                 }
                 Err(ErpError::Technical { message, retry_after }) => {
@@ -835,9 +829,8 @@ impl Hub {
                                 step: "dead-lettered".into(),
                                 detail: format!("{} after {} attempts", item.idempotency_key, item.attempts),
                             });
-                            if let Some(mut line) = line {
-                                line.status = LineStatus::Failed;
-                                commit.lines.push(line);
+                            if let Some(line) = line {
+                                commit.line_updates.push(LineUpdate { id: line.id, status: LineStatus::Failed, erp_id: None, posted_at: None });
                             }
                         }
                     }
@@ -866,13 +859,12 @@ impl Hub {
                         resolution: None,
                     });
                     self.metrics.cases_opened.inc();
-                    if let Some(mut line) = line {
-                        line.status = LineStatus::Refused;
-                        commit.lines.push(line);
+                    if let Some(line) = line {
+                        commit.line_updates.push(LineUpdate { id: line.id, status: LineStatus::Refused, erp_id: None, posted_at: None });
                     }
                 }
             }
-            commit.outbox.push(item);
+            commit.outbox_updates.push(item.update());
         }
         self.write(&commit)
     }

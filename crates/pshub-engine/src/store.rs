@@ -262,6 +262,16 @@ pub struct CaseRow {
     pub resolution: Option<String>,
 }
 
+/// An outbox item due for delivery, with what it needs read in the same query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDelivery {
+    pub item: OutboxRow,
+    /// The line a `post_line` item posts.
+    pub line: Option<LineRow>,
+    /// For a reversal: the ERP id of the line it cancels, once that line is posted.
+    pub reverses_erp_id: Option<String>,
+}
+
 /// A notable step on a transaction's timeline that no other row records (a failed
 /// attempt, a resolution, a replay).
 #[derive(Debug, Clone, PartialEq)]
@@ -290,7 +300,40 @@ impl Counters {
     }
 }
 
-/// Everything one durable transaction writes. Rows with an existing id replace it.
+/// A line's delivery moved on: the only fields of a line that change after it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineUpdate {
+    pub id: i64,
+    pub status: LineStatus,
+    pub erp_id: Option<String>,
+    pub posted_at: Option<String>,
+}
+
+/// An outbox item's delivery moved on: the only fields of an item that change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxUpdate {
+    pub id: i64,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn update(&self) -> OutboxUpdate {
+        OutboxUpdate {
+            id: self.id,
+            state: self.state,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+        }
+    }
+}
+
+/// Everything one durable transaction writes. New lines and outbox items are inserted and
+/// later change only through their updates; entries, cases and quarantine rows are written
+/// whole, replacing the row with the same id.
 #[derive(Debug, Default)]
 pub struct Commit {
     pub inbox: Vec<InboxRow>,
@@ -298,7 +341,9 @@ pub struct Commit {
     pub conflicts: Vec<ConflictRow>,
     pub entries: Vec<EntryRow>,
     pub lines: Vec<LineRow>,
+    pub line_updates: Vec<LineUpdate>,
     pub outbox: Vec<OutboxRow>,
+    pub outbox_updates: Vec<OutboxUpdate>,
     pub cases: Vec<CaseRow>,
     pub steps: Vec<StepRow>,
     pub counters: Counters,
@@ -311,7 +356,9 @@ impl Commit {
             && self.conflicts.is_empty()
             && self.entries.is_empty()
             && self.lines.is_empty()
+            && self.line_updates.is_empty()
             && self.outbox.is_empty()
+            && self.outbox_updates.is_empty()
             && self.cases.is_empty()
             && self.steps.is_empty()
             && self.counters == Counters::default()
@@ -399,8 +446,8 @@ pub trait Store: Send {
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
     fn cases(&mut self, filter: &CaseFilter, page: Page) -> Result<Vec<CaseRow>>;
     fn outbox_item(&mut self, id: i64) -> Result<Option<OutboxRow>>;
-    /// Pending items due at `now_ms`, oldest first.
-    fn due_outbox(&mut self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+    /// Pending items due at `now_ms`, oldest first, with the line each posts.
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>>;
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>>;
     fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
     fn counters(&mut self) -> Result<Counters>;

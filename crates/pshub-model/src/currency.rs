@@ -2,15 +2,22 @@
 
 use std::fmt;
 
-/// Active ISO 4217 codes (list of 2024) with the number of digits after the decimal point.
-/// Codes not listed in [`MINOR_UNIT_EXCEPTIONS`] have two.
-const CODES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV \
-BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP \
-ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD \
-JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR \
-MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF \
-SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH \
-UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
+/// Active ISO 4217 codes (list of 2024), sorted for binary search. Codes not listed in
+/// [`MINOR_UNIT_EXCEPTIONS`] have two digits after the decimal point.
+const CODES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+    "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK",
+    "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF",
+    "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD",
+    "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN",
+    "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP",
+    "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
+    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
+    "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
 
 const MINOR_UNIT_EXCEPTIONS: &[(&str, u32)] = &[
     ("BHD", 3), ("BIF", 0), ("CLF", 4), ("CLP", 0), ("DJF", 0), ("GNF", 0), ("IQD", 3),
@@ -30,7 +37,7 @@ impl Currency {
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
             return Err(format!("'{code}' is not an ISO 4217 code (three upper-case letters)"));
         }
-        if !CODES.split_ascii_whitespace().any(|known| known == code) {
+        if CODES.binary_search(&code).is_err() {
             return Err(format!("'{code}' is not an active ISO 4217 currency"));
         }
         Ok(Currency([bytes[0], bytes[1], bytes[2]]))
@@ -44,9 +51,8 @@ impl Currency {
     /// Digits after the decimal point in this currency's minor unit (JPY 0, EUR 2, BHD 3).
     pub fn minor_units(&self) -> u32 {
         MINOR_UNIT_EXCEPTIONS
-            .iter()
-            .find(|(code, _)| *code == self.code())
-            .map_or(2, |(_, units)| *units)
+            .binary_search_by(|(code, _)| (*code).cmp(self.code()))
+            .map_or(2, |at| MINOR_UNIT_EXCEPTIONS[at].1)
     }
 }
 
@@ -87,6 +93,12 @@ mod tests {
         check("EU", Err(()));
         check("ABC", Err(()));
         check("EURO", Err(()));
+    }
+
+    #[test]
+    fn tables_are_sorted_for_binary_search() {
+        assert!(CODES.windows(2).all(|w| w[0] < w[1]));
+        assert!(MINOR_UNIT_EXCEPTIONS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]

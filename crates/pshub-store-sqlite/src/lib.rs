@@ -83,8 +83,11 @@ impl SqliteStore {
                 stmt.execute(params![r.id, r.source, r.event_id, r.original_seq, r.event_type, r.data, r.received_at])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (row_id) DO UPDATE SET phase = excluded.phase, event_seq = excluded.event_seq,
+                    fingerprint = excluded.fingerprint, line_id = excluded.line_id, case_id = excluded.case_id,
+                    value = excluded.value, currency = excluded.currency, manual = excluded.manual",
             )?;
             for r in &commit.entries {
                 stmt.execute(params![
@@ -93,7 +96,7 @@ impl SqliteStore {
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO lines (id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
+                "INSERT INTO lines (id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
                     quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?;
@@ -106,7 +109,7 @@ impl SqliteStore {
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO outbox (id, target, operation, subject, idempotency_key, state, attempts, next_attempt_at, last_error, correlation_id)
+                "INSERT INTO outbox (id, target, operation, subject, idempotency_key, state, attempts, next_attempt_at, last_error, correlation_id)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?;
             for r in &commit.outbox {
@@ -115,10 +118,21 @@ impl SqliteStore {
                     r.next_attempt_at, r.last_error, r.correlation_id
                 ])?;
             }
+            let mut stmt = tx.prepare_cached("UPDATE lines SET status = ?, erp_id = ?, posted_at = ? WHERE id = ?")?;
+            for u in &commit.line_updates {
+                stmt.execute(params![u.status.as_str(), u.erp_id, u.posted_at, u.id])?;
+            }
+            let mut stmt =
+                tx.prepare_cached("UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")?;
+            for u in &commit.outbox_updates {
+                stmt.execute(params![u.state.as_str(), u.attempts, u.next_attempt_at, u.last_error, u.id])?;
+            }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
+                "INSERT INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
                     entry_row, outbox_id, value, currency, created_at, updated_at, resolution)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, event_seq = excluded.event_seq,
+                    value = excluded.value, currency = excluded.currency, updated_at = excluded.updated_at, resolution = excluded.resolution",
             )?;
             for r in &commit.cases {
                 stmt.execute(params![
@@ -276,12 +290,8 @@ impl Store for SqliteStore {
         self.one(&format!("{OUTBOX_SELECT} WHERE id = ?"), &[&id], outbox_row)
     }
 
-    fn due_outbox(&mut self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>> {
-        self.query(
-            &format!("{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"),
-            &[&now_ms, &limit],
-            outbox_row,
-        )
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>> {
+        self.query(DUE_SELECT, &[&now_ms, &limit], due_delivery)
     }
 
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>> {

@@ -116,29 +116,34 @@ pub const LINE_SELECT: &str = "SELECT id, kind, status, erp_id, entry_row, sourc
     quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at FROM lines";
 
 pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
+    line_row_at(r, 0)
+}
+
+/// A line whose columns start at `at` (in [`LINE_SELECT`]'s order).
+fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
     Ok(LineRow {
-        id: r.get(0)?,
-        kind: parse_col(r, 1, LineKind::parse)?,
-        status: parse_col(r, 2, LineStatus::parse)?,
-        erp_id: r.get(3)?,
-        entry_row: r.get(4)?,
-        source_id: r.get(5)?,
-        event_seq: r.get(6)?,
-        project_code: r.get(7)?,
-        worker_id: r.get(8)?,
-        date: date_col(r, 9)?,
-        quantity: decimal_col(r, 10)?,
-        rate: decimal_col(r, 11)?,
-        rate_currency: currency_col(r, 12)?,
-        fx_rate: opt_decimal_col(r, 13)?,
-        amount: decimal_col(r, 14)?,
-        currency: currency_col(r, 15)?,
-        tax_code: r.get(16)?,
-        billing_class: r.get(17)?,
-        reverses: r.get(18)?,
-        correlation_id: r.get(19)?,
-        created_at: r.get(20)?,
-        posted_at: r.get(21)?,
+        id: r.get(at)?,
+        kind: parse_col(r, at + 1, LineKind::parse)?,
+        status: parse_col(r, at + 2, LineStatus::parse)?,
+        erp_id: r.get(at + 3)?,
+        entry_row: r.get(at + 4)?,
+        source_id: r.get(at + 5)?,
+        event_seq: r.get(at + 6)?,
+        project_code: r.get(at + 7)?,
+        worker_id: r.get(at + 8)?,
+        date: date_col(r, at + 9)?,
+        quantity: decimal_col(r, at + 10)?,
+        rate: decimal_col(r, at + 11)?,
+        rate_currency: currency_col(r, at + 12)?,
+        fx_rate: opt_decimal_col(r, at + 13)?,
+        amount: decimal_col(r, at + 14)?,
+        currency: currency_col(r, at + 15)?,
+        tax_code: r.get(at + 16)?,
+        billing_class: r.get(at + 17)?,
+        reverses: r.get(at + 18)?,
+        correlation_id: r.get(at + 19)?,
+        created_at: r.get(at + 20)?,
+        posted_at: r.get(at + 21)?,
     })
 }
 
@@ -181,4 +186,26 @@ pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
         updated_at: r.get(14)?,
         resolution: r.get(15)?,
     })
+}
+
+/// Due outbox items joined with the line each posts and, for a reversal, the original's
+/// ERP id: one query for a whole delivery batch.
+pub const DUE_SELECT: &str = "SELECT o.id, o.target, o.operation, o.subject, o.idempotency_key, o.state, o.attempts,
+    o.next_attempt_at, o.last_error, o.correlation_id,
+    l.id, l.kind, l.status, l.erp_id, l.entry_row, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date,
+    l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses,
+    l.correlation_id, l.created_at, l.posted_at, original.erp_id
+    FROM outbox o
+    LEFT JOIN lines l ON o.operation = 'post_line' AND l.id = o.subject
+    LEFT JOIN lines original ON original.id = l.reverses
+    WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?";
+
+pub fn due_delivery(r: &Row) -> rusqlite::Result<DueDelivery> {
+    let item = outbox_row(r)?;
+    let line_id: Option<i64> = r.get(10)?;
+    let line = match line_id {
+        None => None,
+        Some(_) => Some(line_row_at(r, 10)?),
+    };
+    Ok(DueDelivery { item, line, reverses_erp_id: r.get(32)? })
 }
