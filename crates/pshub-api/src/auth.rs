@@ -22,7 +22,15 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [Role::Admin, Role::Integration, Role::Finance, Role::Pmo, Role::Hr, Role::Auditor, Role::Viewer];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::Integration,
+        Role::Finance,
+        Role::Pmo,
+        Role::Hr,
+        Role::Auditor,
+        Role::Viewer,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -72,9 +80,15 @@ fn unauthorized(message: &str) -> ApiError {
 
 /// Refuses a request without a valid `Authorization: Bearer <token>` with 401, and hands
 /// the token's role to the handlers.
-pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let Some(header) = request.headers().get(header::AUTHORIZATION) else {
-        return Err(unauthorized("the Authorization header is missing; send 'Authorization: Bearer <token>' (create one with 'pshub token create --role ROLE')"));
+        return Err(unauthorized(
+            "the Authorization header is missing; send 'Authorization: Bearer <token>' (create one with 'pshub token create --role ROLE')",
+        ));
     };
     let token = header
         .to_str()
@@ -82,11 +96,16 @@ pub async fn require_token(State(state): State<AppState>, mut request: Request, 
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("the Authorization header is not of the form 'Bearer <token>'"))?;
+        .ok_or_else(|| {
+            unauthorized("the Authorization header is not of the form 'Bearer <token>'")
+        })?;
     let hash = hash_token(token);
     let engine = state.engine.clone();
     let role = blocking(move || engine.with_hub(|hub| hub.store().token_role(&hash))).await??;
-    let role = role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("the token is not valid"))?;
+    let role = role
+        .as_deref()
+        .and_then(Role::parse)
+        .ok_or_else(|| unauthorized("the token is not valid"))?;
     request.extensions_mut().insert(role);
     Ok(next.run(request).await)
 }
@@ -96,6 +115,10 @@ pub fn check(allowed: bool, role: Role, action: &str) -> Result<(), ApiError> {
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("the {} role may not {action}", role.as_str())))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the {} role may not {action}", role.as_str()),
+        ))
     }
 }

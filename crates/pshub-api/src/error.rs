@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -33,7 +37,11 @@ impl ApiError {
 
     /// The store failed: nothing was acknowledged, the client may retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
     }
 }
 
@@ -57,9 +65,15 @@ impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
         match error {
             ActionError::NotFound(what) => ApiError::not_found(format!("{what} was not found")),
-            ActionError::WrongState(message) => ApiError::new(StatusCode::CONFLICT, "wrong_state", message),
-            ActionError::StillFailing(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "still_failing", message),
-            ActionError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message),
+            ActionError::WrongState(message) => {
+                ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
+            }
+            ActionError::StillFailing(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "still_failing", message)
+            }
+            ActionError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message)
+            }
             ActionError::Engine(error) => error.into(),
         }
     }

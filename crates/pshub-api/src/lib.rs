@@ -30,8 +30,12 @@ pub struct AppState {
 }
 
 /// Runs engine work on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("worker stopped: {e}")))
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker stopped: {e}")))
 }
 
 pub fn router(engine: Arc<Engine>) -> Router {
@@ -42,19 +46,40 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/invoice-lines", get(routes::lines::list))
         .route("/v1/exceptions", get(routes::exceptions::list))
         .route("/v1/exceptions/{id}", get(routes::exceptions::get_one))
-        .route("/v1/exceptions/{id}/resolve", post(routes::exceptions::resolve))
-        .route("/v1/exceptions/{id}/dismiss", post(routes::exceptions::dismiss))
-        .route("/v1/exceptions/{id}/acknowledge", post(routes::exceptions::acknowledge))
-        .route("/v1/transactions/{correlation_id}", get(routes::ops::transaction))
+        .route(
+            "/v1/exceptions/{id}/resolve",
+            post(routes::exceptions::resolve),
+        )
+        .route(
+            "/v1/exceptions/{id}/dismiss",
+            post(routes::exceptions::dismiss),
+        )
+        .route(
+            "/v1/exceptions/{id}/acknowledge",
+            post(routes::exceptions::acknowledge),
+        )
+        .route(
+            "/v1/transactions/{correlation_id}",
+            get(routes::ops::transaction),
+        )
         .route("/v1/dead-letters", get(routes::ops::dead_letters))
-        .route("/v1/dead-letters/{id}/replay", post(routes::ops::replay_dead_letter))
+        .route(
+            "/v1/dead-letters/{id}/replay",
+            post(routes::ops::replay_dead_letter),
+        )
         .route("/v1/quarantine", get(routes::ops::quarantine))
-        .route("/v1/quarantine/{id}/replay", post(routes::ops::replay_quarantined))
+        .route(
+            "/v1/quarantine/{id}/replay",
+            post(routes::ops::replay_quarantined),
+        )
         .route("/v1/summary", get(routes::ops::summary))
         .route("/v1/systems", get(routes::ops::systems))
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(openapi::document))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .merge(protected)
@@ -69,5 +94,7 @@ pub async fn serve(
     engine: Arc<Engine>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -14,7 +14,8 @@ fn error_responses(codes: &[&str]) -> Value {
 
 fn op(summary: &str, ok: Value, errors: &[&str]) -> Value {
     let mut responses = error_responses(errors);
-    responses["200"] = json!({ "description": "OK", "content": { "application/json": { "schema": ok } } });
+    responses["200"] =
+        json!({ "description": "OK", "content": { "application/json": { "schema": ok } } });
     json!({ "summary": summary, "responses": responses })
 }
 
@@ -42,7 +43,10 @@ fn page_of(item: &str) -> Value {
 }
 
 fn paging() -> Vec<Value> {
-    vec![query_param("limit", "page size, 1 to 1000 (default 100)"), query_param("cursor", "the next of the previous page")]
+    vec![
+        query_param("limit", "page size, 1 to 1000 (default 100)"),
+        query_param("cursor", "the next of the previous page"),
+    ]
 }
 
 /// The paths this document describes, as `(method, path)`.
@@ -75,7 +79,16 @@ pub fn build() -> Value {
         query_param("kind", "e.g. missing_rate"),
     ];
     case_params.extend(paging());
-    let case_action = |summary: &str| with_params(op(summary, json!({ "type": "object" }), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")]));
+    let case_action = |summary: &str| {
+        with_params(
+            op(
+                summary,
+                json!({ "type": "object" }),
+                &["400", "401", "403", "404", "409", "422"],
+            ),
+            json!([path_param("id", "integer")]),
+        )
+    };
     json!({
         "openapi": "3.1.0",
         "info": { "title": "pshub", "version": env!("CARGO_PKG_VERSION"),

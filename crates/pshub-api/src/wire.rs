@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub fn ingest_result(r: &IngestResult) -> Value {
-    let mut value = json!({ "id": r.id, "status": r.status.as_str(), "correlation_id": r.correlation_id });
+    let mut value =
+        json!({ "id": r.id, "status": r.status.as_str(), "correlation_id": r.correlation_id });
     if let Some(reason) = &r.reason {
         value["reason"] = json!(reason);
     }
@@ -40,10 +41,14 @@ pub fn line(l: &LineRow) -> Value {
 }
 
 pub fn case(c: &CaseRow) -> Value {
-    let value = c.value.zip(c.currency).map(|(amount, currency)| json!({ "amount": amount.to_string(), "currency": currency.code() }));
+    let value = c.value.zip(c.currency).map(
+        |(amount, currency)| json!({ "amount": amount.to_string(), "currency": currency.code() }),
+    );
     let sla_due_at = chrono::DateTime::parse_from_rfc3339(&c.created_at)
         .ok()
-        .map(|t| (t + chrono::Duration::hours(48)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        .map(|t| {
+            (t + chrono::Duration::hours(48)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        });
     json!({
         "id": c.id,
         "kind": c.kind,
@@ -105,16 +110,22 @@ impl PageQuery {
             None => DEFAULT_LIMIT,
             Some(raw) => match raw.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => return Err(ApiError::bad_request("invalid_parameter", format!("limit: '{raw}' is not a whole number from 1 to {MAX_LIMIT}"))),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("limit: '{raw}' is not a whole number from 1 to {MAX_LIMIT}"),
+                    ));
+                }
             },
         };
         let after = match &self.cursor {
             None => 0,
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_parameter", format!("cursor: '{raw}' is not a cursor this API gave out")))?,
+            Some(raw) => raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("cursor: '{raw}' is not a cursor this API gave out"),
+                )
+            })?,
         };
         Ok(Page { after, limit })
     }
@@ -122,16 +133,26 @@ impl PageQuery {
 
 /// `{"items": [...], "next": cursor-or-null}`: `next` is set when the page is full.
 pub fn page_of<T>(rows: &[T], page: Page, id: fn(&T) -> i64, render: fn(&T) -> Value) -> Value {
-    let next = (rows.len() as u32 >= page.limit).then(|| rows.last().map(|r| id(r).to_string())).flatten();
+    let next = (rows.len() as u32 >= page.limit)
+        .then(|| rows.last().map(|r| id(r).to_string()))
+        .flatten();
     json!({ "items": rows.iter().map(render).collect::<Vec<_>>(), "next": next })
 }
 
 /// Reads an optional closed-set query parameter, naming it when the value is unknown.
-pub fn parse_param<T>(name: &str, raw: &Option<String>, parse: fn(&str) -> Option<T>, allowed: &str) -> Result<Option<T>, ApiError> {
+pub fn parse_param<T>(
+    name: &str,
+    raw: &Option<String>,
+    parse: fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Option<T>, ApiError> {
     match raw {
         None => Ok(None),
-        Some(text) => parse(text)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request("invalid_parameter", format!("{name}: '{text}' is not one of {allowed}"))),
+        Some(text) => parse(text).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name}: '{text}' is not one of {allowed}"),
+            )
+        }),
     }
 }

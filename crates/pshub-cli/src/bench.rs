@@ -59,14 +59,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     wiring::init_logging("warn");
     let temporary = args.data_dir.is_none();
-    let dir = args.data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("pshub-bench-{}", std::process::id())));
+    let dir = args.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("pshub-bench-{}", std::process::id()))
+    });
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
 
     // A firm big enough that each consultant logs a realistic month (~150 entries).
-    let spec = FirmSpec { workers: (args.entries / 150).max(200), projects: (args.entries / 750).max(40), entries: args.entries, ..FirmSpec::default() };
+    let spec = FirmSpec {
+        workers: (args.entries / 150).max(200),
+        projects: (args.entries / 750).max(40),
+        entries: args.entries,
+        ..FirmSpec::default()
+    };
     let firm = SimulatedFirm::new(spec);
     let reference = firm.reference_events();
     let file = dir.join("work-events.jsonl");
@@ -87,7 +94,10 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     }
     engine.drain()?;
     if !args.json {
-        eprintln!("{work_events} work events written to {}; running...", file.display());
+        eprintln!(
+            "{work_events} work events written to {}; running...",
+            file.display()
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -101,9 +111,15 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
         let batch = args.batch.max(1);
         std::thread::spawn(move || -> Result<()> {
             let mut chunk = Vec::with_capacity(batch);
-            for line in std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?).lines() {
+            for line in
+                std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?).lines()
+            {
                 chunk.push(serde_json::from_str::<Value>(&line?)?);
-                if chunk.len() == batch && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(batch))).is_err() {
+                if chunk.len() == batch
+                    && tx
+                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(batch)))
+                        .is_err()
+                {
                     break;
                 }
             }
@@ -118,23 +134,36 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
             let (rx, engine, latencies) = (rx.clone(), engine.clone(), latencies.clone());
             std::thread::spawn(move || -> Result<()> {
                 loop {
-                    let next = rx.lock().map_err(|_| anyhow::anyhow!("a sender panicked"))?.recv();
+                    let next = rx
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("a sender panicked"))?
+                        .recv();
                     let Ok(batch) = next else { return Ok(()) };
                     let sent = Instant::now();
                     engine.submit(batch)?;
                     let ms = sent.elapsed().as_secs_f64() * 1000.0;
-                    latencies.lock().map_err(|_| anyhow::anyhow!("a sender panicked"))?.push(ms);
+                    latencies
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("a sender panicked"))?
+                        .push(ms);
                 }
             })
         })
         .collect();
-    reader.join().map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
     for sender in senders {
-        sender.join().map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+        sender
+            .join()
+            .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
     }
     let ingested = started.elapsed();
     loop {
-        let pending = engine.with_hub(|hub| hub.store().outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 }))?;
+        let pending = engine.with_hub(|hub| {
+            hub.store()
+                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })
+        })?;
         if pending.is_empty() {
             break;
         }
@@ -145,7 +174,10 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     let _ = delivery.join();
 
     let summary = engine.with_hub(|hub| Summary::compute(hub.store()))?;
-    let mut sorted = latencies.lock().map_err(|_| anyhow::anyhow!("a sender panicked"))?.clone();
+    let mut sorted = latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a sender panicked"))?
+        .clone();
     sorted.sort_by(f64::total_cmp);
     let round = |x: f64| (x * 100.0).round() / 100.0;
     let figures = json!({

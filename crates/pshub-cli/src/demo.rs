@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pshub_api::Role;
 use pshub_connectors::sandbox::{ErpFaults, FirmSpec, SimulatedFirm};
+use pshub_engine::Engine;
 use pshub_engine::retry::RetrySchedule;
 use pshub_engine::store::{CaseFilter, OutboxState, Page};
 use pshub_engine::summary::Summary;
-use pshub_engine::Engine;
 use pshub_model::records::ExceptionState;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -43,13 +43,20 @@ pub struct DemoArgs {
 }
 
 /// Submits events in batches, as a PSA would.
-fn send_all(engine: &Engine, events: impl Iterator<Item = Value>, batch: usize, progress: &ProgressBar) -> Result<()> {
+fn send_all(
+    engine: &Engine,
+    events: impl Iterator<Item = Value>,
+    batch: usize,
+    progress: &ProgressBar,
+) -> Result<()> {
     let mut chunk = Vec::with_capacity(batch);
     for event in events {
         chunk.push(event);
         if chunk.len() == batch {
             progress.inc(chunk.len() as u64);
-            engine.submit(std::mem::take(&mut chunk)).context("the engine refused a batch")?;
+            engine
+                .submit(std::mem::take(&mut chunk))
+                .context("the engine refused a batch")?;
         }
     }
     if !chunk.is_empty() {
@@ -64,7 +71,10 @@ fn settle(engine: &Engine) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         engine.drain()?;
-        let pending = engine.with_hub(|hub| hub.store().outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 }))?;
+        let pending = engine.with_hub(|hub| {
+            hub.store()
+                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })
+        })?;
         if pending.is_empty() || Instant::now() > deadline {
             return Ok(());
         }
@@ -81,22 +91,40 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut config = wiring::config_from_env()?;
     // The demo's ERP fails 2% of calls; short delays let the retries finish in seconds.
     config.retry = RetrySchedule {
-        delays: [10, 20, 50, 100, 200, 500].into_iter().map(Duration::from_millis).collect(),
+        delays: [10, 20, 50, 100, 200, 500]
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect(),
         retry_after_cap: Duration::from_secs(1),
     };
     let wired = wiring::open(&data_dir, config)?;
-    wired.erp.set_faults(ErpFaults { failure_per_million: 20_000, ..ErpFaults::default() });
+    wired.erp.set_faults(ErpFaults {
+        failure_per_million: 20_000,
+        ..ErpFaults::default()
+    });
     let engine = wired.engine.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let delivery = engine.spawn_delivery(stop.clone());
 
-    let spec = FirmSpec { workers: args.workers, entries: args.entries, seed: args.seed, ..FirmSpec::default() };
+    let spec = FirmSpec {
+        workers: args.workers,
+        entries: args.entries,
+        seed: args.seed,
+        ..FirmSpec::default()
+    };
     let firm = SimulatedFirm::new(spec.clone());
     let started = Instant::now();
     let reference = firm.reference_events();
     let hidden = args.json;
-    let progress = if hidden { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
-    progress.set_style(ProgressStyle::with_template("{spinner} {msg} {pos} events").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let progress = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} events")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     progress.set_message("CRM, HRIS and ERP send reference data:");
     send_all(&engine, reference.into_iter(), 1_000, &progress)?;
     progress.set_message("the PSA sends approved time and expenses:");
@@ -105,7 +133,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // Finance notices the hole in the USD rate card, sends the fixed card and resolves its cases.
     engine.submit(vec![firm.rate_card_fix()])?;
-    let filter = CaseFilter { kind: Some("missing_rate".into()), state: Some(ExceptionState::Open), ..CaseFilter::default() };
+    let filter = CaseFilter {
+        kind: Some("missing_rate".into()),
+        state: Some(ExceptionState::Open),
+        ..CaseFilter::default()
+    };
     let missing_rate = engine.with_hub(|hub| hub.store().cases(&filter, Page::ALL))?;
     let mut resumed = 0;
     for case in &missing_rate {
@@ -127,14 +159,27 @@ pub fn run(args: DemoArgs) -> Result<()> {
         json["seconds"] = Value::from(elapsed.as_secs_f64());
         println!("{json}");
     } else {
-        print_summary(&summary, &spec, &data_dir, resumed, missing_rate.len(), elapsed);
+        print_summary(
+            &summary,
+            &spec,
+            &data_dir,
+            resumed,
+            missing_rate.len(),
+            elapsed,
+        );
     }
     if args.exit {
         return Ok(());
     }
     let admin = token::create_token(&data_dir, Role::Admin, "demo")?;
-    eprintln!("\nserving the result on http://{} (Ctrl-C to stop); an admin token:\n{admin}", args.listen);
-    eprintln!("try: curl -H 'Authorization: Bearer {admin}' http://{}/v1/exceptions?owner=pmo", args.listen);
+    eprintln!(
+        "\nserving the result on http://{} (Ctrl-C to stop); an admin token:\n{admin}",
+        args.listen
+    );
+    eprintln!(
+        "try: curl -H 'Authorization: Bearer {admin}' http://{}/v1/exceptions?owner=pmo",
+        args.listen
+    );
     serve::serve_engine(engine, &args.listen)
 }
 
@@ -142,7 +187,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -150,29 +195,75 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_summary(s: &Summary, spec: &FirmSpec, data_dir: &std::path::Path, resumed: usize, missing: usize, elapsed: Duration) {
+fn print_summary(
+    s: &Summary,
+    spec: &FirmSpec,
+    data_dir: &std::path::Path,
+    resumed: usize,
+    missing: usize,
+    elapsed: Duration,
+) {
     let c = &s.counters;
-    println!("pshub demo: one month ({}) of a {}-person consulting firm, in {:.1} s", spec.month.format("%B %Y"), spec.workers, elapsed.as_secs_f64());
+    println!(
+        "pshub demo: one month ({}) of a {}-person consulting firm, in {:.1} s",
+        spec.month.format("%B %Y"),
+        spec.workers,
+        elapsed.as_secs_f64()
+    );
     println!("store: {}\n", data_dir.display());
-    println!("events received        {:>9}  (accepted {}, duplicates suppressed {}, conflicts {}, quarantined {})",
-        thousands(c.received), thousands(s.accepted), thousands(c.duplicates), c.conflicts, c.quarantined);
-    println!("invoice lines posted   {:>9}  (reversals {}, undelivered {})", thousands(s.lines_posted), thousands(s.reversals_posted), s.lines_undelivered);
-    println!("straight-through rate  {:>8.1}%  of approved billable entries posted with no manual step", s.straight_through_rate() * rust_decimal::Decimal::from(100));
+    println!(
+        "events received        {:>9}  (accepted {}, duplicates suppressed {}, conflicts {}, quarantined {})",
+        thousands(c.received),
+        thousands(s.accepted),
+        thousands(c.duplicates),
+        c.conflicts,
+        c.quarantined
+    );
+    println!(
+        "invoice lines posted   {:>9}  (reversals {}, undelivered {})",
+        thousands(s.lines_posted),
+        thousands(s.reversals_posted),
+        s.lines_undelivered
+    );
+    println!(
+        "straight-through rate  {:>8.1}%  of approved billable entries posted with no manual step",
+        s.straight_through_rate() * rust_decimal::Decimal::from(100)
+    );
     let owners = |map: &std::collections::BTreeMap<pshub_model::records::OwnerTeam, u64>| {
-        map.iter().map(|(o, n)| format!("{} {}", o.as_str(), n)).collect::<Vec<_>>().join(", ")
+        map.iter()
+            .map(|(o, n)| format!("{} {}", o.as_str(), n))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     println!("exceptions by owner    {}", owners(&s.exceptions_by_owner));
-    println!("  still open           {}", owners(&s.open_exceptions_by_owner));
+    println!(
+        "  still open           {}",
+        owners(&s.open_exceptions_by_owner)
+    );
     println!("  held, not valued     {}", owners(&s.held_unvalued));
-    println!("rate card fixed        {resumed} of {missing} missing-rate cases resolved and posted\n");
-    println!("{:<8}{:>18}{:>18}{:>16}{:>14}{:>14}", "money", "approved", "posted", "held", "undelivered", "written off");
+    println!(
+        "rate card fixed        {resumed} of {missing} missing-rate cases resolved and posted\n"
+    );
+    println!(
+        "{:<8}{:>18}{:>18}{:>16}{:>14}{:>14}",
+        "money", "approved", "posted", "held", "undelivered", "written off"
+    );
     for currency in s.currencies() {
-        println!("{:<8}{:>18}{:>18}{:>16}{:>14}{:>14}", currency.code(), s.approved_value.get(currency), s.posted_value.get(currency),
-            s.held_value.get(currency), s.undelivered_value.get(currency), s.written_off_value.get(currency));
+        println!(
+            "{:<8}{:>18}{:>18}{:>16}{:>14}{:>14}",
+            currency.code(),
+            s.approved_value.get(currency),
+            s.posted_value.get(currency),
+            s.held_value.get(currency),
+            s.undelivered_value.get(currency),
+            s.written_off_value.get(currency)
+        );
     }
     let breaks = s.conservation_breaks();
     if breaks.is_empty() {
-        println!("\nconservation of money holds in every currency: approved = posted + held + undelivered + written off");
+        println!(
+            "\nconservation of money holds in every currency: approved = posted + held + undelivered + written off"
+        );
     } else {
         println!("\nCONSERVATION OF MONEY BROKEN in {breaks:?}");
     }

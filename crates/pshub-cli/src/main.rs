@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "pshub", version, about = "The integration hub for professional-services firms")]
+#[command(
+    name = "pshub",
+    version,
+    about = "The integration hub for professional-services firms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,7 +67,11 @@ enum BenchCommand {
 #[derive(clap::Args, Clone)]
 pub struct DataDir {
     /// Folder of the embedded store.
-    #[arg(long = "data-dir", env = "PSHUB_DATA_DIR", default_value = "./pshub-data")]
+    #[arg(
+        long = "data-dir",
+        env = "PSHUB_DATA_DIR",
+        default_value = "./pshub-data"
+    )]
     pub path: PathBuf,
 }
 
@@ -72,8 +80,14 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Token { command: TokenCommand::Create(args) } => token::create(args),
-        Command::Events { command: EventsCommand::Send(args) } => send::run(args),
-        Command::Bench { command: BenchCommand::TimeToBill(args) } => bench::time_to_bill(args),
+        Command::Token {
+            command: TokenCommand::Create(args),
+        } => token::create(args),
+        Command::Events {
+            command: EventsCommand::Send(args),
+        } => send::run(args),
+        Command::Bench {
+            command: BenchCommand::TimeToBill(args),
+        } => bench::time_to_bill(args),
     }
 }

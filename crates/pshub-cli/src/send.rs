@@ -26,11 +26,17 @@ pub fn run(args: SendArgs) -> Result<()> {
     if !(1..=10_000).contains(&args.batch) {
         bail!("--batch: {} is not from 1 to 10000", args.batch);
     }
-    let file = std::fs::File::open(&args.file).with_context(|| format!("failed to open {}", args.file.display()))?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("failed to open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = ProgressBar::new(size);
-    progress.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let client = reqwest::Client::new();
     let endpoint = format!("{}/v1/events", args.url.trim_end_matches('/'));
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
@@ -40,7 +46,13 @@ pub fn run(args: SendArgs) -> Result<()> {
         let body = serde_json::to_vec(&*batch)?;
         batch.clear();
         let answer: Value = runtime.block_on(async {
-            let response = client.post(&endpoint).bearer_auth(&args.token).header("content-type", "application/json").body(body).send().await
+            let response = client
+                .post(&endpoint)
+                .bearer_auth(&args.token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
                 .with_context(|| format!("failed to reach {endpoint}"))?;
             let status = response.status();
             let text = response.text().await?;
@@ -50,7 +62,9 @@ pub fn run(args: SendArgs) -> Result<()> {
             Ok(serde_json::from_str(&text)?)
         })?;
         for result in answer["results"].as_array().into_iter().flatten() {
-            *tally.entry(result["status"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+            *tally
+                .entry(result["status"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
         }
         Ok(())
     };
@@ -73,8 +87,18 @@ pub fn run(args: SendArgs) -> Result<()> {
         send(&mut batch, &mut tally)?;
     }
     progress.finish_and_clear();
-    let counts: Vec<String> = tally.iter().map(|(status, n)| format!("{status} {n}")).collect();
-    println!("sent: {}", if counts.is_empty() { "nothing".to_string() } else { counts.join(", ") });
+    let counts: Vec<String> = tally
+        .iter()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    println!(
+        "sent: {}",
+        if counts.is_empty() {
+            "nothing".to_string()
+        } else {
+            counts.join(", ")
+        }
+    );
     if !bad_lines.is_empty() {
         for line in &bad_lines {
             eprintln!("{line}");

@@ -22,11 +22,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
 pub fn serve_engine(engine: Arc<pshub_engine::Engine>, listen: &str) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let delivery = engine.spawn_delivery(stop.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("failed to start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
     let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("failed to listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "pshub listening");
-        pshub_api::serve(listener, engine, shutdown_signal()).await.context("the HTTP server failed")
+        pshub_api::serve(listener, engine, shutdown_signal())
+            .await
+            .context("the HTTP server failed")
     });
     stop.store(true, Ordering::Relaxed);
     let _ = delivery.join();

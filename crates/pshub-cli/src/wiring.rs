@@ -12,14 +12,20 @@ use std::sync::Arc;
 pub fn config_from_env() -> Result<Config> {
     let mut config = Config::default();
     if let Ok(sources) = std::env::var("PSHUB_SOURCES") {
-        config.sources = sources.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        config.sources = sources
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
     }
     if let Ok(codes) = std::env::var("PSHUB_TAX_CODES") {
         for pair in codes.split(',').filter(|p| !p.trim().is_empty()) {
-            let (entity, code) = pair
-                .split_once('=')
-                .with_context(|| format!("PSHUB_TAX_CODES: '{pair}' is not LEGAL_ENTITY=TAX_CODE"))?;
-            config.tax_codes.insert(entity.trim().to_string(), code.trim().to_string());
+            let (entity, code) = pair.split_once('=').with_context(|| {
+                format!("PSHUB_TAX_CODES: '{pair}' is not LEGAL_ENTITY=TAX_CODE")
+            })?;
+            config
+                .tax_codes
+                .insert(entity.trim().to_string(), code.trim().to_string());
         }
     }
     Ok(config)
@@ -31,16 +37,24 @@ pub struct Wired {
 }
 
 pub fn open(data_dir: &Path, config: Config) -> Result<Wired> {
-    let store = SqliteStore::open(data_dir).with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
-    let erp = Arc::new(SandboxErp::open(data_dir).with_context(|| format!("failed to open the sandbox ERP in {}", data_dir.display()))?);
-    let engine = Engine::open(Box::new(store), config, erp.clone()).context("failed to rebuild the hub from its store")?;
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+    let erp =
+        Arc::new(SandboxErp::open(data_dir).with_context(|| {
+            format!("failed to open the sandbox ERP in {}", data_dir.display())
+        })?);
+    let engine = Engine::open(Box::new(store), config, erp.clone())
+        .context("failed to rebuild the hub from its store")?;
     Ok(Wired { engine, erp })
 }
 
 pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PSHUB_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PSHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let json = std::env::var("PSHUB_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

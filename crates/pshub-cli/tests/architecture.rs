@@ -11,11 +11,30 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pshub-store-sqlite", &["pshub-model", "pshub-engine"]),
     ("pshub-connectors", &["pshub-model", "pshub-engine"]),
     ("pshub-api", &["pshub-model", "pshub-engine"]),
-    ("pshub-cli", &["pshub-model", "pshub-engine", "pshub-store-sqlite", "pshub-connectors", "pshub-api"]),
+    (
+        "pshub-cli",
+        &[
+            "pshub-model",
+            "pshub-engine",
+            "pshub-store-sqlite",
+            "pshub-connectors",
+            "pshub-api",
+        ],
+    ),
 ];
 
 /// Infrastructure crates that must not appear below the store and connector level.
-const INFRASTRUCTURE: &[&str] = &["rusqlite", "sqlx", "axum", "hyper", "reqwest", "async-nats", "tokio", "tower", "tower-http"];
+const INFRASTRUCTURE: &[&str] = &[
+    "rusqlite",
+    "sqlx",
+    "axum",
+    "hyper",
+    "reqwest",
+    "async-nats",
+    "tokio",
+    "tower",
+    "tower-http",
+];
 
 /// The names in the `[dependencies]` table of a Cargo.toml (not dev- or build-dependencies).
 fn dependencies(manifest: &str) -> Vec<String> {
@@ -43,7 +62,13 @@ fn crates_depend_only_in_the_stated_direction() {
     for entry in std::fs::read_dir(crates_dir).unwrap() {
         let path = entry.unwrap().path().join("Cargo.toml");
         let manifest = std::fs::read_to_string(&path).unwrap();
-        let name = path.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        let name = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         found.insert(name, dependencies(&manifest));
     }
     let known: Vec<&str> = ALLOWED.iter().map(|(name, _)| *name).collect();
@@ -51,14 +76,24 @@ fn crates_depend_only_in_the_stated_direction() {
         let allowed = ALLOWED
             .iter()
             .find(|(known, _)| known == name)
-            .unwrap_or_else(|| panic!("crate {name} is not in ARCHITECTURE.md's map; add it to ALLOWED with its place"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "crate {name} is not in ARCHITECTURE.md's map; add it to ALLOWED with its place"
+                )
+            })
             .1;
         for dep in deps.iter().filter(|d| d.starts_with("pshub-")) {
-            assert!(allowed.contains(&dep.as_str()), "{name} depends on {dep}, against the dependency direction");
+            assert!(
+                allowed.contains(&dep.as_str()),
+                "{name} depends on {dep}, against the dependency direction"
+            );
         }
         if ["pshub-model", "pshub-engine"].contains(&name.as_str()) {
             for dep in deps {
-                assert!(!INFRASTRUCTURE.contains(&dep.as_str()), "{name} depends on {dep}: the engine level and below do no IO of their own");
+                assert!(
+                    !INFRASTRUCTURE.contains(&dep.as_str()),
+                    "{name} depends on {dep}: the engine level and below do no IO of their own"
+                );
             }
         }
     }

@@ -16,23 +16,55 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_pshub");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+/// The server process, killed when dropped so that a failing test leaves nothing running.
+struct Server(Child);
+
+impl Server {
+    /// SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("pshub serve starts")
+        .expect("pshub serve starts");
+    Server(child)
 }
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -41,7 +73,12 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
 }
 
 fn firm_events() -> Vec<Value> {
-    let firm = SimulatedFirm::new(FirmSpec { workers: 140, entries: 20_500, seed: 99, ..FirmSpec::default() });
+    let firm = SimulatedFirm::new(FirmSpec {
+        workers: 140,
+        entries: 20_500,
+        seed: 99,
+        ..FirmSpec::default()
+    });
     let mut events = firm.reference_events();
     events.extend(firm.work_events());
     events
@@ -50,8 +87,19 @@ fn firm_events() -> Vec<Value> {
 /// The figures a crash must not change (re-sends only add to `events` and `duplicates`).
 fn essentials(summary: &Value) -> Value {
     let mut kept = serde_json::Map::new();
-    for key in ["accepted", "lines_posted", "reversals_posted", "exceptions_by_owner", "open_exceptions_by_owner",
-        "approved_value", "posted_value", "held_value", "held_unvalued", "lines_undelivered", "conservation_holds"] {
+    for key in [
+        "accepted",
+        "lines_posted",
+        "reversals_posted",
+        "exceptions_by_owner",
+        "open_exceptions_by_owner",
+        "approved_value",
+        "posted_value",
+        "held_value",
+        "held_unvalued",
+        "lines_undelivered",
+        "conservation_holds",
+    ] {
         kept.insert(key.to_string(), summary[key].clone());
     }
     Value::Object(kept)
@@ -61,12 +109,20 @@ fn essentials(summary: &Value) -> Value {
 fn reference_summary(batches: &[Vec<Value>]) -> Value {
     let dir = std::env::temp_dir().join(format!("pshub-crash-reference-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let engine = Engine::open(Box::new(SqliteStore::open(&dir).unwrap()), Config::default(), Arc::new(SandboxErp::in_memory())).unwrap();
+    let engine = Engine::open(
+        Box::new(SqliteStore::open(&dir).unwrap()),
+        Config::default(),
+        Arc::new(SandboxErp::in_memory()),
+    )
+    .unwrap();
     for batch in batches {
         engine.submit(batch.clone()).unwrap();
     }
     engine.drain().unwrap();
-    let summary = engine.with_hub(|hub| Summary::compute(hub.store())).unwrap().to_json();
+    let summary = engine
+        .with_hub(|hub| Summary::compute(hub.store()))
+        .unwrap()
+        .to_json();
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     summary
@@ -76,9 +132,19 @@ fn reference_summary(batches: &[Vec<Value>]) -> Value {
 async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     let dir = std::env::temp_dir().join(format!("pshub-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let token_output = Command::new(BIN).args(["token", "create", "--role", "admin", "--data-dir"]).arg(&dir).output().unwrap();
+    let token_output = Command::new(BIN)
+        .args(["token", "create", "--role", "admin", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(token_output.status.success());
-    let token = String::from_utf8(token_output.stdout).unwrap().lines().last().unwrap().trim().to_string();
+    let token = String::from_utf8(token_output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
 
     let events = firm_events();
     assert!(events.len() >= 20_000, "{} events", events.len());
@@ -92,7 +158,13 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     let post = |batch: Vec<Value>, base: String| {
         let (client, token) = (client.clone(), token.clone());
         async move {
-            let response = client.post(format!("{base}/v1/events")).bearer_auth(token).json(&batch).send().await.ok()?;
+            let response = client
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(token)
+                .json(&batch)
+                .send()
+                .await
+                .ok()?;
             response.status().is_success().then_some(())?;
             response.json::<Value>().await.ok()
         }
@@ -104,14 +176,15 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
             // The kill lands while this batch is in flight.
             let request = tokio::spawn(post(batch.clone(), base.clone()));
             tokio::time::sleep(Duration::from_millis(3)).await;
-            server.kill().unwrap();
-            server.wait().unwrap();
+            server.kill();
             if request.await.unwrap().is_some() {
                 acknowledged += 1;
             }
             break;
         }
-        let answer = post(batch.clone(), base.clone()).await.expect("acknowledged before the crash");
+        let answer = post(batch.clone(), base.clone())
+            .await
+            .expect("acknowledged before the crash");
         assert_eq!(answer["results"].as_array().unwrap().len(), batch.len());
         acknowledged += 1;
     }
@@ -119,17 +192,27 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&dir, port);
+    let mut restarted = start(&dir, port);
     wait_healthy(&client, &base).await;
     for batch in &batches[acknowledged..] {
-        let answer = post(batch.clone(), base.clone()).await.expect("acknowledged after the restart");
+        let answer = post(batch.clone(), base.clone())
+            .await
+            .expect("acknowledged after the restart");
         assert_eq!(answer["results"].as_array().unwrap().len(), batch.len());
     }
 
     // Wait for the delivery worker to empty the outbox.
     let deadline = Instant::now() + Duration::from_secs(60);
     let summary = loop {
-        let summary: Value = client.get(format!("{base}/v1/summary")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let summary: Value = client
+            .get(format!("{base}/v1/summary"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if summary["lines_undelivered"] == 0 || Instant::now() > deadline {
             break summary;
         }
@@ -151,7 +234,17 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
         let lookups = chunk.iter().map(|(source, id)| {
             let (client, token, base) = (client.clone(), token.clone(), base.clone());
             let url = format!("{base}/v1/events/{source}/{id}");
-            async move { client.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         });
         for answer in futures_join(lookups).await {
             let status = answer["status"].as_str().unwrap_or("missing");
@@ -160,18 +253,31 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     }
 
     // The ERP holds each line once, though lines in flight at the kill were sent again.
-    let systems: Value = client.get(format!("{base}/v1/systems")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    let posted = summary["lines_posted"].as_u64().unwrap() + summary["reversals_posted"].as_u64().unwrap();
+    let systems: Value = client
+        .get(format!("{base}/v1/systems"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let posted =
+        summary["lines_posted"].as_u64().unwrap() + summary["reversals_posted"].as_u64().unwrap();
     assert_eq!(systems["erp"]["lines"].as_u64().unwrap(), posted);
 
-    assert_eq!(essentials(&summary), essentials(&reference_summary(&batches)));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    assert_eq!(
+        essentials(&summary),
+        essentials(&reference_summary(&batches))
+    );
+    restarted.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs a handful of requests concurrently.
-async fn futures_join<F: std::future::Future<Output = Value> + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<Value> {
+async fn futures_join<F: std::future::Future<Output = Value> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Value> {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut answers = Vec::with_capacity(handles.len());
     for handle in handles {

@@ -19,7 +19,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            sources: ["crm", "psa", "hris", "erp", "payroll"].map(String::from).to_vec(),
+            sources: ["crm", "psa", "hris", "erp", "payroll"]
+                .map(String::from)
+                .to_vec(),
             tax_codes: BTreeMap::new(),
             default_tax_code: Some("STANDARD".into()),
             retry: RetrySchedule::default(),
@@ -33,6 +35,9 @@ impl Config {
     }
 
     pub fn tax_code_for(&self, legal_entity: &str) -> Option<&str> {
-        self.tax_codes.get(legal_entity).or(self.default_tax_code.as_ref()).map(String::as_str)
+        self.tax_codes
+            .get(legal_entity)
+            .or(self.default_tax_code.as_ref())
+            .map(String::as_str)
     }
 }

@@ -60,7 +60,9 @@ impl Engine {
     fn lock_hub(&self) -> MutexGuard<'_, Hub> {
         // A panic while holding the lock cannot leave a half-written commit behind (the
         // store's transaction rolls back), so the hub is still usable.
-        self.hub.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.hub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn signal_outbox(&self) {
@@ -79,15 +81,21 @@ impl Engine {
     /// many senders share one fsync.
     pub fn submit(&self, events: Vec<Value>) -> Result<Vec<IngestResult>> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(Submission { events, reply });
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Submission { events, reply });
         {
             let mut hub = self.lock_hub();
-            let waiting = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let waiting =
+                std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
             if !waiting.is_empty() {
                 self.commit_group(&mut hub, waiting);
             }
         }
-        answer.recv().unwrap_or_else(|_| Err(EngineError::Store("the committing thread stopped".into())))
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(EngineError::Store("the committing thread stopped".into())))
     }
 
     fn commit_group(&self, hub: &mut Hub, waiting: Vec<Submission>) {
@@ -132,7 +140,10 @@ impl Engine {
                     outcomes.push((delivery, outcome));
                 }
                 Delivery::Blocked { why, .. } => {
-                    let outcome = Err(ErpError::Technical { message: why.clone(), retry_after: None });
+                    let outcome = Err(ErpError::Technical {
+                        message: why.clone(),
+                        retry_after: None,
+                    });
                     outcomes.push((delivery, outcome));
                 }
             }
@@ -148,7 +159,10 @@ impl Engine {
             let mut answers = self.erp.post_lines(&postings).into_iter();
             for delivery in lines {
                 let answer = answers.next().unwrap_or_else(|| {
-                    Err(ErpError::Technical { message: "the ERP gave fewer answers than lines".into(), retry_after: None })
+                    Err(ErpError::Technical {
+                        message: "the ERP gave fewer answers than lines".into(),
+                        retry_after: None,
+                    })
                 });
                 outcomes.push((delivery, answer));
             }
@@ -187,7 +201,10 @@ impl Engine {
         let (flag, wake) = &self.outbox_signal;
         let mut pending = flag.lock().unwrap_or_else(|p| p.into_inner());
         if !*pending {
-            pending = wake.wait_timeout(pending, timeout).unwrap_or_else(|p| p.into_inner()).0;
+            pending = wake
+                .wait_timeout(pending, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *pending = false;
     }
@@ -212,8 +229,14 @@ impl Engine {
         Ok(())
     }
 
-    pub fn replay_quarantined(&self, id: i64, corrected: Option<&Value>) -> std::result::Result<IngestResult, ActionError> {
-        let result = self.lock_hub().replay_quarantined(id, corrected, Utc::now())?;
+    pub fn replay_quarantined(
+        &self,
+        id: i64,
+        corrected: Option<&Value>,
+    ) -> std::result::Result<IngestResult, ActionError> {
+        let result = self
+            .lock_hub()
+            .replay_quarantined(id, corrected, Utc::now())?;
         self.signal_outbox();
         Ok(result)
     }

@@ -64,10 +64,21 @@ struct EntryState {
 /// One item the delivery worker is to send, built under the lock and sent outside it.
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    Line { item: OutboxRow, line: Box<LineRow>, posting: LinePosting },
-    Project { item: OutboxRow, posting: ProjectPosting },
+    Line {
+        item: OutboxRow,
+        line: Box<LineRow>,
+        posting: LinePosting,
+    },
+    Project {
+        item: OutboxRow,
+        posting: ProjectPosting,
+    },
     /// A reversal whose original line has no ERP id yet: it waits and retries.
-    Blocked { item: OutboxRow, line: Box<LineRow>, why: String },
+    Blocked {
+        item: OutboxRow,
+        line: Box<LineRow>,
+        why: String,
+    },
 }
 
 /// How one delivery went.
@@ -97,7 +108,8 @@ fn stamp(now: DateTime<Utc>) -> String {
 
 fn parse_stored(row: &InboxRow) -> std::result::Result<EventData, String> {
     let value: Value = serde_json::from_str(&row.data).map_err(|e| e.to_string())?;
-    let event_type = EventType::parse(&row.event_type).ok_or_else(|| format!("unknown type {}", row.event_type))?;
+    let event_type = EventType::parse(&row.event_type)
+        .ok_or_else(|| format!("unknown type {}", row.event_type))?;
     let data = Obj::new("data", &value).map_err(|e| e.to_string())?;
     EventData::parse(event_type, &data).map_err(|e| e.to_string())
 }
@@ -123,8 +135,9 @@ impl Hub {
         let loaded = self.store.load()?;
         let mut world = World::default();
         for row in &loaded.reference {
-            let data = parse_stored(row)
-                .map_err(|error| EngineError::Store(format!("stored event {} does not parse: {error}", row.seq)))?;
+            let data = parse_stored(row).map_err(|error| {
+                EngineError::Store(format!("stored event {} does not parse: {error}", row.seq))
+            })?;
             world.apply(&data);
         }
         let mut entries = HashMap::with_capacity(loaded.entries.len());
@@ -160,7 +173,9 @@ impl Hub {
 
     /// Looks up the entry row id of a time entry or expense by its source id.
     pub fn entry_row(&self, kind: EntryKind, source_id: &str) -> Option<i64> {
-        self.entries.get(&(kind, Box::from(source_id))).map(|s| s.row_id)
+        self.entries
+            .get(&(kind, Box::from(source_id)))
+            .map(|s| s.row_id)
     }
 
     fn write(&mut self, commit: &Commit) -> Result<()> {
@@ -203,7 +218,10 @@ impl Hub {
             Err(error) => {
                 self.next.quarantine += 1;
                 commit.counters.quarantined += 1;
-                let correlation_id = value.get("correlation_id").and_then(Value::as_str).map(str::to_string);
+                let correlation_id = value
+                    .get("correlation_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 commit.quarantine.push(QuarantineRow {
                     id: self.next.quarantine,
                     source: error.source.clone(),
@@ -269,7 +287,13 @@ impl Hub {
         Ok(result)
     }
 
-    fn accept(&mut self, event: &Event, data: String, now: DateTime<Utc>, commit: &mut Commit) -> Result<InboxRow> {
+    fn accept(
+        &mut self,
+        event: &Event,
+        data: String,
+        now: DateTime<Utc>,
+        commit: &mut Commit,
+    ) -> Result<InboxRow> {
         self.next.seq += 1;
         let seq = self.next.seq;
         let correlation_id = event
@@ -290,9 +314,16 @@ impl Hub {
             reference: event.data.is_reference(),
         };
         commit.inbox.push(row.clone());
-        let ctx = Ctx { seq, correlation_id: &row.correlation_id, now, fingerprint };
+        let ctx = Ctx {
+            seq,
+            correlation_id: &row.correlation_id,
+            now,
+            fingerprint,
+        };
         match &event.data {
-            EventData::TimeEntry { approved, entry } => self.apply_work(Work::Time(entry), *approved, &ctx, commit)?,
+            EventData::TimeEntry { approved, entry } => {
+                self.apply_work(Work::Time(entry), *approved, &ctx, commit)?
+            }
             EventData::Expense { approved, expense } => {
                 self.apply_work(Work::Expense(expense), *approved, &ctx, commit)?
             }
@@ -321,7 +352,13 @@ impl Hub {
     }
 
     /// Flow 4 for one approved or rejected time entry or expense.
-    fn apply_work(&mut self, work: Work<'_>, approved: bool, ctx: &Ctx<'_>, commit: &mut Commit) -> Result<()> {
+    fn apply_work(
+        &mut self,
+        work: Work<'_>,
+        approved: bool,
+        ctx: &Ctx<'_>,
+        commit: &mut Commit,
+    ) -> Result<()> {
         let kind = match work {
             Work::Time(_) => EntryKind::Time,
             Work::Expense(_) => EntryKind::Expense,
@@ -342,7 +379,11 @@ impl Hub {
         let billed_line = (state.phase == EntryPhase::Billed).then_some(state.link);
         let held_case = (state.phase == EntryPhase::Held).then_some(state.link);
 
-        if approved && work.billable() && billed_line.is_some() && state.fingerprint == ctx.fingerprint {
+        if approved
+            && work.billable()
+            && billed_line.is_some()
+            && state.fingerprint == ctx.fingerprint
+        {
             // The same approval again under another event id: already billed, once.
             self.metrics.reapprovals_suppressed.inc();
             return Ok(());
@@ -356,10 +397,24 @@ impl Hub {
 
         if !approved || !work.billable() {
             if let Some(case_id) = held_case {
-                let why = if approved { "the entry is no longer billable" } else { "the entry was rejected at the source" };
-                self.close_case(case_id, ExceptionState::Dismissed, format!("withdrawn: {why}"), ctx.now, commit)?;
+                let why = if approved {
+                    "the entry is no longer billable"
+                } else {
+                    "the entry was rejected at the source"
+                };
+                self.close_case(
+                    case_id,
+                    ExceptionState::Dismissed,
+                    format!("withdrawn: {why}"),
+                    ctx.now,
+                    commit,
+                )?;
             }
-            state.phase = if approved { EntryPhase::NotBillable } else { EntryPhase::Rejected };
+            state.phase = if approved {
+                EntryPhase::NotBillable
+            } else {
+                EntryPhase::Rejected
+            };
             state.link = 0;
             self.save_entry(kind, work.source_id(), state, None, commit);
             return Ok(());
@@ -377,7 +432,15 @@ impl Hub {
                 state.link = line_id;
             }
             Err(failure) => {
-                let case_id = self.hold(work, &failure, verdict.value, state.row_id, held_case, ctx, commit)?;
+                let case_id = self.hold(
+                    work,
+                    &failure,
+                    verdict.value,
+                    state.row_id,
+                    held_case,
+                    ctx,
+                    commit,
+                )?;
                 state.phase = EntryPhase::Held;
                 state.link = case_id;
             }
@@ -386,7 +449,14 @@ impl Hub {
         Ok(())
     }
 
-    fn save_entry(&mut self, kind: EntryKind, source_id: &str, state: EntryState, value: Option<Money>, commit: &mut Commit) {
+    fn save_entry(
+        &mut self,
+        kind: EntryKind,
+        source_id: &str,
+        state: EntryState,
+        value: Option<Money>,
+        commit: &mut Commit,
+    ) {
         commit.entries.push(EntryRow {
             row_id: state.row_id,
             kind,
@@ -454,7 +524,14 @@ impl Hub {
         Ok(self.next.case)
     }
 
-    fn close_case(&mut self, case_id: i64, state: ExceptionState, note: String, now: DateTime<Utc>, commit: &mut Commit) -> Result<()> {
+    fn close_case(
+        &mut self,
+        case_id: i64,
+        state: ExceptionState,
+        note: String,
+        now: DateTime<Utc>,
+        commit: &mut Commit,
+    ) -> Result<()> {
         let mut case = self.find_case(commit, case_id)?;
         commit.steps.push(StepRow {
             correlation_id: case.correlation_id.clone(),
@@ -474,14 +551,18 @@ impl Hub {
         if let Some(case) = commit.cases.iter().rev().find(|c| c.id == id) {
             return Ok(case.clone());
         }
-        self.store.case(id)?.ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
+        self.store
+            .case(id)?
+            .ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
     }
 
     fn find_line(&mut self, commit: &Commit, id: i64) -> Result<LineRow> {
         if let Some(line) = commit.lines.iter().rev().find(|l| l.id == id) {
             return Ok(line.clone());
         }
-        self.store.line(id)?.ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
+        self.store
+            .line(id)?
+            .ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
     }
 
     fn enqueue_line(&mut self, line: LineRow, now: DateTime<Utc>, commit: &mut Commit) {
@@ -501,7 +582,14 @@ impl Hub {
         commit.lines.push(line);
     }
 
-    fn create_line(&mut self, work: Work<'_>, pricing: &Pricing, entry_row: i64, ctx: &Ctx<'_>, commit: &mut Commit) -> i64 {
+    fn create_line(
+        &mut self,
+        work: Work<'_>,
+        pricing: &Pricing,
+        entry_row: i64,
+        ctx: &Ctx<'_>,
+        commit: &mut Commit,
+    ) -> i64 {
         self.next.line += 1;
         let line = LineRow {
             id: self.next.line,
@@ -558,13 +646,24 @@ impl Hub {
     }
 
     fn load_work(&mut self, seq: i64) -> std::result::Result<EventData, ActionError> {
-        let row = self.store.event(seq)?.ok_or_else(|| ActionError::NotFound(format!("event {seq}")))?;
-        parse_stored(&row).map_err(|e| ActionError::Engine(EngineError::Store(format!("event {seq}: {e}"))))
+        let row = self
+            .store
+            .event(seq)?
+            .ok_or_else(|| ActionError::NotFound(format!("event {seq}")))?;
+        parse_stored(&row)
+            .map_err(|e| ActionError::Engine(EngineError::Store(format!("event {seq}: {e}"))))
     }
 
     /// Resolves an open case: re-runs the work it holds against today's reference data.
-    pub fn resolve(&mut self, case_id: i64, now: DateTime<Utc>) -> std::result::Result<Resolution, ActionError> {
-        let case = self.store.case(case_id)?.ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
+    pub fn resolve(
+        &mut self,
+        case_id: i64,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Resolution, ActionError> {
+        let case = self
+            .store
+            .case(case_id)?
+            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if !case.state.is_open() {
             return Err(ActionError::WrongState(format!(
                 "exception {case_id} is {}; only open or acknowledged exceptions can be resolved",
@@ -574,7 +673,13 @@ impl Hub {
         let mut commit = Commit::default();
         if let Some(outbox_id) = case.outbox_id {
             self.requeue(outbox_id, "resolved: delivery retried", now, &mut commit)?;
-            self.close_case(case_id, ExceptionState::Resolved, "delivery retried".into(), now, &mut commit)?;
+            self.close_case(
+                case_id,
+                ExceptionState::Resolved,
+                "delivery retried".into(),
+                now,
+                &mut commit,
+            )?;
             self.write(&commit)?;
             return Ok(Resolution::Posted { line_id: None });
         }
@@ -582,21 +687,42 @@ impl Hub {
         let (work, kind) = match &data {
             EventData::TimeEntry { entry, .. } => (Work::Time(entry), EntryKind::Time),
             EventData::Expense { expense, .. } => (Work::Expense(expense), EntryKind::Expense),
-            _ => return Err(ActionError::WrongState(format!("exception {case_id} holds no entry"))),
+            _ => {
+                return Err(ActionError::WrongState(format!(
+                    "exception {case_id} holds no entry"
+                )));
+            }
         };
-        let Some(mut state) = self.entries.get(&(kind, Box::from(work.source_id()))).copied() else {
+        let Some(mut state) = self
+            .entries
+            .get(&(kind, Box::from(work.source_id())))
+            .copied()
+        else {
             return Err(ActionError::NotFound(format!("entry {}", work.source_id())));
         };
         let verdict: Verdict = rules::evaluate(&self.world, &self.config, work);
-        let ctx = Ctx { seq: case.event_seq, correlation_id: &case.correlation_id, now, fingerprint: state.fingerprint };
+        let ctx = Ctx {
+            seq: case.event_seq,
+            correlation_id: &case.correlation_id,
+            now,
+            fingerprint: state.fingerprint,
+        };
         let resolution = match verdict.outcome {
             Ok(pricing) => {
                 let line_id = self.create_line(work, &pricing, state.row_id, &ctx, &mut commit);
-                self.close_case(case_id, ExceptionState::Resolved, format!("resolved: line {line_id} created"), now, &mut commit)?;
+                self.close_case(
+                    case_id,
+                    ExceptionState::Resolved,
+                    format!("resolved: line {line_id} created"),
+                    now,
+                    &mut commit,
+                )?;
                 state.phase = EntryPhase::Billed;
                 state.link = line_id;
                 state.manual = true;
-                Resolution::Posted { line_id: Some(line_id) }
+                Resolution::Posted {
+                    line_id: Some(line_id),
+                }
             }
             Err(failure) if failure.kind.as_str() == case.kind => {
                 return Err(ActionError::StillFailing(format!(
@@ -605,9 +731,20 @@ impl Hub {
                 )));
             }
             Err(failure) => {
-                let new_case = self.hold(work, &failure, verdict.value, state.row_id, Some(case_id), &ctx, &mut commit)?;
+                let new_case = self.hold(
+                    work,
+                    &failure,
+                    verdict.value,
+                    state.row_id,
+                    Some(case_id),
+                    &ctx,
+                    &mut commit,
+                )?;
                 state.link = new_case;
-                Resolution::HandedOver { case_id: new_case, reason: failure.reason }
+                Resolution::HandedOver {
+                    case_id: new_case,
+                    reason: failure.reason,
+                }
             }
         };
         self.save_entry(kind, work.source_id(), state, verdict.value, &mut commit);
@@ -616,8 +753,15 @@ impl Hub {
     }
 
     /// Dismisses an open case: its work will not be billed (written off).
-    pub fn dismiss(&mut self, case_id: i64, now: DateTime<Utc>) -> std::result::Result<(), ActionError> {
-        let case = self.store.case(case_id)?.ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
+    pub fn dismiss(
+        &mut self,
+        case_id: i64,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), ActionError> {
+        let case = self
+            .store
+            .case(case_id)?
+            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if !case.state.is_open() {
             return Err(ActionError::WrongState(format!(
                 "exception {case_id} is {}; only open or acknowledged exceptions can be dismissed",
@@ -625,18 +769,33 @@ impl Hub {
             )));
         }
         let mut commit = Commit::default();
-        self.close_case(case_id, ExceptionState::Dismissed, "dismissed: not to be billed".into(), now, &mut commit)?;
+        self.close_case(
+            case_id,
+            ExceptionState::Dismissed,
+            "dismissed: not to be billed".into(),
+            now,
+            &mut commit,
+        )?;
         if case.entry_row.is_some() {
             let data = self.load_work(case.event_seq)?;
             let (source_id, kind) = match &data {
                 EventData::TimeEntry { entry, .. } => (entry.entry_id.as_str(), EntryKind::Time),
-                EventData::Expense { expense, .. } => (expense.expense_id.as_str(), EntryKind::Expense),
-                _ => return Err(ActionError::WrongState(format!("exception {case_id} holds no entry"))),
+                EventData::Expense { expense, .. } => {
+                    (expense.expense_id.as_str(), EntryKind::Expense)
+                }
+                _ => {
+                    return Err(ActionError::WrongState(format!(
+                        "exception {case_id} holds no entry"
+                    )));
+                }
             };
             if let Some(mut state) = self.entries.get(&(kind, Box::from(source_id))).copied() {
                 state.phase = EntryPhase::WrittenOff;
                 state.link = 0;
-                let value = case.value.zip(case.currency).map(|(amount, currency)| Money::rounded(amount, currency));
+                let value = case
+                    .value
+                    .zip(case.currency)
+                    .map(|(amount, currency)| Money::rounded(amount, currency));
                 self.save_entry(kind, source_id, state, value, &mut commit);
             }
         }
@@ -645,8 +804,15 @@ impl Hub {
     }
 
     /// Marks an open case as seen by its owner; it still holds its work.
-    pub fn acknowledge(&mut self, case_id: i64, now: DateTime<Utc>) -> std::result::Result<(), ActionError> {
-        let mut case = self.store.case(case_id)?.ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
+    pub fn acknowledge(
+        &mut self,
+        case_id: i64,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), ActionError> {
+        let mut case = self
+            .store
+            .case(case_id)?
+            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if case.state != ExceptionState::Open {
             return Err(ActionError::WrongState(format!(
                 "exception {case_id} is {}; only open exceptions can be acknowledged",
@@ -655,20 +821,36 @@ impl Hub {
         }
         case.state = ExceptionState::Acknowledged;
         case.updated_at = stamp(now);
-        let commit = Commit { cases: vec![case], ..Commit::default() };
+        let commit = Commit {
+            cases: vec![case],
+            ..Commit::default()
+        };
         self.write(&commit)?;
         Ok(())
     }
 
-    fn requeue(&mut self, outbox_id: i64, note: &str, now: DateTime<Utc>, commit: &mut Commit) -> Result<()> {
+    fn requeue(
+        &mut self,
+        outbox_id: i64,
+        note: &str,
+        now: DateTime<Utc>,
+        commit: &mut Commit,
+    ) -> Result<()> {
         let Some(mut item) = self.store.outbox_item(outbox_id)? else {
-            return Err(EngineError::Store(format!("outbox item {outbox_id} is referenced but missing")));
+            return Err(EngineError::Store(format!(
+                "outbox item {outbox_id} is referenced but missing"
+            )));
         };
         item.state = OutboxState::Pending;
         item.attempts = 0;
         item.next_attempt_at = now.timestamp_millis();
         if item.operation == Operation::PostLine {
-            commit.line_updates.push(LineUpdate { id: item.subject, status: LineStatus::Pending, erp_id: None, posted_at: None });
+            commit.line_updates.push(LineUpdate {
+                id: item.subject,
+                status: LineStatus::Pending,
+                erp_id: None,
+                posted_at: None,
+            });
         }
         commit.steps.push(StepRow {
             correlation_id: item.correlation_id.clone(),
@@ -681,8 +863,15 @@ impl Hub {
     }
 
     /// Sends a dead letter again, from its first attempt.
-    pub fn replay_dead_letter(&mut self, outbox_id: i64, now: DateTime<Utc>) -> std::result::Result<(), ActionError> {
-        let item = self.store.outbox_item(outbox_id)?.ok_or_else(|| ActionError::NotFound(format!("dead letter {outbox_id}")))?;
+    pub fn replay_dead_letter(
+        &mut self,
+        outbox_id: i64,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), ActionError> {
+        let item = self
+            .store
+            .outbox_item(outbox_id)?
+            .ok_or_else(|| ActionError::NotFound(format!("dead letter {outbox_id}")))?;
         if item.state != OutboxState::Dead {
             return Err(ActionError::WrongState(format!(
                 "outbox item {outbox_id} is {}, not a dead letter",
@@ -703,20 +892,28 @@ impl Hub {
         corrected: Option<&Value>,
         now: DateTime<Utc>,
     ) -> std::result::Result<IngestResult, ActionError> {
-        let mut row = self.store.quarantined(id)?.ok_or_else(|| ActionError::NotFound(format!("quarantined event {id}")))?;
+        let mut row = self
+            .store
+            .quarantined(id)?
+            .ok_or_else(|| ActionError::NotFound(format!("quarantined event {id}")))?;
         if row.state != "open" {
-            return Err(ActionError::WrongState(format!("quarantined event {id} was already replayed")));
+            return Err(ActionError::WrongState(format!(
+                "quarantined event {id} was already replayed"
+            )));
         }
         let stored: Value;
         let value = match corrected {
             Some(value) => value,
             None => {
-                stored = serde_json::from_str(&row.raw).map_err(|e| ActionError::Invalid(e.to_string()))?;
+                stored = serde_json::from_str(&row.raw)
+                    .map_err(|e| ActionError::Invalid(e.to_string()))?;
                 &stored
             }
         };
         if let Err(error) = Event::parse(value, |s| self.config.knows_source(s)) {
-            return Err(ActionError::Invalid(format!("the event is still invalid: {error}")));
+            return Err(ActionError::Invalid(format!(
+                "the event is still invalid: {error}"
+            )));
         }
         let mut commit = Commit::default();
         let mut accepted_here = HashMap::new();
@@ -733,15 +930,27 @@ impl Hub {
     pub fn claim_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
         let due = self.store.due_deliveries(now.timestamp_millis(), limit)?;
         let mut deliveries = Vec::with_capacity(due.len());
-        for DueDelivery { item, line, reverses_erp_id } in due {
+        for DueDelivery {
+            item,
+            line,
+            reverses_erp_id,
+        } in due
+        {
             match item.operation {
                 Operation::PostLine => {
                     let Some(line) = line else {
-                        return Err(EngineError::Store(format!("outbox item {} names missing line {}", item.id, item.subject)));
+                        return Err(EngineError::Store(format!(
+                            "outbox item {} names missing line {}",
+                            item.id, item.subject
+                        )));
                     };
                     if let (Some(original), None) = (line.reverses, &reverses_erp_id) {
                         let why = format!("line {original} that it reverses is not posted yet");
-                        deliveries.push(Delivery::Blocked { item, line: Box::new(line), why });
+                        deliveries.push(Delivery::Blocked {
+                            item,
+                            line: Box::new(line),
+                            why,
+                        });
                         continue;
                     }
                     let posting = LinePosting {
@@ -760,14 +969,26 @@ impl Hub {
                         billing_class: line.billing_class.clone(),
                         reverses_erp_id,
                     };
-                    deliveries.push(Delivery::Line { item, line: Box::new(line), posting });
+                    deliveries.push(Delivery::Line {
+                        item,
+                        line: Box::new(line),
+                        posting,
+                    });
                 }
                 Operation::ProvisionProject => {
-                    let data = self.store.event(item.subject)?.map(|row| parse_stored(&row));
+                    let data = self
+                        .store
+                        .event(item.subject)?
+                        .map(|row| parse_stored(&row));
                     let Some(Ok(EventData::ClosedWon(won))) = data else {
-                        return Err(EngineError::Store(format!("outbox item {} names no closed-won event", item.id)));
+                        return Err(EngineError::Store(format!(
+                            "outbox item {} names no closed-won event",
+                            item.id
+                        )));
                     };
-                    let ClosedWon { project, contract, .. } = *won;
+                    let ClosedWon {
+                        project, contract, ..
+                    } = *won;
                     let posting = ProjectPosting {
                         idempotency_key: item.idempotency_key.clone(),
                         project_code: project.project_code.to_string(),
@@ -783,12 +1004,18 @@ impl Hub {
     }
 
     /// Records how deliveries went: posted, retried later, dead-lettered or refused.
-    pub fn record_deliveries(&mut self, outcomes: Vec<(Delivery, DeliveryOutcome)>, now: DateTime<Utc>) -> Result<()> {
+    pub fn record_deliveries(
+        &mut self,
+        outcomes: Vec<(Delivery, DeliveryOutcome)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         use crate::ports::ErpError;
         let mut commit = Commit::default();
         for (delivery, outcome) in outcomes {
             let (mut item, line) = match delivery {
-                Delivery::Line { item, line, .. } | Delivery::Blocked { item, line, .. } => (item, Some(*line)),
+                Delivery::Line { item, line, .. } | Delivery::Blocked { item, line, .. } => {
+                    (item, Some(*line))
+                }
                 Delivery::Project { item, .. } => (item, None),
             };
             item.attempts += 1;
@@ -806,13 +1033,19 @@ impl Hub {
                         });
                     }
                 }
-                Err(ErpError::Technical { message, retry_after }) => {
+                Err(ErpError::Technical {
+                    message,
+                    retry_after,
+                }) => {
                     self.metrics.delivery_failures.inc();
                     commit.steps.push(StepRow {
                         correlation_id: item.correlation_id.clone(),
                         at: stamp(now),
                         step: "attempt failed".into(),
-                        detail: format!("{} attempt {}: {message}", item.idempotency_key, item.attempts),
+                        detail: format!(
+                            "{} attempt {}: {message}",
+                            item.idempotency_key, item.attempts
+                        ),
                     });
                     item.last_error = Some(message);
                     match self.config.retry.next_delay(item.attempts, retry_after) {
@@ -827,10 +1060,18 @@ impl Hub {
                                 correlation_id: item.correlation_id.clone(),
                                 at: stamp(now),
                                 step: "dead-lettered".into(),
-                                detail: format!("{} after {} attempts", item.idempotency_key, item.attempts),
+                                detail: format!(
+                                    "{} after {} attempts",
+                                    item.idempotency_key, item.attempts
+                                ),
                             });
                             if let Some(line) = line {
-                                commit.line_updates.push(LineUpdate { id: line.id, status: LineStatus::Failed, erp_id: None, posted_at: None });
+                                commit.line_updates.push(LineUpdate {
+                                    id: line.id,
+                                    status: LineStatus::Failed,
+                                    erp_id: None,
+                                    posted_at: None,
+                                });
                             }
                         }
                     }
@@ -839,7 +1080,9 @@ impl Hub {
                     item.state = OutboxState::Refused;
                     item.last_error = Some(reason.clone());
                     self.next.case += 1;
-                    let business_key = line.as_ref().map_or(item.idempotency_key.clone(), |l| l.source_id.clone());
+                    let business_key = line
+                        .as_ref()
+                        .map_or(item.idempotency_key.clone(), |l| l.source_id.clone());
                     commit.cases.push(CaseRow {
                         id: self.next.case,
                         kind: "erp_rejected".into(),
@@ -860,7 +1103,12 @@ impl Hub {
                     });
                     self.metrics.cases_opened.inc();
                     if let Some(line) = line {
-                        commit.line_updates.push(LineUpdate { id: line.id, status: LineStatus::Refused, erp_id: None, posted_at: None });
+                        commit.line_updates.push(LineUpdate {
+                            id: line.id,
+                            status: LineStatus::Refused,
+                            erp_id: None,
+                            posted_at: None,
+                        });
                     }
                 }
             }

@@ -53,20 +53,63 @@ impl Metrics {
     /// The counters in Prometheus' text format, with their help lines.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &Counter); 10] = [
-            ("pshub_events_received_total", "Events received, valid or not.", &self.events_received),
-            ("pshub_events_duplicate_total", "Events suppressed as duplicates.", &self.events_duplicate),
-            ("pshub_events_conflict_total", "Events kept as conflicts (same id, other body).", &self.events_conflict),
-            ("pshub_events_quarantined_total", "Events quarantined as malformed.", &self.events_quarantined),
-            ("pshub_reapprovals_suppressed_total", "Approvals of already billed entries, not billed again.", &self.reapprovals_suppressed),
-            ("pshub_lines_posted_total", "Invoice lines posted to the ERP.", &self.lines_posted),
-            ("pshub_reversals_posted_total", "Reversal lines posted to the ERP.", &self.reversals_posted),
-            ("pshub_exceptions_opened_total", "Exception cases opened.", &self.cases_opened),
-            ("pshub_delivery_failures_total", "Outbound attempts that failed technically.", &self.delivery_failures),
-            ("pshub_dead_letters_total", "Outbound items dead-lettered after their retries.", &self.dead_letters),
+            (
+                "pshub_events_received_total",
+                "Events received, valid or not.",
+                &self.events_received,
+            ),
+            (
+                "pshub_events_duplicate_total",
+                "Events suppressed as duplicates.",
+                &self.events_duplicate,
+            ),
+            (
+                "pshub_events_conflict_total",
+                "Events kept as conflicts (same id, other body).",
+                &self.events_conflict,
+            ),
+            (
+                "pshub_events_quarantined_total",
+                "Events quarantined as malformed.",
+                &self.events_quarantined,
+            ),
+            (
+                "pshub_reapprovals_suppressed_total",
+                "Approvals of already billed entries, not billed again.",
+                &self.reapprovals_suppressed,
+            ),
+            (
+                "pshub_lines_posted_total",
+                "Invoice lines posted to the ERP.",
+                &self.lines_posted,
+            ),
+            (
+                "pshub_reversals_posted_total",
+                "Reversal lines posted to the ERP.",
+                &self.reversals_posted,
+            ),
+            (
+                "pshub_exceptions_opened_total",
+                "Exception cases opened.",
+                &self.cases_opened,
+            ),
+            (
+                "pshub_delivery_failures_total",
+                "Outbound attempts that failed technically.",
+                &self.delivery_failures,
+            ),
+            (
+                "pshub_dead_letters_total",
+                "Outbound items dead-lettered after their retries.",
+                &self.dead_letters,
+            ),
         ];
         let mut text = String::new();
         for (name, help, counter) in rows {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", counter.get()));
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                counter.get()
+            ));
         }
         text
     }

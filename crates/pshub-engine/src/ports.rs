@@ -39,7 +39,10 @@ pub struct ProjectPosting {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ErpError {
     /// Timeout, 5xx, malformed answer: retried on the schedule, then dead-lettered.
-    Technical { message: String, retry_after: Option<Duration> },
+    Technical {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The ERP refused the record on business grounds (unknown project): an exception case.
     Rejected { reason: String },
 }

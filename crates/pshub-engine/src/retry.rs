@@ -13,7 +13,10 @@ pub struct RetrySchedule {
 impl Default for RetrySchedule {
     fn default() -> Self {
         RetrySchedule {
-            delays: [1, 5, 30, 120, 600].into_iter().map(Duration::from_secs).collect(),
+            delays: [1, 5, 30, 120, 600]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
             retry_after_cap: Duration::from_secs(3600),
         }
     }
@@ -22,8 +25,14 @@ impl Default for RetrySchedule {
 impl RetrySchedule {
     /// The delay after `failed_attempts` failures, or `None` when the item is to be
     /// dead-lettered. A target's `Retry-After` wins over the schedule, up to the cap.
-    pub fn next_delay(&self, failed_attempts: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        let scheduled = *self.delays.get(usize::try_from(failed_attempts).ok()?.checked_sub(1)?)?;
+    pub fn next_delay(
+        &self,
+        failed_attempts: u32,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        let scheduled = *self
+            .delays
+            .get(usize::try_from(failed_attempts).ok()?.checked_sub(1)?)?;
         Some(match retry_after {
             Some(asked) => asked.min(self.retry_after_cap).max(scheduled),
             None => scheduled,
@@ -44,8 +53,14 @@ mod tests {
         assert_eq!(schedule.next_delay(1, None), Some(Duration::from_secs(1)));
         assert_eq!(schedule.next_delay(2, None), Some(Duration::from_secs(5)));
         assert_eq!(schedule.next_delay(3, None), None);
-        assert_eq!(schedule.next_delay(1, Some(Duration::from_secs(30))), Some(Duration::from_secs(30)));
-        assert_eq!(schedule.next_delay(1, Some(Duration::from_secs(900))), Some(Duration::from_secs(60)));
+        assert_eq!(
+            schedule.next_delay(1, Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            schedule.next_delay(1, Some(Duration::from_secs(900))),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(schedule.next_delay(0, None), None);
     }
 }

@@ -123,7 +123,11 @@ pub struct Verdict {
 }
 
 fn fail(kind: FailureKind, reason: String, suggested_fix: &str) -> Failure {
-    Failure { kind, reason, suggested_fix: suggested_fix.to_string() }
+    Failure {
+        kind,
+        reason,
+        suggested_fix: suggested_fix.to_string(),
+    }
 }
 
 /// Runs the checks in order and prices the entry.
@@ -132,21 +136,38 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
     let Some(history) = world.workers.get(work.worker()) else {
         let reason = format!("worker {} is not known to the hub", work.worker());
         let fix = "Send the worker's worker.hired event from the HRIS, then resolve this case.";
-        return Verdict { outcome: Err(fail(FailureKind::UnknownWorker, reason, fix)), value: None };
+        return Verdict {
+            outcome: Err(fail(FailureKind::UnknownWorker, reason, fix)),
+            value: None,
+        };
     };
     let Some(project) = world.projects.get(work.project()) else {
         let reason = format!("project {} is not known to the hub", work.project());
         let fix = "Send the opportunity.closed_won that creates the project, or correct the entry's project code.";
-        return Verdict { outcome: Err(fail(FailureKind::UnknownProject, reason, fix)), value: None };
+        return Verdict {
+            outcome: Err(fail(FailureKind::UnknownProject, reason, fix)),
+            value: None,
+        };
     };
     let Some(terms) = world.contracts.get(&project.contract_id) else {
-        let reason = format!("project {} has no contract {}", work.project(), project.contract_id);
+        let reason = format!(
+            "project {} has no contract {}",
+            work.project(),
+            project.contract_id
+        );
         let fix = "Send the contract through opportunity.closed_won.";
-        return Verdict { outcome: Err(fail(FailureKind::UnknownProject, reason, fix)), value: None };
+        return Verdict {
+            outcome: Err(fail(FailureKind::UnknownProject, reason, fix)),
+            value: None,
+        };
     };
     let on_date = history.on(date);
     // Attributes for valuing an entry held before the hire come from the latest record.
-    let attributes = if on_date.status.is_some() { on_date.clone() } else { history.latest() };
+    let attributes = if on_date.status.is_some() {
+        on_date.clone()
+    } else {
+        history.latest()
+    };
     let assignment = world.approved_assignment(work.worker(), work.project(), date);
     let billing_currency = terms.base.currency;
     let (rate_card_id, _) = terms.on(date);
@@ -155,11 +176,17 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
     let price = || -> Result<(Decimal, Decimal, Currency, Option<Decimal>, Money), Failure> {
         let (quantity, rate, rate_currency) = match work {
             Work::Time(entry) => {
-                let role = entry.role.as_deref().or(assignment.map(|a| a.role.as_str())).or(attributes.role);
+                let role = entry
+                    .role
+                    .as_deref()
+                    .or(assignment.map(|a| a.role.as_str()))
+                    .or(attributes.role);
                 let region = attributes.region;
                 let card = world.rate_cards.get(rate_card_id);
                 let found = match (card, role, region) {
-                    (Some(card), Some(role), Some(region)) => card.rate_for(role, region, date).map(|r| (r, card.currency)),
+                    (Some(card), Some(role), Some(region)) => card
+                        .rate_for(role, region, date)
+                        .map(|r| (r, card.currency)),
                     _ => None,
                 };
                 let Some((rate, currency)) = found else {
@@ -180,11 +207,19 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             return Ok((quantity, rate, rate_currency, None, value));
         }
         let Some(fx) = world.fx_rate(rate_currency, billing_currency, date) else {
-            let reason = format!("no FX rate from {rate_currency} to {billing_currency} on or before {date}");
+            let reason = format!(
+                "no FX rate from {rate_currency} to {billing_currency} on or before {date}"
+            );
             let fix = "Send an fx_rate.upserted for this pair valid on or before the date, then resolve this case.";
             return Err(fail(FailureKind::MissingFxRate, reason, fix));
         };
-        Ok((quantity, rate, rate_currency, Some(fx), value.convert(fx, billing_currency)))
+        Ok((
+            quantity,
+            rate,
+            rate_currency,
+            Some(fx),
+            value.convert(fx, billing_currency),
+        ))
     };
     let priced = price();
     let value = priced.as_ref().ok().map(|(.., amount)| *amount);
@@ -202,13 +237,24 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         return verdict(Err(fail(FailureKind::WorkerInactive, reason, fix)));
     }
     if assignment.is_none() {
-        let reason = format!("worker {} has no approved assignment on project {} covering {date}", work.worker(), work.project());
+        let reason = format!(
+            "worker {} has no approved assignment on project {} covering {date}",
+            work.worker(),
+            work.project()
+        );
         let fix = "Approve the assignment in the PSA (assignment.changed with state approved), then resolve this case.";
         return verdict(Err(fail(FailureKind::NoApprovedAssignment, reason, fix)));
     }
     if !terms.covers(date) {
-        let reason = format!("{date} is outside contract {} ({} to {})", project.contract_id, terms.base.start,
-            terms.on(date).1.map_or("open".to_string(), |d| d.to_string()));
+        let reason = format!(
+            "{date} is outside contract {} ({} to {})",
+            project.contract_id,
+            terms.base.start,
+            terms
+                .on(date)
+                .1
+                .map_or("open".to_string(), |d| d.to_string())
+        );
         let fix = "Extend the contract with contract.amended, or move the entry to the right project, then resolve this case.";
         return verdict(Err(fail(FailureKind::ContractExpired, reason, fix)));
     }

@@ -100,9 +100,15 @@ impl EntryPhase {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Billed, Self::Held, Self::Rejected, Self::NotBillable, Self::WrittenOff]
-            .into_iter()
-            .find(|p| p.as_str() == raw)
+        [
+            Self::Billed,
+            Self::Held,
+            Self::Rejected,
+            Self::NotBillable,
+            Self::WrittenOff,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == raw)
     }
 }
 
@@ -148,7 +154,9 @@ impl LineStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Posted, Self::Refused, Self::Failed].into_iter().find(|s| s.as_str() == raw)
+        [Self::Pending, Self::Posted, Self::Refused, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -200,7 +208,9 @@ impl OutboxState {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Dead, Self::Refused].into_iter().find(|s| s.as_str() == raw)
+        [Self::Pending, Self::Delivered, Self::Dead, Self::Refused]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -220,7 +230,9 @@ impl Operation {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::PostLine, Self::ProvisionProject].into_iter().find(|s| s.as_str() == raw)
+        [Self::PostLine, Self::ProvisionProject]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -413,7 +425,10 @@ pub struct Page {
 }
 
 impl Page {
-    pub const ALL: Page = Page { after: 0, limit: u32::MAX };
+    pub const ALL: Page = Page {
+        after: 0,
+        limit: u32::MAX,
+    };
 }
 
 /// The rows that mention a correlation id, for its timeline.
@@ -456,7 +471,10 @@ pub trait Store: Send {
     /// Visits every exception case, for the summary.
     fn each_case(&mut self, visit: &mut dyn FnMut(&CaseRow)) -> Result<()>;
     /// Visits the kind, status, currency and amount of every line, for the summary.
-    fn each_line_amount(&mut self, visit: &mut dyn FnMut(LineKind, LineStatus, Currency, Decimal)) -> Result<()>;
+    fn each_line_amount(
+        &mut self,
+        visit: &mut dyn FnMut(LineKind, LineStatus, Currency, Decimal),
+    ) -> Result<()>;
 
     /// Stores an API token by its hash.
     fn add_token(&mut self, token_hash: &str, role: &str, label: &str) -> Result<()>;

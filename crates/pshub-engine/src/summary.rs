@@ -14,12 +14,18 @@ pub struct Amounts(BTreeMap<Currency, Decimal>);
 
 impl Amounts {
     pub fn add(&mut self, currency: Currency, amount: Decimal) {
-        let slot = self.0.entry(currency).or_insert_with(|| Money::zero(currency).amount());
+        let slot = self
+            .0
+            .entry(currency)
+            .or_insert_with(|| Money::zero(currency).amount());
         *slot += amount;
     }
 
     pub fn get(&self, currency: Currency) -> Decimal {
-        self.0.get(&currency).copied().unwrap_or_else(|| Money::zero(currency).amount())
+        self.0
+            .get(&currency)
+            .copied()
+            .unwrap_or_else(|| Money::zero(currency).amount())
     }
 
     pub fn currencies(&self) -> impl Iterator<Item = Currency> + '_ {
@@ -30,7 +36,12 @@ impl Amounts {
     pub fn to_json(&self, all: &[Currency]) -> serde_json::Value {
         let map = all
             .iter()
-            .map(|c| (c.code().to_string(), serde_json::Value::String(self.get(*c).to_string())))
+            .map(|c| {
+                (
+                    c.code().to_string(),
+                    serde_json::Value::String(self.get(*c).to_string()),
+                )
+            })
             .collect();
         serde_json::Value::Object(map)
     }
@@ -57,7 +68,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn compute(store: &mut dyn Store) -> Result<Self> {
-        let mut summary = Summary { counters: store.counters()?, ..Summary::default() };
+        let mut summary = Summary {
+            counters: store.counters()?,
+            ..Summary::default()
+        };
         summary.accepted = summary.counters.received
             - summary.counters.duplicates
             - summary.counters.conflicts
@@ -94,7 +108,14 @@ impl Summary {
             }
         })?;
         let mut cases = Vec::new();
-        store.each_case(&mut |case| cases.push((case.owner, case.state, case.entry_row.is_some(), case.value.zip(case.currency))))?;
+        store.each_case(&mut |case| {
+            cases.push((
+                case.owner,
+                case.state,
+                case.entry_row.is_some(),
+                case.value.zip(case.currency),
+            ))
+        })?;
         for (owner, state, holds_entry, value) in cases {
             *summary.exceptions_by_owner.entry(owner).or_default() += 1;
             if !state.is_open() {
@@ -146,7 +167,8 @@ impl Summary {
         if self.approved_entries == 0 {
             return Decimal::ONE;
         }
-        (Decimal::from(self.straight_through_entries) / Decimal::from(self.approved_entries)).round_dp(4)
+        (Decimal::from(self.straight_through_entries) / Decimal::from(self.approved_entries))
+            .round_dp(4)
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -154,11 +176,20 @@ impl Summary {
         let by_owner = |map: &BTreeMap<OwnerTeam, u64>| {
             let object = OwnerTeam::ALL
                 .iter()
-                .map(|o| (o.as_str().to_string(), serde_json::Value::from(map.get(o).copied().unwrap_or(0))))
+                .map(|o| {
+                    (
+                        o.as_str().to_string(),
+                        serde_json::Value::from(map.get(o).copied().unwrap_or(0)),
+                    )
+                })
                 .collect();
             serde_json::Value::Object(object)
         };
-        let rate: serde_json::Number = self.straight_through_rate().to_string().parse().unwrap_or_else(|_| 0.into());
+        let rate: serde_json::Number = self
+            .straight_through_rate()
+            .to_string()
+            .parse()
+            .unwrap_or_else(|_| 0.into());
         serde_json::json!({
             "events": self.counters.received,
             "accepted": self.accepted,

@@ -4,7 +4,9 @@
 
 use chrono::NaiveDate;
 use pshub_model::records::*;
-use pshub_model::{AssignmentId, ContractId, Currency, CustomerId, EventData, ProjectCode, RateCardId, WorkerId};
+use pshub_model::{
+    AssignmentId, ContractId, Currency, CustomerId, EventData, ProjectCode, RateCardId, WorkerId,
+};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,7 +28,9 @@ pub struct WorkerOnDate<'a> {
 impl WorkerHistory {
     fn record(&mut self, change: WorkerChange) {
         // Stable insertion keeps arrival order among changes with the same date.
-        let at = self.changes.partition_point(|c| c.effective_date <= change.effective_date);
+        let at = self
+            .changes
+            .partition_point(|c| c.effective_date <= change.effective_date);
         self.changes.insert(at, change);
     }
 
@@ -34,7 +38,12 @@ impl WorkerHistory {
     /// the termination date, both inclusive; a leave runs from its start through the day
     /// before the leave ends; a transfer changes attributes from its effective date.
     pub fn on(&self, date: NaiveDate) -> WorkerOnDate<'_> {
-        let mut state = WorkerOnDate { status: None, region: None, role: None, legal_entity: None };
+        let mut state = WorkerOnDate {
+            status: None,
+            region: None,
+            role: None,
+            legal_entity: None,
+        };
         for change in &self.changes {
             let takes_effect = match change.kind {
                 WorkerChangeKind::Terminated => change.effective_date < date,
@@ -59,7 +68,12 @@ impl WorkerHistory {
     /// Attributes as of the latest change, whatever the date: for entries dated before
     /// the hire, to value what is held.
     pub fn latest(&self) -> WorkerOnDate<'_> {
-        let mut state = WorkerOnDate { status: None, region: None, role: None, legal_entity: None };
+        let mut state = WorkerOnDate {
+            status: None,
+            region: None,
+            role: None,
+            legal_entity: None,
+        };
         for change in &self.changes {
             state.region = change.region.as_deref().or(state.region);
             state.role = change.role.as_deref().or(state.role);
@@ -81,7 +95,11 @@ impl ContractTerms {
     pub fn on(&self, date: NaiveDate) -> (&RateCardId, Option<NaiveDate>) {
         let mut rate_card = &self.base.rate_card_id;
         let mut end = self.base.end;
-        for amendment in self.amendments.iter().take_while(|a| a.effective_from <= date) {
+        for amendment in self
+            .amendments
+            .iter()
+            .take_while(|a| a.effective_from <= date)
+        {
             rate_card = amendment.rate_card_id.as_ref().unwrap_or(rate_card);
             end = amendment.end.or(end);
         }
@@ -127,15 +145,20 @@ impl World {
     pub fn apply(&mut self, data: &EventData) -> Applied {
         match data {
             EventData::Customer(customer) => {
-                self.customers.insert(customer.customer_id.clone(), customer.clone());
+                self.customers
+                    .insert(customer.customer_id.clone(), customer.clone());
             }
             EventData::ClosedWon(won) => {
-                self.customers.insert(won.customer.customer_id.clone(), won.customer.clone());
+                self.customers
+                    .insert(won.customer.customer_id.clone(), won.customer.clone());
                 let contract_id = won.contract.contract_id.clone();
                 self.contracts
                     .entry(contract_id.clone())
                     .and_modify(|terms| terms.base = won.contract.clone())
-                    .or_insert_with(|| ContractTerms { base: won.contract.clone(), amendments: Vec::new() });
+                    .or_insert_with(|| ContractTerms {
+                        base: won.contract.clone(),
+                        amendments: Vec::new(),
+                    });
                 let code = won.project.project_code.clone();
                 let is_new = !self.projects.contains_key(&code);
                 self.projects.insert(
@@ -152,19 +175,28 @@ impl World {
             }
             EventData::ContractAmended(amendment) => {
                 if let Some(terms) = self.contracts.get_mut(&amendment.contract_id) {
-                    let at = terms.amendments.partition_point(|a| a.effective_from <= amendment.effective_from);
+                    let at = terms
+                        .amendments
+                        .partition_point(|a| a.effective_from <= amendment.effective_from);
                     terms.amendments.insert(at, amendment.clone());
                 }
             }
             EventData::Worker(change) => {
-                self.workers.entry(change.worker_id.clone()).or_default().record(change.clone());
+                self.workers
+                    .entry(change.worker_id.clone())
+                    .or_default()
+                    .record(change.clone());
             }
             EventData::RateCard(card) => {
-                self.rate_cards.insert(card.rate_card_id.clone(), card.clone());
+                self.rate_cards
+                    .insert(card.rate_card_id.clone(), card.clone());
             }
             EventData::CostRate(rate) => self.cost_rates.push(rate.clone()),
             EventData::FxRate(rate) => {
-                self.fx.entry((rate.from, rate.to)).or_default().insert(rate.valid_on, rate.rate);
+                self.fx
+                    .entry((rate.from, rate.to))
+                    .or_default()
+                    .insert(rate.valid_on, rate.rate);
             }
             EventData::Assignment(assignment) => self.apply_assignment(assignment),
             EventData::TimeEntry { .. }
@@ -186,17 +218,28 @@ impl World {
                 ids.retain(|id| id != &assignment.assignment_id);
             }
         }
-        self.assignments.insert(assignment.assignment_id.clone(), assignment.clone());
+        self.assignments
+            .insert(assignment.assignment_id.clone(), assignment.clone());
         self.assignments_by_pair
-            .entry((assignment.worker_id.clone(), assignment.project_code.clone()))
+            .entry((
+                assignment.worker_id.clone(),
+                assignment.project_code.clone(),
+            ))
             .or_default()
             .push(assignment.assignment_id.clone());
     }
 
     /// The approved assignment of the worker on the project covering `date`.
-    pub fn approved_assignment(&self, worker: &WorkerId, project: &ProjectCode, date: NaiveDate) -> Option<&Assignment> {
+    pub fn approved_assignment(
+        &self,
+        worker: &WorkerId,
+        project: &ProjectCode,
+        date: NaiveDate,
+    ) -> Option<&Assignment> {
         // Borrowed lookups with a tuple key need owned parts; these clones are of short ids.
-        let ids = self.assignments_by_pair.get(&(worker.clone(), project.clone()))?;
+        let ids = self
+            .assignments_by_pair
+            .get(&(worker.clone(), project.clone()))?;
         ids.iter()
             .filter_map(|id| self.assignments.get(id))
             .find(|a| a.state == AssignmentState::Approved && a.covers(date))
@@ -204,7 +247,11 @@ impl World {
 
     /// The FX rate with the latest `valid_on` on or before `date`.
     pub fn fx_rate(&self, from: Currency, to: Currency, date: NaiveDate) -> Option<Decimal> {
-        self.fx.get(&(from, to))?.range(..=date).next_back().map(|(_, rate)| *rate)
+        self.fx
+            .get(&(from, to))?
+            .range(..=date)
+            .next_back()
+            .map(|(_, rate)| *rate)
     }
 }
 
@@ -238,23 +285,54 @@ mod tests {
         history.record(change(WorkerChangeKind::Hired, "2026-01-10", Some("emea")));
         history.record(change(WorkerChangeKind::LeaveStarted, "2026-02-01", None));
         history.record(change(WorkerChangeKind::LeaveEnded, "2026-02-10", None));
-        history.record(change(WorkerChangeKind::Transferred, "2026-03-01", Some("amer")));
+        history.record(change(
+            WorkerChangeKind::Transferred,
+            "2026-03-01",
+            Some("amer"),
+        ));
         history.record(change(WorkerChangeKind::Terminated, "2026-03-31", None));
         assert_eq!(status_on(&history, "2026-01-09"), None);
-        assert_eq!(status_on(&history, "2026-01-10"), Some(WorkerStatus::Active));
-        assert_eq!(status_on(&history, "2026-02-01"), Some(WorkerStatus::OnLeave));
-        assert_eq!(status_on(&history, "2026-02-09"), Some(WorkerStatus::OnLeave));
-        assert_eq!(status_on(&history, "2026-02-10"), Some(WorkerStatus::Active));
-        assert_eq!(history.on("2026-02-28".parse().unwrap()).region, Some("emea"));
-        assert_eq!(history.on("2026-03-01".parse().unwrap()).region, Some("amer"));
-        assert_eq!(status_on(&history, "2026-03-31"), Some(WorkerStatus::Active));
-        assert_eq!(status_on(&history, "2026-04-01"), Some(WorkerStatus::Terminated));
+        assert_eq!(
+            status_on(&history, "2026-01-10"),
+            Some(WorkerStatus::Active)
+        );
+        assert_eq!(
+            status_on(&history, "2026-02-01"),
+            Some(WorkerStatus::OnLeave)
+        );
+        assert_eq!(
+            status_on(&history, "2026-02-09"),
+            Some(WorkerStatus::OnLeave)
+        );
+        assert_eq!(
+            status_on(&history, "2026-02-10"),
+            Some(WorkerStatus::Active)
+        );
+        assert_eq!(
+            history.on("2026-02-28".parse().unwrap()).region,
+            Some("emea")
+        );
+        assert_eq!(
+            history.on("2026-03-01".parse().unwrap()).region,
+            Some("amer")
+        );
+        assert_eq!(
+            status_on(&history, "2026-03-31"),
+            Some(WorkerStatus::Active)
+        );
+        assert_eq!(
+            status_on(&history, "2026-04-01"),
+            Some(WorkerStatus::Terminated)
+        );
     }
 
     #[test]
     fn fx_uses_the_latest_rate_on_or_before_the_date() {
         let mut world = World::default();
-        let (eur, usd) = (Currency::parse("EUR").unwrap(), Currency::parse("USD").unwrap());
+        let (eur, usd) = (
+            Currency::parse("EUR").unwrap(),
+            Currency::parse("USD").unwrap(),
+        );
         for (day, rate) in [("2026-03-01", "1.08"), ("2026-03-15", "1.10")] {
             world.apply(&EventData::FxRate(FxRate {
                 from: eur,
@@ -264,7 +342,11 @@ mod tests {
                 source: "ecb".into(),
             }));
         }
-        let on = |d: &str| world.fx_rate(eur, usd, d.parse().unwrap()).map(|r| r.to_string());
+        let on = |d: &str| {
+            world
+                .fx_rate(eur, usd, d.parse().unwrap())
+                .map(|r| r.to_string())
+        };
         assert_eq!(on("2026-02-28"), None);
         assert_eq!(on("2026-03-14"), Some("1.08".into()));
         assert_eq!(on("2026-03-15"), Some("1.10".into()));

@@ -150,7 +150,10 @@ impl EventData {
     /// Whether the event changes the reference data that rules read (workers, rates,
     /// projects, assignments) rather than being work to bill.
     pub fn is_reference(&self) -> bool {
-        !matches!(self, EventData::TimeEntry { .. } | EventData::Expense { .. })
+        !matches!(
+            self,
+            EventData::TimeEntry { .. } | EventData::Expense { .. }
+        )
     }
 }
 
@@ -191,18 +194,25 @@ impl Event {
             error,
         };
         let envelope = Obj::new("", value).map_err(|e| fail(None, None, e))?;
-        let id = envelope.key("id", |raw| crate::ids::check_key(raw).map(|()| raw.to_string()));
+        let id = envelope.key("id", |raw| {
+            crate::ids::check_key(raw).map(|()| raw.to_string())
+        });
         let source = envelope.str("source");
         let (id_ref, source_ref) = (id.as_deref().ok(), source.as_ref().ok().copied());
         let id = id.clone().map_err(|e| fail(None, source_ref, e))?;
         let source = source.map_err(|e| fail(Some(&id), None, e))?;
         let fail = |error: FieldError| fail(id_ref, Some(source), error);
         if !known_source(source) {
-            return Err(fail(envelope.error("source", format!("'{source}' is not a configured system"))));
+            return Err(fail(
+                envelope.error("source", format!("'{source}' is not a configured system")),
+            ));
         }
         let type_name = envelope.str("type").map_err(fail)?;
         let event_type = EventType::parse(type_name).ok_or_else(|| {
-            fail(envelope.error("type", format!("'{type_name}' is not an event type of schema version 1")))
+            fail(envelope.error(
+                "type",
+                format!("'{type_name}' is not an event type of schema version 1"),
+            ))
         })?;
         let schema_version = envelope.u32("schema_version").map_err(fail)?;
         if schema_version != SCHEMA_VERSION {
@@ -213,10 +223,17 @@ impl Event {
         }
         let occurred_at = envelope.str("occurred_at").map_err(fail)?;
         let occurred_at = DateTime::parse_from_rfc3339(occurred_at)
-            .map_err(|_| fail(envelope.error("occurred_at", format!("'{occurred_at}' is not an RFC 3339 timestamp"))))?
+            .map_err(|_| {
+                fail(envelope.error(
+                    "occurred_at",
+                    format!("'{occurred_at}' is not an RFC 3339 timestamp"),
+                ))
+            })?
             .with_timezone(&Utc);
         let correlation_id = envelope
-            .opt_key("correlation_id", |raw| crate::ids::check_key(raw).map(|()| raw.to_string()))
+            .opt_key("correlation_id", |raw| {
+                crate::ids::check_key(raw).map(|()| raw.to_string())
+            })
             .map_err(fail)?;
         let data = envelope.obj("data").map_err(fail)?;
         let data = EventData::parse(event_type, &data).map_err(fail)?;
@@ -259,15 +276,24 @@ mod tests {
     fn decimals_as_strings_or_numbers_give_the_same_canonical_data() {
         let canonical = r#"{"entry_id":"T-1","worker_id":"W-1","project_code":"P-1","work_date":"2026-03-04","hours":"7.5","billable":true,"role":null,"task":null}"#;
         check(approved_entry(json!("7.5")), Ok(canonical));
-        check(approved_entry(serde_json::from_str("7.50").unwrap()), Ok(canonical));
+        check(
+            approved_entry(serde_json::from_str("7.50").unwrap()),
+            Ok(canonical),
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        check(approved_entry(json!(true)), Err("data.hours: expected a decimal number (string or number), got true"));
+        check(
+            approved_entry(json!(true)),
+            Err("data.hours: expected a decimal number (string or number), got true"),
+        );
         let mut unknown = approved_entry(json!("1"));
         unknown["type"] = json!("time_entry.deleted");
-        check(unknown, Err("type: 'time_entry.deleted' is not an event type of schema version 1"));
+        check(
+            unknown,
+            Err("type: 'time_entry.deleted' is not an event type of schema version 1"),
+        );
         let mut missing = approved_entry(json!("1"));
         missing["data"].as_object_mut().unwrap().remove("work_date");
         check(missing, Err("data.work_date: is required"));
@@ -277,7 +303,10 @@ mod tests {
         check(json!([1]), Err(": expected an object, got an array"));
         let mut version = approved_entry(json!("1"));
         version["schema_version"] = json!(2);
-        check(version, Err("schema_version: version 2 is not supported; this hub reads version 1"));
+        check(
+            version,
+            Err("schema_version: version 2 is not supported; this hub reads version 1"),
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ fn describe(value: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("{b}"),
         Value::Number(n) => format!("the number {n}"),
-        Value::String(s) if s.len() > 40 => format!("the string \"{}...\"", &s[..s.floor_char_boundary(40)]),
+        Value::String(s) if s.len() > 40 => {
+            format!("the string \"{}...\"", &s[..s.floor_char_boundary(40)])
+        }
         Value::String(s) => format!("the string \"{s}\""),
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
@@ -50,16 +52,26 @@ impl<'a> Obj<'a> {
         let path = path.into();
         match value {
             Value::Object(map) => Ok(Obj { path, map }),
-            other => Err(FieldError { field: path, problem: format!("expected an object, got {}", describe(other)) }),
+            other => Err(FieldError {
+                field: path,
+                problem: format!("expected an object, got {}", describe(other)),
+            }),
         }
     }
 
     pub fn path(&self, name: &str) -> String {
-        if self.path.is_empty() { name.to_string() } else { format!("{}.{name}", self.path) }
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.path)
+        }
     }
 
     pub fn error(&self, name: &str, problem: impl Into<String>) -> FieldError {
-        FieldError { field: self.path(name), problem: problem.into() }
+        FieldError {
+            field: self.path(name),
+            problem: problem.into(),
+        }
     }
 
     /// The field's value, treating JSON `null` as absent.
@@ -68,7 +80,8 @@ impl<'a> Obj<'a> {
     }
 
     fn required(&self, name: &str) -> FieldResult<&'a Value> {
-        self.get(name).ok_or_else(|| self.error(name, "is required"))
+        self.get(name)
+            .ok_or_else(|| self.error(name, "is required"))
     }
 
     pub fn str(&self, name: &str) -> FieldResult<&'a str> {
@@ -79,7 +92,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_str(&self, name: &str) -> FieldResult<Option<&'a str>> {
-        if self.get(name).is_none() { Ok(None) } else { self.str(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.str(name).map(Some)
+        }
     }
 
     /// A business key, parsed by the id type's own constructor.
@@ -87,8 +104,16 @@ impl<'a> Obj<'a> {
         parse(self.str(name)?).map_err(|problem| self.error(name, problem))
     }
 
-    pub fn opt_key<T>(&self, name: &str, parse: fn(&str) -> Result<T, String>) -> FieldResult<Option<T>> {
-        if self.get(name).is_none() { Ok(None) } else { self.key(name, parse).map(Some) }
+    pub fn opt_key<T>(
+        &self,
+        name: &str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> FieldResult<Option<T>> {
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.key(name, parse).map(Some)
+        }
     }
 
     /// An exact decimal from a JSON string or number, normalised (`7.50` reads as `7.5`).
@@ -97,7 +122,15 @@ impl<'a> Obj<'a> {
         let text = match value {
             Value::String(s) => s.trim().to_string(),
             Value::Number(n) => n.to_string(),
-            other => return Err(self.error(name, format!("expected a decimal number (string or number), got {}", describe(other)))),
+            other => {
+                return Err(self.error(
+                    name,
+                    format!(
+                        "expected a decimal number (string or number), got {}",
+                        describe(other)
+                    ),
+                ));
+            }
         };
         let parsed = Decimal::from_str(&text)
             .or_else(|_| Decimal::from_scientific(&text))
@@ -106,7 +139,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_decimal(&self, name: &str) -> FieldResult<Option<Decimal>> {
-        if self.get(name).is_none() { Ok(None) } else { self.decimal(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.decimal(name).map(Some)
+        }
     }
 
     /// A decimal that must be zero or more.
@@ -134,7 +171,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_date(&self, name: &str) -> FieldResult<Option<NaiveDate>> {
-        if self.get(name).is_none() { Ok(None) } else { self.date(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.date(name).map(Some)
+        }
     }
 
     pub fn currency(&self, name: &str) -> FieldResult<Currency> {
@@ -144,12 +185,19 @@ impl<'a> Obj<'a> {
     pub fn bool(&self, name: &str) -> FieldResult<bool> {
         match self.required(name)? {
             Value::Bool(b) => Ok(*b),
-            other => Err(self.error(name, format!("expected true or false, got {}", describe(other)))),
+            other => Err(self.error(
+                name,
+                format!("expected true or false, got {}", describe(other)),
+            )),
         }
     }
 
     pub fn opt_bool(&self, name: &str) -> FieldResult<Option<bool>> {
-        if self.get(name).is_none() { Ok(None) } else { self.bool(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.bool(name).map(Some)
+        }
     }
 
     pub fn u32(&self, name: &str) -> FieldResult<u32> {
@@ -157,8 +205,16 @@ impl<'a> Obj<'a> {
             Value::Number(n) => n
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| self.error(name, format!("expected a whole number from 0 to 4294967295, got {n}"))),
-            other => Err(self.error(name, format!("expected a whole number, got {}", describe(other)))),
+                .ok_or_else(|| {
+                    self.error(
+                        name,
+                        format!("expected a whole number from 0 to 4294967295, got {n}"),
+                    )
+                }),
+            other => Err(self.error(
+                name,
+                format!("expected a whole number, got {}", describe(other)),
+            )),
         }
     }
 
@@ -167,7 +223,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_obj(&self, name: &str) -> FieldResult<Option<Obj<'a>>> {
-        if self.get(name).is_none() { Ok(None) } else { self.obj(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.obj(name).map(Some)
+        }
     }
 
     /// Each element of an array field, as an object with its index in the path.
@@ -183,16 +243,24 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_objects(&self, name: &str) -> FieldResult<Option<Vec<Obj<'a>>>> {
-        if self.get(name).is_none() { Ok(None) } else { self.objects(name).map(Some) }
+        if self.get(name).is_none() {
+            Ok(None)
+        } else {
+            self.objects(name).map(Some)
+        }
     }
 
     /// A closed set of words, such as a state.
     pub fn one_of<T: Copy>(&self, name: &str, choices: &[(&str, T)]) -> FieldResult<T> {
         let text = self.str(name)?;
-        choices.iter().find(|(word, _)| *word == text).map(|(_, v)| *v).ok_or_else(|| {
-            let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
-            self.error(name, format!("'{text}' is not one of {}", words.join(", ")))
-        })
+        choices
+            .iter()
+            .find(|(word, _)| *word == text)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+                self.error(name, format!("'{text}' is not one of {}", words.join(", ")))
+            })
     }
 }
 
@@ -204,7 +272,9 @@ mod tests {
     fn decimal_of(value: Value) -> Result<String, String> {
         let doc = json!({ "x": value });
         let obj = Obj::new("data", &doc).unwrap();
-        obj.decimal("x").map(|d| d.to_string()).map_err(|e| e.to_string())
+        obj.decimal("x")
+            .map(|d| d.to_string())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -212,21 +282,36 @@ mod tests {
         assert_eq!(decimal_of(json!("7.5")), Ok("7.5".into()));
         assert_eq!(decimal_of(json!("7.50")), Ok("7.5".into()));
         let number: Value = serde_json::from_str("0.1000000000000000055511151231257827").unwrap();
-        assert_eq!(decimal_of(number), Ok("0.1000000000000000055511151231".into()));
+        assert_eq!(
+            decimal_of(number),
+            Ok("0.1000000000000000055511151231".into())
+        );
         let number: Value = serde_json::from_str("7.1").unwrap();
         assert_eq!(decimal_of(number), Ok("7.1".into()));
-        assert_eq!(decimal_of(json!(true)), Err("data.x: expected a decimal number (string or number), got true".into()));
-        assert_eq!(decimal_of(json!("seven")), Err("data.x: 'seven' is not a decimal number".into()));
+        assert_eq!(
+            decimal_of(json!(true)),
+            Err("data.x: expected a decimal number (string or number), got true".into())
+        );
+        assert_eq!(
+            decimal_of(json!("seven")),
+            Err("data.x: 'seven' is not a decimal number".into())
+        );
     }
 
     #[test]
     fn missing_and_nested_fields_are_named() {
         let doc = json!({ "contract": { "rates": [ {}, { "rate": "x" } ] } });
         let top = Obj::new("data", &doc).unwrap();
-        assert_eq!(top.str("id").unwrap_err().to_string(), "data.id: is required");
+        assert_eq!(
+            top.str("id").unwrap_err().to_string(),
+            "data.id: is required"
+        );
         let contract = top.obj("contract").unwrap();
         let rates = contract.objects("rates").unwrap();
-        assert_eq!(rates[1].decimal("rate").unwrap_err().field, "data.contract.rates[1].rate");
+        assert_eq!(
+            rates[1].decimal("rate").unwrap_err().field,
+            "data.contract.rates[1].rate"
+        );
         assert_eq!(top.date("contract").unwrap_err().field, "data.contract");
     }
 }

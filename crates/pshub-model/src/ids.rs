@@ -9,7 +9,10 @@ pub fn check_key(raw: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if raw.len() > 200 {
-        return Err(format!("is {} characters long; at most 200 are allowed", raw.len()));
+        return Err(format!(
+            "is {} characters long; at most 200 are allowed",
+            raw.len()
+        ));
     }
     if raw.trim() != raw {
         return Err(format!("'{raw}' has leading or trailing white space"));

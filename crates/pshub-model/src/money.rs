@@ -26,7 +26,10 @@ pub struct Money {
 impl Money {
     /// Rounds `amount` to the currency's minor unit (half away from zero).
     pub fn rounded(amount: Decimal, currency: Currency) -> Self {
-        Money { amount: round_to_minor_unit(amount, currency), currency }
+        Money {
+            amount: round_to_minor_unit(amount, currency),
+            currency,
+        }
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -42,7 +45,10 @@ impl Money {
     }
 
     pub fn negated(&self) -> Self {
-        Money { amount: -self.amount, currency: self.currency }
+        Money {
+            amount: -self.amount,
+            currency: self.currency,
+        }
     }
 
     /// Converts into `to` at `rate` (units of `to` per unit of this currency), rounding once.

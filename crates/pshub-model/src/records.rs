@@ -1,9 +1,9 @@
 //! The canonical records of v1 and their states. Each record parses from the `data` of an
 //! event with [`crate::fields::Obj`], so every error names its field.
 
+use crate::Currency;
 use crate::fields::{FieldResult, Obj};
 use crate::ids::*;
-use crate::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -14,7 +14,11 @@ fn label(obj: &Obj, name: &str) -> FieldResult<String> {
 }
 
 fn opt_label(obj: &Obj, name: &str) -> FieldResult<Option<String>> {
-    if obj.get(name).is_none() { Ok(None) } else { label(obj, name).map(Some) }
+    if obj.get(name).is_none() {
+        Ok(None)
+    } else {
+        label(obj, name).map(Some)
+    }
 }
 
 fn check_period(obj: &Obj, start: &str, end: &str) -> FieldResult<(NaiveDate, Option<NaiveDate>)> {
@@ -41,7 +45,10 @@ impl Customer {
     pub fn parse(obj: &Obj) -> FieldResult<Self> {
         let country = obj.str("country")?;
         if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(obj.error("country", format!("'{country}' is not an ISO 3166 alpha-2 code")));
+            return Err(obj.error(
+                "country",
+                format!("'{country}' is not an ISO 3166 alpha-2 code"),
+            ));
         }
         Ok(Customer {
             customer_id: obj.key("customer_id", CustomerId::parse)?,
@@ -70,7 +77,9 @@ pub struct MilestoneTerm {
 
 impl MilestoneTerm {
     fn parse_all(obj: &Obj) -> FieldResult<Option<Vec<Self>>> {
-        let Some(items) = obj.opt_objects("milestones")? else { return Ok(None) };
+        let Some(items) = obj.opt_objects("milestones")? else {
+            return Ok(None);
+        };
         let terms = items
             .iter()
             .map(|m| {
@@ -108,7 +117,11 @@ impl Contract {
                 ("capped_tm", BillingModel::CappedTm),
             ],
         )?;
-        let cap = if obj.get("cap").is_some() { Some(obj.positive("cap")?) } else { None };
+        let cap = if obj.get("cap").is_some() {
+            Some(obj.positive("cap")?)
+        } else {
+            None
+        };
         if billing_model == BillingModel::CappedTm && cap.is_none() {
             return Err(obj.error("cap", "is required when billing_model is capped_tm"));
         }
@@ -187,7 +200,11 @@ impl ContractAmendment {
             contract_id: obj.key("contract_id", ContractId::parse)?,
             effective_from: obj.date("effective_from")?,
             rate_card_id: changes.opt_key("rate_card_id", RateCardId::parse)?,
-            cap: if changes.get("cap").is_some() { Some(changes.positive("cap")?) } else { None },
+            cap: if changes.get("cap").is_some() {
+                Some(changes.positive("cap")?)
+            } else {
+                None
+            },
             end: changes.opt_date("end")?,
             milestones: MilestoneTerm::parse_all(&changes)?,
         };
@@ -196,7 +213,10 @@ impl ContractAmendment {
             && amendment.end.is_none()
             && amendment.milestones.is_none()
         {
-            return Err(obj.error("changes", "names no change (rate_card_id, cap, end or milestones)"));
+            return Err(obj.error(
+                "changes",
+                "names no change (rate_card_id, cap, end or milestones)",
+            ));
         }
         Ok(amendment)
     }
@@ -253,9 +273,11 @@ impl WorkerChange {
             email: obj.opt_str("email")?.map(str::to_string),
         };
         if kind == WorkerChangeKind::Hired {
-            for (name, value) in
-                [("legal_entity", &change.legal_entity), ("region", &change.region), ("role", &change.role)]
-            {
+            for (name, value) in [
+                ("legal_entity", &change.legal_entity),
+                ("region", &change.region),
+                ("role", &change.role),
+            ] {
                 if value.is_none() {
                     return Err(obj.error(name, "is required for worker.hired"));
                 }
@@ -343,10 +365,15 @@ pub struct CostRate {
 
 impl CostRate {
     pub fn parse(obj: &Obj) -> FieldResult<Self> {
-        let subject = match (obj.opt_key("worker_id", WorkerId::parse)?, opt_label(obj, "grade")?) {
+        let subject = match (
+            obj.opt_key("worker_id", WorkerId::parse)?,
+            opt_label(obj, "grade")?,
+        ) {
             (Some(worker), None) => CostSubject::Worker(worker),
             (None, Some(grade)) => CostSubject::Grade(grade),
-            (Some(_), Some(_)) => return Err(obj.error("grade", "give worker_id or grade, not both")),
+            (Some(_), Some(_)) => {
+                return Err(obj.error("grade", "give worker_id or grade, not both"));
+            }
             (None, None) => return Err(obj.error("worker_id", "worker_id or grade is required")),
         };
         let (valid_from, valid_to) = check_period(obj, "valid_from", "valid_to")?;
@@ -379,7 +406,10 @@ impl FxRate {
             source: label(obj, "source")?,
         };
         if rate.from == rate.to {
-            return Err(obj.error("to", format!("is the same currency as from ({})", rate.from)));
+            return Err(obj.error(
+                "to",
+                format!("is the same currency as from ({})", rate.from),
+            ));
         }
         Ok(rate)
     }
@@ -603,7 +633,12 @@ pub enum OwnerTeam {
 }
 
 impl OwnerTeam {
-    pub const ALL: [OwnerTeam; 4] = [OwnerTeam::Integration, OwnerTeam::Finance, OwnerTeam::Pmo, OwnerTeam::Hr];
+    pub const ALL: [OwnerTeam; 4] = [
+        OwnerTeam::Integration,
+        OwnerTeam::Finance,
+        OwnerTeam::Pmo,
+        OwnerTeam::Hr,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -629,8 +664,12 @@ pub enum ExceptionState {
 }
 
 impl ExceptionState {
-    pub const ALL: [ExceptionState; 4] =
-        [ExceptionState::Open, ExceptionState::Acknowledged, ExceptionState::Resolved, ExceptionState::Dismissed];
+    pub const ALL: [ExceptionState; 4] = [
+        ExceptionState::Open,
+        ExceptionState::Acknowledged,
+        ExceptionState::Resolved,
+        ExceptionState::Dismissed,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -672,8 +711,13 @@ impl LineKind {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [LineKind::Time, LineKind::Expense, LineKind::Milestone, LineKind::Reversal]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+        [
+            LineKind::Time,
+            LineKind::Expense,
+            LineKind::Milestone,
+            LineKind::Reversal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
     }
 }

@@ -31,7 +31,8 @@ impl EventIndex {
         if let Some(existing) = self.by_hash.get(&hash)
             && *existing != seq
         {
-            self.collided.insert((source.to_string(), event_id.to_string()), seq);
+            self.collided
+                .insert((source.to_string(), event_id.to_string()), seq);
             return;
         }
         self.by_hash.insert(hash, seq);
@@ -39,9 +40,16 @@ impl EventIndex {
 
     /// The seqs that may hold this key; at most two.
     pub fn candidates(&self, source: &str, event_id: &str) -> Vec<i64> {
-        let mut found: Vec<i64> = self.by_hash.get(&fingerprint(&[source, event_id])).copied().into_iter().collect();
+        let mut found: Vec<i64> = self
+            .by_hash
+            .get(&fingerprint(&[source, event_id]))
+            .copied()
+            .into_iter()
+            .collect();
         if !self.collided.is_empty()
-            && let Some(seq) = self.collided.get(&(source.to_string(), event_id.to_string()))
+            && let Some(seq) = self
+                .collided
+                .get(&(source.to_string(), event_id.to_string()))
         {
             found.push(*seq);
         }

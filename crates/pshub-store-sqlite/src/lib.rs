@@ -37,7 +37,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            EngineError::Store(format!("cannot create data folder {}: {e}", data_dir.display()))
+            EngineError::Store(format!(
+                "cannot create data folder {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(db)?;
@@ -60,27 +63,58 @@ impl SqliteStore {
     }
 
     fn write(&mut self, commit: &Commit) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO inbox (seq, source, event_id, event_type, business_key, correlation_id, occurred_at, received_at, data, reference)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?;
             for r in &commit.inbox {
-                stmt.execute(params![r.seq, r.source, r.event_id, r.event_type, r.business_key, r.correlation_id, r.occurred_at, r.received_at, r.data, r.reference])?;
+                stmt.execute(params![
+                    r.seq,
+                    r.source,
+                    r.event_id,
+                    r.event_type,
+                    r.business_key,
+                    r.correlation_id,
+                    r.occurred_at,
+                    r.received_at,
+                    r.data,
+                    r.reference
+                ])?;
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?;
             for r in &commit.quarantine {
-                stmt.execute(params![r.id, r.source, r.event_id, r.raw, r.field, r.reason, r.received_at, r.state, r.replayed_seq])?;
+                stmt.execute(params![
+                    r.id,
+                    r.source,
+                    r.event_id,
+                    r.raw,
+                    r.field,
+                    r.reason,
+                    r.received_at,
+                    r.state,
+                    r.replayed_seq
+                ])?;
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO conflicts (id, source, event_id, original_seq, event_type, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )?;
             for r in &commit.conflicts {
-                stmt.execute(params![r.id, r.source, r.event_id, r.original_seq, r.event_type, r.data, r.received_at])?;
+                stmt.execute(params![
+                    r.id,
+                    r.source,
+                    r.event_id,
+                    r.original_seq,
+                    r.event_type,
+                    r.data,
+                    r.received_at
+                ])?;
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual)
@@ -91,8 +125,17 @@ impl SqliteStore {
             )?;
             for r in &commit.entries {
                 stmt.execute(params![
-                    r.row_id, r.kind.as_str(), r.entry_id, r.phase.as_str(), r.event_seq, r.fingerprint as i64,
-                    r.line_id, r.case_id, r.value.map(|v| v.to_string()), r.currency.map(|c| c.code().to_string()), r.manual
+                    r.row_id,
+                    r.kind.as_str(),
+                    r.entry_id,
+                    r.phase.as_str(),
+                    r.event_seq,
+                    r.fingerprint as i64,
+                    r.line_id,
+                    r.case_id,
+                    r.value.map(|v| v.to_string()),
+                    r.currency.map(|c| c.code().to_string()),
+                    r.manual
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
@@ -102,10 +145,28 @@ impl SqliteStore {
             )?;
             for r in &commit.lines {
                 stmt.execute(params![
-                    r.id, r.kind.as_str(), r.status.as_str(), r.erp_id, r.entry_row, r.source_id, r.event_seq, r.project_code,
-                    r.worker_id, r.date.to_string(), r.quantity.to_string(), r.rate.to_string(), r.rate_currency.code(),
-                    r.fx_rate.map(|v| v.to_string()), r.amount.to_string(), r.currency.code(), r.tax_code, r.billing_class,
-                    r.reverses, r.correlation_id, r.created_at, r.posted_at
+                    r.id,
+                    r.kind.as_str(),
+                    r.status.as_str(),
+                    r.erp_id,
+                    r.entry_row,
+                    r.source_id,
+                    r.event_seq,
+                    r.project_code,
+                    r.worker_id,
+                    r.date.to_string(),
+                    r.quantity.to_string(),
+                    r.rate.to_string(),
+                    r.rate_currency.code(),
+                    r.fx_rate.map(|v| v.to_string()),
+                    r.amount.to_string(),
+                    r.currency.code(),
+                    r.tax_code,
+                    r.billing_class,
+                    r.reverses,
+                    r.correlation_id,
+                    r.created_at,
+                    r.posted_at
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
@@ -114,18 +175,34 @@ impl SqliteStore {
             )?;
             for r in &commit.outbox {
                 stmt.execute(params![
-                    r.id, r.target, r.operation.as_str(), r.subject, r.idempotency_key, r.state.as_str(), r.attempts,
-                    r.next_attempt_at, r.last_error, r.correlation_id
+                    r.id,
+                    r.target,
+                    r.operation.as_str(),
+                    r.subject,
+                    r.idempotency_key,
+                    r.state.as_str(),
+                    r.attempts,
+                    r.next_attempt_at,
+                    r.last_error,
+                    r.correlation_id
                 ])?;
             }
-            let mut stmt = tx.prepare_cached("UPDATE lines SET status = ?, erp_id = ?, posted_at = ? WHERE id = ?")?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE lines SET status = ?, erp_id = ?, posted_at = ? WHERE id = ?",
+            )?;
             for u in &commit.line_updates {
                 stmt.execute(params![u.status.as_str(), u.erp_id, u.posted_at, u.id])?;
             }
             let mut stmt =
                 tx.prepare_cached("UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")?;
             for u in &commit.outbox_updates {
-                stmt.execute(params![u.state.as_str(), u.attempts, u.next_attempt_at, u.last_error, u.id])?;
+                stmt.execute(params![
+                    u.state.as_str(),
+                    u.attempts,
+                    u.next_attempt_at,
+                    u.last_error,
+                    u.id
+                ])?;
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
@@ -136,12 +213,27 @@ impl SqliteStore {
             )?;
             for r in &commit.cases {
                 stmt.execute(params![
-                    r.id, r.kind, r.owner.as_str(), r.business_key, r.state.as_str(), r.reason, r.suggested_fix, r.correlation_id,
-                    r.event_seq, r.entry_row, r.outbox_id, r.value.map(|v| v.to_string()), r.currency.map(|c| c.code().to_string()),
-                    r.created_at, r.updated_at, r.resolution
+                    r.id,
+                    r.kind,
+                    r.owner.as_str(),
+                    r.business_key,
+                    r.state.as_str(),
+                    r.reason,
+                    r.suggested_fix,
+                    r.correlation_id,
+                    r.event_seq,
+                    r.entry_row,
+                    r.outbox_id,
+                    r.value.map(|v| v.to_string()),
+                    r.currency.map(|c| c.code().to_string()),
+                    r.created_at,
+                    r.updated_at,
+                    r.resolution
                 ])?;
             }
-            let mut stmt = tx.prepare_cached("INSERT INTO steps (correlation_id, at, step, detail) VALUES (?, ?, ?, ?)")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO steps (correlation_id, at, step, detail) VALUES (?, ?, ?, ?)",
+            )?;
             for r in &commit.steps {
                 stmt.execute(params![r.correlation_id, r.at, r.step, r.detail])?;
             }
@@ -156,13 +248,23 @@ impl SqliteStore {
         tx.commit()
     }
 
-    fn query<T>(&self, sql: &str, args: &[&dyn rusqlite::ToSql], map: fn(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+    fn query<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(db)?;
         let rows = stmt.query_map(args, map).map_err(db)?;
         rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
     }
 
-    fn one<T>(&self, sql: &str, args: &[&dyn rusqlite::ToSql], map: fn(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
+    fn one<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(db)?;
         stmt.query_row(args, map).optional().map_err(db)
     }
@@ -181,7 +283,10 @@ struct Filter {
 
 impl Filter {
     fn new(page: Page) -> Self {
-        Filter { clauses: vec!["id > ?"], args: vec![Box::new(page.after)] }
+        Filter {
+            clauses: vec!["id > ?"],
+            args: vec![Box::new(page.after)],
+        }
     }
 
     fn add<T: rusqlite::ToSql + 'static>(&mut self, clause: &'static str, value: Option<T>) {
@@ -191,17 +296,33 @@ impl Filter {
         }
     }
 
-    fn run<T>(self, store: &SqliteStore, select: &str, page: Page, map: fn(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Vec<T>> {
-        let sql = format!("{select} WHERE {} ORDER BY id LIMIT {}", self.clauses.join(" AND "), page.limit.min(1_000_000));
+    fn run<T>(
+        self,
+        store: &SqliteStore,
+        select: &str,
+        page: Page,
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = format!(
+            "{select} WHERE {} ORDER BY id LIMIT {}",
+            self.clauses.join(" AND "),
+            page.limit.min(1_000_000)
+        );
         let mut stmt = store.conn.prepare_cached(&sql).map_err(db)?;
-        let rows = stmt.query_map(params_from_iter(self.args.iter()), map).map_err(db)?;
+        let rows = stmt
+            .query_map(params_from_iter(self.args.iter()), map)
+            .map_err(db)?;
         rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
     }
 }
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded> {
-        let reference = self.query(&format!("{INBOX_SELECT} WHERE reference = 1 ORDER BY seq"), &[], inbox_row)?;
+        let reference = self.query(
+            &format!("{INBOX_SELECT} WHERE reference = 1 ORDER BY seq"),
+            &[],
+            inbox_row,
+        )?;
         let entries = self.query(ENTRY_SELECT, &[], entry_row)?;
         let max_ids = MaxIds {
             seq: self.max_id("inbox", "seq")?,
@@ -212,7 +333,11 @@ impl Store for SqliteStore {
             outbox: self.max_id("outbox", "id")?,
             case: self.max_id("cases", "id")?,
         };
-        Ok(Loaded { reference, entries, max_ids })
+        Ok(Loaded {
+            reference,
+            entries,
+            max_ids,
+        })
     }
 
     fn commit(&mut self, commit: &Commit) -> Result<()> {
@@ -240,7 +365,11 @@ impl Store for SqliteStore {
     }
 
     fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>> {
-        self.one(&format!("{QUARANTINE_SELECT} WHERE id = ?"), &[&id], quarantine_row)
+        self.one(
+            &format!("{QUARANTINE_SELECT} WHERE id = ?"),
+            &[&id],
+            quarantine_row,
+        )
     }
 
     fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>> {
@@ -250,12 +379,22 @@ impl Store for SqliteStore {
     }
 
     fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>> {
-        self.query(&format!("{QUARANTINE_SELECT} WHERE source = ? AND event_id = ? ORDER BY id"), &[&source, &event_id], quarantine_row)
+        self.query(
+            &format!("{QUARANTINE_SELECT} WHERE source = ? AND event_id = ? ORDER BY id"),
+            &[&source, &event_id],
+            quarantine_row,
+        )
     }
 
     fn conflicts_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<ConflictRow>> {
-        let Some(original) = self.find_event(source, event_id)? else { return Ok(Vec::new()) };
-        self.query(&format!("{CONFLICT_SELECT} WHERE original_seq = ? ORDER BY id"), &[&original.seq], conflict_row)
+        let Some(original) = self.find_event(source, event_id)? else {
+            return Ok(Vec::new());
+        };
+        self.query(
+            &format!("{CONFLICT_SELECT} WHERE original_seq = ? ORDER BY id"),
+            &[&original.seq],
+            conflict_row,
+        )
     }
 
     fn line(&mut self, id: i64) -> Result<Option<LineRow>> {
@@ -317,14 +456,18 @@ impl Store for SqliteStore {
 
     fn counters(&mut self) -> Result<Counters> {
         self.conn
-            .query_row("SELECT received, duplicates, conflicts, quarantined FROM counters WHERE id = 1", [], |r| {
-                Ok(Counters {
-                    received: r.get::<_, i64>(0)? as u64,
-                    duplicates: r.get::<_, i64>(1)? as u64,
-                    conflicts: r.get::<_, i64>(2)? as u64,
-                    quarantined: r.get::<_, i64>(3)? as u64,
-                })
-            })
+            .query_row(
+                "SELECT received, duplicates, conflicts, quarantined FROM counters WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Counters {
+                        received: r.get::<_, i64>(0)? as u64,
+                        duplicates: r.get::<_, i64>(1)? as u64,
+                        conflicts: r.get::<_, i64>(2)? as u64,
+                        quarantined: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
             .map_err(db)
     }
 
@@ -338,7 +481,10 @@ impl Store for SqliteStore {
     }
 
     fn each_case(&mut self, visit: &mut dyn FnMut(&CaseRow)) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(&format!("{CASE_SELECT} ORDER BY id")).map_err(db)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{CASE_SELECT} ORDER BY id"))
+            .map_err(db)?;
         let mut rows = stmt.query([]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             visit(&case_row(row).map_err(db)?);
@@ -346,8 +492,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn each_line_amount(&mut self, visit: &mut dyn FnMut(LineKind, LineStatus, Currency, Decimal)) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached("SELECT kind, status, currency, amount FROM lines").map_err(db)?;
+    fn each_line_amount(
+        &mut self,
+        visit: &mut dyn FnMut(LineKind, LineStatus, Currency, Decimal),
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, status, currency, amount FROM lines")
+            .map_err(db)?;
         let mut rows = stmt.query([]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let kind = parse_col(row, 0, LineKind::parse).map_err(db)?;
@@ -362,12 +514,19 @@ impl Store for SqliteStore {
     fn add_token(&mut self, token_hash: &str, role: &str, label: &str) -> Result<()> {
         let now = chrono::Utc::now().to_rfc3339();
         self.conn
-            .execute("INSERT INTO tokens (hash, role, label, created_at) VALUES (?, ?, ?, ?)", params![token_hash, role, label, now])
+            .execute(
+                "INSERT INTO tokens (hash, role, label, created_at) VALUES (?, ?, ?, ?)",
+                params![token_hash, role, label, now],
+            )
             .map_err(db)?;
         Ok(())
     }
 
     fn token_role(&mut self, token_hash: &str) -> Result<Option<String>> {
-        self.one("SELECT role FROM tokens WHERE hash = ?", &[&token_hash], |r| r.get(0))
+        self.one(
+            "SELECT role FROM tokens WHERE hash = ?",
+            &[&token_hash],
+            |r| r.get(0),
+        )
     }
 }

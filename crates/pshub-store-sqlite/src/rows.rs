@@ -26,7 +26,8 @@ pub fn decimal_col(row: &Row, index: usize) -> rusqlite::Result<Decimal> {
 
 fn opt_decimal_col(row: &Row, index: usize) -> rusqlite::Result<Option<Decimal>> {
     let text: Option<String> = row.get(index)?;
-    text.map(|t| Decimal::from_str(&t).map_err(|_| bad(index, "not a decimal:", &t))).transpose()
+    text.map(|t| Decimal::from_str(&t).map_err(|_| bad(index, "not a decimal:", &t)))
+        .transpose()
 }
 
 pub fn currency_col(row: &Row, index: usize) -> rusqlite::Result<Currency> {
@@ -36,7 +37,8 @@ pub fn currency_col(row: &Row, index: usize) -> rusqlite::Result<Currency> {
 
 fn opt_currency_col(row: &Row, index: usize) -> rusqlite::Result<Option<Currency>> {
     let text: Option<String> = row.get(index)?;
-    text.map(|t| Currency::parse(&t).map_err(|_| bad(index, "not a currency:", &t))).transpose()
+    text.map(|t| Currency::parse(&t).map_err(|_| bad(index, "not a currency:", &t)))
+        .transpose()
 }
 
 fn date_col(row: &Row, index: usize) -> rusqlite::Result<NaiveDate> {
@@ -44,8 +46,7 @@ fn date_col(row: &Row, index: usize) -> rusqlite::Result<NaiveDate> {
     NaiveDate::from_str(&text).map_err(|_| bad(index, "not a date:", &text))
 }
 
-pub const INBOX_SELECT: &str =
-    "SELECT seq, source, event_id, event_type, business_key, correlation_id, occurred_at, received_at, data, reference FROM inbox";
+pub const INBOX_SELECT: &str = "SELECT seq, source, event_id, event_type, business_key, correlation_id, occurred_at, received_at, data, reference FROM inbox";
 
 pub fn inbox_row(r: &Row) -> rusqlite::Result<InboxRow> {
     Ok(InboxRow {
@@ -62,8 +63,7 @@ pub fn inbox_row(r: &Row) -> rusqlite::Result<InboxRow> {
     })
 }
 
-pub const QUARANTINE_SELECT: &str =
-    "SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq FROM quarantine";
+pub const QUARANTINE_SELECT: &str = "SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq FROM quarantine";
 
 pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
     Ok(QuarantineRow {
@@ -79,7 +79,8 @@ pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
     })
 }
 
-pub const CONFLICT_SELECT: &str = "SELECT id, source, event_id, original_seq, event_type, data, received_at FROM conflicts";
+pub const CONFLICT_SELECT: &str =
+    "SELECT id, source, event_id, original_seq, event_type, data, received_at FROM conflicts";
 
 pub fn conflict_row(r: &Row) -> rusqlite::Result<ConflictRow> {
     Ok(ConflictRow {
@@ -93,8 +94,7 @@ pub fn conflict_row(r: &Row) -> rusqlite::Result<ConflictRow> {
     })
 }
 
-pub const ENTRY_SELECT: &str =
-    "SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual FROM entries";
+pub const ENTRY_SELECT: &str = "SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual FROM entries";
 
 pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
     Ok(EntryRow {
@@ -164,7 +164,8 @@ pub fn outbox_row(r: &Row) -> rusqlite::Result<OutboxRow> {
     })
 }
 
-pub const CASE_SELECT: &str = "SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
+pub const CASE_SELECT: &str =
+    "SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
     entry_row, outbox_id, value, currency, created_at, updated_at, resolution FROM cases";
 
 pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
@@ -207,5 +208,9 @@ pub fn due_delivery(r: &Row) -> rusqlite::Result<DueDelivery> {
         None => None,
         Some(_) => Some(line_row_at(r, 10)?),
     };
-    Ok(DueDelivery { item, line, reverses_erp_id: r.get(32)? })
+    Ok(DueDelivery {
+        item,
+        line,
+        reverses_erp_id: r.get(32)?,
+    })
 }

@@ -25,17 +25,28 @@ fn events_of(body: Result<Bytes, BytesRejection>) -> Result<Vec<Value>, ApiError
     let events = match value {
         Value::Object(_) => vec![value],
         Value::Array(items) => items,
-        _ => return Err(ApiError::bad_request("not_events", "the body must be an event object or an array of event objects")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "not_events",
+                "the body must be an event object or an array of event objects",
+            ));
+        }
     };
     if events.len() > MAX_EVENTS_PER_REQUEST {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_events",
-            format!("{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted", events.len()),
+            format!(
+                "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted",
+                events.len()
+            ),
         ));
     }
     if let Some(position) = events.iter().position(|e| !e.is_object()) {
-        return Err(ApiError::bad_request("not_events", format!("element {position} of the array is not an event object")));
+        return Err(ApiError::bad_request(
+            "not_events",
+            format!("element {position} of the array is not an event object"),
+        ));
     }
     Ok(events)
 }
@@ -49,10 +60,15 @@ pub async fn post_events(
     let events = events_of(body)?;
     let engine = state.engine.clone();
     let results = blocking(move || engine.submit(events)).await??;
-    Ok(Json(json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }),
+    ))
 }
 
-pub async fn get_event(State(state): State<AppState>, Path((source, id)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn get_event(
+    State(state): State<AppState>,
+    Path((source, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
     blocking(move || {
         engine.with_hub(|hub| -> Result<Json<Value>, ApiError> {

@@ -19,13 +19,26 @@ pub struct LineQuery {
     page: PageQuery,
 }
 
-pub async fn list(State(state): State<AppState>, Query(query): Query<LineQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<LineQuery>,
+) -> Result<Json<Value>, ApiError> {
     let page = query.page.page()?;
-    let status = wire::parse_param("status", &query.status, LineStatus::parse, "pending, posted, refused, failed")?;
+    let status = wire::parse_param(
+        "status",
+        &query.status,
+        LineStatus::parse,
+        "pending, posted, refused, failed",
+    )?;
     let engine = state.engine.clone();
     blocking(move || {
         engine.with_hub(|hub| -> Result<Json<Value>, ApiError> {
-            let filter = LineFilter { project_code: query.project_code, worker_id: query.worker_id, status, ..LineFilter::default() };
+            let filter = LineFilter {
+                project_code: query.project_code,
+                worker_id: query.worker_id,
+                status,
+                ..LineFilter::default()
+            };
             let mut rows = match &query.source_id {
                 None => hub.store().lines(&filter, page)?,
                 Some(source_id) => {
@@ -36,7 +49,10 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<LineQuery>)
                         .collect();
                     let mut rows = Vec::new();
                     for entry_row in entry_rows {
-                        let filter = LineFilter { entry_row: Some(entry_row), ..filter.clone() };
+                        let filter = LineFilter {
+                            entry_row: Some(entry_row),
+                            ..filter.clone()
+                        };
                         rows.extend(hub.store().lines(&filter, page)?);
                     }
                     rows.sort_by_key(|l| l.id);

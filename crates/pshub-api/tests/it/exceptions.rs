@@ -7,13 +7,23 @@ use serde_json::json;
 async fn a_dismissed_case_is_written_off_and_cannot_be_resolved() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([worker_change("W-1", "terminated", "2026-03-01"), time_entry("d1", "D1", "W-1", "2026-03-04", json!("2"))])).await;
+    app.send(json!([
+        worker_change("W-1", "terminated", "2026-03-01"),
+        time_entry("d1", "D1", "W-1", "2026-03-04", json!("2"))
+    ]))
+    .await;
     let id = app.exceptions("owner=pmo").await[0]["id"].as_i64().unwrap();
 
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/acknowledge")).await;
-    assert_eq!((status, body["exception"]["state"].clone()), (200, json!("acknowledged")));
+    assert_eq!(
+        (status, body["exception"]["state"].clone()),
+        (200, json!("acknowledged"))
+    );
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/dismiss")).await;
-    assert_eq!((status, body["exception"]["state"].clone()), (200, json!("dismissed")));
+    assert_eq!(
+        (status, body["exception"]["state"].clone()),
+        (200, json!("dismissed"))
+    );
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/resolve")).await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "wrong_state");
@@ -28,11 +38,27 @@ async fn a_dismissed_case_is_written_off_and_cannot_be_resolved() {
 async fn a_rejection_withdraws_the_case_that_held_the_entry() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([worker_change("W-1", "terminated", "2026-03-01"), time_entry("w1", "W1E", "W-1", "2026-03-04", json!("2"))])).await;
-    app.send(json!([rejected("w1-r", "W1E", "W-1", "2026-03-04", json!("2"))])).await;
+    app.send(json!([
+        worker_change("W-1", "terminated", "2026-03-01"),
+        time_entry("w1", "W1E", "W-1", "2026-03-04", json!("2"))
+    ]))
+    .await;
+    app.send(json!([rejected(
+        "w1-r",
+        "W1E",
+        "W-1",
+        "2026-03-04",
+        json!("2")
+    )]))
+    .await;
     let cases = app.exceptions("owner=pmo").await;
     assert_eq!(cases[0]["state"], "dismissed");
-    assert!(cases[0]["resolution"].as_str().unwrap().contains("rejected"));
+    assert!(
+        cases[0]["resolution"]
+            .as_str()
+            .unwrap()
+            .contains("rejected")
+    );
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["approved_value"], json!({}));
 }
@@ -41,13 +67,21 @@ async fn a_rejection_withdraws_the_case_that_held_the_entry() {
 async fn only_the_owning_team_or_an_admin_may_act_on_a_case() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([worker_change("W-1", "terminated", "2026-03-01"), time_entry("r1", "R1", "W-1", "2026-03-04", json!("2"))])).await;
+    app.send(json!([
+        worker_change("W-1", "terminated", "2026-03-01"),
+        time_entry("r1", "R1", "W-1", "2026-03-04", json!("2"))
+    ]))
+    .await;
     let id = app.exceptions("owner=pmo").await[0]["id"].as_i64().unwrap();
     let finance = app.token_for("finance").await;
-    let refused = app.post_raw(&format!("/v1/exceptions/{id}/dismiss"), "", Some(&finance)).await;
+    let refused = app
+        .post_raw(&format!("/v1/exceptions/{id}/dismiss"), "", Some(&finance))
+        .await;
     assert_eq!(refused.status(), 403);
     let pmo = app.token_for("pmo").await;
-    let allowed = app.post_raw(&format!("/v1/exceptions/{id}/dismiss"), "", Some(&pmo)).await;
+    let allowed = app
+        .post_raw(&format!("/v1/exceptions/{id}/dismiss"), "", Some(&pmo))
+        .await;
     assert_eq!(allowed.status(), 200);
 }
 
@@ -55,10 +89,18 @@ async fn only_the_owning_team_or_an_admin_may_act_on_a_case() {
 async fn a_case_resolved_into_another_failure_is_handed_over_to_its_owner() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([time_entry("h1", "H1", "W-404", "2026-03-04", json!("2"))])).await;
+    app.send(json!([time_entry(
+        "h1",
+        "H1",
+        "W-404",
+        "2026-03-04",
+        json!("2")
+    )]))
+    .await;
     let hr_case = app.exceptions("owner=hr").await[0]["id"].as_i64().unwrap();
     // The worker appears, but has no approved assignment yet: the case moves to the PMO.
-    app.send(json!([hired("W-404", "2025-01-01", "emea", "consultant")])).await;
+    app.send(json!([hired("W-404", "2025-01-01", "emea", "consultant")]))
+        .await;
     let (status, body) = app.post(&format!("/v1/exceptions/{hr_case}/resolve")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"]["result"], "handed_over");

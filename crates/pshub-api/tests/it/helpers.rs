@@ -31,17 +31,33 @@ pub async fn spawn_app() -> TestApp {
     let _ = std::fs::remove_dir_all(&dir);
     let mut store = SqliteStore::open(&dir).expect("store opens");
     let token = new_token().unwrap();
-    store.add_token(&hash_token(&token), "admin", "test").unwrap();
+    store
+        .add_token(&hash_token(&token), "admin", "test")
+        .unwrap();
     let config = Config {
-        retry: RetrySchedule { delays: vec![Duration::from_millis(1); 3], retry_after_cap: Duration::from_millis(5) },
+        retry: RetrySchedule {
+            delays: vec![Duration::from_millis(1); 3],
+            retry_after_cap: Duration::from_millis(5),
+        },
         ..Config::default()
     };
     let erp = Arc::new(SandboxErp::in_memory());
     let engine = Engine::open(Box::new(store), config, erp.clone()).expect("engine opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pshub_api::serve(listener, engine.clone(), std::future::pending()));
-    TestApp { address, token, client: reqwest::Client::new(), engine, erp, dir }
+    tokio::spawn(pshub_api::serve(
+        listener,
+        engine.clone(),
+        std::future::pending(),
+    ));
+    TestApp {
+        address,
+        token,
+        client: reqwest::Client::new(),
+        engine,
+        erp,
+        dir,
+    }
 }
 
 impl TestApp {
@@ -50,15 +66,26 @@ impl TestApp {
         let hash = hash_token(&token);
         let role = role.to_string();
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.with_hub(|hub| hub.store().add_token(&hash, &role, "test")))
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            engine.with_hub(|hub| hub.store().add_token(&hash, &role, "test"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
         token
     }
 
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.post(format!("{}{path}", self.address)).header("content-type", "application/json").body(body);
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -67,14 +94,22 @@ impl TestApp {
 
     /// Sends events and answers the per-event results.
     pub async fn send(&self, events: Value) -> Vec<Value> {
-        let response = self.post_raw("/v1/events", events.to_string(), Some(&self.token)).await;
+        let response = self
+            .post_raw("/v1/events", events.to_string(), Some(&self.token))
+            .await;
         assert_eq!(response.status(), 200, "POST /v1/events");
         let body: Value = response.json().await.unwrap();
         body["results"].as_array().cloned().unwrap()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.address)).bearer_auth(&self.token).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -99,7 +134,9 @@ impl TestApp {
     }
 
     pub async fn lines_of(&self, source_id: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/invoice-lines?source_id={source_id}")).await;
+        let (status, body) = self
+            .get(&format!("/v1/invoice-lines?source_id={source_id}"))
+            .await;
         assert_eq!(status, 200);
         body["items"].as_array().cloned().unwrap()
     }
@@ -112,16 +149,24 @@ impl TestApp {
 
     /// A firm with one EUR project, two consultants in emea and a rate card.
     pub async fn with_firm(&self) {
-        let results = self.send(json!([
-            rate_card("RC-EUR", "EUR", &[("consultant", "emea", "150.00", "2026-01-01", None)]),
-            closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
-            hired("W-1", "2025-01-01", "emea", "consultant"),
-            hired("W-2", "2025-01-01", "emea", "consultant"),
-            assignment("A-1", "W-1", "P-1", "approved"),
-            assignment("A-2", "W-2", "P-1", "approved"),
-        ]))
-        .await;
-        assert!(results.iter().all(|r| r["status"] == "accepted"), "{results:?}");
+        let results = self
+            .send(json!([
+                rate_card(
+                    "RC-EUR",
+                    "EUR",
+                    &[("consultant", "emea", "150.00", "2026-01-01", None)]
+                ),
+                closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
+                hired("W-1", "2025-01-01", "emea", "consultant"),
+                hired("W-2", "2025-01-01", "emea", "consultant"),
+                assignment("A-1", "W-1", "P-1", "approved"),
+                assignment("A-2", "W-2", "P-1", "approved"),
+            ]))
+            .await;
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "{results:?}"
+        );
         self.settle().await;
     }
 }
@@ -130,46 +175,86 @@ pub fn event(source: &str, id: &str, event_type: &str, data: Value) -> Value {
     json!({ "id": id, "source": source, "type": event_type, "schema_version": 1, "occurred_at": "2026-03-04T17:02:11Z", "data": data })
 }
 
-pub fn rate_card(id: &str, currency: &str, rates: &[(&str, &str, &str, &str, Option<&str>)]) -> Value {
+pub fn rate_card(
+    id: &str,
+    currency: &str,
+    rates: &[(&str, &str, &str, &str, Option<&str>)],
+) -> Value {
     let rates: Vec<Value> = rates
         .iter()
         .map(|(role, region, rate, from, to)| json!({ "role": role, "region": region, "rate": rate, "valid_from": from, "valid_to": to }))
         .collect();
-    event("erp", &format!("rc-{id}-{}", rates.len()), "rate_card.upserted", json!({ "rate_card_id": id, "currency": currency, "rates": rates }))
+    event(
+        "erp",
+        &format!("rc-{id}-{}", rates.len()),
+        "rate_card.upserted",
+        json!({ "rate_card_id": id, "currency": currency, "rates": rates }),
+    )
 }
 
-pub fn closed_won(project: &str, currency: &str, card: &str, start: &str, end: Option<&str>) -> Value {
-    event("crm", &format!("won-{project}"), "opportunity.closed_won", json!({
-        "opportunity_id": format!("OPP-{project}"),
-        "customer": { "customer_id": "C-1", "legal_name": "Client GmbH", "tax_id": "DE123", "country": "DE", "currency": currency },
-        "contract": { "contract_id": format!("K-{project}"), "billing_model": "time_and_materials", "currency": currency,
-                      "rate_card_id": card, "start": start, "end": end },
-        "project": { "project_code": project, "name": "Audit", "legal_entity": "DE01", "region": "emea", "service_line": "advisory" }
-    }))
+pub fn closed_won(
+    project: &str,
+    currency: &str,
+    card: &str,
+    start: &str,
+    end: Option<&str>,
+) -> Value {
+    event(
+        "crm",
+        &format!("won-{project}"),
+        "opportunity.closed_won",
+        json!({
+            "opportunity_id": format!("OPP-{project}"),
+            "customer": { "customer_id": "C-1", "legal_name": "Client GmbH", "tax_id": "DE123", "country": "DE", "currency": currency },
+            "contract": { "contract_id": format!("K-{project}"), "billing_model": "time_and_materials", "currency": currency,
+                          "rate_card_id": card, "start": start, "end": end },
+            "project": { "project_code": project, "name": "Audit", "legal_entity": "DE01", "region": "emea", "service_line": "advisory" }
+        }),
+    )
 }
 
 pub fn hired(worker: &str, date: &str, region: &str, role: &str) -> Value {
-    event("hris", &format!("hire-{worker}"), "worker.hired", json!({
-        "worker_id": worker, "effective_date": date, "legal_entity": "DE01", "region": region,
-        "cost_center": "CC1", "role": role, "grade": "G2", "name": "Ada Example", "email": "ada@example.com"
-    }))
+    event(
+        "hris",
+        &format!("hire-{worker}"),
+        "worker.hired",
+        json!({
+            "worker_id": worker, "effective_date": date, "legal_entity": "DE01", "region": region,
+            "cost_center": "CC1", "role": role, "grade": "G2", "name": "Ada Example", "email": "ada@example.com"
+        }),
+    )
 }
 
 pub fn worker_change(worker: &str, kind: &str, date: &str) -> Value {
-    event("hris", &format!("{kind}-{worker}-{date}"), &format!("worker.{kind}"), json!({ "worker_id": worker, "effective_date": date }))
+    event(
+        "hris",
+        &format!("{kind}-{worker}-{date}"),
+        &format!("worker.{kind}"),
+        json!({ "worker_id": worker, "effective_date": date }),
+    )
 }
 
 pub fn assignment(id: &str, worker: &str, project: &str, state: &str) -> Value {
-    event("psa", &format!("{id}-{state}"), "assignment.changed", json!({
-        "assignment_id": id, "version": if state == "approved" { 2 } else { 1 }, "worker_id": worker, "project_code": project,
-        "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state
-    }))
+    event(
+        "psa",
+        &format!("{id}-{state}"),
+        "assignment.changed",
+        json!({
+            "assignment_id": id, "version": if state == "approved" { 2 } else { 1 }, "worker_id": worker, "project_code": project,
+            "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state
+        }),
+    )
 }
 
 pub fn time_entry(event_id: &str, entry: &str, worker: &str, date: &str, hours: Value) -> Value {
-    event("psa", event_id, "time_entry.approved", json!({
-        "entry_id": entry, "worker_id": worker, "project_code": "P-1", "work_date": date, "hours": hours, "billable": true
-    }))
+    event(
+        "psa",
+        event_id,
+        "time_entry.approved",
+        json!({
+            "entry_id": entry, "worker_id": worker, "project_code": "P-1", "work_date": date, "hours": hours, "billable": true
+        }),
+    )
 }
 
 pub fn rejected(event_id: &str, entry: &str, worker: &str, date: &str, hours: Value) -> Value {
@@ -179,5 +264,8 @@ pub fn rejected(event_id: &str, entry: &str, worker: &str, date: &str, hours: Va
 }
 
 pub fn statuses(results: &[Value]) -> Vec<String> {
-    results.iter().map(|r| r["status"].as_str().unwrap_or("?").to_string()).collect()
+    results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or("?").to_string())
+        .collect()
 }

@@ -7,9 +7,26 @@ use serde_json::{Value, json};
 async fn pages_follow_each_other_in_a_stable_order_without_gaps_or_repeats() {
     let app = spawn_app().await;
     app.with_firm().await;
-    let events: Vec<Value> = (1..=7).map(|i| time_entry(&format!("p{i}"), &format!("P{i}"), "W-1", "2026-03-04", json!("1"))).collect();
+    let events: Vec<Value> = (1..=7)
+        .map(|i| {
+            time_entry(
+                &format!("p{i}"),
+                &format!("P{i}"),
+                "W-1",
+                "2026-03-04",
+                json!("1"),
+            )
+        })
+        .collect();
     app.send(json!(events)).await;
-    app.send(json!([time_entry("p8", "P8", "W-2", "2026-03-04", json!("1"))])).await;
+    app.send(json!([time_entry(
+        "p8",
+        "P8",
+        "W-2",
+        "2026-03-04",
+        json!("1")
+    )]))
+    .await;
     app.settle().await;
 
     let mut seen = Vec::new();
@@ -31,7 +48,9 @@ async fn pages_follow_each_other_in_a_stable_order_without_gaps_or_repeats() {
         }
     }
     assert_eq!(seen, ["P1", "P2", "P3", "P4", "P5", "P6", "P7"]);
-    let (_, all) = app.get("/v1/invoice-lines?project_code=P-1&status=posted").await;
+    let (_, all) = app
+        .get("/v1/invoice-lines?project_code=P-1&status=posted")
+        .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 8);
     assert!(all["next"].is_null());
     let (_, none) = app.get("/v1/invoice-lines?status=pending").await;

@@ -8,8 +8,18 @@ use serde_json::json;
 async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.erp.set_faults(ErpFaults { failure_per_million: 1_000_000, ..ErpFaults::default() });
-    app.send(json!([time_entry("dl1", "DL1", "W-1", "2026-03-04", json!("1"))])).await;
+    app.erp.set_faults(ErpFaults {
+        failure_per_million: 1_000_000,
+        ..ErpFaults::default()
+    });
+    app.send(json!([time_entry(
+        "dl1",
+        "DL1",
+        "W-1",
+        "2026-03-04",
+        json!("1")
+    )]))
+    .await;
     app.settle().await;
     let (_, letters) = app.get("/v1/dead-letters").await;
     let items = letters["items"].as_array().unwrap();
@@ -40,17 +50,30 @@ async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
     app.with_firm().await;
     let mut entry = time_entry("tl1", "TL1", "W-1", "2026-03-04", json!("1"));
     entry["correlation_id"] = json!("corr-42");
-    app.erp.set_faults(ErpFaults { failure_per_million: 1_000_000, ..ErpFaults::default() });
+    app.erp.set_faults(ErpFaults {
+        failure_per_million: 1_000_000,
+        ..ErpFaults::default()
+    });
     app.send(json!([entry])).await;
     let engine = app.engine.clone();
-    tokio::task::spawn_blocking(move || engine.deliver_due(10).unwrap()).await.unwrap();
+    tokio::task::spawn_blocking(move || engine.deliver_due(10).unwrap())
+        .await
+        .unwrap();
     app.erp.set_faults(ErpFaults::default());
     app.settle().await;
     let (status, timeline) = app.get("/v1/transactions/corr-42").await;
     assert_eq!(status, 200);
     assert_eq!(timeline["outcome"], "completed");
-    let steps: Vec<&str> = timeline["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["received", "line created", "attempt failed", "posted"]);
+    let steps: Vec<&str> = timeline["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["received", "line created", "attempt failed", "posted"]
+    );
     assert_eq!(timeline["deliveries"][0]["attempts"], 2);
     assert_eq!(app.get("/v1/transactions/unknown").await.0, 404);
 }
@@ -59,9 +82,25 @@ async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
 async fn health_metrics_and_the_openapi_document_answer() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([time_entry("m1", "M1", "W-1", "2026-03-04", json!("1")), time_entry("m1", "M1", "W-1", "2026-03-04", json!("1"))])).await;
-    let metrics = app.client.get(format!("{}/metrics", app.address)).bearer_auth(&app.token).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pshub_events_duplicate_total 1"), "{metrics}");
+    app.send(json!([
+        time_entry("m1", "M1", "W-1", "2026-03-04", json!("1")),
+        time_entry("m1", "M1", "W-1", "2026-03-04", json!("1"))
+    ]))
+    .await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pshub_events_duplicate_total 1"),
+        "{metrics}"
+    );
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");

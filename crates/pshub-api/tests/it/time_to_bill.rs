@@ -22,7 +22,10 @@ async fn one_event_sent_three_times_gives_one_line() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["amount"], "1125.00");
     assert_eq!(lines[0]["quantity"], "7.5");
-    assert_eq!(lines[0]["rate"], "150", "rates are kept exactly, normalised");
+    assert_eq!(
+        lines[0]["rate"], "150",
+        "rates are kept exactly, normalised"
+    );
     assert_eq!(lines[0]["status"], "posted");
     assert!(lines[0]["erp_id"].as_str().unwrap().starts_with("ERP-L-"));
     assert_eq!(app.erp.line_count(), 1);
@@ -35,10 +38,20 @@ async fn one_event_sent_three_times_gives_one_line() {
 async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_more() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([time_entry("psa-T2-approved-1", "T2", "W-1", "2026-03-04", json!("8"))])).await;
+    app.send(json!([time_entry(
+        "psa-T2-approved-1",
+        "T2",
+        "W-1",
+        "2026-03-04",
+        json!("8")
+    )]))
+    .await;
     app.settle().await;
     let rejection = rejected("psa-T2-rejected-1", "T2", "W-1", "2026-03-04", json!("8"));
-    assert_eq!(statuses(&app.send(json!([rejection.clone(), rejection])).await), ["accepted", "duplicate"]);
+    assert_eq!(
+        statuses(&app.send(json!([rejection.clone(), rejection])).await),
+        ["accepted", "duplicate"]
+    );
     app.settle().await;
 
     let lines = app.lines_of("T2").await;
@@ -48,11 +61,23 @@ async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_
     assert_eq!(reversal["reverses"], original["id"]);
     assert_eq!(reversal["amount"], "-1200.00");
     assert_eq!(reversal["status"], "posted");
-    let net: rust_decimal::Decimal = lines.iter().map(|l| l["amount"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()).sum();
+    let net: rust_decimal::Decimal = lines
+        .iter()
+        .map(|l| {
+            l["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
     assert!(net.is_zero());
 
     let reapproval = time_entry("psa-T2-approved-2", "T2", "W-1", "2026-03-04", json!("8"));
-    assert_eq!(statuses(&app.send(json!([reapproval.clone(), reapproval])).await), ["accepted", "duplicate"]);
+    assert_eq!(
+        statuses(&app.send(json!([reapproval.clone(), reapproval])).await),
+        ["accepted", "duplicate"]
+    );
     app.settle().await;
     let lines = app.lines_of("T2").await;
     assert_eq!(lines.len(), 3);
@@ -65,7 +90,8 @@ async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_
 async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bill() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([worker_change("W-2", "terminated", "2026-03-10")])).await;
+    app.send(json!([worker_change("W-2", "terminated", "2026-03-10")]))
+        .await;
     let results = app
         .send(json!([
             time_entry("e-before", "T-before", "W-2", "2026-03-09", json!("8")),
@@ -77,7 +103,11 @@ async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bi
     app.settle().await;
 
     assert_eq!(app.lines_of("T-before").await.len(), 1);
-    assert_eq!(app.lines_of("T-last-day").await.len(), 1, "the termination date is still billable");
+    assert_eq!(
+        app.lines_of("T-last-day").await.len(),
+        1,
+        "the termination date is still billable"
+    );
     assert!(app.lines_of("T-after").await.is_empty());
     let cases = app.exceptions("owner=pmo").await;
     assert_eq!(cases.len(), 1, "{cases:?}");
@@ -86,7 +116,10 @@ async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bi
     assert_eq!(cases[0]["state"], "open");
     assert_eq!(cases[0]["correlation_id"], results[2]["correlation_id"]);
     assert!(cases[0]["reason"].as_str().unwrap().contains("terminated"));
-    assert_eq!(cases[0]["value"]["amount"], "1200.00", "a held entry keeps its value");
+    assert_eq!(
+        cases[0]["value"]["amount"], "1200.00",
+        "a held entry keeps its value"
+    );
     let (_, event) = app.get("/v1/events/psa/e-after").await;
     assert_eq!(event["status"], "held");
 }
@@ -95,7 +128,11 @@ async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bi
 async fn a_leave_holds_from_its_start_through_the_day_before_it_ends() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([worker_change("W-1", "leave_started", "2026-03-05"), worker_change("W-1", "leave_ended", "2026-03-10")])).await;
+    app.send(json!([
+        worker_change("W-1", "leave_started", "2026-03-05"),
+        worker_change("W-1", "leave_ended", "2026-03-10")
+    ]))
+    .await;
     app.send(json!([
         time_entry("l1", "L1", "W-1", "2026-03-04", json!("1")),
         time_entry("l2", "L2", "W-1", "2026-03-05", json!("1")),
@@ -120,7 +157,11 @@ async fn futures_lengths(app: &TestApp, ids: &[&str]) -> Vec<usize> {
 async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_posts_once() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([hired("W-3", "2025-01-01", "emea", "architect"), assignment("A-3", "W-3", "P-1", "approved")])).await;
+    app.send(json!([
+        hired("W-3", "2025-01-01", "emea", "architect"),
+        assignment("A-3", "W-3", "P-1", "approved")
+    ]))
+    .await;
     // The entry names its role; otherwise the assignment's role (consultant) would price it.
     let mut entry = time_entry("psa-T3", "T3", "W-3", "2026-03-04", json!("2"));
     entry["data"]["role"] = json!("architect");
@@ -139,10 +180,14 @@ async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_po
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "still_failing");
 
-    app.send(json!([rate_card("RC-EUR", "EUR", &[
-        ("consultant", "emea", "150.00", "2026-01-01", None),
-        ("architect", "emea", "210.00", "2026-01-01", None),
-    ])]))
+    app.send(json!([rate_card(
+        "RC-EUR",
+        "EUR",
+        &[
+            ("consultant", "emea", "150.00", "2026-01-01", None),
+            ("architect", "emea", "210.00", "2026-01-01", None),
+        ]
+    )]))
     .await;
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/resolve")).await;
     assert_eq!(status, 200, "{body}");
@@ -158,7 +203,11 @@ async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_po
     assert_eq!(lines[0]["amount"], "420.00");
     assert_eq!(lines[0]["status"], "posted");
     let (_, summary) = app.get("/v1/summary").await;
-    assert_eq!(summary["straight_through_rate"].as_f64(), Some(0.0), "the only entry needed a person");
+    assert_eq!(
+        summary["straight_through_rate"].as_f64(),
+        Some(0.0),
+        "the only entry needed a person"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +238,13 @@ async fn checks_run_in_order_and_each_failure_goes_to_its_owner() {
     let cases = app.exceptions("state=open").await;
     let found: Vec<(String, String, String)> = cases
         .iter()
-        .map(|c| (c["business_key"].as_str().unwrap().into(), c["kind"].as_str().unwrap().into(), c["owner"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["business_key"].as_str().unwrap().into(),
+                c["kind"].as_str().unwrap().into(),
+                c["owner"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let expected = [
         ("C1", "unknown_worker", "hr"),
@@ -199,7 +254,10 @@ async fn checks_run_in_order_and_each_failure_goes_to_its_owner() {
         ("C4", "no_approved_assignment", "pmo"),
         ("C5", "contract_expired", "finance"),
     ];
-    let expected: Vec<(String, String, String)> = expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
     assert_eq!(found, expected);
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["held_unvalued"]["hr"], 1);
@@ -218,7 +276,14 @@ async fn a_contract_in_another_currency_converts_with_the_latest_fx_rate_roundin
         event("erp", "fx-2", "fx_rate.upserted", json!({ "from": "EUR", "to": "USD", "rate": "1.2", "valid_on": "2026-03-20", "source": "ecb" })),
     ]))
     .await;
-    app.send(json!([time_entry("fx-t", "FX1", "W-1", "2026-03-04", json!("7.5"))])).await;
+    app.send(json!([time_entry(
+        "fx-t",
+        "FX1",
+        "W-1",
+        "2026-03-04",
+        json!("7.5")
+    )]))
+    .await;
     app.settle().await;
     let line = &app.lines_of("FX1").await[0];
     // value = round(7.5 x 133.33) = 999.98 EUR (999.975 rounds half away from zero);
@@ -237,15 +302,31 @@ async fn expenses_bill_at_cost_and_a_missing_fx_rate_is_finances() {
     let app = spawn_app().await;
     app.with_firm().await;
     let expense = |id: &str, amount: &str, currency: &str| {
-        event("psa", id, "expense.approved", json!({
-            "expense_id": id, "worker_id": "W-1", "project_code": "P-1", "spent_on": "2026-03-04",
-            "amount": amount, "currency": currency, "category": "travel", "billable": true
-        }))
+        event(
+            "psa",
+            id,
+            "expense.approved",
+            json!({
+                "expense_id": id, "worker_id": "W-1", "project_code": "P-1", "spent_on": "2026-03-04",
+                "amount": amount, "currency": currency, "category": "travel", "billable": true
+            }),
+        )
     };
-    app.send(json!([expense("X1", "212.40", "EUR"), expense("X2", "99.99", "GBP")])).await;
+    app.send(json!([
+        expense("X1", "212.40", "EUR"),
+        expense("X2", "99.99", "GBP")
+    ]))
+    .await;
     app.settle().await;
     let line = &app.lines_of("X1").await[0];
-    assert_eq!((line["kind"].clone(), line["quantity"].clone(), line["amount"].clone()), (json!("expense"), json!("1"), json!("212.40")));
+    assert_eq!(
+        (
+            line["kind"].clone(),
+            line["quantity"].clone(),
+            line["amount"].clone()
+        ),
+        (json!("expense"), json!("1"), json!("212.40"))
+    );
     let cases = app.exceptions("kind=missing_fx_rate").await;
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0]["owner"], "finance");
@@ -256,8 +337,23 @@ async fn expenses_bill_at_cost_and_a_missing_fx_rate_is_finances() {
 async fn the_same_id_with_another_body_is_a_conflict_kept_and_not_applied() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.send(json!([time_entry("psa-T4", "T4", "W-1", "2026-03-04", json!("4"))])).await;
-    let results = app.send(json!([time_entry("psa-T4", "T4", "W-1", "2026-03-04", json!("5"))])).await;
+    app.send(json!([time_entry(
+        "psa-T4",
+        "T4",
+        "W-1",
+        "2026-03-04",
+        json!("4")
+    )]))
+    .await;
+    let results = app
+        .send(json!([time_entry(
+            "psa-T4",
+            "T4",
+            "W-1",
+            "2026-03-04",
+            json!("5")
+        )]))
+        .await;
     assert_eq!(statuses(&results), ["conflict"]);
     assert!(results[0]["reason"].as_str().unwrap().contains("different"));
     app.settle().await;

@@ -52,13 +52,22 @@ const LOG_FILE: &str = "sandbox-erp.log";
 impl SandboxErp {
     /// An ERP that forgets everything when the process ends.
     pub fn in_memory() -> Self {
-        SandboxErp { state: Mutex::new(State { rng: Some(Rng::new(7)), ..State::default() }), faults: Mutex::new(ErpFaults::default()) }
+        SandboxErp {
+            state: Mutex::new(State {
+                rng: Some(Rng::new(7)),
+                ..State::default()
+            }),
+            faults: Mutex::new(ErpFaults::default()),
+        }
     }
 
     /// An ERP that keeps its records in `data_dir`, as a real one would across restarts of the hub.
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join(LOG_FILE);
-        let mut state = State { rng: Some(Rng::new(7)), ..State::default() };
+        let mut state = State {
+            rng: Some(Rng::new(7)),
+            ..State::default()
+        };
         if let Ok(file) = File::open(&path) {
             for line in BufReader::new(file).lines() {
                 let line = line?;
@@ -78,7 +87,10 @@ impl SandboxErp {
             }
         }
         state.log = Some(OpenOptions::new().create(true).append(true).open(&path)?);
-        Ok(SandboxErp { state: Mutex::new(state), faults: Mutex::new(ErpFaults::default()) })
+        Ok(SandboxErp {
+            state: Mutex::new(state),
+            faults: Mutex::new(ErpFaults::default()),
+        })
     }
 
     pub fn set_faults(&self, faults: ErpFaults) {
@@ -96,7 +108,11 @@ impl SandboxErp {
 
     /// Decides whether this call misbehaves, sleeping for the configured latency.
     fn fault(&self) -> Option<ErpError> {
-        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if !faults.latency.is_zero() {
             std::thread::sleep(faults.latency);
         }
@@ -104,9 +120,15 @@ impl SandboxErp {
         let rng = state.rng.get_or_insert_with(|| Rng::new(7));
         let roll = rng.below(1_000_000);
         let error = if roll < faults.timeout_per_million {
-            Some(ErpError::Technical { message: "timed out waiting for the ERP".into(), retry_after: None })
+            Some(ErpError::Technical {
+                message: "timed out waiting for the ERP".into(),
+                retry_after: None,
+            })
         } else if roll < faults.timeout_per_million + faults.failure_per_million {
-            Some(ErpError::Technical { message: "503 service unavailable".into(), retry_after: faults.retry_after })
+            Some(ErpError::Technical {
+                message: "503 service unavailable".into(),
+                retry_after: faults.retry_after,
+            })
         } else {
             None
         };
@@ -135,7 +157,9 @@ impl ErpPort for SandboxErp {
             return Ok(id.clone());
         }
         let id = format!("ERP-PRJ-{:05}", state.projects.len() + 1);
-        state.projects.insert(project.project_code.clone(), id.clone());
+        state
+            .projects
+            .insert(project.project_code.clone(), id.clone());
         let record = format!("P\t{}\t{id}\n", project.project_code);
         Self::append(&mut state, &record);
         Ok(id)
@@ -153,7 +177,9 @@ impl ErpPort for SandboxErp {
             .map(|line| {
                 if !state.projects.contains_key(&line.project_code) {
                     state.refused += 1;
-                    return Err(ErpError::Rejected { reason: format!("project {} does not exist in the ERP", line.project_code) });
+                    return Err(ErpError::Rejected {
+                        reason: format!("project {} does not exist in the ERP", line.project_code),
+                    });
                 }
                 let key = fingerprint(&[&line.idempotency_key]);
                 if let Some(id) = state.lines.get(&key).copied() {
@@ -221,7 +247,10 @@ mod tests {
     #[test]
     fn assigns_ids_once_per_key_and_refuses_unknown_projects() {
         let erp = SandboxErp::in_memory();
-        assert_eq!(erp.ensure_project(&project("P-1")), erp.ensure_project(&project("P-1")));
+        assert_eq!(
+            erp.ensure_project(&project("P-1")),
+            erp.ensure_project(&project("P-1"))
+        );
         let first = erp.post_lines(&[line("k1", "P-1"), line("k2", "P-1"), line("k3", "P-9")]);
         assert!(matches!(first[2], Err(ErpError::Rejected { .. })));
         let again = erp.post_lines(&[line("k1", "P-1")]);
@@ -241,7 +270,10 @@ mod tests {
             erp.post_lines(&[line("k1", "P-1")]).remove(0).unwrap()
         };
         let erp = SandboxErp::open(&dir).unwrap();
-        assert_eq!(erp.post_lines(&[line("k1", "P-1")]).remove(0).unwrap(), first);
+        assert_eq!(
+            erp.post_lines(&[line("k1", "P-1")]).remove(0).unwrap(),
+            first
+        );
         assert_eq!(erp.line_count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -249,7 +281,13 @@ mod tests {
     #[test]
     fn fails_calls_on_demand() {
         let erp = SandboxErp::in_memory();
-        erp.set_faults(ErpFaults { failure_per_million: 1_000_000, ..ErpFaults::default() });
-        assert!(matches!(erp.ensure_project(&project("P-1")), Err(ErpError::Technical { .. })));
+        erp.set_faults(ErpFaults {
+            failure_per_million: 1_000_000,
+            ..ErpFaults::default()
+        });
+        assert!(matches!(
+            erp.ensure_project(&project("P-1")),
+            Err(ErpError::Technical { .. })
+        ));
     }
 }

@@ -51,14 +51,34 @@ struct Region {
 }
 
 const REGIONS: [Region; 3] = [
-    Region { name: "emea", currency: "EUR", legal_entity: "DE01", rate_percent: 100 },
-    Region { name: "amer", currency: "USD", legal_entity: "US01", rate_percent: 110 },
-    Region { name: "apac", currency: "JPY", legal_entity: "JP01", rate_percent: 90 },
+    Region {
+        name: "emea",
+        currency: "EUR",
+        legal_entity: "DE01",
+        rate_percent: 100,
+    },
+    Region {
+        name: "amer",
+        currency: "USD",
+        legal_entity: "US01",
+        rate_percent: 110,
+    },
+    Region {
+        name: "apac",
+        currency: "JPY",
+        legal_entity: "JP01",
+        rate_percent: 90,
+    },
 ];
 
 /// Roles with their base hourly bill rate in EUR.
-const ROLES: [(&str, i64); 5] =
-    [("analyst", 95), ("consultant", 140), ("senior_consultant", 185), ("manager", 230), ("architect", 260)];
+const ROLES: [(&str, i64); 5] = [
+    ("analyst", 95),
+    ("consultant", 140),
+    ("senior_consultant", 185),
+    ("manager", 230),
+    ("architect", 260),
+];
 
 /// Units of each card's currency per EUR, for the simulated rate cards.
 const CARD_FACTOR: [(&str, i64); 3] = [("EUR", 100), ("USD", 108), ("JPY", 16_200)];
@@ -116,9 +136,18 @@ impl SimulatedFirm {
             .map(|i| {
                 let region = &REGIONS[i % REGIONS.len()];
                 // Every fifth project bills in USD off the EUR card: converted by FX.
-                let (currency, card) = if i % 5 == 4 { ("USD", "RC-EUR") } else { (region.currency, card_of(region.currency)) };
+                let (currency, card) = if i % 5 == 4 {
+                    ("USD", "RC-EUR")
+                } else {
+                    (region.currency, card_of(region.currency))
+                };
                 let end = (spec.faults && i == 1).then(|| spec.month + Duration::days(14));
-                ProjectPlan { code: format!("PRJ-{:04}", i + 1), currency, card, end }
+                ProjectPlan {
+                    code: format!("PRJ-{:04}", i + 1),
+                    currency,
+                    card,
+                    end,
+                }
             })
             .collect();
         let mut workers = Vec::with_capacity(spec.workers);
@@ -126,7 +155,9 @@ impl SimulatedFirm {
         for i in 0..spec.workers {
             let region = i % REGIONS.len();
             let role = rng.below(ROLES.len() as u64) as usize;
-            let first = region + REGIONS.len() * rng.below((projects.len() / REGIONS.len()).max(1) as u64) as usize;
+            let first = region
+                + REGIONS.len()
+                    * rng.below((projects.len() / REGIONS.len()).max(1) as u64) as usize;
             let mut assigned = vec![first.min(projects.len() - 1)];
             if rng.chance(300_000) {
                 let second = rng.below(projects.len() as u64) as usize;
@@ -145,19 +176,32 @@ impl SimulatedFirm {
             };
             if spec.faults {
                 match rng.below(100) {
-                    0 | 1 => worker.terminated_on = Some(spec.month + Duration::days(9 + rng.below(10) as i64)),
+                    0 | 1 => {
+                        worker.terminated_on =
+                            Some(spec.month + Duration::days(9 + rng.below(10) as i64))
+                    }
                     2 | 3 => {
                         let start = spec.month + Duration::days(4 + rng.below(5) as i64);
                         worker.leave = Some((start, start + Duration::days(7)));
                     }
-                    4 => worker.transfer = Some((spec.month + Duration::days(15), (region + 1) % REGIONS.len())),
+                    4 => {
+                        worker.transfer = Some((
+                            spec.month + Duration::days(15),
+                            (region + 1) % REGIONS.len(),
+                        ))
+                    }
                     5..=7 => unapproved.push((i, worker.projects[0])),
                     _ => {}
                 }
             }
             workers.push(worker);
         }
-        SimulatedFirm { spec, workers, projects, unapproved }
+        SimulatedFirm {
+            spec,
+            workers,
+            projects,
+            unapproved,
+        }
     }
 
     /// Reference data in the order the systems would send it: FX and rate cards (ERP),
@@ -166,7 +210,14 @@ impl SimulatedFirm {
         let spec = &self.spec;
         let start = spec.month - Duration::days(5);
         let mut events = Vec::new();
-        for (from, to, base) in [("EUR", "USD", 10_850), ("USD", "EUR", 9_217), ("JPY", "USD", 67), ("USD", "JPY", 1_500_000), ("EUR", "JPY", 1_620_000), ("JPY", "EUR", 62)] {
+        for (from, to, base) in [
+            ("EUR", "USD", 10_850),
+            ("USD", "EUR", 9_217),
+            ("JPY", "USD", 67),
+            ("USD", "JPY", 1_500_000),
+            ("EUR", "JPY", 1_620_000),
+            ("JPY", "EUR", 62),
+        ] {
             let mut day = start;
             while day <= last_day(spec.month) {
                 let wobble = (day.ordinal() as i64 % 7) - 3;
@@ -201,12 +252,18 @@ impl SimulatedFirm {
             for &p in &worker.projects {
                 let id = format!("A-{}-{}", worker.id, self.projects[p].code);
                 let assignment = |version: u32, state: &str| {
-                    envelope("psa", format!("psa-{id}-v{version}"), "assignment.changed", start, json!({
-                        "assignment_id": id, "version": version, "worker_id": worker.id,
-                        "project_code": self.projects[p].code, "role": ROLES[worker.role].0,
-                        "start": spec.month.to_string(), "end": last_day(spec.month).to_string(),
-                        "hours": "160", "state": state,
-                    }))
+                    envelope(
+                        "psa",
+                        format!("psa-{id}-v{version}"),
+                        "assignment.changed",
+                        start,
+                        json!({
+                            "assignment_id": id, "version": version, "worker_id": worker.id,
+                            "project_code": self.projects[p].code, "role": ROLES[worker.role].0,
+                            "start": spec.month.to_string(), "end": last_day(spec.month).to_string(),
+                            "hours": "160", "state": state,
+                        }),
+                    )
                 };
                 events.push(assignment(1, "soft"));
                 if !self.unapproved.contains(&(w, p)) {
@@ -229,23 +286,41 @@ impl SimulatedFirm {
             }
         }
         let version = if with_hole { 1 } else { 2 };
-        envelope("erp", format!("erp-{id}-v{version}"), "rate_card.upserted", self.spec.month - Duration::days(5), json!({
-            "rate_card_id": id, "currency": currency, "rates": rates,
-        }))
+        envelope(
+            "erp",
+            format!("erp-{id}-v{version}"),
+            "rate_card.upserted",
+            self.spec.month - Duration::days(5),
+            json!({
+                "rate_card_id": id, "currency": currency, "rates": rates,
+            }),
+        )
     }
 
     fn worker_events(&self, worker: &Worker) -> Vec<Value> {
         let region = &REGIONS[worker.region];
         let hired = self.spec.month - Duration::days(200);
-        let mut events = vec![envelope("hris", format!("hris-{}-hired", worker.id), "worker.hired", hired, json!({
-            "worker_id": worker.id, "effective_date": hired.to_string(), "legal_entity": region.legal_entity,
-            "region": region.name, "cost_center": format!("CC-{}", region.name), "role": ROLES[worker.role].0,
-            "grade": format!("G{}", worker.role + 1), "manager_id": null,
-        }))];
+        let mut events = vec![envelope(
+            "hris",
+            format!("hris-{}-hired", worker.id),
+            "worker.hired",
+            hired,
+            json!({
+                "worker_id": worker.id, "effective_date": hired.to_string(), "legal_entity": region.legal_entity,
+                "region": region.name, "cost_center": format!("CC-{}", region.name), "role": ROLES[worker.role].0,
+                "grade": format!("G{}", worker.role + 1), "manager_id": null,
+            }),
+        )];
         let simple = |kind: &str, day: NaiveDate| {
-            envelope("hris", format!("hris-{}-{kind}-{day}", worker.id), &format!("worker.{kind}"), day, json!({
-                "worker_id": worker.id, "effective_date": day.to_string(),
-            }))
+            envelope(
+                "hris",
+                format!("hris-{}-{kind}-{day}", worker.id),
+                &format!("worker.{kind}"),
+                day,
+                json!({
+                    "worker_id": worker.id, "effective_date": day.to_string(),
+                }),
+            )
         };
         if let Some(day) = worker.terminated_on {
             events.push(simple("terminated", day));
@@ -268,7 +343,10 @@ impl SimulatedFirm {
     pub fn work_events(&self) -> WorkStream<'_> {
         let days: Vec<NaiveDate> = (0..31)
             .map(|d| self.spec.month + Duration::days(d))
-            .filter(|d| d.month() == self.spec.month.month() && !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+            .filter(|d| {
+                d.month() == self.spec.month.month()
+                    && !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+            })
             .collect();
         let worker_days = (self.workers.len() * days.len()).max(1);
         let per_day_tenths = (self.spec.entries * 10 * 93 / 100 / worker_days).max(10);
@@ -370,18 +448,37 @@ impl WorkStream<'_> {
         }
         if firm.spec.faults && self.rng.chance(4_000) {
             // A contractor the HRIS has never heard of.
-            self.push_entry("C-90001", &firm.projects[project].code, day, Decimal::from(4), true);
+            self.push_entry(
+                "C-90001",
+                &firm.projects[project].code,
+                day,
+                Decimal::from(4),
+                true,
+            );
         }
     }
 
-    fn push_entry(&mut self, worker: &str, project: &str, day: NaiveDate, hours: Decimal, billable: bool) {
+    fn push_entry(
+        &mut self,
+        worker: &str,
+        project: &str,
+        day: NaiveDate,
+        hours: Decimal,
+        billable: bool,
+    ) {
         self.entry_seq += 1;
         let entry_id = format!("T{:08}", self.entry_seq);
         let data = json!({
             "entry_id": entry_id, "worker_id": worker, "project_code": project,
             "work_date": day.to_string(), "hours": hours.to_string(), "billable": billable,
         });
-        let event = envelope("psa", format!("psa-{entry_id}-approved-1"), "time_entry.approved", day, data.clone());
+        let event = envelope(
+            "psa",
+            format!("psa-{entry_id}-approved-1"),
+            "time_entry.approved",
+            day,
+            data.clone(),
+        );
         self.schedule_faults(&event, &entry_id, "time_entry", data, day);
         self.queue.push_back(event);
     }
@@ -394,19 +491,36 @@ impl WorkStream<'_> {
             currency = "GBP"; // a trip to London: nobody sends a GBP rate
         }
         let cents = 2_000 + self.rng.below(40_000) as i64;
-        let amount = if currency == "JPY" { money_text(cents * 160, currency) } else { money_text(cents, currency) };
+        let amount = if currency == "JPY" {
+            money_text(cents * 160, currency)
+        } else {
+            money_text(cents, currency)
+        };
         let category = *self.rng.pick(&["travel", "lodging", "meals"]);
         let data = json!({
             "expense_id": expense_id, "worker_id": worker.id, "project_code": self.firm.projects[project].code,
             "spent_on": day.to_string(), "amount": amount, "currency": currency, "category": category, "billable": true,
         });
-        let event = envelope("psa", format!("psa-{expense_id}-approved-1"), "expense.approved", day, data.clone());
+        let event = envelope(
+            "psa",
+            format!("psa-{expense_id}-approved-1"),
+            "expense.approved",
+            day,
+            data.clone(),
+        );
         self.schedule_faults(&event, &expense_id, "expense", data, day);
         self.queue.push_back(event);
     }
 
     /// Re-sends, late rejections and re-approvals of the event just made.
-    fn schedule_faults(&mut self, event: &Value, id: &str, record: &str, data: Value, day: NaiveDate) {
+    fn schedule_faults(
+        &mut self,
+        event: &Value,
+        id: &str,
+        record: &str,
+        data: Value,
+        day: NaiveDate,
+    ) {
         if !self.firm.spec.faults {
             return;
         }
@@ -415,10 +529,22 @@ impl WorkStream<'_> {
             self.delayed.push_back((later, event.clone()));
         }
         if self.rng.chance(8_000) {
-            let rejected = envelope("psa", format!("psa-{id}-rejected-1"), &format!("{record}.rejected"), day, data.clone());
+            let rejected = envelope(
+                "psa",
+                format!("psa-{id}-rejected-1"),
+                &format!("{record}.rejected"),
+                day,
+                data.clone(),
+            );
             self.delayed.push_back((later, rejected));
             if self.rng.chance(250_000) {
-                let again = envelope("psa", format!("psa-{id}-approved-2"), &format!("{record}.approved"), day, data);
+                let again = envelope(
+                    "psa",
+                    format!("psa-{id}-approved-2"),
+                    &format!("{record}.approved"),
+                    day,
+                    data,
+                );
                 self.delayed.push_back((later + 1_000, again));
             }
         }
@@ -433,17 +559,29 @@ impl WorkStream<'_> {
         let worker = &self.firm.workers[0];
         let project = &self.firm.projects[worker.projects[0]].code;
         for i in 0..5 {
-            self.queue.push_back(envelope("psa", format!("psa-bad-{i}"), "time_entry.approved", day, json!({
-                "entry_id": format!("TBAD{i}"), "worker_id": worker.id, "project_code": project,
-                "work_date": day.to_string(), "hours": "7,5", "billable": true,
-            })));
+            self.queue.push_back(envelope(
+                "psa",
+                format!("psa-bad-{i}"),
+                "time_entry.approved",
+                day,
+                json!({
+                    "entry_id": format!("TBAD{i}"), "worker_id": worker.id, "project_code": project,
+                    "work_date": day.to_string(), "hours": "7,5", "billable": true,
+                }),
+            ));
         }
         for i in 1..=5u64 {
             let entry_id = format!("T{:08}", i * 7);
-            self.queue.push_back(envelope("psa", format!("psa-{entry_id}-approved-1"), "time_entry.approved", day, json!({
-                "entry_id": entry_id, "worker_id": worker.id, "project_code": project,
-                "work_date": day.to_string(), "hours": "12", "billable": true,
-            })));
+            self.queue.push_back(envelope(
+                "psa",
+                format!("psa-{entry_id}-approved-1"),
+                "time_entry.approved",
+                day,
+                json!({
+                    "entry_id": entry_id, "worker_id": worker.id, "project_code": project,
+                    "work_date": day.to_string(), "hours": "12", "billable": true,
+                }),
+            ));
         }
     }
 }
@@ -481,15 +619,32 @@ mod tests {
         let firm = SimulatedFirm::new(FirmSpec::default());
         let reference = firm.reference_events();
         let work: Vec<Value> = firm.work_events().collect();
-        assert!((25_000..36_000).contains(&work.len()), "{} work events", work.len());
-        let invalid = reference.iter().chain(&work).filter(|e| Event::parse(e, |_| true).is_err()).count();
-        assert_eq!(invalid, 5, "only the five deliberately malformed events fail to parse");
+        assert!(
+            (25_000..36_000).contains(&work.len()),
+            "{} work events",
+            work.len()
+        );
+        let invalid = reference
+            .iter()
+            .chain(&work)
+            .filter(|e| Event::parse(e, |_| true).is_err())
+            .count();
+        assert_eq!(
+            invalid, 5,
+            "only the five deliberately malformed events fail to parse"
+        );
     }
 
     #[test]
     fn the_same_seed_gives_the_same_firm() {
-        let a: Vec<Value> = SimulatedFirm::new(FirmSpec::default()).work_events().take(500).collect();
-        let b: Vec<Value> = SimulatedFirm::new(FirmSpec::default()).work_events().take(500).collect();
+        let a: Vec<Value> = SimulatedFirm::new(FirmSpec::default())
+            .work_events()
+            .take(500)
+            .collect();
+        let b: Vec<Value> = SimulatedFirm::new(FirmSpec::default())
+            .work_events()
+            .take(500)
+            .collect();
         assert_eq!(a, b);
     }
 }
