@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{ActionError, EngineError, Result};
-use crate::hub::{Delivery, DeliveryOutcome, Hub, IngestResult, Resolution};
+use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolution};
 use crate::metrics::Metrics;
 use crate::ports::{ErpError, ErpPort};
 use crate::store::Store;
@@ -18,12 +18,14 @@ use std::time::Duration;
 type Reply = mpsc::SyncSender<Result<Vec<IngestResult>>>;
 
 struct Submission {
-    events: Vec<Value>,
+    events: Vec<Incoming>,
     reply: Reply,
 }
 
 pub struct Engine {
     hub: Mutex<Hub>,
+    /// A copy of the hub's configuration, for parsing outside the lock.
+    config: Config,
     /// Submissions waiting for the next group commit.
     queue: Mutex<Vec<Submission>>,
     erp: Arc<dyn ErpPort>,
@@ -38,9 +40,10 @@ pub const DELIVERY_BATCH: u32 = 2_000;
 impl Engine {
     pub fn open(store: Box<dyn Store>, config: Config, erp: Arc<dyn ErpPort>) -> Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::open(store, config, metrics.clone())?;
+        let hub = Hub::open(store, config.clone(), metrics.clone())?;
         Ok(Arc::new(Engine {
             hub: Mutex::new(hub),
+            config,
             queue: Mutex::new(Vec::new()),
             erp,
             metrics,
@@ -80,6 +83,7 @@ impl Engine {
     /// arrive while another commit runs are committed together (group commit), so that
     /// many senders share one fsync.
     pub fn submit(&self, events: Vec<Value>) -> Result<Vec<IngestResult>> {
+        let events = events.iter().map(|value| Incoming::parse(value, &self.config)).collect();
         let (reply, answer) = mpsc::sync_channel(1);
         self.queue
             .lock()

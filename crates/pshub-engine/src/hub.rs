@@ -16,7 +16,7 @@ use crate::world::{Applied, World};
 use chrono::{DateTime, Utc};
 use pshub_model::fields::Obj;
 use pshub_model::records::{ClosedWon, ExceptionState, LineKind, OwnerTeam};
-use pshub_model::{Event, EventData, EventType, Money};
+use pshub_model::{Event, EventData, EventError, EventType, Money};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +47,30 @@ pub struct IngestResult {
     pub status: IngestStatus,
     pub reason: Option<String>,
     pub correlation_id: Option<String>,
+}
+
+/// An inbound event, parsed before it reaches the writer: parsing needs nothing but the
+/// configured sources, so it runs on the sender's thread, outside the hub's lock.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Valid { event: Event, data: String },
+    Invalid { error: EventError, raw: String, correlation_id: Option<String> },
+}
+
+impl Incoming {
+    pub fn parse(value: &Value, config: &Config) -> Self {
+        match Event::parse(value, |s| config.knows_source(s)) {
+            Ok(event) => {
+                let data = event.data.canonical_json();
+                Incoming::Valid { event, data }
+            }
+            Err(error) => Incoming::Invalid {
+                error,
+                raw: value.to_string(),
+                correlation_id: value.get("correlation_id").and_then(Value::as_str).map(str::to_string),
+            },
+        }
+    }
 }
 
 /// What the hub keeps in memory of each entry; the full row lives in the store.
@@ -192,12 +216,12 @@ impl Hub {
 
     /// Takes a batch of events: each is quarantined, found a duplicate or a conflict, or
     /// accepted and applied. Everything is committed in one transaction before returning.
-    pub fn ingest(&mut self, batch: &[Value], now: DateTime<Utc>) -> Result<Vec<IngestResult>> {
+    pub fn ingest(&mut self, batch: &[Incoming], now: DateTime<Utc>) -> Result<Vec<IngestResult>> {
         let mut commit = Commit::default();
-        let mut accepted_here: HashMap<(String, String), InboxRow> = HashMap::new();
+        let mut accepted_here: HashMap<(String, String), usize> = HashMap::new();
         let mut results = Vec::with_capacity(batch.len());
-        for value in batch {
-            let result = self.ingest_one(value, now, &mut commit, &mut accepted_here)?;
+        for incoming in batch {
+            let result = self.ingest_one(incoming, now, &mut commit, &mut accepted_here)?;
             results.push(result);
         }
         self.write(&commit)?;
@@ -205,47 +229,44 @@ impl Hub {
         Ok(results)
     }
 
+    /// Takes one event into `commit`. `accepted_here` maps the keys accepted earlier in the
+    /// same commit to their place in `commit.inbox`, which the store cannot see yet.
     fn ingest_one(
         &mut self,
-        value: &Value,
+        incoming: &Incoming,
         now: DateTime<Utc>,
         commit: &mut Commit,
-        accepted_here: &mut HashMap<(String, String), InboxRow>,
+        accepted_here: &mut HashMap<(String, String), usize>,
     ) -> Result<IngestResult> {
         commit.counters.received += 1;
-        let event = match Event::parse(value, |s| self.config.knows_source(s)) {
-            Ok(event) => event,
-            Err(error) => {
+        let (event, data) = match incoming {
+            Incoming::Valid { event, data } => (event, data),
+            Incoming::Invalid { error, raw, correlation_id } => {
                 self.next.quarantine += 1;
                 commit.counters.quarantined += 1;
-                let correlation_id = value
-                    .get("correlation_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let reason = error.to_string();
                 commit.quarantine.push(QuarantineRow {
                     id: self.next.quarantine,
                     source: error.source.clone(),
                     event_id: error.id.clone(),
-                    raw: value.to_string(),
+                    raw: raw.clone(),
                     field: error.error.field.clone(),
-                    reason: error.to_string(),
+                    reason: reason.clone(),
                     received_at: stamp(now),
                     state: "open".into(),
                     replayed_seq: None,
                 });
-                let reason = error.to_string();
                 return Ok(IngestResult {
-                    id: error.id,
+                    id: error.id.clone(),
                     status: IngestStatus::Quarantined,
                     reason: Some(reason),
-                    correlation_id,
+                    correlation_id: correlation_id.clone(),
                 });
             }
         };
-        let data = event.data.canonical_json();
         let key = (event.source.clone(), event.id.clone());
         let prior = match accepted_here.get(&key) {
-            Some(row) => Some(row.clone()),
+            Some(at) => Some(commit.inbox[*at].clone()),
             None => self.store.find_event(&event.source, &event.id)?,
         };
         if let Some(prior) = prior {
@@ -255,7 +276,7 @@ impl Hub {
                 reason,
                 correlation_id: Some(prior.correlation_id.clone()),
             };
-            if prior.event_type == event.event_type.as_str() && prior.data == data {
+            if prior.event_type == event.event_type.as_str() && prior.data == *data {
                 commit.counters.duplicates += 1;
                 return Ok(result(IngestStatus::Duplicate, None));
             }
@@ -267,7 +288,7 @@ impl Hub {
                 event_id: event.id.clone(),
                 original_seq: prior.seq,
                 event_type: event.event_type.as_str().to_string(),
-                data,
+                data: data.clone(),
                 received_at: stamp(now),
             });
             let reason = format!(
@@ -276,24 +297,19 @@ impl Hub {
             );
             return Ok(result(IngestStatus::Conflict, Some(reason)));
         }
-        let row = self.accept(&event, data, now, commit)?;
-        let result = IngestResult {
-            id: Some(event.id.clone()),
-            status: IngestStatus::Accepted,
-            reason: None,
-            correlation_id: Some(row.correlation_id.clone()),
-        };
-        accepted_here.insert(key, row);
-        Ok(result)
+        let correlation_id = self.accept(event, data.clone(), now, commit)?;
+        accepted_here.insert(key, commit.inbox.len() - 1);
+        Ok(IngestResult { id: Some(event.id.clone()), status: IngestStatus::Accepted, reason: None, correlation_id: Some(correlation_id) })
     }
 
+    /// Records a new event in the inbox and applies it; answers its correlation id.
     fn accept(
         &mut self,
         event: &Event,
         data: String,
         now: DateTime<Utc>,
         commit: &mut Commit,
-    ) -> Result<InboxRow> {
+    ) -> Result<String> {
         self.next.seq += 1;
         let seq = self.next.seq;
         let correlation_id = event
@@ -313,10 +329,11 @@ impl Hub {
             data,
             reference: event.data.is_reference(),
         };
-        commit.inbox.push(row.clone());
+        let correlation_id = row.correlation_id.clone();
+        commit.inbox.push(row);
         let ctx = Ctx {
             seq,
-            correlation_id: &row.correlation_id,
+            correlation_id: &correlation_id,
             now,
             fingerprint,
         };
@@ -340,7 +357,7 @@ impl Hub {
                         attempts: 0,
                         next_attempt_at: now.timestamp_millis(),
                         last_error: None,
-                        correlation_id: row.correlation_id.clone(),
+                        correlation_id: correlation_id.clone(),
                     });
                 }
             }
@@ -348,7 +365,7 @@ impl Hub {
                 self.world.apply(other);
             }
         }
-        Ok(row)
+        Ok(correlation_id)
     }
 
     /// Flow 4 for one approved or rejected time entry or expense.
@@ -910,14 +927,15 @@ impl Hub {
                 &stored
             }
         };
-        if let Err(error) = Event::parse(value, |s| self.config.knows_source(s)) {
+        let incoming = Incoming::parse(value, &self.config);
+        if let Incoming::Invalid { error, .. } = &incoming {
             return Err(ActionError::Invalid(format!(
                 "the event is still invalid: {error}"
             )));
         }
         let mut commit = Commit::default();
         let mut accepted_here = HashMap::new();
-        let result = self.ingest_one(value, now, &mut commit, &mut accepted_here)?;
+        let result = self.ingest_one(&incoming, now, &mut commit, &mut accepted_here)?;
         commit.counters.received -= 1; // the event was counted when it first arrived
         row.state = "replayed".into();
         row.replayed_seq = commit.inbox.first().map(|r| r.seq);
