@@ -49,6 +49,7 @@ impl SqliteStore {
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -32000;
+             PRAGMA wal_autocheckpoint = 16384;
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(db)?;
