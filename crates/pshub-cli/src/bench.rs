@@ -10,7 +10,6 @@
 use crate::wiring;
 use anyhow::{Context, Result};
 use pshub_connectors::sandbox::{FirmSpec, SimulatedFirm};
-use pshub_engine::store::{OutboxState, Page};
 use pshub_engine::summary::Summary;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufWriter, Write};
@@ -159,15 +158,8 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
     }
     let ingested = started.elapsed();
-    loop {
-        let pending = engine.with_hub(|hub| {
-            hub.store()
-                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })
-        })?;
-        if pending.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if !engine.settle(Duration::from_secs(600))? {
+        anyhow::bail!("the outbox did not empty within ten minutes");
     }
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);

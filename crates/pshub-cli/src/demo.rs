@@ -8,7 +8,7 @@ use pshub_api::Role;
 use pshub_connectors::sandbox::{ErpFaults, FirmSpec, SimulatedFirm};
 use pshub_engine::Engine;
 use pshub_engine::retry::RetrySchedule;
-use pshub_engine::store::{CaseFilter, OutboxState, Page};
+use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
 use pshub_model::records::ExceptionState;
 use serde_json::Value;
@@ -68,18 +68,10 @@ fn send_all(
 
 /// Waits until the outbox has nothing pending (retries included).
 fn settle(engine: &Engine) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        engine.drain()?;
-        let pending = engine.with_hub(|hub| {
-            hub.store()
-                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })
-        })?;
-        if pending.is_empty() || Instant::now() > deadline {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !engine.settle(Duration::from_secs(120))? {
+        anyhow::bail!("deliveries to the sandbox ERP did not finish within two minutes");
     }
+    Ok(())
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {

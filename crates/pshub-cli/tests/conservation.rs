@@ -135,3 +135,10 @@ proptest! {
         run_month(seed, workers, entries, faults, flaky_erp, batch);
     }
 }
+
+/// Found by the property test: with a flaky ERP, lines were sent before their project's
+/// provisioning had gone through, and the ERP refused them. Lines now wait for it.
+#[test]
+fn lines_wait_for_their_project_to_be_provisioned() {
+    run_month(8_256_354, 31, 117, true, true, 500);
+}

@@ -118,7 +118,7 @@ fn reference_summary(batches: &[Vec<Value>]) -> Value {
     for batch in batches {
         engine.submit(batch.clone()).unwrap();
     }
-    engine.drain().unwrap();
+    assert!(engine.settle(Duration::from_secs(60)).unwrap());
     let summary = engine
         .with_hub(|hub| Summary::compute(hub.store()))
         .unwrap()

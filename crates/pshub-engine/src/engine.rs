@@ -6,7 +6,7 @@ use crate::error::{ActionError, EngineError, Result};
 use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolution};
 use crate::metrics::Metrics;
 use crate::ports::{ErpError, ErpPort};
-use crate::store::Store;
+use crate::store::{OutboxState, Page, Store};
 use chrono::Utc;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,8 @@ pub struct Engine {
     queue: Mutex<Vec<Submission>>,
     erp: Arc<dyn ErpPort>,
     metrics: Arc<Metrics>,
+    /// Held for a whole delivery pass, so that two passes never claim the same items.
+    delivering: Mutex<()>,
     /// Set when a commit may have added outbox work; wakes the delivery worker.
     outbox_signal: (Mutex<bool>, Condvar),
 }
@@ -47,6 +49,7 @@ impl Engine {
             queue: Mutex::new(Vec::new()),
             erp,
             metrics,
+            delivering: Mutex::new(()),
             outbox_signal: (Mutex::new(true), Condvar::new()),
         }))
     }
@@ -83,7 +86,10 @@ impl Engine {
     /// arrive while another commit runs are committed together (group commit), so that
     /// many senders share one fsync.
     pub fn submit(&self, events: Vec<Value>) -> Result<Vec<IngestResult>> {
-        let events = events.iter().map(|value| Incoming::parse(value, &self.config)).collect();
+        let events = events
+            .iter()
+            .map(|value| Incoming::parse(value, &self.config))
+            .collect();
         let (reply, answer) = mpsc::sync_channel(1);
         self.queue
             .lock()
@@ -127,8 +133,10 @@ impl Engine {
     }
 
     /// Sends what is due in the outbox, once: claims under the lock, calls the ERP
-    /// outside it, records the outcomes. Answers how many items were attempted.
+    /// outside it, records the outcomes. Answers how many items were sent (items that
+    /// wait for another to be delivered first are not counted).
     pub fn deliver_due(&self, limit: u32) -> Result<usize> {
+        let _pass = self.delivering.lock().unwrap_or_else(|p| p.into_inner());
         let deliveries = self.lock_hub().claim_due(Utc::now(), limit)?;
         if deliveries.is_empty() {
             return Ok(0);
@@ -141,13 +149,6 @@ impl Engine {
                 Delivery::Line { .. } => lines.push(delivery),
                 Delivery::Project { posting, .. } => {
                     let outcome = self.erp.ensure_project(posting);
-                    outcomes.push((delivery, outcome));
-                }
-                Delivery::Blocked { why, .. } => {
-                    let outcome = Err(ErpError::Technical {
-                        message: why.clone(),
-                        retry_after: None,
-                    });
                     outcomes.push((delivery, outcome));
                 }
             }
@@ -179,6 +180,26 @@ impl Engine {
     pub fn drain(&self) -> Result<()> {
         while self.deliver_due(DELIVERY_BATCH)? > 0 {}
         Ok(())
+    }
+
+    /// Delivers until the outbox has nothing pending, waiting for items that wait on
+    /// others or retry later, for at most `timeout`. Answers whether it emptied.
+    pub fn settle(&self, timeout: Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.drain()?;
+            let pending = self
+                .lock_hub()
+                .store()
+                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })?;
+            if pending.is_empty() {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Starts the delivery worker: it sends due items as they appear until `stop` is set.

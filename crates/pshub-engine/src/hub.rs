@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::error::{ActionError, EngineError, Result};
 use crate::fingerprint::fingerprint;
+use crate::index::HashedIndex;
 use crate::metrics::Metrics;
 use crate::ports::{LinePosting, ProjectPosting};
 use crate::rules::{self, Failure, Pricing, Verdict, Work};
@@ -18,7 +19,7 @@ use pshub_model::fields::Obj;
 use pshub_model::records::{ClosedWon, ExceptionState, LineKind, OwnerTeam};
 use pshub_model::{Event, EventData, EventError, EventType, Money};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// How an inbound event was taken.
@@ -53,8 +54,15 @@ pub struct IngestResult {
 /// configured sources, so it runs on the sender's thread, outside the hub's lock.
 #[derive(Debug, Clone)]
 pub enum Incoming {
-    Valid { event: Event, data: String },
-    Invalid { error: EventError, raw: String, correlation_id: Option<String> },
+    Valid {
+        event: Event,
+        data: String,
+    },
+    Invalid {
+        error: EventError,
+        raw: String,
+        correlation_id: Option<String>,
+    },
 }
 
 impl Incoming {
@@ -67,13 +75,24 @@ impl Incoming {
             Err(error) => Incoming::Invalid {
                 error,
                 raw: value.to_string(),
-                correlation_id: value.get("correlation_id").and_then(Value::as_str).map(str::to_string),
+                correlation_id: value
+                    .get("correlation_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             },
         }
     }
 }
 
-/// What the hub keeps in memory of each entry; the full row lives in the store.
+/// An entry's state as the flow reads it, taken from its row.
+fn entry_key(kind: EntryKind, source_id: &str) -> String {
+    let prefix = match kind {
+        EntryKind::Time => "t:",
+        EntryKind::Expense => "e:",
+    };
+    format!("{prefix}{source_id}")
+}
+
 #[derive(Debug, Clone, Copy)]
 struct EntryState {
     row_id: i64,
@@ -83,6 +102,23 @@ struct EntryState {
     link: i64,
     phase: EntryPhase,
     manual: bool,
+}
+
+impl EntryState {
+    fn of(row: &EntryRow) -> Self {
+        EntryState {
+            row_id: row.row_id,
+            event_seq: row.event_seq,
+            fingerprint: row.fingerprint,
+            link: match row.phase {
+                EntryPhase::Billed => row.line_id.unwrap_or(0),
+                EntryPhase::Held => row.case_id.unwrap_or(0),
+                _ => 0,
+            },
+            phase: row.phase,
+            manual: row.manual,
+        }
+    }
 }
 
 /// One item the delivery worker is to send, built under the lock and sent outside it.
@@ -96,12 +132,6 @@ pub enum Delivery {
     Project {
         item: OutboxRow,
         posting: ProjectPosting,
-    },
-    /// A reversal whose original line has no ERP id yet: it waits and retries.
-    Blocked {
-        item: OutboxRow,
-        line: Box<LineRow>,
-        why: String,
     },
 }
 
@@ -121,7 +151,8 @@ pub struct Hub {
     store: Box<dyn Store>,
     config: Config,
     world: World,
-    entries: HashMap<(EntryKind, Box<str>), EntryState>,
+    /// Entry row ids by `t:` or `e:` and the entry's id; the rows themselves are in the store.
+    entries: HashedIndex<i64>,
     next: MaxIds,
     metrics: Arc<Metrics>,
 }
@@ -145,7 +176,7 @@ impl Hub {
             store,
             config,
             world: World::default(),
-            entries: HashMap::new(),
+            entries: HashedIndex::default(),
             next: MaxIds::default(),
             metrics,
         };
@@ -164,22 +195,24 @@ impl Hub {
             })?;
             world.apply(&data);
         }
-        let mut entries = HashMap::with_capacity(loaded.entries.len());
-        for row in loaded.entries {
-            let link = match row.phase {
-                EntryPhase::Billed => row.line_id.unwrap_or(0),
-                EntryPhase::Held => row.case_id.unwrap_or(0),
-                _ => 0,
-            };
-            let state = EntryState {
-                row_id: row.row_id,
-                event_seq: row.event_seq,
-                fingerprint: row.fingerprint,
-                link,
-                phase: row.phase,
-                manual: row.manual,
-            };
-            entries.insert((row.kind, row.entry_id.into_boxed_str()), state);
+        // Keys whose hash is taken by another key are checked against the store after the scan.
+        let mut entries = HashedIndex::default();
+        let mut deferred = Vec::new();
+        self.store.each_entry(&mut |row| {
+            let key = entry_key(row.kind, &row.entry_id);
+            if entries.insert(&key, row.row_id, |_| Err(())).is_err() {
+                deferred.push((key, row.row_id));
+            }
+        })?;
+        for (key, row_id) in deferred {
+            let store = &mut self.store;
+            entries.insert(&key, row_id, |other| {
+                Ok::<_, EngineError>(
+                    store
+                        .entry(*other)?
+                        .is_some_and(|r| entry_key(r.kind, &r.entry_id) == key),
+                )
+            })?;
         }
         self.world = world;
         self.entries = entries;
@@ -196,10 +229,33 @@ impl Hub {
     }
 
     /// Looks up the entry row id of a time entry or expense by its source id.
-    pub fn entry_row(&self, kind: EntryKind, source_id: &str) -> Option<i64> {
-        self.entries
-            .get(&(kind, Box::from(source_id)))
-            .map(|s| s.row_id)
+    pub fn entry_row(&mut self, kind: EntryKind, source_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .entry_state(&Commit::default(), kind, source_id)?
+            .map(|s| s.row_id))
+    }
+
+    /// The state of an entry: as written earlier in `commit`, else as stored.
+    fn entry_state(
+        &mut self,
+        commit: &Commit,
+        kind: EntryKind,
+        source_id: &str,
+    ) -> Result<Option<EntryState>> {
+        let key = entry_key(kind, source_id);
+        let store = &mut self.store;
+        let mut found = None;
+        self.entries.get(&key, |row_id| {
+            let row = match commit.entries.iter().rev().find(|e| e.row_id == *row_id) {
+                Some(row) => Some(row.clone()),
+                None => store.entry(*row_id)?,
+            };
+            found = row
+                .filter(|r| r.kind == kind && r.entry_id == source_id)
+                .map(|r| EntryState::of(&r));
+            Ok::<_, EngineError>(found.is_some())
+        })?;
+        Ok(found)
     }
 
     fn write(&mut self, commit: &Commit) -> Result<()> {
@@ -241,7 +297,11 @@ impl Hub {
         commit.counters.received += 1;
         let (event, data) = match incoming {
             Incoming::Valid { event, data } => (event, data),
-            Incoming::Invalid { error, raw, correlation_id } => {
+            Incoming::Invalid {
+                error,
+                raw,
+                correlation_id,
+            } => {
                 self.next.quarantine += 1;
                 commit.counters.quarantined += 1;
                 let reason = error.to_string();
@@ -299,7 +359,12 @@ impl Hub {
         }
         let correlation_id = self.accept(event, data.clone(), now, commit)?;
         accepted_here.insert(key, commit.inbox.len() - 1);
-        Ok(IngestResult { id: Some(event.id.clone()), status: IngestStatus::Accepted, reason: None, correlation_id: Some(correlation_id) })
+        Ok(IngestResult {
+            id: Some(event.id.clone()),
+            status: IngestStatus::Accepted,
+            reason: None,
+            correlation_id: Some(correlation_id),
+        })
     }
 
     /// Records a new event in the inbox and applies it; answers its correlation id.
@@ -380,8 +445,7 @@ impl Hub {
             Work::Time(_) => EntryKind::Time,
             Work::Expense(_) => EntryKind::Expense,
         };
-        let key = (kind, Box::from(work.source_id()));
-        let prior = self.entries.get(&key).copied();
+        let prior = self.entry_state(commit, kind, work.source_id())?;
         let mut state = prior.unwrap_or_else(|| {
             self.next.entry += 1;
             EntryState {
@@ -433,7 +497,7 @@ impl Hub {
                 EntryPhase::Rejected
             };
             state.link = 0;
-            self.save_entry(kind, work.source_id(), state, None, commit);
+            self.save_entry(kind, work.source_id(), state, None, commit)?;
             return Ok(());
         }
 
@@ -462,7 +526,7 @@ impl Hub {
                 state.link = case_id;
             }
         }
-        self.save_entry(kind, work.source_id(), state, verdict.value, commit);
+        self.save_entry(kind, work.source_id(), state, verdict.value, commit)?;
         Ok(())
     }
 
@@ -473,7 +537,7 @@ impl Hub {
         state: EntryState,
         value: Option<Money>,
         commit: &mut Commit,
-    ) {
+    ) -> Result<()> {
         commit.entries.push(EntryRow {
             row_id: state.row_id,
             kind,
@@ -487,7 +551,17 @@ impl Hub {
             currency: value.map(|m| m.currency()),
             manual: state.manual,
         });
-        self.entries.insert((kind, Box::from(source_id)), state);
+        let key = entry_key(kind, source_id);
+        let store = &mut self.store;
+        let entries = &commit.entries;
+        self.entries.insert(&key, state.row_id, |other| {
+            let row = match entries.iter().rev().find(|e| e.row_id == *other) {
+                Some(row) => Some(row.clone()),
+                None => store.entry(*other)?,
+            };
+            Ok::<_, EngineError>(row.is_some_and(|r| r.kind == kind && r.entry_id == source_id))
+        })?;
+        Ok(())
     }
 
     /// Opens a case for the failure, or keeps the entry's open case when it already
@@ -710,11 +784,7 @@ impl Hub {
                 )));
             }
         };
-        let Some(mut state) = self
-            .entries
-            .get(&(kind, Box::from(work.source_id())))
-            .copied()
-        else {
+        let Some(mut state) = self.entry_state(&commit, kind, work.source_id())? else {
             return Err(ActionError::NotFound(format!("entry {}", work.source_id())));
         };
         let verdict: Verdict = rules::evaluate(&self.world, &self.config, work);
@@ -764,7 +834,7 @@ impl Hub {
                 }
             }
         };
-        self.save_entry(kind, work.source_id(), state, verdict.value, &mut commit);
+        self.save_entry(kind, work.source_id(), state, verdict.value, &mut commit)?;
         self.write(&commit)?;
         Ok(resolution)
     }
@@ -806,14 +876,14 @@ impl Hub {
                     )));
                 }
             };
-            if let Some(mut state) = self.entries.get(&(kind, Box::from(source_id))).copied() {
+            if let Some(mut state) = self.entry_state(&commit, kind, source_id)? {
                 state.phase = EntryPhase::WrittenOff;
                 state.link = 0;
                 let value = case
                     .value
                     .zip(case.currency)
                     .map(|(amount, currency)| Money::rounded(amount, currency));
-                self.save_entry(kind, source_id, state, value, &mut commit);
+                self.save_entry(kind, source_id, state, value, &mut commit)?;
             }
         }
         self.write(&commit)?;
@@ -947,9 +1017,29 @@ impl Hub {
     /// Due outbox items, with what to send for each.
     pub fn claim_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
         let due = self.store.due_deliveries(now.timestamp_millis(), limit)?;
+        // A line waits for its project to exist in the ERP, and a reversal for its original.
+        let unprovisioned: HashSet<String> = self
+            .store
+            .undelivered(Operation::ProvisionProject)?
+            .into_iter()
+            .filter_map(|o| {
+                o.idempotency_key
+                    .strip_prefix("project:")
+                    .map(str::to_string)
+            })
+            .collect();
+        let wait = self
+            .config
+            .retry
+            .delays
+            .first()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(1));
+        let wait = i64::try_from(wait.as_millis()).unwrap_or(1_000);
+        let mut waiting = Commit::default();
         let mut deliveries = Vec::with_capacity(due.len());
         for DueDelivery {
-            item,
+            mut item,
             line,
             reverses_erp_id,
         } in due
@@ -962,13 +1052,23 @@ impl Hub {
                             item.id, item.subject
                         )));
                     };
-                    if let (Some(original), None) = (line.reverses, &reverses_erp_id) {
-                        let why = format!("line {original} that it reverses is not posted yet");
-                        deliveries.push(Delivery::Blocked {
-                            item,
-                            line: Box::new(line),
-                            why,
-                        });
+                    let why = if unprovisioned.contains(&line.project_code) {
+                        Some(format!(
+                            "waiting: project {} is not provisioned in the ERP yet",
+                            line.project_code
+                        ))
+                    } else if let (Some(original), None) = (line.reverses, &reverses_erp_id) {
+                        Some(format!(
+                            "waiting: line {original} that it reverses is not posted yet"
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        // Waiting is not a failed attempt: the item keeps its retries.
+                        item.last_error = Some(why);
+                        item.next_attempt_at = now.timestamp_millis().saturating_add(wait);
+                        waiting.outbox_updates.push(item.update());
                         continue;
                     }
                     let posting = LinePosting {
@@ -1018,6 +1118,7 @@ impl Hub {
                 }
             }
         }
+        self.write(&waiting)?;
         Ok(deliveries)
     }
 
@@ -1031,9 +1132,7 @@ impl Hub {
         let mut commit = Commit::default();
         for (delivery, outcome) in outcomes {
             let (mut item, line) = match delivery {
-                Delivery::Line { item, line, .. } | Delivery::Blocked { item, line, .. } => {
-                    (item, Some(*line))
-                }
+                Delivery::Line { item, line, .. } => (item, Some(*line)),
                 Delivery::Project { item, .. } => (item, None),
             };
             item.attempts += 1;

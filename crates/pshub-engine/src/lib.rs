@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod fingerprint;
 pub mod hub;
+pub mod index;
 pub mod metrics;
 pub mod ports;
 pub mod retry;

@@ -382,7 +382,6 @@ impl Commit {
 pub struct Loaded {
     /// Reference events in commit order.
     pub reference: Vec<InboxRow>,
-    pub entries: Vec<EntryRow>,
     pub max_ids: MaxIds,
 }
 
@@ -456,6 +455,7 @@ pub trait Store: Send {
     fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>>;
     fn conflicts_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<ConflictRow>>;
 
+    fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>>;
     fn line(&mut self, id: i64) -> Result<Option<LineRow>>;
     fn lines(&mut self, filter: &LineFilter, page: Page) -> Result<Vec<LineRow>>;
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
@@ -464,6 +464,8 @@ pub trait Store: Send {
     /// Pending items due at `now_ms`, oldest first, with the line each posts.
     fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>>;
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>>;
+    /// Items of this operation not delivered yet (pending, dead or refused).
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;
     fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
     fn counters(&mut self) -> Result<Counters>;
     /// Visits every entry row, for the summary.

@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox (operation, id) WHERE state != 'delivered';
 CREATE INDEX IF NOT EXISTS outbox_correlation ON outbox (correlation_id);
 
 CREATE TABLE IF NOT EXISTS cases (

@@ -324,7 +324,6 @@ impl Store for SqliteStore {
             &[],
             inbox_row,
         )?;
-        let entries = self.query(ENTRY_SELECT, &[], entry_row)?;
         let max_ids = MaxIds {
             seq: self.max_id("inbox", "seq")?,
             quarantine: self.max_id("quarantine", "id")?,
@@ -334,31 +333,21 @@ impl Store for SqliteStore {
             outbox: self.max_id("outbox", "id")?,
             case: self.max_id("cases", "id")?,
         };
-        Ok(Loaded {
-            reference,
-            entries,
-            max_ids,
-        })
+        Ok(Loaded { reference, max_ids })
     }
 
     fn commit(&mut self, commit: &Commit) -> Result<()> {
         self.write(commit).map_err(db)?;
         for row in &commit.inbox {
-            self.index.insert(&row.source, &row.event_id, row.seq);
+            self.index
+                .insert(&self.conn, &row.source, &row.event_id, row.seq)
+                .map_err(db)?;
         }
         Ok(())
     }
 
     fn find_event(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>> {
-        for seq in self.index.candidates(source, event_id) {
-            if let Some(row) = self.event(seq)?
-                && row.source == source
-                && row.event_id == event_id
-            {
-                return Ok(Some(row));
-            }
-        }
-        Ok(None)
+        self.index.find(&self.conn, source, event_id).map_err(db)
     }
 
     fn event(&mut self, seq: i64) -> Result<Option<InboxRow>> {
@@ -395,6 +384,14 @@ impl Store for SqliteStore {
             &format!("{CONFLICT_SELECT} WHERE original_seq = ? ORDER BY id"),
             &[&original.seq],
             conflict_row,
+        )
+    }
+
+    fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>> {
+        self.one(
+            &format!("{ENTRY_SELECT} WHERE row_id = ?"),
+            &[&row_id],
+            entry_row,
         )
     }
 
@@ -438,6 +435,15 @@ impl Store for SqliteStore {
         let mut filter = Filter::new(page);
         filter.add("state = ?", Some(state.as_str()));
         filter.run(self, OUTBOX_SELECT, page, outbox_row)
+    }
+
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>> {
+        // Served by the partial index outbox_undelivered_projects for provisioning items.
+        self.query(
+            &format!("{OUTBOX_SELECT} WHERE operation = ? AND state != 'delivered' ORDER BY id"),
+            &[&operation.as_str()],
+            outbox_row,
+        )
     }
 
     fn trail(&mut self, correlation_id: &str) -> Result<Trail> {

@@ -43,10 +43,10 @@ pub async fn list(
                 None => hub.store().lines(&filter, page)?,
                 Some(source_id) => {
                     // An entry id and an expense id may coincide; both are lines of that source id.
-                    let entry_rows: Vec<i64> = [EntryKind::Time, EntryKind::Expense]
-                        .into_iter()
-                        .filter_map(|kind| hub.entry_row(kind, source_id))
-                        .collect();
+                    let mut entry_rows = Vec::new();
+                    for kind in [EntryKind::Time, EntryKind::Expense] {
+                        entry_rows.extend(hub.entry_row(kind, source_id)?);
+                    }
                     let mut rows = Vec::new();
                     for entry_row in entry_rows {
                         let filter = LineFilter {
