@@ -14,6 +14,9 @@ pub struct Config {
     pub default_tax_code: Option<String>,
     /// The retry schedule of outbound calls.
     pub retry: RetrySchedule,
+    /// How long an outbound item waits before looking again at the item it depends on
+    /// (a line for its project's provisioning, a reversal for its original).
+    pub prerequisite_poll: std::time::Duration,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
             tax_codes: BTreeMap::new(),
             default_tax_code: Some("STANDARD".into()),
             retry: RetrySchedule::default(),
+            prerequisite_poll: std::time::Duration::from_millis(50),
         }
     }
 }

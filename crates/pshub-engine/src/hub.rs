@@ -1028,13 +1028,7 @@ impl Hub {
                     .map(str::to_string)
             })
             .collect();
-        let wait = self
-            .config
-            .retry
-            .delays
-            .first()
-            .copied()
-            .unwrap_or(std::time::Duration::from_secs(1));
+        let wait = self.config.prerequisite_poll;
         let wait = i64::try_from(wait.as_millis()).unwrap_or(1_000);
         let mut waiting = Commit::default();
         let mut deliveries = Vec::with_capacity(due.len());
