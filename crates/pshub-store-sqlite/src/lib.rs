@@ -45,11 +45,12 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(db)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA page_size = 16384;
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -32000;
-             PRAGMA wal_autocheckpoint = 16384;
+             PRAGMA wal_autocheckpoint = 4096;
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(db)?;
