@@ -58,7 +58,10 @@ fn run_month(
         engine.submit(chunk.to_vec()).unwrap();
         engine.deliver_due(500).unwrap();
     }
-    assert!(engine.settle(Duration::from_secs(60)).unwrap(), "the outbox empties");
+    assert!(
+        engine.settle(Duration::from_secs(60)).unwrap(),
+        "the outbox empties"
+    );
 
     let summary = engine
         .with_hub(|hub| Summary::compute(hub.store()))

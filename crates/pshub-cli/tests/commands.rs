@@ -1,0 +1,166 @@
+//! The commands as a user runs them: `demo --exit --json`, `token create`, `events send`.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pshub");
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pshub-cmd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn demo_prints_its_summary_as_one_json_object() {
+    let dir = temp_dir("demo");
+    let output = Command::new(BIN)
+        .args([
+            "demo",
+            "--exit",
+            "--json",
+            "--workers",
+            "30",
+            "--entries",
+            "3000",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value =
+        serde_json::from_slice(&output.stdout).expect("standard output is one JSON object");
+    for key in [
+        "events",
+        "duplicates_suppressed",
+        "lines_posted",
+        "reversals_posted",
+        "exceptions_by_owner",
+        "straight_through_rate",
+        "approved_value",
+        "posted_value",
+        "held_value",
+        "held_unvalued",
+    ] {
+        assert!(!summary[key].is_null(), "{key} is missing from {summary}");
+    }
+    assert!(summary["lines_posted"].as_u64().unwrap() > 2_000);
+    assert!(summary["duplicates_suppressed"].as_u64().unwrap() > 0);
+    assert!(summary["exceptions_by_owner"]["pmo"].as_u64().unwrap() > 0);
+    assert_eq!(summary["conservation_holds"], true);
+    let approved = summary["approved_value"].as_object().unwrap();
+    assert_eq!(approved.keys().collect::<Vec<_>>(), ["EUR", "JPY", "USD"]);
+    assert!(
+        approved.values().all(Value::is_string),
+        "money is given as decimal strings"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn token_create_refuses_an_unknown_role_by_name() {
+    let dir = temp_dir("token");
+    let output = Command::new(BIN)
+        .args(["token", "create", "--role", "boss", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'boss' is not a role"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn events_send_posts_a_file_and_names_the_lines_it_could_not_read() {
+    let dir = temp_dir("send");
+    let token = Command::new(BIN)
+        .args(["token", "create", "--role", "integration", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .env("PSHUB_LISTEN", format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let file = dir.join("events.jsonl");
+    let mut out = std::fs::File::create(&file).unwrap();
+    let hire = r#"{"id":"h1","source":"hris","type":"worker.hired","schema_version":1,"occurred_at":"2026-03-01T00:00:00Z","data":{"worker_id":"W-1","effective_date":"2026-01-01","legal_entity":"DE01","region":"emea","role":"consultant"}}"#;
+    writeln!(out, "{hire}").unwrap();
+    writeln!(out, "{{not json").unwrap();
+    writeln!(out, "{hire}").unwrap();
+    writeln!(
+        out,
+        r#"{{"id":"x","source":"psa","type":"time_entry.approved"}}"#
+    )
+    .unwrap();
+    drop(out);
+    let output = Command::new(BIN)
+        .args(["events", "send"])
+        .arg(&file)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("accepted 1")
+            && stdout.contains("duplicate 1")
+            && stdout.contains("quarantined 1"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("line 2: not JSON"), "{stderr}");
+    assert!(
+        !output.status.success(),
+        "a file with unreadable lines is not a success"
+    );
+
+    let wrong = Command::new(BIN)
+        .args(["events", "send"])
+        .arg(&file)
+        .args(["--url", &url, "--token", "psh_wrong"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
