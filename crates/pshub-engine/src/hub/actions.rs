@@ -13,22 +13,28 @@ impl Hub {
             .map_err(|e| ActionError::Engine(EngineError::Store(format!("event {seq}: {e}"))))
     }
 
-    /// Resolves an open case: re-runs the work it holds against today's reference data.
-    pub fn resolve(
-        &mut self,
-        case_id: i64,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<Resolution, ActionError> {
+    /// The case, if it is still open (or acknowledged); else why it cannot be `verb`.
+    fn open_case(&mut self, case_id: i64, verb: &str) -> std::result::Result<CaseRow, ActionError> {
         let case = self
             .store
             .case(case_id)?
             .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if !case.state.is_open() {
             return Err(ActionError::WrongState(format!(
-                "exception {case_id} is {}; only open or acknowledged exceptions can be resolved",
+                "exception {case_id} is {}; only open or acknowledged exceptions can be {verb}",
                 case.state.as_str()
             )));
         }
+        Ok(case)
+    }
+
+    /// Resolves an open case: re-runs the work it holds against today's reference data.
+    pub fn resolve(
+        &mut self,
+        case_id: i64,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Resolution, ActionError> {
+        let case = self.open_case(case_id, "resolved")?;
         let mut commit = Commit::default();
         if let Some(outbox_id) = case.outbox_id {
             self.requeue(outbox_id, "resolved: delivery retried", now, &mut commit)?;
@@ -113,16 +119,7 @@ impl Hub {
         case_id: i64,
         now: DateTime<Utc>,
     ) -> std::result::Result<(), ActionError> {
-        let case = self
-            .store
-            .case(case_id)?
-            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
-        if !case.state.is_open() {
-            return Err(ActionError::WrongState(format!(
-                "exception {case_id} is {}; only open or acknowledged exceptions can be dismissed",
-                case.state.as_str()
-            )));
-        }
+        let case = self.open_case(case_id, "dismissed")?;
         let mut commit = Commit::default();
         self.close_case(
             case_id,
