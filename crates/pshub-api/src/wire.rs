@@ -156,3 +156,20 @@ pub fn parse_param<T>(
         }),
     }
 }
+
+/// Personal fields of the canonical records (PRODUCT.md section 4).
+pub const PII_FIELDS: [&str; 2] = ["name", "email"];
+
+/// Removes personal fields from every object in `value`, for the viewer role.
+pub fn strip_pii(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for field in PII_FIELDS {
+                map.remove(field);
+            }
+            map.values_mut().for_each(strip_pii);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_pii),
+        _ => {}
+    }
+}

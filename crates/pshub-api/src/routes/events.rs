@@ -67,23 +67,32 @@ pub async fn post_events(
 
 pub async fn get_event(
     State(state): State<AppState>,
+    Extension(role): Extension<Role>,
     Path((source, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let mut answer = event_status(state, source, id).await?;
+    if role == Role::Viewer {
+        wire::strip_pii(&mut answer);
+    }
+    Ok(Json(answer))
+}
+
+async fn event_status(state: AppState, source: String, id: String) -> Result<Value, ApiError> {
     let engine = state.engine.clone();
     blocking(move || {
-        engine.with_hub(|hub| -> Result<Json<Value>, ApiError> {
+        engine.with_hub(|hub| -> Result<Value, ApiError> {
             let store = hub.store();
             let Some(event) = store.find_event(&source, &id)? else {
                 let quarantined = store.quarantine_of_event(&source, &id)?;
                 if quarantined.is_empty() {
                     return Err(ApiError::not_found(format!("no event {id} from {source} was received")));
                 }
-                return Ok(Json(json!({
+                return Ok(json!({
                     "source": source, "id": id, "status": "quarantined",
                     "correlation_id": Value::Null,
                     "quarantine": quarantined.iter().map(wire::quarantined).collect::<Vec<_>>(),
                     "lines": [], "exceptions": [],
-                })));
+                }));
             };
             let lines = store.lines(&LineFilter { event_seq: Some(event.seq), ..LineFilter::default() }, Page::ALL)?;
             let cases = store.cases(&CaseFilter { event_seq: Some(event.seq), ..CaseFilter::default() }, Page::ALL)?;
@@ -95,7 +104,7 @@ pub async fn get_event(
             } else {
                 "applied"
             };
-            Ok(Json(json!({
+            Ok(json!({
                 "source": event.source,
                 "id": event.event_id,
                 "type": event.event_type,
@@ -109,7 +118,7 @@ pub async fn get_event(
                 "exceptions": cases.iter().map(wire::case).collect::<Vec<_>>(),
                 "conflicts": conflicts.iter().map(|c| json!({ "id": c.id, "received_at": c.received_at, "type": c.event_type,
                     "data": serde_json::from_str::<Value>(&c.data).unwrap_or(Value::Null) })).collect::<Vec<_>>(),
-            })))
+            }))
         })
     })
     .await?

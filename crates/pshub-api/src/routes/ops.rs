@@ -142,18 +142,18 @@ pub async fn replay_dead_letter(
 
 pub async fn quarantine(
     State(state): State<AppState>,
+    Extension(role): Extension<Role>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.page()?;
     let engine = state.engine.clone();
     let rows =
         blocking(move || engine.with_hub(|hub| hub.store().quarantine_list(false, page))).await??;
-    Ok(Json(wire::page_of(
-        &rows,
-        page,
-        |q| q.id,
-        wire::quarantined,
-    )))
+    let mut answer = wire::page_of(&rows, page, |q| q.id, wire::quarantined);
+    if role == Role::Viewer {
+        wire::strip_pii(&mut answer);
+    }
+    Ok(Json(answer))
 }
 
 /// Replays a quarantined event: the corrected event in the body, or (empty body) the

@@ -232,3 +232,28 @@ async fn bad_parameters_and_unknown_routes_are_4xx() {
     assert_eq!(app.post("/v1/exceptions/999/resolve").await.0, 404);
     assert_eq!(app.post("/v1/dead-letters/999/replay").await.0, 404);
 }
+
+#[tokio::test]
+async fn the_viewer_role_sees_no_personal_data() {
+    let app = spawn_app().await;
+    app.send(json!([hired("W-1", "2025-01-01", "emea", "consultant")]))
+        .await;
+    let (_, as_admin) = app.get("/v1/events/hris/hire-W-1").await;
+    assert_eq!(as_admin["data"]["email"], "ada@example.com");
+    let viewer = app.token_for("viewer").await;
+    let answer: Value = app
+        .client
+        .get(format!("{}/v1/events/hris/hire-W-1", app.address))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["data"]["worker_id"], "W-1");
+    assert!(
+        answer["data"].get("email").is_none() && answer["data"].get("name").is_none(),
+        "{answer}"
+    );
+}
