@@ -63,6 +63,7 @@ impl SandboxErp {
 
     /// An ERP that keeps its records in `data_dir`, as a real one would across restarts of the hub.
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(LOG_FILE);
         let mut state = State {
             rng: Some(Rng::new(7)),
