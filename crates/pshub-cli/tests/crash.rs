@@ -204,15 +204,7 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     // Wait for the delivery worker to empty the outbox.
     let deadline = Instant::now() + Duration::from_secs(60);
     let summary = loop {
-        let summary: Value = client
-            .get(format!("{base}/v1/summary"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let summary = get_json(&client, format!("{base}/v1/summary"), &token).await;
         if summary["lines_undelivered"] == 0 || Instant::now() > deadline {
             break summary;
         }
@@ -234,17 +226,7 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
         let lookups = chunk.iter().map(|(source, id)| {
             let (client, token, base) = (client.clone(), token.clone(), base.clone());
             let url = format!("{base}/v1/events/{source}/{id}");
-            async move {
-                client
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            }
+            async move { get_json(&client, url, &token).await }
         });
         for answer in futures_join(lookups).await {
             let status = answer["status"].as_str().unwrap_or("missing");
@@ -253,15 +235,7 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     }
 
     // The ERP holds each line once, though lines in flight at the kill were sent again.
-    let systems: Value = client
-        .get(format!("{base}/v1/systems"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let systems = get_json(&client, format!("{base}/v1/systems"), &token).await;
     let posted =
         summary["lines_posted"].as_u64().unwrap() + summary["reversals_posted"].as_u64().unwrap();
     assert_eq!(systems["erp"]["lines"].as_u64().unwrap(), posted);
@@ -272,6 +246,18 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     );
     restarted.kill();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Runs a handful of requests concurrently.
