@@ -316,3 +316,63 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[ -~]{0,12}".prop_map(Value::String),
+            Just(json!("2026-03-04")),
+            Just(json!("7.5")),
+            Just(json!("EUR")),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn valid() -> Value {
+        json!({
+            "id": "psa-1", "source": "psa", "type": "time_entry.approved", "schema_version": 1,
+            "occurred_at": "2026-03-04T17:02:11Z",
+            "data": { "entry_id": "T-1", "worker_id": "W-1", "project_code": "P-1",
+                      "work_date": "2026-03-04", "hours": "7.5", "billable": true }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_parses_or_names_a_field(value in any_json()) {
+            if let Err(error) = Event::parse(&value, |_| true) {
+                prop_assert!(!error.error.problem.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_valid_event_with_one_field_replaced_parses_or_names_that_field(
+            field in prop::sample::select(vec!["id", "type", "schema_version", "occurred_at", "data",
+                "data.entry_id", "data.worker_id", "data.project_code", "data.work_date", "data.hours", "data.billable"]),
+            replacement in any_json(),
+        ) {
+            let mut event = valid();
+            match field.split_once('.') {
+                Some((outer, inner)) => event[outer][inner] = replacement,
+                None => event[field] = replacement,
+            }
+            if let Err(error) = Event::parse(&event, |_| true) {
+                prop_assert!(error.error.field.starts_with(field), "{} does not name {field}", error);
+            }
+        }
+    }
+}
