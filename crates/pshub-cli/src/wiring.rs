@@ -1,7 +1,7 @@
 //! Builds an engine from a data folder: the embedded store, the sandbox ERP, configuration.
 
 use anyhow::{Context, Result};
-use pshub_connectors::sandbox::SandboxErp;
+use pshub_connectors::sandbox::{ErpFaults, SandboxErp};
 use pshub_engine::{Config, Engine};
 use pshub_store_sqlite::SqliteStore;
 use std::path::Path;
@@ -43,6 +43,11 @@ pub fn open(data_dir: &Path, config: Config) -> Result<Wired> {
         Arc::new(SandboxErp::open(data_dir).with_context(|| {
             format!("failed to open the sandbox ERP in {}", data_dir.display())
         })?);
+    if let Ok(spec) = std::env::var("PSHUB_SANDBOX_ERP_FAULTS") {
+        let faults = ErpFaults::parse(&spec)
+            .map_err(|e| anyhow::anyhow!("PSHUB_SANDBOX_ERP_FAULTS: {e}"))?;
+        erp.set_faults(faults);
+    }
     let engine = Engine::open(Box::new(store), config, erp.clone())
         .context("failed to rebuild the hub from its store")?;
     Ok(Wired { engine, erp })

@@ -28,6 +28,54 @@ pub struct ErpFaults {
     pub retry_after: Option<Duration>,
 }
 
+impl ErpFaults {
+    /// Reads `fail=0.02,timeout=0.01,latency_ms=50,retry_after_s=5`: shares of calls that
+    /// fail or time out, a delay added to every call, and the `Retry-After` sent with failures.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut faults = ErpFaults::default();
+        let share = |key: &str, raw: &str| -> Result<u64, String> {
+            let share: rust_decimal::Decimal = raw
+                .parse()
+                .map_err(|_| format!("{key}: '{raw}' is not a number from 0 to 1"))?;
+            if share < rust_decimal::Decimal::ZERO || share > rust_decimal::Decimal::ONE {
+                return Err(format!("{key}: '{raw}' is not a number from 0 to 1"));
+            }
+            u64::try_from(
+                (share * rust_decimal::Decimal::from(1_000_000))
+                    .trunc()
+                    .mantissa(),
+            )
+            .map_err(|_| format!("{key}: '{raw}' is out of range"))
+        };
+        let whole = |key: &str, raw: &str| {
+            raw.parse::<u64>()
+                .map_err(|_| format!("{key}: '{raw}' is not a whole number"))
+        };
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("'{pair}' is not KEY=VALUE"))?;
+            match key.trim() {
+                "fail" => faults.failure_per_million = share("fail", raw.trim())?,
+                "timeout" => faults.timeout_per_million = share("timeout", raw.trim())?,
+                "latency_ms" => {
+                    faults.latency = Duration::from_millis(whole("latency_ms", raw.trim())?)
+                }
+                "retry_after_s" => {
+                    faults.retry_after =
+                        Some(Duration::from_secs(whole("retry_after_s", raw.trim())?))
+                }
+                other => {
+                    return Err(format!(
+                        "'{other}' is not one of fail, timeout, latency_ms, retry_after_s"
+                    ));
+                }
+            }
+        }
+        Ok(faults)
+    }
+}
+
 #[derive(Default)]
 struct State {
     projects: HashMap<String, String>,
@@ -277,6 +325,23 @@ mod tests {
         );
         assert_eq!(erp.line_count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn faults_read_from_a_setting() {
+        let faults =
+            ErpFaults::parse("fail=0.02, timeout=0.001,latency_ms=50,retry_after_s=5").unwrap();
+        assert_eq!(
+            (faults.failure_per_million, faults.timeout_per_million),
+            (20_000, 1_000)
+        );
+        assert_eq!(faults.latency, Duration::from_millis(50));
+        assert_eq!(faults.retry_after, Some(Duration::from_secs(5)));
+        assert_eq!(
+            ErpFaults::parse("fail=2").unwrap_err(),
+            "fail: '2' is not a number from 0 to 1"
+        );
+        assert!(ErpFaults::parse("slow=1").unwrap_err().contains("'slow'"));
     }
 
     #[test]
