@@ -10,6 +10,7 @@
 //! HTTP or broker crate.
 
 pub mod config;
+pub mod conformance;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
