@@ -204,6 +204,13 @@ async fn a_quarantined_event_can_be_corrected_and_replayed_once() {
     assert_eq!(app.lines_of("FIX1").await.len(), 1);
     let (_, event) = app.get("/v1/events/psa/psa-fix").await;
     assert_eq!(event["status"], "applied");
+    let (_, summary) = app.get("/v1/summary").await;
+    // The with_firm events, the broken one and its corrected replay: each a receipt.
+    assert_eq!(
+        (summary["quarantined"].clone(), summary["accepted"].clone()),
+        (json!(1), json!(7))
+    );
+    assert_eq!(summary["events"], 8);
 }
 
 #[tokio::test]

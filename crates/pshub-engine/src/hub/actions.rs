@@ -271,7 +271,6 @@ impl Hub {
         let mut commit = Commit::default();
         let mut accepted_here = HashMap::new();
         let result = self.ingest_one(&incoming, now, &mut commit, &mut accepted_here)?;
-        commit.counters.received -= 1; // the event was counted when it first arrived
         row.state = "replayed".into();
         row.replayed_seq = commit.inbox.first().map(|r| r.seq);
         commit.quarantine.push(row);
