@@ -72,10 +72,10 @@ impl Summary {
             counters: store.counters()?,
             ..Summary::default()
         };
-        summary.accepted = summary.counters.received
-            - summary.counters.duplicates
-            - summary.counters.conflicts
-            - summary.counters.quarantined;
+        let c = summary.counters;
+        summary.accepted = c
+            .received
+            .saturating_sub(c.duplicates + c.conflicts + c.quarantined);
         store.each_entry(&mut |entry| {
             let valued = entry.value.zip(entry.currency);
             match entry.phase {
