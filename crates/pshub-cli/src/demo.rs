@@ -176,7 +176,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
 }
 
 fn thousands(n: u64) -> String {
-    let digits = n.to_string();
+    group_digits(&n.to_string())
+}
+
+/// `1234567` as `1,234,567`.
+fn group_digits(digits: &str) -> String {
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -185,6 +189,23 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// An amount with its thousands grouped: `-1234567.50` as `-1,234,567.50`.
+fn money(amount: rust_decimal::Decimal) -> String {
+    let text = amount.abs().to_string();
+    let (whole, fraction) = text
+        .split_once('.')
+        .map_or((text.as_str(), None), |(w, f)| (w, Some(f)));
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    match fraction {
+        Some(fraction) => format!("{sign}{}.{fraction}", group_digits(whole)),
+        None => format!("{sign}{}", group_digits(whole)),
+    }
 }
 
 fn print_summary(
@@ -244,11 +265,11 @@ fn print_summary(
         println!(
             "{:<8}{:>18}{:>18}{:>16}{:>14}{:>14}",
             currency.code(),
-            s.approved_value.get(currency),
-            s.posted_value.get(currency),
-            s.held_value.get(currency),
-            s.undelivered_value.get(currency),
-            s.written_off_value.get(currency)
+            money(s.approved_value.get(currency)),
+            money(s.posted_value.get(currency)),
+            money(s.held_value.get(currency)),
+            money(s.undelivered_value.get(currency)),
+            money(s.written_off_value.get(currency))
         );
     }
     let breaks = s.conservation_breaks();

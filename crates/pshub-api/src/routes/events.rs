@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use pshub_engine::store::{CaseFilter, LineFilter, LineStatus, Page};
+use pshub_engine::store::{CaseFilter, LineFilter, LineStatus, Operation, OutboxState, Page};
 use serde_json::{Value, json};
 
 /// Reads the body as one event or an array of events. Whatever else is refused whole.
@@ -97,9 +97,18 @@ async fn event_status(state: AppState, source: String, id: String) -> Result<Val
             let lines = store.lines(&LineFilter { event_seq: Some(event.seq), ..LineFilter::default() }, Page::ALL)?;
             let cases = store.cases(&CaseFilter { event_seq: Some(event.seq), ..CaseFilter::default() }, Page::ALL)?;
             let conflicts = store.conflicts_of_event(&source, &id)?;
+            // Calls the event itself caused (a project to provision), other than its lines.
+            let calls: Vec<_> = store
+                .trail(&event.correlation_id)?
+                .outbox
+                .into_iter()
+                .filter(|o| o.operation == Operation::ProvisionProject && o.subject == event.seq)
+                .collect();
             let status = if cases.iter().any(|c| c.state.is_open()) {
                 "held"
-            } else if lines.iter().any(|l| l.status != LineStatus::Posted) {
+            } else if lines.iter().any(|l| l.status != LineStatus::Posted)
+                || calls.iter().any(|o| o.state != OutboxState::Delivered)
+            {
                 "pending"
             } else {
                 "applied"
@@ -115,6 +124,7 @@ async fn event_status(state: AppState, source: String, id: String) -> Result<Val
                 "business_key": event.business_key,
                 "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
                 "lines": lines.iter().map(wire::line).collect::<Vec<_>>(),
+                "deliveries": calls.iter().map(wire::outbox).collect::<Vec<_>>(),
                 "exceptions": cases.iter().map(wire::case).collect::<Vec<_>>(),
                 "conflicts": conflicts.iter().map(|c| json!({ "id": c.id, "received_at": c.received_at, "type": c.event_type,
                     "data": serde_json::from_str::<Value>(&c.data).unwrap_or(Value::Null) })).collect::<Vec<_>>(),

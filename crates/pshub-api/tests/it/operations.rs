@@ -109,3 +109,32 @@ async fn health_metrics_and_the_openapi_document_answer() {
     assert_eq!(systems["erp"]["kind"], "sandbox");
     assert_eq!(systems["erp"]["projects"], 1);
 }
+
+#[tokio::test]
+async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp() {
+    let app = spawn_app().await;
+    app.erp.set_faults(ErpFaults {
+        failure_per_million: 1_000_000,
+        ..ErpFaults::default()
+    });
+    app.send(json!([closed_won(
+        "P-1",
+        "EUR",
+        "RC-EUR",
+        "2026-01-01",
+        None
+    )]))
+    .await;
+    let engine = app.engine.clone();
+    tokio::task::spawn_blocking(move || engine.deliver_due(10).unwrap())
+        .await
+        .unwrap();
+    let (_, event) = app.get("/v1/events/crm/won-P-1").await;
+    assert_eq!(event["status"], "pending");
+    assert_eq!(event["deliveries"][0]["operation"], "provision_project");
+    app.erp.set_faults(ErpFaults::default());
+    app.settle().await;
+    let (_, event) = app.get("/v1/events/crm/won-P-1").await;
+    assert_eq!(event["status"], "applied");
+    assert_eq!(event["deliveries"][0]["state"], "delivered");
+}
