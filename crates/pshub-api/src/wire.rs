@@ -2,7 +2,9 @@
 
 use crate::error::ApiError;
 use pshub_engine::hub::IngestResult;
-use pshub_engine::store::{CaseRow, LineRow, OutboxRow, Page, QuarantineRow};
+use pshub_engine::store::{
+    CaseRow, LineRow, Outbound, OutboxRow, Page, QuarantineRow, line_idempotency_key,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,6 +39,25 @@ pub fn line(l: &LineRow) -> Value {
         "correlation_id": l.correlation_id,
         "created_at": l.created_at,
         "posted_at": l.posted_at,
+        "attempts": l.attempts,
+        "last_error": l.last_error,
+    })
+}
+
+/// A line whose delivery gave up, as a dead letter.
+pub fn dead_line(l: &LineRow) -> Value {
+    json!({
+        "id": Outbound::Line(l.id).to_string(),
+        "target": "erp",
+        "operation": "post_line",
+        "idempotency_key": line_idempotency_key(l.id),
+        "state": "dead",
+        "attempts": l.attempts,
+        "last_error": l.last_error,
+        "correlation_id": l.correlation_id,
+        "source_id": l.source_id,
+        "amount": l.amount.to_string(),
+        "currency": l.currency.code(),
     })
 }
 
@@ -83,7 +104,7 @@ pub fn quarantined(q: &QuarantineRow) -> Value {
 
 pub fn outbox(o: &OutboxRow) -> Value {
     json!({
-        "id": o.id,
+        "id": Outbound::Call(o.id).to_string(),
         "target": o.target,
         "operation": o.operation.as_str(),
         "idempotency_key": o.idempotency_key,

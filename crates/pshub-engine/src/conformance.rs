@@ -63,6 +63,9 @@ pub fn line(id: i64, reverses: Option<i64>) -> LineRow {
         correlation_id: "cor-1".into(),
         created_at: "2026-03-04T17:02:12.000Z".into(),
         posted_at: None,
+        attempts: 0,
+        next_attempt_at: 0,
+        last_error: None,
     }
 }
 
@@ -70,9 +73,9 @@ pub fn outbox(id: i64, subject: i64, due_at: i64) -> OutboxRow {
     OutboxRow {
         id,
         target: "erp".into(),
-        operation: Operation::PostLine,
+        operation: Operation::ProvisionProject,
         subject,
-        idempotency_key: format!("pshub-line-{subject}"),
+        idempotency_key: format!("project:P-{subject}"),
         state: OutboxState::Pending,
         attempts: 0,
         next_attempt_at: due_at,
@@ -93,6 +96,7 @@ pub fn case(id: i64, owner: OwnerTeam) -> CaseRow {
         correlation_id: "cor-1".into(),
         event_seq: 1,
         entry_row: Some(1),
+        line_id: None,
         outbox_id: None,
         value: Some(dec("10.00")),
         currency: Some(eur()),
@@ -206,6 +210,9 @@ pub fn updates_change_only_the_delivery(store: &mut dyn Store) {
             status: LineStatus::Posted,
             erp_id: Some("ERP-1".into()),
             posted_at: Some("t".into()),
+            attempts: 3,
+            next_attempt_at: 7,
+            last_error: None,
         }],
         outbox_updates: vec![OutboxUpdate {
             id: 1,
@@ -221,45 +228,65 @@ pub fn updates_change_only_the_delivery(store: &mut dyn Store) {
     expected.status = LineStatus::Posted;
     expected.erp_id = Some("ERP-1".into());
     expected.posted_at = Some("t".into());
+    expected.attempts = 3;
+    expected.next_attempt_at = 7;
     assert_eq!(store.line(1).unwrap(), Some(expected));
     let item = store.outbox_item(1).unwrap().unwrap();
     assert_eq!(
         (item.state, item.attempts, item.next_attempt_at),
         (OutboxState::Delivered, 2, 9)
     );
-    assert_eq!(item.idempotency_key, "pshub-line-1");
+    assert_eq!(item.idempotency_key, "project:P-1");
 }
 
-/// Due deliveries: pending and due only, oldest first, with their line and the ERP id of
+/// Due deliveries: pending and due only, oldest first, calls and lines, with the ERP id of
 /// the line a reversal cancels once it is posted.
 pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) {
     let mut posted = line(1, None);
     posted.status = LineStatus::Posted;
     posted.erp_id = Some("ERP-1".into());
+    let mut reversal = line(2, Some(1));
+    reversal.next_attempt_at = 100;
+    let mut later = line(3, None);
+    later.next_attempt_at = 5_000;
     let mut delivered = outbox(1, 1, 0);
     delivered.state = OutboxState::Delivered;
     store
         .commit(&Commit {
-            lines: vec![posted, line(2, Some(1)), line(3, None)],
+            lines: vec![posted, reversal, later],
             outbox: vec![delivered, outbox(2, 2, 100), outbox(3, 3, 5_000)],
             ..Commit::default()
         })
         .unwrap();
+    let names = |due: &[Due]| -> Vec<String> {
+        due.iter()
+            .map(|d| match d {
+                Due::Line { line, .. } => Outbound::Line(line.id).to_string(),
+                Due::Call(item) => Outbound::Call(item.id).to_string(),
+            })
+            .collect()
+    };
     let due = store.due_deliveries(1_000, 10).unwrap();
     assert_eq!(
-        due.len(),
-        1,
-        "item 1 is delivered and item 3 is not due yet"
+        names(&due),
+        ["call-2", "line-2"],
+        "delivered and not yet due items stay out"
     );
-    assert_eq!(due[0].item.id, 2);
-    assert_eq!(due[0].line.as_ref().map(|l| l.id), Some(2));
-    assert_eq!(due[0].reverses_erp_id.as_deref(), Some("ERP-1"));
-    let later = store.due_deliveries(10_000, 10).unwrap();
-    assert_eq!(later.iter().map(|d| d.item.id).collect::<Vec<_>>(), [2, 3]);
+    let Due::Line {
+        reverses_erp_id, ..
+    } = &due[1]
+    else {
+        panic!("a line")
+    };
+    assert_eq!(reverses_erp_id.as_deref(), Some("ERP-1"));
+    assert_eq!(
+        names(&store.due_deliveries(10_000, 10).unwrap()),
+        ["call-2", "call-3", "line-2", "line-3"]
+    );
     assert_eq!(
         store.due_deliveries(10_000, 1).unwrap().len(),
-        1,
-        "the limit holds"
+        2,
+        "the limit holds for each kind"
     );
 }
 

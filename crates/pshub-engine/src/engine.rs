@@ -6,7 +6,7 @@ use crate::error::{ActionError, EngineError, Result};
 use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolution};
 use crate::metrics::Metrics;
 use crate::ports::{ErpError, ErpPort};
-use crate::store::{OutboxState, Page, Store};
+use crate::store::{LineFilter, LineStatus, Outbound, OutboxState, Page, Store};
 use chrono::Utc;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,11 +188,19 @@ impl Engine {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             self.drain()?;
-            let pending = self
-                .lock_hub()
+            let first = Page { after: 0, limit: 1 };
+            let pending_lines = LineFilter {
+                status: Some(LineStatus::Pending),
+                ..LineFilter::default()
+            };
+            let mut hub = self.lock_hub();
+            let idle = hub
                 .store()
-                .outbox_list(OutboxState::Pending, Page { after: 0, limit: 1 })?;
-            if pending.is_empty() {
+                .outbox_list(OutboxState::Pending, first)?
+                .is_empty()
+                && hub.store().lines(&pending_lines, first)?.is_empty();
+            drop(hub);
+            if idle {
                 return Ok(true);
             }
             if std::time::Instant::now() > deadline {
@@ -248,8 +256,8 @@ impl Engine {
         self.lock_hub().acknowledge(case_id, Utc::now())
     }
 
-    pub fn replay_dead_letter(&self, outbox_id: i64) -> std::result::Result<(), ActionError> {
-        self.lock_hub().replay_dead_letter(outbox_id, Utc::now())?;
+    pub fn replay_dead_letter(&self, target: Outbound) -> std::result::Result<(), ActionError> {
+        self.lock_hub().replay_dead_letter(target, Utc::now())?;
         self.signal_outbox();
         Ok(())
     }

@@ -160,7 +160,9 @@ impl LineStatus {
     }
 }
 
-/// An invoice line the hub created.
+/// An invoice line the hub created. A line is its own outbox record: it carries its
+/// delivery to the ERP (status, attempts, schedule, last error), and its idempotency key
+/// is [`line_idempotency_key`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineRow {
     pub id: i64,
@@ -185,6 +187,15 @@ pub struct LineRow {
     pub correlation_id: String,
     pub created_at: String,
     pub posted_at: Option<String>,
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// The key that makes posting a line to the ERP idempotent.
+pub fn line_idempotency_key(line_id: i64) -> String {
+    format!("pshub-line-{line_id}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,35 +225,63 @@ impl OutboxState {
     }
 }
 
-/// What an outbox item asks of its target.
+/// Something the hub sends to another system: a line, or an outbox call. Written
+/// `line-12` or `call-3` where operators name it (dead letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbound {
+    Line(i64),
+    Call(i64),
+}
+
+impl std::fmt::Display for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outbound::Line(id) => write!(f, "line-{id}"),
+            Outbound::Call(id) => write!(f, "call-{id}"),
+        }
+    }
+}
+
+impl Outbound {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (kind, id) = raw.split_once('-')?;
+        let id: i64 = id.parse().ok().filter(|id| *id > 0)?;
+        match kind {
+            "line" => Some(Outbound::Line(id)),
+            "call" => Some(Outbound::Call(id)),
+            _ => None,
+        }
+    }
+}
+
+/// What an outbox item asks of its target. Invoice lines are not outbox items: each line
+/// carries its own delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
-    PostLine,
     ProvisionProject,
 }
 
 impl Operation {
     pub fn as_str(&self) -> &'static str {
         match self {
-            Operation::PostLine => "post_line",
             Operation::ProvisionProject => "provision_project",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::PostLine, Self::ProvisionProject]
+        [Self::ProvisionProject]
             .into_iter()
             .find(|s| s.as_str() == raw)
     }
 }
 
-/// One call to another system, durable until delivered.
+/// One call to another system (other than posting a line), durable until delivered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     pub id: i64,
     pub target: String,
     pub operation: Operation,
-    /// The line to post, or the inbox seq of the closed-won event to provision.
+    /// What the call is about: for a project, the inbox seq of its closed-won event.
     pub subject: i64,
     pub idempotency_key: String,
     pub state: OutboxState,
@@ -264,8 +303,9 @@ pub struct CaseRow {
     pub suggested_fix: String,
     pub correlation_id: String,
     pub event_seq: i64,
-    /// The entry it holds, or the outbox item for a refused delivery.
+    /// The entry it holds, or the line or outbox item whose delivery was refused.
     pub entry_row: Option<i64>,
+    pub line_id: Option<i64>,
     pub outbox_id: Option<i64>,
     pub value: Option<Decimal>,
     pub currency: Option<Currency>,
@@ -274,14 +314,17 @@ pub struct CaseRow {
     pub resolution: Option<String>,
 }
 
-/// An outbox item due for delivery, with what it needs read in the same query.
+/// Something due for delivery.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DueDelivery {
-    pub item: OutboxRow,
-    /// The line a `post_line` item posts.
-    pub line: Option<LineRow>,
-    /// For a reversal: the ERP id of the line it cancels, once that line is posted.
-    pub reverses_erp_id: Option<String>,
+pub enum Due {
+    /// A line to post; for a reversal, with the ERP id of the line it cancels once that
+    /// line is posted.
+    Line {
+        line: Box<LineRow>,
+        reverses_erp_id: Option<String>,
+    },
+    /// Another call.
+    Call(OutboxRow),
 }
 
 /// A notable step on a transaction's timeline that no other row records (a failed
@@ -319,6 +362,23 @@ pub struct LineUpdate {
     pub status: LineStatus,
     pub erp_id: Option<String>,
     pub posted_at: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl LineRow {
+    pub fn update(&self) -> LineUpdate {
+        LineUpdate {
+            id: self.id,
+            status: self.status,
+            erp_id: self.erp_id.clone(),
+            posted_at: self.posted_at.clone(),
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+        }
+    }
 }
 
 /// An outbox item's delivery moved on: the only fields of an item that change.
@@ -461,8 +521,8 @@ pub trait Store: Send {
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
     fn cases(&mut self, filter: &CaseFilter, page: Page) -> Result<Vec<CaseRow>>;
     fn outbox_item(&mut self, id: i64) -> Result<Option<OutboxRow>>;
-    /// Pending items due at `now_ms`, oldest first, with the line each posts.
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// Pending calls and lines due at `now_ms`, oldest first, at most `limit` of each.
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>>;
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>>;
     /// Items of this operation not delivered yet (pending, dead or refused).
     fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;

@@ -78,8 +78,14 @@ CREATE TABLE IF NOT EXISTS lines (
     reverses       INTEGER,
     correlation_id TEXT NOT NULL,
     created_at     TEXT NOT NULL,
-    posted_at      TEXT
+    posted_at      TEXT,
+    -- A line is its own outbox record: its delivery to the ERP.
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT
 );
+CREATE INDEX IF NOT EXISTS lines_pending ON lines (id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS lines_failed ON lines (id) WHERE status = 'failed';
 CREATE INDEX IF NOT EXISTS lines_project ON lines (project_code, id);
 CREATE INDEX IF NOT EXISTS lines_worker ON lines (worker_id, id);
 CREATE INDEX IF NOT EXISTS lines_entry ON lines (entry_row);
@@ -114,6 +120,7 @@ CREATE TABLE IF NOT EXISTS cases (
     correlation_id TEXT NOT NULL,
     event_seq      INTEGER NOT NULL,
     entry_row      INTEGER,
+    line_id        INTEGER,
     outbox_id      INTEGER,
     value          TEXT,
     currency       TEXT,

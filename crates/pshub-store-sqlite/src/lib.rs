@@ -142,8 +142,9 @@ impl SqliteStore {
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO lines (id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
-                    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at,
+                    attempts, next_attempt_at, last_error)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?;
             for r in &commit.lines {
                 stmt.execute(params![
@@ -168,7 +169,10 @@ impl SqliteStore {
                     r.reverses,
                     r.correlation_id,
                     r.created_at,
-                    r.posted_at
+                    r.posted_at,
+                    r.attempts,
+                    r.next_attempt_at,
+                    r.last_error
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
@@ -190,10 +194,19 @@ impl SqliteStore {
                 ])?;
             }
             let mut stmt = tx.prepare_cached(
-                "UPDATE lines SET status = ?, erp_id = ?, posted_at = ? WHERE id = ?",
+                "UPDATE lines SET status = ?, erp_id = ?, posted_at = ?, attempts = ?, next_attempt_at = ?, last_error = ?
+                 WHERE id = ?",
             )?;
             for u in &commit.line_updates {
-                stmt.execute(params![u.status.as_str(), u.erp_id, u.posted_at, u.id])?;
+                stmt.execute(params![
+                    u.status.as_str(),
+                    u.erp_id,
+                    u.posted_at,
+                    u.attempts,
+                    u.next_attempt_at,
+                    u.last_error,
+                    u.id
+                ])?;
             }
             let mut stmt =
                 tx.prepare_cached("UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")?;
@@ -208,8 +221,8 @@ impl SqliteStore {
             }
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
-                    entry_row, outbox_id, value, currency, created_at, updated_at, resolution)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    entry_row, line_id, outbox_id, value, currency, created_at, updated_at, resolution)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, event_seq = excluded.event_seq,
                     value = excluded.value, currency = excluded.currency, updated_at = excluded.updated_at, resolution = excluded.resolution",
             )?;
@@ -225,6 +238,7 @@ impl SqliteStore {
                     r.correlation_id,
                     r.event_seq,
                     r.entry_row,
+                    r.line_id,
                     r.outbox_id,
                     r.value.map(|v| v.to_string()),
                     r.currency.map(|c| c.code().to_string()),
@@ -428,8 +442,14 @@ impl Store for SqliteStore {
         self.one(&format!("{OUTBOX_SELECT} WHERE id = ?"), &[&id], outbox_row)
     }
 
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>> {
-        self.query(DUE_SELECT, &[&now_ms, &limit], due_delivery)
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>> {
+        let mut due = self.query(
+            &format!("{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"),
+            &[&now_ms, &limit],
+            |r| outbox_row(r).map(Due::Call),
+        )?;
+        due.extend(self.query(DUE_LINES_SELECT, &[&now_ms, &limit], due_line)?);
+        Ok(due)
     }
 
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>> {

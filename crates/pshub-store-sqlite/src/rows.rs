@@ -113,7 +113,8 @@ pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
 }
 
 pub const LINE_SELECT: &str = "SELECT id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
-    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at FROM lines";
+    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at,
+    attempts, next_attempt_at, last_error FROM lines";
 
 pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
     line_row_at(r, 0)
@@ -144,6 +145,9 @@ fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
         correlation_id: r.get(at + 19)?,
         created_at: r.get(at + 20)?,
         posted_at: r.get(at + 21)?,
+        attempts: r.get(at + 22)?,
+        next_attempt_at: r.get(at + 23)?,
+        last_error: r.get(at + 24)?,
     })
 }
 
@@ -166,7 +170,7 @@ pub fn outbox_row(r: &Row) -> rusqlite::Result<OutboxRow> {
 
 pub const CASE_SELECT: &str =
     "SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
-    entry_row, outbox_id, value, currency, created_at, updated_at, resolution FROM cases";
+    entry_row, line_id, outbox_id, value, currency, created_at, updated_at, resolution FROM cases";
 
 pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
@@ -180,37 +184,26 @@ pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
         correlation_id: r.get(7)?,
         event_seq: r.get(8)?,
         entry_row: r.get(9)?,
-        outbox_id: r.get(10)?,
-        value: opt_decimal_col(r, 11)?,
-        currency: opt_currency_col(r, 12)?,
-        created_at: r.get(13)?,
-        updated_at: r.get(14)?,
-        resolution: r.get(15)?,
+        line_id: r.get(10)?,
+        outbox_id: r.get(11)?,
+        value: opt_decimal_col(r, 12)?,
+        currency: opt_currency_col(r, 13)?,
+        created_at: r.get(14)?,
+        updated_at: r.get(15)?,
+        resolution: r.get(16)?,
     })
 }
 
-/// Due outbox items joined with the line each posts and, for a reversal, the original's
-/// ERP id: one query for a whole delivery batch.
-pub const DUE_SELECT: &str = "SELECT o.id, o.target, o.operation, o.subject, o.idempotency_key, o.state, o.attempts,
-    o.next_attempt_at, o.last_error, o.correlation_id,
-    l.id, l.kind, l.status, l.erp_id, l.entry_row, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date,
-    l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses,
-    l.correlation_id, l.created_at, l.posted_at, original.erp_id
-    FROM outbox o
-    LEFT JOIN lines l ON o.operation = 'post_line' AND l.id = o.subject
-    LEFT JOIN lines original ON original.id = l.reverses
-    WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?";
+/// Lines due for posting, each with the ERP id of the line it reverses (once posted).
+pub const DUE_LINES_SELECT: &str = "SELECT l.id, l.kind, l.status, l.erp_id, l.entry_row, l.source_id, l.event_seq, l.project_code,
+    l.worker_id, l.date, l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class,
+    l.reverses, l.correlation_id, l.created_at, l.posted_at, l.attempts, l.next_attempt_at, l.last_error, original.erp_id
+    FROM lines l LEFT JOIN lines original ON original.id = l.reverses
+    WHERE l.status = 'pending' AND l.next_attempt_at <= ? ORDER BY l.id LIMIT ?";
 
-pub fn due_delivery(r: &Row) -> rusqlite::Result<DueDelivery> {
-    let item = outbox_row(r)?;
-    let line_id: Option<i64> = r.get(10)?;
-    let line = match line_id {
-        None => None,
-        Some(_) => Some(line_row_at(r, 10)?),
-    };
-    Ok(DueDelivery {
-        item,
-        line,
-        reverses_erp_id: r.get(32)?,
+pub fn due_line(r: &Row) -> rusqlite::Result<Due> {
+    Ok(Due::Line {
+        line: Box::new(line_row_at(r, 0)?),
+        reverses_erp_id: r.get(25)?,
     })
 }

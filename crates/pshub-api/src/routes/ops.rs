@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use pshub_engine::store::{LineStatus, OutboxState};
+use pshub_engine::store::{LineFilter, LineStatus, Outbound, OutboxState, Page};
 use pshub_engine::summary::Summary;
 use serde_json::{Value, json};
 
@@ -97,7 +97,9 @@ pub async fn transaction(
     steps.sort_by(|a, b| a.0.cmp(&b.0));
     let outcome = if trail.cases.iter().any(|c| c.state.is_open()) {
         "held"
-    } else if trail.outbox.iter().any(|o| o.state == OutboxState::Dead) {
+    } else if trail.outbox.iter().any(|o| o.state == OutboxState::Dead)
+        || trail.lines.iter().any(|l| l.status == LineStatus::Failed)
+    {
         "dead_lettered"
     } else if trail.lines.iter().any(|l| l.status != LineStatus::Posted)
         || trail.outbox.iter().any(|o| o.state == OutboxState::Pending)
@@ -116,16 +118,72 @@ pub async fn transaction(
     })))
 }
 
+/// Dead letters: lines, then calls, that gave up after their retries; paged by their
+/// names (`line-12`, `call-3`).
 pub async fn dead_letters(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = query.page()?;
+    let limit = PageQuery {
+        limit: query.limit.clone(),
+        cursor: None,
+    }
+    .page()?
+    .limit;
+    let after = match &query.cursor {
+        None => Outbound::Line(0),
+        Some(raw) => Outbound::parse(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("cursor: '{raw}' is not a cursor this API gave out"),
+            )
+        })?,
+    };
     let engine = state.engine.clone();
-    let rows =
-        blocking(move || engine.with_hub(|hub| hub.store().outbox_list(OutboxState::Dead, page)))
-            .await??;
-    Ok(Json(wire::page_of(&rows, page, |o| o.id, wire::outbox)))
+    let items = blocking(move || {
+        engine.with_hub(|hub| -> Result<Vec<(Outbound, Value)>, ApiError> {
+            let mut items = Vec::new();
+            if let Outbound::Line(after_line) = after {
+                let filter = LineFilter {
+                    status: Some(LineStatus::Failed),
+                    ..LineFilter::default()
+                };
+                for line in hub.store().lines(
+                    &filter,
+                    Page {
+                        after: after_line,
+                        limit,
+                    },
+                )? {
+                    items.push((Outbound::Line(line.id), wire::dead_line(&line)));
+                }
+            }
+            let after_call = match after {
+                Outbound::Call(id) => id,
+                Outbound::Line(_) => 0,
+            };
+            let room = limit.saturating_sub(items.len() as u32);
+            if room > 0 {
+                for item in hub.store().outbox_list(
+                    OutboxState::Dead,
+                    Page {
+                        after: after_call,
+                        limit: room,
+                    },
+                )? {
+                    items.push((Outbound::Call(item.id), wire::outbox(&item)));
+                }
+            }
+            Ok(items)
+        })
+    })
+    .await??;
+    let next = (items.len() as u32 >= limit)
+        .then(|| items.last().map(|(id, _)| id.to_string()))
+        .flatten();
+    Ok(Json(
+        json!({ "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "next": next }),
+    ))
 }
 
 pub async fn replay_dead_letter(
@@ -134,10 +192,17 @@ pub async fn replay_dead_letter(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check(role.may_operate(), role, "replay dead letters")?;
-    let id = parse_id(&id, "dead letter")?;
+    let target = Outbound::parse(&id).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            format!("id: '{id}' is not a dead letter id (line-N or call-N)"),
+        )
+    })?;
     let engine = state.engine.clone();
-    blocking(move || engine.replay_dead_letter(id)).await??;
-    Ok(Json(json!({ "id": id, "state": "pending" })))
+    blocking(move || engine.replay_dead_letter(target)).await??;
+    Ok(Json(
+        json!({ "id": target.to_string(), "state": "pending" }),
+    ))
 }
 
 pub async fn quarantine(

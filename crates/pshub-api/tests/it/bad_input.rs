@@ -237,7 +237,8 @@ async fn bad_parameters_and_unknown_routes_are_4xx() {
     assert_eq!(app.get("/v1/events/psa/nothing").await.0, 404);
     assert_eq!(app.get("/v1/nothing").await.0, 404);
     assert_eq!(app.post("/v1/exceptions/999/resolve").await.0, 404);
-    assert_eq!(app.post("/v1/dead-letters/999/replay").await.0, 404);
+    assert_eq!(app.post("/v1/dead-letters/line-999/replay").await.0, 404);
+    assert_eq!(app.post("/v1/dead-letters/999/replay").await.0, 400);
 }
 
 #[tokio::test]

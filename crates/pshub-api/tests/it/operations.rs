@@ -24,6 +24,10 @@ async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     let (_, letters) = app.get("/v1/dead-letters").await;
     let items = letters["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{letters}");
+    assert_eq!(
+        items[0]["id"],
+        format!("line-{}", app.lines_of("DL1").await[0]["id"])
+    );
     assert_eq!(items[0]["attempts"], 4, "one attempt and three retries");
     assert!(items[0]["last_error"].as_str().unwrap().contains("503"));
     assert_eq!(app.lines_of("DL1").await[0]["status"], "failed");
@@ -32,7 +36,7 @@ async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     assert_eq!(summary["conservation_holds"], json!(true));
 
     app.erp.set_faults(ErpFaults::default());
-    let id = items[0]["id"].as_i64().unwrap();
+    let id = items[0]["id"].as_str().unwrap().to_string();
     let (status, _) = app.post(&format!("/v1/dead-letters/{id}/replay")).await;
     assert_eq!(status, 200);
     let (status, _) = app.post(&format!("/v1/dead-letters/{id}/replay")).await;
@@ -74,7 +78,7 @@ async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
         steps,
         ["received", "line created", "attempt failed", "posted"]
     );
-    assert_eq!(timeline["deliveries"][0]["attempts"], 2);
+    assert_eq!(timeline["lines"][0]["attempts"], 2);
     assert_eq!(app.get("/v1/transactions/unknown").await.0, 404);
 }
 

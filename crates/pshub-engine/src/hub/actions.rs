@@ -36,8 +36,13 @@ impl Hub {
     ) -> std::result::Result<Resolution, ActionError> {
         let case = self.open_case(case_id, "resolved")?;
         let mut commit = Commit::default();
-        if let Some(outbox_id) = case.outbox_id {
-            self.requeue(outbox_id, "resolved: delivery retried", now, &mut commit)?;
+        let refused = match (case.line_id, case.outbox_id) {
+            (Some(line), _) => Some(Outbound::Line(line)),
+            (None, Some(call)) => Some(Outbound::Call(call)),
+            (None, None) => None,
+        };
+        if let Some(target) = refused {
+            self.requeue(target, "resolved: delivery retried", now, &mut commit)?;
             self.close_case(
                 case_id,
                 ExceptionState::Resolved,
@@ -181,57 +186,70 @@ impl Hub {
         Ok(())
     }
 
+    /// Puts a line or a call back in the queue, from its first attempt.
     pub(super) fn requeue(
         &mut self,
-        outbox_id: i64,
+        target: Outbound,
         note: &str,
         now: DateTime<Utc>,
         commit: &mut Commit,
     ) -> Result<()> {
-        let Some(mut item) = self.store.outbox_item(outbox_id)? else {
-            return Err(EngineError::Store(format!(
-                "outbox item {outbox_id} is referenced but missing"
-            )));
+        let correlation_id = match target {
+            Outbound::Line(id) => {
+                let mut line = self.find_line(commit, id)?;
+                line.status = LineStatus::Pending;
+                line.attempts = 0;
+                line.next_attempt_at = now.timestamp_millis();
+                commit.line_updates.push(line.update());
+                line.correlation_id
+            }
+            Outbound::Call(id) => {
+                let Some(mut item) = self.store.outbox_item(id)? else {
+                    return Err(EngineError::Store(format!(
+                        "outbox item {id} is referenced but missing"
+                    )));
+                };
+                item.state = OutboxState::Pending;
+                item.attempts = 0;
+                item.next_attempt_at = now.timestamp_millis();
+                commit.outbox_updates.push(item.update());
+                item.correlation_id
+            }
         };
-        item.state = OutboxState::Pending;
-        item.attempts = 0;
-        item.next_attempt_at = now.timestamp_millis();
-        if item.operation == Operation::PostLine {
-            commit.line_updates.push(LineUpdate {
-                id: item.subject,
-                status: LineStatus::Pending,
-                erp_id: None,
-                posted_at: None,
-            });
-        }
         commit.steps.push(StepRow {
-            correlation_id: item.correlation_id.clone(),
+            correlation_id,
             at: stamp(now),
             step: "replayed".into(),
-            detail: format!("outbox item {outbox_id} ({}): {note}", item.idempotency_key),
+            detail: format!("{target}: {note}"),
         });
-        commit.outbox_updates.push(item.update());
         Ok(())
     }
 
-    /// Sends a dead letter again, from its first attempt.
+    /// Sends a dead letter (a line or a call that gave up after its retries) again, from
+    /// its first attempt.
     pub fn replay_dead_letter(
         &mut self,
-        outbox_id: i64,
+        target: Outbound,
         now: DateTime<Utc>,
     ) -> std::result::Result<(), ActionError> {
-        let item = self
-            .store
-            .outbox_item(outbox_id)?
-            .ok_or_else(|| ActionError::NotFound(format!("dead letter {outbox_id}")))?;
-        if item.state != OutboxState::Dead {
-            return Err(ActionError::WrongState(format!(
-                "outbox item {outbox_id} is {}, not a dead letter",
-                item.state.as_str()
-            )));
+        let dead = match target {
+            Outbound::Line(id) => self.store.line(id)?.map(|l| l.status == LineStatus::Failed),
+            Outbound::Call(id) => self
+                .store
+                .outbox_item(id)?
+                .map(|o| o.state == OutboxState::Dead),
+        };
+        match dead {
+            None => return Err(ActionError::NotFound(format!("dead letter {target}"))),
+            Some(false) => {
+                return Err(ActionError::WrongState(format!(
+                    "{target} is not a dead letter"
+                )));
+            }
+            Some(true) => {}
         }
         let mut commit = Commit::default();
-        self.requeue(outbox_id, "dead letter replayed", now, &mut commit)?;
+        self.requeue(target, "dead letter replayed", now, &mut commit)?;
         self.write(&commit)?;
         Ok(())
     }

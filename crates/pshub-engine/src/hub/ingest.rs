@@ -336,6 +336,7 @@ impl Hub {
             correlation_id: ctx.correlation_id.to_string(),
             event_seq: ctx.seq,
             entry_row: Some(entry_row),
+            line_id: None,
             outbox_id: None,
             value: value.map(|m| m.amount()),
             currency: value.map(|m| m.currency()),
@@ -389,23 +390,6 @@ impl Hub {
             .ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
     }
 
-    pub(super) fn enqueue_line(&mut self, line: LineRow, now: DateTime<Utc>, commit: &mut Commit) {
-        self.next.outbox += 1;
-        commit.outbox.push(OutboxRow {
-            id: self.next.outbox,
-            target: "erp".into(),
-            operation: Operation::PostLine,
-            subject: line.id,
-            idempotency_key: format!("pshub-line-{}", line.id),
-            state: OutboxState::Pending,
-            attempts: 0,
-            next_attempt_at: now.timestamp_millis(),
-            last_error: None,
-            correlation_id: line.correlation_id.clone(),
-        });
-        commit.lines.push(line);
-    }
-
     pub(super) fn create_line(
         &mut self,
         work: Work<'_>,
@@ -441,9 +425,12 @@ impl Hub {
             correlation_id: ctx.correlation_id.to_string(),
             created_at: stamp(ctx.now),
             posted_at: None,
+            attempts: 0,
+            next_attempt_at: ctx.now.timestamp_millis(),
+            last_error: None,
         };
         let id = line.id;
-        self.enqueue_line(line, ctx.now, commit);
+        commit.lines.push(line);
         id
     }
 
@@ -468,9 +455,12 @@ impl Hub {
             correlation_id: ctx.correlation_id.to_string(),
             created_at: stamp(ctx.now),
             posted_at: None,
+            attempts: 0,
+            next_attempt_at: ctx.now.timestamp_millis(),
+            last_error: None,
             ..original
         };
-        self.enqueue_line(reversal, ctx.now, commit);
+        commit.lines.push(reversal);
         Ok(())
     }
 }

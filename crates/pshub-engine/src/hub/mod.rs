@@ -130,7 +130,6 @@ impl EntryState {
 #[derive(Debug, Clone)]
 pub enum Delivery {
     Line {
-        item: OutboxRow,
         line: Box<LineRow>,
         posting: LinePosting,
     },
