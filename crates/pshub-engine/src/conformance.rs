@@ -239,8 +239,8 @@ pub fn updates_change_only_the_delivery(store: &mut dyn Store) {
     assert_eq!(item.idempotency_key, "project:P-1");
 }
 
-/// Due deliveries: pending and due only, oldest first, calls and lines, with the ERP id of
-/// the line a reversal cancels once it is posted.
+/// Due deliveries, read on the delivery reader: pending and due only, oldest first, calls
+/// and lines, with the ERP id of the line a reversal cancels once it is posted.
 pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) {
     let mut posted = line(1, None);
     posted.status = LineStatus::Posted;
@@ -266,7 +266,8 @@ pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) 
             })
             .collect()
     };
-    let due = store.due_deliveries(1_000, 10).unwrap();
+    let mut reader = store.delivery_reader().unwrap();
+    let due = reader.due_deliveries(1_000, 10).unwrap();
     assert_eq!(
         names(&due),
         ["call-2", "line-2"],
@@ -280,11 +281,11 @@ pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) 
     };
     assert_eq!(reverses_erp_id.as_deref(), Some("ERP-1"));
     assert_eq!(
-        names(&store.due_deliveries(10_000, 10).unwrap()),
+        names(&reader.due_deliveries(10_000, 10).unwrap()),
         ["call-2", "call-3", "line-2", "line-3"]
     );
     assert_eq!(
-        store.due_deliveries(10_000, 1).unwrap().len(),
+        reader.due_deliveries(10_000, 1).unwrap().len(),
         2,
         "the limit holds for each kind"
     );

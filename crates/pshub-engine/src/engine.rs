@@ -6,9 +6,12 @@ use crate::error::{ActionError, EngineError, Result};
 use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolution};
 use crate::metrics::Metrics;
 use crate::ports::{ErpError, ErpPort};
-use crate::store::{LineFilter, LineStatus, Outbound, OutboxState, Page, Store};
+use crate::store::{
+    DeliveryReader, LineFilter, LineStatus, Operation, Outbound, OutboxState, Page, Store,
+};
 use chrono::Utc;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,8 +33,9 @@ pub struct Engine {
     queue: Mutex<Vec<Submission>>,
     erp: Arc<dyn ErpPort>,
     metrics: Arc<Metrics>,
-    /// Held for a whole delivery pass, so that two passes never claim the same items.
-    delivering: Mutex<()>,
+    /// The delivery pass's own reads; held for a whole pass, so that two passes never
+    /// claim the same items.
+    delivering: Mutex<Box<dyn DeliveryReader>>,
     /// Set when a commit may have added outbox work; wakes the delivery worker.
     outbox_signal: (Mutex<bool>, Condvar),
 }
@@ -42,6 +46,7 @@ pub const DELIVERY_BATCH: u32 = 2_000;
 impl Engine {
     pub fn open(store: Box<dyn Store>, config: Config, erp: Arc<dyn ErpPort>) -> Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::default());
+        let reader = store.delivery_reader()?;
         let hub = Hub::open(store, config.clone(), metrics.clone())?;
         Ok(Arc::new(Engine {
             hub: Mutex::new(hub),
@@ -49,7 +54,7 @@ impl Engine {
             queue: Mutex::new(Vec::new()),
             erp,
             metrics,
-            delivering: Mutex::new(()),
+            delivering: Mutex::new(reader),
             outbox_signal: (Mutex::new(true), Condvar::new()),
         }))
     }
@@ -136,8 +141,22 @@ impl Engine {
     /// outside it, records the outcomes. Answers how many items were sent (items that
     /// wait for another to be delivered first are not counted).
     pub fn deliver_due(&self, limit: u32) -> Result<usize> {
-        let _pass = self.delivering.lock().unwrap_or_else(|p| p.into_inner());
-        let deliveries = self.lock_hub().claim_due(Utc::now(), limit)?;
+        let mut reader = self.delivering.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        let due = reader.due_deliveries(now.timestamp_millis(), limit)?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let unprovisioned: HashSet<String> = reader
+            .undelivered(Operation::ProvisionProject)?
+            .into_iter()
+            .filter_map(|o| {
+                o.idempotency_key
+                    .strip_prefix("project:")
+                    .map(str::to_string)
+            })
+            .collect();
+        let deliveries = self.lock_hub().plan_deliveries(due, &unprovisioned, now)?;
         if deliveries.is_empty() {
             return Ok(0);
         }

@@ -500,6 +500,16 @@ pub struct Trail {
     pub steps: Vec<StepRow>,
 }
 
+/// The reads of a delivery pass, on their own connection: they see what is committed and
+/// need not wait for the hub's lock. Only one delivery pass runs at a time, and it records
+/// its outcomes before the next one reads, so what it reads is never stale for it.
+pub trait DeliveryReader: Send {
+    /// Pending calls and lines due at `now_ms`, oldest first, at most `limit` of each.
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>>;
+    /// Calls of this operation not delivered yet (pending, dead or refused).
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;
+}
+
 /// Durable state of the hub. Implementations: `pshub-store-sqlite` (embedded) and, in a
 /// later release, PostgreSQL.
 pub trait Store: Send {
@@ -521,11 +531,9 @@ pub trait Store: Send {
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
     fn cases(&mut self, filter: &CaseFilter, page: Page) -> Result<Vec<CaseRow>>;
     fn outbox_item(&mut self, id: i64) -> Result<Option<OutboxRow>>;
-    /// Pending calls and lines due at `now_ms`, oldest first, at most `limit` of each.
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>>;
+    /// A second handle for the delivery worker's reads, which it makes without the hub's lock.
+    fn delivery_reader(&self) -> Result<Box<dyn DeliveryReader>>;
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>>;
-    /// Items of this operation not delivered yet (pending, dead or refused).
-    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;
     fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
     fn counters(&mut self) -> Result<Counters>;
     /// Visits every entry row, for the summary.

@@ -23,6 +23,67 @@ const SCHEMA: &str = include_str!("../sql/schema.sql");
 /// The file inside the data folder.
 pub const DB_FILE: &str = "pshub.sqlite";
 
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA page_size = 16384;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -32000;
+         PRAGMA wal_autocheckpoint = 4096;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+    let rows = stmt.query_map(args, map).map_err(db)?;
+    rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
+}
+
+/// The delivery worker's own connection (see [`DeliveryReader`]).
+pub struct SqliteDeliveryReader {
+    conn: Connection,
+}
+
+impl DeliveryReader for SqliteDeliveryReader {
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>> {
+        let mut due = query(
+            &self.conn,
+            &format!(
+                "{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"
+            ),
+            &[&now_ms, &limit],
+            |r| outbox_row(r).map(Due::Call),
+        )?;
+        due.extend(query(
+            &self.conn,
+            DUE_LINES_SELECT,
+            &[&now_ms, &limit],
+            due_line,
+        )?);
+        Ok(due)
+    }
+
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>> {
+        // Served by the partial index outbox_undelivered.
+        query(
+            &self.conn,
+            &format!("{OUTBOX_SELECT} WHERE operation = ? AND state != 'delivered' ORDER BY id"),
+            &[&operation.as_str()],
+            outbox_row,
+        )
+    }
+}
+
 pub struct SqliteStore {
     conn: Connection,
     index: EventIndex,
@@ -43,19 +104,8 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.execute_batch(
-            "PRAGMA page_size = 16384;
-             PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -32000;
-             PRAGMA wal_autocheckpoint = 4096;
-             PRAGMA temp_store = MEMORY;",
-        )
-        .map_err(db)?;
+        let conn = connect(&path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        conn.set_prepared_statement_cache_capacity(64);
         let index = EventIndex::build(&conn).map_err(db)?;
         Ok(SqliteStore { conn, index, path })
     }
@@ -270,9 +320,7 @@ impl SqliteStore {
         args: &[&dyn rusqlite::ToSql],
         map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(db)?;
-        let rows = stmt.query_map(args, map).map_err(db)?;
-        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
+        query(&self.conn, sql, args, map)
     }
 
     fn one<T>(
@@ -442,29 +490,16 @@ impl Store for SqliteStore {
         self.one(&format!("{OUTBOX_SELECT} WHERE id = ?"), &[&id], outbox_row)
     }
 
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>> {
-        let mut due = self.query(
-            &format!("{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"),
-            &[&now_ms, &limit],
-            |r| outbox_row(r).map(Due::Call),
-        )?;
-        due.extend(self.query(DUE_LINES_SELECT, &[&now_ms, &limit], due_line)?);
-        Ok(due)
+    fn delivery_reader(&self) -> Result<Box<dyn DeliveryReader>> {
+        Ok(Box::new(SqliteDeliveryReader {
+            conn: connect(&self.path).map_err(db)?,
+        }))
     }
 
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>> {
         let mut filter = Filter::new(page);
         filter.add("state = ?", Some(state.as_str()));
         filter.run(self, OUTBOX_SELECT, page, outbox_row)
-    }
-
-    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>> {
-        // Served by the partial index outbox_undelivered_projects for provisioning items.
-        self.query(
-            &format!("{OUTBOX_SELECT} WHERE operation = ? AND state != 'delivered' ORDER BY id"),
-            &[&operation.as_str()],
-            outbox_row,
-        )
     }
 
     fn trail(&mut self, correlation_id: &str) -> Result<Trail> {

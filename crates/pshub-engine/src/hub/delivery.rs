@@ -22,21 +22,15 @@ struct Refusal<'a> {
 }
 
 impl Hub {
-    /// What is due to send now. Lines that wait for another delivery (their project's
-    /// provisioning, or the line a reversal cancels) are put off briefly without counting
-    /// an attempt.
-    pub fn claim_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
-        let due = self.store.due_deliveries(now.timestamp_millis(), limit)?;
-        let unprovisioned: HashSet<String> = self
-            .store
-            .undelivered(Operation::ProvisionProject)?
-            .into_iter()
-            .filter_map(|o| {
-                o.idempotency_key
-                    .strip_prefix("project:")
-                    .map(str::to_string)
-            })
-            .collect();
+    /// What to send of what is due (read by the delivery reader). Lines that wait for
+    /// another delivery (their project's provisioning, in `unprovisioned`, or the line a
+    /// reversal cancels) are put off briefly without counting an attempt.
+    pub fn plan_deliveries(
+        &mut self,
+        due: Vec<Due>,
+        unprovisioned: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
         let wait = i64::try_from(self.config.prerequisite_poll.as_millis()).unwrap_or(1_000);
         let mut waiting = Commit::default();
         let mut deliveries = Vec::with_capacity(due.len());
