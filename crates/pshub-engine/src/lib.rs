@@ -10,6 +10,7 @@
 //! HTTP or broker crate.
 
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod engine;
 pub mod error;
