@@ -101,7 +101,7 @@ pub async fn require_token(
         })?;
     let hash = hash_token(token);
     let engine = state.engine.clone();
-    let role = blocking(move || engine.with_hub(|hub| hub.store().token_role(&hash))).await??;
+    let role = blocking(move || engine.read(|r| r.token_role(&hash))).await??;
     let role = role
         .as_deref()
         .and_then(Role::parse)

@@ -165,7 +165,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = delivery.join();
 
-    let summary = engine.with_hub(|hub| Summary::compute(hub.store()))?;
+    let summary = engine.read(|r| Summary::compute(r))?;
     let mut sorted = latencies
         .lock()
         .map_err(|_| anyhow::anyhow!("a sender panicked"))?

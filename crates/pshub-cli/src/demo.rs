@@ -130,7 +130,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         state: Some(ExceptionState::Open),
         ..CaseFilter::default()
     };
-    let missing_rate = engine.with_hub(|hub| hub.store().cases(&filter, Page::ALL))?;
+    let missing_rate = engine.read(|r| r.cases(&filter, Page::ALL))?;
     let mut resumed = 0;
     for case in &missing_rate {
         if engine.resolve(case.id).is_ok() {
@@ -143,7 +143,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     progress.finish_and_clear();
     let elapsed = started.elapsed();
 
-    let summary = engine.with_hub(|hub| Summary::compute(hub.store()))?;
+    let summary = engine.read(|r| Summary::compute(r))?;
     if args.json {
         let mut json = summary.to_json();
         json["data_dir"] = Value::String(data_dir.display().to_string());

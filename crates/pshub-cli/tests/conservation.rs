@@ -63,9 +63,7 @@ fn run_month(
         "the outbox empties"
     );
 
-    let summary = engine
-        .with_hub(|hub| Summary::compute(hub.store()))
-        .unwrap();
+    let summary = engine.read(|r| Summary::compute(r)).unwrap();
     for currency in summary.currencies() {
         let approved = summary.approved_value.get(currency);
         let accounted = summary.posted_value.get(currency) + summary.held_value.get(currency);
@@ -89,6 +87,7 @@ fn run_month(
     engine.with_hub(|hub| {
         let mut entries = Vec::new();
         hub.store()
+            .reads()
             .each_entry(&mut |e| entries.push(e.clone()))
             .unwrap();
         for entry in entries {
@@ -96,7 +95,7 @@ fn run_month(
                 entry_row: Some(entry.row_id),
                 ..LineFilter::default()
             };
-            let lines = hub.store().lines(&filter, Page::ALL).unwrap();
+            let lines = hub.store().reads().lines(&filter, Page::ALL).unwrap();
             let net: Decimal = lines.iter().map(|l| l.amount).sum();
             let expected = match entry.phase {
                 EntryPhase::Billed => entry.value.expect("a billed entry has a value"),

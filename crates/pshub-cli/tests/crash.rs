@@ -119,10 +119,7 @@ fn reference_summary(batches: &[Vec<Value>]) -> Value {
         engine.submit(batch.clone()).unwrap();
     }
     assert!(engine.settle(Duration::from_secs(60)).unwrap());
-    let summary = engine
-        .with_hub(|hub| Summary::compute(hub.store()))
-        .unwrap()
-        .to_json();
+    let summary = engine.read(|r| Summary::compute(r)).unwrap().to_json();
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     summary

@@ -57,9 +57,7 @@ fn run(name: &str, restart_at: Option<usize>) -> Value {
         state: Some(ExceptionState::Open),
         ..CaseFilter::default()
     };
-    let cases = engine
-        .with_hub(|hub| hub.store().cases(&filter, Page::ALL))
-        .unwrap();
+    let cases = engine.read(|r| r.cases(&filter, Page::ALL)).unwrap();
     assert!(
         !cases.is_empty(),
         "the firm has missing-rate cases to resolve"
@@ -68,9 +66,7 @@ fn run(name: &str, restart_at: Option<usize>) -> Value {
         engine.resolve(case.id).unwrap();
     }
     assert!(engine.settle(Duration::from_secs(30)).unwrap());
-    let summary = engine
-        .with_hub(|hub| Summary::compute(hub.store()))
-        .unwrap();
+    let summary = engine.read(|r| Summary::compute(r)).unwrap();
     assert_eq!(
         summary.lines_posted + summary.reversals_posted,
         erp.line_count() as u64

@@ -139,7 +139,10 @@ pub fn rows_read_back_as_written(store: &mut dyn Store) {
         ..Commit::default()
     };
     store.commit(&commit).expect("commit");
-    assert_eq!(store.event(1).unwrap(), Some(commit.inbox[0].clone()));
+    assert_eq!(
+        store.reads().event(1).unwrap(),
+        Some(commit.inbox[0].clone())
+    );
     assert_eq!(
         store.find_event("psa", "e1").unwrap(),
         Some(commit.inbox[0].clone())
@@ -149,14 +152,29 @@ pub fn rows_read_back_as_written(store: &mut dyn Store) {
         None,
         "the key is source and id together"
     );
-    assert_eq!(store.entry(1).unwrap(), Some(commit.entries[0].clone()));
-    assert_eq!(store.line(1).unwrap(), Some(commit.lines[0].clone()));
     assert_eq!(
-        store.outbox_item(1).unwrap(),
+        store.reads().entry(1).unwrap(),
+        Some(commit.entries[0].clone())
+    );
+    assert_eq!(
+        store.reads().line(1).unwrap(),
+        Some(commit.lines[0].clone())
+    );
+    assert_eq!(
+        store.reads().outbox_item(1).unwrap(),
         Some(commit.outbox[0].clone())
     );
-    assert_eq!(store.case(1).unwrap(), Some(commit.cases[0].clone()));
-    assert_eq!(store.counters().unwrap(), commit.counters);
+    assert_eq!(
+        store.reads().case(1).unwrap(),
+        Some(commit.cases[0].clone())
+    );
+    assert_eq!(store.reads().counters().unwrap(), commit.counters);
+    let mut reader = store.reader().unwrap();
+    assert_eq!(
+        reader.line(1).unwrap(),
+        Some(commit.lines[0].clone()),
+        "a reader sees what is committed"
+    );
     let loaded = store.load().unwrap();
     assert_eq!(loaded.reference, vec![commit.inbox[1].clone()]);
     assert_eq!(
@@ -190,8 +208,8 @@ pub fn a_failed_commit_writes_nothing(store: &mut dyn Store) {
         store.commit(&clashing).is_err(),
         "a second row with seq 1 is refused"
     );
-    assert_eq!(store.event(2).unwrap(), None);
-    assert_eq!(store.line(5).unwrap(), None);
+    assert_eq!(store.reads().event(2).unwrap(), None);
+    assert_eq!(store.reads().line(5).unwrap(), None);
     assert_eq!(store.find_event("psa", "e2").unwrap(), None);
 }
 
@@ -230,8 +248,8 @@ pub fn updates_change_only_the_delivery(store: &mut dyn Store) {
     expected.posted_at = Some("t".into());
     expected.attempts = 3;
     expected.next_attempt_at = 7;
-    assert_eq!(store.line(1).unwrap(), Some(expected));
-    let item = store.outbox_item(1).unwrap().unwrap();
+    assert_eq!(store.reads().line(1).unwrap(), Some(expected));
+    let item = store.reads().outbox_item(1).unwrap().unwrap();
     assert_eq!(
         (item.state, item.attempts, item.next_attempt_at),
         (OutboxState::Delivered, 2, 9)
@@ -239,7 +257,7 @@ pub fn updates_change_only_the_delivery(store: &mut dyn Store) {
     assert_eq!(item.idempotency_key, "project:P-1");
 }
 
-/// Due deliveries, read on the delivery reader: pending and due only, oldest first, calls
+/// Due deliveries, read on a reader: pending and due only, oldest first, calls
 /// and lines, with the ERP id of the line a reversal cancels once it is posted.
 pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) {
     let mut posted = line(1, None);
@@ -266,7 +284,7 @@ pub fn due_deliveries_come_oldest_first_with_their_lines(store: &mut dyn Store) 
             })
             .collect()
     };
-    let mut reader = store.delivery_reader().unwrap();
+    let mut reader = store.reader().unwrap();
     let due = reader.due_deliveries(1_000, 10).unwrap();
     assert_eq!(
         names(&due),
@@ -317,9 +335,11 @@ pub fn lists_page_and_filter(store: &mut dyn Store) {
         })
         .unwrap();
     let first = store
+        .reads()
         .lines(&LineFilter::default(), Page { after: 0, limit: 2 })
         .unwrap();
     let second = store
+        .reads()
         .lines(&LineFilter::default(), Page { after: 2, limit: 2 })
         .unwrap();
     assert_eq!(
@@ -336,6 +356,7 @@ pub fn lists_page_and_filter(store: &mut dyn Store) {
     };
     assert_eq!(
         store
+            .reads()
             .lines(&odd, Page::ALL)
             .unwrap()
             .iter()
@@ -349,6 +370,7 @@ pub fn lists_page_and_filter(store: &mut dyn Store) {
     };
     assert_eq!(
         store
+            .reads()
             .cases(&finance, Page::ALL)
             .unwrap()
             .iter()
@@ -362,10 +384,10 @@ pub fn lists_page_and_filter(store: &mut dyn Store) {
 pub fn tokens_are_found_by_hash(store: &mut dyn Store) {
     store.add_token("hash-1", "finance", "test").unwrap();
     assert_eq!(
-        store.token_role("hash-1").unwrap().as_deref(),
+        store.reads().token_role("hash-1").unwrap().as_deref(),
         Some("finance")
     );
-    assert_eq!(store.token_role("hash-2").unwrap(), None);
+    assert_eq!(store.reads().token_role("hash-2").unwrap(), None);
 }
 
 /// Runs every check of the suite as its own test, each with a fresh store from `$open`.

@@ -7,7 +7,7 @@ use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolut
 use crate::metrics::Metrics;
 use crate::ports::{ErpError, ErpPort};
 use crate::store::{
-    DeliveryReader, LineFilter, LineStatus, Operation, Outbound, OutboxState, Page, Store,
+    LineFilter, LineStatus, Operation, Outbound, OutboxState, Page, Store, StoreReader,
 };
 use chrono::Utc;
 use serde_json::Value;
@@ -35,7 +35,9 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// The delivery pass's own reads; held for a whole pass, so that two passes never
     /// claim the same items.
-    delivering: Mutex<Box<dyn DeliveryReader>>,
+    delivering: Mutex<Box<dyn StoreReader>>,
+    /// Readers for the API and operators' questions: reads never wait for the writer.
+    readers: Vec<Mutex<Box<dyn StoreReader>>>,
     /// Set when a commit may have added outbox work; wakes the delivery worker.
     outbox_signal: (Mutex<bool>, Condvar),
 }
@@ -43,10 +45,16 @@ pub struct Engine {
 /// The most outbox items one delivery pass sends.
 pub const DELIVERY_BATCH: u32 = 2_000;
 
+/// Read connections kept for the API.
+const READERS: usize = 3;
+
 impl Engine {
     pub fn open(store: Box<dyn Store>, config: Config, erp: Arc<dyn ErpPort>) -> Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::default());
-        let reader = store.delivery_reader()?;
+        let reader = store.reader()?;
+        let readers = (0..READERS)
+            .map(|_| store.reader().map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         let hub = Hub::open(store, config.clone(), metrics.clone())?;
         Ok(Arc::new(Engine {
             hub: Mutex::new(hub),
@@ -55,6 +63,7 @@ impl Engine {
             erp,
             metrics,
             delivering: Mutex::new(reader),
+            readers,
             outbox_signal: (Mutex::new(true), Condvar::new()),
         }))
     }
@@ -80,6 +89,17 @@ impl Engine {
         let (flag, wake) = &self.outbox_signal;
         *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
         wake.notify_all();
+    }
+
+    /// Runs `f` with a reader that sees what is committed, without waiting for the writer.
+    pub fn read<R>(&self, f: impl FnOnce(&mut dyn StoreReader) -> R) -> R {
+        for reader in &self.readers {
+            if let Ok(mut reader) = reader.try_lock() {
+                return f(reader.as_mut());
+            }
+        }
+        let mut reader = self.readers[0].lock().unwrap_or_else(|p| p.into_inner());
+        f(reader.as_mut())
     }
 
     /// Runs `f` with the hub locked: for reads that need its memory.
@@ -212,13 +232,10 @@ impl Engine {
                 status: Some(LineStatus::Pending),
                 ..LineFilter::default()
             };
-            let mut hub = self.lock_hub();
-            let idle = hub
-                .store()
-                .outbox_list(OutboxState::Pending, first)?
-                .is_empty()
-                && hub.store().lines(&pending_lines, first)?.is_empty();
-            drop(hub);
+            let idle = self.read(|r| -> Result<bool> {
+                Ok(r.outbox_list(OutboxState::Pending, first)?.is_empty()
+                    && r.lines(&pending_lines, first)?.is_empty())
+            })?;
             if idle {
                 return Ok(true);
             }

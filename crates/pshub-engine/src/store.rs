@@ -500,30 +500,16 @@ pub struct Trail {
     pub steps: Vec<StepRow>,
 }
 
-/// The reads of a delivery pass, on their own connection: they see what is committed and
-/// need not wait for the hub's lock. Only one delivery pass runs at a time, and it records
-/// its outcomes before the next one reads, so what it reads is never stale for it.
-pub trait DeliveryReader: Send {
-    /// Pending calls and lines due at `now_ms`, oldest first, at most `limit` of each.
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>>;
-    /// Calls of this operation not delivered yet (pending, dead or refused).
-    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;
-}
-
-/// Durable state of the hub. Implementations: `pshub-store-sqlite` (embedded) and, in a
-/// later release, PostgreSQL.
-pub trait Store: Send {
-    /// Reads what the hub rebuilds its memory from.
-    fn load(&mut self) -> Result<Loaded>;
-    /// Writes all of `commit` in one durable transaction, or nothing.
-    fn commit(&mut self, commit: &Commit) -> Result<()>;
-
-    fn find_event(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>>;
+/// Everything the hub and its API read. A store gives one on its own connection for the
+/// writer ([`Store::reads`]) and fresh ones ([`Store::reader`]) that see what is committed
+/// without waiting for the writer: the delivery worker's, and the API's.
+pub trait StoreReader: Send {
     fn event(&mut self, seq: i64) -> Result<Option<InboxRow>>;
     fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>>;
     fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>>;
     fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>>;
-    fn conflicts_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<ConflictRow>>;
+    /// Bodies received again under the id of the event with this seq, but different.
+    fn conflicts_of(&mut self, original_seq: i64) -> Result<Vec<ConflictRow>>;
 
     fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>>;
     fn line(&mut self, id: i64) -> Result<Option<LineRow>>;
@@ -531,9 +517,11 @@ pub trait Store: Send {
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
     fn cases(&mut self, filter: &CaseFilter, page: Page) -> Result<Vec<CaseRow>>;
     fn outbox_item(&mut self, id: i64) -> Result<Option<OutboxRow>>;
-    /// A second handle for the delivery worker's reads, which it makes without the hub's lock.
-    fn delivery_reader(&self) -> Result<Box<dyn DeliveryReader>>;
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>>;
+    /// Pending calls and lines due at `now_ms`, oldest first, at most `limit` of each.
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>>;
+    /// Calls of this operation not delivered yet (pending, dead or refused).
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>>;
     fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
     fn counters(&mut self) -> Result<Counters>;
     /// Visits every entry row, for the summary.
@@ -545,9 +533,24 @@ pub trait Store: Send {
         &mut self,
         visit: &mut dyn FnMut(LineKind, LineStatus, Currency, Decimal),
     ) -> Result<()>;
-
-    /// Stores an API token by its hash.
-    fn add_token(&mut self, token_hash: &str, role: &str, label: &str) -> Result<()>;
     /// The role of the token with this hash, if any.
     fn token_role(&mut self, token_hash: &str) -> Result<Option<String>>;
+}
+
+/// Durable state of the hub: the writer's handle. Implementations: `pshub-store-sqlite`
+/// (embedded) and, in a later release, PostgreSQL.
+pub trait Store: Send {
+    /// Reads what the hub rebuilds its memory from.
+    fn load(&mut self) -> Result<Loaded>;
+    /// Writes all of `commit` in one durable transaction, or nothing.
+    fn commit(&mut self, commit: &Commit) -> Result<()>;
+    /// The stored event with this source and id. Only the writer answers this: its index
+    /// of keys covers what it committed.
+    fn find_event(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>>;
+    /// Reads on the writer's own connection, which see its latest commit.
+    fn reads(&mut self) -> &mut dyn StoreReader;
+    /// A new reader on its own connection.
+    fn reader(&self) -> Result<Box<dyn StoreReader>>;
+    /// Stores an API token by its hash.
+    fn add_token(&mut self, token_hash: &str, role: &str, label: &str) -> Result<()>;
 }

@@ -2,7 +2,7 @@
 //! per currency, approved = posted + undelivered + held + written off.
 
 use crate::error::Result;
-use crate::store::{Counters, EntryPhase, LineStatus, Store};
+use crate::store::{Counters, EntryPhase, LineStatus, StoreReader};
 use pshub_model::records::{LineKind, OwnerTeam};
 use pshub_model::{Currency, Money};
 use rust_decimal::Decimal;
@@ -67,7 +67,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn compute(store: &mut dyn Store) -> Result<Self> {
+    pub fn compute(store: &mut dyn StoreReader) -> Result<Self> {
         let mut summary = Summary {
             counters: store.counters()?,
             ..Summary::default()

@@ -38,6 +38,16 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+    stmt.query_row(args, map).optional().map_err(db)
+}
+
 fn query<T>(
     conn: &Connection,
     sql: &str,
@@ -49,43 +59,14 @@ fn query<T>(
     rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
 }
 
-/// The delivery worker's own connection (see [`DeliveryReader`]).
-pub struct SqliteDeliveryReader {
+/// Reads on one connection: the writer's own ([`SqliteStore::reads`]), or a reader's.
+pub struct SqliteReader {
     conn: Connection,
-}
-
-impl DeliveryReader for SqliteDeliveryReader {
-    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>> {
-        let mut due = query(
-            &self.conn,
-            &format!(
-                "{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"
-            ),
-            &[&now_ms, &limit],
-            |r| outbox_row(r).map(Due::Call),
-        )?;
-        due.extend(query(
-            &self.conn,
-            DUE_LINES_SELECT,
-            &[&now_ms, &limit],
-            due_line,
-        )?);
-        Ok(due)
-    }
-
-    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>> {
-        // Served by the partial index outbox_undelivered.
-        query(
-            &self.conn,
-            &format!("{OUTBOX_SELECT} WHERE operation = ? AND state != 'delivered' ORDER BY id"),
-            &[&operation.as_str()],
-            outbox_row,
-        )
-    }
 }
 
 pub struct SqliteStore {
-    conn: Connection,
+    /// The writer's connection, with the reads on it.
+    db: SqliteReader,
     index: EventIndex,
     path: PathBuf,
 }
@@ -107,7 +88,11 @@ impl SqliteStore {
         let conn = connect(&path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let index = EventIndex::build(&conn).map_err(db)?;
-        Ok(SqliteStore { conn, index, path })
+        Ok(SqliteStore {
+            db: SqliteReader { conn },
+            index,
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -116,6 +101,7 @@ impl SqliteStore {
 
     fn write(&mut self, commit: &Commit) -> rusqlite::Result<()> {
         let tx = self
+            .db
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
@@ -314,28 +300,9 @@ impl SqliteStore {
         tx.commit()
     }
 
-    fn query<T>(
-        &self,
-        sql: &str,
-        args: &[&dyn rusqlite::ToSql],
-        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        query(&self.conn, sql, args, map)
-    }
-
-    fn one<T>(
-        &self,
-        sql: &str,
-        args: &[&dyn rusqlite::ToSql],
-        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(db)?;
-        stmt.query_row(args, map).optional().map_err(db)
-    }
-
     fn max_id(&self, table: &str, column: &str) -> Result<i64> {
         let sql = format!("SELECT COALESCE(MAX({column}), 0) FROM {table}");
-        self.conn.query_row(&sql, [], |r| r.get(0)).map_err(db)
+        self.db.conn.query_row(&sql, [], |r| r.get(0)).map_err(db)
     }
 }
 
@@ -362,7 +329,7 @@ impl Filter {
 
     fn run<T>(
         self,
-        store: &SqliteStore,
+        conn: &Connection,
         select: &str,
         page: Page,
         map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
@@ -372,7 +339,7 @@ impl Filter {
             self.clauses.join(" AND "),
             page.limit.min(1_000_000)
         );
-        let mut stmt = store.conn.prepare_cached(&sql).map_err(db)?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
         let rows = stmt
             .query_map(params_from_iter(self.args.iter()), map)
             .map_err(db)?;
@@ -380,45 +347,19 @@ impl Filter {
     }
 }
 
-impl Store for SqliteStore {
-    fn load(&mut self) -> Result<Loaded> {
-        let reference = self.query(
-            &format!("{INBOX_SELECT} WHERE reference = 1 ORDER BY seq"),
-            &[],
-            inbox_row,
-        )?;
-        let max_ids = MaxIds {
-            seq: self.max_id("inbox", "seq")?,
-            quarantine: self.max_id("quarantine", "id")?,
-            conflict: self.max_id("conflicts", "id")?,
-            entry: self.max_id("entries", "row_id")?,
-            line: self.max_id("lines", "id")?,
-            outbox: self.max_id("outbox", "id")?,
-            case: self.max_id("cases", "id")?,
-        };
-        Ok(Loaded { reference, max_ids })
-    }
-
-    fn commit(&mut self, commit: &Commit) -> Result<()> {
-        self.write(commit).map_err(db)?;
-        for row in &commit.inbox {
-            self.index
-                .insert(&self.conn, &row.source, &row.event_id, row.seq)
-                .map_err(db)?;
-        }
-        Ok(())
-    }
-
-    fn find_event(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>> {
-        self.index.find(&self.conn, source, event_id).map_err(db)
-    }
-
+impl StoreReader for SqliteReader {
     fn event(&mut self, seq: i64) -> Result<Option<InboxRow>> {
-        self.one(&format!("{INBOX_SELECT} WHERE seq = ?"), &[&seq], inbox_row)
+        one(
+            &self.conn,
+            &format!("{INBOX_SELECT} WHERE seq = ?"),
+            &[&seq],
+            inbox_row,
+        )
     }
 
     fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>> {
-        self.one(
+        one(
+            &self.conn,
             &format!("{QUARANTINE_SELECT} WHERE id = ?"),
             &[&id],
             quarantine_row,
@@ -428,30 +369,30 @@ impl Store for SqliteStore {
     fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>> {
         let mut filter = Filter::new(page);
         filter.add("state = ?", open_only.then_some("open"));
-        filter.run(self, QUARANTINE_SELECT, page, quarantine_row)
+        filter.run(&self.conn, QUARANTINE_SELECT, page, quarantine_row)
     }
 
     fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>> {
-        self.query(
+        query(
+            &self.conn,
             &format!("{QUARANTINE_SELECT} WHERE source = ? AND event_id = ? ORDER BY id"),
             &[&source, &event_id],
             quarantine_row,
         )
     }
 
-    fn conflicts_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<ConflictRow>> {
-        let Some(original) = self.find_event(source, event_id)? else {
-            return Ok(Vec::new());
-        };
-        self.query(
+    fn conflicts_of(&mut self, original_seq: i64) -> Result<Vec<ConflictRow>> {
+        query(
+            &self.conn,
             &format!("{CONFLICT_SELECT} WHERE original_seq = ? ORDER BY id"),
-            &[&original.seq],
+            &[&original_seq],
             conflict_row,
         )
     }
 
     fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>> {
-        self.one(
+        one(
+            &self.conn,
             &format!("{ENTRY_SELECT} WHERE row_id = ?"),
             &[&row_id],
             entry_row,
@@ -459,7 +400,12 @@ impl Store for SqliteStore {
     }
 
     fn line(&mut self, id: i64) -> Result<Option<LineRow>> {
-        self.one(&format!("{LINE_SELECT} WHERE id = ?"), &[&id], line_row)
+        one(
+            &self.conn,
+            &format!("{LINE_SELECT} WHERE id = ?"),
+            &[&id],
+            line_row,
+        )
     }
 
     fn lines(&mut self, f: &LineFilter, page: Page) -> Result<Vec<LineRow>> {
@@ -469,11 +415,16 @@ impl Store for SqliteStore {
         filter.add("entry_row = ?", f.entry_row);
         filter.add("status = ?", f.status.map(|s| s.as_str()));
         filter.add("event_seq = ?", f.event_seq);
-        filter.run(self, LINE_SELECT, page, line_row)
+        filter.run(&self.conn, LINE_SELECT, page, line_row)
     }
 
     fn case(&mut self, id: i64) -> Result<Option<CaseRow>> {
-        self.one(&format!("{CASE_SELECT} WHERE id = ?"), &[&id], case_row)
+        one(
+            &self.conn,
+            &format!("{CASE_SELECT} WHERE id = ?"),
+            &[&id],
+            case_row,
+        )
     }
 
     fn cases(&mut self, f: &CaseFilter, page: Page) -> Result<Vec<CaseRow>> {
@@ -483,36 +434,63 @@ impl Store for SqliteStore {
         filter.add("kind = ?", f.kind.clone());
         filter.add("event_seq = ?", f.event_seq);
         filter.add("correlation_id = ?", f.correlation_id.clone());
-        filter.run(self, CASE_SELECT, page, case_row)
+        filter.run(&self.conn, CASE_SELECT, page, case_row)
     }
 
     fn outbox_item(&mut self, id: i64) -> Result<Option<OutboxRow>> {
-        self.one(&format!("{OUTBOX_SELECT} WHERE id = ?"), &[&id], outbox_row)
-    }
-
-    fn delivery_reader(&self) -> Result<Box<dyn DeliveryReader>> {
-        Ok(Box::new(SqliteDeliveryReader {
-            conn: connect(&self.path).map_err(db)?,
-        }))
+        one(
+            &self.conn,
+            &format!("{OUTBOX_SELECT} WHERE id = ?"),
+            &[&id],
+            outbox_row,
+        )
     }
 
     fn outbox_list(&mut self, state: OutboxState, page: Page) -> Result<Vec<OutboxRow>> {
         let mut filter = Filter::new(page);
         filter.add("state = ?", Some(state.as_str()));
-        filter.run(self, OUTBOX_SELECT, page, outbox_row)
+        filter.run(&self.conn, OUTBOX_SELECT, page, outbox_row)
     }
 
     fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
         let args: &[&dyn rusqlite::ToSql] = &[&correlation_id];
         Ok(Trail {
-            events: self.query(&format!("{INBOX_SELECT} WHERE correlation_id = ? ORDER BY seq"), args, inbox_row)?,
-            lines: self.query(&format!("{LINE_SELECT} WHERE correlation_id = ? ORDER BY id"), args, line_row)?,
-            outbox: self.query(&format!("{OUTBOX_SELECT} WHERE correlation_id = ? ORDER BY id"), args, outbox_row)?,
-            cases: self.query(&format!("{CASE_SELECT} WHERE correlation_id = ? ORDER BY id"), args, case_row)?,
-            steps: self.query(
+            events: query(
+                &self.conn,
+                &format!("{INBOX_SELECT} WHERE correlation_id = ? ORDER BY seq"),
+                args,
+                inbox_row,
+            )?,
+            lines: query(
+                &self.conn,
+                &format!("{LINE_SELECT} WHERE correlation_id = ? ORDER BY id"),
+                args,
+                line_row,
+            )?,
+            outbox: query(
+                &self.conn,
+                &format!("{OUTBOX_SELECT} WHERE correlation_id = ? ORDER BY id"),
+                args,
+                outbox_row,
+            )?,
+            cases: query(
+                &self.conn,
+                &format!("{CASE_SELECT} WHERE correlation_id = ? ORDER BY id"),
+                args,
+                case_row,
+            )?,
+            steps: query(
+                &self.conn,
                 "SELECT correlation_id, at, step, detail FROM steps WHERE correlation_id = ? ORDER BY id",
                 args,
-                |r| Ok(StepRow { correlation_id: r.get(0)?, at: r.get(1)?, step: r.get(2)?, detail: r.get(3)? }),
+                |r| {
+                    Ok(StepRow {
+                        correlation_id: r.get(0)?,
+                        at: r.get(1)?,
+                        step: r.get(2)?,
+                        detail: r.get(3)?,
+                    })
+                },
             )?,
         })
     }
@@ -574,22 +552,97 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn token_role(&mut self, token_hash: &str) -> Result<Option<String>> {
+        one(
+            &self.conn,
+            "SELECT role FROM tokens WHERE hash = ?",
+            &[&token_hash],
+            |r| r.get(0),
+        )
+    }
+
+    fn due_deliveries(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Due>> {
+        let mut due = query(
+            &self.conn,
+            &format!(
+                "{OUTBOX_SELECT} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?"
+            ),
+            &[&now_ms, &limit],
+            |r| outbox_row(r).map(Due::Call),
+        )?;
+        due.extend(query(
+            &self.conn,
+            DUE_LINES_SELECT,
+            &[&now_ms, &limit],
+            due_line,
+        )?);
+        Ok(due)
+    }
+
+    fn undelivered(&mut self, operation: Operation) -> Result<Vec<OutboxRow>> {
+        // Served by the partial index outbox_undelivered.
+        query(
+            &self.conn,
+            &format!("{OUTBOX_SELECT} WHERE operation = ? AND state != 'delivered' ORDER BY id"),
+            &[&operation.as_str()],
+            outbox_row,
+        )
+    }
+}
+
+impl Store for SqliteStore {
+    fn reads(&mut self) -> &mut dyn StoreReader {
+        &mut self.db
+    }
+
+    fn reader(&self) -> Result<Box<dyn StoreReader>> {
+        Ok(Box::new(SqliteReader {
+            conn: connect(&self.path).map_err(db)?,
+        }))
+    }
+
+    fn load(&mut self) -> Result<Loaded> {
+        let reference = query(
+            &self.db.conn,
+            &format!("{INBOX_SELECT} WHERE reference = 1 ORDER BY seq"),
+            &[],
+            inbox_row,
+        )?;
+        let max_ids = MaxIds {
+            seq: self.max_id("inbox", "seq")?,
+            quarantine: self.max_id("quarantine", "id")?,
+            conflict: self.max_id("conflicts", "id")?,
+            entry: self.max_id("entries", "row_id")?,
+            line: self.max_id("lines", "id")?,
+            outbox: self.max_id("outbox", "id")?,
+            case: self.max_id("cases", "id")?,
+        };
+        Ok(Loaded { reference, max_ids })
+    }
+
+    fn commit(&mut self, commit: &Commit) -> Result<()> {
+        self.write(commit).map_err(db)?;
+        for row in &commit.inbox {
+            self.index
+                .insert(&self.db.conn, &row.source, &row.event_id, row.seq)
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn find_event(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>> {
+        self.index.find(&self.db.conn, source, event_id).map_err(db)
+    }
+
     fn add_token(&mut self, token_hash: &str, role: &str, label: &str) -> Result<()> {
         let now = chrono::Utc::now().to_rfc3339();
-        self.conn
+        self.db
+            .conn
             .execute(
                 "INSERT INTO tokens (hash, role, label, created_at) VALUES (?, ?, ?, ?)",
                 params![token_hash, role, label, now],
             )
             .map_err(db)?;
         Ok(())
-    }
-
-    fn token_role(&mut self, token_hash: &str) -> Result<Option<String>> {
-        self.one(
-            "SELECT role FROM tokens WHERE hash = ?",
-            &[&token_hash],
-            |r| r.get(0),
-        )
     }
 }

@@ -80,9 +80,10 @@ pub async fn get_event(
 async fn event_status(state: AppState, source: String, id: String) -> Result<Value, ApiError> {
     let engine = state.engine.clone();
     blocking(move || {
-        engine.with_hub(|hub| -> Result<Value, ApiError> {
-            let store = hub.store();
-            let Some(event) = store.find_event(&source, &id)? else {
+        // The writer's index finds the event; the rest is read without waiting for it.
+        let found = engine.with_hub(|hub| hub.store().find_event(&source, &id))?;
+        engine.read(|store| -> Result<Value, ApiError> {
+            let Some(event) = found else {
                 let quarantined = store.quarantine_of_event(&source, &id)?;
                 if quarantined.is_empty() {
                     return Err(ApiError::not_found(format!("no event {id} from {source} was received")));
@@ -96,7 +97,7 @@ async fn event_status(state: AppState, source: String, id: String) -> Result<Val
             };
             let lines = store.lines(&LineFilter { event_seq: Some(event.seq), ..LineFilter::default() }, Page::ALL)?;
             let cases = store.cases(&CaseFilter { event_seq: Some(event.seq), ..CaseFilter::default() }, Page::ALL)?;
-            let conflicts = store.conflicts_of_event(&source, &id)?;
+            let conflicts = store.conflicts_of(event.seq)?;
             // Calls the event itself caused (a project to provision), other than its lines.
             let calls: Vec<_> = store
                 .trail(&event.correlation_id)?

@@ -46,7 +46,7 @@ pub async fn list(
         ..CaseFilter::default()
     };
     let engine = state.engine.clone();
-    let rows = blocking(move || engine.with_hub(|hub| hub.store().cases(&filter, page))).await??;
+    let rows = blocking(move || engine.read(|r| r.cases(&filter, page))).await??;
     Ok(Json(wire::page_of(&rows, page, |c| c.id, wire::case)))
 }
 
@@ -63,7 +63,7 @@ async fn load(
     engine: Arc<pshub_engine::Engine>,
     id: i64,
 ) -> Result<pshub_engine::store::CaseRow, ApiError> {
-    blocking(move || engine.with_hub(|hub| hub.store().case(id)))
+    blocking(move || engine.read(|r| r.case(id)))
         .await??
         .ok_or_else(|| ApiError::not_found(format!("exception {id} was not found")))
 }

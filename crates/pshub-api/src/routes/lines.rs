@@ -32,28 +32,34 @@ pub async fn list(
     )?;
     let engine = state.engine.clone();
     blocking(move || {
-        engine.with_hub(|hub| -> Result<Json<Value>, ApiError> {
+        // An entry id and an expense id may coincide; both are lines of that source id.
+        let entry_rows = match &query.source_id {
+            None => None,
+            Some(source_id) => Some(engine.with_hub(|hub| -> Result<Vec<i64>, ApiError> {
+                let mut rows = Vec::new();
+                for kind in [EntryKind::Time, EntryKind::Expense] {
+                    rows.extend(hub.entry_row(kind, source_id)?);
+                }
+                Ok(rows)
+            })?),
+        };
+        engine.read(|r| -> Result<Json<Value>, ApiError> {
             let filter = LineFilter {
                 project_code: query.project_code,
                 worker_id: query.worker_id,
                 status,
                 ..LineFilter::default()
             };
-            let mut rows = match &query.source_id {
-                None => hub.store().lines(&filter, page)?,
-                Some(source_id) => {
-                    // An entry id and an expense id may coincide; both are lines of that source id.
-                    let mut entry_rows = Vec::new();
-                    for kind in [EntryKind::Time, EntryKind::Expense] {
-                        entry_rows.extend(hub.entry_row(kind, source_id)?);
-                    }
+            let mut rows = match entry_rows {
+                None => r.lines(&filter, page)?,
+                Some(entry_rows) => {
                     let mut rows = Vec::new();
                     for entry_row in entry_rows {
                         let filter = LineFilter {
                             entry_row: Some(entry_row),
                             ..filter.clone()
                         };
-                        rows.extend(hub.store().lines(&filter, page)?);
+                        rows.extend(r.lines(&filter, page)?);
                     }
                     rows.sort_by_key(|l| l.id);
                     rows

@@ -30,7 +30,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
-    let summary = blocking(move || engine.with_hub(|hub| Summary::compute(hub.store()))).await??;
+    let summary = blocking(move || engine.read(|r| Summary::compute(r))).await??;
     Ok(Json(summary.to_json()))
 }
 
@@ -53,7 +53,7 @@ pub async fn transaction(
 ) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
     let lookup = correlation_id.clone();
-    let trail = blocking(move || engine.with_hub(|hub| hub.store().trail(&lookup))).await??;
+    let trail = blocking(move || engine.read(|r| r.trail(&lookup))).await??;
     if trail.events.is_empty() && trail.lines.is_empty() && trail.cases.is_empty() {
         return Err(ApiError::not_found(format!(
             "no transaction has correlation id {correlation_id}"
@@ -141,14 +141,14 @@ pub async fn dead_letters(
     };
     let engine = state.engine.clone();
     let items = blocking(move || {
-        engine.with_hub(|hub| -> Result<Vec<(Outbound, Value)>, ApiError> {
+        engine.read(|r| -> Result<Vec<(Outbound, Value)>, ApiError> {
             let mut items = Vec::new();
             if let Outbound::Line(after_line) = after {
                 let filter = LineFilter {
                     status: Some(LineStatus::Failed),
                     ..LineFilter::default()
                 };
-                for line in hub.store().lines(
+                for line in r.lines(
                     &filter,
                     Page {
                         after: after_line,
@@ -164,7 +164,7 @@ pub async fn dead_letters(
             };
             let room = limit.saturating_sub(items.len() as u32);
             if room > 0 {
-                for item in hub.store().outbox_list(
+                for item in r.outbox_list(
                     OutboxState::Dead,
                     Page {
                         after: after_call,
@@ -212,8 +212,7 @@ pub async fn quarantine(
 ) -> Result<Json<Value>, ApiError> {
     let page = query.page()?;
     let engine = state.engine.clone();
-    let rows =
-        blocking(move || engine.with_hub(|hub| hub.store().quarantine_list(false, page))).await??;
+    let rows = blocking(move || engine.read(|r| r.quarantine_list(false, page))).await??;
     let mut answer = wire::page_of(&rows, page, |q| q.id, wire::quarantined);
     if role == Role::Viewer {
         wire::strip_pii(&mut answer);

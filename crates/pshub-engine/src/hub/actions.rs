@@ -7,6 +7,7 @@ impl Hub {
     pub(super) fn load_work(&mut self, seq: i64) -> std::result::Result<EventData, ActionError> {
         let row = self
             .store
+            .reads()
             .event(seq)?
             .ok_or_else(|| ActionError::NotFound(format!("event {seq}")))?;
         parse_stored(&row)
@@ -17,6 +18,7 @@ impl Hub {
     fn open_case(&mut self, case_id: i64, verb: &str) -> std::result::Result<CaseRow, ActionError> {
         let case = self
             .store
+            .reads()
             .case(case_id)?
             .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if !case.state.is_open() {
@@ -168,6 +170,7 @@ impl Hub {
     ) -> std::result::Result<(), ActionError> {
         let mut case = self
             .store
+            .reads()
             .case(case_id)?
             .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
         if case.state != ExceptionState::Open {
@@ -204,7 +207,7 @@ impl Hub {
                 line.correlation_id
             }
             Outbound::Call(id) => {
-                let Some(mut item) = self.store.outbox_item(id)? else {
+                let Some(mut item) = self.store.reads().outbox_item(id)? else {
                     return Err(EngineError::Store(format!(
                         "outbox item {id} is referenced but missing"
                     )));
@@ -233,9 +236,14 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> std::result::Result<(), ActionError> {
         let dead = match target {
-            Outbound::Line(id) => self.store.line(id)?.map(|l| l.status == LineStatus::Failed),
+            Outbound::Line(id) => self
+                .store
+                .reads()
+                .line(id)?
+                .map(|l| l.status == LineStatus::Failed),
             Outbound::Call(id) => self
                 .store
+                .reads()
                 .outbox_item(id)?
                 .map(|o| o.state == OutboxState::Dead),
         };
@@ -264,6 +272,7 @@ impl Hub {
     ) -> std::result::Result<IngestResult, ActionError> {
         let mut row = self
             .store
+            .reads()
             .quarantined(id)?
             .ok_or_else(|| ActionError::NotFound(format!("quarantined event {id}")))?;
         if row.state != "open" {

@@ -80,6 +80,7 @@ impl Hub {
                     Operation::ProvisionProject => {
                         let data = self
                             .store
+                            .reads()
                             .event(item.subject)?
                             .map(|row| parse_stored(&row));
                         let Some(Ok(EventData::ClosedWon(won))) = data else {

@@ -290,7 +290,7 @@ impl Hub {
         self.entries.insert(&key, state.row_id, |other| {
             let row = match entries.iter().rev().find(|e| e.row_id == *other) {
                 Some(row) => Some(row.clone()),
-                None => store.entry(*other)?,
+                None => store.reads().entry(*other)?,
             };
             Ok::<_, EngineError>(row.is_some_and(|r| r.kind == kind && r.entry_id == source_id))
         })?;
@@ -377,6 +377,7 @@ impl Hub {
             return Ok(case.clone());
         }
         self.store
+            .reads()
             .case(id)?
             .ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
     }
@@ -386,6 +387,7 @@ impl Hub {
             return Ok(line.clone());
         }
         self.store
+            .reads()
             .line(id)?
             .ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
     }

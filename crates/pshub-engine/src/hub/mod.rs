@@ -202,7 +202,7 @@ impl Hub {
         // Keys whose hash is taken by another key are checked against the store after the scan.
         let mut entries = HashedIndex::default();
         let mut deferred = Vec::new();
-        self.store.each_entry(&mut |row| {
+        self.store.reads().each_entry(&mut |row| {
             let key = entry_key(row.kind, &row.entry_id);
             if entries.insert(&key, row.row_id, |_| Err(())).is_err() {
                 deferred.push((key, row.row_id));
@@ -213,6 +213,7 @@ impl Hub {
             entries.insert(&key, row_id, |other| {
                 Ok::<_, EngineError>(
                     store
+                        .reads()
                         .entry(*other)?
                         .is_some_and(|r| entry_key(r.kind, &r.entry_id) == key),
                 )
@@ -252,7 +253,7 @@ impl Hub {
         self.entries.get(&key, |row_id| {
             let row = match commit.entries.iter().rev().find(|e| e.row_id == *row_id) {
                 Some(row) => Some(row.clone()),
-                None => store.entry(*row_id)?,
+                None => store.reads().entry(*row_id)?,
             };
             found = row
                 .filter(|r| r.kind == kind && r.entry_id == source_id)
