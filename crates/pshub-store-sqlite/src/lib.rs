@@ -23,17 +23,22 @@ const SCHEMA: &str = include_str!("../sql/schema.sql");
 /// The file inside the data folder.
 pub const DB_FILE: &str = "pshub.sqlite";
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+/// Page cache of the writer's connection, and of each reader's (KiB). Readers scan or
+/// look up recent rows; the writer's B-trees are the ones worth keeping in memory.
+const WRITER_CACHE_KIB: u32 = 32_000;
+const READER_CACHE_KIB: u32 = 8_000;
+
+fn connect(path: &Path, cache_kib: u32) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA page_size = 16384;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -32000;
+         PRAGMA cache_size = -{cache_kib};
          PRAGMA wal_autocheckpoint = 4096;
-         PRAGMA temp_store = MEMORY;",
-    )?;
+         PRAGMA temp_store = MEMORY;"
+    ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -85,7 +90,7 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = connect(&path).map_err(db)?;
+        let conn = connect(&path, WRITER_CACHE_KIB).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let index = EventIndex::build(&conn).map_err(db)?;
         Ok(SqliteStore {
@@ -597,7 +602,7 @@ impl Store for SqliteStore {
 
     fn reader(&self) -> Result<Box<dyn StoreReader>> {
         Ok(Box::new(SqliteReader {
-            conn: connect(&self.path).map_err(db)?,
+            conn: connect(&self.path, READER_CACHE_KIB).map_err(db)?,
         }))
     }
 
