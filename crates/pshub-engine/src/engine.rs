@@ -42,7 +42,7 @@ pub struct Engine {
     outbox_signal: (Mutex<bool>, Condvar),
 }
 
-/// The most outbox items one delivery pass sends.
+/// The most lines, and the most other calls, one delivery pass reads.
 pub const DELIVERY_BATCH: u32 = 2_000;
 
 /// Read connections kept for the API.
@@ -157,9 +157,9 @@ impl Engine {
         }
     }
 
-    /// Sends what is due in the outbox, once: claims under the lock, calls the ERP
-    /// outside it, records the outcomes. Answers how many items were sent (items that
-    /// wait for another to be delivered first are not counted).
+    /// Sends what is due, once: reads it on the delivery reader, plans under the hub's lock,
+    /// calls the ERP outside it, and records the outcomes under it again. Answers how many
+    /// items were sent (items that wait for another to be delivered first are not counted).
     pub fn deliver_due(&self, limit: u32) -> Result<usize> {
         let mut reader = self.delivering.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();

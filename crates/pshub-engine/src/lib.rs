@@ -1,9 +1,10 @@
 //! The durable runtime of pshub and its flows.
 //!
-//! An [`Engine`] owns the [`Hub`]: the in-memory view of reference data and entry states,
-//! rebuilt from the store at start. Every inbound batch is parsed, deduplicated, applied
-//! and committed in one store transaction before it is acknowledged; calls to other
-//! systems go through the outbox and are delivered by [`Engine::deliver_due`].
+//! An [`Engine`] owns the [`Hub`]: the in-memory view of reference data and the index of
+//! entries, rebuilt from the store at start. Every inbound batch is parsed, deduplicated,
+//! applied and committed in one store transaction before it is acknowledged; what goes to
+//! other systems (invoice lines, which carry their own delivery, and outbox calls) is
+//! delivered by [`Engine::deliver_due`].
 //!
 //! Invariants: this crate does no IO of its own (the store and the systems it posts to are
 //! traits, implemented by other crates), has no async code, and never imports a database,
