@@ -141,11 +141,11 @@ async fn a_leave_holds_from_its_start_through_the_day_before_it_ends() {
     ]))
     .await;
     app.settle().await;
-    let billed: Vec<usize> = futures_lengths(&app, &["L1", "L2", "L3", "L4"]).await;
+    let billed: Vec<usize> = line_counts(&app, &["L1", "L2", "L3", "L4"]).await;
     assert_eq!(billed, [1, 0, 0, 1]);
 }
 
-async fn futures_lengths(app: &TestApp, ids: &[&str]) -> Vec<usize> {
+async fn line_counts(app: &TestApp, ids: &[&str]) -> Vec<usize> {
     let mut lengths = Vec::new();
     for id in ids {
         lengths.push(app.lines_of(id).await.len());

@@ -288,10 +288,11 @@ impl Hub {
         let store = &mut self.store;
         let entries = &commit.entries;
         self.entries.insert(&key, state.row_id, |other| {
-            let row = match entries.iter().rev().find(|e| e.row_id == *other) {
-                Some(row) => Some(row.clone()),
-                None => store.reads().entry(*other)?,
-            };
+            let row = latest(
+                entries,
+                |e| e.row_id == *other,
+                || store.reads().entry(*other),
+            )?;
             Ok::<_, EngineError>(row.is_some_and(|r| r.kind == kind && r.entry_id == source_id))
         })?;
         Ok(())
@@ -373,23 +374,23 @@ impl Hub {
 
     /// The latest version of a case: as written earlier in this commit, else as stored.
     pub(super) fn find_case(&mut self, commit: &Commit, id: i64) -> Result<CaseRow> {
-        if let Some(case) = commit.cases.iter().rev().find(|c| c.id == id) {
-            return Ok(case.clone());
-        }
-        self.store
-            .reads()
-            .case(id)?
-            .ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
+        latest(
+            &commit.cases,
+            |c| c.id == id,
+            || self.store.reads().case(id),
+        )?
+        .ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
     }
 
+    /// A line as created, earlier in this commit or before (its delivery fields may be
+    /// older than a pending update; callers set those themselves).
     pub(super) fn find_line(&mut self, commit: &Commit, id: i64) -> Result<LineRow> {
-        if let Some(line) = commit.lines.iter().rev().find(|l| l.id == id) {
-            return Ok(line.clone());
-        }
-        self.store
-            .reads()
-            .line(id)?
-            .ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
+        latest(
+            &commit.lines,
+            |l| l.id == id,
+            || self.store.reads().line(id),
+        )?
+        .ok_or_else(|| EngineError::Store(format!("line {id} is referenced but missing")))
     }
 
     pub(super) fn create_line(

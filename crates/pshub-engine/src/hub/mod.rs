@@ -161,6 +161,19 @@ pub struct Hub {
     metrics: Arc<Metrics>,
 }
 
+/// The latest version of a row: as written earlier in the commit being built (`written`),
+/// else as stored.
+fn latest<T: Clone>(
+    written: &[T],
+    is_it: impl Fn(&T) -> bool,
+    stored: impl FnOnce() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    match written.iter().rev().find(|row| is_it(row)) {
+        Some(row) => Ok(Some(row.clone())),
+        None => stored(),
+    }
+}
+
 fn stamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -251,10 +264,11 @@ impl Hub {
         let store = &mut self.store;
         let mut found = None;
         self.entries.get(&key, |row_id| {
-            let row = match commit.entries.iter().rev().find(|e| e.row_id == *row_id) {
-                Some(row) => Some(row.clone()),
-                None => store.reads().entry(*row_id)?,
-            };
+            let row = latest(
+                &commit.entries,
+                |e| e.row_id == *row_id,
+                || store.reads().entry(*row_id),
+            )?;
             found = row
                 .filter(|r| r.kind == kind && r.entry_id == source_id)
                 .map(|r| EntryState::of(&r));
