@@ -9,6 +9,36 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Tokens seen recently, so that a request does not read the store to know its caller.
+/// An entry is trusted for a minute; tokens are only ever added.
+#[derive(Default)]
+pub struct TokenCache {
+    known: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+const TOKEN_TRUST: Duration = Duration::from_secs(60);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_TRUST)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, hash: String, caller: Caller) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > 10_000 {
+            known.clear();
+        }
+        known.insert(hash, (caller, Instant::now()));
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -57,6 +87,29 @@ impl Role {
     pub fn may_operate(&self) -> bool {
         matches!(self, Role::Admin | Role::Integration)
     }
+
+    /// Whether this role may read what the sandbox systems hold.
+    pub fn may_inspect_systems(&self) -> bool {
+        matches!(self, Role::Admin | Role::Auditor)
+    }
+}
+
+/// Who is calling: the token's role, id and name.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub role: Role,
+    pub token_id: i64,
+    pub name: String,
+}
+
+impl Caller {
+    pub fn actor(&self) -> pshub_engine::Actor {
+        pshub_engine::Actor {
+            token_id: Some(self.token_id),
+            name: self.name.clone(),
+            role: self.role.as_str().to_string(),
+        }
+    }
 }
 
 /// A new random token, `psh_` and 64 hex digits.
@@ -100,13 +153,27 @@ pub async fn require_token(
             unauthorized("the Authorization header is not of the form 'Bearer <token>'")
         })?;
     let hash = hash_token(token);
-    let engine = state.engine.clone();
-    let role = blocking(move || engine.read(|r| r.token_role(&hash))).await??;
-    let role = role
-        .as_deref()
-        .and_then(Role::parse)
-        .ok_or_else(|| unauthorized("the token is not valid"))?;
-    request.extensions_mut().insert(role);
+    let caller = match state.tokens.get(&hash) {
+        Some(caller) => caller,
+        None => {
+            let engine = state.engine.clone();
+            let lookup = hash.clone();
+            let found = blocking(move || engine.read(|r| r.token(&lookup))).await??;
+            let caller = found
+                .and_then(|t| {
+                    Role::parse(&t.role).map(|role| Caller {
+                        role,
+                        token_id: t.id,
+                        name: t.name,
+                    })
+                })
+                .ok_or_else(|| unauthorized("the token is not valid"))?;
+            state.tokens.put(hash, caller.clone());
+            caller
+        }
+    };
+    request.extensions_mut().insert(caller.role);
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
 

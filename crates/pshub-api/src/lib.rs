@@ -1,16 +1,18 @@
 //! The HTTP API of pshub (axum): routes, wire shapes, authentication and the OpenAPI
 //! document. The only crate that knows HTTP.
 //!
-//! Invariant: handlers never block the async runtime; every call into the engine (which
-//! does blocking store IO) runs on the blocking pool through [`blocking`].
+//! Invariants: handlers never block the async runtime. Events go to the engine's writer with
+//! a callback that completes the request's future, so a request holds no thread while its
+//! batch commits; reads run on the blocking pool through [`blocking`].
 
 mod auth;
 mod error;
+mod logging;
 mod openapi;
 mod routes;
 mod wire;
 
-pub use auth::{Role, hash_token, new_token};
+pub use auth::{Caller, Role, hash_token, new_token};
 pub use error::ApiError;
 
 use axum::Router;
@@ -24,9 +26,26 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Most events in one `POST /v1/events`.
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 
+/// What the sandbox systems hold, for `GET /v1/sandbox/{system}/{collection}`, wherever
+/// they run (in the hub's process or as a network peer).
+pub trait SandboxInspect: Send + Sync {
+    /// One page of a collection (`limit`, `cursor` as the sandbox reads them); on error the
+    /// HTTP status and why.
+    fn page(
+        &self,
+        system: &str,
+        collection: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<serde_json::Value, (u16, String)>;
+    fn stats(&self) -> Result<serde_json::Value, (u16, String)>;
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub sandbox: Option<Arc<dyn SandboxInspect>>,
+    tokens: Arc<auth::TokenCache>,
 }
 
 /// Runs engine work on the blocking pool.
@@ -38,12 +57,20 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("worker stopped: {e}")))
 }
 
-pub fn router(engine: Arc<Engine>) -> Router {
-    let state = AppState { engine };
+pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> Router {
+    let state = AppState {
+        engine,
+        sandbox,
+        tokens: Arc::new(auth::TokenCache::default()),
+    };
     let protected = Router::new()
         .route("/v1/events", post(routes::events::post_events))
         .route("/v1/events/{source}/{id}", get(routes::events::get_event))
         .route("/v1/invoice-lines", get(routes::lines::list))
+        .route(
+            "/v1/projects/{project_code}",
+            get(routes::projects::get_one),
+        )
         .route("/v1/exceptions", get(routes::exceptions::list))
         .route("/v1/exceptions/{id}", get(routes::exceptions::get_one))
         .route(
@@ -72,8 +99,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/v1/quarantine/{id}/replay",
             post(routes::ops::replay_quarantined),
         )
+        .route("/v1/conflicts", get(routes::ops::conflicts))
+        .route("/v1/outbound", get(routes::ops::outbound))
         .route("/v1/summary", get(routes::ops::summary))
         .route("/v1/systems", get(routes::ops::systems))
+        .route("/v1/sandbox/stats", get(routes::sandbox::stats))
+        .route(
+            "/v1/sandbox/{system}/{collection}",
+            get(routes::sandbox::collection),
+        )
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(openapi::document))
         .layer(axum::middleware::from_fn_with_state(
@@ -85,6 +119,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(protected)
         .fallback(routes::ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(logging::log_request))
         .with_state(state)
 }
 
@@ -92,9 +127,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Arc<Engine>,
+    sandbox: Option<Arc<dyn SandboxInspect>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine))
+    axum::serve(listener, router(engine, sandbox))
         .with_graceful_shutdown(shutdown)
         .await
 }

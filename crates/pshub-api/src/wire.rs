@@ -1,9 +1,10 @@
 //! Wire shapes: rows as the API answers them. Decimals are strings; ids are numbers.
 
 use crate::error::ApiError;
-use pshub_engine::hub::IngestResult;
+use pshub_engine::IngestResult;
 use pshub_engine::store::{
-    CaseRow, LineRow, Outbound, OutboxRow, Page, QuarantineRow, line_idempotency_key,
+    CaseRow, ConflictRow, DeliveredLine, LineStatus, OutboundRow, Page, QuarantineRow, StepRow,
+    StepState,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,47 +18,84 @@ pub fn ingest_result(r: &IngestResult) -> Value {
     value
 }
 
-pub fn line(l: &LineRow) -> Value {
+/// A stored JSON text as JSON (or as the string it is, if it does not read).
+pub fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+pub fn line(l: &DeliveredLine) -> Value {
+    let (line, step) = (&l.line, &l.step);
+    let posted = step.state == StepState::Done;
     json!({
-        "id": l.id,
-        "erp_id": l.erp_id,
-        "kind": l.kind.as_str(),
-        "status": l.status.as_str(),
-        "source_id": l.source_id,
-        "project_code": l.project_code,
-        "worker_id": l.worker_id,
-        "date": l.date.to_string(),
-        "quantity": l.quantity.to_string(),
-        "rate": l.rate.to_string(),
-        "rate_currency": l.rate_currency.code(),
-        "fx_rate": l.fx_rate.map(|r| r.to_string()),
-        "amount": l.amount.to_string(),
-        "currency": l.currency.code(),
-        "tax_code": l.tax_code,
-        "billing_class": l.billing_class,
-        "reverses": l.reverses,
-        "correlation_id": l.correlation_id,
-        "created_at": l.created_at,
-        "posted_at": l.posted_at,
-        "attempts": l.attempts,
-        "last_error": l.last_error,
+        "id": line.id,
+        "erp_id": if posted { step.result.clone() } else { None },
+        "kind": line.kind.as_str(),
+        "status": LineStatus::of(step.state).as_str(),
+        "source_id": line.source_id,
+        "posting": line.posting,
+        "project_code": line.project_code,
+        "worker_id": line.worker_id,
+        "date": line.date.to_string(),
+        "quantity": line.quantity.to_string(),
+        "rate": line.rate.to_string(),
+        "rate_currency": line.rate_currency.code(),
+        "fx_rate": line.fx_rate.map(|r| r.to_string()),
+        "amount": line.amount.to_string(),
+        "currency": line.currency.code(),
+        "tax_code": line.tax_code,
+        "billing_class": line.billing_class,
+        "reverses": line.reverses,
+        "correlation_id": line.correlation_id,
+        "created_at": line.created_at,
+        "posted_at": step.done_at,
+        "attempts": step.attempts,
+        "last_error": step.last_error,
+        "step_id": step.id,
+        "system": step.system,
     })
 }
 
-/// A line whose delivery gave up, as a dead letter.
-pub fn dead_line(l: &LineRow) -> Value {
+/// A step of a flow: what it calls, how often it tried, and what the target answered.
+pub fn step(s: &StepRow) -> Value {
     json!({
-        "id": Outbound::Line(l.id).to_string(),
-        "target": "erp",
-        "operation": "post_line",
-        "idempotency_key": line_idempotency_key(l.id),
+        "id": s.id,
+        "flow": s.flow,
+        "step": s.step,
+        "system": s.system,
+        "operation": s.qualified_name(),
+        "idempotency_key": s.idempotency_key(),
+        "state": s.state.as_str(),
+        "waits_on": s.waits_on,
+        "attempts": s.attempts,
+        "result": s.result,
+        "last_error": s.last_error,
+        "outcome_unknown": s.outcome_unknown,
+        "correlation_id": s.correlation_id,
+        "created_at": s.created_at,
+        "done_at": s.done_at,
+    })
+}
+
+/// A step that gave up after its retries, as a dead letter: `line-N` for the step that posts
+/// invoice line N, `call-N` for step N otherwise.
+pub fn dead_letter(s: &StepRow, line: Option<&pshub_engine::store::LineRow>) -> Value {
+    let name = match line {
+        Some(line) => format!("line-{}", line.id),
+        None => format!("call-{}", s.id),
+    };
+    json!({
+        "id": name,
+        "target": s.system,
+        "operation": s.qualified_name(),
+        "idempotency_key": s.idempotency_key(),
         "state": "dead",
-        "attempts": l.attempts,
-        "last_error": l.last_error,
-        "correlation_id": l.correlation_id,
-        "source_id": l.source_id,
-        "amount": l.amount.to_string(),
-        "currency": l.currency.code(),
+        "attempts": s.attempts,
+        "last_error": s.last_error,
+        "correlation_id": s.correlation_id,
+        "step_id": s.id,
+        "source_id": line.map(|l| l.source_id.clone()),
+        "amount": line.map(|l| l.amount.to_string()),
+        "currency": line.map(|l| l.currency.code().to_string()),
     })
 }
 
@@ -79,7 +117,10 @@ pub fn case(c: &CaseRow) -> Value {
         "reason": c.reason,
         "suggested_fix": c.suggested_fix,
         "correlation_id": c.correlation_id,
+        "flow": c.flow,
+        "step_id": c.step_id,
         "value": value,
+        "evidence": c.evidence.as_deref().map(json_of),
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "sla_due_at": sla_due_at,
@@ -88,7 +129,6 @@ pub fn case(c: &CaseRow) -> Value {
 }
 
 pub fn quarantined(q: &QuarantineRow) -> Value {
-    let raw: Value = serde_json::from_str(&q.raw).unwrap_or(Value::String(q.raw.clone()));
     json!({
         "id": q.id,
         "source": q.source,
@@ -98,20 +138,32 @@ pub fn quarantined(q: &QuarantineRow) -> Value {
         "received_at": q.received_at,
         "state": q.state,
         "replayed_seq": q.replayed_seq,
-        "event": raw,
+        "event": json_of(&q.raw),
     })
 }
 
-pub fn outbox(o: &OutboxRow) -> Value {
+pub fn conflict(c: &ConflictRow) -> Value {
     json!({
-        "id": Outbound::Call(o.id).to_string(),
-        "target": o.target,
-        "operation": o.operation.as_str(),
-        "idempotency_key": o.idempotency_key,
-        "state": o.state.as_str(),
-        "attempts": o.attempts,
-        "last_error": o.last_error,
+        "id": c.id,
+        "source": c.source,
+        "event_id": c.event_id,
+        "original_seq": c.original_seq,
+        "type": c.event_type,
+        "data": json_of(&c.data),
+        "raw": json_of(&c.raw),
+        "received_at": c.received_at,
+        "case_id": c.case_id,
+    })
+}
+
+pub fn outbound(o: &OutboundRow) -> Value {
+    json!({
+        "id": o.id,
+        "type": o.event_type,
+        "key": o.key,
+        "data": json_of(&o.data),
         "correlation_id": o.correlation_id,
+        "published_at": o.published_at,
     })
 }
 

@@ -7,11 +7,11 @@
 //! outbox are committed with fsync), the delivery worker posts lines to the sandbox ERP
 //! meanwhile, and the clock stops when the outbox is empty.
 
-use crate::wiring;
+use crate::wiring::{self, StoreArgs};
 use anyhow::{Context, Result};
 use pshub_connectors::sandbox::{FirmSpec, SimulatedFirm};
 use pshub_engine::summary::Summary;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,20 +21,23 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct TimeToBillArgs {
     /// About how many time entries and expenses to run through.
-    #[arg(long, default_value_t = 100_000)]
-    entries: usize,
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    entries: u32,
     /// Events per submitted batch.
-    #[arg(long, default_value_t = 1_000)]
-    batch: usize,
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    batch: u32,
     /// Threads submitting batches concurrently.
-    #[arg(long, default_value_t = 2)]
-    senders: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    senders: u32,
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
     /// Folder for the store and the event file; by default a fresh temporary folder, removed after.
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// The store (`postgres://...` to measure PostgreSQL); by default the data folder's SQLite.
+    #[arg(long, env = "PSHUB_STORE")]
+    store: Option<String>,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -67,10 +70,11 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
 
     // A firm big enough that each consultant logs a realistic month (~150 entries).
+    let entries = args.entries as usize;
     let spec = FirmSpec {
-        workers: (args.entries / 150).max(200),
-        projects: (args.entries / 750).max(40),
-        entries: args.entries,
+        workers: (entries / 150).max(200),
+        projects: (entries / 750).max(40),
+        entries,
         ..FirmSpec::default()
     };
     let firm = SimulatedFirm::new(spec);
@@ -86,7 +90,11 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     writer.flush()?;
     drop(writer);
 
-    let wired = wiring::open(&dir, wiring::config_from_env()?)?;
+    let store = StoreArgs {
+        data_dir: dir.clone(),
+        store: args.store.clone(),
+    };
+    let wired = wiring::open(&store, wiring::config_from_env()?)?;
     let engine = wired.engine.clone();
     for chunk in reference.chunks(1_000) {
         engine.submit(chunk.to_vec())?;
@@ -100,20 +108,20 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let delivery = engine.spawn_delivery(stop.clone());
+    let workers = engine.spawn_delivery(stop.clone());
     let started = Instant::now();
-    let (tx, rx) = mpsc::sync_channel::<Vec<Value>>(4);
+    let (tx, rx) = mpsc::sync_channel::<Vec<String>>(4);
     let rx = Arc::new(Mutex::new(rx));
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let reader = {
         let file = file.clone();
-        let batch = args.batch.max(1);
+        let batch = args.batch as usize;
         std::thread::spawn(move || -> Result<()> {
             let mut chunk = Vec::with_capacity(batch);
             for line in
                 std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?).lines()
             {
-                chunk.push(serde_json::from_str::<Value>(&line?)?);
+                chunk.push(line?);
                 if chunk.len() == batch
                     && tx
                         .send(std::mem::replace(&mut chunk, Vec::with_capacity(batch)))
@@ -128,7 +136,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
             Ok(())
         })
     };
-    let senders: Vec<_> = (0..args.senders.max(1))
+    let senders: Vec<_> = (0..args.senders)
         .map(|_| {
             let (rx, engine, latencies) = (rx.clone(), engine.clone(), latencies.clone());
             std::thread::spawn(move || -> Result<()> {
@@ -139,7 +147,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
                         .recv();
                     let Ok(batch) = next else { return Ok(()) };
                     let sent = Instant::now();
-                    engine.submit(batch)?;
+                    engine.submit_texts(batch)?;
                     let ms = sent.elapsed().as_secs_f64() * 1000.0;
                     latencies
                         .lock()
@@ -163,7 +171,9 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let _ = delivery.join();
+    for worker in workers {
+        let _ = worker.join();
+    }
 
     let summary = engine.read(|r| Summary::compute(r))?;
     let mut sorted = latencies
@@ -188,6 +198,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
         "conservation_holds": summary.conservation_breaks().is_empty(),
         "batch": args.batch,
         "senders": args.senders,
+        "store": engine.store().kind(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     });
     if args.json {
@@ -200,5 +211,106 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ReferenceArgs {
+    /// About how many reference events to load (mostly assignments, as in a large firm).
+    #[arg(long, default_value_t = 400_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    events: u32,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn rss_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// `pshub bench reference`: loads a large firm's reference data (workers, projects, rate
+/// cards and, mostly, assignments) through the engine and reports the memory it takes.
+pub fn reference(args: ReferenceArgs) -> Result<()> {
+    wiring::init_logging("warn");
+    let dir = std::env::temp_dir().join(format!("pshub-bench-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = args.events as usize;
+    // Per worker: a hire and ten assignments (two versions each) over a year of projects.
+    let workers = (total / 21).max(1);
+    let projects = (workers / 10).max(3);
+    let spec = FirmSpec {
+        workers,
+        projects,
+        entries: 1,
+        faults: false,
+        ..FirmSpec::default()
+    };
+    let firm = SimulatedFirm::new(spec);
+    let mut events = firm.reference_events();
+    let mut n = 0u64;
+    'outer: for w in 0..workers {
+        for k in 0..10 {
+            if events.len() >= total {
+                break 'outer;
+            }
+            let project = format!("PRJ-{:04}", (w * 7 + k * 13) % projects + 1);
+            for (version, state) in [(1, "soft"), (2, "approved")] {
+                n += 1;
+                events.push(json!({
+                    "id": format!("psa-bench-a{n}"), "source": "psa", "type": "assignment.changed",
+                    "schema_version": 1, "occurred_at": "2026-02-20T10:00:00Z",
+                    "data": { "assignment_id": format!("A-{w:06}-{k:02}"), "version": version,
+                        "worker_id": format!("W-{:05}", w + 1), "project_code": project, "role": "consultant",
+                        "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state }
+                }));
+            }
+        }
+    }
+    let store = StoreArgs::for_dir(&dir);
+    let wired = wiring::open(&store, wiring::config_from_env()?)?;
+    let engine = wired.engine.clone();
+    let before = rss_mb("VmRSS:");
+    let started = Instant::now();
+    let texts: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    let count = texts.len();
+    drop(events);
+    for chunk in texts.chunks(1_000) {
+        engine.submit_texts(chunk.to_vec())?;
+    }
+    drop(texts);
+    let loaded = started.elapsed().as_secs_f64();
+    let after = rss_mb("VmRSS:");
+    let assignments = engine.with_hub(|hub| hub.world().assignments());
+    // The same reference data rebuilt from the store, as at a restart.
+    drop(engine);
+    drop(wired);
+    let rebuilt_at = Instant::now();
+    let wired = wiring::open(&store, wiring::config_from_env()?)?;
+    let rebuild_seconds = rebuilt_at.elapsed().as_secs_f64();
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let figures = json!({
+        "reference_events": count,
+        "assignments": assignments,
+        "rss_before_mb": round(before),
+        "rss_after_mb": round(after),
+        "bytes_per_assignment": ((after - before).max(0.0) * 1024.0 * 1024.0 / assignments.max(1) as f64).round(),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "load_seconds": round(loaded),
+        "rebuild_seconds": round(rebuild_seconds),
+        "rebuilt_assignments": wired.engine.with_hub(|hub| hub.world().assignments()),
+    });
+    if args.json {
+        println!("{figures}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    }
+    drop(wired);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

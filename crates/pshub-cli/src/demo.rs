@@ -1,17 +1,20 @@
 //! `pshub demo`: one simulated month of a consulting firm through the real engine, the
 //! embedded store and the sandbox ERP, then the API over the result.
 
+use crate::serve::parse_listen;
+use crate::wiring::StoreArgs;
 use crate::{serve, token, wiring};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pshub_api::Role;
-use pshub_connectors::sandbox::{ErpFaults, FirmSpec, SimulatedFirm};
-use pshub_engine::Engine;
+use pshub_connectors::sandbox::{Faults, FirmSpec, SimulatedFirm, System};
 use pshub_engine::retry::RetrySchedule;
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
+use pshub_engine::{Acting, Actor, Engine};
 use pshub_model::records::ExceptionState;
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,17 +29,21 @@ pub struct DemoArgs {
     #[arg(long)]
     json: bool,
     /// Address to serve on afterwards.
-    #[arg(long, env = "PSHUB_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Folder of the store; by default a fresh folder under the system's temporary folder.
+    #[arg(long, env = "PSHUB_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    listen: SocketAddr,
+    /// Folder of the store and the sandbox systems; by default a fresh folder under the
+    /// system's temporary folder.
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// The store (`sqlite:<path>` or `postgres://...`); by default the data folder's.
+    #[arg(long, env = "PSHUB_STORE")]
+    store: Option<String>,
     /// Consultants in the firm.
-    #[arg(long, default_value_t = 200)]
-    workers: usize,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    workers: u32,
     /// About how many time entries and expenses the month has.
-    #[arg(long, default_value_t = 30_000)]
-    entries: usize,
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    entries: u32,
     /// Seed of the simulation; the same seed gives the same month.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
@@ -80,7 +87,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
         std::env::temp_dir().join(format!("pshub-demo-{stamp}"))
     });
+    let store = StoreArgs {
+        data_dir: data_dir.clone(),
+        store: args.store.clone(),
+    };
     let mut config = wiring::config_from_env()?;
+    config.max_daily_hours = config
+        .max_daily_hours
+        .or(Some(rust_decimal::Decimal::from(24)));
     // The demo's ERP fails 2% of calls; short delays let the retries finish in seconds.
     config.retry = RetrySchedule {
         delays: [10, 20, 50, 100, 200, 500]
@@ -89,18 +103,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .collect(),
         retry_after_cap: Duration::from_secs(1),
     };
-    let wired = wiring::open(&data_dir, config)?;
-    wired.erp.set_faults(ErpFaults {
-        failure_per_million: 20_000,
-        ..ErpFaults::default()
-    });
+    let wired = wiring::open(&store, config)?;
+    if let Some(sandbox) = wired.sandbox.in_process() {
+        sandbox.set_system_faults(
+            System::Erp,
+            Faults {
+                fail_per_million: 20_000,
+                ..Faults::default()
+            },
+        );
+    }
     let engine = wired.engine.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let delivery = engine.spawn_delivery(stop.clone());
+    let workers = engine.spawn_delivery(stop.clone());
 
     let spec = FirmSpec {
-        workers: args.workers,
-        entries: args.entries,
+        workers: args.workers as usize,
+        entries: args.entries as usize,
         seed: args.seed,
         ..FirmSpec::default()
     };
@@ -131,15 +150,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..CaseFilter::default()
     };
     let missing_rate = engine.read(|r| r.cases(&filter, Page::ALL))?;
+    let acting = Acting {
+        actor: Actor::system("demo finance team"),
+        note: Some("rate card RC-USD fixed with the missing architect rate".into()),
+    };
     let mut resumed = 0;
     for case in &missing_rate {
-        if engine.resolve(case.id).is_ok() {
+        if engine.resolve(case.id, &acting).is_ok() {
             resumed += 1;
         }
     }
     settle(&engine)?;
     stop.store(true, Ordering::Relaxed);
-    let _ = delivery.join();
+    for worker in workers {
+        let _ = worker.join();
+    }
     progress.finish_and_clear();
     let elapsed = started.elapsed();
 
@@ -163,7 +188,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if args.exit {
         return Ok(());
     }
-    let admin = token::create_token(&data_dir, Role::Admin, "demo")?;
+    let admin = token::create_token(&store, Role::Admin, "demo")?;
     eprintln!(
         "\nserving the result on http://{} (Ctrl-C to stop); an admin token:\n{admin}",
         args.listen
@@ -172,7 +197,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "try: curl -H 'Authorization: Bearer {admin}' http://{}/v1/exceptions?owner=pmo",
         args.listen
     );
-    serve::serve_engine(engine, &args.listen)
+    serve::serve_engine(engine, wired.sandbox, args.listen)
 }
 
 fn thousands(n: u64) -> String {

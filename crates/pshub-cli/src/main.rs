@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod sandbox;
 mod send;
 mod serve;
 mod token;
@@ -9,7 +10,6 @@ mod wiring;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -24,10 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API over the store in the data folder.
+    /// Serve the HTTP API over the store.
     Serve(serve::ServeArgs),
     /// Simulate a month of a 200-person consulting firm through the real engine, then serve it.
     Demo(demo::DemoArgs),
+    /// Serve the sandbox PSA, ERP and CRM over HTTP, for hubs to call (PSHUB_SANDBOX_URL).
+    Sandbox(sandbox::SandboxArgs),
+    /// Apply the store's migrations (every command that opens the store does so too).
+    Migrate(wiring::StoreArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -61,18 +65,8 @@ enum EventsCommand {
 enum BenchCommand {
     /// Approved time to posted invoice lines, the whole path with durable commits.
     TimeToBill(bench::TimeToBillArgs),
-}
-
-/// The data folder flag shared by the commands that open the store.
-#[derive(clap::Args, Clone)]
-pub struct DataDir {
-    /// Folder of the embedded store.
-    #[arg(
-        long = "data-dir",
-        env = "PSHUB_DATA_DIR",
-        default_value = "./pshub-data"
-    )]
-    pub path: PathBuf,
+    /// The memory that reference data takes: assignments, workers and rates loaded.
+    Reference(bench::ReferenceArgs),
 }
 
 fn main() -> Result<()> {
@@ -80,6 +74,13 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::Migrate(args) => {
+            wiring::init_logging("info");
+            args.open()?;
+            eprintln!("the store {} is migrated", wiring::redact(&args.url()));
+            Ok(())
+        }
         Command::Token {
             command: TokenCommand::Create(args),
         } => token::create(args),
@@ -89,5 +90,8 @@ fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),
+        Command::Bench {
+            command: BenchCommand::Reference(args),
+        } => bench::reference(args),
     }
 }

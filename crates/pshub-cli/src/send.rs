@@ -1,11 +1,16 @@
-//! `pshub events send FILE`: JSON lines to a running hub, in batches, with a progress bar.
+//! `pshub events send FILE`: JSON lines to a running hub, in batches with several in
+//! flight, with a progress bar. Each line goes as it is in the file. Every event that was not
+//! accepted is reported with its line number, status and reason; the command fails when any
+//! was quarantined or in conflict, or when a line could not be read.
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
+use tokio::task::JoinSet;
 
 #[derive(clap::Args)]
 pub struct SendArgs {
@@ -17,14 +22,62 @@ pub struct SendArgs {
     /// An API token of the admin or integration role.
     #[arg(long, env = "PSHUB_TOKEN")]
     token: String,
-    /// Events per request (at most 10,000).
-    #[arg(long, default_value_t = 1_000)]
-    batch: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch: u32,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    parallel: u32,
+}
+
+/// One request: its events as text, and the file line of each.
+struct Batch {
+    body: String,
+    lines: Vec<usize>,
+}
+
+/// What the hub answered for one event that was not taken as new.
+struct Refusal {
+    line: usize,
+    status: String,
+    reason: String,
+}
+
+async fn post(
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+    batch: Batch,
+) -> Result<(Vec<usize>, Vec<Value>)> {
+    let response = client
+        .post(&endpoint)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(batch.body)
+        .send()
+        .await
+        .with_context(|| format!("failed to reach {endpoint}"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("the hub answered {status}: {text}");
+    }
+    let answer: Value = serde_json::from_str(&text)?;
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    if results.len() != batch.lines.len() {
+        bail!(
+            "the hub answered {} results for {} events",
+            results.len(),
+            batch.lines.len()
+        );
+    }
+    Ok((batch.lines, results))
 }
 
 pub fn run(args: SendArgs) -> Result<()> {
-    if !(1..=10_000).contains(&args.batch) {
-        bail!("--batch: {} is not from 1 to 10000", args.batch);
+    let url = args.url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("--url: '{}' is not an http:// or https:// URL", args.url);
     }
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("failed to open {}", args.file.display()))?;
@@ -38,55 +91,102 @@ pub fn run(args: SendArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let client = reqwest::Client::new();
-    let endpoint = format!("{}/v1/events", args.url.trim_end_matches('/'));
+    let endpoint = format!("{url}/v1/events");
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    let mut refusals: Vec<Refusal> = Vec::new();
     let mut bad_lines = Vec::new();
-    let mut batch: Vec<Value> = Vec::with_capacity(args.batch);
-    let send = |batch: &mut Vec<Value>, tally: &mut BTreeMap<String, u64>| -> Result<()> {
-        let body = serde_json::to_vec(&*batch)?;
-        batch.clear();
-        let answer: Value = runtime.block_on(async {
-            let response = client
-                .post(&endpoint)
-                .bearer_auth(&args.token)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .with_context(|| format!("failed to reach {endpoint}"))?;
-            let status = response.status();
-            let text = response.text().await?;
-            if !status.is_success() {
-                bail!("the hub answered {status}: {text}");
+    let batch_size = args.batch as usize;
+    let outcome = runtime.block_on(async {
+        let mut in_flight: JoinSet<Result<(Vec<usize>, Vec<Value>)>> = JoinSet::new();
+        let settle = |done: Result<(Vec<usize>, Vec<Value>)>,
+                      tally: &mut BTreeMap<String, u64>,
+                      refusals: &mut Vec<Refusal>|
+         -> Result<()> {
+            let (lines, results) = done?;
+            for (line, result) in lines.into_iter().zip(results) {
+                let status = result["status"].as_str().unwrap_or("?").to_string();
+                *tally.entry(status.clone()).or_default() += 1;
+                if status != "accepted" && status != "duplicate" {
+                    refusals.push(Refusal {
+                        line,
+                        status,
+                        reason: result["reason"].as_str().unwrap_or("").to_string(),
+                    });
+                }
             }
-            Ok(serde_json::from_str(&text)?)
-        })?;
-        for result in answer["results"].as_array().into_iter().flatten() {
-            *tally
-                .entry(result["status"].as_str().unwrap_or("?").to_string())
-                .or_default() += 1;
+            Ok(())
+        };
+        let mut batch = Batch {
+            body: String::from("["),
+            lines: Vec::new(),
+        };
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        for (number, line) in reader.lines().enumerate() {
+            let number = number + 1;
+            let line = line.with_context(|| format!("failed to read line {number}"))?;
+            progress.inc(line.len() as u64 + 1);
+            let text = line.trim();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) if raw.get().starts_with('{') => {
+                    if !batch.lines.is_empty() {
+                        batch.body.push(',');
+                    }
+                    batch.body.push_str(raw.get());
+                    batch.lines.push(number);
+                }
+                Ok(_) => bad_lines.push(format!("line {number}: not a JSON object")),
+                Err(error) => bad_lines.push(format!("line {number}: not JSON: {error}")),
+            }
+            if batch.lines.len() == batch_size {
+                if in_flight.len() >= args.parallel as usize
+                    && let Some(done) = in_flight.join_next().await
+                {
+                    settle(done?, &mut tally, &mut refusals)?;
+                }
+                let full = std::mem::replace(
+                    &mut batch,
+                    Batch {
+                        body: String::from("["),
+                        lines: Vec::new(),
+                    },
+                );
+                in_flight.spawn(post(
+                    client.clone(),
+                    endpoint.clone(),
+                    args.token.clone(),
+                    Batch {
+                        body: full.body + "]",
+                        lines: full.lines,
+                    },
+                ));
+            }
         }
-        Ok(())
-    };
-    for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("failed to read line {}", number + 1))?;
-        progress.inc(line.len() as u64 + 1);
-        if line.trim().is_empty() {
-            continue;
+        if !batch.lines.is_empty() {
+            batch.body.push(']');
+            in_flight.spawn(post(
+                client.clone(),
+                endpoint.clone(),
+                args.token.clone(),
+                batch,
+            ));
         }
-        match serde_json::from_str::<Value>(&line) {
-            Ok(value) if value.is_object() => batch.push(value),
-            Ok(_) => bad_lines.push(format!("line {}: not a JSON object", number + 1)),
-            Err(error) => bad_lines.push(format!("line {}: not JSON: {error}", number + 1)),
+        while let Some(done) = in_flight.join_next().await {
+            settle(done?, &mut tally, &mut refusals)?;
         }
-        if batch.len() == args.batch {
-            send(&mut batch, &mut tally)?;
-        }
-    }
-    if !batch.is_empty() {
-        send(&mut batch, &mut tally)?;
-    }
+        Ok::<(), anyhow::Error>(())
+    });
     progress.finish_and_clear();
+    outcome?;
+    refusals.sort_by_key(|r| r.line);
+    for refusal in &refusals {
+        eprintln!(
+            "line {}: {}: {}",
+            refusal.line, refusal.status, refusal.reason
+        );
+    }
     let counts: Vec<String> = tally
         .iter()
         .map(|(status, n)| format!("{status} {n}"))
@@ -99,11 +199,15 @@ pub fn run(args: SendArgs) -> Result<()> {
             counts.join(", ")
         }
     );
-    if !bad_lines.is_empty() {
-        for line in &bad_lines {
-            eprintln!("{line}");
-        }
-        bail!("{} lines were not sent (see above)", bad_lines.len());
+    for line in &bad_lines {
+        eprintln!("{line}");
     }
-    Ok(())
+    match (bad_lines.len(), refusals.len()) {
+        (0, 0) => Ok(()),
+        (0, refused) => bail!("{refused} events were not accepted (see above)"),
+        (bad, 0) => bail!("{bad} lines were not sent (see above)"),
+        (bad, refused) => {
+            bail!("{bad} lines were not sent and {refused} events were not accepted (see above)")
+        }
+    }
 }

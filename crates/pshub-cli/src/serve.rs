@@ -1,46 +1,60 @@
-use crate::{DataDir, wiring};
+use crate::wiring::{self, SandboxLink, StoreArgs};
 use anyhow::{Context, Result};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "PSHUB_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    #[arg(long, env = "PSHUB_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    listen: SocketAddr,
     #[command(flatten)]
-    data_dir: DataDir,
+    store: StoreArgs,
+}
+
+/// A listen address, `HOST:PORT` with a numeric host.
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|_| format!("'{raw}' is not an address to listen on (such as 127.0.0.1:8080)"))
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     wiring::init_logging("info");
-    let wired = wiring::open(&args.data_dir.path, wiring::config_from_env()?)?;
-    serve_engine(wired.engine, &args.listen)
+    let wired = wiring::open(&args.store, wiring::config_from_env()?)?;
+    serve_engine(wired.engine, wired.sandbox, args.listen)
 }
 
-/// Serves the engine until Ctrl-C or SIGTERM, with the delivery worker running.
-pub fn serve_engine(engine: Arc<pshub_engine::Engine>, listen: &str) -> Result<()> {
+/// Serves the engine until Ctrl-C or SIGTERM, with the delivery workers running.
+pub fn serve_engine(
+    engine: Arc<pshub_engine::Engine>,
+    sandbox: SandboxLink,
+    listen: SocketAddr,
+) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    let delivery = engine.spawn_delivery(stop.clone());
+    let workers = engine.spawn_delivery(stop.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    let inspect: Arc<dyn pshub_api::SandboxInspect> = Arc::new(sandbox);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("failed to listen on {listen}"))?;
-        tracing::info!(address = %listener.local_addr()?, "pshub listening");
-        pshub_api::serve(listener, engine, shutdown_signal())
+        tracing::info!(address = %listener.local_addr()?, node = engine.node(), "pshub listening");
+        pshub_api::serve(listener, engine, Some(inspect), shutdown_signal())
             .await
             .context("the HTTP server failed")
     });
     stop.store(true, Ordering::Relaxed);
-    let _ = delivery.join();
+    for worker in workers {
+        let _ = worker.join();
+    }
     served
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,19 +1,18 @@
-use crate::DataDir;
+use crate::wiring::StoreArgs;
 use anyhow::{Context, Result, bail};
 use pshub_api::{Role, hash_token, new_token};
-use pshub_engine::Store;
-use pshub_store_sqlite::SqliteStore;
+use pshub_engine::store::{IdKind, TokenRow};
 
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// admin, integration, finance, pmo, hr, auditor or viewer.
     #[arg(long)]
     role: String,
-    /// A note saying who or what the token is for.
-    #[arg(long, default_value = "")]
-    label: String,
+    /// Who or what the token is for; the timeline names it when the token acts.
+    #[arg(long, alias = "label", default_value = "")]
+    name: String,
     #[command(flatten)]
-    data_dir: DataDir,
+    store: StoreArgs,
 }
 
 pub fn create(args: CreateArgs) -> Result<()> {
@@ -25,7 +24,10 @@ pub fn create(args: CreateArgs) -> Result<()> {
             roles.join(", ")
         );
     };
-    let token = create_token(&args.data_dir.path, role, &args.label)?;
+    if args.name.chars().count() > 200 || args.name.chars().any(char::is_control) {
+        bail!("--name: at most 200 characters, and no control characters");
+    }
+    let token = create_token(&args.store, role, &args.name)?;
     eprintln!(
         "created a {} token; it is shown once and stored only as a hash:",
         role.as_str()
@@ -34,12 +36,22 @@ pub fn create(args: CreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn create_token(data_dir: &std::path::Path, role: Role, label: &str) -> Result<String> {
-    let mut store = SqliteStore::open(data_dir)
-        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+pub fn create_token(store: &StoreArgs, role: Role, name: &str) -> Result<String> {
+    let store = store.open()?;
     let token = new_token().context("failed to read random bytes for the token")?;
+    let name = if name.is_empty() {
+        format!("{} token", role.as_str())
+    } else {
+        name.to_string()
+    };
     store
-        .add_token(&hash_token(&token), role.as_str(), label)
+        .add_token(&TokenRow {
+            id: store.reserve_ids(IdKind::Token, 1)?,
+            hash: hash_token(&token),
+            role: role.as_str().to_string(),
+            name,
+            created_at: chrono::Utc::now().to_rfc3339(),
+        })
         .context("failed to store the token")?;
     Ok(token)
 }

@@ -1,22 +1,110 @@
-//! Builds an engine from a data folder: the embedded store, the sandbox ERP, configuration.
+//! Builds an engine: the store named by `--store` (else `PSHUB_STORE`, else the SQLite file
+//! in the data folder), the systems it calls (the sandbox in this process, or the one at
+//! `PSHUB_SANDBOX_URL`), and configuration from the environment.
 
-use anyhow::{Context, Result};
-use pshub_connectors::sandbox::{ErpFaults, SandboxErp};
-use pshub_engine::{Config, Engine};
+use anyhow::{Context, Result, bail};
+use pshub_api::SandboxInspect;
+use pshub_connectors::sandbox::client::HttpSandbox;
+use pshub_connectors::sandbox::server::{PageQuery, inspect};
+use pshub_connectors::sandbox::{FaultPlan, InProcess, Sandbox};
+use pshub_engine::store::Store;
+use pshub_engine::{Config, Engine, Systems};
 use pshub_store_sqlite::SqliteStore;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the store is, for every command that opens it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// Folder for local files: the embedded store (unless --store names another) and the
+    /// in-process sandbox systems' records.
+    #[arg(
+        long = "data-dir",
+        env = "PSHUB_DATA_DIR",
+        default_value = "./pshub-data"
+    )]
+    pub data_dir: PathBuf,
+    /// The store: `sqlite:<path>` or `postgres://user@host:port/db`; by default
+    /// `sqlite:<data-dir>/pshub.sqlite`.
+    #[arg(long, env = "PSHUB_STORE")]
+    pub store: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn for_dir(data_dir: &Path) -> Self {
+        StoreArgs {
+            data_dir: data_dir.to_path_buf(),
+            store: None,
+        }
+    }
+
+    /// The store's URL, as named or by default.
+    pub fn url(&self) -> String {
+        self.store.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite:{}",
+                self.data_dir.join(pshub_store_sqlite::DB_FILE).display()
+            )
+        })
+    }
+
+    /// Opens (and migrates) the store.
+    pub fn open(&self) -> Result<Arc<dyn Store>> {
+        open_store(&self.url(), &self.data_dir)
+    }
+}
+
+/// Opens the store a URL names, applying its migrations.
+pub fn open_store(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let store = SqliteStore::open_url(path)
+            .with_context(|| format!("failed to open the store {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("--store: PostgreSQL is not wired yet ({})", redact(url));
+    }
+    let _ = data_dir;
+    bail!(
+        "--store: '{}' is not a sqlite: or postgres:// URL",
+        redact(url)
+    )
+}
+
+/// A URL as it may be logged: without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn parse_list(name: &str, raw: &str) -> Result<Vec<String>> {
+    let items: Vec<String> = raw
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() {
+        bail!("{name}: '{raw}' names no system");
+    }
+    Ok(items)
+}
 
 /// Reads configuration from the environment on top of the defaults:
-/// `PSHUB_SOURCES=crm,psa,...` and `PSHUB_TAX_CODES=DE01=DE-VAT19,US01=US-EXEMPT`.
+/// `PSHUB_SOURCES=crm,psa,...`, `PSHUB_TAX_CODES=DE01=DE-VAT19,US01=US-EXEMPT`,
+/// `PSHUB_MAX_DAILY_HOURS=24`, `PSHUB_CRASH_AFTER=flow.step`.
 pub fn config_from_env() -> Result<Config> {
     let mut config = Config::default();
     if let Ok(sources) = std::env::var("PSHUB_SOURCES") {
-        config.sources = sources
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        config.sources = parse_list("PSHUB_SOURCES", &sources)?;
     }
     if let Ok(codes) = std::env::var("PSHUB_TAX_CODES") {
         for pair in codes.split(',').filter(|p| !p.trim().is_empty()) {
@@ -28,29 +116,186 @@ pub fn config_from_env() -> Result<Config> {
                 .insert(entity.trim().to_string(), code.trim().to_string());
         }
     }
+    if let Ok(limit) = std::env::var("PSHUB_MAX_DAILY_HOURS") {
+        let hours = pshub_model::decimal::parse_exact(limit.trim())
+            .ok()
+            .filter(|h| *h > rust_decimal::Decimal::ZERO && *h <= rust_decimal::Decimal::from(24))
+            .with_context(|| {
+                format!("PSHUB_MAX_DAILY_HOURS: '{limit}' is not a number of hours above 0 and at most 24")
+            })?;
+        config.max_daily_hours = Some(hours);
+    }
+    if let Ok(step) = std::env::var("PSHUB_CRASH_AFTER") {
+        let known = pshub_engine::flows::opportunity_to_project::STEPS
+            .iter()
+            .map(|s| format!("opportunity_to_project.{s}"))
+            .chain(std::iter::once("time_to_bill.post_line".to_string()))
+            .collect::<Vec<_>>();
+        if !known.contains(&step) {
+            bail!(
+                "PSHUB_CRASH_AFTER: '{step}' is not a step; use one of {}",
+                known.join(", ")
+            );
+        }
+        config.crash_after = Some(step);
+    }
     Ok(config)
+}
+
+/// The sandbox systems the hub calls: in this process, or a network peer.
+#[derive(Clone)]
+pub enum SandboxLink {
+    InProcess(Arc<Sandbox>),
+    Http(Arc<HttpSandbox>),
+}
+
+impl SandboxInspect for SandboxLink {
+    fn page(
+        &self,
+        system: &str,
+        collection: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> std::result::Result<serde_json::Value, (u16, String)> {
+        match self {
+            SandboxLink::InProcess(sandbox) => inspect(
+                sandbox,
+                system,
+                collection,
+                &PageQuery::new(limit.map(str::to_string), cursor.map(str::to_string)),
+            ),
+            SandboxLink::Http(http) => {
+                let mut query = Vec::new();
+                if let Some(limit) = limit {
+                    query.push(format!("limit={}", encode(limit)));
+                }
+                if let Some(cursor) = cursor {
+                    query.push(format!("cursor={}", encode(cursor)));
+                }
+                let path = format!(
+                    "/sandbox/{}/{}?{}",
+                    encode(system),
+                    encode(collection),
+                    query.join("&")
+                );
+                let (status, body) = http.get(&path).map_err(|e| (502, e))?;
+                if status == 200 {
+                    Ok(body)
+                } else {
+                    let message = body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("the sandbox refused")
+                        .to_string();
+                    Err((status, message))
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> std::result::Result<serde_json::Value, (u16, String)> {
+        match self {
+            SandboxLink::InProcess(sandbox) => Ok(sandbox.stats()),
+            SandboxLink::Http(http) => http
+                .get("/sandbox/stats")
+                .map(|(_, b)| b)
+                .map_err(|e| (502, e)),
+        }
+    }
+}
+
+/// Percent-encodes a path or query part.
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// How long a call to the sandbox over HTTP may take before its outcome is unknown.
+fn sandbox_timeout() -> Result<Duration> {
+    match std::env::var("PSHUB_SANDBOX_TIMEOUT_MS") {
+        Err(_) => Ok(Duration::from_secs(5)),
+        Ok(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=600_000).contains(ms))
+            .map(Duration::from_millis)
+            .with_context(|| format!("PSHUB_SANDBOX_TIMEOUT_MS: '{raw}' is not a whole number of milliseconds from 1 to 600000")),
+    }
+}
+
+/// The faults of `PSHUB_SANDBOX_FAULTS`, and the older `PSHUB_SANDBOX_ERP_FAULTS`.
+pub fn faults_from_env() -> Result<FaultPlan> {
+    let mut spec = String::new();
+    if let Ok(erp) = std::env::var("PSHUB_SANDBOX_ERP_FAULTS") {
+        for pair in erp.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if pair.contains('.') {
+                spec.push_str(pair);
+            } else {
+                spec.push_str(&format!("erp.{pair}"));
+            }
+            spec.push(',');
+        }
+    }
+    if let Ok(all) = std::env::var("PSHUB_SANDBOX_FAULTS") {
+        spec.push_str(&all);
+    }
+    FaultPlan::parse(&spec, None).map_err(|e| anyhow::anyhow!("PSHUB_SANDBOX_FAULTS: {e}"))
+}
+
+/// The sandbox the hub calls: `PSHUB_SANDBOX_URL`, else the one kept in `data_dir`.
+pub fn sandbox_link(data_dir: &Path) -> Result<SandboxLink> {
+    match std::env::var("PSHUB_SANDBOX_URL") {
+        Ok(url) => {
+            let client = HttpSandbox::new(&url, sandbox_timeout()?)
+                .map_err(|e| anyhow::anyhow!("PSHUB_SANDBOX_URL: {e}"))?;
+            Ok(SandboxLink::Http(client))
+        }
+        Err(_) => {
+            let sandbox = Sandbox::open(data_dir).with_context(|| {
+                format!(
+                    "failed to open the sandbox systems in {}",
+                    data_dir.display()
+                )
+            })?;
+            sandbox.set_faults(faults_from_env()?);
+            Ok(SandboxLink::InProcess(sandbox))
+        }
+    }
+}
+
+impl SandboxLink {
+    pub fn systems(&self) -> Systems {
+        match self {
+            SandboxLink::InProcess(sandbox) => InProcess::systems(sandbox, Systems::default()),
+            SandboxLink::Http(http) => http.systems(Systems::default()),
+        }
+    }
+
+    /// The in-process sandbox, where the hub runs it.
+    pub fn in_process(&self) -> Option<&Arc<Sandbox>> {
+        match self {
+            SandboxLink::InProcess(sandbox) => Some(sandbox),
+            SandboxLink::Http(_) => None,
+        }
+    }
 }
 
 pub struct Wired {
     pub engine: Arc<Engine>,
-    pub erp: Arc<SandboxErp>,
+    pub sandbox: SandboxLink,
 }
 
-pub fn open(data_dir: &Path, config: Config) -> Result<Wired> {
-    let store = SqliteStore::open(data_dir)
-        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
-    let erp =
-        Arc::new(SandboxErp::open(data_dir).with_context(|| {
-            format!("failed to open the sandbox ERP in {}", data_dir.display())
-        })?);
-    if let Ok(spec) = std::env::var("PSHUB_SANDBOX_ERP_FAULTS") {
-        let faults = ErpFaults::parse(&spec)
-            .map_err(|e| anyhow::anyhow!("PSHUB_SANDBOX_ERP_FAULTS: {e}"))?;
-        erp.set_faults(faults);
-    }
-    let engine = Engine::open(Box::new(store), config, erp.clone())
+pub fn open(store: &StoreArgs, config: Config) -> Result<Wired> {
+    let sandbox = sandbox_link(&store.data_dir)?;
+    let engine = Engine::open(store.open()?, config, sandbox.systems())
         .context("failed to rebuild the hub from its store")?;
-    Ok(Wired { engine, erp })
+    Ok(Wired { engine, sandbox })
 }
 
 pub fn init_logging(default_level: &str) {
@@ -64,5 +309,23 @@ pub fn init_logging(default_level: &str) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_log() {
+        assert_eq!(
+            redact("postgres://hub:secret@db:5432/pshub"),
+            "postgres://hub:***@db:5432/pshub"
+        );
+        assert_eq!(
+            redact("postgres://root@127.0.0.1/pshub"),
+            "postgres://root@127.0.0.1/pshub"
+        );
+        assert_eq!(redact("sqlite:/tmp/x"), "sqlite:/tmp/x");
     }
 }

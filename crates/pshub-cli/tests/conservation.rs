@@ -3,13 +3,14 @@
 //! cases, to the minor unit; and every entry's lines net to its value exactly once.
 
 use proptest::prelude::*;
-use pshub_connectors::sandbox::{ErpFaults, FirmSpec, SandboxErp, SimulatedFirm};
+use pshub_connectors::sandbox::{Faults, FirmSpec, InProcess, Sandbox, SimulatedFirm, System};
 use pshub_engine::retry::RetrySchedule;
 use pshub_engine::store::{EntryPhase, LineFilter, Page};
 use pshub_engine::summary::Summary;
-use pshub_engine::{Config, Engine};
+use pshub_engine::{Config, Engine, Systems};
 use pshub_store_sqlite::SqliteStore;
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,21 +28,31 @@ fn run_month(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open(&dir).unwrap();
-    let erp = Arc::new(SandboxErp::in_memory());
+    let sandbox = Sandbox::in_memory();
     if flaky_erp {
-        erp.set_faults(ErpFaults {
-            failure_per_million: 200_000,
-            ..ErpFaults::default()
-        });
+        sandbox.set_system_faults(
+            System::Erp,
+            Faults {
+                fail_per_million: 150_000,
+                lost_reply_per_million: 50_000,
+                ..Faults::default()
+            },
+        );
     }
     let config = Config {
         retry: RetrySchedule {
             delays: vec![Duration::ZERO; 30],
             retry_after_cap: Duration::ZERO,
         },
+        breaker_threshold: 1_000,
         ..Config::default()
     };
-    let engine = Engine::open(Box::new(store), config, erp.clone()).unwrap();
+    let engine = Engine::open(
+        Arc::new(store),
+        config,
+        InProcess::systems(&sandbox, Systems::default()),
+    )
+    .unwrap();
     let firm = SimulatedFirm::new(FirmSpec {
         workers,
         projects: 3 + workers / 5,
@@ -83,37 +94,31 @@ fn run_month(
         );
     }
 
-    // Nothing doubled: each entry's posted lines net to its value if billed, else to zero.
-    engine.with_hub(|hub| {
-        let mut entries = Vec::new();
-        hub.store()
-            .reads()
-            .each_entry(&mut |e| entries.push(e.clone()))
-            .unwrap();
-        for entry in entries {
-            let filter = LineFilter {
-                entry_row: Some(entry.row_id),
-                ..LineFilter::default()
-            };
-            let lines = hub.store().reads().lines(&filter, Page::ALL).unwrap();
-            let net: Decimal = lines.iter().map(|l| l.amount).sum();
+    // Nothing doubled: each entry's lines net to its value if billed, else to zero.
+    engine.read(|r| {
+        let lines = r.lines(&LineFilter::default(), Page::ALL).unwrap();
+        let mut net: BTreeMap<i64, (Decimal, usize)> = BTreeMap::new();
+        for line in &lines {
+            let slot = net.entry(line.line.entry_row).or_default();
+            slot.0 += line.line.amount;
+            slot.1 += 1;
+        }
+        for (entry_row, (net, count)) in net {
+            let entry = r.entry(entry_row).unwrap().expect("the entry of a line");
             let expected = match entry.phase {
                 EntryPhase::Billed => entry.value.expect("a billed entry has a value"),
                 _ => Decimal::ZERO,
             };
             assert_eq!(
-                net,
-                expected,
-                "entry {} ({:?}) nets {net} over {} lines",
-                entry.entry_id,
-                entry.phase,
-                lines.len()
+                net, expected,
+                "entry {} ({:?}) nets {net} over {count} lines",
+                entry.entry_id, entry.phase
             );
         }
     });
     assert_eq!(
         summary.lines_posted + summary.reversals_posted,
-        erp.line_count() as u64,
+        sandbox.line_count() as u64,
         "the ERP holds each line once"
     );
     drop(engine);

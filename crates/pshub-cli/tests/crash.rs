@@ -2,9 +2,9 @@
 //! takes 20,000 events, is killed with SIGKILL, restarts, and the sender re-sends what was
 //! not acknowledged. The end state equals that of a run that never crashed.
 
-use pshub_connectors::sandbox::{FirmSpec, SandboxErp, SimulatedFirm};
+use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
 use pshub_engine::summary::Summary;
-use pshub_engine::{Config, Engine};
+use pshub_engine::{Config, Engine, Systems};
 use pshub_model::Event;
 use pshub_store_sqlite::SqliteStore;
 use serde_json::Value;
@@ -110,9 +110,9 @@ fn reference_summary(batches: &[Vec<Value>]) -> Value {
     let dir = std::env::temp_dir().join(format!("pshub-crash-reference-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let engine = Engine::open(
-        Box::new(SqliteStore::open(&dir).unwrap()),
+        Arc::new(SqliteStore::open(&dir).unwrap()),
         Config::default(),
-        Arc::new(SandboxErp::in_memory()),
+        InProcess::systems(&Sandbox::in_memory(), Systems::default()),
     )
     .unwrap();
     for batch in batches {
@@ -232,10 +232,10 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     }
 
     // The ERP holds each line once, though lines in flight at the kill were sent again.
-    let systems = get_json(&client, format!("{base}/v1/systems"), &token).await;
+    let stats = get_json(&client, format!("{base}/v1/sandbox/stats"), &token).await;
     let posted =
         summary["lines_posted"].as_u64().unwrap() + summary["reversals_posted"].as_u64().unwrap();
-    assert_eq!(systems["erp"]["lines"].as_u64().unwrap(), posted);
+    assert_eq!(stats["erp_lines"]["records"].as_u64().unwrap(), posted);
 
     assert_eq!(
         essentials(&summary),

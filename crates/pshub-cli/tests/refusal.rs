@@ -1,11 +1,13 @@
 //! When the ERP refuses lines on business grounds, each becomes a case for the integration
 //! team; resolving the case sends the line again, once.
 
-use pshub_connectors::sandbox::{FirmSpec, SimulatedFirm};
-use pshub_engine::ports::{ErpError, ErpPort, LinePosting, ProjectPosting};
+use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
+use pshub_engine::ports::{
+    BillingRulesRequest, Erp, LinePosting, Lookup, Outcome, Port, ProjectRequest,
+};
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
-use pshub_engine::{Config, Engine};
+use pshub_engine::{Acting, Actor, Config, Engine, Systems};
 use pshub_model::records::{ExceptionState, OwnerTeam};
 use pshub_store_sqlite::SqliteStore;
 use std::collections::HashSet;
@@ -20,25 +22,40 @@ struct ChoosyErp {
     taken: Mutex<HashSet<String>>,
 }
 
-impl ErpPort for ChoosyErp {
-    fn ensure_project(&self, project: &ProjectPosting) -> Result<String, ErpError> {
-        Ok(format!("PRJ-{}", project.project_code))
+impl Erp for ChoosyErp {
+    fn provision_project(&self, project: &ProjectRequest) -> Outcome {
+        Outcome::Done(format!("PRJ-{}", project.project_code))
     }
 
-    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Result<String, ErpError>> {
+    fn attach_billing_rules(&self, rules: &BillingRulesRequest) -> Outcome {
+        Outcome::Done(format!("RULES-{}", rules.project_code))
+    }
+
+    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {
         lines
             .iter()
             .map(|line| {
                 if self.refusing.load(Ordering::Relaxed) {
-                    return Err(ErpError::Rejected {
-                        reason: format!("cost center closed for {}", line.project_code),
-                    });
+                    return Outcome::Rejected(format!(
+                        "cost center closed for {}",
+                        line.project_code
+                    ));
                 }
                 self.taken
                     .lock()
                     .unwrap()
                     .insert(line.idempotency_key.clone());
-                Ok(format!("ERP-{}", line.idempotency_key))
+                Outcome::Done(format!("ERP-{}", line.idempotency_key))
+            })
+            .collect()
+    }
+
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {
+        let taken = self.taken.lock().unwrap();
+        keys.iter()
+            .map(|k| match taken.contains(*k) {
+                true => Lookup::Applied(format!("ERP-{k}")),
+                false => Lookup::NotApplied,
             })
             .collect()
     }
@@ -50,10 +67,13 @@ fn refused_lines_are_cases_and_resolving_them_posts_each_once() {
     let _ = std::fs::remove_dir_all(&dir);
     let erp = Arc::new(ChoosyErp::default());
     erp.refusing.store(true, Ordering::Relaxed);
+    // The PSA and CRM of the sandbox, and the choosy ERP.
+    let systems = InProcess::systems(&Sandbox::in_memory(), Systems::default())
+        .with("erp", Port::Erp(erp.clone()));
     let engine = Engine::open(
-        Box::new(SqliteStore::open(&dir).unwrap()),
+        Arc::new(SqliteStore::open(&dir).unwrap()),
         Config::default(),
-        erp.clone(),
+        systems,
     )
     .unwrap();
     let firm = SimulatedFirm::new(FirmSpec {
@@ -90,8 +110,12 @@ fn refused_lines_are_cases_and_resolving_them_posts_each_once() {
     assert_eq!(summary.lines_posted, 0);
 
     erp.refusing.store(false, Ordering::Relaxed);
+    let acting = Acting {
+        actor: Actor::system("test"),
+        note: None,
+    };
     for case in &cases {
-        engine.resolve(case.id).unwrap();
+        engine.resolve(case.id, &acting).unwrap();
     }
     assert!(engine.settle(Duration::from_secs(30)).unwrap());
     let summary = engine.read(|r| Summary::compute(r)).unwrap();

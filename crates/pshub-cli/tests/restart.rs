@@ -1,10 +1,10 @@
 //! A hub reopened over its store carries on as if it had never stopped: reference data,
 //! entries, cases and the outbox are rebuilt from what was committed.
 
-use pshub_connectors::sandbox::{FirmSpec, SandboxErp, SimulatedFirm};
+use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
-use pshub_engine::{Config, Engine};
+use pshub_engine::{Acting, Actor, Config, Engine, Systems};
 use pshub_model::records::ExceptionState;
 use pshub_store_sqlite::SqliteStore;
 use serde_json::Value;
@@ -12,11 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn open(dir: &Path, erp: &Arc<SandboxErp>) -> Arc<Engine> {
+fn open(dir: &Path, sandbox: &Arc<Sandbox>) -> Arc<Engine> {
     Engine::open(
-        Box::new(SqliteStore::open(dir).unwrap()),
+        Arc::new(SqliteStore::open(dir).unwrap()),
         Config::default(),
-        erp.clone(),
+        InProcess::systems(sandbox, Systems::default()),
     )
     .unwrap()
 }
@@ -32,7 +32,7 @@ fn send(engine: &Engine, events: &[Value]) {
 fn run(name: &str, restart_at: Option<usize>) -> Value {
     let dir = std::env::temp_dir().join(format!("pshub-restart-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let erp = Arc::new(SandboxErp::open(&dir).unwrap());
+    let sandbox = Sandbox::open(&dir).unwrap();
     // Seed 6 gives a firm with missing-rate cases, so resolution after a restart is exercised.
     let firm = SimulatedFirm::new(FirmSpec {
         workers: 120,
@@ -42,13 +42,13 @@ fn run(name: &str, restart_at: Option<usize>) -> Value {
     });
     let mut events = firm.reference_events();
     events.extend(firm.work_events());
-    let mut engine = open(&dir, &erp);
+    let mut engine = open(&dir, &sandbox);
     let split = restart_at.unwrap_or(events.len());
     send(&engine, &events[..split]);
     if restart_at.is_some() {
         // Stop with deliveries still queued, as a crash would leave them.
         drop(engine);
-        engine = open(&dir, &erp);
+        engine = open(&dir, &sandbox);
     }
     send(&engine, &events[split..]);
     engine.submit(vec![firm.rate_card_fix()]).unwrap();
@@ -62,14 +62,18 @@ fn run(name: &str, restart_at: Option<usize>) -> Value {
         !cases.is_empty(),
         "the firm has missing-rate cases to resolve"
     );
+    let acting = Acting {
+        actor: Actor::system("test"),
+        note: None,
+    };
     for case in cases {
-        engine.resolve(case.id).unwrap();
+        engine.resolve(case.id, &acting).unwrap();
     }
     assert!(engine.settle(Duration::from_secs(30)).unwrap());
     let summary = engine.read(|r| Summary::compute(r)).unwrap();
     assert_eq!(
         summary.lines_posted + summary.reversals_posted,
-        erp.line_count() as u64
+        sandbox.line_count() as u64
     );
     let _ = std::fs::remove_dir_all(&dir);
     summary.to_json()

@@ -1,8 +1,11 @@
-//! Deployment configuration the engine reads: which systems may send events, and the
-//! regional settings that enrichment needs. Regional facts live here, never in code.
+//! Deployment configuration the engine reads: which systems may send events, which system
+//! each flow calls, the regional settings that enrichment needs, and how deliveries retry.
+//! Regional facts live here, never in code.
 
 use crate::retry::RetrySchedule;
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -12,11 +15,25 @@ pub struct Config {
     pub tax_codes: BTreeMap<String, String>,
     /// Tax code for legal entities without one of their own; `None` opens a finance case.
     pub default_tax_code: Option<String>,
-    /// The retry schedule of outbound calls.
+    /// The configured systems the flows call, by role.
+    pub erp_system: String,
+    pub psa_system: String,
+    pub crm_system: String,
+    /// The retry schedule of steps that fail technically.
     pub retry: RetrySchedule,
-    /// How long an outbound item waits before looking again at the item it depends on
-    /// (a line for its project's provisioning, a reversal for its original).
-    pub prerequisite_poll: std::time::Duration,
+    /// A worker's approved hours on one day beyond this open a `pmo` case.
+    pub max_daily_hours: Option<Decimal>,
+    /// Calls in a row that fail technically before a system's breaker opens.
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before it lets a probe through.
+    pub breaker_cool_down: Duration,
+    /// How long a claimed step is leased; renewed while its call runs.
+    pub lease: Duration,
+    /// Steps one delivery round claims per system.
+    pub delivery_batch: u32,
+    /// For crash tests: exit with status 137 right after a step of this name
+    /// (`opportunity_to_project.psa`) is recorded done.
+    pub crash_after: Option<String>,
 }
 
 impl Default for Config {
@@ -27,8 +44,16 @@ impl Default for Config {
                 .to_vec(),
             tax_codes: BTreeMap::new(),
             default_tax_code: Some("STANDARD".into()),
+            erp_system: "erp".into(),
+            psa_system: "psa".into(),
+            crm_system: "crm".into(),
             retry: RetrySchedule::default(),
-            prerequisite_poll: std::time::Duration::from_millis(50),
+            max_daily_hours: None,
+            breaker_threshold: 5,
+            breaker_cool_down: Duration::from_secs(2),
+            lease: Duration::from_secs(5),
+            delivery_batch: 2_000,
+            crash_after: None,
         }
     }
 }

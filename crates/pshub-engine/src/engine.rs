@@ -1,312 +1,556 @@
-//! The thread-safe face of the hub: group commit of inbound batches, and the delivery
-//! worker that empties the outbox into the ERP.
+//! The thread-safe face of the hub. One writer thread takes every submitted batch in
+//! arrival order and commits the batches that wait together (group commit: many senders
+//! share one fsync); senders are answered through a callback, so an async server never
+//! parks a thread per request. One delivery worker per target system runs that system's
+//! steps, so a slow system never holds up another; each system has its circuit breaker.
 
+use crate::breaker::{Breaker, BreakerState};
 use crate::config::Config;
+use crate::delivery::{Delivered, Round};
 use crate::error::{ActionError, EngineError, Result};
-use crate::hub::{Delivery, DeliveryOutcome, Hub, Incoming, IngestResult, Resolution};
+use crate::flows::Resolution;
+use crate::hub::{Acting, Hub, Incoming, IngestResult};
+use crate::ids::Ids;
 use crate::metrics::Metrics;
-use crate::ports::{ErpError, ErpPort};
-use crate::store::{
-    LineFilter, LineStatus, Operation, Outbound, OutboxState, Page, Store, StoreReader,
-};
+use crate::ports::{Port, Systems};
+use crate::store::{IdKind, Outbound, Page, StepState, Store, StoreReader};
 use chrono::Utc;
-use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-type Reply = mpsc::SyncSender<Result<Vec<IngestResult>>>;
+/// How a submitter hears that its events are durable (or why not).
+pub type Reply = Box<dyn FnOnce(Result<Vec<IngestResult>>) + Send>;
 
 struct Submission {
     events: Vec<Incoming>,
     reply: Reply,
 }
 
-pub struct Engine {
-    hub: Mutex<Hub>,
-    /// A copy of the hub's configuration, for parsing outside the lock.
-    config: Config,
-    /// Submissions waiting for the next group commit.
-    queue: Mutex<Vec<Submission>>,
-    erp: Arc<dyn ErpPort>,
-    metrics: Arc<Metrics>,
-    /// The delivery pass's own reads; held for a whole pass, so that two passes never
-    /// claim the same items.
-    delivering: Mutex<Box<dyn StoreReader>>,
-    /// Readers for the API and operators' questions: reads never wait for the writer.
-    readers: Vec<Mutex<Box<dyn StoreReader>>>,
-    /// Set when a commit may have added outbox work; wakes the delivery worker.
-    outbox_signal: (Mutex<bool>, Condvar),
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Submission>,
+    closed: bool,
 }
 
-/// The most lines, and the most other calls, one delivery pass reads.
-pub const DELIVERY_BATCH: u32 = 2_000;
+/// The most events one group commit takes; more wait for the next.
+const GROUP_EVENTS: usize = 20_000;
 
 /// Read connections kept for the API.
-const READERS: usize = 3;
+const READERS: usize = 4;
+
+/// A worker whose heartbeat is older than this is reported dead by `/healthz`.
+const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30);
+
+struct Core {
+    hub: Mutex<Hub>,
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    ids: Arc<Ids>,
+    systems: Systems,
+    breakers: BTreeMap<String, Breaker>,
+    metrics: Arc<Metrics>,
+    node: i64,
+    readers: Vec<Mutex<Box<dyn StoreReader>>>,
+    /// Each system's reader for building requests, when rounds run on the caller's thread.
+    round_readers: BTreeMap<String, Mutex<Box<dyn StoreReader>>>,
+    queue: Mutex<Queue>,
+    queued: Condvar,
+    /// Counts commits that may have made steps due; the delivery workers wait on it.
+    work: (Mutex<u64>, Condvar),
+    writer_alive: AtomicBool,
+    /// Unix milliseconds of each running worker's last round.
+    heartbeats: BTreeMap<String, AtomicI64>,
+}
+
+pub struct Engine {
+    core: Arc<Core>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave a half-written commit behind (the store's
+    // transaction rolls back); the hub marks itself for a rebuild.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl Engine {
-    pub fn open(store: Box<dyn Store>, config: Config, erp: Arc<dyn ErpPort>) -> Result<Arc<Self>> {
+    pub fn open(store: Arc<dyn Store>, config: Config, systems: Systems) -> Result<Arc<Self>> {
+        let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
-        let reader = store.reader()?;
+        let ids = Arc::new(Ids::new(store.clone()));
+        let node = ids.next(IdKind::Node)?;
         let readers = (0..READERS)
             .map(|_| store.reader().map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        let hub = Hub::open(store, config.clone(), metrics.clone())?;
-        Ok(Arc::new(Engine {
+        let mut round_readers = BTreeMap::new();
+        let mut breakers = BTreeMap::new();
+        let mut heartbeats = BTreeMap::new();
+        for (name, _) in systems.iter() {
+            round_readers.insert(name.clone(), Mutex::new(store.reader()?));
+            breakers.insert(
+                name.clone(),
+                Breaker::new(config.breaker_threshold, config.breaker_cool_down),
+            );
+            heartbeats.insert(name.clone(), AtomicI64::new(0));
+        }
+        let hub = Hub::open(
+            store.clone(),
+            config.clone(),
+            ids.clone(),
+            metrics.clone(),
+            node,
+        )?;
+        let core = Arc::new(Core {
             hub: Mutex::new(hub),
+            store,
             config,
-            queue: Mutex::new(Vec::new()),
-            erp,
+            ids,
+            systems,
+            breakers,
             metrics,
-            delivering: Mutex::new(reader),
+            node,
             readers,
-            outbox_signal: (Mutex::new(true), Condvar::new()),
+            round_readers,
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
+            work: (Mutex::new(0), Condvar::new()),
+            writer_alive: AtomicBool::new(true),
+            heartbeats,
+        });
+        let writer = {
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("pshub-writer".into())
+                .spawn(move || core.write_loop())
+                .map_err(|e| EngineError::Store(format!("cannot start the writer: {e}")))?
+        };
+        Ok(Arc::new(Engine {
+            core,
+            writer: Mutex::new(Some(writer)),
         }))
     }
 
-    /// What the ERP port says of itself, for operators.
-    pub fn describe_erp(&self) -> serde_json::Value {
-        self.erp.describe()
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.core.store
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.core.metrics
     }
 
-    fn lock_hub(&self) -> MutexGuard<'_, Hub> {
-        // A panic while holding the lock cannot leave a half-written commit behind (the
-        // store's transaction rolls back), so the hub is still usable.
-        self.hub
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn signal_outbox(&self) {
-        let (flag, wake) = &self.outbox_signal;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
+    /// This process's node id: its leases and counters are kept under it.
+    pub fn node(&self) -> i64 {
+        self.core.node
     }
 
     /// Runs `f` with a reader that sees what is committed, without waiting for the writer.
     pub fn read<R>(&self, f: impl FnOnce(&mut dyn StoreReader) -> R) -> R {
-        for reader in &self.readers {
+        for reader in &self.core.readers {
             if let Ok(mut reader) = reader.try_lock() {
                 return f(reader.as_mut());
             }
         }
-        let mut reader = self.readers[0].lock().unwrap_or_else(|p| p.into_inner());
+        let mut reader = lock(&self.core.readers[0]);
         f(reader.as_mut())
     }
 
-    /// Runs `f` with the hub locked: for reads that need its memory.
+    /// Runs `f` with the hub locked (its reference data, for tests and tools).
     pub fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
-        f(&mut self.lock_hub())
+        f(&mut lock(&self.core.hub))
     }
 
-    /// Takes a batch of events and returns once they are durably committed. Batches that
-    /// arrive while another commit runs are committed together (group commit), so that
-    /// many senders share one fsync.
-    pub fn submit(&self, events: Vec<Value>) -> Result<Vec<IngestResult>> {
-        let events = events
-            .iter()
-            .map(|value| Incoming::parse(value, &self.config))
-            .collect();
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Submission { events, reply });
-        {
-            let mut hub = self.lock_hub();
-            let waiting =
-                std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-            if !waiting.is_empty() {
-                self.commit_group(&mut hub, waiting);
-            }
+    /// Hands parsed events to the writer; `reply` is called once they are durably
+    /// committed (or with why not). Returns at once.
+    pub fn submit_parsed(&self, events: Vec<Incoming>, reply: Reply) {
+        let mut queue = lock(&self.core.queue);
+        if queue.closed {
+            drop(queue);
+            reply(Err(EngineError::Store(
+                "the engine is shutting down".into(),
+            )));
+            return;
         }
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(EngineError::Store("the committing thread stopped".into())))
+        queue.waiting.push(Submission { events, reply });
+        self.core.queued.notify_one();
     }
 
-    fn commit_group(&self, hub: &mut Hub, waiting: Vec<Submission>) {
-        let sizes: Vec<usize> = waiting.iter().map(|s| s.events.len()).collect();
-        let mut replies = Vec::with_capacity(waiting.len());
-        let mut all = Vec::with_capacity(sizes.iter().sum());
-        for submission in waiting {
-            all.extend(submission.events);
-            replies.push(submission.reply);
-        }
-        match hub.ingest(&all, Utc::now()) {
-            Ok(results) => {
-                let mut results = results.into_iter();
-                for (reply, size) in replies.into_iter().zip(sizes) {
-                    let _ = reply.send(Ok(results.by_ref().take(size).collect()));
-                }
-                self.signal_outbox();
-            }
-            Err(error) => {
-                for reply in replies {
-                    let _ = reply.send(Err(EngineError::Store(error.to_string())));
-                }
-            }
-        }
-    }
-
-    /// Sends what is due, once: reads it on the delivery reader, plans under the hub's lock,
-    /// calls the ERP outside it, and records the outcomes under it again. Answers how many
-    /// items were sent (items that wait for another to be delivered first are not counted).
-    pub fn deliver_due(&self, limit: u32) -> Result<usize> {
-        let mut reader = self.delivering.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Utc::now();
-        let due = reader.due_deliveries(now.timestamp_millis(), limit)?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let unprovisioned: HashSet<String> = reader
-            .undelivered(Operation::ProvisionProject)?
+    /// Takes events as they arrived (one JSON text each) and returns once they are durably
+    /// committed.
+    pub fn submit_texts(&self, events: Vec<String>) -> Result<Vec<IngestResult>> {
+        let config = &self.core.config;
+        let parsed = events
             .into_iter()
-            .filter_map(|o| {
-                o.idempotency_key
-                    .strip_prefix("project:")
-                    .map(str::to_string)
-            })
+            .map(|raw| Incoming::parse(raw, config))
             .collect();
-        let deliveries = self.lock_hub().plan_deliveries(due, &unprovisioned, now)?;
-        if deliveries.is_empty() {
-            return Ok(0);
-        }
-        let count = deliveries.len();
-        let mut outcomes: Vec<(Delivery, DeliveryOutcome)> = Vec::with_capacity(count);
-        let mut lines = Vec::new();
-        for delivery in deliveries {
-            match &delivery {
-                Delivery::Line { .. } => lines.push(delivery),
-                Delivery::Project { posting, .. } => {
-                    let outcome = self.erp.ensure_project(posting);
-                    outcomes.push((delivery, outcome));
-                }
-            }
-        }
-        if !lines.is_empty() {
-            let postings: Vec<_> = lines
-                .iter()
-                .filter_map(|d| match d {
-                    Delivery::Line { posting, .. } => Some(posting.clone()),
-                    _ => None,
-                })
-                .collect();
-            let mut answers = self.erp.post_lines(&postings).into_iter();
-            for delivery in lines {
-                let answer = answers.next().unwrap_or_else(|| {
-                    Err(ErpError::Technical {
-                        message: "the ERP gave fewer answers than lines".into(),
-                        retry_after: None,
-                    })
-                });
-                outcomes.push((delivery, answer));
-            }
-        }
-        self.lock_hub().record_deliveries(outcomes, Utc::now())?;
-        Ok(count)
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_parsed(
+            parsed,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(EngineError::Store("the writer stopped".into())))
     }
 
-    /// Delivers until nothing is due now. Items waiting for a later retry stay queued.
+    /// Takes events as JSON values and returns once they are durably committed.
+    pub fn submit(&self, events: Vec<Value>) -> Result<Vec<IngestResult>> {
+        self.submit_texts(events.iter().map(Value::to_string).collect())
+    }
+
+    /// Runs one delivery round for every system on this thread; answers how many steps ran.
+    pub fn deliver_due(&self, limit: u32) -> Result<usize> {
+        let mut total = 0;
+        for name in self
+            .core
+            .systems
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+        {
+            total += self.core.round(&name, limit)?.steps;
+        }
+        Ok(total)
+    }
+
+    /// Delivers until nothing is due now. Steps waiting for a later retry stay queued.
     pub fn drain(&self) -> Result<()> {
-        while self.deliver_due(DELIVERY_BATCH)? > 0 {}
+        while self.deliver_due(self.core.config.delivery_batch)? > 0 {}
         Ok(())
     }
 
-    /// Delivers until the outbox has nothing pending, waiting for items that wait on
-    /// others or retry later, for at most `timeout`. Answers whether it emptied.
+    /// Delivers until no step is pending or running, waiting for retries and for the steps
+    /// others wait on, for at most `timeout`. Answers whether it got there. Steps blocked
+    /// behind a failed or held step do not count: nothing moves them but a person.
     pub fn settle(&self, timeout: Duration) -> Result<bool> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             self.drain()?;
-            let first = Page { after: 0, limit: 1 };
-            let pending_lines = LineFilter {
-                status: Some(LineStatus::Pending),
-                ..LineFilter::default()
-            };
             let idle = self.read(|r| -> Result<bool> {
-                Ok(r.outbox_list(OutboxState::Pending, first)?.is_empty()
-                    && r.lines(&pending_lines, first)?.is_empty())
+                Ok(r.steps_in_state(StepState::Pending, Page::first(1))?
+                    .is_empty()
+                    && r.steps_in_state(StepState::Running, Page::first(1))?
+                        .is_empty())
             })?;
             if idle {
                 return Ok(true);
             }
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// Starts the delivery worker: it sends due items as they appear until `stop` is set.
-    pub fn spawn_delivery(self: &Arc<Self>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
-        let engine = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("pshub-delivery".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match engine.deliver_due(DELIVERY_BATCH) {
-                        Ok(0) => engine.wait_for_work(Duration::from_millis(250)),
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::error!(%error, "delivery pass failed");
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
-                    }
-                }
+    /// Starts one delivery worker per system; each runs its system's due steps until `stop`.
+    pub fn spawn_delivery(self: &Arc<Self>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+        let names: Vec<String> = self.core.systems.iter().map(|(n, _)| n.clone()).collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let core = self.core.clone();
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("pshub-{name}"))
+                    .spawn(move || core.delivery_loop(&name, &stop))
+                    .map_err(|e| tracing::error!(%e, "cannot start a delivery worker"))
+                    .ok()
             })
-            .expect("spawning a thread only fails when the process is out of resources")
+            .collect()
     }
 
-    fn wait_for_work(&self, timeout: Duration) {
-        let (flag, wake) = &self.outbox_signal;
-        let mut pending = flag.lock().unwrap_or_else(|p| p.into_inner());
-        if !*pending {
-            pending = wake
-                .wait_timeout(pending, timeout)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        *pending = false;
-    }
-
-    pub fn resolve(&self, case_id: i64) -> std::result::Result<Resolution, ActionError> {
-        let resolution = self.lock_hub().resolve(case_id, Utc::now())?;
-        self.signal_outbox();
+    pub fn resolve(
+        &self,
+        case_id: i64,
+        acting: &Acting,
+    ) -> std::result::Result<Resolution, ActionError> {
+        let resolution = lock(&self.core.hub).resolve(case_id, acting, Utc::now())?;
+        self.core.signal_work();
         Ok(resolution)
     }
 
-    pub fn dismiss(&self, case_id: i64) -> std::result::Result<(), ActionError> {
-        self.lock_hub().dismiss(case_id, Utc::now())
+    pub fn dismiss(&self, case_id: i64, acting: &Acting) -> std::result::Result<(), ActionError> {
+        lock(&self.core.hub).dismiss(case_id, acting, Utc::now())
     }
 
-    pub fn acknowledge(&self, case_id: i64) -> std::result::Result<(), ActionError> {
-        self.lock_hub().acknowledge(case_id, Utc::now())
+    pub fn acknowledge(
+        &self,
+        case_id: i64,
+        acting: &Acting,
+    ) -> std::result::Result<(), ActionError> {
+        lock(&self.core.hub).acknowledge(case_id, acting, Utc::now())
     }
 
-    pub fn replay_dead_letter(&self, target: Outbound) -> std::result::Result<(), ActionError> {
-        self.lock_hub().replay_dead_letter(target, Utc::now())?;
-        self.signal_outbox();
+    /// Sends a dead letter again: `line-N` names the step of invoice line N, `call-N` step N.
+    pub fn replay_dead_letter(
+        &self,
+        target: Outbound,
+        acting: &Acting,
+    ) -> std::result::Result<(), ActionError> {
+        let step_id = match target {
+            Outbound::Call(id) => id,
+            Outbound::Line(id) => {
+                self.read(|r| r.line(id))?
+                    .ok_or_else(|| ActionError::NotFound(format!("dead letter {target}")))?
+                    .step
+                    .id
+            }
+        };
+        lock(&self.core.hub)
+            .replay_step(step_id, acting, Utc::now())
+            .map_err(|e| match e {
+                ActionError::NotFound(_) => ActionError::NotFound(format!("dead letter {target}")),
+                ActionError::WrongState(_) => {
+                    ActionError::WrongState(format!("{target} is not a dead letter"))
+                }
+                other => other,
+            })?;
+        self.core.signal_work();
         Ok(())
     }
 
     pub fn replay_quarantined(
         &self,
         id: i64,
-        corrected: Option<&Value>,
+        corrected: Option<String>,
+        acting: &Acting,
     ) -> std::result::Result<IngestResult, ActionError> {
-        let result = self
-            .lock_hub()
-            .replay_quarantined(id, corrected, Utc::now())?;
-        self.signal_outbox();
+        let result = lock(&self.core.hub).replay_quarantined(id, corrected, acting, Utc::now())?;
+        self.core.signal_work();
         Ok(result)
+    }
+
+    /// Every configured system: its kind, breaker and what it says of itself.
+    pub fn systems(&self) -> Value {
+        let mut all = serde_json::Map::new();
+        for (name, port) in self.core.systems.iter() {
+            let breaker = &self.core.breakers[name];
+            all.insert(
+                name.clone(),
+                json!({
+                    "kind": port.kind(),
+                    "breaker": {
+                        "state": breaker.state().as_str(),
+                        "opened": breaker.opened.load(Ordering::Relaxed),
+                        "closed_again": breaker.closed_again.load(Ordering::Relaxed),
+                    },
+                    "target": port.describe(),
+                }),
+            );
+        }
+        Value::Object(all)
+    }
+
+    /// The port of a configured system.
+    pub fn port(&self, system: &str) -> Option<&Port> {
+        self.core.systems.get(system)
+    }
+
+    pub fn breaker_state(&self, system: &str) -> Option<BreakerState> {
+        self.core.breakers.get(system).map(Breaker::state)
+    }
+
+    /// `/metrics`: the engine's counters and each system's breaker.
+    pub fn render_metrics(&self) -> String {
+        let mut text = self.core.metrics.render();
+        text.push_str("# HELP pshub_breaker_state Circuit breaker of each target system: 0 closed, 1 open, 2 half-open.\n# TYPE pshub_breaker_state gauge\n");
+        for (name, breaker) in &self.core.breakers {
+            text.push_str(&format!(
+                "pshub_breaker_state{{system=\"{name}\"}} {}\n",
+                breaker.state().as_gauge()
+            ));
+        }
+        text.push_str("# HELP pshub_breaker_opened_total Times each system's breaker opened.\n# TYPE pshub_breaker_opened_total counter\n");
+        for (name, breaker) in &self.core.breakers {
+            text.push_str(&format!(
+                "pshub_breaker_opened_total{{system=\"{name}\"}} {}\n",
+                breaker.opened.load(Ordering::Relaxed)
+            ));
+        }
+        text.push_str("# HELP pshub_breaker_closed_total Times each system's breaker closed again after a probe.\n# TYPE pshub_breaker_closed_total counter\n");
+        for (name, breaker) in &self.core.breakers {
+            text.push_str(&format!(
+                "pshub_breaker_closed_total{{system=\"{name}\"}} {}\n",
+                breaker.closed_again.load(Ordering::Relaxed)
+            ));
+        }
+        text
+    }
+
+    /// Whether the store answers and the writer and delivery workers run; else why not.
+    pub fn health(&self) -> std::result::Result<(), String> {
+        self.read(|r| r.ping())
+            .map_err(|e| format!("the store does not answer: {e}"))?;
+        if !self.core.writer_alive.load(Ordering::Relaxed) {
+            return Err("the writer thread has stopped".into());
+        }
+        let now = Utc::now().timestamp_millis();
+        for (name, beat) in &self.core.heartbeats {
+            let last = beat.load(Ordering::Relaxed);
+            let limit = i64::try_from(HEARTBEAT_LIMIT.as_millis()).unwrap_or(30_000);
+            // 0: no worker was started for it (a tool that delivers on its own thread).
+            if last != 0 && now - last > limit {
+                return Err(format!(
+                    "the delivery worker of {name} has not run for {} s",
+                    (now - last) / 1000
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        lock(&self.core.queue).closed = true;
+        self.core.queued.notify_all();
+        if let Some(writer) = lock(&self.writer).take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Core {
+    fn signal_work(&self) {
+        let (generation, wake) = &self.work;
+        *lock(generation) += 1;
+        wake.notify_all();
+    }
+
+    fn write_loop(&self) {
+        loop {
+            let group = {
+                let mut queue = lock(&self.queue);
+                while queue.waiting.is_empty() && !queue.closed {
+                    queue = self.queued.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+                if queue.waiting.is_empty() {
+                    break;
+                }
+                let mut taken = 0;
+                let cut = queue
+                    .waiting
+                    .iter()
+                    .position(|s| {
+                        taken += s.events.len();
+                        taken > GROUP_EVENTS
+                    })
+                    .unwrap_or(queue.waiting.len())
+                    .max(1);
+                queue.waiting.drain(..cut).collect::<Vec<_>>()
+            };
+            self.commit_group(group);
+        }
+        self.writer_alive.store(false, Ordering::Relaxed);
+    }
+
+    fn commit_group(&self, group: Vec<Submission>) {
+        let sizes: Vec<usize> = group.iter().map(|s| s.events.len()).collect();
+        let mut replies = Vec::with_capacity(group.len());
+        let mut all = Vec::with_capacity(sizes.iter().sum());
+        for submission in group {
+            all.extend(submission.events);
+            replies.push(submission.reply);
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lock(&self.hub).ingest(&all, Utc::now())
+        }));
+        match outcome {
+            Ok(Ok(results)) => {
+                let mut results = results.into_iter();
+                for (reply, size) in replies.into_iter().zip(sizes) {
+                    reply(Ok(results.by_ref().take(size).collect()));
+                }
+                self.signal_work();
+            }
+            Ok(Err(error)) => {
+                for reply in replies {
+                    reply(Err(EngineError::Store(error.to_string())));
+                }
+            }
+            Err(_) => {
+                tracing::error!(
+                    "a batch stopped on a bug; the hub rebuilds its memory before the next"
+                );
+                for reply in replies {
+                    reply(Err(EngineError::Store(
+                        "the batch stopped on an internal error; nothing of it was recorded, retry"
+                            .into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    fn round(&self, system: &str, limit: u32) -> Result<Delivered> {
+        let (Some(port), Some(breaker), Some(reader)) = (
+            self.systems.get(system),
+            self.breakers.get(system),
+            self.round_readers.get(system),
+        ) else {
+            return Ok(Delivered::default());
+        };
+        let mut reader = lock(reader);
+        Round {
+            system,
+            port,
+            breaker,
+            store: self.store.as_ref(),
+            reads: reader.as_mut(),
+            ids: &self.ids,
+            config: &self.config,
+            metrics: &self.metrics,
+            node: self.node,
+        }
+        .run(limit)
+    }
+
+    fn delivery_loop(&self, system: &str, stop: &AtomicBool) {
+        let beat = &self.heartbeats[system];
+        let mut seen = 0;
+        while !stop.load(Ordering::Relaxed) {
+            beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+            match self.round(system, self.config.delivery_batch) {
+                Ok(Delivered {
+                    steps: 0,
+                    held_back_until,
+                }) => {
+                    let wait = held_back_until
+                        .map(|until| until.saturating_duration_since(Instant::now()))
+                        .unwrap_or(Duration::from_millis(250))
+                        .min(Duration::from_millis(250));
+                    self.wait_for_work(&mut seen, wait);
+                }
+                // Done steps may have released steps of other systems.
+                Ok(_) => self.signal_work(),
+                Err(error) => {
+                    tracing::error!(%error, system, "delivery round failed");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        beat.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits until a commit after the one `seen` last, or `timeout`.
+    fn wait_for_work(&self, seen: &mut u64, timeout: Duration) {
+        let (generation, wake) = &self.work;
+        let mut current = lock(generation);
+        if *current == *seen {
+            current = wake
+                .wait_timeout(current, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *seen = *current;
     }
 }

@@ -1,27 +1,30 @@
 //! The durable runtime of pshub and its flows.
 //!
-//! An [`Engine`] owns the [`Hub`]: the in-memory view of reference data and the index of
-//! entries, rebuilt from the store at start. Every inbound batch is parsed, deduplicated,
-//! applied and committed in one store transaction before it is acknowledged; what goes to
-//! other systems (invoice lines, which carry their own delivery, and outbox calls) is
-//! delivered by [`Engine::deliver_due`].
+//! An [`Engine`] owns the [`Hub`] (reference data as a cache of the store, and the flows that
+//! act on accepted events), a writer thread that commits batches together, and one delivery
+//! worker per target system that runs the flows' steps. A [`Store`] owns identity and
+//! uniqueness: it allocates ids, refuses a commit that lost a race with another writer, and
+//! leases due steps, so that any number of processes can share one store.
 //!
-//! Invariants: this crate does no IO of its own (the store and the systems it posts to are
+//! Invariants: this crate does no IO of its own (the store and the systems it calls are
 //! traits, implemented by other crates), has no async code, and never imports a database,
 //! HTTP or broker crate.
 
+pub mod breaker;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
+pub mod flows;
 pub mod hub;
+pub mod ids;
 pub mod index;
 pub mod metrics;
 pub mod ports;
 pub mod retry;
-pub mod rules;
 pub mod store;
 pub mod summary;
 pub mod world;
@@ -29,6 +32,7 @@ pub mod world;
 pub use config::Config;
 pub use engine::Engine;
 pub use error::{ActionError, EngineError};
-pub use hub::Hub;
-pub use ports::{ErpError, ErpPort, LinePosting, ProjectPosting};
-pub use store::Store;
+pub use flows::{Actor, Resolution};
+pub use hub::{Acting, Hub, Incoming, IngestResult, IngestStatus};
+pub use ports::{Outcome, Port, Systems};
+pub use store::{Store, StoreReader};

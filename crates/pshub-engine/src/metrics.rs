@@ -1,7 +1,6 @@
 //! Counters the engine keeps for `/metrics`. Names are defined here once.
 
 use crate::store::Counters;
-use pshub_model::records::LineKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -43,10 +42,11 @@ impl Metrics {
         self.events_quarantined.add(counters.quarantined);
     }
 
-    pub fn record_posted(&self, kind: LineKind) {
-        match kind {
-            LineKind::Reversal => self.reversals_posted.inc(),
-            _ => self.lines_posted.inc(),
+    pub fn record_posted(&self, reversal: bool) {
+        if reversal {
+            self.reversals_posted.inc()
+        } else {
+            self.lines_posted.inc()
         }
     }
 
@@ -100,7 +100,7 @@ impl Metrics {
             ),
             (
                 "pshub_dead_letters_total",
-                "Outbound items dead-lettered after their retries.",
+                "Steps dead-lettered after their retries.",
                 &self.dead_letters,
             ),
         ];

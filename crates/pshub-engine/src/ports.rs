@@ -1,19 +1,79 @@
-//! What the engine needs from the systems it posts to. Connectors implement these traits;
-//! the engine never sees a vendor format.
+//! What the engine needs from the systems it calls: one port per kind of system, each with
+//! typed, idempotent operations. Connectors implement them; the engine never sees a vendor
+//! format. A deployment names its systems in configuration and may have several of a kind
+//! (two ERPs during a cut-over); flows address a system by that name.
 
 use chrono::NaiveDate;
 use pshub_model::Currency;
+use pshub_model::records::Contract;
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// An invoice line as the ERP receives it, with the idempotency key that makes a
-/// re-send harmless.
-#[derive(Debug, Clone)]
+/// An id a target assigned to what it created.
+pub type ExternalId = String;
+
+/// What a target answered to one operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T = ExternalId> {
+    /// Done; the target's id for the record.
+    Done(T),
+    /// Refused on business grounds (an unknown project): a case for the owning team.
+    Rejected(String),
+    /// Timeout before sending, 5xx, refused connection: nothing was written; retry later.
+    Technical {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The request may have been applied and the answer was lost (a reply that never came):
+    /// the next attempt asks the target before it creates anything.
+    Unknown(String),
+}
+
+impl<T> Outcome<T> {
+    pub fn technical(message: impl Into<String>) -> Self {
+        Outcome::Technical {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// What went wrong, or the empty text for a success.
+    pub fn message(self) -> String {
+        match self {
+            Outcome::Done(_) => String::new(),
+            Outcome::Rejected(m) | Outcome::Unknown(m) => m,
+            Outcome::Technical { message, .. } => message,
+        }
+    }
+
+    /// Whether the target failed to answer properly (not a business refusal).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Technical { .. } | Outcome::Unknown(_))
+    }
+}
+
+/// What a target says of an idempotency key it was asked about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// It applied the key before; this is what it answered then.
+    Applied(ExternalId),
+    /// It has never applied the key: creating is safe.
+    NotApplied,
+    /// It could not say (down, timed out): ask again later.
+    Failed(String),
+}
+
+/// An invoice line as the ERP receives it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinePosting {
     pub idempotency_key: String,
     pub kind: &'static str,
     pub project_code: String,
     pub source_id: String,
+    /// The n-th line of its entry.
+    pub posting: u32,
     pub worker_id: String,
     pub date: NaiveDate,
     pub quantity: Decimal,
@@ -27,35 +87,236 @@ pub struct LinePosting {
     pub reverses_erp_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct ProjectPosting {
+/// An engagement to create in the PSA for a won deal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngagementRequest {
+    pub idempotency_key: String,
+    pub project_code: String,
+    pub name: String,
+    pub opportunity_id: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub start: NaiveDate,
+    pub end: Option<NaiveDate>,
+}
+
+/// A project to provision in the ERP, carrying the PSA's engagement id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRequest {
     pub idempotency_key: String,
     pub project_code: String,
     pub name: String,
     pub legal_entity: String,
     pub currency: Currency,
+    pub psa_id: String,
+    pub customer_id: String,
 }
 
+/// The contract's billing rules, attached to the ERP project.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ErpError {
-    /// Timeout, 5xx, malformed answer: retried on the schedule, then dead-lettered.
-    Technical {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// The ERP refused the record on business grounds (unknown project): an exception case.
-    Rejected { reason: String },
+pub struct BillingRulesRequest {
+    pub idempotency_key: String,
+    pub project_code: String,
+    pub erp_id: String,
+    pub contract: Contract,
 }
 
-/// The ERP as the engine sees it. Calls are blocking and made from the delivery worker,
-/// never while the engine holds its state lock.
-pub trait ErpPort: Send + Sync {
-    /// Creates or finds the project; answers the ERP's own id.
-    fn ensure_project(&self, project: &ProjectPosting) -> Result<String, ErpError>;
-    /// Posts lines, one answer per line in order: the ERP's id for it, or why not.
-    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Result<String, ErpError>>;
+/// The ids the PSA and ERP gave a won deal, written back to the CRM opportunity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteBackRequest {
+    pub idempotency_key: String,
+    pub opportunity_id: String,
+    pub project_code: String,
+    pub psa_id: String,
+    pub erp_id: String,
+}
+
+/// A business event for the hub's outbound stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishRequest {
+    pub idempotency_key: String,
+    pub event_type: String,
+    pub data: serde_json::Value,
+}
+
+/// One operation a step asks of its system.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    PostLine(LinePosting),
+    CreateEngagement(EngagementRequest),
+    ProvisionProject(ProjectRequest),
+    AttachBillingRules(BillingRulesRequest),
+    WriteBackIds(WriteBackRequest),
+    Publish(PublishRequest),
+}
+
+impl Request {
+    pub fn idempotency_key(&self) -> &str {
+        match self {
+            Request::PostLine(r) => &r.idempotency_key,
+            Request::CreateEngagement(r) => &r.idempotency_key,
+            Request::ProvisionProject(r) => &r.idempotency_key,
+            Request::AttachBillingRules(r) => &r.idempotency_key,
+            Request::WriteBackIds(r) => &r.idempotency_key,
+            Request::Publish(r) => &r.idempotency_key,
+        }
+    }
+
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Request::PostLine(_) => "post_line",
+            Request::CreateEngagement(_) => "create_engagement",
+            Request::ProvisionProject(_) => "provision_project",
+            Request::AttachBillingRules(_) => "attach_billing_rules",
+            Request::WriteBackIds(_) => "write_back_ids",
+            Request::Publish(_) => "publish",
+        }
+    }
+}
+
+/// The ERP as the engine sees it. Calls block and are made from the system's own delivery
+/// worker, never while the hub is locked.
+pub trait Erp: Send + Sync {
+    /// Creates the project, or answers the id it gave the same key before.
+    fn provision_project(&self, request: &ProjectRequest) -> Outcome;
+    fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome;
+    /// Posts lines, one answer per line in order.
+    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome>;
+    /// Whether each key was applied, one answer per key in order.
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
     /// What the target says of itself, for operators (counts, kind); never credentials.
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
+    }
+}
+
+/// The PSA: engagements for won deals.
+pub trait Psa: Send + Sync {
+    fn create_engagement(&self, request: &EngagementRequest) -> Outcome;
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// The CRM: what the other systems did with its deals.
+pub trait Crm: Send + Sync {
+    fn write_back_ids(&self, request: &WriteBackRequest) -> Outcome;
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// A configured system the hub calls, by its kind.
+#[derive(Clone)]
+pub enum Port {
+    Erp(Arc<dyn Erp>),
+    Psa(Arc<dyn Psa>),
+    Crm(Arc<dyn Crm>),
+    /// The hub's own outbound stream: publishing is written by the step's own commit.
+    Outbound,
+}
+
+impl Port {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Port::Erp(_) => "erp",
+            Port::Psa(_) => "psa",
+            Port::Crm(_) => "crm",
+            Port::Outbound => "outbound",
+        }
+    }
+
+    /// Sends `requests`, one answer per request in order: lines in one batch, the rest one
+    /// by one. A request this kind of system does not take is refused, naming both.
+    pub fn call(&self, system: &str, requests: &[Request]) -> Vec<Outcome> {
+        let mut answers: Vec<Option<Outcome>> = vec![None; requests.len()];
+        let mut lines = Vec::new();
+        let mut line_at = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            let answer = match (self, request) {
+                (Port::Erp(_), Request::PostLine(line)) => {
+                    lines.push(line.clone());
+                    line_at.push(i);
+                    continue;
+                }
+                (Port::Erp(erp), Request::ProvisionProject(r)) => erp.provision_project(r),
+                (Port::Erp(erp), Request::AttachBillingRules(r)) => erp.attach_billing_rules(r),
+                (Port::Psa(psa), Request::CreateEngagement(r)) => psa.create_engagement(r),
+                (Port::Crm(crm), Request::WriteBackIds(r)) => crm.write_back_ids(r),
+                (Port::Outbound, Request::Publish(r)) => Outcome::Done(r.idempotency_key.clone()),
+                (port, request) => Outcome::Rejected(format!(
+                    "system {system} is configured as a {} and cannot {}",
+                    port.kind(),
+                    request.operation()
+                )),
+            };
+            answers[i] = Some(answer);
+        }
+        if let (Port::Erp(erp), false) = (self, lines.is_empty()) {
+            let mut posted = erp.post_lines(&lines).into_iter();
+            for i in line_at {
+                answers[i] = Some(posted.next().unwrap_or_else(|| {
+                    Outcome::technical("the ERP gave fewer answers than lines")
+                }));
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Outcome::technical("no answer")))
+            .collect()
+    }
+
+    /// Asks whether each key was applied.
+    pub fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {
+        match self {
+            Port::Erp(erp) => erp.lookup(keys),
+            Port::Psa(psa) => psa.lookup(keys),
+            Port::Crm(crm) => crm.lookup(keys),
+            // The outbound stream is written in the step's own commit: never half done.
+            Port::Outbound => keys.iter().map(|_| Lookup::NotApplied).collect(),
+        }
+    }
+
+    pub fn describe(&self) -> serde_json::Value {
+        match self {
+            Port::Erp(erp) => erp.describe(),
+            Port::Psa(psa) => psa.describe(),
+            Port::Crm(crm) => crm.describe(),
+            Port::Outbound => serde_json::json!({ "kind": "outbound stream" }),
+        }
+    }
+}
+
+/// The systems of a deployment by name. `hub` (the outbound stream) is always there.
+#[derive(Clone)]
+pub struct Systems {
+    ports: BTreeMap<String, Port>,
+}
+
+/// The name of the hub's own outbound stream among the systems.
+pub const HUB: &str = "hub";
+
+impl Default for Systems {
+    fn default() -> Self {
+        let mut ports = BTreeMap::new();
+        ports.insert(HUB.to_string(), Port::Outbound);
+        Systems { ports }
+    }
+}
+
+impl Systems {
+    pub fn with(mut self, name: &str, port: Port) -> Self {
+        self.ports.insert(name.to_string(), port);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Port> {
+        self.ports.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Port)> {
+        self.ports.iter()
     }
 }

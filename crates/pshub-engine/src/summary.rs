@@ -2,7 +2,7 @@
 //! per currency, approved = posted + undelivered + held + written off.
 
 use crate::error::Result;
-use crate::store::{Counters, EntryPhase, LineStatus, StoreReader};
+use crate::store::{Counters, EntryPhase, StepState, StoreReader};
 use pshub_model::records::{LineKind, OwnerTeam};
 use pshub_model::{Currency, Money};
 use rust_decimal::Decimal;
@@ -13,12 +13,20 @@ use std::collections::BTreeMap;
 pub struct Amounts(BTreeMap<Currency, Decimal>);
 
 impl Amounts {
+    /// Adds an amount. A total past what a decimal holds stays at the largest value, and
+    /// conservation then fails visibly rather than the summary panicking.
     pub fn add(&mut self, currency: Currency, amount: Decimal) {
         let slot = self
             .0
             .entry(currency)
             .or_insert_with(|| Money::zero(currency).amount());
-        *slot += amount;
+        *slot = slot
+            .checked_add(amount)
+            .unwrap_or(if amount.is_sign_negative() {
+                Decimal::MIN
+            } else {
+                Decimal::MAX
+            });
     }
 
     pub fn get(&self, currency: Currency) -> Decimal {
@@ -54,6 +62,10 @@ pub struct Summary {
     pub lines_posted: u64,
     pub reversals_posted: u64,
     pub lines_undelivered: u64,
+    /// Lines that wait behind a step that failed or is held: nothing moves them but a person.
+    pub lines_blocked: u64,
+    /// Steps (of any flow) that wait behind a failed or held step.
+    pub steps_blocked: u64,
     pub exceptions_by_owner: BTreeMap<OwnerTeam, u64>,
     pub open_exceptions_by_owner: BTreeMap<OwnerTeam, u64>,
     pub approved_entries: u64,
@@ -76,37 +88,44 @@ impl Summary {
         summary.accepted = c
             .received
             .saturating_sub(c.duplicates + c.conflicts + c.quarantined);
-        store.each_entry(&mut |entry| {
-            let valued = entry.value.zip(entry.currency);
+        store.each_entry_figure(&mut |entry| {
             match entry.phase {
                 EntryPhase::Billed | EntryPhase::Held | EntryPhase::WrittenOff => {
                     summary.approved_entries += 1;
-                    if let Some((amount, currency)) = valued {
+                    if let Some((amount, currency)) = entry.value {
                         summary.approved_value.add(currency, amount);
                     }
                 }
                 EntryPhase::Rejected | EntryPhase::NotBillable => {}
             }
-            if entry.phase == EntryPhase::Billed && !entry.manual {
+            // Straight through: billed with no manual step, and the line is in the ERP.
+            if entry.phase == EntryPhase::Billed
+                && !entry.manual
+                && entry.line_state == Some(StepState::Done)
+            {
                 summary.straight_through_entries += 1;
             }
-            if let (EntryPhase::WrittenOff, Some((amount, currency))) = (entry.phase, valued) {
+            if let (EntryPhase::WrittenOff, Some((amount, currency))) = (entry.phase, entry.value) {
                 summary.written_off_value.add(currency, amount);
             }
         })?;
-        store.each_line_amount(&mut |kind, status, currency, amount| match status {
-            LineStatus::Posted => {
-                summary.posted_value.add(currency, amount);
-                match kind {
+        store.each_line_figure(&mut |line| match line.state {
+            StepState::Done => {
+                summary.posted_value.add(line.currency, line.amount);
+                match line.kind {
                     LineKind::Reversal => summary.reversals_posted += 1,
                     _ => summary.lines_posted += 1,
                 }
             }
-            LineStatus::Pending | LineStatus::Failed | LineStatus::Refused => {
-                summary.undelivered_value.add(currency, amount);
+            _ => {
+                summary.undelivered_value.add(line.currency, line.amount);
                 summary.lines_undelivered += 1;
+                if line.blocked {
+                    summary.lines_blocked += 1;
+                }
             }
         })?;
+        summary.steps_blocked = store.blocked_steps()?;
         let mut cases = Vec::new();
         store.each_case(&mut |case| {
             cases.push((
@@ -153,11 +172,16 @@ impl Summary {
         self.currencies()
             .into_iter()
             .filter(|c| {
-                let accounted = self.posted_value.get(*c)
-                    + self.undelivered_value.get(*c)
-                    + self.held_value.get(*c)
-                    + self.written_off_value.get(*c);
-                accounted != self.approved_value.get(*c)
+                let accounted = [
+                    &self.undelivered_value,
+                    &self.held_value,
+                    &self.written_off_value,
+                ]
+                .iter()
+                .try_fold(self.posted_value.get(*c), |sum, a| {
+                    sum.checked_add(a.get(*c))
+                });
+                accounted != Some(self.approved_value.get(*c))
             })
             .collect()
     }
@@ -199,6 +223,8 @@ impl Summary {
             "lines_posted": self.lines_posted,
             "reversals_posted": self.reversals_posted,
             "lines_undelivered": self.lines_undelivered,
+            "lines_blocked": self.lines_blocked,
+            "steps_blocked": self.steps_blocked,
             "exceptions_by_owner": by_owner(&self.exceptions_by_owner),
             "open_exceptions_by_owner": by_owner(&self.open_exceptions_by_owner),
             "straight_through_rate": rate,

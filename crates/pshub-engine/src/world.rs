@@ -1,19 +1,103 @@
-//! Reference data as the rules read it: workers with their effective-dated history,
-//! projects and contracts (with amendments), rate cards, FX rates and assignments.
-//! Rebuilt at start by replaying the reference events of the inbox in order.
+//! Reference data as the flows read it: workers with their effective-dated history,
+//! projects and contracts, rate cards, FX rates and assignments. It is a cache of the
+//! reference events in the store, applied in the store's reference order (see
+//! ARCHITECTURE.md, "Reference data"), and kept small: names are interned once, an
+//! assignment is a few dozen bytes, and personal fields are never held.
+//!
+//! Every change can be undone ([`World::undo`]), so a batch whose commit fails leaves the
+//! world exactly as the store has it.
 
+use crate::fingerprint::fingerprint;
 use chrono::NaiveDate;
 use pshub_model::records::*;
-use pshub_model::{
-    AssignmentId, ContractId, Currency, CustomerId, EventData, ProjectCode, RateCardId, WorkerId,
-};
+use pshub_model::{Currency, EventData, ProjectCode, WorkerId};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
+
+/// An interned name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym(u32);
+
+impl Sym {
+    /// Stands for an absent name in compact records.
+    pub const NONE: Sym = Sym(u32::MAX);
+
+    fn of(name: Option<Sym>) -> Sym {
+        name.unwrap_or(Sym::NONE)
+    }
+
+    fn get(self) -> Option<Sym> {
+        (self != Sym::NONE).then_some(self)
+    }
+}
+
+/// Names kept once, in one arena, found by a 64-bit hash (colliding names are kept whole).
+#[derive(Debug, Default)]
+pub struct Names {
+    arena: String,
+    spans: Vec<(u32, u32)>,
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<Box<str>, u32>,
+}
+
+impl Names {
+    pub fn find(&self, name: &str) -> Option<Sym> {
+        let hash = fingerprint(&[name]);
+        if let Some(&id) = self.by_hash.get(&hash)
+            && self.name(Sym(id)) == name
+        {
+            return Some(Sym(id));
+        }
+        self.collided.get(name).map(|&id| Sym(id))
+    }
+
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(sym) = self.find(name) {
+            return sym;
+        }
+        let id = self.spans.len() as u32;
+        self.spans
+            .push((self.arena.len() as u32, name.len() as u32));
+        self.arena.push_str(name);
+        match self.by_hash.entry(fingerprint(&[name])) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(name.into(), id);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+        }
+        Sym(id)
+    }
+
+    pub fn name(&self, sym: Sym) -> &str {
+        match self.spans.get(sym.0 as usize) {
+            Some(&(start, len)) => &self.arena[start as usize..(start + len) as usize],
+            None => "",
+        }
+    }
+
+    fn opt(&mut self, name: Option<&str>) -> Sym {
+        Sym::of(name.map(|n| self.intern(n)))
+    }
+}
+
+/// One HRIS change, compact: names interned, personal fields left out.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    kind: WorkerChangeKind,
+    date: NaiveDate,
+    legal_entity: Sym,
+    region: Sym,
+    cost_center: Sym,
+    role: Sym,
+    grade: Sym,
+}
 
 /// A worker's changes, ordered by effective date (then arrival).
 #[derive(Debug, Default, Clone)]
 pub struct WorkerHistory {
-    changes: Vec<WorkerChange>,
+    changes: Vec<Change>,
 }
 
 /// A worker as of one date.
@@ -23,183 +107,279 @@ pub struct WorkerOnDate<'a> {
     pub region: Option<&'a str>,
     pub role: Option<&'a str>,
     pub legal_entity: Option<&'a str>,
+    pub cost_center: Option<&'a str>,
+    pub grade: Option<&'a str>,
 }
 
 impl WorkerHistory {
-    fn record(&mut self, change: WorkerChange) {
+    /// Inserts a change; answers where, for undoing it.
+    fn record(&mut self, change: Change) -> usize {
         // Stable insertion keeps arrival order among changes with the same date.
-        let at = self
-            .changes
-            .partition_point(|c| c.effective_date <= change.effective_date);
+        let at = self.changes.partition_point(|c| c.date <= change.date);
         self.changes.insert(at, change);
+        at
     }
 
     /// The worker's status and attributes on `date`. Billable from the hire date through
     /// the termination date, both inclusive; a leave runs from its start through the day
     /// before the leave ends; a transfer changes attributes from its effective date.
-    pub fn on(&self, date: NaiveDate) -> WorkerOnDate<'_> {
+    fn on<'a>(&self, names: &'a Names, date: NaiveDate) -> WorkerOnDate<'a> {
+        self.fold(names, |change| match change.kind {
+            WorkerChangeKind::Terminated => change.date < date,
+            _ => change.date <= date,
+        })
+    }
+
+    /// Attributes as of the latest change, whatever the date: for entries dated before
+    /// the hire, to value what is held.
+    fn latest<'a>(&self, names: &'a Names) -> WorkerOnDate<'a> {
+        let mut state = self.fold(names, |_| true);
+        state.status = None;
+        state
+    }
+
+    fn fold<'a>(
+        &self,
+        names: &'a Names,
+        takes_effect: impl Fn(&Change) -> bool,
+    ) -> WorkerOnDate<'a> {
         let mut state = WorkerOnDate {
             status: None,
             region: None,
             role: None,
             legal_entity: None,
+            cost_center: None,
+            grade: None,
         };
-        for change in &self.changes {
-            let takes_effect = match change.kind {
-                WorkerChangeKind::Terminated => change.effective_date < date,
-                _ => change.effective_date <= date,
-            };
-            if !takes_effect {
-                break;
-            }
+        let name = |sym: Sym| sym.get().map(|s| names.name(s));
+        for change in self.changes.iter().take_while(|c| takes_effect(c)) {
             state.status = Some(match change.kind {
                 WorkerChangeKind::Hired | WorkerChangeKind::LeaveEnded => WorkerStatus::Active,
                 WorkerChangeKind::LeaveStarted => WorkerStatus::OnLeave,
                 WorkerChangeKind::Terminated => WorkerStatus::Terminated,
                 WorkerChangeKind::Transferred => state.status.unwrap_or(WorkerStatus::Active),
             });
-            state.region = change.region.as_deref().or(state.region);
-            state.role = change.role.as_deref().or(state.role);
-            state.legal_entity = change.legal_entity.as_deref().or(state.legal_entity);
-        }
-        state
-    }
-
-    /// Attributes as of the latest change, whatever the date: for entries dated before
-    /// the hire, to value what is held.
-    pub fn latest(&self) -> WorkerOnDate<'_> {
-        let mut state = WorkerOnDate {
-            status: None,
-            region: None,
-            role: None,
-            legal_entity: None,
-        };
-        for change in &self.changes {
-            state.region = change.region.as_deref().or(state.region);
-            state.role = change.role.as_deref().or(state.role);
-            state.legal_entity = change.legal_entity.as_deref().or(state.legal_entity);
+            state.region = name(change.region).or(state.region);
+            state.role = name(change.role).or(state.role);
+            state.legal_entity = name(change.legal_entity).or(state.legal_entity);
+            state.cost_center = name(change.cost_center).or(state.cost_center);
+            state.grade = name(change.grade).or(state.grade);
         }
         state
     }
 }
 
-/// A contract with its amendments in effective order.
-#[derive(Debug, Clone)]
-pub struct ContractTerms {
-    pub base: Contract,
-    amendments: Vec<ContractAmendment>,
-}
-
-impl ContractTerms {
-    /// The rate card and end date in force on `date`.
-    pub fn on(&self, date: NaiveDate) -> (&RateCardId, Option<NaiveDate>) {
-        let mut rate_card = &self.base.rate_card_id;
-        let mut end = self.base.end;
-        for amendment in self
-            .amendments
-            .iter()
-            .take_while(|a| a.effective_from <= date)
-        {
-            rate_card = amendment.rate_card_id.as_ref().unwrap_or(rate_card);
-            end = amendment.end.or(end);
-        }
-        (rate_card, end)
-    }
-
-    /// The contract's latest end date, amendments included, to say whether a date is past it.
-    pub fn covers(&self, date: NaiveDate) -> bool {
-        let (_, end) = self.on(date);
-        date >= self.base.start && end.is_none_or(|end| date <= end)
-    }
-}
-
+/// A project as its closed-won deal made it: the first deal for a code wins; terms change
+/// only by amendment.
 #[derive(Debug, Clone)]
 pub struct ProjectInfo {
     pub project: Project,
-    pub contract_id: ContractId,
-    pub customer_id: CustomerId,
+    pub contract: Contract,
+    pub customer: Customer,
+    pub opportunity_id: String,
 }
+
+/// One line of a rate card: valid from, valid to (inclusive), rate.
+type RateSpan = (NaiveDate, Option<NaiveDate>, Decimal);
+
+/// A rate card indexed by (role, region): each list sorted by `valid_from`.
+#[derive(Debug, Clone)]
+struct RateIndex {
+    currency: Currency,
+    rates: HashMap<(Sym, Sym), Vec<RateSpan>>,
+}
+
+/// An assignment, compact.
+#[derive(Debug, Clone, Copy)]
+struct Booking {
+    version: u32,
+    worker: Sym,
+    project: Sym,
+    role: Sym,
+    start: NaiveDate,
+    end: NaiveDate,
+    state: AssignmentState,
+}
+
+/// How to take back one change.
+#[derive(Debug)]
+enum Undo {
+    Customer(Sym, Option<Customer>),
+    Project(Sym, Option<Box<ProjectInfo>>),
+    WorkerChange(Sym, usize),
+    RateCard(Sym, Option<RateIndex>),
+    CostRate,
+    Fx((Currency, Currency), NaiveDate, Option<Decimal>),
+    Booking(Sym, Option<Booking>),
+}
+
+/// A mark in the undo log: [`World::undo`] takes back everything after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(usize);
 
 #[derive(Debug, Default)]
 pub struct World {
-    pub workers: HashMap<WorkerId, WorkerHistory>,
-    pub customers: HashMap<CustomerId, Customer>,
-    pub projects: HashMap<ProjectCode, ProjectInfo>,
-    pub contracts: HashMap<ContractId, ContractTerms>,
-    pub rate_cards: HashMap<RateCardId, RateCard>,
+    names: Names,
+    workers: HashMap<Sym, WorkerHistory>,
+    customers: HashMap<Sym, Customer>,
+    projects: HashMap<Sym, ProjectInfo>,
+    rate_cards: HashMap<Sym, RateIndex>,
     pub cost_rates: Vec<CostRate>,
     fx: HashMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>,
-    assignments: HashMap<AssignmentId, Assignment>,
-    assignments_by_pair: HashMap<(WorkerId, ProjectCode), Vec<AssignmentId>>,
+    bookings: HashMap<Sym, Booking>,
+    by_pair: HashMap<(Sym, Sym), Vec<Sym>>,
+    log: Vec<Undo>,
+    /// The reference version of the last event applied.
+    pub version: i64,
 }
 
-/// What applying a reference event changed, where the engine must act on it.
-#[derive(Debug, PartialEq)]
+/// What applying a reference event changed, where a flow acts on it.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
     Nothing,
-    /// A project seen for the first time: provision it in the ERP.
-    NewProject(ProjectCode),
+    /// A project seen for the first time.
+    NewProject,
+    /// A closed-won for a project code that another opportunity already has.
+    ProjectTaken {
+        by: String,
+    },
 }
 
 impl World {
+    /// Marks the undo log; changes after the mark can be taken back.
+    pub fn mark(&self) -> Mark {
+        Mark(self.log.len())
+    }
+
+    /// Takes back every change after `mark`, newest first.
+    pub fn undo(&mut self, mark: Mark, version: i64) {
+        while self.log.len() > mark.0 {
+            let Some(undo) = self.log.pop() else { break };
+            match undo {
+                Undo::Customer(id, before) => restore(&mut self.customers, id, before),
+                Undo::Project(code, before) => {
+                    restore(&mut self.projects, code, before.map(|b| *b))
+                }
+                Undo::WorkerChange(id, at) => {
+                    if let Some(history) = self.workers.get_mut(&id) {
+                        history.changes.remove(at);
+                        if history.changes.is_empty() {
+                            self.workers.remove(&id);
+                        }
+                    }
+                }
+                Undo::RateCard(id, before) => restore(&mut self.rate_cards, id, before),
+                Undo::CostRate => {
+                    self.cost_rates.pop();
+                }
+                Undo::Fx(pair, day, before) => {
+                    let rates = self.fx.entry(pair).or_default();
+                    match before {
+                        Some(rate) => rates.insert(day, rate),
+                        None => rates.remove(&day),
+                    };
+                }
+                Undo::Booking(id, before) => {
+                    self.remove_booking(id);
+                    if let Some(booking) = before {
+                        self.insert_booking(id, booking);
+                    }
+                }
+            }
+        }
+        self.version = version;
+    }
+
+    /// Forgets the undo log up to now: the changes are committed.
+    pub fn keep(&mut self) {
+        self.log.clear();
+    }
+
     pub fn apply(&mut self, data: &EventData) -> Applied {
         match data {
             EventData::Customer(customer) => {
-                self.customers
-                    .insert(customer.customer_id.clone(), customer.clone());
+                let id = self.names.intern(customer.customer_id.as_str());
+                let before = self.customers.insert(id, customer.clone());
+                self.log.push(Undo::Customer(id, before));
             }
             EventData::ClosedWon(won) => {
-                self.customers
-                    .insert(won.customer.customer_id.clone(), won.customer.clone());
-                let contract_id = won.contract.contract_id.clone();
-                self.contracts
-                    .entry(contract_id.clone())
-                    .and_modify(|terms| terms.base = won.contract.clone())
-                    .or_insert_with(|| ContractTerms {
-                        base: won.contract.clone(),
-                        amendments: Vec::new(),
-                    });
-                let code = won.project.project_code.clone();
-                let is_new = !self.projects.contains_key(&code);
+                let code = self.names.intern(won.project.project_code.as_str());
+                if let Some(known) = self.projects.get(&code) {
+                    if known.opportunity_id != won.opportunity_id.as_str() {
+                        return Applied::ProjectTaken {
+                            by: known.opportunity_id.clone(),
+                        };
+                    }
+                    return Applied::Nothing;
+                }
+                let customer = self.names.intern(won.customer.customer_id.as_str());
+                let before = self.customers.insert(customer, won.customer.clone());
+                self.log.push(Undo::Customer(customer, before));
                 self.projects.insert(
-                    code.clone(),
+                    code,
                     ProjectInfo {
                         project: won.project.clone(),
-                        contract_id,
-                        customer_id: won.customer.customer_id.clone(),
+                        contract: won.contract.clone(),
+                        customer: won.customer.clone(),
+                        opportunity_id: won.opportunity_id.to_string(),
                     },
                 );
-                if is_new {
-                    return Applied::NewProject(code);
-                }
-            }
-            EventData::ContractAmended(amendment) => {
-                if let Some(terms) = self.contracts.get_mut(&amendment.contract_id) {
-                    let at = terms
-                        .amendments
-                        .partition_point(|a| a.effective_from <= amendment.effective_from);
-                    terms.amendments.insert(at, amendment.clone());
-                }
+                self.log.push(Undo::Project(code, None));
+                return Applied::NewProject;
             }
             EventData::Worker(change) => {
-                self.workers
-                    .entry(change.worker_id.clone())
-                    .or_default()
-                    .record(change.clone());
+                let id = self.names.intern(change.worker_id.as_str());
+                let compact = Change {
+                    kind: change.kind,
+                    date: change.effective_date,
+                    legal_entity: self.names.opt(change.legal_entity.as_deref()),
+                    region: self.names.opt(change.region.as_deref()),
+                    cost_center: self.names.opt(change.cost_center.as_deref()),
+                    role: self.names.opt(change.role.as_deref()),
+                    grade: self.names.opt(change.grade.as_deref()),
+                };
+                let at = self.workers.entry(id).or_default().record(compact);
+                self.log.push(Undo::WorkerChange(id, at));
             }
             EventData::RateCard(card) => {
-                self.rate_cards
-                    .insert(card.rate_card_id.clone(), card.clone());
+                let id = self.names.intern(card.rate_card_id.as_str());
+                let mut rates: HashMap<(Sym, Sym), Vec<_>> = HashMap::new();
+                for line in &card.rates {
+                    let key = (
+                        self.names.intern(&line.role),
+                        self.names.intern(&line.region),
+                    );
+                    rates
+                        .entry(key)
+                        .or_default()
+                        .push((line.valid_from, line.valid_to, line.rate));
+                }
+                for lines in rates.values_mut() {
+                    lines.sort_by_key(|(from, ..)| *from);
+                }
+                let index = RateIndex {
+                    currency: card.currency,
+                    rates,
+                };
+                let before = self.rate_cards.insert(id, index);
+                self.log.push(Undo::RateCard(id, before));
             }
-            EventData::CostRate(rate) => self.cost_rates.push(rate.clone()),
+            EventData::CostRate(rate) => {
+                self.cost_rates.push(rate.clone());
+                self.log.push(Undo::CostRate);
+            }
             EventData::FxRate(rate) => {
-                self.fx
-                    .entry((rate.from, rate.to))
+                let pair = (rate.from, rate.to);
+                let before = self
+                    .fx
+                    .entry(pair)
                     .or_default()
                     .insert(rate.valid_on, rate.rate);
+                self.log.push(Undo::Fx(pair, rate.valid_on, before));
             }
             EventData::Assignment(assignment) => self.apply_assignment(assignment),
-            EventData::TimeEntry { .. }
+            EventData::ContractAmended(_)
+            | EventData::TimeEntry { .. }
             | EventData::Expense { .. }
             | EventData::MilestoneReached(_)
             | EventData::InvoiceStatus(_)
@@ -209,40 +389,112 @@ impl World {
     }
 
     fn apply_assignment(&mut self, assignment: &Assignment) {
-        if let Some(known) = self.assignments.get(&assignment.assignment_id) {
-            if known.version >= assignment.version {
-                return; // an older or equal version arriving late changes nothing
-            }
-            let old_pair = (known.worker_id.clone(), known.project_code.clone());
-            if let Some(ids) = self.assignments_by_pair.get_mut(&old_pair) {
-                ids.retain(|id| id != &assignment.assignment_id);
-            }
+        let id = self.names.intern(assignment.assignment_id.as_str());
+        let before = self.bookings.get(&id).copied();
+        if before.is_some_and(|known| known.version >= assignment.version) {
+            return; // an older or equal version arriving late changes nothing
         }
-        self.assignments
-            .insert(assignment.assignment_id.clone(), assignment.clone());
-        self.assignments_by_pair
-            .entry((
-                assignment.worker_id.clone(),
-                assignment.project_code.clone(),
-            ))
-            .or_default()
-            .push(assignment.assignment_id.clone());
+        let booking = Booking {
+            version: assignment.version,
+            worker: self.names.intern(assignment.worker_id.as_str()),
+            project: self.names.intern(assignment.project_code.as_str()),
+            role: self.names.intern(&assignment.role),
+            start: assignment.start,
+            end: assignment.end,
+            state: assignment.state,
+        };
+        self.remove_booking(id);
+        self.insert_booking(id, booking);
+        self.log.push(Undo::Booking(id, before));
     }
 
-    /// The approved assignment of the worker on the project covering `date`.
+    fn remove_booking(&mut self, id: Sym) {
+        if let Some(old) = self.bookings.remove(&id) {
+            let pair = (old.worker, old.project);
+            if let Some(ids) = self.by_pair.get_mut(&pair) {
+                ids.retain(|other| *other != id);
+                if ids.is_empty() {
+                    self.by_pair.remove(&pair);
+                }
+            }
+        }
+    }
+
+    fn insert_booking(&mut self, id: Sym, booking: Booking) {
+        self.by_pair
+            .entry((booking.worker, booking.project))
+            .or_default()
+            .push(id);
+        self.bookings.insert(id, booking);
+    }
+
+    pub fn project(&self, code: &ProjectCode) -> Option<&ProjectInfo> {
+        self.projects.get(&self.names.find(code.as_str())?)
+    }
+
+    pub fn projects(&self) -> impl Iterator<Item = &ProjectInfo> {
+        self.projects.values()
+    }
+
+    pub fn knows_worker(&self, worker: &WorkerId) -> bool {
+        self.names
+            .find(worker.as_str())
+            .is_some_and(|id| self.workers.contains_key(&id))
+    }
+
+    /// The worker on `date`; `None` for a worker the hub does not know.
+    pub fn worker_on(&self, worker: &WorkerId, date: NaiveDate) -> Option<WorkerOnDate<'_>> {
+        let history = self.workers.get(&self.names.find(worker.as_str())?)?;
+        Some(history.on(&self.names, date))
+    }
+
+    /// The worker's attributes as of the latest change.
+    pub fn worker_latest(&self, worker: &WorkerId) -> Option<WorkerOnDate<'_>> {
+        let history = self.workers.get(&self.names.find(worker.as_str())?)?;
+        Some(history.latest(&self.names))
+    }
+
+    /// The role of the worker's approved assignment on the project covering `date`.
     pub fn approved_assignment(
         &self,
         worker: &WorkerId,
         project: &ProjectCode,
         date: NaiveDate,
-    ) -> Option<&Assignment> {
-        // Borrowed lookups with a tuple key need owned parts; these clones are of short ids.
-        let ids = self
-            .assignments_by_pair
-            .get(&(worker.clone(), project.clone()))?;
-        ids.iter()
-            .filter_map(|id| self.assignments.get(id))
-            .find(|a| a.state == AssignmentState::Approved && a.covers(date))
+    ) -> Option<&str> {
+        let pair = (
+            self.names.find(worker.as_str())?,
+            self.names.find(project.as_str())?,
+        );
+        self.by_pair
+            .get(&pair)?
+            .iter()
+            .filter_map(|id| self.bookings.get(id))
+            .find(|b| b.state == AssignmentState::Approved && b.start <= date && date <= b.end)
+            .map(|b| self.names.name(b.role))
+    }
+
+    /// The rate card's currency and its bill rate for (role, region, date); where lines
+    /// overlap, the latest `valid_from` wins. `None` for an unknown card.
+    pub fn bill_rate(
+        &self,
+        card: &str,
+        role: &str,
+        region: &str,
+        date: NaiveDate,
+    ) -> Option<(Currency, Option<Decimal>)> {
+        let index = self.rate_cards.get(&self.names.find(card)?)?;
+        let key = match (self.names.find(role), self.names.find(region)) {
+            (Some(role), Some(region)) => (role, region),
+            _ => return Some((index.currency, None)),
+        };
+        let rate = index.rates.get(&key).and_then(|lines| {
+            lines
+                .iter()
+                .rev()
+                .find(|(from, to, _)| *from <= date && to.is_none_or(|to| date <= to))
+                .map(|(.., rate)| *rate)
+        });
+        Some((index.currency, rate))
     }
 
     /// The FX rate with the latest `valid_on` on or before `date`.
@@ -253,14 +505,26 @@ impl World {
             .next_back()
             .map(|(_, rate)| *rate)
     }
+
+    /// How many assignments are held, for the memory benchmark.
+    pub fn assignments(&self) -> usize {
+        self.bookings.len()
+    }
+}
+
+fn restore<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, before: Option<V>) {
+    match before {
+        Some(value) => map.insert(key, value),
+        None => map.remove(&key),
+    };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn change(kind: WorkerChangeKind, date: &str, region: Option<&str>) -> WorkerChange {
-        WorkerChange {
+    fn change(kind: WorkerChangeKind, date: &str, region: Option<&str>) -> EventData {
+        EventData::Worker(WorkerChange {
             kind,
             worker_id: WorkerId::parse("W-1").unwrap(),
             effective_date: date.parse().unwrap(),
@@ -272,56 +536,43 @@ mod tests {
             manager_id: None,
             name: None,
             email: None,
-        }
+        })
     }
 
-    fn status_on(history: &WorkerHistory, date: &str) -> Option<WorkerStatus> {
-        history.on(date.parse().unwrap()).status
+    fn status_on(world: &World, date: &str) -> Option<WorkerStatus> {
+        world
+            .worker_on(&WorkerId::parse("W-1").unwrap(), date.parse().unwrap())
+            .and_then(|w| w.status)
     }
 
     #[test]
     fn worker_dates_follow_the_contract() {
-        let mut history = WorkerHistory::default();
-        history.record(change(WorkerChangeKind::Hired, "2026-01-10", Some("emea")));
-        history.record(change(WorkerChangeKind::LeaveStarted, "2026-02-01", None));
-        history.record(change(WorkerChangeKind::LeaveEnded, "2026-02-10", None));
-        history.record(change(
+        let mut world = World::default();
+        world.apply(&change(WorkerChangeKind::Hired, "2026-01-10", Some("emea")));
+        world.apply(&change(WorkerChangeKind::LeaveStarted, "2026-02-01", None));
+        world.apply(&change(WorkerChangeKind::LeaveEnded, "2026-02-10", None));
+        world.apply(&change(
             WorkerChangeKind::Transferred,
             "2026-03-01",
             Some("amer"),
         ));
-        history.record(change(WorkerChangeKind::Terminated, "2026-03-31", None));
-        assert_eq!(status_on(&history, "2026-01-09"), None);
+        world.apply(&change(WorkerChangeKind::Terminated, "2026-03-31", None));
+        let region = |d: &str| {
+            world
+                .worker_on(&WorkerId::parse("W-1").unwrap(), d.parse().unwrap())
+                .and_then(|w| w.region)
+                .map(str::to_string)
+        };
+        assert_eq!(status_on(&world, "2026-01-09"), None);
+        assert_eq!(status_on(&world, "2026-01-10"), Some(WorkerStatus::Active));
+        assert_eq!(status_on(&world, "2026-02-01"), Some(WorkerStatus::OnLeave));
+        assert_eq!(status_on(&world, "2026-02-09"), Some(WorkerStatus::OnLeave));
+        assert_eq!(status_on(&world, "2026-02-10"), Some(WorkerStatus::Active));
+        assert_eq!(region("2026-02-28").as_deref(), Some("emea"));
+        assert_eq!(region("2026-03-01").as_deref(), Some("amer"));
+        assert_eq!(status_on(&world, "2026-03-31"), Some(WorkerStatus::Active));
         assert_eq!(
-            status_on(&history, "2026-01-10"),
-            Some(WorkerStatus::Active)
-        );
-        assert_eq!(
-            status_on(&history, "2026-02-01"),
-            Some(WorkerStatus::OnLeave)
-        );
-        assert_eq!(
-            status_on(&history, "2026-02-09"),
-            Some(WorkerStatus::OnLeave)
-        );
-        assert_eq!(
-            status_on(&history, "2026-02-10"),
-            Some(WorkerStatus::Active)
-        );
-        assert_eq!(
-            history.on("2026-02-28".parse().unwrap()).region,
-            Some("emea")
-        );
-        assert_eq!(
-            history.on("2026-03-01".parse().unwrap()).region,
-            Some("amer")
-        );
-        assert_eq!(
-            status_on(&history, "2026-03-31"),
-            Some(WorkerStatus::Active)
-        );
-        assert_eq!(
-            status_on(&history, "2026-04-01"),
+            status_on(&world, "2026-04-01"),
             Some(WorkerStatus::Terminated)
         );
     }
@@ -351,5 +602,74 @@ mod tests {
         assert_eq!(on("2026-03-14"), Some("1.08".into()));
         assert_eq!(on("2026-03-15"), Some("1.10".into()));
         assert_eq!(world.fx_rate(usd, eur, "2026-03-20".parse().unwrap()), None);
+    }
+
+    fn assignment(id: &str, version: u32, project: &str, state: AssignmentState) -> EventData {
+        EventData::Assignment(Assignment {
+            assignment_id: pshub_model::AssignmentId::parse(id).unwrap(),
+            version,
+            worker_id: WorkerId::parse("W-1").unwrap(),
+            project_code: ProjectCode::parse(project).unwrap(),
+            role: "consultant".into(),
+            start: "2026-03-01".parse().unwrap(),
+            end: "2026-03-31".parse().unwrap(),
+            hours: Decimal::from(160),
+            state,
+        })
+    }
+
+    #[test]
+    fn a_later_version_moves_an_assignment_and_an_older_one_changes_nothing() {
+        let mut world = World::default();
+        let (w, p1, p2) = (
+            WorkerId::parse("W-1").unwrap(),
+            ProjectCode::parse("P-1").unwrap(),
+            ProjectCode::parse("P-2").unwrap(),
+        );
+        let day = "2026-03-04".parse().unwrap();
+        world.apply(&assignment("A-1", 2, "P-1", AssignmentState::Approved));
+        world.apply(&assignment("A-1", 1, "P-1", AssignmentState::Soft));
+        assert_eq!(world.approved_assignment(&w, &p1, day), Some("consultant"));
+        world.apply(&assignment("A-1", 3, "P-2", AssignmentState::Approved));
+        assert_eq!(world.approved_assignment(&w, &p1, day), None);
+        assert_eq!(world.approved_assignment(&w, &p2, day), Some("consultant"));
+        assert_eq!(world.assignments(), 1);
+    }
+
+    #[test]
+    fn undo_takes_back_everything_after_the_mark() {
+        let mut world = World::default();
+        let (w, p1) = (
+            WorkerId::parse("W-1").unwrap(),
+            ProjectCode::parse("P-1").unwrap(),
+        );
+        let day = "2026-03-04".parse().unwrap();
+        world.apply(&assignment("A-1", 1, "P-1", AssignmentState::Approved));
+        world.apply(&change(WorkerChangeKind::Hired, "2026-01-10", Some("emea")));
+        world.keep();
+        let mark = world.mark();
+        world.apply(&assignment("A-1", 2, "P-1", AssignmentState::Cancelled));
+        world.apply(&change(WorkerChangeKind::Terminated, "2026-02-01", None));
+        world.apply(&assignment("A-2", 1, "P-1", AssignmentState::Soft));
+        assert_eq!(world.approved_assignment(&w, &p1, day), None);
+        assert_eq!(
+            status_on(&world, "2026-03-01"),
+            Some(WorkerStatus::Terminated)
+        );
+        world.undo(mark, 7);
+        assert_eq!(world.approved_assignment(&w, &p1, day), Some("consultant"));
+        assert_eq!(status_on(&world, "2026-03-01"), Some(WorkerStatus::Active));
+        assert_eq!(world.assignments(), 1);
+        assert_eq!(world.version, 7);
+    }
+
+    #[test]
+    fn names_are_interned_once_and_found_again() {
+        let mut names = Names::default();
+        let a = names.intern("W-00001");
+        let b = names.intern("P-0001");
+        assert_eq!(names.intern("W-00001"), a);
+        assert_eq!(names.name(b), "P-0001");
+        assert_eq!(names.find("nobody"), None);
     }
 }

@@ -125,6 +125,47 @@ impl EventData {
         value.unwrap_or_default()
     }
 
+    /// The event type this data is the canonical record of.
+    pub fn event_type(&self) -> EventType {
+        use EventType as T;
+        match self {
+            EventData::Customer(_) => T::CustomerUpserted,
+            EventData::ClosedWon(_) => T::OpportunityClosedWon,
+            EventData::ContractAmended(_) => T::ContractAmended,
+            EventData::Worker(change) => match change.kind {
+                WorkerChangeKind::Hired => T::WorkerHired,
+                WorkerChangeKind::Transferred => T::WorkerTransferred,
+                WorkerChangeKind::LeaveStarted => T::WorkerLeaveStarted,
+                WorkerChangeKind::LeaveEnded => T::WorkerLeaveEnded,
+                WorkerChangeKind::Terminated => T::WorkerTerminated,
+            },
+            EventData::RateCard(_) => T::RateCardUpserted,
+            EventData::CostRate(_) => T::CostRateUpserted,
+            EventData::FxRate(_) => T::FxRateUpserted,
+            EventData::Assignment(_) => T::AssignmentChanged,
+            EventData::TimeEntry { approved: true, .. } => T::TimeEntryApproved,
+            EventData::TimeEntry {
+                approved: false, ..
+            } => T::TimeEntryRejected,
+            EventData::Expense { approved: true, .. } => T::ExpenseApproved,
+            EventData::Expense {
+                approved: false, ..
+            } => T::ExpenseRejected,
+            EventData::MilestoneReached(_) => T::MilestoneReached,
+            EventData::InvoiceStatus(_) => T::InvoiceStatusChanged,
+            EventData::PayrollActual(_) => T::PayrollActuals,
+        }
+    }
+
+    /// Parses the canonical JSON written by [`Self::canonical_json`] (as the inbox stores it).
+    pub fn parse_canonical(event_type: EventType, text: &str) -> Result<Self, FieldError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| FieldError {
+            field: "data".into(),
+            problem: format!("is not JSON: {e}"),
+        })?;
+        EventData::parse(event_type, &Obj::new("data", &value)?)
+    }
+
     /// The business key whose events must apply in order (PRODUCT.md section 6).
     pub fn business_key(&self) -> String {
         match self {
@@ -147,12 +188,19 @@ impl EventData {
         }
     }
 
-    /// Whether the event changes the reference data that rules read (workers, rates,
-    /// projects, assignments) rather than being work to bill.
+    /// Whether the event changes the reference data that flows read (customers, deals,
+    /// workers, rate cards, cost rates, FX rates, assignments), rather than being work or a
+    /// record that no flow acts on yet.
     pub fn is_reference(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            EventData::TimeEntry { .. } | EventData::Expense { .. }
+            EventData::Customer(_)
+                | EventData::ClosedWon(_)
+                | EventData::Worker(_)
+                | EventData::RateCard(_)
+                | EventData::CostRate(_)
+                | EventData::FxRate(_)
+                | EventData::Assignment(_)
         )
     }
 }
@@ -186,6 +234,36 @@ impl fmt::Display for EventError {
 pub const SCHEMA_VERSION: u32 = 1;
 
 impl Event {
+    /// Parses one event from its text as it arrived. Besides [`Event::parse`], it refuses an
+    /// object with the same key twice, which a parse into maps would hide.
+    pub fn parse_text(raw: &str, known_source: impl Fn(&str) -> bool) -> Result<Event, EventError> {
+        let value: Value = serde_json::from_str(raw).map_err(|e| EventError {
+            id: None,
+            source: None,
+            error: FieldError {
+                field: String::new(),
+                problem: format!("is not JSON: {e}"),
+            },
+        })?;
+        let parsed = Event::parse(&value, known_source);
+        let Some(path) = crate::json::duplicate_key(raw) else {
+            return parsed;
+        };
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+        let (id, source) = match &parsed {
+            Ok(event) => (Some(event.id.clone()), Some(event.source.clone())),
+            Err(error) => (error.id.clone().or(text("id")), error.source.clone()),
+        };
+        Err(EventError {
+            id,
+            source,
+            error: FieldError {
+                field: path,
+                problem: "appears twice in one object; send each key once".into(),
+            },
+        })
+    }
+
     /// Parses an envelope and its `data`. `known_source` says whether a source is configured.
     pub fn parse(value: &Value, known_source: impl Fn(&str) -> bool) -> Result<Event, EventError> {
         let fail = |id: Option<&str>, source: Option<&str>, error: FieldError| EventError {
@@ -373,6 +451,491 @@ mod never_panics {
             if let Err(error) = Event::parse(&event, |_| true) {
                 prop_assert!(error.error.field.starts_with(field), "{} does not name {field}", error);
             }
+        }
+    }
+}
+
+/// The stored form of every event type reads back as the same record: a hub that restarts
+/// rebuilds its memory from these texts, so one that did not parse would stop the start.
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+    use crate::Currency;
+    use crate::ids::*;
+    use chrono::NaiveDate;
+    use proptest::option;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn key<T: std::fmt::Debug>(parse: fn(&str) -> Result<T, String>) -> impl Strategy<Value = T> {
+        "[A-Z]{1,3}-[0-9]{1,6}".prop_map(move |s| parse(&s).expect("a valid key"))
+    }
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z][a-z_]{0,11}"
+    }
+
+    fn date() -> impl Strategy<Value = NaiveDate> {
+        (0i64..4_000).prop_map(|days| {
+            NaiveDate::from_ymd_opt(2020, 1, 1).expect("a date") + chrono::Duration::days(days)
+        })
+    }
+
+    fn period() -> impl Strategy<Value = (NaiveDate, Option<NaiveDate>)> {
+        (date(), option::of(0i64..900))
+            .prop_map(|(from, days)| (from, days.map(|d| from + chrono::Duration::days(d))))
+    }
+
+    fn currency() -> impl Strategy<Value = Currency> {
+        prop::sample::select(vec!["EUR", "USD", "JPY", "BHD", "CHF"])
+            .prop_map(|c| Currency::parse(c).expect("a currency"))
+    }
+
+    /// A decimal below 10^12 with at most `places` decimal places, above zero if `positive`.
+    fn decimal(places: u32, positive: bool) -> impl Strategy<Value = Decimal> {
+        (0i64..1_000_000_000_000, 0..=places).prop_map(move |(units, scale)| {
+            let units = if positive { units.max(1) } else { units };
+            Decimal::new(units, scale).normalize()
+        })
+    }
+
+    fn customer() -> impl Strategy<Value = Customer> {
+        (
+            key(CustomerId::parse),
+            label(),
+            option::of(label()),
+            "[A-Z]{2}",
+            currency(),
+        )
+            .prop_map(
+                |(customer_id, legal_name, tax_id, country, currency)| Customer {
+                    customer_id,
+                    legal_name,
+                    tax_id,
+                    country,
+                    currency,
+                },
+            )
+    }
+
+    fn milestones() -> impl Strategy<Value = Vec<MilestoneTerm>> {
+        prop::collection::vec(
+            (key(MilestoneId::parse), label(), decimal(2, true)).prop_map(
+                |(milestone_id, name, amount)| MilestoneTerm {
+                    milestone_id,
+                    name,
+                    amount,
+                },
+            ),
+            1..4,
+        )
+    }
+
+    fn contract() -> impl Strategy<Value = Contract> {
+        (
+            key(ContractId::parse),
+            prop::sample::select(vec![
+                BillingModel::TimeAndMaterials,
+                BillingModel::FixedFee,
+                BillingModel::CappedTm,
+            ]),
+            currency(),
+            key(RateCardId::parse),
+            option::of(decimal(2, true)),
+            option::of(milestones()),
+            period(),
+        )
+            .prop_map(
+                |(
+                    contract_id,
+                    billing_model,
+                    currency,
+                    rate_card_id,
+                    cap,
+                    milestones,
+                    (start, end),
+                )| {
+                    let cap = match billing_model {
+                        BillingModel::CappedTm => cap.or(Some(Decimal::from(1000))),
+                        _ => cap,
+                    };
+                    let mut milestones = milestones.unwrap_or_default();
+                    if billing_model != BillingModel::FixedFee && milestones.len() > 2 {
+                        milestones.clear();
+                    }
+                    if billing_model == BillingModel::FixedFee && milestones.is_empty() {
+                        milestones.push(MilestoneTerm {
+                            milestone_id: MilestoneId::parse("M-1").expect("a key"),
+                            name: "kickoff".into(),
+                            amount: Decimal::from(500),
+                        });
+                    }
+                    Contract {
+                        contract_id,
+                        billing_model,
+                        currency,
+                        rate_card_id,
+                        cap,
+                        milestones,
+                        start,
+                        end,
+                    }
+                },
+            )
+    }
+
+    fn project() -> impl Strategy<Value = Project> {
+        (key(ProjectCode::parse), label(), label(), label(), label()).prop_map(
+            |(project_code, name, legal_entity, region, service_line)| Project {
+                project_code,
+                name,
+                legal_entity,
+                region,
+                service_line,
+            },
+        )
+    }
+
+    fn worker_change() -> impl Strategy<Value = WorkerChange> {
+        let kinds = vec![
+            WorkerChangeKind::Hired,
+            WorkerChangeKind::Transferred,
+            WorkerChangeKind::LeaveStarted,
+            WorkerChangeKind::LeaveEnded,
+            WorkerChangeKind::Terminated,
+        ];
+        (
+            prop::sample::select(kinds),
+            key(WorkerId::parse),
+            date(),
+            option::of(label()),
+            option::of(label()),
+            option::of(label()),
+            option::of(label()),
+            option::of(label()),
+            option::of(key(WorkerId::parse)),
+            option::of("[A-Za-z ]{1,20}"),
+            option::of("[a-z]{1,8}@example\\.com"),
+        )
+            .prop_map(
+                |(
+                    kind,
+                    worker_id,
+                    effective_date,
+                    le,
+                    region,
+                    cc,
+                    role,
+                    grade,
+                    manager,
+                    name,
+                    email,
+                )| {
+                    let hired = kind == WorkerChangeKind::Hired;
+                    WorkerChange {
+                        kind,
+                        worker_id,
+                        effective_date,
+                        legal_entity: if hired {
+                            le.or(Some("DE01".into()))
+                        } else {
+                            le
+                        },
+                        region: if hired {
+                            region.or(Some("emea".into()))
+                        } else {
+                            region
+                        },
+                        cost_center: cc,
+                        role: if hired {
+                            role.or(Some("consultant".into()))
+                        } else {
+                            role
+                        },
+                        grade,
+                        manager_id: manager,
+                        name,
+                        email,
+                    }
+                },
+            )
+    }
+
+    fn rate_card() -> impl Strategy<Value = RateCard> {
+        let line = (label(), label(), decimal(6, false), period()).prop_map(
+            |(role, region, rate, (valid_from, valid_to))| RateLine {
+                role,
+                region,
+                rate,
+                valid_from,
+                valid_to,
+            },
+        );
+        (
+            key(RateCardId::parse),
+            currency(),
+            prop::collection::vec(line, 0..4),
+        )
+            .prop_map(|(rate_card_id, currency, rates)| RateCard {
+                rate_card_id,
+                currency,
+                rates,
+            })
+    }
+
+    fn cost_rate() -> impl Strategy<Value = CostRate> {
+        let subject = prop_oneof![
+            key(WorkerId::parse).prop_map(CostSubject::Worker),
+            label().prop_map(CostSubject::Grade),
+        ];
+        (subject, currency(), decimal(6, false), period()).prop_map(
+            |(subject, currency, hourly_cost, (valid_from, valid_to))| CostRate {
+                subject,
+                currency,
+                hourly_cost,
+                valid_from,
+                valid_to,
+            },
+        )
+    }
+
+    fn fx_rate() -> impl Strategy<Value = FxRate> {
+        (decimal(12, true), date(), label()).prop_map(|(rate, valid_on, source)| FxRate {
+            from: Currency::parse("EUR").expect("EUR"),
+            to: Currency::parse("USD").expect("USD"),
+            rate,
+            valid_on,
+            source,
+        })
+    }
+
+    fn assignment() -> impl Strategy<Value = Assignment> {
+        let states = vec![
+            AssignmentState::Tentative,
+            AssignmentState::Soft,
+            AssignmentState::Hard,
+            AssignmentState::Approved,
+            AssignmentState::Cancelled,
+        ];
+        (
+            key(AssignmentId::parse),
+            any::<u32>(),
+            key(WorkerId::parse),
+            key(ProjectCode::parse),
+            label(),
+            date(),
+            0i64..400,
+            decimal(2, false),
+            prop::sample::select(states),
+        )
+            .prop_map(
+                |(
+                    assignment_id,
+                    version,
+                    worker_id,
+                    project_code,
+                    role,
+                    start,
+                    days,
+                    hours,
+                    state,
+                )| {
+                    Assignment {
+                        assignment_id,
+                        version,
+                        worker_id,
+                        project_code,
+                        role,
+                        start,
+                        end: start + chrono::Duration::days(days),
+                        hours,
+                        state,
+                    }
+                },
+            )
+    }
+
+    fn time_entry() -> impl Strategy<Value = TimeEntry> {
+        (
+            key(EntryId::parse),
+            key(WorkerId::parse),
+            key(ProjectCode::parse),
+            date(),
+            1i64..=240_000,
+            any::<bool>(),
+            option::of(label()),
+            option::of(label()),
+        )
+            .prop_map(
+                |(entry_id, worker_id, project_code, work_date, units, billable, role, task)| {
+                    TimeEntry {
+                        entry_id,
+                        worker_id,
+                        project_code,
+                        work_date,
+                        hours: Decimal::new(units, 4).normalize(),
+                        billable,
+                        role,
+                        task,
+                    }
+                },
+            )
+    }
+
+    fn expense() -> impl Strategy<Value = Expense> {
+        (
+            key(ExpenseId::parse),
+            key(WorkerId::parse),
+            key(ProjectCode::parse),
+            date(),
+            decimal(2, true),
+            currency(),
+            label(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    expense_id,
+                    worker_id,
+                    project_code,
+                    spent_on,
+                    amount,
+                    currency,
+                    category,
+                    billable,
+                )| {
+                    Expense {
+                        expense_id,
+                        worker_id,
+                        project_code,
+                        spent_on,
+                        amount,
+                        currency,
+                        category,
+                        billable,
+                    }
+                },
+            )
+    }
+
+    fn any_data() -> impl Strategy<Value = EventData> {
+        prop_oneof![
+            customer().prop_map(EventData::Customer),
+            (key(OpportunityId::parse), customer(), contract(), project()).prop_map(
+                |(opportunity_id, customer, contract, project)| EventData::ClosedWon(Box::new(
+                    ClosedWon {
+                        opportunity_id,
+                        customer,
+                        contract,
+                        project,
+                    }
+                ))
+            ),
+            (
+                key(ContractId::parse),
+                date(),
+                option::of(key(RateCardId::parse)),
+                option::of(decimal(2, true)),
+                option::of(date()),
+                option::of(milestones()),
+            )
+                .prop_filter_map(
+                    "an amendment changes something",
+                    |(contract_id, effective_from, rate_card_id, cap, end, milestones)| {
+                        let amendment = ContractAmendment {
+                            contract_id,
+                            effective_from,
+                            rate_card_id,
+                            cap,
+                            end,
+                            milestones,
+                        };
+                        let changes = amendment.rate_card_id.is_some()
+                            || amendment.cap.is_some()
+                            || amendment.end.is_some()
+                            || amendment.milestones.is_some();
+                        changes.then_some(EventData::ContractAmended(amendment))
+                    }
+                ),
+            worker_change().prop_map(EventData::Worker),
+            rate_card().prop_map(EventData::RateCard),
+            cost_rate().prop_map(EventData::CostRate),
+            fx_rate().prop_map(EventData::FxRate),
+            assignment().prop_map(EventData::Assignment),
+            (any::<bool>(), time_entry())
+                .prop_map(|(approved, entry)| EventData::TimeEntry { approved, entry }),
+            (any::<bool>(), expense())
+                .prop_map(|(approved, expense)| EventData::Expense { approved, expense }),
+            (key(MilestoneId::parse), key(ContractId::parse), date()).prop_map(
+                |(milestone_id, contract_id, reached_on)| EventData::MilestoneReached(
+                    MilestoneReached {
+                        milestone_id,
+                        contract_id,
+                        reached_on,
+                    }
+                )
+            ),
+            (key(InvoiceId::parse), 0i64..2_000_000_000).prop_map(|(invoice_id, secs)| {
+                EventData::InvoiceStatus(InvoiceStatusChange {
+                    invoice_id,
+                    status: InvoiceStatus::Sent,
+                    at: DateTime::from_timestamp(secs, 0).expect("a time"),
+                })
+            }),
+            (
+                key(WorkerId::parse),
+                2020i32..2030,
+                1u32..=12,
+                decimal(2, false),
+                currency()
+            )
+                .prop_map(|(worker_id, year, month, gross_cost, currency)| {
+                    EventData::PayrollActual(PayrollActual {
+                        worker_id,
+                        period: format!("{year}-{month:02}"),
+                        gross_cost,
+                        currency,
+                    })
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_canonical_form_of_every_event_parses_back_to_the_same_record(data in any_data()) {
+            let text = data.canonical_json();
+            let again = EventData::parse_canonical(data.event_type(), &text);
+            prop_assert_eq!(again.as_ref(), Ok(&data), "{}", text);
+            // And the text is a fixed point: canonical twice is canonical once.
+            prop_assert_eq!(again.map(|d| d.canonical_json()), Ok(text));
+        }
+    }
+
+    #[test]
+    fn the_two_shapes_that_once_failed_read_back() {
+        for (event_type, data) in [
+            (
+                EventType::CostRateUpserted,
+                r#"{"worker_id":"W-1","currency":"EUR","hourly_cost":"60","valid_from":"2026-01-01"}"#,
+            ),
+            (
+                EventType::CostRateUpserted,
+                r#"{"grade":"G2","currency":"EUR","hourly_cost":"60","valid_from":"2026-01-01","valid_to":"2026-12-31"}"#,
+            ),
+            (
+                EventType::ContractAmended,
+                r#"{"contract_id":"K-1","effective_from":"2026-04-01","changes":{"end":"2026-12-31"}}"#,
+            ),
+        ] {
+            let parsed = EventData::parse_canonical(event_type, data).unwrap();
+            let text = parsed.canonical_json();
+            assert_eq!(
+                EventData::parse_canonical(event_type, &text),
+                Ok(parsed),
+                "{text}"
+            );
         }
     }
 }

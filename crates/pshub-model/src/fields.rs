@@ -4,11 +4,11 @@
 //! text (serde_json's `arbitrary_precision`), so `7.1` never passes through `f64`.
 
 use crate::Currency;
+use crate::decimal::Bounds;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use std::fmt;
-use std::str::FromStr;
 
 /// One field that breaks the contract: where it is and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +116,9 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// An exact decimal from a JSON string or number, normalised (`7.50` reads as `7.5`).
-    pub fn decimal(&self, name: &str) -> FieldResult<Decimal> {
+    /// An exact decimal from a JSON string or number, normalised (`7.50` reads as `7.5`),
+    /// within `bounds`. A value that cannot be held exactly is refused, never rounded.
+    pub fn decimal(&self, name: &str, bounds: Bounds) -> FieldResult<Decimal> {
         let value = self.required(name)?;
         let text = match value {
             Value::String(s) => s.trim().to_string(),
@@ -132,36 +133,19 @@ impl<'a> Obj<'a> {
                 ));
             }
         };
-        let parsed = Decimal::from_str(&text)
-            .or_else(|_| Decimal::from_scientific(&text))
-            .map_err(|_| self.error(name, format!("'{text}' is not a decimal number")))?;
-        Ok(parsed.normalize())
+        let parsed =
+            crate::decimal::parse_exact(&text).map_err(|problem| self.error(name, problem))?;
+        bounds
+            .check(parsed)
+            .map_err(|problem| self.error(name, problem))
     }
 
-    pub fn opt_decimal(&self, name: &str) -> FieldResult<Option<Decimal>> {
+    pub fn opt_decimal(&self, name: &str, bounds: Bounds) -> FieldResult<Option<Decimal>> {
         if self.get(name).is_none() {
             Ok(None)
         } else {
-            self.decimal(name).map(Some)
+            self.decimal(name, bounds).map(Some)
         }
-    }
-
-    /// A decimal that must be zero or more.
-    pub fn non_negative(&self, name: &str) -> FieldResult<Decimal> {
-        let value = self.decimal(name)?;
-        if value.is_sign_negative() && !value.is_zero() {
-            return Err(self.error(name, format!("must not be negative, got {value}")));
-        }
-        Ok(value)
-    }
-
-    /// A decimal that must be more than zero.
-    pub fn positive(&self, name: &str) -> FieldResult<Decimal> {
-        let value = self.decimal(name)?;
-        if value <= Decimal::ZERO {
-            return Err(self.error(name, format!("must be greater than zero, got {value}")));
-        }
-        Ok(value)
     }
 
     pub fn date(&self, name: &str) -> FieldResult<NaiveDate> {
@@ -272,7 +256,7 @@ mod tests {
     fn decimal_of(value: Value) -> Result<String, String> {
         let doc = json!({ "x": value });
         let obj = Obj::new("data", &doc).unwrap();
-        obj.decimal("x")
+        obj.decimal("x", Bounds::RATE)
             .map(|d| d.to_string())
             .map_err(|e| e.to_string())
     }
@@ -284,8 +268,11 @@ mod tests {
         let number: Value = serde_json::from_str("0.1000000000000000055511151231257827").unwrap();
         assert_eq!(
             decimal_of(number),
-            Ok("0.1000000000000000055511151231".into())
+            Err("data.x: '0.1000000000000000055511151231257827' has more than 28 decimal places and cannot be held exactly".into()),
+            "refused, never rounded"
         );
+        let number: Value = serde_json::from_str("0.125").unwrap();
+        assert_eq!(decimal_of(number), Ok("0.125".into()));
         let number: Value = serde_json::from_str("7.1").unwrap();
         assert_eq!(decimal_of(number), Ok("7.1".into()));
         assert_eq!(
@@ -309,7 +296,7 @@ mod tests {
         let contract = top.obj("contract").unwrap();
         let rates = contract.objects("rates").unwrap();
         assert_eq!(
-            rates[1].decimal("rate").unwrap_err().field,
+            rates[1].decimal("rate", Bounds::RATE).unwrap_err().field,
             "data.contract.rates[1].rate"
         );
         assert_eq!(top.date("contract").unwrap_err().field, "data.contract");

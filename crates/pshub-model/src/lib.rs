@@ -6,9 +6,11 @@
 //! values that already did.
 
 pub mod currency;
+pub mod decimal;
 pub mod event;
 pub mod fields;
 pub mod ids;
+pub mod json;
 pub mod money;
 pub mod records;
 

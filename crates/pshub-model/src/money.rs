@@ -51,9 +51,28 @@ impl Money {
         }
     }
 
-    /// Converts into `to` at `rate` (units of `to` per unit of this currency), rounding once.
-    pub fn convert(&self, rate: Decimal, to: Currency) -> Self {
-        Money::rounded(self.amount * rate, to)
+    /// `quantity x rate` in `currency`, rounded once; `None` if the product overflows.
+    pub fn product(quantity: Decimal, rate: Decimal, currency: Currency) -> Option<Self> {
+        quantity
+            .checked_mul(rate)
+            .map(|amount| Money::rounded(amount, currency))
+    }
+
+    /// Converts into `to` at `rate` (units of `to` per unit of this currency), rounding
+    /// once; `None` if the product overflows.
+    pub fn convert(&self, rate: Decimal, to: Currency) -> Option<Self> {
+        Money::product(self.amount, rate, to)
+    }
+
+    /// The sum of two amounts in the same currency; `None` on overflow or another currency.
+    pub fn checked_add(&self, other: Money) -> Option<Self> {
+        if other.currency != self.currency {
+            return None;
+        }
+        self.amount.checked_add(other.amount).map(|amount| Money {
+            amount,
+            currency: self.currency,
+        })
     }
 }
 
@@ -97,9 +116,20 @@ mod tests {
         let eur = Currency::parse("EUR").unwrap();
         let usd = Currency::parse("USD").unwrap();
         let value = Money::rounded(Decimal::from_str("1125.00").unwrap(), eur);
-        let converted = value.convert(Decimal::from_str("1.0835").unwrap(), usd);
+        let converted = value
+            .convert(Decimal::from_str("1.0835").unwrap(), usd)
+            .unwrap();
         assert_eq!(converted.amount().to_string(), "1218.94");
         assert_eq!(converted.currency(), usd);
+    }
+
+    #[test]
+    fn products_that_overflow_are_none_not_a_panic() {
+        let eur = Currency::parse("EUR").unwrap();
+        assert_eq!(Money::product(Decimal::MAX, Decimal::from(2), eur), None);
+        let max = Money::rounded(Decimal::from(1_000_000_000_000i64), eur);
+        assert!(max.convert(Decimal::MAX, eur).is_none());
+        assert!(max.checked_add(Money::rounded(Decimal::MAX, eur)).is_none());
     }
 
     proptest! {

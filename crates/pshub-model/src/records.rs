@@ -2,6 +2,7 @@
 //! event with [`crate::fields::Obj`], so every error names its field.
 
 use crate::Currency;
+use crate::decimal::Bounds;
 use crate::fields::{FieldResult, Obj};
 use crate::ids::*;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -86,7 +87,7 @@ impl MilestoneTerm {
                 Ok(MilestoneTerm {
                     milestone_id: m.key("milestone_id", MilestoneId::parse)?,
                     name: label(m, "name")?,
-                    amount: m.positive("amount")?,
+                    amount: m.decimal("amount", Bounds::AMOUNT)?,
                 })
             })
             .collect::<FieldResult<Vec<_>>>()?;
@@ -117,13 +118,16 @@ impl Contract {
                 ("capped_tm", BillingModel::CappedTm),
             ],
         )?;
-        let cap = if obj.get("cap").is_some() {
-            Some(obj.positive("cap")?)
-        } else {
-            None
-        };
+        let cap = obj.opt_decimal("cap", Bounds::AMOUNT)?;
         if billing_model == BillingModel::CappedTm && cap.is_none() {
             return Err(obj.error("cap", "is required when billing_model is capped_tm"));
+        }
+        let milestones = MilestoneTerm::parse_all(obj)?.unwrap_or_default();
+        if billing_model == BillingModel::FixedFee && milestones.is_empty() {
+            return Err(obj.error(
+                "milestones",
+                "is required (at least one) when billing_model is fixed_fee",
+            ));
         }
         Ok(Contract {
             contract_id: obj.key("contract_id", ContractId::parse)?,
@@ -131,7 +135,7 @@ impl Contract {
             currency: obj.currency("currency")?,
             rate_card_id: obj.key("rate_card_id", RateCardId::parse)?,
             cap,
-            milestones: MilestoneTerm::parse_all(obj)?.unwrap_or_default(),
+            milestones,
             start,
             end,
         })
@@ -183,7 +187,8 @@ impl ClosedWon {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Written as the event carries it: `{contract_id, effective_from, changes: {...}}`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContractAmendment {
     pub contract_id: ContractId,
     pub effective_from: NaiveDate,
@@ -193,6 +198,39 @@ pub struct ContractAmendment {
     pub milestones: Option<Vec<MilestoneTerm>>,
 }
 
+impl Serialize for ContractAmendment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Changes<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rate_card_id: Option<&'a RateCardId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cap: Option<&'a Decimal>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            end: Option<&'a NaiveDate>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            milestones: Option<&'a Vec<MilestoneTerm>>,
+        }
+        #[derive(Serialize)]
+        struct Written<'a> {
+            contract_id: &'a ContractId,
+            effective_from: NaiveDate,
+            changes: Changes<'a>,
+        }
+        Written {
+            contract_id: &self.contract_id,
+            effective_from: self.effective_from,
+            changes: Changes {
+                rate_card_id: self.rate_card_id.as_ref(),
+                cap: self.cap.as_ref(),
+                end: self.end.as_ref(),
+                milestones: self.milestones.as_ref(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
 impl ContractAmendment {
     pub fn parse(obj: &Obj) -> FieldResult<Self> {
         let changes = obj.obj("changes")?;
@@ -200,11 +238,7 @@ impl ContractAmendment {
             contract_id: obj.key("contract_id", ContractId::parse)?,
             effective_from: obj.date("effective_from")?,
             rate_card_id: changes.opt_key("rate_card_id", RateCardId::parse)?,
-            cap: if changes.get("cap").is_some() {
-                Some(changes.positive("cap")?)
-            } else {
-                None
-            },
+            cap: changes.opt_decimal("cap", Bounds::AMOUNT)?,
             end: changes.opt_date("end")?,
             milestones: MilestoneTerm::parse_all(&changes)?,
         };
@@ -323,7 +357,7 @@ impl RateCard {
                 Ok(RateLine {
                     role: label(line, "role")?,
                     region: label(line, "region")?,
-                    rate: line.non_negative("rate")?,
+                    rate: line.decimal("rate", Bounds::RATE)?,
                     valid_from,
                     valid_to,
                 })
@@ -354,13 +388,43 @@ pub enum CostSubject {
     Grade(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Written as the event carries it: `worker_id` or `grade`, never both.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CostRate {
     pub subject: CostSubject,
     pub currency: Currency,
     pub hourly_cost: Decimal,
     pub valid_from: NaiveDate,
     pub valid_to: Option<NaiveDate>,
+}
+
+impl Serialize for CostRate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Written<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            worker_id: Option<&'a WorkerId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            grade: Option<&'a str>,
+            currency: Currency,
+            hourly_cost: Decimal,
+            valid_from: NaiveDate,
+            valid_to: Option<NaiveDate>,
+        }
+        let (worker_id, grade) = match &self.subject {
+            CostSubject::Worker(w) => (Some(w), None),
+            CostSubject::Grade(g) => (None, Some(g.as_str())),
+        };
+        Written {
+            worker_id,
+            grade,
+            currency: self.currency,
+            hourly_cost: self.hourly_cost,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+        }
+        .serialize(s)
+    }
 }
 
 impl CostRate {
@@ -380,7 +444,7 @@ impl CostRate {
         Ok(CostRate {
             subject,
             currency: obj.currency("currency")?,
-            hourly_cost: obj.non_negative("hourly_cost")?,
+            hourly_cost: obj.decimal("hourly_cost", Bounds::RATE)?,
             valid_from,
             valid_to,
         })
@@ -401,7 +465,7 @@ impl FxRate {
         let rate = FxRate {
             from: obj.currency("from")?,
             to: obj.currency("to")?,
-            rate: obj.positive("rate")?,
+            rate: obj.decimal("rate", Bounds::FX_RATE)?,
             valid_on: obj.date("valid_on")?,
             source: label(obj, "source")?,
         };
@@ -453,7 +517,7 @@ impl Assignment {
             role: label(obj, "role")?,
             start,
             end,
-            hours: obj.non_negative("hours")?,
+            hours: obj.decimal("hours", Bounds::PLANNED_HOURS)?,
             state: obj.one_of(
                 "state",
                 &[
@@ -496,10 +560,7 @@ pub struct TimeEntry {
 
 impl TimeEntry {
     pub fn parse(obj: &Obj) -> FieldResult<Self> {
-        let hours = obj.positive("hours")?;
-        if hours > Decimal::from(24) {
-            return Err(obj.error("hours", format!("{hours} is more than 24 hours in one day")));
-        }
+        let hours = obj.decimal("hours", Bounds::HOURS)?;
         Ok(TimeEntry {
             entry_id: obj.key("entry_id", EntryId::parse)?,
             worker_id: obj.key("worker_id", WorkerId::parse)?,
@@ -532,7 +593,7 @@ impl Expense {
             worker_id: obj.key("worker_id", WorkerId::parse)?,
             project_code: obj.key("project_code", ProjectCode::parse)?,
             spent_on: obj.date("spent_on")?,
-            amount: obj.positive("amount")?,
+            amount: obj.decimal("amount", Bounds::AMOUNT)?,
             currency: obj.currency("currency")?,
             category: label(obj, "category")?,
             billable: obj.bool("billable")?,
@@ -616,7 +677,7 @@ impl PayrollActual {
         Ok(PayrollActual {
             worker_id: obj.key("worker_id", WorkerId::parse)?,
             period: period.to_string(),
-            gross_cost: obj.non_negative("gross_cost")?,
+            gross_cost: obj.decimal("gross_cost", Bounds::AMOUNT_OR_ZERO)?,
             currency: obj.currency("currency")?,
         })
     }

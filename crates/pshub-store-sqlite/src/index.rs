@@ -1,91 +1,70 @@
-//! The in-memory index of inbox events by `(source, id)`: the engine's [`HashedIndex`] of
-//! key hashes to inbox seqs, verified against the inbox row on every hit.
+//! In-memory accelerators of the two lookups on the hot path: events by `(source, id)` and
+//! entries by `(kind, id)`. Each maps a 64-bit hash of the key to the row's id, and every hit
+//! is verified against the stored row. A miss is only a hint: the UNIQUE constraints of the
+//! schema refuse a second row whatever the index says, and a store that learns another
+//! process writes the same file stops trusting misses (see `SqliteStore::distrust_misses`).
 
-use crate::rows::{INBOX_SELECT, inbox_row};
 use pshub_engine::index::HashedIndex;
-use pshub_engine::store::InboxRow;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
-#[derive(Default)]
-pub struct EventIndex {
-    seqs: HashedIndex<i64>,
-}
-
-fn key(source: &str, event_id: &str) -> String {
-    // Sources are configured names without control characters, so the separator is unambiguous.
+/// Source names and entry kinds hold no control characters, so the separator is unambiguous.
+pub fn event_key(source: &str, event_id: &str) -> String {
     format!("{source}\u{1f}{event_id}")
 }
 
-fn read(conn: &Connection, seq: i64) -> rusqlite::Result<Option<InboxRow>> {
-    conn.prepare_cached(&format!("{INBOX_SELECT} WHERE seq = ?"))?
-        .query_row([seq], inbox_row)
-        .optional()
+pub fn entry_key(kind: &str, entry_id: &str) -> String {
+    format!("{kind}\u{1f}{entry_id}")
 }
 
-impl EventIndex {
-    /// Reads every inbox key once, at start.
-    pub fn build(conn: &Connection) -> rusqlite::Result<Self> {
-        let mut index = EventIndex::default();
+/// Hash of a key to a row id; `holds(id)` says whether the row with that id has the key.
+#[derive(Default)]
+pub struct KeyIndex {
+    ids: HashedIndex<i64>,
+}
+
+impl KeyIndex {
+    /// Reads every `(id, part, part)` of `query` once, at start.
+    pub fn build(
+        conn: &Connection,
+        query: &str,
+        key: fn(&str, &str) -> String,
+        mut holds: impl FnMut(i64, &str) -> rusqlite::Result<bool>,
+    ) -> rusqlite::Result<Self> {
+        let mut index = KeyIndex::default();
         let mut deferred = Vec::new();
         {
-            let mut stmt = conn.prepare("SELECT seq, source, event_id FROM inbox ORDER BY seq")?;
+            let mut stmt = conn.prepare(query)?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let (seq, source, event_id): (i64, String, String) =
-                    (row.get(0)?, row.get(1)?, row.get(2)?);
-                let key = key(&source, &event_id);
-                // A taken hash is checked against the stored row once the scan is done.
-                if index.seqs.insert(&key, seq, |_| Err(())).is_err() {
-                    deferred.push((key, source, event_id, seq));
+                let (id, a, b): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let key = key(&a, &b);
+                // A hash already taken is checked against the stored rows once the scan is done.
+                if index.ids.insert(&key, id, |_| Err(())).is_err() {
+                    deferred.push((key, id));
                 }
             }
         }
-        for (key, source, event_id, seq) in deferred {
-            index.insert_checked(conn, &key, &source, &event_id, seq)?;
+        for (key, id) in deferred {
+            index.insert(&key, id, |other| holds(other, &key))?;
         }
         Ok(index)
     }
 
-    fn insert_checked(
-        &mut self,
-        conn: &Connection,
-        key: &str,
-        source: &str,
-        event_id: &str,
-        seq: i64,
-    ) -> rusqlite::Result<()> {
-        self.seqs.insert(key, seq, |other| {
-            Ok(read(conn, *other)?.is_some_and(|r| r.source == source && r.event_id == event_id))
-        })
-    }
-
     pub fn insert(
         &mut self,
-        conn: &Connection,
-        source: &str,
-        event_id: &str,
-        seq: i64,
+        key: &str,
+        id: i64,
+        mut holds: impl FnMut(i64) -> rusqlite::Result<bool>,
     ) -> rusqlite::Result<()> {
-        self.insert_checked(conn, &key(source, event_id), source, event_id, seq)
+        self.ids.insert(key, id, |other| holds(*other))
     }
 
-    /// The stored event with this key, if any.
-    pub fn find(
+    /// The id of the row with this key, if the index has it.
+    pub fn get(
         &self,
-        conn: &Connection,
-        source: &str,
-        event_id: &str,
-    ) -> rusqlite::Result<Option<InboxRow>> {
-        let mut verified = None;
-        let seq = self.seqs.get(&key(source, event_id), |seq| {
-            verified = read(conn, *seq)?.filter(|r| r.source == source && r.event_id == event_id);
-            Ok::<_, rusqlite::Error>(verified.is_some())
-        })?;
-        match (verified, seq) {
-            (Some(row), _) => Ok(Some(row)),
-            // Not the key under its hash: the side table of colliding keys had it.
-            (None, Some(seq)) => read(conn, seq),
-            (None, None) => Ok(None),
-        }
+        key: &str,
+        mut holds: impl FnMut(i64) -> rusqlite::Result<bool>,
+    ) -> rusqlite::Result<Option<i64>> {
+        self.ids.get(key, |id| holds(*id))
     }
 }

@@ -1,5 +1,6 @@
-//! Column lists and row decoders. Money and quantities are stored as decimal text and read
-//! back exactly; a value that does not parse is reported as a conversion error.
+//! Row decoders, one per row type, reading columns in the order the queries of
+//! `sql/queries.sql` list them. Money and quantities are stored as decimal text and read back
+//! exactly; a value that does not parse is reported as a conversion error.
 
 use chrono::NaiveDate;
 use pshub_engine::store::*;
@@ -24,7 +25,7 @@ pub fn decimal_col(row: &Row, index: usize) -> rusqlite::Result<Decimal> {
     Decimal::from_str(&text).map_err(|_| bad(index, "not a decimal:", &text))
 }
 
-fn opt_decimal_col(row: &Row, index: usize) -> rusqlite::Result<Option<Decimal>> {
+pub fn opt_decimal_col(row: &Row, index: usize) -> rusqlite::Result<Option<Decimal>> {
     let text: Option<String> = row.get(index)?;
     text.map(|t| Decimal::from_str(&t).map_err(|_| bad(index, "not a decimal:", &t)))
         .transpose()
@@ -35,18 +36,16 @@ pub fn currency_col(row: &Row, index: usize) -> rusqlite::Result<Currency> {
     Currency::parse(&text).map_err(|_| bad(index, "not a currency:", &text))
 }
 
-fn opt_currency_col(row: &Row, index: usize) -> rusqlite::Result<Option<Currency>> {
+pub fn opt_currency_col(row: &Row, index: usize) -> rusqlite::Result<Option<Currency>> {
     let text: Option<String> = row.get(index)?;
     text.map(|t| Currency::parse(&t).map_err(|_| bad(index, "not a currency:", &t)))
         .transpose()
 }
 
-fn date_col(row: &Row, index: usize) -> rusqlite::Result<NaiveDate> {
+pub fn date_col(row: &Row, index: usize) -> rusqlite::Result<NaiveDate> {
     let text: String = row.get(index)?;
     NaiveDate::from_str(&text).map_err(|_| bad(index, "not a date:", &text))
 }
-
-pub const INBOX_SELECT: &str = "SELECT seq, source, event_id, event_type, business_key, correlation_id, occurred_at, received_at, data, reference FROM inbox";
 
 pub fn inbox_row(r: &Row) -> rusqlite::Result<InboxRow> {
     Ok(InboxRow {
@@ -54,16 +53,14 @@ pub fn inbox_row(r: &Row) -> rusqlite::Result<InboxRow> {
         source: r.get(1)?,
         event_id: r.get(2)?,
         event_type: r.get(3)?,
-        business_key: r.get(4)?,
-        correlation_id: r.get(5)?,
-        occurred_at: r.get(6)?,
-        received_at: r.get(7)?,
+        correlation_id: r.get(4)?,
+        occurred_at: r.get(5)?,
+        received_at: r.get(6)?,
+        raw: r.get(7)?,
         data: r.get(8)?,
-        reference: r.get(9)?,
+        ref_version: r.get(9)?,
     })
 }
-
-pub const QUARANTINE_SELECT: &str = "SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq FROM quarantine";
 
 pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
     Ok(QuarantineRow {
@@ -76,11 +73,9 @@ pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
         received_at: r.get(6)?,
         state: r.get(7)?,
         replayed_seq: r.get(8)?,
+        version: r.get(9)?,
     })
 }
-
-pub const CONFLICT_SELECT: &str =
-    "SELECT id, source, event_id, original_seq, event_type, data, received_at FROM conflicts";
 
 pub fn conflict_row(r: &Row) -> rusqlite::Result<ConflictRow> {
     Ok(ConflictRow {
@@ -90,11 +85,11 @@ pub fn conflict_row(r: &Row) -> rusqlite::Result<ConflictRow> {
         original_seq: r.get(3)?,
         event_type: r.get(4)?,
         data: r.get(5)?,
-        received_at: r.get(6)?,
+        raw: r.get(6)?,
+        received_at: r.get(7)?,
+        case_id: r.get(8)?,
     })
 }
-
-pub const ENTRY_SELECT: &str = "SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual FROM entries";
 
 pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
     Ok(EntryRow {
@@ -109,68 +104,90 @@ pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
         value: opt_decimal_col(r, 8)?,
         currency: opt_currency_col(r, 9)?,
         manual: r.get(10)?,
+        postings: r.get(11)?,
+        version: r.get(12)?,
     })
 }
-
-pub const LINE_SELECT: &str = "SELECT id, kind, status, erp_id, entry_row, source_id, event_seq, project_code, worker_id, date,
-    quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, posted_at,
-    attempts, next_attempt_at, last_error FROM lines";
 
 pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
     line_row_at(r, 0)
 }
 
-/// A line whose columns start at `at` (in [`LINE_SELECT`]'s order).
-fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
+/// A line whose 21 columns start at `at`.
+pub fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
     Ok(LineRow {
         id: r.get(at)?,
         kind: parse_col(r, at + 1, LineKind::parse)?,
-        status: parse_col(r, at + 2, LineStatus::parse)?,
-        erp_id: r.get(at + 3)?,
-        entry_row: r.get(at + 4)?,
-        source_id: r.get(at + 5)?,
-        event_seq: r.get(at + 6)?,
-        project_code: r.get(at + 7)?,
-        worker_id: r.get(at + 8)?,
-        date: date_col(r, at + 9)?,
-        quantity: decimal_col(r, at + 10)?,
-        rate: decimal_col(r, at + 11)?,
-        rate_currency: currency_col(r, at + 12)?,
-        fx_rate: opt_decimal_col(r, at + 13)?,
-        amount: decimal_col(r, at + 14)?,
-        currency: currency_col(r, at + 15)?,
-        tax_code: r.get(at + 16)?,
-        billing_class: r.get(at + 17)?,
-        reverses: r.get(at + 18)?,
-        correlation_id: r.get(at + 19)?,
-        created_at: r.get(at + 20)?,
-        posted_at: r.get(at + 21)?,
-        attempts: r.get(at + 22)?,
-        next_attempt_at: r.get(at + 23)?,
-        last_error: r.get(at + 24)?,
+        entry_row: r.get(at + 2)?,
+        posting: r.get(at + 3)?,
+        source_id: r.get(at + 4)?,
+        event_seq: r.get(at + 5)?,
+        project_code: r.get(at + 6)?,
+        worker_id: r.get(at + 7)?,
+        date: date_col(r, at + 8)?,
+        quantity: decimal_col(r, at + 9)?,
+        rate: decimal_col(r, at + 10)?,
+        rate_currency: currency_col(r, at + 11)?,
+        fx_rate: opt_decimal_col(r, at + 12)?,
+        amount: decimal_col(r, at + 13)?,
+        currency: currency_col(r, at + 14)?,
+        tax_code: r.get(at + 15)?,
+        billing_class: r.get(at + 16)?,
+        reverses: r.get(at + 17)?,
+        correlation_id: r.get(at + 18)?,
+        created_at: r.get(at + 19)?,
+        step_id: r.get(at + 20)?,
     })
 }
 
-pub const OUTBOX_SELECT: &str = "SELECT id, target, operation, subject, idempotency_key, state, attempts, next_attempt_at, last_error, correlation_id FROM outbox";
-
-pub fn outbox_row(r: &Row) -> rusqlite::Result<OutboxRow> {
-    Ok(OutboxRow {
-        id: r.get(0)?,
-        target: r.get(1)?,
-        operation: parse_col(r, 2, Operation::parse)?,
-        subject: r.get(3)?,
-        idempotency_key: r.get(4)?,
-        state: parse_col(r, 5, OutboxState::parse)?,
-        attempts: r.get(6)?,
-        next_attempt_at: r.get(7)?,
-        last_error: r.get(8)?,
-        correlation_id: r.get(9)?,
+/// A line and its step, as `line_by_id` and `lines_list` select them.
+pub fn delivered_line(r: &Row) -> rusqlite::Result<DeliveredLine> {
+    Ok(DeliveredLine {
+        line: line_row_at(r, 0)?,
+        step: step_row_at(r, 21)?,
     })
 }
 
-pub const CASE_SELECT: &str =
-    "SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq,
-    entry_row, line_id, outbox_id, value, currency, created_at, updated_at, resolution FROM cases";
+pub fn step_row(r: &Row) -> rusqlite::Result<StepRow> {
+    step_row_at(r, 0)
+}
+
+/// A step whose 20 columns start at `at`.
+pub fn step_row_at(r: &Row, at: usize) -> rusqlite::Result<StepRow> {
+    Ok(StepRow {
+        id: r.get(at)?,
+        flow: r.get(at + 1)?,
+        step: r.get(at + 2)?,
+        system: r.get(at + 3)?,
+        subject: r.get(at + 4)?,
+        business_key: r.get(at + 5)?,
+        state: parse_col(r, at + 6, StepState::parse)?,
+        waits_on: r.get(at + 7)?,
+        attempts: r.get(at + 8)?,
+        next_attempt_at: r.get(at + 9)?,
+        lease_owner: r.get(at + 10)?,
+        lease_until: r.get(at + 11)?,
+        result: r.get(at + 12)?,
+        last_error: r.get(at + 13)?,
+        outcome_unknown: r.get(at + 14)?,
+        correlation_id: r.get(at + 15)?,
+        event_seq: r.get(at + 16)?,
+        created_at: r.get(at + 17)?,
+        done_at: r.get(at + 18)?,
+        version: r.get(at + 19)?,
+    })
+}
+
+pub fn timeline_row(r: &Row) -> rusqlite::Result<TimelineRow> {
+    Ok(TimelineRow {
+        correlation_id: r.get(0)?,
+        at: r.get(1)?,
+        what: r.get(2)?,
+        detail: r.get(3)?,
+        step_id: r.get(4)?,
+        actor: r.get(5)?,
+    })
+}
 
 pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
@@ -183,27 +200,57 @@ pub fn case_row(r: &Row) -> rusqlite::Result<CaseRow> {
         suggested_fix: r.get(6)?,
         correlation_id: r.get(7)?,
         event_seq: r.get(8)?,
-        entry_row: r.get(9)?,
-        line_id: r.get(10)?,
-        outbox_id: r.get(11)?,
+        flow: r.get(9)?,
+        entry_row: r.get(10)?,
+        step_id: r.get(11)?,
         value: opt_decimal_col(r, 12)?,
         currency: opt_currency_col(r, 13)?,
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         resolution: r.get(16)?,
+        evidence: r.get(17)?,
+        version: r.get(18)?,
     })
 }
 
-/// Lines due for posting, each with the ERP id of the line it reverses (once posted).
-pub const DUE_LINES_SELECT: &str = "SELECT l.id, l.kind, l.status, l.erp_id, l.entry_row, l.source_id, l.event_seq, l.project_code,
-    l.worker_id, l.date, l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class,
-    l.reverses, l.correlation_id, l.created_at, l.posted_at, l.attempts, l.next_attempt_at, l.last_error, original.erp_id
-    FROM lines l LEFT JOIN lines original ON original.id = l.reverses
-    WHERE l.status = 'pending' AND l.next_attempt_at <= ? ORDER BY l.id LIMIT ?";
+pub fn project_row(r: &Row) -> rusqlite::Result<ProjectRow> {
+    Ok(ProjectRow {
+        id: r.get(0)?,
+        project_code: r.get(1)?,
+        opportunity_id: r.get(2)?,
+        event_seq: r.get(3)?,
+        correlation_id: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
 
-pub fn due_line(r: &Row) -> rusqlite::Result<Due> {
-    Ok(Due::Line {
-        line: Box::new(line_row_at(r, 0)?),
-        reverses_erp_id: r.get(25)?,
+pub fn outbound_row(r: &Row) -> rusqlite::Result<OutboundRow> {
+    Ok(OutboundRow {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        key: r.get(2)?,
+        data: r.get(3)?,
+        correlation_id: r.get(4)?,
+        published_at: r.get(5)?,
+    })
+}
+
+pub fn worker_day_row(r: &Row) -> rusqlite::Result<WorkerDayRow> {
+    Ok(WorkerDayRow {
+        id: r.get(0)?,
+        worker_id: r.get(1)?,
+        day: date_col(r, 2)?,
+        hours: decimal_col(r, 3)?,
+        version: r.get(4)?,
+    })
+}
+
+pub fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        role: r.get(2)?,
+        name: r.get(3)?,
+        created_at: r.get(4)?,
     })
 }

@@ -2,17 +2,27 @@
 
 use crate::auth::{Role, check};
 use crate::error::ApiError;
+use crate::logging::CorrelationId;
 use crate::{AppState, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, blocking, wire};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use pshub_engine::store::{CaseFilter, LineFilter, LineStatus, Operation, OutboxState, Page};
+use axum::response::{IntoResponse, Response};
+use pshub_engine::Incoming;
+use pshub_engine::hub::parse_stored;
+use pshub_engine::store::{CaseFilter, LineFilter, Page, StepState, StoreReader};
+use pshub_model::EventType;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-/// Reads the body as one event or an array of events. Whatever else is refused whole.
-fn events_of(body: Result<Bytes, BytesRejection>) -> Result<Vec<Value>, ApiError> {
+/// Events up to this many are parsed on the request's own task; more go to the blocking pool.
+const PARSE_INLINE: usize = 64;
+
+/// Reads the body as one event or an array of events, each kept as the text it arrived in.
+/// Whatever else is refused whole.
+fn events_of(body: Result<Bytes, BytesRejection>) -> Result<Vec<String>, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {MAX_BODY_BYTES} bytes; send at most {MAX_EVENTS_PER_REQUEST} events per request"))
@@ -20,34 +30,43 @@ fn events_of(body: Result<Bytes, BytesRejection>) -> Result<Vec<Value>, ApiError
             ApiError::bad_request("unreadable_body", rejection.body_text())
         }
     })?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
-    let events = match value {
-        Value::Object(_) => vec![value],
-        Value::Array(items) => items,
+    let not_json = |e: serde_json::Error| {
+        ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}"))
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let events: Vec<String> = match first {
+        Some(b'{') => {
+            let raw: &RawValue = serde_json::from_slice(&bytes).map_err(not_json)?;
+            vec![raw.get().to_string()]
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_slice(&bytes).map_err(not_json)?;
+            if items.len() > MAX_EVENTS_PER_REQUEST {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_events",
+                    format!(
+                        "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted",
+                        items.len()
+                    ),
+                ));
+            }
+            if let Some(position) = items.iter().position(|e| !e.get().starts_with('{')) {
+                return Err(ApiError::bad_request(
+                    "not_events",
+                    format!("element {position} of the array is not an event object"),
+                ));
+            }
+            items.into_iter().map(|raw| raw.get().to_string()).collect()
+        }
         _ => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(not_json)?;
             return Err(ApiError::bad_request(
                 "not_events",
                 "the body must be an event object or an array of event objects",
             ));
         }
     };
-    if events.len() > MAX_EVENTS_PER_REQUEST {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
-            format!(
-                "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted",
-                events.len()
-            ),
-        ));
-    }
-    if let Some(position) = events.iter().position(|e| !e.is_object()) {
-        return Err(ApiError::bad_request(
-            "not_events",
-            format!("element {position} of the array is not an event object"),
-        ));
-    }
     Ok(events)
 }
 
@@ -55,14 +74,41 @@ pub async fn post_events(
     State(state): State<AppState>,
     Extension(role): Extension<Role>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     check(role.may_operate(), role, "send events")?;
-    let events = events_of(body)?;
+    let texts = events_of(body)?;
     let engine = state.engine.clone();
-    let results = blocking(move || engine.submit(events)).await??;
-    Ok(Json(
-        json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }),
-    ))
+    let parse = move |texts: Vec<String>, engine: &pshub_engine::Engine| -> Vec<Incoming> {
+        texts
+            .into_iter()
+            .map(|raw| Incoming::parse(raw, engine.config()))
+            .collect()
+    };
+    let incoming = if texts.len() <= PARSE_INLINE {
+        parse(texts, &engine)
+    } else {
+        let engine = engine.clone();
+        blocking(move || parse(texts, &engine)).await?
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    engine.submit_parsed(
+        incoming,
+        Box::new(move |result| {
+            let _ = reply.send(result);
+        }),
+    );
+    let results = answer
+        .await
+        .map_err(|_| ApiError::unavailable("the writer stopped; nothing was recorded, retry"))??;
+    let correlation = results
+        .first()
+        .and_then(|r| r.correlation_id.clone())
+        .unwrap_or_default();
+    let mut response =
+        Json(json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }))
+            .into_response();
+    response.extensions_mut().insert(CorrelationId(correlation));
+    Ok(response)
 }
 
 pub async fn get_event(
@@ -70,67 +116,104 @@ pub async fn get_event(
     Extension(role): Extension<Role>,
     Path((source, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut answer = event_status(state, source, id).await?;
+    let engine = state.engine.clone();
+    let mut answer = blocking(move || engine.read(|r| event_status(r, &source, &id))).await??;
     if role == Role::Viewer {
         wire::strip_pii(&mut answer);
     }
     Ok(Json(answer))
 }
 
-async fn event_status(state: AppState, source: String, id: String) -> Result<Value, ApiError> {
-    let engine = state.engine.clone();
-    blocking(move || {
-        // The writer's index finds the event; the rest is read without waiting for it.
-        let found = engine.with_hub(|hub| hub.store().find_event(&source, &id))?;
-        engine.read(|store| -> Result<Value, ApiError> {
-            let Some(event) = found else {
-                let quarantined = store.quarantine_of_event(&source, &id)?;
-                if quarantined.is_empty() {
-                    return Err(ApiError::not_found(format!("no event {id} from {source} was received")));
-                }
-                return Ok(json!({
-                    "source": source, "id": id, "status": "quarantined",
-                    "correlation_id": Value::Null,
-                    "quarantine": quarantined.iter().map(wire::quarantined).collect::<Vec<_>>(),
-                    "lines": [], "exceptions": [],
-                }));
-            };
-            let lines = store.lines(&LineFilter { event_seq: Some(event.seq), ..LineFilter::default() }, Page::ALL)?;
-            let cases = store.cases(&CaseFilter { event_seq: Some(event.seq), ..CaseFilter::default() }, Page::ALL)?;
-            let conflicts = store.conflicts_of(event.seq)?;
-            // Calls the event itself caused (a project to provision), other than its lines.
-            let calls: Vec<_> = store
-                .trail(&event.correlation_id)?
-                .outbox
-                .into_iter()
-                .filter(|o| o.operation == Operation::ProvisionProject && o.subject == event.seq)
-                .collect();
-            let status = if cases.iter().any(|c| c.state.is_open()) {
-                "held"
-            } else if lines.iter().any(|l| l.status != LineStatus::Posted)
-                || calls.iter().any(|o| o.state != OutboxState::Delivered)
-            {
-                "pending"
-            } else {
-                "applied"
-            };
-            Ok(json!({
-                "source": event.source,
-                "id": event.event_id,
-                "type": event.event_type,
-                "seq": event.seq,
-                "status": status,
-                "correlation_id": event.correlation_id,
-                "received_at": event.received_at,
-                "business_key": event.business_key,
-                "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
-                "lines": lines.iter().map(wire::line).collect::<Vec<_>>(),
-                "deliveries": calls.iter().map(wire::outbox).collect::<Vec<_>>(),
-                "exceptions": cases.iter().map(wire::case).collect::<Vec<_>>(),
-                "conflicts": conflicts.iter().map(|c| json!({ "id": c.id, "received_at": c.received_at, "type": c.event_type,
-                    "data": serde_json::from_str::<Value>(&c.data).unwrap_or(Value::Null) })).collect::<Vec<_>>(),
-            }))
-        })
-    })
-    .await?
+/// Whether a waiting step waits, through the steps it waits on, for one that failed or is held.
+fn blocked(store: &mut dyn StoreReader, mut waits_on: Option<i64>) -> Result<bool, ApiError> {
+    for _ in 0..64 {
+        let Some(id) = waits_on else { return Ok(false) };
+        let Some(step) = store.step(id)? else {
+            return Ok(false);
+        };
+        match step.state {
+            StepState::Failed | StepState::Held => return Ok(true),
+            StepState::Waiting => waits_on = step.waits_on,
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+fn event_status(store: &mut dyn StoreReader, source: &str, id: &str) -> Result<Value, ApiError> {
+    let Some(event) = store.event_by_key(source, id)? else {
+        let quarantined = store.quarantine_of_event(source, id)?;
+        if quarantined.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "no event {id} from {source} was received"
+            )));
+        }
+        return Ok(json!({
+            "source": source, "id": id, "status": "quarantined",
+            "correlation_id": Value::Null,
+            "quarantine": quarantined.iter().map(wire::quarantined).collect::<Vec<_>>(),
+            "lines": [], "exceptions": [],
+        }));
+    };
+    let lines = store.lines(
+        &LineFilter {
+            event_seq: Some(event.seq),
+            ..LineFilter::default()
+        },
+        Page::ALL,
+    )?;
+    let steps = store.steps_of_event(event.seq)?;
+    let cases = store.cases(
+        &CaseFilter {
+            event_seq: Some(event.seq),
+            ..CaseFilter::default()
+        },
+        Page::ALL,
+    )?;
+    let conflicts = store.conflicts_of(event.seq)?;
+    let event_type = EventType::parse(&event.event_type);
+    let acted_on = event_type.is_some_and(|t| pshub_engine::flows::for_type(t).is_some());
+    let data = parse_stored(&event).ok();
+    let reference = data.as_ref().is_some_and(|d| d.is_reference());
+    let mut is_blocked = false;
+    for step in steps.iter().filter(|s| s.state == StepState::Waiting) {
+        if blocked(store, step.waits_on)? {
+            is_blocked = true;
+            break;
+        }
+    }
+    // The conflict cases of an event are about a later body, not about the event itself.
+    let holding = cases
+        .iter()
+        .any(|c| c.state.is_open() && c.kind != "conflicting_event");
+    let status = if holding {
+        "held"
+    } else if is_blocked {
+        "blocked"
+    } else if steps.iter().any(|s| s.state != StepState::Done) {
+        "pending"
+    } else if !acted_on && !reference {
+        "recorded"
+    } else {
+        "applied"
+    };
+    Ok(json!({
+        "source": event.source,
+        "id": event.event_id,
+        "type": event.event_type,
+        "seq": event.seq,
+        "status": status,
+        "correlation_id": event.correlation_id,
+        "received_at": event.received_at,
+        "business_key": data.as_ref().map(|d| d.business_key()),
+        "data": wire::json_of(&event.data),
+        "raw": wire::json_of(&event.raw),
+        "lines": lines.iter().map(wire::line).collect::<Vec<_>>(),
+        "steps": steps.iter().map(wire::step).collect::<Vec<_>>(),
+        "deliveries": steps.iter().filter(|s| s.flow != pshub_engine::flows::time_to_bill::NAME)
+            .map(wire::step).collect::<Vec<_>>(),
+        "exceptions": cases.iter().map(wire::case).collect::<Vec<_>>(),
+        "conflicts": conflicts.iter().map(|c| json!({ "id": c.id, "received_at": c.received_at, "type": c.event_type,
+            "data": wire::json_of(&c.data), "case_id": c.case_id })).collect::<Vec<_>>(),
+    }))
 }

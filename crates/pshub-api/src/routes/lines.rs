@@ -5,7 +5,7 @@ use crate::wire::{self, PageQuery};
 use crate::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Query, State};
-use pshub_engine::store::{EntryKind, LineFilter, LineStatus};
+use pshub_engine::store::{LineFilter, LineStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,44 +30,14 @@ pub async fn list(
         LineStatus::parse,
         "pending, posted, refused, failed",
     )?;
+    let filter = LineFilter {
+        project_code: query.project_code,
+        worker_id: query.worker_id,
+        source_id: query.source_id,
+        status,
+        ..LineFilter::default()
+    };
     let engine = state.engine.clone();
-    blocking(move || {
-        // An entry id and an expense id may coincide; both are lines of that source id.
-        let entry_rows = match &query.source_id {
-            None => None,
-            Some(source_id) => Some(engine.with_hub(|hub| -> Result<Vec<i64>, ApiError> {
-                let mut rows = Vec::new();
-                for kind in [EntryKind::Time, EntryKind::Expense] {
-                    rows.extend(hub.entry_row(kind, source_id)?);
-                }
-                Ok(rows)
-            })?),
-        };
-        engine.read(|r| -> Result<Json<Value>, ApiError> {
-            let filter = LineFilter {
-                project_code: query.project_code,
-                worker_id: query.worker_id,
-                status,
-                ..LineFilter::default()
-            };
-            let mut rows = match entry_rows {
-                None => r.lines(&filter, page)?,
-                Some(entry_rows) => {
-                    let mut rows = Vec::new();
-                    for entry_row in entry_rows {
-                        let filter = LineFilter {
-                            entry_row: Some(entry_row),
-                            ..filter.clone()
-                        };
-                        rows.extend(r.lines(&filter, page)?);
-                    }
-                    rows.sort_by_key(|l| l.id);
-                    rows
-                }
-            };
-            rows.truncate(page.limit as usize);
-            Ok(Json(wire::page_of(&rows, page, |l| l.id, wire::line)))
-        })
-    })
-    .await?
+    let rows = blocking(move || engine.read(|r| r.lines(&filter, page))).await??;
+    Ok(Json(wire::page_of(&rows, page, |l| l.line.id, wire::line)))
 }

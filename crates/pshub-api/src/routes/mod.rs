@@ -2,3 +2,5 @@ pub mod events;
 pub mod exceptions;
 pub mod lines;
 pub mod ops;
+pub mod projects;
+pub mod sandbox;

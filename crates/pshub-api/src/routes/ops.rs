@@ -1,20 +1,37 @@
-//! Operations: transaction timelines, dead letters, quarantine, summary, health, metrics.
+//! Operations: transaction timelines, dead letters, quarantine, conflicts, the outbound
+//! stream, summary, systems, health, metrics.
 
-use crate::auth::{Role, check};
+use crate::auth::{Caller, Role, check};
 use crate::error::ApiError;
+use crate::logging::CorrelationId;
+use crate::routes::exceptions::{NoteQuery, note_of};
 use crate::wire::{self, PageQuery};
 use crate::{AppState, blocking};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
-use pshub_engine::store::{LineFilter, LineStatus, Outbound, OutboxState, Page};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pshub_engine::Acting;
+use pshub_engine::flows::time_to_bill;
+use pshub_engine::store::{Outbound, StepState};
 use pshub_engine::summary::Summary;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// 200 when the store answers and the workers run; 503 with the reason otherwise.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let engine = state.engine.clone();
+    match blocking(move || engine.health()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(Err(reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": reason })),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 pub async fn not_found() -> ApiError {
@@ -24,7 +41,7 @@ pub async fn not_found() -> ApiError {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.engine.metrics().render(),
+        state.engine.render_metrics(),
     )
 }
 
@@ -35,7 +52,7 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 }
 
 pub async fn systems(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "erp": state.engine.describe_erp() }))
+    Json(state.engine.systems())
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
@@ -50,7 +67,7 @@ fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
 pub async fn transaction(
     State(state): State<AppState>,
     Path(correlation_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let engine = state.engine.clone();
     let lookup = correlation_id.clone();
     let trail = blocking(move || engine.read(|r| r.trail(&lookup))).await??;
@@ -76,130 +93,126 @@ pub async fn transaction(
     }
     for l in &trail.lines {
         steps.push((
-            l.created_at.clone(),
-            json!({ "at": l.created_at, "step": "line created", "system": "pshub",
-            "detail": format!("line {} {} {} {}", l.id, l.kind.as_str(), l.amount, l.currency) }),
+            l.line.created_at.clone(),
+            json!({ "at": l.line.created_at, "step": "line created", "system": "pshub",
+            "detail": format!("line {} {} {} {}", l.line.id, l.line.kind.as_str(), l.line.amount, l.line.currency) }),
         ));
-        if let Some(at) = &l.posted_at {
+    }
+    for s in &trail.steps {
+        if let Some(at) = &s.done_at {
+            let what = if s.flow == time_to_bill::NAME {
+                "posted"
+            } else {
+                "step done"
+            };
             steps.push((
                 at.clone(),
-                json!({ "at": at, "step": "posted", "system": "erp",
-                "detail": format!("line {} as {}", l.id, l.erp_id.as_deref().unwrap_or("?")) }),
+                json!({ "at": at, "step": what, "system": s.system, "operation": s.qualified_name(),
+                    "attempts": s.attempts, "result": s.result,
+                    "detail": format!("{} as {}", s.qualified_name(), s.result.as_deref().unwrap_or("?")) }),
             ));
         }
     }
-    for s in &trail.steps {
-        steps.push((
-            s.at.clone(),
-            json!({ "at": s.at, "step": s.step, "system": "pshub", "detail": s.detail }),
-        ));
+    let systems: HashMap<i64, &str> = trail
+        .steps
+        .iter()
+        .map(|s| (s.id, s.system.as_str()))
+        .collect();
+    for t in &trail.timeline {
+        let system = t
+            .step_id
+            .and_then(|id| systems.get(&id).copied())
+            .unwrap_or("pshub");
+        let mut entry = json!({ "at": t.at, "step": t.what, "system": system, "detail": t.detail });
+        if let Some(actor) = &t.actor {
+            entry["actor"] = wire::json_of(actor);
+        }
+        steps.push((t.at.clone(), entry));
     }
     steps.sort_by(|a, b| a.0.cmp(&b.0));
     let outcome = if trail.cases.iter().any(|c| c.state.is_open()) {
         "held"
-    } else if trail.outbox.iter().any(|o| o.state == OutboxState::Dead)
-        || trail.lines.iter().any(|l| l.status == LineStatus::Failed)
-    {
+    } else if trail.steps.iter().any(|s| s.state == StepState::Failed) {
         "dead_lettered"
-    } else if trail.lines.iter().any(|l| l.status != LineStatus::Posted)
-        || trail.outbox.iter().any(|o| o.state == OutboxState::Pending)
-    {
+    } else if trail.steps.iter().any(|s| s.state != StepState::Done) {
         "in_progress"
     } else {
         "completed"
     };
-    Ok(Json(json!({
+    let mut response = Json(json!({
         "correlation_id": correlation_id,
         "outcome": outcome,
         "steps": steps.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "deliveries": trail.outbox.iter().map(wire::outbox).collect::<Vec<_>>(),
+        "flow_steps": trail.steps.iter().map(wire::step).collect::<Vec<_>>(),
+        "deliveries": trail.steps.iter().filter(|s| s.flow != time_to_bill::NAME).map(wire::step).collect::<Vec<_>>(),
         "lines": trail.lines.iter().map(wire::line).collect::<Vec<_>>(),
         "exceptions": trail.cases.iter().map(wire::case).collect::<Vec<_>>(),
-    })))
+    }))
+    .into_response();
+    response
+        .extensions_mut()
+        .insert(CorrelationId(correlation_id));
+    Ok(response)
 }
 
-/// Dead letters: lines, then calls, that gave up after their retries; paged by their
-/// names (`line-12`, `call-3`).
+/// Dead letters: steps that gave up after their retries, oldest first.
 pub async fn dead_letters(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = PageQuery {
-        limit: query.limit.clone(),
-        cursor: None,
-    }
-    .page()?
-    .limit;
-    let after = match &query.cursor {
-        None => Outbound::Line(0),
-        Some(raw) => Outbound::parse(raw).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("cursor: '{raw}' is not a cursor this API gave out"),
-            )
-        })?,
-    };
+    let page = query.page()?;
     let engine = state.engine.clone();
     let items = blocking(move || {
-        engine.read(|r| -> Result<Vec<(Outbound, Value)>, ApiError> {
-            let mut items = Vec::new();
-            if let Outbound::Line(after_line) = after {
-                let filter = LineFilter {
-                    status: Some(LineStatus::Failed),
-                    ..LineFilter::default()
-                };
-                for line in r.lines(
-                    &filter,
-                    Page {
-                        after: after_line,
-                        limit,
-                    },
-                )? {
-                    items.push((Outbound::Line(line.id), wire::dead_line(&line)));
-                }
-            }
-            let after_call = match after {
-                Outbound::Call(id) => id,
-                Outbound::Line(_) => 0,
-            };
-            let room = limit.saturating_sub(items.len() as u32);
-            if room > 0 {
-                for item in r.outbox_list(
-                    OutboxState::Dead,
-                    Page {
-                        after: after_call,
-                        limit: room,
-                    },
-                )? {
-                    items.push((Outbound::Call(item.id), wire::outbox(&item)));
-                }
-            }
-            Ok(items)
+        engine.read(|r| -> Result<(Vec<Value>, Option<String>), ApiError> {
+            let dead = r.steps_in_state(StepState::Failed, page)?;
+            let line_ids: Vec<i64> = dead
+                .iter()
+                .filter(|s| s.flow == time_to_bill::NAME)
+                .map(|s| s.subject)
+                .collect();
+            let lines: HashMap<i64, _> = r
+                .lines_by_ids(&line_ids)?
+                .into_iter()
+                .map(|l| (l.step_id, l))
+                .collect();
+            let next = (dead.len() as u32 >= page.limit)
+                .then(|| dead.last().map(|s| s.id.to_string()))
+                .flatten();
+            let items = dead
+                .iter()
+                .map(|s| wire::dead_letter(s, lines.get(&s.id)))
+                .collect();
+            Ok((items, next))
         })
     })
     .await??;
-    let next = (items.len() as u32 >= limit)
-        .then(|| items.last().map(|(id, _)| id.to_string()))
-        .flatten();
-    Ok(Json(
-        json!({ "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "next": next }),
-    ))
+    Ok(Json(json!({ "items": items.0, "next": items.1 })))
 }
 
 pub async fn replay_dead_letter(
     State(state): State<AppState>,
-    Extension(role): Extension<Role>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(query): Query<NoteQuery>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    check(role.may_operate(), role, "replay dead letters")?;
+    check(
+        caller.role.may_operate(),
+        caller.role,
+        "replay dead letters",
+    )?;
     let target = Outbound::parse(&id).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_parameter",
             format!("id: '{id}' is not a dead letter id (line-N or call-N)"),
         )
     })?;
+    let acting = Acting {
+        actor: caller.actor(),
+        note: note_of(&query, &body)?,
+    };
     let engine = state.engine.clone();
-    blocking(move || engine.replay_dead_letter(target)).await??;
+    blocking(move || engine.replay_dead_letter(target, &acting)).await??;
     Ok(Json(
         json!({ "id": target.to_string(), "state": "pending" }),
     ))
@@ -221,16 +234,21 @@ pub async fn quarantine(
 }
 
 /// Replays a quarantined event: the corrected event in the body, or (empty body) the
-/// stored one as it was.
+/// stored one as it was. A note goes in `?note=`.
 pub async fn replay_quarantined(
     State(state): State<AppState>,
-    Extension(role): Extension<Role>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(query): Query<NoteQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    check(role.may_operate(), role, "replay quarantined events")?;
+    check(
+        caller.role.may_operate(),
+        caller.role,
+        "replay quarantined events",
+    )?;
     let id = parse_id(&id, "quarantine")?;
-    let corrected: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+    let corrected: Option<String> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         let value: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -242,11 +260,51 @@ pub async fn replay_quarantined(
                 "the body must be the corrected event object, or empty",
             ));
         }
-        Some(value)
+        Some(String::from_utf8_lossy(&body).trim().to_string())
+    };
+    let acting = Acting {
+        actor: caller.actor(),
+        note: query.note.clone(),
     };
     let engine = state.engine.clone();
-    let result = blocking(move || engine.replay_quarantined(id, corrected.as_ref())).await??;
+    let result = blocking(move || engine.replay_quarantined(id, corrected, &acting)).await??;
     Ok(Json(
         json!({ "quarantine_id": id, "result": wire::ingest_result(&result) }),
     ))
+}
+
+/// Bodies received under an event's id that differ from the first: kept, not applied.
+pub async fn conflicts(
+    State(state): State<AppState>,
+    Extension(role): Extension<Role>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = query.page()?;
+    let engine = state.engine.clone();
+    let rows = blocking(move || engine.read(|r| r.conflicts(page))).await??;
+    let mut answer = wire::page_of(&rows, page, |c| c.id, wire::conflict);
+    if role == Role::Viewer {
+        wire::strip_pii(&mut answer);
+    }
+    Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutboundQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// The hub's outbound stream of business events, in order.
+pub async fn outbound(
+    State(state): State<AppState>,
+    Query(query): Query<OutboundQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = query.page.page()?;
+    let engine = state.engine.clone();
+    let event_type = query.event_type;
+    let rows = blocking(move || engine.read(|r| r.outbound(event_type.as_deref(), page))).await??;
+    Ok(Json(wire::page_of(&rows, page, |o| o.id, wire::outbound)))
 }

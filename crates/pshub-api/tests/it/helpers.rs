@@ -1,7 +1,8 @@
 use pshub_api::{hash_token, new_token};
-use pshub_connectors::sandbox::SandboxErp;
+use pshub_connectors::sandbox::{Faults, InProcess, Sandbox, System};
 use pshub_engine::retry::RetrySchedule;
-use pshub_engine::{Config, Engine, Store};
+use pshub_engine::store::{IdKind, TokenRow};
+use pshub_engine::{Config, Engine, Systems};
 use pshub_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -12,8 +13,16 @@ pub struct TestApp {
     pub token: String,
     pub client: reqwest::Client,
     pub engine: Arc<Engine>,
-    pub erp: Arc<SandboxErp>,
+    pub sandbox: Arc<Sandbox>,
     pub dir: std::path::PathBuf,
+}
+
+/// Every call to the sandbox ERP fails technically.
+pub fn failing_erp() -> Faults {
+    Faults {
+        fail_per_million: 1_000_000,
+        ..Faults::default()
+    }
 }
 
 impl Drop for TestApp {
@@ -24,30 +33,44 @@ impl Drop for TestApp {
 
 static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Starts the API over a fresh store. Retries are fast so that dead-letter tests finish quickly.
-pub async fn spawn_app() -> TestApp {
-    let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("pshub-api-test-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut store = SqliteStore::open(&dir).expect("store opens");
-    let token = new_token().unwrap();
-    store
-        .add_token(&hash_token(&token), "admin", "test")
-        .unwrap();
-    let config = Config {
+/// The configuration of test hubs: retries are fast so that dead-letter tests finish
+/// quickly, and the breaker stays out of the way unless a test asks for it.
+pub fn test_config() -> Config {
+    Config {
         retry: RetrySchedule {
             delays: vec![Duration::from_millis(1); 3],
             retry_after_cap: Duration::from_millis(5),
         },
+        breaker_threshold: 1_000,
         ..Config::default()
-    };
-    let erp = Arc::new(SandboxErp::in_memory());
-    let engine = Engine::open(Box::new(store), config, erp.clone()).expect("engine opens");
+    }
+}
+
+/// Starts the API over a fresh store and in-process sandbox systems.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pshub-api-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir).expect("store opens"));
+    let sandbox = Sandbox::in_memory();
+    let engine = Engine::open(
+        store,
+        config,
+        InProcess::systems(&sandbox, Systems::default()),
+    )
+    .expect("engine opens");
+    let token = add_token(&engine, "admin", "test admin");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let inspect: Arc<dyn pshub_api::SandboxInspect> = Arc::new(Inspect(sandbox.clone()));
     tokio::spawn(pshub_api::serve(
         listener,
         engine.clone(),
+        Some(inspect),
         std::future::pending(),
     ));
     TestApp {
@@ -55,24 +78,61 @@ pub async fn spawn_app() -> TestApp {
         token,
         client: reqwest::Client::new(),
         engine,
-        erp,
+        sandbox,
         dir,
     }
 }
 
+/// The in-process sandbox, as the hub's inspection routes read it.
+struct Inspect(Arc<Sandbox>);
+
+impl pshub_api::SandboxInspect for Inspect {
+    fn page(
+        &self,
+        system: &str,
+        collection: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Value, (u16, String)> {
+        let query = pshub_connectors::sandbox::server::PageQuery::new(
+            limit.map(str::to_string),
+            cursor.map(str::to_string),
+        );
+        pshub_connectors::sandbox::server::inspect(&self.0, system, collection, &query)
+    }
+
+    fn stats(&self) -> Result<Value, (u16, String)> {
+        Ok(self.0.stats())
+    }
+}
+
+fn add_token(engine: &Engine, role: &str, name: &str) -> String {
+    let token = new_token().unwrap();
+    let store = engine.store();
+    store
+        .add_token(&TokenRow {
+            id: store.reserve_ids(IdKind::Token, 1).unwrap(),
+            hash: hash_token(&token),
+            role: role.into(),
+            name: name.into(),
+            created_at: "2026-03-01T00:00:00Z".into(),
+        })
+        .unwrap();
+    token
+}
+
 impl TestApp {
     pub async fn token_for(&self, role: &str) -> String {
-        let token = new_token().unwrap();
-        let hash = hash_token(&token);
         let role = role.to_string();
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            engine.with_hub(|hub| hub.store().add_token(&hash, &role, "test"))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        token
+        tokio::task::spawn_blocking(move || add_token(&engine, &role, &format!("test {role}")))
+            .await
+            .unwrap()
+    }
+
+    /// Makes the sandbox ERP misbehave (or behave, with `Faults::default()`).
+    pub fn erp_faults(&self, faults: Faults) {
+        self.sandbox.set_system_faults(System::Erp, faults);
     }
 
     pub async fn post_raw(
@@ -120,17 +180,23 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Delivers everything due to the sandbox ERP.
+    /// Runs every step that can run now, waiting for retries, until none is pending.
     pub async fn settle(&self) {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            for _ in 0..50 {
-                engine.drain().unwrap();
-                std::thread::sleep(Duration::from_millis(3));
-            }
-        })
-        .await
-        .unwrap();
+        let settled = tokio::task::spawn_blocking(move || engine.settle(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(settled, "the steps settle within 20 s");
+    }
+
+    /// Posts with a JSON body.
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .post_raw(path, body.to_string(), Some(&self.token))
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn lines_of(&self, source_id: &str) -> Vec<Value> {

@@ -1,17 +1,14 @@
 //! Operations: retries and dead letters, timelines, health, metrics, the OpenAPI document.
 
 use crate::helpers::*;
-use pshub_connectors::sandbox::ErpFaults;
+use pshub_connectors::sandbox::Faults;
 use serde_json::json;
 
 #[tokio::test]
 async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     let app = spawn_app().await;
     app.with_firm().await;
-    app.erp.set_faults(ErpFaults {
-        failure_per_million: 1_000_000,
-        ..ErpFaults::default()
-    });
+    app.erp_faults(failing_erp());
     app.send(json!([time_entry(
         "dl1",
         "DL1",
@@ -34,8 +31,23 @@ async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["undelivered_value"], json!({ "EUR": "150.00" }));
     assert_eq!(summary["conservation_holds"], json!(true));
+    assert_eq!(
+        summary["straight_through_rate"].as_f64(),
+        Some(0.0),
+        "a line that never reached the ERP went through nothing"
+    );
+    // The dead letter is a case for the integration team, with its attempt history.
+    let cases = app.exceptions("kind=delivery_failed").await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["owner"], "integration");
+    assert_eq!(
+        cases[0]["evidence"]["attempts"].as_array().unwrap().len(),
+        4
+    );
+    let (_, event) = app.get("/v1/events/psa/dl1").await;
+    assert_eq!(event["status"], "held");
 
-    app.erp.set_faults(ErpFaults::default());
+    app.erp_faults(Faults::default());
     let id = items[0]["id"].as_str().unwrap().to_string();
     let (status, _) = app.post(&format!("/v1/dead-letters/{id}/replay")).await;
     assert_eq!(status, 200);
@@ -43,7 +55,7 @@ async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     assert_eq!(status, 409, "no longer a dead letter");
     app.settle().await;
     assert_eq!(app.lines_of("DL1").await[0]["status"], "posted");
-    assert_eq!(app.erp.line_count(), 1);
+    assert_eq!(app.sandbox.line_count(), 1);
     let (_, letters) = app.get("/v1/dead-letters").await;
     assert!(letters["items"].as_array().unwrap().is_empty());
 }
@@ -54,16 +66,13 @@ async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
     app.with_firm().await;
     let mut entry = time_entry("tl1", "TL1", "W-1", "2026-03-04", json!("1"));
     entry["correlation_id"] = json!("corr-42");
-    app.erp.set_faults(ErpFaults {
-        failure_per_million: 1_000_000,
-        ..ErpFaults::default()
-    });
+    app.erp_faults(failing_erp());
     app.send(json!([entry])).await;
     let engine = app.engine.clone();
     tokio::task::spawn_blocking(move || engine.deliver_due(10).unwrap())
         .await
         .unwrap();
-    app.erp.set_faults(ErpFaults::default());
+    app.erp_faults(Faults::default());
     app.settle().await;
     let (status, timeline) = app.get("/v1/transactions/corr-42").await;
     assert_eq!(status, 200);
@@ -110,17 +119,17 @@ async fn health_metrics_and_the_openapi_document_answer() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/events"]["post"].is_object());
     let (_, systems) = app.get("/v1/systems").await;
-    assert_eq!(systems["erp"]["kind"], "sandbox");
-    assert_eq!(systems["erp"]["projects"], 1);
+    assert_eq!(systems["erp"]["kind"], "erp");
+    assert_eq!(systems["erp"]["target"]["kind"], "sandbox");
+    assert_eq!(systems["erp"]["breaker"]["state"], "closed");
+    assert_eq!(systems["psa"]["kind"], "psa");
+    assert_eq!(systems["hub"]["kind"], "outbound");
 }
 
 #[tokio::test]
 async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp() {
     let app = spawn_app().await;
-    app.erp.set_faults(ErpFaults {
-        failure_per_million: 1_000_000,
-        ..ErpFaults::default()
-    });
+    app.erp_faults(failing_erp());
     app.send(json!([closed_won(
         "P-1",
         "EUR",
@@ -135,10 +144,35 @@ async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp() 
         .unwrap();
     let (_, event) = app.get("/v1/events/crm/won-P-1").await;
     assert_eq!(event["status"], "pending");
-    assert_eq!(event["deliveries"][0]["operation"], "provision_project");
-    app.erp.set_faults(ErpFaults::default());
+    let steps: Vec<(String, String)> = event["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["operation"].as_str().unwrap().into(),
+                s["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps[..2],
+        [
+            ("opportunity_to_project.psa".into(), "done".into()),
+            ("opportunity_to_project.erp".into(), "pending".into())
+        ],
+        "the PSA answered; the ERP step waits for its turn"
+    );
+    app.erp_faults(Faults::default());
     app.settle().await;
     let (_, event) = app.get("/v1/events/crm/won-P-1").await;
     assert_eq!(event["status"], "applied");
-    assert_eq!(event["deliveries"][0]["state"], "delivered");
+    assert!(
+        event["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "done"),
+        "{event}"
+    );
 }

@@ -28,7 +28,7 @@ async fn one_event_sent_three_times_gives_one_line() {
     );
     assert_eq!(lines[0]["status"], "posted");
     assert!(lines[0]["erp_id"].as_str().unwrap().starts_with("ERP-L-"));
-    assert_eq!(app.erp.line_count(), 1);
+    assert_eq!(app.sandbox.line_count(), 1);
     let (_, event) = app.get("/v1/events/psa/psa-T1-approved-1").await;
     assert_eq!(event["status"], "applied");
     assert_eq!(event["lines"].as_array().unwrap().len(), 1);
@@ -83,7 +83,7 @@ async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["kind"], "time");
     assert_eq!(lines[2]["amount"], "1200.00");
-    assert_eq!(app.erp.line_count(), 3);
+    assert_eq!(app.sandbox.line_count(), 3);
 }
 
 #[tokio::test]

@@ -409,7 +409,7 @@ pub struct WorkStream<'a> {
 
 impl WorkStream<'_> {
     fn fill(&mut self) {
-        if self.day >= self.days.len() {
+        if self.day >= self.days.len() || self.firm.workers.is_empty() {
             if !self.extras_done {
                 self.extras_done = true;
                 self.extras();
@@ -552,7 +552,7 @@ impl WorkStream<'_> {
 
     /// Malformed and conflicting events, sent once at the end.
     fn extras(&mut self) {
-        if !self.firm.spec.faults {
+        if !self.firm.spec.faults || self.firm.workers.is_empty() {
             return;
         }
         let day = self.days.last().copied().unwrap_or(self.firm.spec.month);

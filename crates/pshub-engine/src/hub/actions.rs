@@ -1,265 +1,211 @@
-//! An operator's actions: resolve, dismiss and acknowledge cases; replay dead letters
-//! and quarantined events.
+//! An operator's actions: resolve, dismiss and acknowledge cases; replay dead steps and
+//! quarantined events. Each is one commit, retried on fresh data when another writer changed
+//! what it read; each names the person acting and their note on the timeline.
 
+use super::ingest::Rebuild;
 use super::*;
+use crate::error::ActionError;
+use crate::flows::{self, Actor, Cx, EventMeta, Resolution};
+
+/// What the person acting says about it.
+#[derive(Debug, Clone, Default)]
+pub struct Acting {
+    pub actor: Actor,
+    pub note: Option<String>,
+}
 
 impl Hub {
-    pub(super) fn load_work(&mut self, seq: i64) -> std::result::Result<EventData, ActionError> {
-        let row = self
-            .store
-            .reads()
-            .event(seq)?
-            .ok_or_else(|| ActionError::NotFound(format!("event {seq}")))?;
-        parse_stored(&row)
-            .map_err(|e| ActionError::Engine(EngineError::Store(format!("event {seq}: {e}"))))
-    }
-
-    /// The case, if it is still open (or acknowledged); else why it cannot be `verb`.
-    fn open_case(&mut self, case_id: i64, verb: &str) -> std::result::Result<CaseRow, ActionError> {
-        let case = self
-            .store
-            .reads()
-            .case(case_id)?
-            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
-        if !case.state.is_open() {
-            return Err(ActionError::WrongState(format!(
-                "exception {case_id} is {}; only open or acknowledged exceptions can be {verb}",
-                case.state.as_str()
-            )));
+    /// Runs `action` into a fresh commit and commits it, retrying on fresh data when the
+    /// commit lost a race.
+    fn act<T>(
+        &mut self,
+        now: DateTime<Utc>,
+        acting: &Acting,
+        mut action: impl FnMut(&mut Cx<'_>) -> std::result::Result<T, ActionError>,
+    ) -> std::result::Result<T, ActionError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mark = self.world.mark();
+            let version = self.world.version;
+            let mut commit = Commit {
+                node: self.node,
+                ..Commit::default()
+            };
+            let answer = {
+                let mut cx = Cx {
+                    world: &self.world,
+                    config: &self.config,
+                    store: self.store.as_ref(),
+                    reads: self.reads.as_mut(),
+                    ids: &self.ids,
+                    caches: &mut self.caches,
+                    commit: &mut commit,
+                    now,
+                    event: EventMeta {
+                        seq: 0,
+                        correlation_id: String::new(),
+                        fingerprint: 0,
+                    },
+                    actor: Some((acting.actor.clone(), acting.note.clone())),
+                };
+                action(&mut cx)
+            };
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(error) => {
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    return Err(error);
+                }
+            };
+            match self.store.commit(&commit) {
+                Ok(()) => {
+                    self.after_commit(&commit);
+                    return Ok(answer);
+                }
+                Err(CommitError::Conflict(why)) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, %why, "an action lost a race; retrying on fresh data");
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    self.refresh()?;
+                }
+                Err(error) => {
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    return Err(match error {
+                        CommitError::Store(e) => e.into(),
+                        CommitError::Conflict(why) => {
+                            ActionError::Engine(crate::EngineError::Store(why))
+                        }
+                    });
+                }
+            }
         }
-        Ok(case)
     }
 
-    /// Resolves an open case: re-runs the work it holds against today's reference data.
+    /// Resolves an open case: replays the step it holds, or has its flow re-run the work it
+    /// holds against today's reference data.
     pub fn resolve(
         &mut self,
         case_id: i64,
+        acting: &Acting,
         now: DateTime<Utc>,
     ) -> std::result::Result<Resolution, ActionError> {
-        let case = self.open_case(case_id, "resolved")?;
-        let mut commit = Commit::default();
-        let refused = match (case.line_id, case.outbox_id) {
-            (Some(line), _) => Some(Outbound::Line(line)),
-            (None, Some(call)) => Some(Outbound::Call(call)),
-            (None, None) => None,
-        };
-        if let Some(target) = refused {
-            self.requeue(target, "resolved: delivery retried", now, &mut commit)?;
-            self.close_case(
-                case_id,
-                ExceptionState::Resolved,
-                "delivery retried".into(),
-                now,
-                &mut commit,
-            )?;
-            self.write(&commit)?;
-            return Ok(Resolution::Posted { line_id: None });
-        }
-        let data = self.load_work(case.event_seq)?;
-        let (work, kind) = match &data {
-            EventData::TimeEntry { entry, .. } => (Work::Time(entry), EntryKind::Time),
-            EventData::Expense { expense, .. } => (Work::Expense(expense), EntryKind::Expense),
-            _ => {
-                return Err(ActionError::WrongState(format!(
-                    "exception {case_id} holds no entry"
-                )));
+        self.act(now, acting, |cx| {
+            let case = open_case(cx, case_id, "resolved")?;
+            cx.event = EventMeta {
+                seq: case.event_seq,
+                correlation_id: case.correlation_id.clone(),
+                fingerprint: 0,
+            };
+            if let Some(step_id) = case.step_id {
+                requeue(cx, step_id, "resolved: step sent again")?;
+                cx.close_case(case.id, ExceptionState::Resolved, "step sent again".into())?;
+                return Ok(Resolution::Replayed { step_id });
             }
-        };
-        let Some(mut state) = self.entry_state(&commit, kind, work.source_id())? else {
-            return Err(ActionError::NotFound(format!("entry {}", work.source_id())));
-        };
-        let verdict: Verdict = rules::evaluate(&self.world, &self.config, work);
-        let ctx = Ctx {
-            seq: case.event_seq,
-            correlation_id: &case.correlation_id,
-            now,
-            fingerprint: state.fingerprint,
-        };
-        let resolution = match verdict.outcome {
-            Ok(pricing) => {
-                let line_id = self.create_line(work, &pricing, state.row_id, &ctx, &mut commit);
-                self.close_case(
-                    case_id,
-                    ExceptionState::Resolved,
-                    format!("resolved: line {line_id} created"),
-                    now,
-                    &mut commit,
-                )?;
-                state.phase = EntryPhase::Billed;
-                state.link = line_id;
-                state.manual = true;
-                Resolution::Posted {
-                    line_id: Some(line_id),
+            match flows::named(&case.flow) {
+                Some(flow) => flow.resolve(cx, &case),
+                None => {
+                    cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
+                    Ok(Resolution::Closed)
                 }
             }
-            Err(failure) if failure.kind.as_str() == case.kind => {
-                return Err(ActionError::StillFailing(format!(
-                    "exception {case_id} still applies: {}. {}",
-                    failure.reason, failure.suggested_fix
-                )));
-            }
-            Err(failure) => {
-                let new_case = self.hold(
-                    work,
-                    &failure,
-                    verdict.value,
-                    state.row_id,
-                    Some(case_id),
-                    &ctx,
-                    &mut commit,
-                )?;
-                state.link = new_case;
-                Resolution::HandedOver {
-                    case_id: new_case,
-                    reason: failure.reason,
-                }
-            }
-        };
-        self.save_entry(kind, work.source_id(), state, verdict.value, &mut commit)?;
-        self.write(&commit)?;
-        Ok(resolution)
+        })
     }
 
-    /// Dismisses an open case: its work will not be billed (written off).
+    /// Dismisses an open case: the work it holds will not be done (an entry is written off).
     pub fn dismiss(
         &mut self,
         case_id: i64,
+        acting: &Acting,
         now: DateTime<Utc>,
     ) -> std::result::Result<(), ActionError> {
-        let case = self.open_case(case_id, "dismissed")?;
-        let mut commit = Commit::default();
-        self.close_case(
-            case_id,
-            ExceptionState::Dismissed,
-            "dismissed: not to be billed".into(),
-            now,
-            &mut commit,
-        )?;
-        if case.entry_row.is_some() {
-            let data = self.load_work(case.event_seq)?;
-            let (source_id, kind) = match &data {
-                EventData::TimeEntry { entry, .. } => (entry.entry_id.as_str(), EntryKind::Time),
-                EventData::Expense { expense, .. } => {
-                    (expense.expense_id.as_str(), EntryKind::Expense)
-                }
-                _ => {
-                    return Err(ActionError::WrongState(format!(
-                        "exception {case_id} holds no entry"
-                    )));
-                }
-            };
-            if let Some(mut state) = self.entry_state(&commit, kind, source_id)? {
-                state.phase = EntryPhase::WrittenOff;
-                state.link = 0;
-                let value = case
-                    .value
-                    .zip(case.currency)
-                    .map(|(amount, currency)| Money::rounded(amount, currency));
-                self.save_entry(kind, source_id, state, value, &mut commit)?;
+        self.act(now, acting, |cx| {
+            let case = open_case(cx, case_id, "dismissed")?;
+            cx.event.correlation_id = case.correlation_id.clone();
+            cx.close_case(
+                case.id,
+                ExceptionState::Dismissed,
+                "dismissed: not to be done".into(),
+            )?;
+            if case.step_id.is_none()
+                && let Some(flow) = flows::named(&case.flow)
+            {
+                flow.dismiss(cx, &case)?;
             }
-        }
-        self.write(&commit)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Marks an open case as seen by its owner; it still holds its work.
     pub fn acknowledge(
         &mut self,
         case_id: i64,
+        acting: &Acting,
         now: DateTime<Utc>,
     ) -> std::result::Result<(), ActionError> {
-        let mut case = self
-            .store
-            .reads()
-            .case(case_id)?
-            .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
-        if case.state != ExceptionState::Open {
-            return Err(ActionError::WrongState(format!(
-                "exception {case_id} is {}; only open exceptions can be acknowledged",
-                case.state.as_str()
-            )));
-        }
-        case.state = ExceptionState::Acknowledged;
-        case.updated_at = stamp(now);
-        let commit = Commit {
-            cases: vec![case],
-            ..Commit::default()
-        };
-        self.write(&commit)?;
-        Ok(())
-    }
-
-    /// Puts a line or a call back in the queue, from its first attempt.
-    pub(super) fn requeue(
-        &mut self,
-        target: Outbound,
-        note: &str,
-        now: DateTime<Utc>,
-        commit: &mut Commit,
-    ) -> Result<()> {
-        let correlation_id = match target {
-            Outbound::Line(id) => {
-                let mut line = self.find_line(commit, id)?;
-                line.status = LineStatus::Pending;
-                line.attempts = 0;
-                line.next_attempt_at = now.timestamp_millis();
-                commit.line_updates.push(line.update());
-                line.correlation_id
-            }
-            Outbound::Call(id) => {
-                let Some(mut item) = self.store.reads().outbox_item(id)? else {
-                    return Err(EngineError::Store(format!(
-                        "outbox item {id} is referenced but missing"
-                    )));
-                };
-                item.state = OutboxState::Pending;
-                item.attempts = 0;
-                item.next_attempt_at = now.timestamp_millis();
-                commit.outbox_updates.push(item.update());
-                item.correlation_id
-            }
-        };
-        commit.steps.push(StepRow {
-            correlation_id,
-            at: stamp(now),
-            step: "replayed".into(),
-            detail: format!("{target}: {note}"),
-        });
-        Ok(())
-    }
-
-    /// Sends a dead letter (a line or a call that gave up after its retries) again, from
-    /// its first attempt.
-    pub fn replay_dead_letter(
-        &mut self,
-        target: Outbound,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<(), ActionError> {
-        let dead = match target {
-            Outbound::Line(id) => self
-                .store
-                .reads()
-                .line(id)?
-                .map(|l| l.status == LineStatus::Failed),
-            Outbound::Call(id) => self
-                .store
-                .reads()
-                .outbox_item(id)?
-                .map(|o| o.state == OutboxState::Dead),
-        };
-        match dead {
-            None => return Err(ActionError::NotFound(format!("dead letter {target}"))),
-            Some(false) => {
+        self.act(now, acting, |cx| {
+            let mut case = cx
+                .reads
+                .case(case_id)?
+                .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
+            if case.state != ExceptionState::Open {
                 return Err(ActionError::WrongState(format!(
-                    "{target} is not a dead letter"
+                    "exception {case_id} is {}; only open exceptions can be acknowledged",
+                    case.state.as_str()
                 )));
             }
-            Some(true) => {}
-        }
-        let mut commit = Commit::default();
-        self.requeue(target, "dead letter replayed", now, &mut commit)?;
-        self.write(&commit)?;
-        Ok(())
+            case.state = ExceptionState::Acknowledged;
+            case.updated_at = cx.stamp();
+            cx.commit.timeline.push(TimelineRow {
+                correlation_id: case.correlation_id.clone(),
+                at: cx.stamp(),
+                what: "exception acknowledged".into(),
+                detail: format!("case {case_id} ({})", case.kind),
+                step_id: case.step_id,
+                actor: Some(acting.actor.to_json()),
+            });
+            cx.commit.cases.put(case);
+            Ok(())
+        })
+    }
+
+    /// Sends a dead step again from its first attempt, and resolves the case that holds it.
+    pub fn replay_step(
+        &mut self,
+        step_id: i64,
+        acting: &Acting,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), ActionError> {
+        self.act(now, acting, |cx| {
+            let step = cx
+                .reads
+                .step(step_id)?
+                .ok_or_else(|| ActionError::NotFound(format!("dead letter step {step_id}")))?;
+            if step.state != StepState::Failed {
+                return Err(ActionError::WrongState(format!(
+                    "step {step_id} is {}, not a dead letter",
+                    step.state.as_str()
+                )));
+            }
+            cx.event.correlation_id = step.correlation_id.clone();
+            requeue(cx, step_id, "dead letter replayed")?;
+            let holding = CaseFilter {
+                step_id: Some(step_id),
+                ..CaseFilter::default()
+            };
+            for case in cx.reads.cases(&holding, Page::ALL)? {
+                if case.state.is_open() {
+                    cx.close_case(
+                        case.id,
+                        ExceptionState::Resolved,
+                        "dead letter replayed".into(),
+                    )?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Takes a quarantined event again: the corrected body if given, else the stored one
@@ -267,12 +213,12 @@ impl Hub {
     pub fn replay_quarantined(
         &mut self,
         id: i64,
-        corrected: Option<&Value>,
+        corrected: Option<String>,
+        acting: &Acting,
         now: DateTime<Utc>,
     ) -> std::result::Result<IngestResult, ActionError> {
-        let mut row = self
-            .store
-            .reads()
+        let row = self
+            .reads
             .quarantined(id)?
             .ok_or_else(|| ActionError::NotFound(format!("quarantined event {id}")))?;
         if row.state != "open" {
@@ -280,28 +226,119 @@ impl Hub {
                 "quarantined event {id} was already replayed"
             )));
         }
-        let stored: Value;
-        let value = match corrected {
-            Some(value) => value,
-            None => {
-                stored = serde_json::from_str(&row.raw)
-                    .map_err(|e| ActionError::Invalid(e.to_string()))?;
-                &stored
-            }
-        };
-        let incoming = Incoming::parse(value, &self.config);
+        let incoming = Incoming::parse(corrected.unwrap_or(row.raw.clone()), &self.config);
         if let Incoming::Invalid { error, .. } = &incoming {
             return Err(ActionError::Invalid(format!(
                 "the event is still invalid: {error}"
             )));
         }
-        let mut commit = Commit::default();
-        let mut accepted_here = HashMap::new();
-        let result = self.ingest_one(&incoming, now, &mut commit, &mut accepted_here)?;
-        row.state = "replayed".into();
-        row.replayed_seq = commit.inbox.first().map(|r| r.seq);
-        commit.quarantine.push(row);
-        self.write(&commit)?;
-        Ok(result)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mark = self.world.mark();
+            let version = self.world.version;
+            let built = self.build(std::slice::from_ref(&incoming), now);
+            let (mut results, mut commit) = match built {
+                Ok(built) => built,
+                Err(error) => {
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    return Err(error.into());
+                }
+            };
+            let mut replayed = row.clone();
+            replayed.state = "replayed".into();
+            replayed.replayed_seq = commit.inbox.first().map(|r| r.seq);
+            commit.quarantine.put(replayed);
+            commit.timeline.push(TimelineRow {
+                correlation_id: results[0].correlation_id.clone().unwrap_or_default(),
+                at: stamp(now),
+                what: "replayed".into(),
+                detail: match &acting.note {
+                    Some(note) => format!("quarantined event {id} replayed; note: {note}"),
+                    None => format!("quarantined event {id} replayed"),
+                },
+                step_id: None,
+                actor: Some(acting.actor.to_json()),
+            });
+            match self.store.commit(&commit) {
+                Ok(()) => {
+                    self.after_commit(&commit);
+                    return Ok(results.remove(0));
+                }
+                Err(CommitError::Conflict(why)) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, %why, "a replay lost a race; retrying on fresh data");
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    self.refresh()?;
+                    if self
+                        .reads
+                        .quarantined(id)?
+                        .is_some_and(|r| r.state != "open")
+                    {
+                        return Err(ActionError::WrongState(format!(
+                            "quarantined event {id} was already replayed"
+                        )));
+                    }
+                }
+                Err(error) => {
+                    self.world.undo(mark, version);
+                    self.caches.end_of_commit(false);
+                    return Err(match error {
+                        CommitError::Store(e) => e.into(),
+                        CommitError::Conflict(why) => {
+                            ActionError::Engine(crate::EngineError::Store(why))
+                        }
+                    });
+                }
+            }
+        }
     }
+}
+
+impl From<Rebuild> for ActionError {
+    fn from(rebuild: Rebuild) -> Self {
+        match rebuild {
+            Rebuild::Failed(e) => ActionError::Engine(e),
+            Rebuild::Conflict(why) => ActionError::Engine(crate::EngineError::Store(why)),
+        }
+    }
+}
+
+/// The case, if it is still open (or acknowledged); else why it cannot be `verb`.
+fn open_case(
+    cx: &mut Cx<'_>,
+    case_id: i64,
+    verb: &str,
+) -> std::result::Result<CaseRow, ActionError> {
+    let case = cx
+        .reads
+        .case(case_id)?
+        .ok_or_else(|| ActionError::NotFound(format!("exception {case_id}")))?;
+    if !case.state.is_open() {
+        return Err(ActionError::WrongState(format!(
+            "exception {case_id} is {}; only open or acknowledged exceptions can be {verb}",
+            case.state.as_str()
+        )));
+    }
+    Ok(case)
+}
+
+/// Puts a step back in the queue, from its first attempt.
+fn requeue(cx: &mut Cx<'_>, step_id: i64, note: &str) -> Result<()> {
+    let mut step = cx.step(step_id)?;
+    step.state = StepState::Pending;
+    step.attempts = 0;
+    step.next_attempt_at = cx.now.timestamp_millis();
+    step.lease_owner = None;
+    cx.commit.timeline.push(TimelineRow {
+        correlation_id: step.correlation_id.clone(),
+        at: cx.stamp(),
+        what: "replayed".into(),
+        detail: format!("step {} ({}): {note}", step.id, step.qualified_name()),
+        step_id: Some(step.id),
+        actor: cx.actor.as_ref().map(|(actor, _)| actor.to_json()),
+    });
+    cx.commit.steps.put(step);
+    Ok(())
 }

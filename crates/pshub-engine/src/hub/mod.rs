@@ -1,29 +1,29 @@
-//! The hub: applies events to the world and the entries, and turns every decision into
-//! rows of one [`Commit`]. Single-threaded by design; [`crate::Engine`] serialises access.
+//! The hub: takes batches of events in, hands each accepted event to the flow that acts on
+//! it, and turns every decision into rows of one [`Commit`]. One hub per process; several
+//! processes may share one store, and the store's checks (unique keys, row versions, the
+//! reference version) keep them from overwriting each other: a commit that lost a race is
+//! rebuilt on fresh data and retried.
 //!
-//! Order per business key follows from applying each batch in arrival order under one
-//! lock; the checks of entries are pure (`rules::evaluate`), so the work done under the
-//! lock is small and the store commit dominates.
+//! Memory is a cache of the store: reference data (the [`World`]) follows the store's
+//! reference order, and whatever a failed or interrupted batch changed is undone or rebuilt
+//! before the next batch.
 
 mod actions;
-mod delivery;
+pub use actions::Acting;
 mod ingest;
 
 use crate::config::Config;
-use crate::error::{ActionError, EngineError, Result};
+use crate::error::Result;
 use crate::fingerprint::fingerprint;
-use crate::index::HashedIndex;
+use crate::flows::{Caches, stamp};
+use crate::ids::Ids;
 use crate::metrics::Metrics;
-use crate::ports::{LinePosting, ProjectPosting};
-use crate::rules::{self, Failure, Pricing, Verdict, Work};
 use crate::store::*;
-use crate::world::{Applied, World};
+use crate::world::World;
 use chrono::{DateTime, Utc};
-use pshub_model::fields::Obj;
-use pshub_model::records::{ClosedWon, ExceptionState, LineKind, OwnerTeam};
-use pshub_model::{Event, EventData, EventError, EventType, Money};
+use pshub_model::records::{ExceptionState, OwnerTeam};
+use pshub_model::{Event, EventData, EventError, EventType};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// How an inbound event was taken.
@@ -54,13 +54,16 @@ pub struct IngestResult {
     pub correlation_id: Option<String>,
 }
 
-/// An inbound event, parsed before it reaches the writer: parsing needs nothing but the
-/// configured sources, so it runs on the sender's thread, outside the hub's lock.
+/// An inbound event, parsed before it reaches the hub: parsing needs nothing but the
+/// configured sources, so it runs on the sender's thread.
 #[derive(Debug, Clone)]
 pub enum Incoming {
     Valid {
-        event: Event,
+        event: Box<Event>,
+        /// The canonical data, as stored and compared.
         data: String,
+        raw: String,
+        fingerprint: u64,
     },
     Invalid {
         error: EventError,
@@ -70,230 +73,203 @@ pub enum Incoming {
 }
 
 impl Incoming {
-    pub fn parse(value: &Value, config: &Config) -> Self {
-        match Event::parse(value, |s| config.knows_source(s)) {
+    /// Parses one event from its text as it arrived.
+    pub fn parse(raw: String, config: &Config) -> Self {
+        match Event::parse_text(&raw, |s| config.knows_source(s)) {
             Ok(event) => {
                 let data = event.data.canonical_json();
-                Incoming::Valid { event, data }
+                let fingerprint = fingerprint(&[&data]);
+                Incoming::Valid {
+                    event: Box::new(event),
+                    data,
+                    raw,
+                    fingerprint,
+                }
             }
-            Err(error) => Incoming::Invalid {
-                error,
-                raw: value.to_string(),
-                correlation_id: value
-                    .get("correlation_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            },
+            Err(error) => {
+                let correlation_id = serde_json::from_str::<Value>(&raw)
+                    .ok()
+                    .and_then(|v| v.get("correlation_id")?.as_str().map(str::to_string));
+                Incoming::Invalid {
+                    error,
+                    raw,
+                    correlation_id,
+                }
+            }
         }
     }
 }
 
-/// The key of an entry in the hub's index: kind and the source's id.
-fn entry_key(kind: EntryKind, source_id: &str) -> String {
-    let prefix = match kind {
-        EntryKind::Time => "t:",
-        EntryKind::Expense => "e:",
-    };
-    format!("{prefix}{source_id}")
-}
-
-/// An entry's state as the flow reads it, taken from its row.
-#[derive(Debug, Clone, Copy)]
-struct EntryState {
-    row_id: i64,
-    event_seq: i64,
-    fingerprint: u64,
-    /// The line when billed, the case when held, else 0.
-    link: i64,
-    phase: EntryPhase,
-    manual: bool,
-}
-
-impl EntryState {
-    fn of(row: &EntryRow) -> Self {
-        EntryState {
-            row_id: row.row_id,
-            event_seq: row.event_seq,
-            fingerprint: row.fingerprint,
-            link: match row.phase {
-                EntryPhase::Billed => row.line_id.unwrap_or(0),
-                EntryPhase::Held => row.case_id.unwrap_or(0),
-                _ => 0,
-            },
-            phase: row.phase,
-            manual: row.manual,
-        }
-    }
-}
-
-/// One item the delivery worker is to send, built under the lock and sent outside it.
-#[derive(Debug, Clone)]
-pub enum Delivery {
-    Line {
-        line: Box<LineRow>,
-        posting: LinePosting,
-    },
-    Project {
-        item: OutboxRow,
-        posting: ProjectPosting,
-    },
-}
-
-/// How one delivery went.
-pub type DeliveryOutcome = std::result::Result<String, crate::ports::ErpError>;
-
-/// What resolving a case led to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resolution {
-    /// The held work went through: the line created, if any.
-    Posted { line_id: Option<i64> },
-    /// The work now fails another check: the new case that holds it.
-    HandedOver { case_id: i64, reason: String },
+/// Parses a stored event's canonical data.
+pub fn parse_stored(row: &InboxRow) -> std::result::Result<EventData, String> {
+    let event_type = EventType::parse(&row.event_type)
+        .ok_or_else(|| format!("type: '{}' is not an event type", row.event_type))?;
+    EventData::parse_canonical(event_type, &row.data).map_err(|e| e.to_string())
 }
 
 pub struct Hub {
-    store: Box<dyn Store>,
-    config: Config,
+    store: Arc<dyn Store>,
+    /// The hub's own reads of what is committed.
+    reads: Box<dyn StoreReader>,
+    config: Arc<Config>,
     world: World,
-    /// Entry row ids by `t:` or `e:` and the entry's id; the rows themselves are in the store.
-    entries: HashedIndex<i64>,
-    next: MaxIds,
+    ids: Arc<Ids>,
     metrics: Arc<Metrics>,
+    caches: Caches,
+    node: i64,
+    /// Set while a batch is built; still set at the next one, a panic interrupted it.
+    dirty: bool,
 }
 
-/// The latest version of a row: as written earlier in the commit being built (`written`),
-/// else as stored.
-fn latest<T: Clone>(
-    written: &[T],
-    is_it: impl Fn(&T) -> bool,
-    stored: impl FnOnce() -> Result<Option<T>>,
-) -> Result<Option<T>> {
-    match written.iter().rev().find(|row| is_it(row)) {
-        Some(row) => Ok(Some(row.clone())),
-        None => stored(),
-    }
-}
-
-fn stamp(now: DateTime<Utc>) -> String {
-    now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn parse_stored(row: &InboxRow) -> std::result::Result<EventData, String> {
-    let value: Value = serde_json::from_str(&row.data).map_err(|e| e.to_string())?;
-    let event_type = EventType::parse(&row.event_type)
-        .ok_or_else(|| format!("unknown type {}", row.event_type))?;
-    let data = Obj::new("data", &value).map_err(|e| e.to_string())?;
-    EventData::parse(event_type, &data).map_err(|e| e.to_string())
-}
+/// Commits that lose a race with another writer are rebuilt and retried this often.
+const ATTEMPTS: u32 = 8;
 
 impl Hub {
-    /// Opens the hub over a store, rebuilding its memory from what the store holds.
-    pub fn open(store: Box<dyn Store>, config: Config, metrics: Arc<Metrics>) -> Result<Self> {
+    /// Opens the hub over a store, building its memory from what the store holds.
+    pub fn open(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        ids: Arc<Ids>,
+        metrics: Arc<Metrics>,
+        node: i64,
+    ) -> Result<Self> {
+        let reads = store.reader()?;
         let mut hub = Hub {
             store,
+            reads,
             config,
             world: World::default(),
-            entries: HashedIndex::default(),
-            next: MaxIds::default(),
+            ids,
             metrics,
+            caches: Caches::default(),
+            node,
+            dirty: false,
         };
         hub.rebuild()?;
         Ok(hub)
-    }
-
-    /// Rebuilds memory from the store: at start, and after a failed commit, so that
-    /// nothing that was not written is believed.
-    fn rebuild(&mut self) -> Result<()> {
-        let loaded = self.store.load()?;
-        let mut world = World::default();
-        for row in &loaded.reference {
-            let data = parse_stored(row).map_err(|error| {
-                EngineError::Store(format!("stored event {} does not parse: {error}", row.seq))
-            })?;
-            world.apply(&data);
-        }
-        // Keys whose hash is taken by another key are checked against the store after the scan.
-        let mut entries = HashedIndex::default();
-        let mut deferred = Vec::new();
-        self.store.reads().each_entry(&mut |row| {
-            let key = entry_key(row.kind, &row.entry_id);
-            if entries.insert(&key, row.row_id, |_| Err(())).is_err() {
-                deferred.push((key, row.row_id));
-            }
-        })?;
-        for (key, row_id) in deferred {
-            let store = &mut self.store;
-            entries.insert(&key, row_id, |other| {
-                Ok::<_, EngineError>(
-                    store
-                        .reads()
-                        .entry(*other)?
-                        .is_some_and(|r| entry_key(r.kind, &r.entry_id) == key),
-                )
-            })?;
-        }
-        self.world = world;
-        self.entries = entries;
-        self.next = loaded.max_ids;
-        Ok(())
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub fn store(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
+    pub fn world(&self) -> &World {
+        &self.world
     }
 
-    /// Looks up the entry row id of a time entry or expense by its source id.
-    pub fn entry_row(&mut self, kind: EntryKind, source_id: &str) -> Result<Option<i64>> {
-        Ok(self
-            .entry_state(&Commit::default(), kind, source_id)?
-            .map(|s| s.row_id))
+    /// Rebuilds memory from the store: at start, and after a batch was interrupted, so that
+    /// nothing that was not written is believed.
+    pub fn rebuild(&mut self) -> Result<()> {
+        self.world = World::default();
+        self.caches = Caches::default();
+        self.refresh()?;
+        self.dirty = false;
+        Ok(())
     }
 
-    /// The state of an entry: as written earlier in `commit`, else as stored.
-    fn entry_state(
-        &mut self,
-        commit: &Commit,
-        kind: EntryKind,
-        source_id: &str,
-    ) -> Result<Option<EntryState>> {
-        let key = entry_key(kind, source_id);
-        let store = &mut self.store;
-        let mut found = None;
-        self.entries.get(&key, |row_id| {
-            let row = latest(
-                &commit.entries,
-                |e| e.row_id == *row_id,
-                || store.reads().entry(*row_id),
-            )?;
-            found = row
-                .filter(|r| r.kind == kind && r.entry_id == source_id)
-                .map(|r| EntryState::of(&r));
-            Ok::<_, EngineError>(found.is_some())
+    /// Applies the reference changes other processes committed since the world's version.
+    /// A stored event that no longer reads is moved to quarantine with a case; the hub goes on.
+    pub fn refresh(&mut self) -> Result<()> {
+        let mut unreadable = Vec::new();
+        let world = &mut self.world;
+        let after = world.version;
+        let version = self.store.reference_since(after, &mut |row| {
+            match parse_stored(&row) {
+                Ok(data) => {
+                    world.apply(&data);
+                }
+                Err(error) => unreadable.push((row.clone(), error)),
+            }
+            world.version = row.ref_version.unwrap_or(world.version);
+            Ok(())
         })?;
-        Ok(found)
-    }
-
-    fn write(&mut self, commit: &Commit) -> Result<()> {
-        if commit.is_empty() {
-            return Ok(());
-        }
-        if let Err(error) = self.store.commit(commit) {
-            tracing::error!(%error, "commit failed; rebuilding state from the store");
-            self.rebuild()?;
-            return Err(error);
+        world.version = world.version.max(version);
+        world.keep();
+        if !unreadable.is_empty() {
+            self.quarantine_unreadable(unreadable)?;
         }
         Ok(())
     }
+
+    /// Moves stored events that no longer parse out of the inbox into quarantine, each with
+    /// a case for the integration team, so that one bad row never stops a start.
+    fn quarantine_unreadable(&mut self, rows: Vec<(InboxRow, String)>) -> Result<()> {
+        let now = Utc::now();
+        let mut commit = Commit {
+            node: self.node,
+            ..Commit::default()
+        };
+        for (row, error) in rows {
+            tracing::error!(seq = row.seq, source = %row.source, id = %row.event_id, %error,
+                "a stored event no longer reads; moved to quarantine");
+            let field = error.split(':').next().unwrap_or("data").to_string();
+            commit.inbox_removed.push(row.seq);
+            commit.quarantine.put(QuarantineRow {
+                id: self.ids.next(IdKind::Quarantine)?,
+                source: Some(row.source.clone()),
+                event_id: Some(row.event_id.clone()),
+                raw: row.raw.clone(),
+                field,
+                reason: format!("stored event {} no longer reads: {error}", row.seq),
+                received_at: row.received_at.clone(),
+                state: "open".into(),
+                replayed_seq: None,
+                version: 0,
+            });
+            commit.cases.put(CaseRow {
+                id: self.ids.next(IdKind::Case)?,
+                kind: "unreadable_stored_event".into(),
+                owner: OwnerTeam::Integration,
+                business_key: format!("{}/{}", row.source, row.event_id),
+                state: ExceptionState::Open,
+                reason: format!(
+                    "stored event {}/{} (seq {}) no longer reads: {error}; it was moved to quarantine",
+                    row.source, row.event_id, row.seq
+                ),
+                suggested_fix: "Correct the event in GET /v1/quarantine and replay it, then resolve this case.".into(),
+                correlation_id: row.correlation_id.clone(),
+                event_seq: row.seq,
+                flow: "hub".into(),
+                entry_row: None,
+                step_id: None,
+                value: None,
+                currency: None,
+                created_at: stamp(now),
+                updated_at: stamp(now),
+                resolution: None,
+                evidence: Some(serde_json::json!({ "raw": row.raw, "error": error }).to_string()),
+                version: 0,
+            });
+        }
+        self.store.commit(&commit).map_err(|e| match e {
+            CommitError::Store(e) => e,
+            CommitError::Conflict(why) => crate::EngineError::Store(why),
+        })?;
+        self.after_commit(&commit);
+        Ok(())
+    }
+
+    /// What follows a successful commit in memory: counters and logs of what it did.
+    fn after_commit(&mut self, commit: &Commit) {
+        self.metrics.record_ingest(&commit.counters);
+        self.metrics
+            .reapprovals_suppressed
+            .add(self.caches.reapprovals_suppressed);
+        log_cases(commit);
+        self.world.keep();
+        self.caches.end_of_commit(true);
+    }
 }
 
-/// What every decision about one event shares.
-struct Ctx<'a> {
-    seq: i64,
-    correlation_id: &'a str,
-    now: DateTime<Utc>,
-    fingerprint: u64,
+/// One log line per case opened or closed by a commit.
+pub fn log_cases(commit: &Commit) {
+    for case in commit.cases.iter() {
+        if case.version == 0 {
+            tracing::info!(case_id = case.id, kind = %case.kind, owner = case.owner.as_str(),
+                business_key = %case.business_key, correlation_id = %case.correlation_id, "case opened");
+        } else if !case.state.is_open() {
+            tracing::info!(case_id = case.id, kind = %case.kind, owner = case.owner.as_str(),
+                state = case.state.as_str(), correlation_id = %case.correlation_id, "case closed");
+        }
+    }
 }

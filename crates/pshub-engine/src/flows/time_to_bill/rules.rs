@@ -1,7 +1,8 @@
-//! Flow 4's checks and pricing (PRODUCT.md 5.4), as a pure function of the reference data
-//! and one entry. The checks run in a fixed order and the first failure decides the case:
-//! worker known, project known, worker active, approved assignment, date inside the
-//! contract, bill rate, FX rate, tax code.
+//! The checks and pricing of time to bill (PRODUCT.md 5.4), as a pure function of the
+//! reference data and one entry. The checks run in a fixed order and the first failure
+//! decides the case: worker known, project known, worker active, approved assignment, date
+//! inside the contract, bill rate, FX rate, tax code. Pricing uses checked arithmetic: an
+//! amount that does not fit is a case for the integration team, never a panic.
 
 use crate::config::Config;
 use crate::world::World;
@@ -65,6 +66,10 @@ pub enum FailureKind {
     MissingRate,
     MissingFxRate,
     MissingTaxCode,
+    /// The worker's approved hours that day would pass the configured limit.
+    DailyHoursExceeded,
+    /// A computed amount does not fit in an exact decimal.
+    AmountOverflow,
 }
 
 impl FailureKind {
@@ -78,14 +83,18 @@ impl FailureKind {
             FailureKind::MissingRate => "missing_rate",
             FailureKind::MissingFxRate => "missing_fx_rate",
             FailureKind::MissingTaxCode => "missing_tax_code",
+            FailureKind::DailyHoursExceeded => "daily_hours_exceeded",
+            FailureKind::AmountOverflow => "amount_overflow",
         }
     }
 
     pub fn owner(&self) -> OwnerTeam {
         match self {
             FailureKind::UnknownWorker => OwnerTeam::Hr,
-            FailureKind::UnknownProject => OwnerTeam::Integration,
-            FailureKind::WorkerInactive | FailureKind::NoApprovedAssignment => OwnerTeam::Pmo,
+            FailureKind::UnknownProject | FailureKind::AmountOverflow => OwnerTeam::Integration,
+            FailureKind::WorkerInactive
+            | FailureKind::NoApprovedAssignment
+            | FailureKind::DailyHoursExceeded => OwnerTeam::Pmo,
             FailureKind::ContractExpired
             | FailureKind::MissingRate
             | FailureKind::MissingFxRate
@@ -122,7 +131,7 @@ pub struct Verdict {
     pub value: Option<Money>,
 }
 
-fn fail(kind: FailureKind, reason: String, suggested_fix: &str) -> Failure {
+pub fn fail(kind: FailureKind, reason: String, suggested_fix: &str) -> Failure {
     Failure {
         kind,
         reason,
@@ -133,7 +142,7 @@ fn fail(kind: FailureKind, reason: String, suggested_fix: &str) -> Failure {
 /// Runs the checks in order and prices the entry.
 pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
     let date = work.date();
-    let Some(history) = world.workers.get(work.worker()) else {
+    let Some(on_date) = world.worker_on(work.worker(), date) else {
         let reason = format!("worker {} is not known to the hub", work.worker());
         let fix = "Send the worker's worker.hired event from the HRIS, then resolve this case.";
         return Verdict {
@@ -141,7 +150,7 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             value: None,
         };
     };
-    let Some(project) = world.projects.get(work.project()) else {
+    let Some(project) = world.project(work.project()) else {
         let reason = format!("project {} is not known to the hub", work.project());
         let fix = "Send the opportunity.closed_won that creates the project, or correct the entry's project code.";
         return Verdict {
@@ -149,44 +158,36 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             value: None,
         };
     };
-    let Some(terms) = world.contracts.get(&project.contract_id) else {
-        let reason = format!(
-            "project {} has no contract {}",
-            work.project(),
-            project.contract_id
-        );
-        let fix = "Send the contract through opportunity.closed_won.";
-        return Verdict {
-            outcome: Err(fail(FailureKind::UnknownProject, reason, fix)),
-            value: None,
-        };
-    };
-    let on_date = history.on(date);
+    let contract = &project.contract;
     // Attributes for valuing an entry held before the hire come from the latest record.
-    let attributes = if on_date.status.is_some() {
-        on_date.clone()
-    } else {
-        history.latest()
+    let attributes = match on_date.status {
+        Some(_) => on_date.clone(),
+        None => world
+            .worker_latest(work.worker())
+            .unwrap_or_else(|| on_date.clone()),
     };
     let assignment = world.approved_assignment(work.worker(), work.project(), date);
-    let billing_currency = terms.base.currency;
-    let (rate_card_id, _) = terms.on(date);
+    let billing_currency = contract.currency;
+    let rate_card_id = contract.rate_card_id.as_str();
+    let overflow = |what: &str| {
+        let reason = format!("{what} does not fit in an exact decimal");
+        let fix = "Check the entry's quantity and the rate and FX rate it was priced with; correct the one that is wrong, then resolve this case.";
+        fail(FailureKind::AmountOverflow, reason, fix)
+    };
 
     // Pricing is computed first so that a held entry still carries its value.
     let price = || -> Result<(Decimal, Decimal, Currency, Option<Decimal>, Money), Failure> {
         let (quantity, rate, rate_currency) = match work {
             Work::Time(entry) => {
-                let role = entry
-                    .role
-                    .as_deref()
-                    .or(assignment.map(|a| a.role.as_str()))
-                    .or(attributes.role);
+                let role = entry.role.as_deref().or(assignment).or(attributes.role);
                 let region = attributes.region;
-                let card = world.rate_cards.get(rate_card_id);
-                let found = match (card, role, region) {
-                    (Some(card), Some(role), Some(region)) => card
-                        .rate_for(role, region, date)
-                        .map(|r| (r, card.currency)),
+                let found = match (role, region) {
+                    (Some(role), Some(region)) => {
+                        match world.bill_rate(rate_card_id, role, region, date) {
+                            Some((currency, Some(rate))) => Some((rate, currency)),
+                            _ => None,
+                        }
+                    }
                     _ => None,
                 };
                 let Some((rate, currency)) = found else {
@@ -202,7 +203,8 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             }
             Work::Expense(expense) => (Decimal::ONE, expense.amount, expense.currency),
         };
-        let value = Money::rounded(quantity * rate, rate_currency);
+        let value = Money::product(quantity, rate, rate_currency)
+            .ok_or_else(|| overflow(&format!("{quantity} x {rate} {rate_currency}")))?;
         if rate_currency == billing_currency {
             return Ok((quantity, rate, rate_currency, None, value));
         }
@@ -213,13 +215,10 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             let fix = "Send an fx_rate.upserted for this pair valid on or before the date, then resolve this case.";
             return Err(fail(FailureKind::MissingFxRate, reason, fix));
         };
-        Ok((
-            quantity,
-            rate,
-            rate_currency,
-            Some(fx),
-            value.convert(fx, billing_currency),
-        ))
+        let converted = value
+            .convert(fx, billing_currency)
+            .ok_or_else(|| overflow(&format!("{value} x FX {fx} into {billing_currency}")))?;
+        Ok((quantity, rate, rate_currency, Some(fx), converted))
     };
     let priced = price();
     let value = priced.as_ref().ok().map(|(.., amount)| *amount);
@@ -245,15 +244,12 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         let fix = "Approve the assignment in the PSA (assignment.changed with state approved), then resolve this case.";
         return verdict(Err(fail(FailureKind::NoApprovedAssignment, reason, fix)));
     }
-    if !terms.covers(date) {
+    if !contract.covers(date) {
         let reason = format!(
             "{date} is outside contract {} ({} to {})",
-            project.contract_id,
-            terms.base.start,
-            terms
-                .on(date)
-                .1
-                .map_or("open".to_string(), |d| d.to_string())
+            contract.contract_id,
+            contract.start,
+            contract.end.map_or("open".to_string(), |d| d.to_string())
         );
         let fix = "Extend the contract with contract.amended, or move the entry to the right project, then resolve this case.";
         return verdict(Err(fail(FailureKind::ContractExpired, reason, fix)));

@@ -1,0 +1,74 @@
+//! `GET /v1/projects/{project_code}`: a project as its deal made it, with the ids each
+//! system gave it and where each provisioning step stands.
+
+use crate::error::ApiError;
+use crate::{AppState, blocking, wire};
+use axum::Json;
+use axum::extract::{Path, State};
+use pshub_engine::flows::opportunity_to_project::{self as flow, NAME};
+use pshub_engine::hub::parse_stored;
+use pshub_model::EventData;
+use serde_json::{Value, json};
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(project_code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine.clone();
+    let answer = blocking(move || {
+        engine.read(|r| -> Result<Value, ApiError> {
+            let Some(project) = r.project(&project_code)? else {
+                return Err(ApiError::not_found(format!(
+                    "no project {project_code} is known to the hub"
+                )));
+            };
+            let event = r.event(project.event_seq)?.ok_or_else(|| {
+                ApiError::internal(format!("the deal of project {project_code} is not stored"))
+            })?;
+            let Ok(EventData::ClosedWon(won)) = parse_stored(&event) else {
+                return Err(ApiError::internal(format!(
+                    "the deal of project {project_code} does not read"
+                )));
+            };
+            let steps = r.steps_of_subject(NAME, project.id)?;
+            let result = |name: &str| {
+                steps
+                    .iter()
+                    .find(|s| s.step == name)
+                    .and_then(|s| s.result.clone())
+            };
+            let contract = &won.contract;
+            Ok(json!({
+                "project_code": won.project.project_code,
+                "name": won.project.name,
+                "legal_entity": won.project.legal_entity,
+                "region": won.project.region,
+                "service_line": won.project.service_line,
+                "opportunity_id": won.opportunity_id,
+                "ids": { "crm": won.opportunity_id, "psa": result(flow::PSA), "erp": result(flow::ERP) },
+                "customer": {
+                    "customer_id": won.customer.customer_id,
+                    "legal_name": won.customer.legal_name,
+                    "tax_id": won.customer.tax_id,
+                },
+                "billing_rules": {
+                    "contract_id": contract.contract_id,
+                    "billing_model": contract.billing_model,
+                    "currency": contract.currency,
+                    "rate_card_id": contract.rate_card_id,
+                    "cap": contract.cap.map(|c| c.to_string()),
+                    "start": contract.start.to_string(),
+                    "end": contract.end.map(|d| d.to_string()),
+                    "milestones": contract.milestones.iter().map(|m| json!({
+                        "milestone_id": m.milestone_id, "name": m.name, "amount": m.amount.to_string(),
+                    })).collect::<Vec<_>>(),
+                },
+                "correlation_id": project.correlation_id,
+                "created_at": project.created_at,
+                "steps": steps.iter().map(wire::step).collect::<Vec<_>>(),
+            }))
+        })
+    })
+    .await??;
+    Ok(Json(answer))
+}

@@ -1,0 +1,433 @@
+//! Running steps, the same way for every flow and every system: claim what is due for one
+//! system under a lease, build each request through the step's flow, ask the system first
+//! where an earlier attempt may have gone through, call it (renewing the lease while the
+//! call runs), and record each answer in one commit.
+//!
+//! A technical failure is retried on the [`RetrySchedule`](crate::retry::RetrySchedule) and
+//! then dead-lettered with a case for the integration team; a business refusal holds the
+//! step in a case at once. A step that is done releases the steps waiting on it.
+
+use crate::breaker::{Breaker, Permit};
+use crate::config::Config;
+use crate::error::Result;
+use crate::flows::{self, stamp};
+use crate::hub::log_cases;
+use crate::ids::Ids;
+use crate::metrics::Metrics;
+use crate::ports::{Lookup, Outcome, Port, Request};
+use crate::store::*;
+use chrono::{DateTime, Utc};
+use pshub_model::records::{ExceptionState, OwnerTeam};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What one system's delivery round works with.
+pub struct Round<'a> {
+    pub system: &'a str,
+    pub port: &'a Port,
+    pub breaker: &'a Breaker,
+    pub store: &'a dyn Store,
+    pub reads: &'a mut dyn StoreReader,
+    pub ids: &'a Ids,
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    pub node: i64,
+}
+
+/// How a round went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Steps claimed and answered.
+    pub steps: usize,
+    /// The breaker holds calls back until then.
+    pub held_back_until: Option<Instant>,
+}
+
+impl Round<'_> {
+    /// Claims up to `limit` due steps, runs them and records how they went.
+    pub fn run(&mut self, limit: u32) -> Result<Delivered> {
+        let limit = match self.breaker.permit(Instant::now()) {
+            Permit::Calls => limit,
+            Permit::Probe => 1,
+            Permit::Wait(until) => {
+                return Ok(Delivered {
+                    steps: 0,
+                    held_back_until: Some(until),
+                });
+            }
+        };
+        let now = Utc::now();
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
+        let claimed = self.store.claim_steps(
+            self.system,
+            now.timestamp_millis(),
+            limit,
+            self.node,
+            lease_ms,
+        )?;
+        if claimed.is_empty() {
+            return Ok(Delivered::default());
+        }
+        let requests = self.requests(&claimed)?;
+        let outcomes = self.outcomes(&claimed, &requests);
+        let answered = outcomes.iter().any(|o| !o.is_failure());
+        self.breaker.record(!answered, Instant::now());
+        let mut commit = Commit {
+            node: self.node,
+            ..Commit::default()
+        };
+        let now = Utc::now();
+        let mut done = Vec::new();
+        for ((claimed, request), outcome) in claimed.iter().zip(&requests).zip(outcomes) {
+            if matches!(outcome, Outcome::Done(_)) {
+                done.push(claimed.step.qualified_name());
+                if let Ok(Request::PostLine(line)) = request {
+                    self.metrics.record_posted(line.kind == "reversal");
+                }
+            }
+            self.record(
+                &mut commit,
+                &claimed.step,
+                request.as_ref().ok(),
+                outcome,
+                now,
+            )?;
+        }
+        match self.store.commit(&commit) {
+            Ok(()) => {
+                log_cases(&commit);
+                self.metrics
+                    .cases_opened
+                    .add(commit.cases.iter().filter(|c| c.version == 0).count() as u64);
+                if let Some(name) = &self.config.crash_after
+                    && done.contains(name)
+                {
+                    tracing::warn!(step = %name, "exiting after the step, as PSHUB_CRASH_AFTER asks");
+                    std::process::exit(137);
+                }
+            }
+            // Another process took these steps over after our lease lapsed: its attempt
+            // asks the system first, so what we did is found, not repeated.
+            Err(CommitError::Conflict(why)) => {
+                tracing::warn!(system = self.system, %why, "lost the lease of claimed steps; their outcome is left to the new holder");
+            }
+            Err(CommitError::Store(error)) => return Err(error),
+        }
+        Ok(Delivered {
+            steps: claimed.len(),
+            held_back_until: None,
+        })
+    }
+
+    /// Each claimed step's request, built by its flow.
+    fn requests(
+        &mut self,
+        claimed: &[Claimed],
+    ) -> Result<Vec<std::result::Result<Request, String>>> {
+        let mut by_flow: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, c) in claimed.iter().enumerate() {
+            by_flow.entry(c.step.flow.as_str()).or_default().push(i);
+        }
+        let mut requests: Vec<Option<std::result::Result<Request, String>>> =
+            vec![None; claimed.len()];
+        for (name, at) in by_flow {
+            let steps: Vec<&StepRow> = at.iter().map(|&i| &claimed[i].step).collect();
+            let built = match flows::named(name) {
+                Some(flow) => flow.requests(&steps, self.reads)?,
+                None => steps
+                    .iter()
+                    .map(|_| Err(format!("no flow is named {name}")))
+                    .collect(),
+            };
+            for (i, request) in at.into_iter().zip(built) {
+                requests[i] = Some(request);
+            }
+        }
+        Ok(requests
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("no request".into())))
+            .collect())
+    }
+
+    /// Each step's outcome: asked first where an earlier attempt may have been applied,
+    /// then called.
+    fn outcomes(
+        &self,
+        claimed: &[Claimed],
+        requests: &[std::result::Result<Request, String>],
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; claimed.len()];
+        let unsure: Vec<usize> = (0..claimed.len())
+            .filter(|&i| {
+                requests[i].is_ok() && (claimed[i].step.outcome_unknown || claimed[i].taken_over)
+            })
+            .collect();
+        if !unsure.is_empty() {
+            let keys: Vec<String> = unsure
+                .iter()
+                .map(|&i| claimed[i].step.idempotency_key())
+                .collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let found = self.port.lookup(&keys);
+            for (i, answer) in unsure.iter().zip(found) {
+                outcomes[*i] = match answer {
+                    Lookup::Applied(result) => Some(Outcome::Done(result)),
+                    Lookup::NotApplied => None,
+                    Lookup::Failed(message) => Some(Outcome::Technical {
+                        message: format!("could not ask whether it was applied: {message}"),
+                        retry_after: None,
+                    }),
+                };
+            }
+        }
+        let mut to_call = Vec::new();
+        let mut called_at = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            match (request, &outcomes[i]) {
+                (Ok(request), None) => {
+                    to_call.push(request.clone());
+                    called_at.push(i);
+                }
+                (Err(why), None) => outcomes[i] = Some(Outcome::technical(why.clone())),
+                _ => {}
+            }
+        }
+        if !to_call.is_empty() {
+            let ids: Vec<i64> = called_at.iter().map(|&i| claimed[i].step.id).collect();
+            let answers = self.call_renewing(&to_call, &ids);
+            for (i, answer) in called_at.into_iter().zip(answers) {
+                outcomes[i] = Some(answer);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::technical("no answer")))
+            .collect()
+    }
+
+    /// Calls the system on its own thread, renewing the steps' leases while it runs.
+    fn call_renewing(&self, requests: &[Request], step_ids: &[i64]) -> Vec<Outcome> {
+        let renew_every = self.config.lease / 2;
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
+        let (port, system) = (self.port, self.system);
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel();
+            scope.spawn(move || {
+                let _ = tx.send(port.call(system, requests));
+            });
+            loop {
+                match rx.recv_timeout(renew_every) {
+                    Ok(answers) => return answers,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let until = Utc::now().timestamp_millis() + lease_ms;
+                        if let Err(error) = self.store.renew_leases(step_ids, self.node, until) {
+                            tracing::warn!(%error, system, "could not renew leases");
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return requests
+                            .iter()
+                            .map(|_| {
+                                Outcome::Unknown(format!(
+                                    "the call to {system} stopped without an answer"
+                                ))
+                            })
+                            .collect();
+                    }
+                }
+            }
+        })
+    }
+
+    /// Records one step's outcome: done, retried later, dead-lettered or held.
+    fn record(
+        &mut self,
+        commit: &mut Commit,
+        claimed: &StepRow,
+        request: Option<&Request>,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut step = claimed.clone();
+        step.attempts += 1;
+        step.lease_owner = None;
+        step.lease_until = 0;
+        let note = |what: &str, detail: String| TimelineRow {
+            correlation_id: step.correlation_id.clone(),
+            at: stamp(now),
+            what: what.into(),
+            detail,
+            step_id: Some(step.id),
+            actor: None,
+        };
+        match outcome {
+            Outcome::Done(result) => {
+                if let Some(Request::Publish(publish)) = request {
+                    commit.outbound.push(OutboundRow {
+                        id: self.ids.next(IdKind::Outbound)?,
+                        event_type: publish.event_type.clone(),
+                        key: publish.idempotency_key.clone(),
+                        data: publish.data.to_string(),
+                        correlation_id: step.correlation_id.clone(),
+                        published_at: stamp(now),
+                    });
+                }
+                step.state = StepState::Done;
+                step.result = Some(result);
+                step.done_at = Some(stamp(now));
+                step.last_error = None;
+                step.outcome_unknown = false;
+            }
+            Outcome::Rejected(reason) => {
+                commit.timeline.push(note(
+                    "refused",
+                    format!(
+                        "{} refused {}: {reason}",
+                        self.system,
+                        step.idempotency_key()
+                    ),
+                ));
+                self.open_case(
+                    commit,
+                    &step,
+                    &format!("{}_rejected", self.port.kind()),
+                    format!("{} refused {}: {reason}", self.system, step.idempotency_key()),
+                    "Correct the record in the target system (for example provision the project), then resolve this case to send it again.",
+                    None,
+                    now,
+                )?;
+                step.state = StepState::Held;
+                step.last_error = Some(reason);
+                step.outcome_unknown = false;
+            }
+            Outcome::Technical {
+                message,
+                retry_after,
+            } => {
+                self.failed(commit, &mut step, message, retry_after, false, now)?;
+            }
+            Outcome::Unknown(message) => {
+                self.failed(commit, &mut step, message, None, true, now)?;
+            }
+        }
+        commit.steps.put(step);
+        Ok(())
+    }
+
+    fn failed(
+        &mut self,
+        commit: &mut Commit,
+        step: &mut StepRow,
+        message: String,
+        retry_after: Option<Duration>,
+        unknown: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.metrics.delivery_failures.inc();
+        step.outcome_unknown |= unknown;
+        let what = if unknown {
+            "outcome unknown"
+        } else {
+            "attempt failed"
+        };
+        tracing::warn!(step_id = step.id, step = %step.qualified_name(), system = self.system,
+            attempt = step.attempts, correlation_id = %step.correlation_id, %message, "delivery attempt failed");
+        let attempt = TimelineRow {
+            correlation_id: step.correlation_id.clone(),
+            at: stamp(now),
+            what: what.into(),
+            detail: format!(
+                "{} attempt {}: {message}",
+                step.idempotency_key(),
+                step.attempts
+            ),
+            step_id: Some(step.id),
+            actor: None,
+        };
+        commit.timeline.push(attempt.clone());
+        step.last_error = Some(message.clone());
+        match self.config.retry.next_delay(step.attempts, retry_after) {
+            Some(delay) => {
+                let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                step.state = StepState::Pending;
+                step.next_attempt_at = now.timestamp_millis().saturating_add(delay);
+            }
+            None => {
+                self.metrics.dead_letters.inc();
+                step.state = StepState::Failed;
+                let mut history: Vec<serde_json::Value> = self
+                    .reads
+                    .timeline_of_step(step.id)?
+                    .into_iter()
+                    .chain(std::iter::once(attempt))
+                    .filter(|t| t.what == "attempt failed" || t.what == "outcome unknown")
+                    .map(|t| serde_json::json!({ "at": t.at, "what": t.what, "detail": t.detail }))
+                    .collect();
+                history.dedup();
+                commit.timeline.push(TimelineRow {
+                    correlation_id: step.correlation_id.clone(),
+                    at: stamp(now),
+                    what: "dead-lettered".into(),
+                    detail: format!(
+                        "{} after {} attempts",
+                        step.idempotency_key(),
+                        step.attempts
+                    ),
+                    step_id: Some(step.id),
+                    actor: None,
+                });
+                self.open_case(
+                    commit,
+                    step,
+                    "delivery_failed",
+                    format!(
+                        "{} to {} gave up after {} attempts (a technical failure): {message}",
+                        step.qualified_name(),
+                        self.system,
+                        step.attempts
+                    ),
+                    "Check that the target system is up and reachable, then resolve this case (or replay the dead letter) to send it again.",
+                    Some(serde_json::json!({ "attempts": history, "idempotency_key": step.idempotency_key() }).to_string()),
+                    now,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_case(
+        &self,
+        commit: &mut Commit,
+        step: &StepRow,
+        kind: &str,
+        reason: String,
+        fix: &str,
+        evidence: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        commit.cases.put(CaseRow {
+            id: self.ids.next(IdKind::Case)?,
+            kind: kind.to_string(),
+            owner: OwnerTeam::Integration,
+            business_key: step.business_key.clone(),
+            state: ExceptionState::Open,
+            reason,
+            suggested_fix: fix.to_string(),
+            correlation_id: step.correlation_id.clone(),
+            event_seq: step.event_seq,
+            flow: step.flow.clone(),
+            entry_row: None,
+            step_id: Some(step.id),
+            value: None,
+            currency: None,
+            created_at: stamp(now),
+            updated_at: stamp(now),
+            resolution: None,
+            evidence,
+            version: 0,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,485 @@
+//! Flow 4, approved time and expense to bill (PRODUCT.md 5.4). An approved billable entry is
+//! checked and priced ([`rules`]); it becomes one invoice line, delivered by a `post_line`
+//! step that waits for its project's provisioning, or it is held by a case for the team that
+//! owns the failed check. A rejection after billing posts a reversal (a step that waits for
+//! the line it cancels); a re-approval posts again, once.
+
+pub mod rules;
+
+use super::{Cx, Flow, NewCase, NewStep, Resolution, opportunity_to_project};
+use crate::error::{ActionError, Result};
+use crate::ports::{LinePosting, Request};
+use crate::store::*;
+use crate::world::Applied;
+use pshub_model::records::{ExceptionState, LineKind};
+use pshub_model::{Event, EventData, EventType, Money};
+use rules::{Failure, FailureKind, Pricing, Work};
+use std::collections::HashMap;
+
+pub const NAME: &str = "time_to_bill";
+/// The one step of this flow: posting a line to the ERP.
+pub const POST_LINE: &str = "post_line";
+
+pub struct TimeToBill;
+
+fn kind_of(work: Work<'_>) -> EntryKind {
+    match work {
+        Work::Time(_) => EntryKind::Time,
+        Work::Expense(_) => EntryKind::Expense,
+    }
+}
+
+/// The work an event carries, and whether it was approved.
+fn work_of(data: &EventData) -> Option<(Work<'_>, bool)> {
+    match data {
+        EventData::TimeEntry { approved, entry } => Some((Work::Time(entry), *approved)),
+        EventData::Expense { approved, expense } => Some((Work::Expense(expense), *approved)),
+        _ => None,
+    }
+}
+
+impl Flow for TimeToBill {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn reacts_to(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::TimeEntryApproved
+                | EventType::TimeEntryRejected
+                | EventType::ExpenseApproved
+                | EventType::ExpenseRejected
+        )
+    }
+
+    fn apply(&self, cx: &mut Cx<'_>, event: &Event, _: &Applied) -> Result<()> {
+        let Some((work, approved)) = work_of(&event.data) else {
+            return Ok(());
+        };
+        apply_work(cx, work, approved)
+    }
+
+    fn requests(
+        &self,
+        steps: &[&StepRow],
+        reads: &mut dyn StoreReader,
+    ) -> Result<Vec<std::result::Result<Request, String>>> {
+        let ids: Vec<i64> = steps.iter().map(|s| s.subject).collect();
+        let lines: HashMap<i64, LineRow> = reads
+            .lines_by_ids(&ids)?
+            .into_iter()
+            .map(|l| (l.id, l))
+            .collect();
+        // A reversal carries the ERP id of the line it cancels: the result of that line's step.
+        let originals: Vec<i64> = lines.values().filter_map(|l| l.reverses).collect();
+        let original_steps: HashMap<i64, i64> = reads
+            .lines_by_ids(&originals)?
+            .into_iter()
+            .map(|l| (l.id, l.step_id))
+            .collect();
+        let step_ids: Vec<i64> = original_steps.values().copied().collect();
+        let results: HashMap<i64, Option<String>> = reads
+            .steps_by_ids(&step_ids)?
+            .into_iter()
+            .map(|s| (s.id, s.result))
+            .collect();
+        Ok(steps
+            .iter()
+            .map(|step| {
+                let line = lines.get(&step.subject).ok_or_else(|| {
+                    format!("line {} of step {} is missing", step.subject, step.id)
+                })?;
+                let reverses_erp_id = match line.reverses {
+                    None => None,
+                    Some(original) => Some(
+                        original_steps
+                            .get(&original)
+                            .and_then(|s| results.get(s).cloned().flatten())
+                            .ok_or_else(|| {
+                                format!(
+                                    "line {original} that line {} reverses is not posted",
+                                    line.id
+                                )
+                            })?,
+                    ),
+                };
+                Ok(Request::PostLine(LinePosting {
+                    idempotency_key: step.idempotency_key(),
+                    kind: line.kind.as_str(),
+                    project_code: line.project_code.clone(),
+                    source_id: line.source_id.clone(),
+                    posting: line.posting,
+                    worker_id: line.worker_id.clone(),
+                    date: line.date,
+                    quantity: line.quantity,
+                    rate: line.rate,
+                    rate_currency: line.rate_currency,
+                    amount: line.amount,
+                    currency: line.currency,
+                    tax_code: line.tax_code.clone(),
+                    billing_class: line.billing_class.clone(),
+                    reverses_erp_id,
+                }))
+            })
+            .collect())
+    }
+
+    fn resolve(
+        &self,
+        cx: &mut Cx<'_>,
+        case: &CaseRow,
+    ) -> std::result::Result<Resolution, ActionError> {
+        let (data, mut entry) = held_work(cx, case)?;
+        let Some((work, _)) = work_of(&data) else {
+            return Err(ActionError::WrongState(format!(
+                "exception {} holds no entry",
+                case.id
+            )));
+        };
+        let verdict = evaluate(cx, work)?;
+        let resolution = match verdict.outcome {
+            Ok(pricing) => {
+                let line_id = create_line(cx, work, &pricing, &mut entry)?;
+                cx.close_case(
+                    case.id,
+                    ExceptionState::Resolved,
+                    format!("resolved: line {line_id} created"),
+                )?;
+                entry.phase = EntryPhase::Billed;
+                entry.line_id = Some(line_id);
+                entry.case_id = None;
+                entry.manual = true;
+                Resolution::Posted {
+                    line_id: Some(line_id),
+                }
+            }
+            Err(failure) if failure.kind.as_str() == case.kind => {
+                return Err(ActionError::StillFailing(format!(
+                    "exception {} still applies: {}. {}",
+                    case.id, failure.reason, failure.suggested_fix
+                )));
+            }
+            Err(failure) => {
+                let new_case = hold(cx, work, &failure, verdict.value, &entry, Some(case.id))?;
+                entry.case_id = Some(new_case);
+                Resolution::HandedOver {
+                    case_id: new_case,
+                    reason: failure.reason,
+                }
+            }
+        };
+        entry.value = verdict.value.map(|m| m.amount());
+        entry.currency = verdict.value.map(|m| m.currency());
+        cx.put_entry(entry);
+        Ok(resolution)
+    }
+
+    fn dismiss(&self, cx: &mut Cx<'_>, case: &CaseRow) -> std::result::Result<(), ActionError> {
+        let (_, mut entry) = held_work(cx, case)?;
+        entry.phase = EntryPhase::WrittenOff;
+        entry.case_id = None;
+        entry.line_id = None;
+        // The value written off is the one the case held.
+        entry.value = case.value;
+        entry.currency = case.currency;
+        cx.put_entry(entry);
+        Ok(())
+    }
+}
+
+/// The event and entry a case holds.
+fn held_work(
+    cx: &mut Cx<'_>,
+    case: &CaseRow,
+) -> std::result::Result<(EventData, EntryRow), ActionError> {
+    let row = cx
+        .reads
+        .event(case.event_seq)?
+        .ok_or_else(|| ActionError::NotFound(format!("event {}", case.event_seq)))?;
+    let data = parse_stored(&row)?;
+    let Some((work, _)) = work_of(&data) else {
+        return Err(ActionError::WrongState(format!(
+            "exception {} holds no entry",
+            case.id
+        )));
+    };
+    let kind = kind_of(work);
+    let source_id = work.source_id().to_string();
+    let entry = cx
+        .entry(kind, &source_id)?
+        .ok_or_else(|| ActionError::NotFound(format!("entry {source_id}")))?;
+    Ok((data, entry))
+}
+
+fn parse_stored(row: &InboxRow) -> std::result::Result<EventData, ActionError> {
+    let event_type = EventType::parse(&row.event_type).ok_or_else(|| {
+        ActionError::Invalid(format!(
+            "event {} has unknown type {}",
+            row.seq, row.event_type
+        ))
+    })?;
+    EventData::parse_canonical(event_type, &row.data)
+        .map_err(|e| ActionError::Invalid(format!("event {}: {e}", row.seq)))
+}
+
+/// The flow for one approved or rejected time entry or expense.
+fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
+    let kind = kind_of(work);
+    let source_id = work.source_id();
+    let mut entry = match cx.entry(kind, source_id)? {
+        Some(entry) => entry,
+        None => EntryRow {
+            row_id: cx.id(IdKind::Entry)?,
+            kind,
+            entry_id: source_id.to_string(),
+            phase: EntryPhase::Rejected,
+            event_seq: cx.event.seq,
+            fingerprint: cx.event.fingerprint,
+            line_id: None,
+            case_id: None,
+            value: None,
+            currency: None,
+            manual: false,
+            postings: 0,
+            version: 0,
+        },
+    };
+    let billed_line = entry.line_id.filter(|_| entry.phase == EntryPhase::Billed);
+    let held_case = entry.case_id.filter(|_| entry.phase == EntryPhase::Held);
+
+    if approved
+        && work.billable()
+        && billed_line.is_some()
+        && entry.fingerprint == cx.event.fingerprint
+    {
+        // The same approval again under another event id: already billed, once.
+        cx.caches.reapprovals_suppressed += 1;
+        return Ok(());
+    }
+    if let Some(line_id) = billed_line {
+        reverse_line(cx, line_id, &mut entry)?;
+    }
+    entry.event_seq = cx.event.seq;
+    entry.fingerprint = cx.event.fingerprint;
+    entry.manual = false;
+    entry.line_id = None;
+
+    if !approved || !work.billable() {
+        if let Some(case_id) = held_case {
+            let why = if approved {
+                "the entry is no longer billable"
+            } else {
+                "the entry was rejected at the source"
+            };
+            cx.close_case(
+                case_id,
+                ExceptionState::Dismissed,
+                format!("withdrawn: {why}"),
+            )?;
+        }
+        entry.phase = if approved {
+            EntryPhase::NotBillable
+        } else {
+            EntryPhase::Rejected
+        };
+        entry.case_id = None;
+        cx.put_entry(entry);
+        return Ok(());
+    }
+
+    let verdict = evaluate(cx, work)?;
+    match verdict.outcome {
+        Ok(pricing) => {
+            if let Some(case_id) = held_case {
+                let note = format!("cleared by a later event (inbox seq {})", cx.event.seq);
+                cx.close_case(case_id, ExceptionState::Resolved, note)?;
+            }
+            let line_id = create_line(cx, work, &pricing, &mut entry)?;
+            entry.phase = EntryPhase::Billed;
+            entry.line_id = Some(line_id);
+            entry.case_id = None;
+        }
+        Err(failure) => {
+            let case_id = hold(cx, work, &failure, verdict.value, &entry, held_case)?;
+            entry.phase = EntryPhase::Held;
+            entry.case_id = Some(case_id);
+        }
+    }
+    entry.value = verdict.value.map(|m| m.amount());
+    entry.currency = verdict.value.map(|m| m.currency());
+    cx.put_entry(entry);
+    Ok(())
+}
+
+/// The rules, then the daily limit of hours when one is configured.
+fn evaluate(cx: &mut Cx<'_>, work: Work<'_>) -> Result<rules::Verdict> {
+    let mut verdict = rules::evaluate(cx.world, cx.config, work);
+    if let (Ok(_), Work::Time(entry), Some(limit)) =
+        (&verdict.outcome, work, cx.config.max_daily_hours)
+    {
+        let day = cx.worker_day(entry.worker_id.as_str(), entry.work_date)?;
+        let total = day.hours.checked_add(entry.hours);
+        if total.is_none_or(|total| total > limit) {
+            let reason = format!(
+                "worker {} would have {} approved hours on {}, more than the limit of {limit}",
+                entry.worker_id,
+                total.map_or("too many".to_string(), |t| t.to_string()),
+                entry.work_date
+            );
+            let fix = "Check the worker's time for that day in the PSA; correct or reject the entries that are wrong, then resolve this case.";
+            verdict.outcome = Err(rules::fail(FailureKind::DailyHoursExceeded, reason, fix));
+        }
+    }
+    Ok(verdict)
+}
+
+/// Adds a line of `hours` (negative for a reversal) to the worker's day.
+fn count_hours(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
+    if cx.config.max_daily_hours.is_none()
+        || !matches!(line.kind, LineKind::Time | LineKind::Reversal)
+    {
+        return Ok(());
+    }
+    let mut day = cx.worker_day(&line.worker_id, line.date)?;
+    day.hours = day.hours.checked_add(line.quantity).unwrap_or(day.hours);
+    cx.put_worker_day(day);
+    Ok(())
+}
+
+/// Opens a case for the failure, or keeps the entry's open case when it already holds it
+/// for the same reason.
+fn hold(
+    cx: &mut Cx<'_>,
+    work: Work<'_>,
+    failure: &Failure,
+    value: Option<Money>,
+    entry: &EntryRow,
+    held_case: Option<i64>,
+) -> Result<i64> {
+    if let Some(case_id) = held_case {
+        let mut case = cx.case(case_id)?;
+        if case.kind == failure.kind.as_str() {
+            case.reason = failure.reason.clone();
+            case.event_seq = cx.event.seq;
+            case.value = value.map(|m| m.amount());
+            case.currency = value.map(|m| m.currency());
+            case.updated_at = cx.stamp();
+            cx.commit.cases.put(case);
+            return Ok(case_id);
+        }
+        let note = format!("superseded: the entry now fails {}", failure.kind.as_str());
+        cx.close_case(case_id, ExceptionState::Resolved, note)?;
+    }
+    cx.open_case(NewCase {
+        kind: failure.kind.as_str(),
+        owner: failure.kind.owner(),
+        business_key: work.source_id(),
+        reason: failure.reason.clone(),
+        suggested_fix: &failure.suggested_fix,
+        flow: NAME,
+        entry_row: Some(entry.row_id),
+        step_id: None,
+        value,
+        evidence: None,
+    })
+}
+
+/// The next line of an entry, with the step that posts it.
+fn new_line(cx: &mut Cx<'_>, entry: &mut EntryRow) -> Result<(i64, u32, i64)> {
+    entry.postings += 1;
+    Ok((cx.id(IdKind::Line)?, entry.postings, cx.id(IdKind::Step)?))
+}
+
+fn create_line(
+    cx: &mut Cx<'_>,
+    work: Work<'_>,
+    pricing: &Pricing,
+    entry: &mut EntryRow,
+) -> Result<i64> {
+    let (id, posting, step_id) = new_line(cx, entry)?;
+    let line = LineRow {
+        id,
+        kind: match work {
+            Work::Time(_) => LineKind::Time,
+            Work::Expense(_) => LineKind::Expense,
+        },
+        entry_row: entry.row_id,
+        posting,
+        source_id: work.source_id().to_string(),
+        event_seq: cx.event.seq,
+        project_code: work.project().to_string(),
+        worker_id: work.worker().to_string(),
+        date: work.date(),
+        quantity: pricing.quantity,
+        rate: pricing.rate,
+        rate_currency: pricing.rate_currency,
+        fx_rate: pricing.fx_rate,
+        amount: pricing.amount.amount(),
+        currency: pricing.amount.currency(),
+        tax_code: pricing.tax_code.clone(),
+        billing_class: pricing.billing_class.clone(),
+        reverses: None,
+        correlation_id: cx.event.correlation_id.clone(),
+        created_at: cx.stamp(),
+        step_id,
+    };
+    // A line waits for its project's provisioning in the ERP, through that step.
+    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
+    add_post_step(cx, &line, waits_on)?;
+    count_hours(cx, &line)?;
+    cx.add_line(line);
+    Ok(id)
+}
+
+fn add_post_step(cx: &mut Cx<'_>, line: &LineRow, waits_on: Option<i64>) -> Result<()> {
+    let system = cx.config.erp_system.clone();
+    cx.add_step(NewStep {
+        id: line.step_id,
+        flow: NAME,
+        step: POST_LINE,
+        system: &system,
+        subject: line.id,
+        business_key: format!(
+            "{}:{}:{}",
+            line_kind_key(line),
+            line.source_id,
+            line.posting
+        ),
+        waits_on,
+    })
+}
+
+/// The entry kind in a line's business key (`time:T-1:1`, `expense:X-1:1`).
+fn line_kind_key(line: &LineRow) -> &'static str {
+    match line.kind {
+        LineKind::Expense => "expense",
+        _ => "time",
+    }
+}
+
+/// Posts the negative of a line: the entry's billing is withdrawn, once. The reversal waits
+/// for the line it cancels to be posted.
+fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<()> {
+    let original = cx.line(line_id)?;
+    let original_step = cx.step(original.step_id)?;
+    let (id, posting, step_id) = new_line(cx, entry)?;
+    let reversal = LineRow {
+        id,
+        kind: LineKind::Reversal,
+        posting,
+        event_seq: cx.event.seq,
+        quantity: -original.quantity,
+        amount: -original.amount,
+        reverses: Some(original.id),
+        correlation_id: cx.event.correlation_id.clone(),
+        created_at: cx.stamp(),
+        step_id,
+        ..original.clone()
+    };
+    let waits_on = (original_step.state != StepState::Done).then_some(original_step.id);
+    add_post_step(cx, &reversal, waits_on)?;
+    count_hours(cx, &reversal)?;
+    cx.add_line(reversal);
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The storage boundary. The engine decides every row; a store allocates ids, writes a
+//! [`Commit`] atomically and durably (or nothing of it, when another writer got there
+//! first), claims due steps with expiring leases, and answers reads. One conformance suite
+//! runs against every implementation.
+
+mod commit;
+mod rows;
+pub mod sql;
+
+pub use commit::*;
+pub use rows::*;
+
+use crate::error::Result;
+use pshub_model::Currency;
+use pshub_model::records::{ExceptionState, LineKind, OwnerTeam};
+use rust_decimal::Decimal;
+
+/// Filters of the line list; `None` means any.
+#[derive(Debug, Default, Clone)]
+pub struct LineFilter {
+    pub project_code: Option<String>,
+    pub worker_id: Option<String>,
+    pub source_id: Option<String>,
+    pub entry_row: Option<i64>,
+    pub status: Option<LineStatus>,
+    pub event_seq: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CaseFilter {
+    pub owner: Option<OwnerTeam>,
+    pub state: Option<ExceptionState>,
+    pub kind: Option<String>,
+    pub event_seq: Option<i64>,
+    pub correlation_id: Option<String>,
+    pub step_id: Option<i64>,
+}
+
+/// A page of a list: rows with an id greater than `after`, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after: i64,
+    pub limit: u32,
+}
+
+impl Page {
+    pub const ALL: Page = Page {
+        after: 0,
+        limit: u32::MAX,
+    };
+
+    pub fn first(limit: u32) -> Page {
+        Page { after: 0, limit }
+    }
+}
+
+/// The rows that mention a correlation id, for its timeline.
+#[derive(Debug, Default)]
+pub struct Trail {
+    pub events: Vec<InboxRow>,
+    pub lines: Vec<DeliveredLine>,
+    pub steps: Vec<StepRow>,
+    pub cases: Vec<CaseRow>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// One entry as the summary counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryFigure {
+    pub phase: EntryPhase,
+    pub manual: bool,
+    pub value: Option<(Decimal, Currency)>,
+    /// The state of the step that delivers its current line, if it has one.
+    pub line_state: Option<StepState>,
+}
+
+/// One line as the summary counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct LineFigure {
+    pub kind: LineKind,
+    pub state: StepState,
+    /// It waits on a step that failed or is held: nothing moves until a case is resolved.
+    pub blocked: bool,
+    pub amount: Decimal,
+    pub currency: Currency,
+}
+
+/// Everything the hub and its API read. Readers see what is committed and never wait for
+/// a writer. A store hands out as many as asked ([`Store::reader`]).
+pub trait StoreReader: Send {
+    fn event(&mut self, seq: i64) -> Result<Option<InboxRow>>;
+    /// The stored event with this source and id (read through the store's unique index).
+    fn event_by_key(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>>;
+    fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>>;
+    fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>>;
+    fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>>;
+    fn conflicts(&mut self, page: Page) -> Result<Vec<ConflictRow>>;
+    /// Bodies received again under the id of the event with this seq, but different.
+    fn conflicts_of(&mut self, original_seq: i64) -> Result<Vec<ConflictRow>>;
+    fn conflict(&mut self, id: i64) -> Result<Option<ConflictRow>>;
+
+    fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>>;
+    fn entry_by_key(&mut self, kind: EntryKind, entry_id: &str) -> Result<Option<EntryRow>>;
+    fn line(&mut self, id: i64) -> Result<Option<DeliveredLine>>;
+    fn lines(&mut self, filter: &LineFilter, page: Page) -> Result<Vec<DeliveredLine>>;
+    /// Lines by id, in any order; ids not found are left out.
+    fn lines_by_ids(&mut self, ids: &[i64]) -> Result<Vec<LineRow>>;
+
+    fn step(&mut self, id: i64) -> Result<Option<StepRow>>;
+    /// Steps by id, in any order; ids not found are left out.
+    fn steps_by_ids(&mut self, ids: &[i64]) -> Result<Vec<StepRow>>;
+    /// The steps a flow keeps for one subject, in id order.
+    fn steps_of_subject(&mut self, flow: &str, subject: i64) -> Result<Vec<StepRow>>;
+    /// The steps an event created, in id order.
+    fn steps_of_event(&mut self, seq: i64) -> Result<Vec<StepRow>>;
+    /// Steps in a state, oldest first (dead letters are the `failed` ones).
+    fn steps_in_state(&mut self, state: StepState, page: Page) -> Result<Vec<StepRow>>;
+    /// The timeline rows of one step, oldest first: its attempt history.
+    fn timeline_of_step(&mut self, step_id: i64) -> Result<Vec<TimelineRow>>;
+
+    fn case(&mut self, id: i64) -> Result<Option<CaseRow>>;
+    fn cases(&mut self, filter: &CaseFilter, page: Page) -> Result<Vec<CaseRow>>;
+
+    fn project(&mut self, project_code: &str) -> Result<Option<ProjectRow>>;
+    fn outbound(&mut self, event_type: Option<&str>, page: Page) -> Result<Vec<OutboundRow>>;
+    fn worker_day(
+        &mut self,
+        worker_id: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<WorkerDayRow>>;
+
+    fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
+    /// The counters of every process, summed.
+    fn counters(&mut self) -> Result<Counters>;
+    /// Visits every entry, for the summary.
+    fn each_entry_figure(&mut self, visit: &mut dyn FnMut(EntryFigure)) -> Result<()>;
+    /// Visits every line, for the summary.
+    fn each_line_figure(&mut self, visit: &mut dyn FnMut(LineFigure)) -> Result<()>;
+    /// Visits every exception case, for the summary.
+    fn each_case(&mut self, visit: &mut dyn FnMut(&CaseRow)) -> Result<()>;
+    /// How many steps wait on a step that failed or is held.
+    fn blocked_steps(&mut self) -> Result<u64>;
+    fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>>;
+    /// A trivial read: the store answers.
+    fn ping(&mut self) -> Result<()>;
+}
+
+/// A store shared by every thread of a process (and by the processes sharing its database).
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+    /// Writes all of `commit` in one durable transaction, or nothing.
+    fn commit(&self, commit: &Commit) -> std::result::Result<(), CommitError>;
+    /// A new reader on its own connection.
+    fn reader(&self) -> Result<Box<dyn StoreReader>>;
+    /// Reserves `count` consecutive ids of a kind; answers the first.
+    fn reserve_ids(&self, kind: IdKind, count: u32) -> Result<i64>;
+    /// The events with these keys, where stored (one answer per key, in order). A store may
+    /// answer from an index it keeps in memory, as long as a key it misses fails the commit
+    /// that inserts it again.
+    fn find_events(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<InboxRow>>>;
+    /// The entries with these keys, where stored; as [`Store::find_events`].
+    fn find_entries(&self, keys: &[(EntryKind, &str)]) -> Result<Vec<Option<EntryRow>>>;
+    /// The store's current reference version.
+    fn reference_version(&self) -> Result<i64>;
+    /// Visits the reference events with a version above `after`, in version order, up to
+    /// the version the store had when the read began; answers that version.
+    fn reference_since(
+        &self,
+        after: i64,
+        visit: &mut dyn FnMut(InboxRow) -> Result<()>,
+    ) -> Result<i64>;
+    /// Claims up to `limit` steps of `system` that are due at `now_ms` (pending and due, or
+    /// running under a lease that lapsed), leasing them to `owner` until `now_ms + lease_ms`.
+    /// Two claimers never get the same step while its lease runs.
+    fn claim_steps(
+        &self,
+        system: &str,
+        now_ms: i64,
+        limit: u32,
+        owner: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Claimed>>;
+    /// Extends the leases `owner` still holds on these steps; answers how many it holds.
+    fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize>;
+    /// Stores an API token by its hash.
+    fn add_token(&self, token: &TokenRow) -> Result<()>;
+}

@@ -1,0 +1,535 @@
+//! The rows the engine writes and reads. Every id is allocated by the store (in blocks, see
+//! [`crate::ids`]); every row that changes after it is written carries a `version` that the
+//! store checks on update, so that two writers never overwrite each other unseen.
+
+use chrono::NaiveDate;
+use pshub_model::Currency;
+use pshub_model::records::{ExceptionState, LineKind, OwnerTeam};
+use rust_decimal::Decimal;
+
+/// A row that changes after it is written: updated only if nobody else changed it since it
+/// was read. A `version` of 0 means the row is new (inserted, version 1).
+pub trait Versioned: Clone {
+    fn id(&self) -> i64;
+    fn version(&self) -> i64;
+}
+
+macro_rules! versioned {
+    ($($row:ty => $id:ident;)*) => {$(
+        impl Versioned for $row {
+            fn id(&self) -> i64 {
+                self.$id
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+        }
+    )*};
+}
+
+versioned! {
+    QuarantineRow => id;
+    EntryRow => row_id;
+    StepRow => id;
+    CaseRow => id;
+    WorkerDayRow => id;
+}
+
+/// A received, valid event, as committed to the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRow {
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub correlation_id: String,
+    pub occurred_at: String,
+    pub received_at: String,
+    /// The event exactly as it arrived (every field, known or not).
+    pub raw: String,
+    /// The canonical `data` (see `EventData::canonical_json`).
+    pub data: String,
+    /// For a reference event (workers, rates, projects, assignments), its place in the one
+    /// order in which every process applies reference changes.
+    pub ref_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub source: Option<String>,
+    pub event_id: Option<String>,
+    pub raw: String,
+    pub field: String,
+    pub reason: String,
+    pub received_at: String,
+    /// `open`, or `replayed` once a corrected event was accepted in its place.
+    pub state: String,
+    pub replayed_seq: Option<i64>,
+    pub version: i64,
+}
+
+/// A body received under an event's id that differs from the first: kept, never applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictRow {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub original_seq: i64,
+    pub event_type: String,
+    pub data: String,
+    pub raw: String,
+    pub received_at: String,
+    pub case_id: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Time,
+    Expense,
+}
+
+impl EntryKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntryKind::Time => "time",
+            EntryKind::Expense => "expense",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "time" => Some(EntryKind::Time),
+            "expense" => Some(EntryKind::Expense),
+            _ => None,
+        }
+    }
+}
+
+/// Where a time entry or expense stands in the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryPhase {
+    /// A line was created for it (delivered by its step).
+    Billed,
+    /// An open exception case holds it.
+    Held,
+    /// Rejected at the source; any line it had was reversed.
+    Rejected,
+    /// Approved but not billable.
+    NotBillable,
+    /// Its case was dismissed: the firm decided not to bill it.
+    WrittenOff,
+}
+
+impl EntryPhase {
+    pub const ALL: [EntryPhase; 5] = [
+        EntryPhase::Billed,
+        EntryPhase::Held,
+        EntryPhase::Rejected,
+        EntryPhase::NotBillable,
+        EntryPhase::WrittenOff,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntryPhase::Billed => "billed",
+            EntryPhase::Held => "held",
+            EntryPhase::Rejected => "rejected",
+            EntryPhase::NotBillable => "not_billable",
+            EntryPhase::WrittenOff => "written_off",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
+/// The hub's record of one time entry or expense: its latest event and outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryRow {
+    pub row_id: i64,
+    pub kind: EntryKind,
+    pub entry_id: String,
+    pub phase: EntryPhase,
+    pub event_seq: i64,
+    /// Fingerprint of the canonical data that was billed or held.
+    pub fingerprint: u64,
+    pub line_id: Option<i64>,
+    pub case_id: Option<i64>,
+    /// Its billable value in the billing currency, where computable.
+    pub value: Option<Decimal>,
+    pub currency: Option<Currency>,
+    /// Billed only after a person resolved a case.
+    pub manual: bool,
+    /// Lines created for it so far; the next line is posting `postings + 1`.
+    pub postings: u32,
+    pub version: i64,
+}
+
+/// An invoice line the hub created. Its delivery to the ERP is its step (`step_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineRow {
+    pub id: i64,
+    pub kind: LineKind,
+    pub entry_row: i64,
+    /// The n-th line of its entry (1 for the first approval, 2 for its reversal, ...).
+    pub posting: u32,
+    pub source_id: String,
+    pub event_seq: i64,
+    pub project_code: String,
+    pub worker_id: String,
+    pub date: NaiveDate,
+    pub quantity: Decimal,
+    pub rate: Decimal,
+    pub rate_currency: Currency,
+    pub fx_rate: Option<Decimal>,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub tax_code: String,
+    pub billing_class: String,
+    pub reverses: Option<i64>,
+    pub correlation_id: String,
+    pub created_at: String,
+    pub step_id: i64,
+}
+
+/// A line with its delivery, as lists and the API read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveredLine {
+    pub line: LineRow,
+    pub step: StepRow,
+}
+
+/// How a line stands in the ERP, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineStatus {
+    /// On its way (pending, running or waiting for another step).
+    Pending,
+    /// The ERP holds it.
+    Posted,
+    /// The ERP refused it; an exception case holds it.
+    Refused,
+    /// Delivery gave up after its retries; a dead letter holds it.
+    Failed,
+}
+
+impl LineStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LineStatus::Pending => "pending",
+            LineStatus::Posted => "posted",
+            LineStatus::Refused => "refused",
+            LineStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Pending, Self::Posted, Self::Refused, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    pub fn of(state: StepState) -> Self {
+        match state {
+            StepState::Done => LineStatus::Posted,
+            StepState::Held => LineStatus::Refused,
+            StepState::Failed => LineStatus::Failed,
+            StepState::Pending | StepState::Running | StepState::Waiting => LineStatus::Pending,
+        }
+    }
+
+    /// The step states a line of this status is in.
+    pub fn states(&self) -> &'static [StepState] {
+        match self {
+            LineStatus::Pending => &[StepState::Pending, StepState::Running, StepState::Waiting],
+            LineStatus::Posted => &[StepState::Done],
+            LineStatus::Refused => &[StepState::Held],
+            LineStatus::Failed => &[StepState::Failed],
+        }
+    }
+}
+
+/// Where a flow's step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepState {
+    /// Due at `next_attempt_at`.
+    Pending,
+    /// Claimed by a process whose lease runs until `lease_until`.
+    Running,
+    Done,
+    /// Gave up after its retries (a dead letter); a case holds it.
+    Failed,
+    /// Waits for the step `waits_on` to be done.
+    Waiting,
+    /// The target refused it on business grounds; a case holds it.
+    Held,
+}
+
+impl StepState {
+    pub const ALL: [StepState; 6] = [
+        StepState::Pending,
+        StepState::Running,
+        StepState::Done,
+        StepState::Failed,
+        StepState::Waiting,
+        StepState::Held,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+            StepState::Waiting => "waiting",
+            StepState::Held => "held",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// One durable, idempotent step of a flow: a call to a target system, or to the hub's own
+/// outbound stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub id: i64,
+    /// The flow that made it and knows how to run it (`time_to_bill`).
+    pub flow: String,
+    /// The step's name within its flow (`post_line`, `psa`, `erp`).
+    pub step: String,
+    /// The configured system it calls (`erp`, `psa`, `crm`, `hub`).
+    pub system: String,
+    /// The row it acts for: a line's id, a project's id.
+    pub subject: i64,
+    /// The business key its idempotency key derives from (`time:T-1:1`, `P-1`).
+    pub business_key: String,
+    pub state: StepState,
+    pub waits_on: Option<i64>,
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<i64>,
+    pub lease_until: i64,
+    /// What the target answered: the id it assigned.
+    pub result: Option<String>,
+    pub last_error: Option<String>,
+    /// The last attempt may have done its write without an answer: ask before creating.
+    pub outcome_unknown: bool,
+    pub correlation_id: String,
+    pub event_seq: i64,
+    pub created_at: String,
+    pub done_at: Option<String>,
+    pub version: i64,
+}
+
+impl StepRow {
+    /// The key that makes the step's call harmless to repeat; derived from its flow, name
+    /// and business key, which the store keeps unique (see ARCHITECTURE.md).
+    pub fn idempotency_key(&self) -> String {
+        format!("pshub:{}:{}:{}", self.flow, self.step, self.business_key)
+    }
+
+    /// Its name where operators see it: `time_to_bill.post_line`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.flow, self.step)
+    }
+}
+
+/// A step as the claim handed it out: with its state before the claim, so that a step whose
+/// earlier holder died mid-call is treated as possibly done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub step: StepRow,
+    /// It was running under a lease that lapsed: its earlier call may have gone through.
+    pub taken_over: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRow {
+    pub id: i64,
+    pub kind: String,
+    pub owner: OwnerTeam,
+    pub business_key: String,
+    pub state: ExceptionState,
+    pub reason: String,
+    pub suggested_fix: String,
+    pub correlation_id: String,
+    pub event_seq: i64,
+    /// The flow that resolves it.
+    pub flow: String,
+    /// The entry it holds.
+    pub entry_row: Option<i64>,
+    /// The step it holds (refused, or dead-lettered).
+    pub step_id: Option<i64>,
+    pub value: Option<Decimal>,
+    pub currency: Option<Currency>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub resolution: Option<String>,
+    /// What supports it, as JSON: the attempt history of a dead letter, a conflicting body.
+    pub evidence: Option<String>,
+    pub version: i64,
+}
+
+/// A project the opportunity-to-project flow provisions; its steps act for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub project_code: String,
+    pub opportunity_id: String,
+    /// The closed-won event that created it.
+    pub event_seq: i64,
+    pub correlation_id: String,
+    pub created_at: String,
+}
+
+/// A business event on the hub's outbound stream (`project.provisioned`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRow {
+    pub id: i64,
+    pub event_type: String,
+    /// Unique: publishing the same event twice keeps one.
+    pub key: String,
+    pub data: String,
+    pub correlation_id: String,
+    pub published_at: String,
+}
+
+/// A notable moment on a transaction's timeline that no other row records (a failed
+/// attempt, a resolution, a replay), with who did it when a person did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineRow {
+    pub correlation_id: String,
+    pub at: String,
+    pub what: String,
+    pub detail: String,
+    pub step_id: Option<i64>,
+    /// `{"token_id", "name", "role"}` of the person who acted, as JSON.
+    pub actor: Option<String>,
+}
+
+/// Approved hours of one worker on one day, for the daily limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerDayRow {
+    pub id: i64,
+    pub worker_id: String,
+    pub day: NaiveDate,
+    pub hours: Decimal,
+    pub version: i64,
+}
+
+/// An API token: its hash, role and who it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub id: i64,
+    pub hash: String,
+    pub role: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// Counters that must survive restarts, kept per process and summed when read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub received: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub quarantined: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.duplicates += other.duplicates;
+        self.conflicts += other.conflicts;
+        self.quarantined += other.quarantined;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// Kinds of ids the store hands out, each in its own sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdKind {
+    Event,
+    Quarantine,
+    Conflict,
+    Entry,
+    Line,
+    Step,
+    Case,
+    Project,
+    Outbound,
+    WorkerDay,
+    Token,
+    Node,
+}
+
+impl IdKind {
+    pub const ALL: [IdKind; 12] = [
+        IdKind::Event,
+        IdKind::Quarantine,
+        IdKind::Conflict,
+        IdKind::Entry,
+        IdKind::Line,
+        IdKind::Step,
+        IdKind::Case,
+        IdKind::Project,
+        IdKind::Outbound,
+        IdKind::WorkerDay,
+        IdKind::Token,
+        IdKind::Node,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IdKind::Event => "event",
+            IdKind::Quarantine => "quarantine",
+            IdKind::Conflict => "conflict",
+            IdKind::Entry => "entry",
+            IdKind::Line => "line",
+            IdKind::Step => "step",
+            IdKind::Case => "case",
+            IdKind::Project => "project",
+            IdKind::Outbound => "outbound",
+            IdKind::WorkerDay => "worker_day",
+            IdKind::Token => "token",
+            IdKind::Node => "node",
+        }
+    }
+}
+
+/// A dead letter as operators name it: `line-12` (the step that posts invoice line 12) or
+/// `call-3` (step 3, any other call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbound {
+    Line(i64),
+    Call(i64),
+}
+
+impl std::fmt::Display for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outbound::Line(id) => write!(f, "line-{id}"),
+            Outbound::Call(id) => write!(f, "call-{id}"),
+        }
+    }
+}
+
+impl Outbound {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (kind, id) = raw.split_once('-')?;
+        let id: i64 = id.parse().ok().filter(|id| *id > 0)?;
+        match kind {
+            "line" => Some(Outbound::Line(id)),
+            "call" => Some(Outbound::Call(id)),
+            _ => None,
+        }
+    }
+}

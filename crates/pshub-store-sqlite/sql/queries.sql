@@ -1,0 +1,273 @@
+-- The embedded store's queries, by name. Columns are listed in the order the row decoders of
+-- src/rows.rs read them. `/*where*/` marks where a list's filters are added.
+
+-- name: insert_inbox
+INSERT INTO inbox (seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE seq = ?
+
+-- name: insert_quarantine
+INSERT INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+
+-- name: update_quarantine
+UPDATE quarantine SET state = ?, replayed_seq = ?, version = version + 1 WHERE id = ? AND version = ?
+
+-- name: insert_conflict
+INSERT INTO conflicts (id, source, event_id, original_seq, event_type, data, raw, received_at, case_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_entry
+INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+
+-- name: update_entry
+UPDATE entries SET phase = ?, event_seq = ?, fingerprint = ?, line_id = ?, case_id = ?, value = ?, currency = ?,
+    manual = ?, postings = ?, version = version + 1
+WHERE row_id = ? AND version = ?
+
+-- name: insert_line
+INSERT INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate,
+    rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_step
+INSERT INTO steps (id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+
+-- name: update_step
+UPDATE steps SET state = ?, waits_on = ?, attempts = ?, next_attempt_at = ?, lease_owner = ?, lease_until = ?, result = ?,
+    last_error = ?, outcome_unknown = ?, done_at = ?, version = version + 1
+WHERE id = ? AND version = ?
+
+-- name: release_waiters
+UPDATE steps SET state = 'pending', version = version + 1 WHERE waits_on = ? AND state = 'waiting'
+
+-- name: release_if_done
+UPDATE steps SET state = 'pending', version = version + 1
+WHERE id = ? AND state = 'waiting'
+  AND EXISTS (SELECT 1 FROM steps prerequisite WHERE prerequisite.id = steps.waits_on AND prerequisite.state = 'done')
+
+-- name: insert_case
+INSERT INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow,
+    entry_row, step_id, value, currency, created_at, updated_at, resolution, evidence, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+
+-- name: update_case
+UPDATE cases SET state = ?, reason = ?, event_seq = ?, value = ?, currency = ?, updated_at = ?, resolution = ?,
+    evidence = ?, version = version + 1
+WHERE id = ? AND version = ?
+
+-- name: insert_project
+INSERT INTO projects (id, project_code, opportunity_id, event_seq, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: insert_outbound
+INSERT INTO outbound (id, event_type, key, data, correlation_id, published_at) VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: insert_timeline
+INSERT INTO timeline (correlation_id, at, what, detail, step_id, actor) VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: insert_worker_day
+INSERT INTO worker_days (id, worker_id, day, hours, version) VALUES (?, ?, ?, ?, 1)
+
+-- name: update_worker_day
+UPDATE worker_days SET hours = ?, version = version + 1 WHERE id = ? AND version = ?
+
+-- name: add_counters
+INSERT INTO counters (node, received, duplicates, conflicts, quarantined) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (node) DO UPDATE SET received = received + excluded.received, duplicates = duplicates + excluded.duplicates,
+    conflicts = conflicts + excluded.conflicts, quarantined = quarantined + excluded.quarantined
+
+-- name: reference_version
+SELECT version FROM reference_version WHERE id = 1
+
+-- name: set_reference_version
+UPDATE reference_version SET version = ? WHERE id = 1
+
+-- name: reserve_ids
+INSERT INTO ids (kind, next) VALUES (?1, 1 + ?2)
+ON CONFLICT (kind) DO UPDATE SET next = next + ?2
+RETURNING next - ?2
+
+-- name: claimable_steps
+SELECT id, state FROM (
+    SELECT id, state FROM steps WHERE system = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3
+) UNION ALL SELECT id, state FROM (
+    SELECT id, state FROM steps WHERE system = ?1 AND state = 'running' AND lease_until < ?2 ORDER BY id LIMIT ?3
+) ORDER BY id LIMIT ?3
+
+-- name: lease_step
+UPDATE steps SET state = 'running', lease_owner = ?, lease_until = ?, version = version + 1 WHERE id = ?
+RETURNING id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+
+-- name: renew_lease
+UPDATE steps SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'
+
+-- name: insert_token
+INSERT INTO tokens (hash, id, role, name, created_at) VALUES (?, ?, ?, ?, ?)
+
+-- name: event_by_seq
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
+FROM inbox WHERE seq = ?
+
+-- name: event_by_key
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
+FROM inbox WHERE source = ? AND event_id = ?
+
+-- name: event_keys
+SELECT seq, source, event_id FROM inbox
+
+-- name: reference_since
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
+FROM inbox WHERE ref_version > ? AND ref_version <= ? ORDER BY ref_version
+
+-- name: events_of_correlation
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
+FROM inbox WHERE correlation_id = ? ORDER BY seq
+
+-- name: quarantine_by_id
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine WHERE id = ?
+
+-- name: quarantine_list
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine
+WHERE /*where*/ ORDER BY id LIMIT ?
+
+-- name: quarantine_of_event
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine
+WHERE source = ? AND event_id = ? ORDER BY id
+
+-- name: conflicts_list
+SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts
+WHERE id > ? ORDER BY id LIMIT ?
+
+-- name: conflicts_of
+SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts
+WHERE original_seq = ? ORDER BY id
+
+-- name: conflict_by_id
+SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts WHERE id = ?
+
+-- name: entry_by_id
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version
+FROM entries WHERE row_id = ?
+
+-- name: entry_by_key
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version
+FROM entries WHERE kind = ? AND entry_id = ?
+
+-- name: entry_keys
+SELECT row_id, kind, entry_id FROM entries
+
+-- name: line_by_id
+SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date, l.quantity,
+    l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses, l.correlation_id,
+    l.created_at, l.step_id,
+    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at,
+    s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at,
+    s.done_at, s.version
+FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE l.id = ?
+
+-- name: lines_list
+SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date, l.quantity,
+    l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses, l.correlation_id,
+    l.created_at, l.step_id,
+    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at,
+    s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at,
+    s.done_at, s.version
+FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE /*where*/ ORDER BY l.id LIMIT ?
+
+-- name: lines_by_ids
+SELECT id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency,
+    fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id
+FROM lines WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: step_by_id
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps WHERE id = ?
+
+-- name: steps_by_ids
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: steps_of_subject
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps WHERE subject = ? AND flow = ? ORDER BY id
+
+-- name: steps_of_event
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps WHERE event_seq = ? ORDER BY id
+
+-- name: steps_in_state
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+    lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps WHERE state = ? AND id > ? ORDER BY id LIMIT ?
+
+-- name: timeline_of_step
+SELECT correlation_id, at, what, detail, step_id, actor FROM timeline WHERE step_id = ? ORDER BY id
+
+-- name: timeline_of_correlation
+SELECT correlation_id, at, what, detail, step_id, actor FROM timeline WHERE correlation_id = ? ORDER BY id
+
+-- name: case_by_id
+SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow, entry_row, step_id,
+    value, currency, created_at, updated_at, resolution, evidence, version
+FROM cases WHERE id = ?
+
+-- name: cases_list
+SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow, entry_row, step_id,
+    value, currency, created_at, updated_at, resolution, evidence, version
+FROM cases WHERE /*where*/ ORDER BY id LIMIT ?
+
+-- name: project_by_code
+SELECT id, project_code, opportunity_id, event_seq, correlation_id, created_at FROM projects WHERE project_code = ?
+
+-- name: outbound_list
+SELECT id, event_type, key, data, correlation_id, published_at FROM outbound WHERE /*where*/ ORDER BY id LIMIT ?
+
+-- name: worker_day
+SELECT id, worker_id, day, hours, version FROM worker_days WHERE worker_id = ? AND day = ?
+
+-- name: counters
+SELECT COALESCE(SUM(received), 0), COALESCE(SUM(duplicates), 0), COALESCE(SUM(conflicts), 0),
+    COALESCE(SUM(quarantined), 0)
+FROM counters
+
+-- name: entry_figures
+SELECT e.phase, e.manual, e.value, e.currency, s.state
+FROM entries e LEFT JOIN lines l ON l.id = e.line_id LEFT JOIN steps s ON s.id = l.step_id
+
+-- name: line_figures
+WITH RECURSIVE blocked (id) AS (
+    SELECT s.id FROM steps s JOIN steps w ON w.id = s.waits_on
+    WHERE s.state = 'waiting' AND w.state IN ('failed', 'held')
+    UNION SELECT s.id FROM steps s JOIN blocked b ON s.waits_on = b.id WHERE s.state = 'waiting'
+)
+SELECT l.kind, s.state, s.id IN (SELECT id FROM blocked), l.amount, l.currency
+FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id
+
+-- name: blocked_steps
+WITH RECURSIVE blocked (id) AS (
+    SELECT s.id FROM steps s JOIN steps w ON w.id = s.waits_on
+    WHERE s.state = 'waiting' AND w.state IN ('failed', 'held')
+    UNION SELECT s.id FROM steps s JOIN blocked b ON s.waits_on = b.id WHERE s.state = 'waiting'
+)
+SELECT COUNT(*) FROM blocked
+
+-- name: all_cases
+SELECT id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow, entry_row, step_id,
+    value, currency, created_at, updated_at, resolution, evidence, version
+FROM cases ORDER BY id
+
+-- name: token_by_hash
+SELECT id, hash, role, name, created_at FROM tokens WHERE hash = ?
+
+-- name: ping
+SELECT 1

@@ -1,0 +1,343 @@
+//! Reads on a connection of their own: they see what is committed and never wait for the
+//! writer (WAL).
+
+use crate::rows::*;
+use crate::{db, q};
+use pshub_engine::error::Result;
+use pshub_engine::store::*;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+pub struct SqliteReader {
+    conn: Connection,
+}
+
+impl SqliteReader {
+    pub(crate) fn new(conn: Connection) -> Self {
+        SqliteReader { conn }
+    }
+
+    fn one<T>(
+        &self,
+        name: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let mut stmt = self.conn.prepare_cached(q(name)?).map_err(db)?;
+        stmt.query_row(args, map).optional().map_err(db)
+    }
+
+    fn all<T>(
+        &self,
+        name: &str,
+        args: &[&dyn rusqlite::ToSql],
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(q(name)?).map_err(db)?;
+        let rows = stmt.query_map(args, map).map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
+    }
+
+    fn each<T>(
+        &self,
+        name: &str,
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+        visit: &mut dyn FnMut(T),
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(q(name)?).map_err(db)?;
+        let mut rows = stmt.query([]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            visit(map(row).map_err(db)?);
+        }
+        Ok(())
+    }
+}
+
+/// Builds a list's `WHERE` from the filters that are set, on a query of `queries.sql`.
+struct Filter {
+    clauses: Vec<&'static str>,
+    args: Vec<Box<dyn rusqlite::ToSql>>,
+}
+
+impl Filter {
+    fn new(clause: &'static str, after: i64) -> Self {
+        Filter {
+            clauses: vec![clause],
+            args: vec![Box::new(after)],
+        }
+    }
+
+    fn add<T: rusqlite::ToSql + 'static>(&mut self, clause: &'static str, value: Option<T>) {
+        if let Some(value) = value {
+            self.clauses.push(clause);
+            self.args.push(Box::new(value));
+        }
+    }
+
+    fn run<T>(
+        mut self,
+        conn: &Connection,
+        query: &str,
+        page: Page,
+        map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = q(query)?.replace("/*where*/", &self.clauses.join(" AND "));
+        self.args
+            .push(Box::new(i64::from(page.limit.min(1_000_000))));
+        let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(params_from_iter(self.args.iter()), map)
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
+    }
+}
+
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+impl StoreReader for SqliteReader {
+    fn event(&mut self, seq: i64) -> Result<Option<InboxRow>> {
+        self.one("event_by_seq", &[&seq], inbox_row)
+    }
+
+    fn event_by_key(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>> {
+        self.one("event_by_key", &[&source, &event_id], inbox_row)
+    }
+
+    fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>> {
+        self.one("quarantine_by_id", &[&id], quarantine_row)
+    }
+
+    fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("state = ?", open_only.then_some("open"));
+        filter.run(&self.conn, "quarantine_list", page, quarantine_row)
+    }
+
+    fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>> {
+        self.all("quarantine_of_event", &[&source, &event_id], quarantine_row)
+    }
+
+    fn conflicts(&mut self, page: Page) -> Result<Vec<ConflictRow>> {
+        let limit = i64::from(page.limit.min(1_000_000));
+        self.all("conflicts_list", &[&page.after, &limit], conflict_row)
+    }
+
+    fn conflicts_of(&mut self, original_seq: i64) -> Result<Vec<ConflictRow>> {
+        self.all("conflicts_of", &[&original_seq], conflict_row)
+    }
+
+    fn conflict(&mut self, id: i64) -> Result<Option<ConflictRow>> {
+        self.one("conflict_by_id", &[&id], conflict_row)
+    }
+
+    fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>> {
+        self.one("entry_by_id", &[&row_id], entry_row)
+    }
+
+    fn entry_by_key(&mut self, kind: EntryKind, entry_id: &str) -> Result<Option<EntryRow>> {
+        self.one("entry_by_key", &[&kind.as_str(), &entry_id], entry_row)
+    }
+
+    fn line(&mut self, id: i64) -> Result<Option<DeliveredLine>> {
+        self.one("line_by_id", &[&id], delivered_line)
+    }
+
+    fn lines(&mut self, f: &LineFilter, page: Page) -> Result<Vec<DeliveredLine>> {
+        let mut filter = Filter::new("l.id > ?", page.after);
+        filter.add("l.project_code = ?", f.project_code.clone());
+        filter.add("l.worker_id = ?", f.worker_id.clone());
+        filter.add(
+            "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
+            f.source_id.clone(),
+        );
+        filter.add("l.entry_row = ?", f.entry_row);
+        filter.add("s.event_seq = ?", f.event_seq);
+        if let Some(status) = f.status {
+            let states: Vec<&str> = status.states().iter().map(|s| s.as_str()).collect();
+            filter.clauses.push(match states.len() {
+                1 => "s.state = ?",
+                _ => "s.state IN (?, ?, ?)",
+            });
+            for state in states {
+                filter.args.push(Box::new(state));
+            }
+        }
+        filter.run(&self.conn, "lines_list", page, delivered_line)
+    }
+
+    fn lines_by_ids(&mut self, ids: &[i64]) -> Result<Vec<LineRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all("lines_by_ids", &[&json_ids(ids)], line_row)
+    }
+
+    fn step(&mut self, id: i64) -> Result<Option<StepRow>> {
+        self.one("step_by_id", &[&id], step_row)
+    }
+
+    fn steps_by_ids(&mut self, ids: &[i64]) -> Result<Vec<StepRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all("steps_by_ids", &[&json_ids(ids)], step_row)
+    }
+
+    fn steps_of_subject(&mut self, flow: &str, subject: i64) -> Result<Vec<StepRow>> {
+        self.all("steps_of_subject", &[&subject, &flow], step_row)
+    }
+
+    fn steps_of_event(&mut self, seq: i64) -> Result<Vec<StepRow>> {
+        self.all("steps_of_event", &[&seq], step_row)
+    }
+
+    fn steps_in_state(&mut self, state: StepState, page: Page) -> Result<Vec<StepRow>> {
+        let limit = i64::from(page.limit.min(1_000_000));
+        self.all(
+            "steps_in_state",
+            &[&state.as_str(), &page.after, &limit],
+            step_row,
+        )
+    }
+
+    fn timeline_of_step(&mut self, step_id: i64) -> Result<Vec<TimelineRow>> {
+        self.all("timeline_of_step", &[&step_id], timeline_row)
+    }
+
+    fn case(&mut self, id: i64) -> Result<Option<CaseRow>> {
+        self.one("case_by_id", &[&id], case_row)
+    }
+
+    fn cases(&mut self, f: &CaseFilter, page: Page) -> Result<Vec<CaseRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("owner = ?", f.owner.map(|o| o.as_str()));
+        filter.add("state = ?", f.state.map(|s| s.as_str()));
+        filter.add("kind = ?", f.kind.clone());
+        filter.add("event_seq = ?", f.event_seq);
+        filter.add("correlation_id = ?", f.correlation_id.clone());
+        filter.add("step_id = ?", f.step_id);
+        filter.run(&self.conn, "cases_list", page, case_row)
+    }
+
+    fn project(&mut self, project_code: &str) -> Result<Option<ProjectRow>> {
+        self.one("project_by_code", &[&project_code], project_row)
+    }
+
+    fn outbound(&mut self, event_type: Option<&str>, page: Page) -> Result<Vec<OutboundRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("event_type = ?", event_type.map(str::to_string));
+        filter.run(&self.conn, "outbound_list", page, outbound_row)
+    }
+
+    fn worker_day(
+        &mut self,
+        worker_id: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<WorkerDayRow>> {
+        self.one(
+            "worker_day",
+            &[&worker_id, &day.to_string()],
+            worker_day_row,
+        )
+    }
+
+    fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
+        let events = self.all("events_of_correlation", &[&correlation_id], inbox_row)?;
+        let mut steps = Vec::new();
+        let mut lines = Vec::new();
+        for event in &events {
+            steps.extend(self.steps_of_event(event.seq)?);
+            lines.extend(self.lines(
+                &LineFilter {
+                    event_seq: Some(event.seq),
+                    ..LineFilter::default()
+                },
+                Page::ALL,
+            )?);
+        }
+        let cases = self.cases(
+            &CaseFilter {
+                correlation_id: Some(correlation_id.to_string()),
+                ..CaseFilter::default()
+            },
+            Page::ALL,
+        )?;
+        let timeline = self.all("timeline_of_correlation", &[&correlation_id], timeline_row)?;
+        Ok(Trail {
+            events,
+            lines,
+            steps,
+            cases,
+            timeline,
+        })
+    }
+
+    fn counters(&mut self) -> Result<Counters> {
+        self.conn
+            .query_row(q("counters")?, [], |r| {
+                Ok(Counters {
+                    received: r.get::<_, i64>(0)? as u64,
+                    duplicates: r.get::<_, i64>(1)? as u64,
+                    conflicts: r.get::<_, i64>(2)? as u64,
+                    quarantined: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(db)
+    }
+
+    fn each_entry_figure(&mut self, visit: &mut dyn FnMut(EntryFigure)) -> Result<()> {
+        self.each(
+            "entry_figures",
+            |r| {
+                let value = opt_decimal_col(r, 2)?.zip(opt_currency_col(r, 3)?);
+                let state: Option<String> = r.get(4)?;
+                Ok(EntryFigure {
+                    phase: parse_col(r, 0, EntryPhase::parse)?,
+                    manual: r.get(1)?,
+                    value,
+                    line_state: state.as_deref().and_then(StepState::parse),
+                })
+            },
+            visit,
+        )
+    }
+
+    fn each_line_figure(&mut self, visit: &mut dyn FnMut(LineFigure)) -> Result<()> {
+        self.each(
+            "line_figures",
+            |r| {
+                Ok(LineFigure {
+                    kind: parse_col(r, 0, pshub_model::records::LineKind::parse)?,
+                    state: parse_col(r, 1, StepState::parse)?,
+                    blocked: r.get(2)?,
+                    amount: decimal_col(r, 3)?,
+                    currency: currency_col(r, 4)?,
+                })
+            },
+            visit,
+        )
+    }
+
+    fn each_case(&mut self, visit: &mut dyn FnMut(&CaseRow)) -> Result<()> {
+        self.each("all_cases", case_row, &mut |case| visit(&case))
+    }
+
+    fn blocked_steps(&mut self) -> Result<u64> {
+        self.conn
+            .query_row(q("blocked_steps")?, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db)
+    }
+
+    fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>> {
+        self.one("token_by_hash", &[&token_hash], token_row)
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.conn
+            .query_row(q("ping")?, [], |r| r.get::<_, i64>(0))
+            .map(|_| ())
+            .map_err(db)
+    }
+}
