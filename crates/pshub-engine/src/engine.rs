@@ -13,7 +13,7 @@ use crate::hub::{Acting, Hub, Incoming, IngestResult};
 use crate::ids::Ids;
 use crate::metrics::Metrics;
 use crate::ports::{Port, Systems};
-use crate::store::{IdKind, Outbound, Page, StepState, Store, StoreReader};
+use crate::store::{Claimed, IdKind, Outbound, Page, StepState, Store, StoreReader};
 use chrono::Utc;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -217,7 +217,7 @@ impl Engine {
             .map(|(n, _)| n.clone())
             .collect::<Vec<_>>()
         {
-            total += self.core.round(&name, limit)?.steps;
+            total += self.core.round(&name, limit, Vec::new(), false)?.0.steps;
         }
         Ok(total)
     }
@@ -491,13 +491,19 @@ impl Core {
         }
     }
 
-    fn round(&self, system: &str, limit: u32) -> Result<Delivered> {
+    fn round(
+        &self,
+        system: &str,
+        limit: u32,
+        carried: Vec<Claimed>,
+        claim_next: bool,
+    ) -> Result<(Delivered, Vec<Claimed>)> {
         let (Some(port), Some(breaker), Some(reader)) = (
             self.systems.get(system),
             self.breakers.get(system),
             self.round_readers.get(system),
         ) else {
-            return Ok(Delivered::default());
+            return Ok((Delivered::default(), Vec::new()));
         };
         let mut reader = lock(reader);
         Round {
@@ -511,15 +517,28 @@ impl Core {
             metrics: &self.metrics,
             node: self.node,
         }
-        .run(limit)
+        .run(limit, carried, claim_next)
     }
 
     fn delivery_loop(&self, system: &str, stop: &AtomicBool) {
         let beat = &self.heartbeats[system];
         let mut seen = 0;
+        // Steps claimed together with the last round's outcomes, for the next round.
+        let mut carried = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-            match self.round(system, self.config.delivery_batch) {
+            let round = self
+                .round(
+                    system,
+                    self.config.delivery_batch,
+                    std::mem::take(&mut carried),
+                    true,
+                )
+                .map(|(delivered, next)| {
+                    carried = next;
+                    delivered
+                });
+            match round {
                 Ok(Delivered {
                     steps: 0,
                     held_back_until,

@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// A failure of the runtime itself (the store could not commit, the data folder is
 /// unusable). Nothing was acknowledged; the sender may retry.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum EngineError {
     #[error("store: {0}")]
     Store(String),

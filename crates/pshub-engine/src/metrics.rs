@@ -42,14 +42,6 @@ impl Metrics {
         self.events_quarantined.add(counters.quarantined);
     }
 
-    pub fn record_posted(&self, reversal: bool) {
-        if reversal {
-            self.reversals_posted.inc()
-        } else {
-            self.lines_posted.inc()
-        }
-    }
-
     /// The counters in Prometheus' text format, with their help lines.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &Counter); 10] = [

@@ -44,7 +44,8 @@ UPDATE steps SET state = ?, waits_on = ?, attempts = ?, next_attempt_at = ?, lea
 WHERE id = ? AND version = ?
 
 -- name: release_waiters
-UPDATE steps SET state = 'pending', version = version + 1 WHERE waits_on = ? AND state = 'waiting'
+UPDATE steps SET state = 'pending', version = version + 1
+WHERE state = 'waiting' AND waits_on IN (SELECT value FROM json_each(?))
 
 -- name: release_if_done
 UPDATE steps SET state = 'pending', version = version + 1
@@ -93,16 +94,18 @@ ON CONFLICT (kind) DO UPDATE SET next = next + ?2
 RETURNING next - ?2
 
 -- name: claimable_steps
-SELECT id, state FROM (
-    SELECT id, state FROM steps WHERE system = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3
-) UNION ALL SELECT id, state FROM (
-    SELECT id, state FROM steps WHERE system = ?1 AND state = 'running' AND lease_until < ?2 ORDER BY id LIMIT ?3
-) ORDER BY id LIMIT ?3
-
--- name: lease_step
-UPDATE steps SET state = 'running', lease_owner = ?, lease_until = ?, version = version + 1 WHERE id = ?
-RETURNING id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
     lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version
+FROM steps
+WHERE system = ?1 AND state IN ('pending', 'running')
+  AND ((state = 'pending' AND next_attempt_at <= ?2) OR (state = 'running' AND lease_until < ?2))
+ORDER BY id LIMIT ?3
+
+-- name: lease_steps
+UPDATE steps SET state = 'running', lease_owner = ?1, lease_until = ?2, version = version + 1
+WHERE id IN (SELECT value FROM json_each(?3))
+  AND ((state = 'pending' AND next_attempt_at <= ?4) OR (state = 'running' AND lease_until < ?4))
+RETURNING id, version
 
 -- name: renew_lease
 UPDATE steps SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'

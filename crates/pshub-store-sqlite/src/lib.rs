@@ -1,15 +1,23 @@
-//! The embedded store: one SQLite file in WAL mode with a full fsync on every commit.
+//! The embedded store: one SQLite file in WAL mode with a full fsync on every transaction.
 //!
-//! Invariants: each [`Commit`] is one transaction, and nothing in it is visible or durable
-//! unless all of it is. Uniqueness is the schema's: a second row for a key fails the commit
-//! as a conflict. Updates of versioned rows are conditional on the version read. Lookups of
-//! events and entries by their external keys are accelerated by in-memory indexes whose
+//! Invariants: each [`Commit`] is written completely or not at all. Uniqueness is the
+//! schema's: a second row for a key fails the commit as a conflict. Updates of versioned
+//! rows are conditional on the version read.
+//!
+//! Every write goes through one group commit ([`group`]): commits, claims, lease renewals and
+//! id reservations that arrive while a transaction is being made durable wait, and then share
+//! the next one, each in a savepoint of its own, so that one that conflicts is undone without
+//! its neighbours. Lookups
+//! of events and entries by their external keys are accelerated by in-memory indexes whose
 //! misses the UNIQUE constraints back up.
 
+mod group;
 mod index;
 mod reader;
 mod rows;
+mod write;
 
+use group::{Group, Job, JobResult};
 use index::{KeyIndex, entry_key, event_key};
 use pshub_engine::error::{EngineError, Result};
 use pshub_engine::store::sql::{Migration, Queries};
@@ -52,10 +60,9 @@ fn connect(path: &Path, cache_kib: u32) -> rusqlite::Result<Connection> {
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -{cache_kib};
-         PRAGMA wal_autocheckpoint = 4096;
          PRAGMA temp_store = MEMORY;"
     ))?;
-    conn.set_prepared_statement_cache_capacity(96);
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 
@@ -68,22 +75,8 @@ fn is_taken(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
 }
 
-struct Writer {
-    conn: Connection,
-    events: KeyIndex,
-    entries: KeyIndex,
-}
-
-pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    path: PathBuf,
-    /// Cleared when a commit finds a key the indexes missed: another process writes this
-    /// file too, so only the database knows what is stored.
-    trust_misses: AtomicBool,
-}
-
-/// Why a commit stops: another writer got there first, or the store failed.
-enum Stop {
+/// Why a job stops: another writer got there first, or the store failed.
+pub(crate) enum Stop {
     Conflict(String),
     Db(EngineError),
 }
@@ -104,396 +97,34 @@ impl From<EngineError> for Stop {
     }
 }
 
-/// Fails the commit when a conditional update changed no row.
-fn changed(rows: usize, what: &str, id: i64) -> std::result::Result<(), Stop> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(Stop::Conflict(format!(
-            "{what} {id} changed since it was read"
-        )))
-    }
+/// The indexes of external keys, with a connection of their own to verify hits on.
+struct Lookup {
+    conn: Connection,
+    events: KeyIndex,
+    entries: KeyIndex,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`, applying any migration it lacks.
-    pub fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            EngineError::Store(format!(
-                "cannot create data folder {}: {e}",
-                data_dir.display()
-            ))
-        })?;
-        let path = data_dir.join(DB_FILE);
-        let mut conn = connect(&path, WRITER_CACHE_KIB).map_err(db)?;
-        migrate(&mut conn)?;
-        let events = KeyIndex::build(&conn, q("event_keys")?, event_key, |seq, key| {
-            Ok(read_event(&conn, seq)?.is_some_and(|r| event_key(&r.source, &r.event_id) == key))
-        })
+pub struct SqliteStore {
+    group: Group,
+    lookup: Mutex<Lookup>,
+    path: PathBuf,
+    /// Cleared when a commit finds a key the indexes missed: another process writes this
+    /// file too, so only the database knows what is stored.
+    trust_misses: AtomicBool,
+}
+
+/// The steps of a system due at `now_ms` (pending and due, or running under a lapsed lease).
+pub(crate) fn due_steps(
+    conn: &Connection,
+    system: &str,
+    now_ms: i64,
+    limit: u32,
+) -> Result<Vec<StepRow>> {
+    let mut stmt = conn.prepare_cached(q("claimable_steps")?).map_err(db)?;
+    let rows = stmt
+        .query_map(params![system, now_ms, limit], step_row)
         .map_err(db)?;
-        let entries = KeyIndex::build(&conn, q("entry_keys")?, entry_key, |row_id, key| {
-            Ok(read_entry(&conn, row_id)?
-                .is_some_and(|e| entry_key(e.kind.as_str(), &e.entry_id) == key))
-        })
-        .map_err(db)?;
-        Ok(SqliteStore {
-            writer: Mutex::new(Writer {
-                conn,
-                events,
-                entries,
-            }),
-            path,
-            trust_misses: AtomicBool::new(true),
-        })
-    }
-
-    /// Opens the store at a `sqlite:` URL's path (a data folder or a file in one).
-    pub fn open_url(url: &str) -> Result<Self> {
-        let path = url.strip_prefix("sqlite:").unwrap_or(url);
-        let path = Path::new(path);
-        match path.file_name().and_then(|n| n.to_str()) {
-            Some(DB_FILE) => Self::open(path.parent().unwrap_or(Path::new("."))),
-            _ if path.extension().is_some() => Err(EngineError::Store(format!(
-                "sqlite:{}: the embedded store's file is named {DB_FILE}; name its folder or that file",
-                path.display()
-            ))),
-            _ => Self::open(path),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// After a key the indexes missed turned out to be stored: trust only the database.
-    fn distrust_misses(&self) {
-        if self.trust_misses.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                "another process writes this store; event and entry lookups now read through"
-            );
-        }
-    }
-
-    fn write(writer: &mut Writer, commit: &Commit) -> std::result::Result<(), Stop> {
-        let tx = writer
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if let Some(check) = commit.reference {
-            let current: i64 = tx.query_row(q("reference_version")?, [], |r| r.get(0))?;
-            if current != check.seen {
-                return Err(Stop::Conflict(format!(
-                    "reference data moved to version {current} since version {}",
-                    check.seen
-                )));
-            }
-            if check.to != check.seen {
-                tx.execute(q("set_reference_version")?, [check.to])?;
-            }
-        }
-        let mut stmt = tx.prepare_cached(q("insert_inbox")?)?;
-        for r in &commit.inbox {
-            stmt.execute(params![
-                r.seq,
-                r.source,
-                r.event_id,
-                r.event_type,
-                r.correlation_id,
-                r.occurred_at,
-                r.received_at,
-                r.raw,
-                r.data,
-                r.ref_version
-            ])?;
-        }
-        drop(stmt);
-        for seq in &commit.inbox_removed {
-            tx.execute(q("delete_inbox")?, [seq])?;
-        }
-        for r in commit.quarantine.iter() {
-            if r.version == 0 {
-                tx.prepare_cached(q("insert_quarantine")?)?
-                    .execute(params![
-                        r.id,
-                        r.source,
-                        r.event_id,
-                        r.raw,
-                        r.field,
-                        r.reason,
-                        r.received_at,
-                        r.state,
-                        r.replayed_seq
-                    ])?;
-            } else {
-                let n = tx
-                    .prepare_cached(q("update_quarantine")?)?
-                    .execute(params![r.state, r.replayed_seq, r.id, r.version])?;
-                changed(n, "quarantined event", r.id)?;
-            }
-        }
-        for r in &commit.conflicts {
-            tx.prepare_cached(q("insert_conflict")?)?.execute(params![
-                r.id,
-                r.source,
-                r.event_id,
-                r.original_seq,
-                r.event_type,
-                r.data,
-                r.raw,
-                r.received_at,
-                r.case_id
-            ])?;
-        }
-        let mut insert = tx.prepare_cached(q("insert_entry")?)?;
-        let mut update = tx.prepare_cached(q("update_entry")?)?;
-        for r in commit.entries.iter() {
-            let value = r.value.map(|v| v.to_string());
-            let currency = r.currency.map(|c| c.code().to_string());
-            if r.version == 0 {
-                insert.execute(params![
-                    r.row_id,
-                    r.kind.as_str(),
-                    r.entry_id,
-                    r.phase.as_str(),
-                    r.event_seq,
-                    r.fingerprint as i64,
-                    r.line_id,
-                    r.case_id,
-                    value,
-                    currency,
-                    r.manual,
-                    r.postings
-                ])?;
-            } else {
-                let n = update.execute(params![
-                    r.phase.as_str(),
-                    r.event_seq,
-                    r.fingerprint as i64,
-                    r.line_id,
-                    r.case_id,
-                    value,
-                    currency,
-                    r.manual,
-                    r.postings,
-                    r.row_id,
-                    r.version
-                ])?;
-                changed(n, "entry", r.row_id)?;
-            }
-        }
-        drop((insert, update));
-        let mut stmt = tx.prepare_cached(q("insert_line")?)?;
-        for r in &commit.lines {
-            stmt.execute(params![
-                r.id,
-                r.kind.as_str(),
-                r.entry_row,
-                r.posting,
-                r.source_id,
-                r.event_seq,
-                r.project_code,
-                r.worker_id,
-                r.date.to_string(),
-                r.quantity.to_string(),
-                r.rate.to_string(),
-                r.rate_currency.code(),
-                r.fx_rate.map(|v| v.to_string()),
-                r.amount.to_string(),
-                r.currency.code(),
-                r.tax_code,
-                r.billing_class,
-                r.reverses,
-                r.correlation_id,
-                r.created_at,
-                r.step_id
-            ])?;
-        }
-        drop(stmt);
-        let mut insert = tx.prepare_cached(q("insert_step")?)?;
-        let mut update = tx.prepare_cached(q("update_step")?)?;
-        let mut release = tx.prepare_cached(q("release_waiters")?)?;
-        let mut release_new = tx.prepare_cached(q("release_if_done")?)?;
-        for r in commit.steps.iter() {
-            if r.version == 0 {
-                insert.execute(params![
-                    r.id,
-                    r.flow,
-                    r.step,
-                    r.system,
-                    r.subject,
-                    r.business_key,
-                    r.state.as_str(),
-                    r.waits_on,
-                    r.attempts,
-                    r.next_attempt_at,
-                    r.lease_owner,
-                    r.lease_until,
-                    r.result,
-                    r.last_error,
-                    r.outcome_unknown,
-                    r.correlation_id,
-                    r.event_seq,
-                    r.created_at,
-                    r.done_at
-                ])?;
-                if r.state == StepState::Waiting {
-                    release_new.execute([r.id])?;
-                }
-            } else {
-                let n = update.execute(params![
-                    r.state.as_str(),
-                    r.waits_on,
-                    r.attempts,
-                    r.next_attempt_at,
-                    r.lease_owner,
-                    r.lease_until,
-                    r.result,
-                    r.last_error,
-                    r.outcome_unknown,
-                    r.done_at,
-                    r.id,
-                    r.version
-                ])?;
-                changed(n, "step", r.id)?;
-            }
-            if r.state == StepState::Done {
-                release.execute([r.id])?;
-            }
-        }
-        drop((insert, update, release, release_new));
-        let mut insert = tx.prepare_cached(q("insert_case")?)?;
-        let mut update = tx.prepare_cached(q("update_case")?)?;
-        for r in commit.cases.iter() {
-            let value = r.value.map(|v| v.to_string());
-            let currency = r.currency.map(|c| c.code().to_string());
-            if r.version == 0 {
-                insert.execute(params![
-                    r.id,
-                    r.kind,
-                    r.owner.as_str(),
-                    r.business_key,
-                    r.state.as_str(),
-                    r.reason,
-                    r.suggested_fix,
-                    r.correlation_id,
-                    r.event_seq,
-                    r.flow,
-                    r.entry_row,
-                    r.step_id,
-                    value,
-                    currency,
-                    r.created_at,
-                    r.updated_at,
-                    r.resolution,
-                    r.evidence
-                ])?;
-            } else {
-                let n = update.execute(params![
-                    r.state.as_str(),
-                    r.reason,
-                    r.event_seq,
-                    value,
-                    currency,
-                    r.updated_at,
-                    r.resolution,
-                    r.evidence,
-                    r.id,
-                    r.version
-                ])?;
-                changed(n, "case", r.id)?;
-            }
-        }
-        drop((insert, update));
-        for r in &commit.projects {
-            tx.prepare_cached(q("insert_project")?)?.execute(params![
-                r.id,
-                r.project_code,
-                r.opportunity_id,
-                r.event_seq,
-                r.correlation_id,
-                r.created_at
-            ])?;
-        }
-        for r in &commit.outbound {
-            tx.prepare_cached(q("insert_outbound")?)?.execute(params![
-                r.id,
-                r.event_type,
-                r.key,
-                r.data,
-                r.correlation_id,
-                r.published_at
-            ])?;
-        }
-        let mut stmt = tx.prepare_cached(q("insert_timeline")?)?;
-        for r in &commit.timeline {
-            stmt.execute(params![
-                r.correlation_id,
-                r.at,
-                r.what,
-                r.detail,
-                r.step_id,
-                r.actor
-            ])?;
-        }
-        drop(stmt);
-        for r in commit.worker_days.iter() {
-            if r.version == 0 {
-                tx.prepare_cached(q("insert_worker_day")?)?
-                    .execute(params![
-                        r.id,
-                        r.worker_id,
-                        r.day.to_string(),
-                        r.hours.to_string()
-                    ])?;
-            } else {
-                let n = tx
-                    .prepare_cached(q("update_worker_day")?)?
-                    .execute(params![r.hours.to_string(), r.id, r.version])?;
-                changed(n, "worker day", r.id)?;
-            }
-        }
-        let c = &commit.counters;
-        if !c.is_zero() {
-            tx.prepare_cached(q("add_counters")?)?.execute(params![
-                commit.node,
-                c.received as i64,
-                c.duplicates as i64,
-                c.conflicts as i64,
-                c.quarantined as i64
-            ])?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Adds what a commit inserted to the indexes.
-    fn index(writer: &mut Writer, commit: &Commit) -> rusqlite::Result<()> {
-        let Writer {
-            conn,
-            events,
-            entries,
-        } = writer;
-        for row in &commit.inbox {
-            events.insert(&event_key(&row.source, &row.event_id), row.seq, |other| {
-                Ok(read_event(conn, other)?
-                    .is_some_and(|r| r.source == row.source && r.event_id == row.event_id))
-            })?;
-        }
-        for row in commit.entries.iter().filter(|e| e.version == 0) {
-            entries.insert(
-                &entry_key(row.kind.as_str(), &row.entry_id),
-                row.row_id,
-                |other| {
-                    Ok(read_entry(conn, other)?
-                        .is_some_and(|e| e.kind == row.kind && e.entry_id == row.entry_id))
-                },
-            )?;
-        }
-        Ok(())
-    }
+    rows.collect::<rusqlite::Result<_>>().map_err(db)
 }
 
 fn read_event(conn: &Connection, seq: i64) -> rusqlite::Result<Option<InboxRow>> {
@@ -560,26 +191,123 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, applying any migration it lacks.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            EngineError::Store(format!(
+                "cannot create data folder {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = connect(&path, WRITER_CACHE_KIB).map_err(db)?;
+        migrate(&mut conn)?;
+        // A checkpoint every 64 MiB of WAL keeps the WAL (and each fsync of it) short.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 4096;")
+            .map_err(db)?;
+        let lookup_conn = connect(&path, READER_CACHE_KIB).map_err(db)?;
+        let events = KeyIndex::build(&lookup_conn, q("event_keys")?, event_key, |seq, key| {
+            Ok(read_event(&lookup_conn, seq)?
+                .is_some_and(|r| event_key(&r.source, &r.event_id) == key))
+        })
+        .map_err(db)?;
+        let entries = KeyIndex::build(&lookup_conn, q("entry_keys")?, entry_key, |row_id, key| {
+            Ok(read_entry(&lookup_conn, row_id)?
+                .is_some_and(|e| entry_key(e.kind.as_str(), &e.entry_id) == key))
+        })
+        .map_err(db)?;
+        Ok(SqliteStore {
+            group: Group::new(conn),
+            lookup: Mutex::new(Lookup {
+                conn: lookup_conn,
+                events,
+                entries,
+            }),
+            path,
+            trust_misses: AtomicBool::new(true),
+        })
+    }
+
+    /// Opens the store at a `sqlite:` URL's path (a data folder or a file in one).
+    pub fn open_url(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite:").unwrap_or(url);
+        let path = Path::new(path);
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some(DB_FILE) => Self::open(path.parent().unwrap_or(Path::new("."))),
+            _ if path.extension().is_some() => Err(EngineError::Store(format!(
+                "sqlite:{}: the embedded store's file is named {DB_FILE}; name its folder or that file",
+                path.display()
+            ))),
+            _ => Self::open(path),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lookup(&self) -> MutexGuard<'_, Lookup> {
+        self.lookup.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a key the indexes missed turned out to be stored: trust only the database.
+    fn distrust_misses(&self) {
+        if self.trust_misses.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "another process writes this store; event and entry lookups now read through"
+            );
+        }
+    }
+
+    /// Adds what a commit inserted to the indexes.
+    fn index(&self, commit: &Commit) -> rusqlite::Result<()> {
+        let mut lookup = self.lookup();
+        let Lookup {
+            conn,
+            events,
+            entries,
+        } = &mut *lookup;
+        for row in &commit.inbox {
+            events.insert(&event_key(&row.source, &row.event_id), row.seq, |other| {
+                Ok(read_event(conn, other)?
+                    .is_some_and(|r| r.source == row.source && r.event_id == row.event_id))
+            })?;
+        }
+        for row in commit.entries.iter().filter(|e| e.version == 0) {
+            entries.insert(
+                &entry_key(row.kind.as_str(), &row.entry_id),
+                row.row_id,
+                |other| {
+                    Ok(read_entry(conn, other)?
+                        .is_some_and(|e| e.kind == row.kind && e.entry_id == row.entry_id))
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
 
-    fn commit(&self, commit: &Commit) -> std::result::Result<(), CommitError> {
+    fn commit(&self, commit: &Arc<Commit>) -> std::result::Result<(), CommitError> {
         if commit.is_empty() {
             return Ok(());
         }
-        let mut writer = self.lock();
-        match Self::write(&mut writer, commit) {
-            Ok(()) => {
-                Self::index(&mut writer, commit).map_err(|e| CommitError::Store(db(e)))?;
+        match self.group.run(Job::Commit(commit.clone())) {
+            JobResult::Committed(Ok(())) => {
+                self.index(commit).map_err(|e| CommitError::Store(db(e)))?;
                 Ok(())
             }
-            Err(Stop::Conflict(why)) => {
+            JobResult::Committed(Err(CommitError::Conflict(why))) => {
                 self.distrust_misses();
                 Err(CommitError::Conflict(why))
             }
-            Err(Stop::Db(error)) => Err(CommitError::Store(error)),
+            JobResult::Committed(Err(error)) => Err(error),
+            other => Err(CommitError::Store(other.unexpected())),
         }
     }
 
@@ -590,17 +318,14 @@ impl Store for SqliteStore {
     }
 
     fn reserve_ids(&self, kind: IdKind, count: u32) -> Result<i64> {
-        let writer = self.lock();
-        writer
-            .conn
-            .query_row(q("reserve_ids")?, params![kind.as_str(), count], |r| {
-                r.get(0)
-            })
-            .map_err(db)
+        match self.group.run(Job::Reserve { kind, count }) {
+            JobResult::Reserved(first) => first,
+            other => Err(other.unexpected()),
+        }
     }
 
     fn find_events(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<InboxRow>>> {
-        let writer = self.lock();
+        let lookup = self.lookup();
         let trust = self.trust_misses.load(Ordering::Relaxed);
         keys.iter()
             .map(|(source, event_id)| {
@@ -608,17 +333,17 @@ impl Store for SqliteStore {
                     return Ok(None);
                 }
                 if !trust {
-                    return writer
+                    return lookup
                         .conn
                         .prepare_cached(q("event_by_key")?)
                         .and_then(|mut s| s.query_row([source, event_id], inbox_row).optional())
                         .map_err(db);
                 }
                 let mut found = None;
-                let seq = writer
+                let seq = lookup
                     .events
                     .get(&event_key(source, event_id), |seq| {
-                        found = read_event(&writer.conn, seq)?
+                        found = read_event(&lookup.conn, seq)?
                             .filter(|r| r.source == *source && r.event_id == *event_id);
                         Ok(found.is_some())
                     })
@@ -626,7 +351,7 @@ impl Store for SqliteStore {
                 match (found, seq) {
                     (Some(row), _) => Ok(Some(row)),
                     // Not the key under its hash: the side table of colliding keys had it.
-                    (None, Some(seq)) => read_event(&writer.conn, seq).map_err(db),
+                    (None, Some(seq)) => read_event(&lookup.conn, seq).map_err(db),
                     (None, None) => Ok(None),
                 }
             })
@@ -634,12 +359,12 @@ impl Store for SqliteStore {
     }
 
     fn find_entries(&self, keys: &[(EntryKind, &str)]) -> Result<Vec<Option<EntryRow>>> {
-        let writer = self.lock();
+        let lookup = self.lookup();
         let trust = self.trust_misses.load(Ordering::Relaxed);
         keys.iter()
             .map(|(kind, entry_id)| {
                 if !trust {
-                    return writer
+                    return lookup
                         .conn
                         .prepare_cached(q("entry_by_key")?)
                         .and_then(|mut s| {
@@ -649,17 +374,17 @@ impl Store for SqliteStore {
                         .map_err(db);
                 }
                 let mut found = None;
-                let row_id = writer
+                let row_id = lookup
                     .entries
                     .get(&entry_key(kind.as_str(), entry_id), |row_id| {
-                        found = read_entry(&writer.conn, row_id)?
+                        found = read_entry(&lookup.conn, row_id)?
                             .filter(|e| e.kind == *kind && e.entry_id == *entry_id);
                         Ok(found.is_some())
                     })
                     .map_err(db)?;
                 match (found, row_id) {
                     (Some(row), _) => Ok(Some(row)),
-                    (None, Some(row_id)) => read_entry(&writer.conn, row_id).map_err(db),
+                    (None, Some(row_id)) => read_entry(&lookup.conn, row_id).map_err(db),
                     (None, None) => Ok(None),
                 }
             })
@@ -667,8 +392,8 @@ impl Store for SqliteStore {
     }
 
     fn reference_version(&self) -> Result<i64> {
-        let writer = self.lock();
-        writer
+        let lookup = self.lookup();
+        lookup
             .conn
             .query_row(q("reference_version")?, [], |r| r.get(0))
             .map_err(db)
@@ -679,7 +404,7 @@ impl Store for SqliteStore {
         after: i64,
         visit: &mut dyn FnMut(InboxRow) -> Result<()>,
     ) -> Result<i64> {
-        // A reader of its own, so that a long replay at start never holds the writer.
+        // A reader of its own, so that a long replay at start never holds anything up.
         let conn = connect(&self.path, READER_CACHE_KIB).map_err(db)?;
         let tx = conn.unchecked_transaction().map_err(db)?;
         let version: i64 = tx
@@ -704,67 +429,79 @@ impl Store for SqliteStore {
         owner: i64,
         lease_ms: i64,
     ) -> Result<Vec<Claimed>> {
-        let mut writer = self.lock();
-        let tx = writer
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let due: Vec<(i64, String)> = {
-            let mut stmt = tx.prepare_cached(q("claimable_steps")?).map_err(db)?;
-            let rows = stmt
-                .query_map(params![system, now_ms, limit], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(db)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(db)?
-        };
-        let mut claimed = Vec::with_capacity(due.len());
-        {
-            let mut lease = tx.prepare_cached(q("lease_step")?).map_err(db)?;
-            for (id, state) in due {
-                let step = lease
-                    .query_row(params![owner, now_ms + lease_ms, id], step_row)
-                    .map_err(db)?;
-                claimed.push(Claimed {
-                    step,
-                    taken_over: state == "running",
-                });
-            }
+        // Found on a reader, so that finding nothing due costs the writers nothing.
+        let due = due_steps(&self.lookup().conn, system, now_ms, limit)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit().map_err(db)?;
-        Ok(claimed)
+        let job = Job::Lease {
+            due,
+            owner,
+            until: now_ms + lease_ms,
+            now: now_ms,
+        };
+        match self.group.run(job) {
+            JobResult::Claimed(claimed) => claimed,
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn commit_and_claim(
+        &self,
+        commit: &Arc<Commit>,
+        system: &str,
+        now_ms: i64,
+        limit: u32,
+        owner: i64,
+        lease_ms: i64,
+    ) -> (std::result::Result<(), CommitError>, Result<Vec<Claimed>>) {
+        let claim = Job::Claim {
+            system: system.to_string(),
+            now: now_ms,
+            limit,
+            owner,
+            until: now_ms + lease_ms,
+        };
+        let mut results = self
+            .group
+            .run_all(vec![Job::Commit(commit.clone()), claim])
+            .into_iter();
+        let committed = match results.next() {
+            Some(JobResult::Committed(Ok(()))) => {
+                self.index(commit).map_err(|e| CommitError::Store(db(e)))
+            }
+            Some(JobResult::Committed(Err(CommitError::Conflict(why)))) => {
+                self.distrust_misses();
+                Err(CommitError::Conflict(why))
+            }
+            Some(JobResult::Committed(Err(error))) => Err(error),
+            _ => Err(CommitError::Store(EngineError::Store(
+                "no commit result".into(),
+            ))),
+        };
+        let claimed = match results.next() {
+            Some(JobResult::Claimed(claimed)) => claimed,
+            _ => Err(EngineError::Store("no claim result".into())),
+        };
+        (committed, claimed)
     }
 
     fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize> {
-        let writer = self.lock();
-        let mut held = 0;
-        let mut stmt = writer.conn.prepare_cached(q("renew_lease")?).map_err(db)?;
-        for id in ids {
-            held += stmt.execute(params![until_ms, id, owner]).map_err(db)?;
+        let job = Job::Renew {
+            ids: ids.to_vec(),
+            owner,
+            until_ms,
+        };
+        match self.group.run(job) {
+            JobResult::Renewed(held) => held,
+            other => Err(other.unexpected()),
         }
-        Ok(held)
     }
 
     fn add_token(&self, token: &TokenRow) -> Result<()> {
-        let writer = self.lock();
-        writer
-            .conn
-            .execute(
-                q("insert_token")?,
-                params![
-                    token.hash,
-                    token.id,
-                    token.role,
-                    token.name,
-                    token.created_at
-                ],
-            )
-            .map_err(db)?;
-        Ok(())
+        match self.group.run(Job::Token(token.clone())) {
+            JobResult::Done(done) => done,
+            other => Err(other.unexpected()),
+        }
     }
-}
-
-/// A store shared by the threads of one process.
-pub fn shared(store: SqliteStore) -> Arc<dyn Store> {
-    Arc::new(store)
 }

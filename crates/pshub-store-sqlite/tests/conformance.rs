@@ -26,11 +26,11 @@ fn the_indexes_are_rebuilt_when_the_store_reopens() {
             entries.put(pshub_engine::conformance::entry(id, &format!("T-{id}")));
         }
         store
-            .commit(&Commit {
+            .commit(&std::sync::Arc::new(Commit {
                 inbox,
                 entries,
                 ..Commit::default()
-            })
+            }))
             .unwrap();
     }
     let store = SqliteStore::open(&dir).unwrap();
@@ -54,9 +54,11 @@ fn a_second_process_on_the_file_is_found_through_the_database() {
     let _ = std::fs::remove_dir_all(&dir);
     let first = SqliteStore::open(&dir).unwrap();
     let second = SqliteStore::open(&dir).unwrap();
-    let event = |seq| Commit {
-        inbox: vec![pshub_engine::conformance::inbox(seq, "psa", "e1", None)],
-        ..Commit::default()
+    let event = |seq| {
+        std::sync::Arc::new(Commit {
+            inbox: vec![pshub_engine::conformance::inbox(seq, "psa", "e1", None)],
+            ..Commit::default()
+        })
     };
     first.commit(&event(1)).unwrap();
     // The second store's index has never seen psa/e1; the database refuses it all the same.

@@ -385,10 +385,12 @@ fn hold(
     })
 }
 
-/// The next line of an entry, with the step that posts it.
+/// The next line of an entry, with the step that posts it. A line takes its step's id (so a
+/// store may keep the two in one row); its posting number counts the entry's lines.
 fn new_line(cx: &mut Cx<'_>, entry: &mut EntryRow) -> Result<(i64, u32, i64)> {
     entry.postings += 1;
-    Ok((cx.id(IdKind::Line)?, entry.postings, cx.id(IdKind::Step)?))
+    let id = cx.id(IdKind::Step)?;
+    Ok((id, entry.postings, id))
 }
 
 fn create_line(

@@ -59,6 +59,7 @@ impl Hub {
                     return Err(error);
                 }
             };
+            let commit = std::sync::Arc::new(commit);
             match self.store.commit(&commit) {
                 Ok(()) => {
                     self.after_commit(&commit);
@@ -261,6 +262,7 @@ impl Hub {
                 step_id: None,
                 actor: Some(acting.actor.to_json()),
             });
+            let commit = std::sync::Arc::new(commit);
             match self.store.commit(&commit) {
                 Ok(()) => {
                     self.after_commit(&commit);

@@ -22,6 +22,7 @@ impl Hub {
             self.dirty = true;
             let built = self.build(batch, now);
             let outcome = built.and_then(|(results, commit)| {
+                let commit = std::sync::Arc::new(commit);
                 self.store
                     .commit(&commit)
                     .map(|()| (results, commit))

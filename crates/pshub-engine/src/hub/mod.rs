@@ -241,6 +241,7 @@ impl Hub {
                 version: 0,
             });
         }
+        let commit = Arc::new(commit);
         self.store.commit(&commit).map_err(|e| match e {
             CommitError::Store(e) => e,
             CommitError::Conflict(why) => crate::EngineError::Store(why),

@@ -14,6 +14,7 @@ use crate::error::Result;
 use pshub_model::Currency;
 use pshub_model::records::{ExceptionState, LineKind, OwnerTeam};
 use rust_decimal::Decimal;
+use std::sync::Arc;
 
 /// Filters of the line list; `None` means any.
 #[derive(Debug, Default, Clone)]
@@ -149,8 +150,9 @@ pub trait StoreReader: Send {
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
-    /// Writes all of `commit` in one durable transaction, or nothing.
-    fn commit(&self, commit: &Commit) -> std::result::Result<(), CommitError>;
+    /// Writes all of `commit` durably, or nothing of it. (Shared so that a store may write
+    /// commits of several writers in one transaction.)
+    fn commit(&self, commit: &Arc<Commit>) -> std::result::Result<(), CommitError>;
     /// A new reader on its own connection.
     fn reader(&self) -> Result<Box<dyn StoreReader>>;
     /// Reserves `count` consecutive ids of a kind; answers the first.
@@ -181,6 +183,22 @@ pub trait Store: Send + Sync {
         owner: i64,
         lease_ms: i64,
     ) -> Result<Vec<Claimed>>;
+    /// Writes `commit`, then claims as [`Store::claim_steps`] does, in one durable write where
+    /// the store can: a delivery round records its outcomes and claims the next round's steps
+    /// together. The claim sees what the commit changed (steps it released).
+    fn commit_and_claim(
+        &self,
+        commit: &Arc<Commit>,
+        system: &str,
+        now_ms: i64,
+        limit: u32,
+        owner: i64,
+        lease_ms: i64,
+    ) -> (std::result::Result<(), CommitError>, Result<Vec<Claimed>>) {
+        let committed = self.commit(commit);
+        let claimed = self.claim_steps(system, now_ms, limit, owner, lease_ms);
+        (committed, claimed)
+    }
     /// Extends the leases `owner` still holds on these steps; answers how many it holds.
     fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize>;
     /// Stores an API token by its hash.

@@ -454,14 +454,14 @@ impl Counters {
     }
 }
 
-/// Kinds of ids the store hands out, each in its own sequence.
+/// Kinds of ids the store hands out, each in its own sequence. Lines take the id of the step
+/// that posts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdKind {
     Event,
     Quarantine,
     Conflict,
     Entry,
-    Line,
     Step,
     Case,
     Project,
@@ -472,12 +472,11 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    pub const ALL: [IdKind; 12] = [
+    pub const ALL: [IdKind; 11] = [
         IdKind::Event,
         IdKind::Quarantine,
         IdKind::Conflict,
         IdKind::Entry,
-        IdKind::Line,
         IdKind::Step,
         IdKind::Case,
         IdKind::Project,
@@ -493,7 +492,6 @@ impl IdKind {
             IdKind::Quarantine => "quarantine",
             IdKind::Conflict => "conflict",
             IdKind::Entry => "entry",
-            IdKind::Line => "line",
             IdKind::Step => "step",
             IdKind::Case => "case",
             IdKind::Project => "project",

@@ -125,8 +125,9 @@ CREATE TABLE steps (
     version         INTEGER NOT NULL,
     UNIQUE (subject, step, flow)
 );
-CREATE INDEX steps_pending ON steps (system, id) WHERE state = 'pending';
-CREATE INDEX steps_running ON steps (system, lease_until) WHERE state = 'running';
+-- One index of the steps that may be claimed: leasing a step (pending to running) does not
+-- move it in the index; it leaves when it is done, failed or held.
+CREATE INDEX steps_active ON steps (system, id) WHERE state IN ('pending', 'running');
 CREATE INDEX steps_waiting ON steps (waits_on) WHERE state = 'waiting';
 CREATE INDEX steps_stuck ON steps (state, id) WHERE state IN ('failed', 'held');
 CREATE INDEX steps_event ON steps (event_seq);

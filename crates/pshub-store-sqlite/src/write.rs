@@ -1,0 +1,387 @@
+//! Writing one [`Commit`]: inserts, conditional updates (a row changed since it was read
+//! fails the commit as a conflict), the release of steps waiting on steps done, counters.
+
+use crate::{Stop, q};
+use pshub_engine::error::EngineError;
+use pshub_engine::store::*;
+use rusqlite::{Connection, params};
+
+/// Rows inserted by one statement: fewer statements to step through for the same rows.
+const ROWS_PER_INSERT: usize = 48;
+
+/// A value to bind: borrowed from the row where it is stored as is, owned where it is written.
+type Bound<'a> = rusqlite::types::ToSqlOutput<'a>;
+
+fn text(value: &str) -> Bound<'_> {
+    Bound::Borrowed(rusqlite::types::ValueRef::Text(value.as_bytes()))
+}
+
+fn owned(value: String) -> Bound<'static> {
+    Bound::Owned(rusqlite::types::Value::Text(value))
+}
+
+fn int(value: i64) -> Bound<'static> {
+    Bound::Owned(rusqlite::types::Value::Integer(value))
+}
+
+fn opt_int(value: Option<i64>) -> Bound<'static> {
+    value.map_or(Bound::Owned(rusqlite::types::Value::Null), int)
+}
+
+fn opt_text(value: Option<&str>) -> Bound<'_> {
+    value.map_or(Bound::Owned(rusqlite::types::Value::Null), text)
+}
+
+/// Inserts `rows` with the single-row `INSERT ... VALUES (?, ...)` of `query`, many rows per
+/// statement.
+fn insert_many<'a, R>(
+    tx: &Connection,
+    query: &str,
+    rows: impl ExactSizeIterator<Item = &'a R>,
+    bind: impl Fn(&'a R) -> Vec<Bound<'a>>,
+) -> std::result::Result<(), Stop>
+where
+    R: 'a,
+{
+    let single = q(query)?;
+    let at = single.find("VALUES").ok_or_else(|| {
+        Stop::Db(EngineError::Store(format!(
+            "{query} is not an INSERT ... VALUES"
+        )))
+    })?;
+    let (head, group) = (
+        &single[..at + "VALUES".len()],
+        single[at + "VALUES".len()..].trim(),
+    );
+    let mut values: Vec<Bound<'a>> = Vec::new();
+    let mut pending = 0;
+    let mut left = rows.len();
+    for row in rows {
+        values.extend(bind(row));
+        pending += 1;
+        left -= 1;
+        if pending == ROWS_PER_INSERT || left == 0 {
+            let groups = vec![group; pending].join(", ");
+            let sql = format!("{head} {groups}");
+            tx.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values.iter()))?;
+            values.clear();
+            pending = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Fails the commit when a conditional update changed no row.
+fn changed(rows: usize, what: &str, id: i64) -> std::result::Result<(), Stop> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(Stop::Conflict(format!(
+            "{what} {id} changed since it was read"
+        )))
+    }
+}
+
+/// Writes one commit on `tx`, inside the transaction (and savepoint) its group runs in.
+pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(), Stop> {
+    if let Some(check) = commit.reference {
+        let current: i64 = tx.query_row(q("reference_version")?, [], |r| r.get(0))?;
+        if current != check.seen {
+            return Err(Stop::Conflict(format!(
+                "reference data moved to version {current} since version {}",
+                check.seen
+            )));
+        }
+        if check.to != check.seen {
+            tx.execute(q("set_reference_version")?, [check.to])?;
+        }
+    }
+    insert_many(tx, "insert_inbox", commit.inbox.iter(), |r| {
+        vec![
+            int(r.seq),
+            text(&r.source),
+            text(&r.event_id),
+            text(&r.event_type),
+            text(&r.correlation_id),
+            text(&r.occurred_at),
+            text(&r.received_at),
+            text(&r.raw),
+            text(&r.data),
+            opt_int(r.ref_version),
+        ]
+    })?;
+    for seq in &commit.inbox_removed {
+        tx.execute(q("delete_inbox")?, [seq])?;
+    }
+    for r in commit.quarantine.iter() {
+        if r.version == 0 {
+            tx.prepare_cached(q("insert_quarantine")?)?
+                .execute(params![
+                    r.id,
+                    r.source,
+                    r.event_id,
+                    r.raw,
+                    r.field,
+                    r.reason,
+                    r.received_at,
+                    r.state,
+                    r.replayed_seq
+                ])?;
+        } else {
+            let n = tx
+                .prepare_cached(q("update_quarantine")?)?
+                .execute(params![r.state, r.replayed_seq, r.id, r.version])?;
+            changed(n, "quarantined event", r.id)?;
+        }
+    }
+    for r in &commit.conflicts {
+        tx.prepare_cached(q("insert_conflict")?)?.execute(params![
+            r.id,
+            r.source,
+            r.event_id,
+            r.original_seq,
+            r.event_type,
+            r.data,
+            r.raw,
+            r.received_at,
+            r.case_id
+        ])?;
+    }
+    let new_entries: Vec<&EntryRow> = commit.entries.iter().filter(|r| r.version == 0).collect();
+    insert_many(tx, "insert_entry", new_entries.into_iter(), |r| {
+        vec![
+            int(r.row_id),
+            text(r.kind.as_str()),
+            text(&r.entry_id),
+            text(r.phase.as_str()),
+            int(r.event_seq),
+            int(r.fingerprint as i64),
+            opt_int(r.line_id),
+            opt_int(r.case_id),
+            r.value
+                .map_or(Bound::Owned(rusqlite::types::Value::Null), |v| {
+                    owned(v.to_string())
+                }),
+            opt_text(r.currency.as_ref().map(|c| c.code())),
+            int(i64::from(r.manual)),
+            int(i64::from(r.postings)),
+        ]
+    })?;
+    let mut update = tx.prepare_cached(q("update_entry")?)?;
+    for r in commit.entries.iter().filter(|r| r.version != 0) {
+        let n = update.execute(params![
+            r.phase.as_str(),
+            r.event_seq,
+            r.fingerprint as i64,
+            r.line_id,
+            r.case_id,
+            r.value.map(|v| v.to_string()),
+            r.currency.map(|c| c.code().to_string()),
+            r.manual,
+            r.postings,
+            r.row_id,
+            r.version
+        ])?;
+        changed(n, "entry", r.row_id)?;
+    }
+    drop(update);
+    insert_many(tx, "insert_line", commit.lines.iter(), |r| {
+        vec![
+            int(r.id),
+            text(r.kind.as_str()),
+            int(r.entry_row),
+            int(i64::from(r.posting)),
+            text(&r.source_id),
+            int(r.event_seq),
+            text(&r.project_code),
+            text(&r.worker_id),
+            owned(r.date.to_string()),
+            owned(r.quantity.to_string()),
+            owned(r.rate.to_string()),
+            text(r.rate_currency.code()),
+            r.fx_rate
+                .map_or(Bound::Owned(rusqlite::types::Value::Null), |v| {
+                    owned(v.to_string())
+                }),
+            owned(r.amount.to_string()),
+            text(r.currency.code()),
+            text(&r.tax_code),
+            text(&r.billing_class),
+            opt_int(r.reverses),
+            text(&r.correlation_id),
+            text(&r.created_at),
+            int(r.step_id),
+        ]
+    })?;
+    insert_many(
+        tx,
+        "insert_step",
+        commit
+            .steps
+            .iter()
+            .filter(|r| r.version == 0)
+            .collect::<Vec<_>>()
+            .into_iter(),
+        |r| {
+            vec![
+                int(r.id),
+                text(&r.flow),
+                text(&r.step),
+                text(&r.system),
+                int(r.subject),
+                text(&r.business_key),
+                text(r.state.as_str()),
+                opt_int(r.waits_on),
+                int(i64::from(r.attempts)),
+                int(r.next_attempt_at),
+                opt_int(r.lease_owner),
+                int(r.lease_until),
+                opt_text(r.result.as_deref()),
+                opt_text(r.last_error.as_deref()),
+                int(i64::from(r.outcome_unknown)),
+                text(&r.correlation_id),
+                int(r.event_seq),
+                text(&r.created_at),
+                opt_text(r.done_at.as_deref()),
+            ]
+        },
+    )?;
+    let mut update = tx.prepare_cached(q("update_step")?)?;
+    let mut release = tx.prepare_cached(q("release_waiters")?)?;
+    let mut release_new = tx.prepare_cached(q("release_if_done")?)?;
+    let mut done = Vec::new();
+    for r in commit.steps.iter() {
+        if r.version == 0 {
+            if r.state == StepState::Waiting {
+                release_new.execute([r.id])?;
+            }
+        } else {
+            let n = update.execute(params![
+                r.state.as_str(),
+                r.waits_on,
+                r.attempts,
+                r.next_attempt_at,
+                r.lease_owner,
+                r.lease_until,
+                r.result,
+                r.last_error,
+                r.outcome_unknown,
+                r.done_at,
+                r.id,
+                r.version
+            ])?;
+            changed(n, "step", r.id)?;
+        }
+        if r.state == StepState::Done {
+            done.push(r.id);
+        }
+    }
+    // The steps that waited on steps now done are due, in one statement.
+    if !done.is_empty() {
+        release.execute([serde_json::to_string(&done).unwrap_or_default()])?;
+    }
+    drop((update, release, release_new));
+    let mut insert = tx.prepare_cached(q("insert_case")?)?;
+    let mut update = tx.prepare_cached(q("update_case")?)?;
+    for r in commit.cases.iter() {
+        let value = r.value.map(|v| v.to_string());
+        let currency = r.currency.map(|c| c.code().to_string());
+        if r.version == 0 {
+            insert.execute(params![
+                r.id,
+                r.kind,
+                r.owner.as_str(),
+                r.business_key,
+                r.state.as_str(),
+                r.reason,
+                r.suggested_fix,
+                r.correlation_id,
+                r.event_seq,
+                r.flow,
+                r.entry_row,
+                r.step_id,
+                value,
+                currency,
+                r.created_at,
+                r.updated_at,
+                r.resolution,
+                r.evidence
+            ])?;
+        } else {
+            let n = update.execute(params![
+                r.state.as_str(),
+                r.reason,
+                r.event_seq,
+                value,
+                currency,
+                r.updated_at,
+                r.resolution,
+                r.evidence,
+                r.id,
+                r.version
+            ])?;
+            changed(n, "case", r.id)?;
+        }
+    }
+    drop((insert, update));
+    for r in &commit.projects {
+        tx.prepare_cached(q("insert_project")?)?.execute(params![
+            r.id,
+            r.project_code,
+            r.opportunity_id,
+            r.event_seq,
+            r.correlation_id,
+            r.created_at
+        ])?;
+    }
+    for r in &commit.outbound {
+        tx.prepare_cached(q("insert_outbound")?)?.execute(params![
+            r.id,
+            r.event_type,
+            r.key,
+            r.data,
+            r.correlation_id,
+            r.published_at
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached(q("insert_timeline")?)?;
+    for r in &commit.timeline {
+        stmt.execute(params![
+            r.correlation_id,
+            r.at,
+            r.what,
+            r.detail,
+            r.step_id,
+            r.actor
+        ])?;
+    }
+    drop(stmt);
+    for r in commit.worker_days.iter() {
+        if r.version == 0 {
+            tx.prepare_cached(q("insert_worker_day")?)?
+                .execute(params![
+                    r.id,
+                    r.worker_id,
+                    r.day.to_string(),
+                    r.hours.to_string()
+                ])?;
+        } else {
+            let n = tx
+                .prepare_cached(q("update_worker_day")?)?
+                .execute(params![r.hours.to_string(), r.id, r.version])?;
+            changed(n, "worker day", r.id)?;
+        }
+    }
+    let c = &commit.counters;
+    if !c.is_zero() {
+        tx.prepare_cached(q("add_counters")?)?.execute(params![
+            commit.node,
+            c.received as i64,
+            c.duplicates as i64,
+            c.conflicts as i64,
+            c.quarantined as i64
+        ])?;
+    }
+    Ok(())
+}
