@@ -179,7 +179,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         print_summary(
             &summary,
             &spec,
-            &data_dir,
+            &store,
             resumed,
             missing_rate.len(),
             elapsed,
@@ -236,7 +236,7 @@ fn money(amount: rust_decimal::Decimal) -> String {
 fn print_summary(
     s: &Summary,
     spec: &FirmSpec,
-    data_dir: &std::path::Path,
+    store: &StoreArgs,
     resumed: usize,
     missing: usize,
     elapsed: Duration,
@@ -248,7 +248,11 @@ fn print_summary(
         spec.workers,
         elapsed.as_secs_f64()
     );
-    println!("store: {}\n", data_dir.display());
+    println!(
+        "store: {}  (local files in {})\n",
+        wiring::redact(&store.url()),
+        store.data_dir.display()
+    );
     println!(
         "events received        {:>9}  (accepted {}, duplicates suppressed {}, conflicts {}, quarantined {})",
         thousands(c.received),

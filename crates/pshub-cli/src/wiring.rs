@@ -9,6 +9,7 @@ use pshub_connectors::sandbox::server::{PageQuery, inspect};
 use pshub_connectors::sandbox::{FaultPlan, InProcess, Sandbox};
 use pshub_engine::store::Store;
 use pshub_engine::{Config, Engine, Systems};
+use pshub_store_postgres::PostgresStore;
 use pshub_store_sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,21 +52,22 @@ impl StoreArgs {
 
     /// Opens (and migrates) the store.
     pub fn open(&self) -> Result<Arc<dyn Store>> {
-        open_store(&self.url(), &self.data_dir)
+        open_store(&self.url())
     }
 }
 
 /// Opens the store a URL names, applying its migrations.
-pub fn open_store(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>> {
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let store = SqliteStore::open_url(path)
             .with_context(|| format!("failed to open the store {url}"))?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("--store: PostgreSQL is not wired yet ({})", redact(url));
+        let store = PostgresStore::open(url)
+            .with_context(|| format!("failed to open the store {}", redact(url)))?;
+        return Ok(Arc::new(store));
     }
-    let _ = data_dir;
     bail!(
         "--store: '{}' is not a sqlite: or postgres:// URL",
         redact(url)

@@ -9,6 +9,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pshub-model", &[]),
     ("pshub-engine", &["pshub-model"]),
     ("pshub-store-sqlite", &["pshub-model", "pshub-engine"]),
+    ("pshub-store-postgres", &["pshub-model", "pshub-engine"]),
     ("pshub-connectors", &["pshub-model", "pshub-engine"]),
     ("pshub-api", &["pshub-model", "pshub-engine"]),
     (
@@ -17,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pshub-model",
             "pshub-engine",
             "pshub-store-sqlite",
+            "pshub-store-postgres",
             "pshub-connectors",
             "pshub-api",
         ],

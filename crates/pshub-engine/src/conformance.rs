@@ -799,11 +799,12 @@ pub fn tokens_are_found_by_hash(store: &dyn Store) {
     assert_eq!(r.token("hash-2").unwrap(), None);
 }
 
-/// Runs every check of the suite as its own test, each with a fresh store from `$open`.
+/// Runs every check of the suite as its own test. `$with_store(name, check)` opens a fresh
+/// store for the test `name`, runs `check` on it and then tears the store down.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($open:expr) => {
-        $crate::store_conformance_tests!(@each $open;
+    ($with_store:expr) => {
+        $crate::store_conformance_tests!(@each $with_store;
             rows_read_back_as_written,
             a_conflicting_commit_writes_nothing,
             unique_keys_refuse_a_second_row,
@@ -817,12 +818,11 @@ macro_rules! store_conformance_tests {
             tokens_are_found_by_hash,
         );
     };
-    (@each $open:expr; $($check:ident,)*) => {
+    (@each $with_store:expr; $($check:ident,)*) => {
         $(
             #[test]
             fn $check() {
-                let store = $open(stringify!($check));
-                $crate::conformance::$check(&store);
+                $with_store(stringify!($check), $crate::conformance::$check);
             }
         )*
     };

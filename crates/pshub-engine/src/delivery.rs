@@ -365,7 +365,8 @@ impl Round<'_> {
         } else {
             "attempt failed"
         };
-        tracing::warn!(step_id = step.id, step = %step.qualified_name(), system = self.system,
+        // A failed attempt that will be retried is routine; a dead letter is logged as a warning.
+        tracing::info!(step_id = step.id, step = %step.qualified_name(), system = self.system,
             attempt = step.attempts, correlation_id = %step.correlation_id, %message, "delivery attempt failed");
         let attempt = TimelineRow {
             correlation_id: step.correlation_id.clone(),
@@ -389,6 +390,8 @@ impl Round<'_> {
             }
             None => {
                 self.metrics.dead_letters.inc();
+                tracing::warn!(step_id = step.id, step = %step.qualified_name(), system = self.system,
+                    attempts = step.attempts, correlation_id = %step.correlation_id, %message, "dead-lettered");
                 step.state = StepState::Failed;
                 let mut history: Vec<serde_json::Value> = self
                     .reads

@@ -2,13 +2,14 @@
 
 use pshub_store_sqlite::SqliteStore;
 
-fn open(name: &str) -> SqliteStore {
+fn with_store(name: &str, check: fn(&dyn pshub_engine::Store)) {
     let dir = std::env::temp_dir().join(format!("pshub-conformance-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    SqliteStore::open(&dir).expect("a fresh store opens")
+    check(&SqliteStore::open(&dir).expect("a fresh store opens"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
-pshub_engine::store_conformance_tests!(open);
+pshub_engine::store_conformance_tests!(with_store);
 
 #[test]
 fn the_indexes_are_rebuilt_when_the_store_reopens() {

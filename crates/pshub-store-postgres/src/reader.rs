@@ -1,0 +1,418 @@
+//! Reads, on connections of the store's pool: they see what is committed.
+
+use crate::rows::*;
+use crate::{Pg, pg, q};
+use futures_util::TryStreamExt;
+use pshub_engine::error::Result;
+use pshub_engine::store::*;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{Arguments, Postgres};
+use std::sync::Arc;
+
+pub struct PostgresReader {
+    pg: Arc<Pg>,
+}
+
+impl PostgresReader {
+    pub(crate) fn new(pg: Arc<Pg>) -> Self {
+        PostgresReader { pg }
+    }
+
+    fn one<T>(
+        &self,
+        query: Query<'_, Postgres, PgArguments>,
+        map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
+    ) -> Result<Option<T>> {
+        self.pg.block_on(async {
+            let row = query.fetch_optional(&self.pg.pool).await.map_err(pg)?;
+            row.as_ref().map(map).transpose().map_err(pg)
+        })
+    }
+
+    fn all<T>(
+        &self,
+        query: Query<'_, Postgres, PgArguments>,
+        map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>> {
+        self.pg.block_on(async {
+            let rows = query.fetch_all(&self.pg.pool).await.map_err(pg)?;
+            rows.iter()
+                .map(map)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(pg)
+        })
+    }
+
+    fn each<T>(
+        &self,
+        name: &str,
+        map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
+        visit: &mut dyn FnMut(T),
+    ) -> Result<()> {
+        let sql = q(name)?;
+        self.pg.block_on(async {
+            let mut rows = sqlx::query(sql).fetch(&self.pg.pool);
+            while let Some(row) = rows.try_next().await.map_err(pg)? {
+                visit(map(&row).map_err(pg)?);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A list's filters, numbered as PostgreSQL wants them (`$1`, `$2`).
+struct Filter {
+    clauses: Vec<String>,
+    args: PgArguments,
+    count: usize,
+}
+
+impl Filter {
+    fn new(first: &str, after: i64) -> Self {
+        let mut filter = Filter {
+            clauses: Vec::new(),
+            args: PgArguments::default(),
+            count: 0,
+        };
+        filter.add(first, Some(after));
+        filter
+    }
+
+    /// Adds `clause` (with `?` for its value) when `value` is set.
+    fn add<T>(&mut self, clause: &str, value: Option<T>)
+    where
+        T: for<'a> sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send + 'static,
+    {
+        if let Some(value) = value {
+            self.count += 1;
+            self.clauses
+                .push(clause.replace('?', &format!("${}", self.count)));
+            let _ = self.args.add(value);
+        }
+    }
+
+    fn run<T>(
+        mut self,
+        reader: &PostgresReader,
+        query: &str,
+        page: Page,
+        map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>> {
+        let limit = format!("${}", self.count + 1);
+        let _ = self.args.add(i64::from(page.limit.min(1_000_000)));
+        let sql = q(query)?
+            .replace("/*where*/", &self.clauses.join(" AND "))
+            .replace("/*limit*/", &limit);
+        // The clauses are fixed fragments with numbered parameters: no value is spliced in.
+        let sql = sqlx::AssertSqlSafe(sql);
+        reader.pg.block_on(async {
+            let rows = sqlx::query_with(sql, self.args)
+                .fetch_all(&reader.pg.pool)
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(map)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(pg)
+        })
+    }
+}
+
+impl StoreReader for PostgresReader {
+    fn event(&mut self, seq: i64) -> Result<Option<InboxRow>> {
+        self.one(sqlx::query(q("event_by_seq")?).bind(seq), inbox_row)
+    }
+
+    fn event_by_key(&mut self, source: &str, event_id: &str) -> Result<Option<InboxRow>> {
+        self.one(
+            sqlx::query(q("event_by_key")?).bind(source).bind(event_id),
+            inbox_row,
+        )
+    }
+
+    fn quarantined(&mut self, id: i64) -> Result<Option<QuarantineRow>> {
+        self.one(sqlx::query(q("quarantine_by_id")?).bind(id), quarantine_row)
+    }
+
+    fn quarantine_list(&mut self, open_only: bool, page: Page) -> Result<Vec<QuarantineRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("state = ?", open_only.then(|| "open".to_string()));
+        filter.run(self, "quarantine_list", page, quarantine_row)
+    }
+
+    fn quarantine_of_event(&mut self, source: &str, event_id: &str) -> Result<Vec<QuarantineRow>> {
+        self.all(
+            sqlx::query(q("quarantine_of_event")?)
+                .bind(source)
+                .bind(event_id),
+            quarantine_row,
+        )
+    }
+
+    fn conflicts(&mut self, page: Page) -> Result<Vec<ConflictRow>> {
+        self.all(
+            sqlx::query(q("conflicts_list")?)
+                .bind(page.after)
+                .bind(i64::from(page.limit.min(1_000_000))),
+            conflict_row,
+        )
+    }
+
+    fn conflicts_of(&mut self, original_seq: i64) -> Result<Vec<ConflictRow>> {
+        self.all(
+            sqlx::query(q("conflicts_of")?).bind(original_seq),
+            conflict_row,
+        )
+    }
+
+    fn conflict(&mut self, id: i64) -> Result<Option<ConflictRow>> {
+        self.one(sqlx::query(q("conflict_by_id")?).bind(id), conflict_row)
+    }
+
+    fn entry(&mut self, row_id: i64) -> Result<Option<EntryRow>> {
+        self.one(sqlx::query(q("entry_by_id")?).bind(row_id), entry_row)
+    }
+
+    fn entry_by_key(&mut self, kind: EntryKind, entry_id: &str) -> Result<Option<EntryRow>> {
+        self.one(
+            sqlx::query(q("entry_by_key")?)
+                .bind(kind.as_str())
+                .bind(entry_id),
+            entry_row,
+        )
+    }
+
+    fn line(&mut self, id: i64) -> Result<Option<DeliveredLine>> {
+        self.one(sqlx::query(q("line_by_id")?).bind(id), delivered_line)
+    }
+
+    fn lines(&mut self, f: &LineFilter, page: Page) -> Result<Vec<DeliveredLine>> {
+        let mut filter = Filter::new("l.id > ?", page.after);
+        filter.add("l.project_code = ?", f.project_code.clone());
+        filter.add("l.worker_id = ?", f.worker_id.clone());
+        filter.add(
+            "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
+            f.source_id.clone(),
+        );
+        filter.add("l.entry_row = ?", f.entry_row);
+        filter.add("s.event_seq = ?", f.event_seq);
+        filter.add(
+            "s.state = ANY(?)",
+            f.status.map(|status| {
+                status
+                    .states()
+                    .iter()
+                    .map(|s| s.as_str().to_string())
+                    .collect::<Vec<_>>()
+            }),
+        );
+        filter.run(self, "lines_list", page, delivered_line)
+    }
+
+    fn lines_by_ids(&mut self, ids: &[i64]) -> Result<Vec<LineRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(sqlx::query(q("lines_by_ids")?).bind(ids), line_row)
+    }
+
+    fn step(&mut self, id: i64) -> Result<Option<StepRow>> {
+        self.one(sqlx::query(q("step_by_id")?).bind(id), step_row)
+    }
+
+    fn steps_by_ids(&mut self, ids: &[i64]) -> Result<Vec<StepRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(sqlx::query(q("steps_by_ids")?).bind(ids), step_row)
+    }
+
+    fn steps_of_subject(&mut self, flow: &str, subject: i64) -> Result<Vec<StepRow>> {
+        self.all(
+            sqlx::query(q("steps_of_subject")?).bind(subject).bind(flow),
+            step_row,
+        )
+    }
+
+    fn steps_of_event(&mut self, seq: i64) -> Result<Vec<StepRow>> {
+        self.all(sqlx::query(q("steps_of_event")?).bind(seq), step_row)
+    }
+
+    fn steps_in_state(&mut self, state: StepState, page: Page) -> Result<Vec<StepRow>> {
+        self.all(
+            sqlx::query(q("steps_in_state")?)
+                .bind(state.as_str())
+                .bind(page.after)
+                .bind(i64::from(page.limit.min(1_000_000))),
+            step_row,
+        )
+    }
+
+    fn timeline_of_step(&mut self, step_id: i64) -> Result<Vec<TimelineRow>> {
+        self.all(
+            sqlx::query(q("timeline_of_step")?).bind(step_id),
+            timeline_row,
+        )
+    }
+
+    fn case(&mut self, id: i64) -> Result<Option<CaseRow>> {
+        self.one(sqlx::query(q("case_by_id")?).bind(id), case_row)
+    }
+
+    fn cases(&mut self, f: &CaseFilter, page: Page) -> Result<Vec<CaseRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("owner = ?", f.owner.map(|o| o.as_str().to_string()));
+        filter.add("state = ?", f.state.map(|s| s.as_str().to_string()));
+        filter.add("kind = ?", f.kind.clone());
+        filter.add("event_seq = ?", f.event_seq);
+        filter.add("correlation_id = ?", f.correlation_id.clone());
+        filter.add("step_id = ?", f.step_id);
+        filter.run(self, "cases_list", page, case_row)
+    }
+
+    fn project(&mut self, project_code: &str) -> Result<Option<ProjectRow>> {
+        self.one(
+            sqlx::query(q("project_by_code")?).bind(project_code),
+            project_row,
+        )
+    }
+
+    fn outbound(&mut self, event_type: Option<&str>, page: Page) -> Result<Vec<OutboundRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("event_type = ?", event_type.map(str::to_string));
+        filter.run(self, "outbound_list", page, outbound_row)
+    }
+
+    fn worker_day(
+        &mut self,
+        worker_id: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<WorkerDayRow>> {
+        self.one(
+            sqlx::query(q("worker_day")?).bind(worker_id).bind(day),
+            worker_day_row,
+        )
+    }
+
+    fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
+        let events = self.all(
+            sqlx::query(q("events_of_correlation")?).bind(correlation_id),
+            inbox_row,
+        )?;
+        let mut steps = Vec::new();
+        let mut lines = Vec::new();
+        for event in &events {
+            steps.extend(self.steps_of_event(event.seq)?);
+            lines.extend(self.lines(
+                &LineFilter {
+                    event_seq: Some(event.seq),
+                    ..LineFilter::default()
+                },
+                Page::ALL,
+            )?);
+        }
+        let cases = self.cases(
+            &CaseFilter {
+                correlation_id: Some(correlation_id.to_string()),
+                ..CaseFilter::default()
+            },
+            Page::ALL,
+        )?;
+        let timeline = self.all(
+            sqlx::query(q("timeline_of_correlation")?).bind(correlation_id),
+            timeline_row,
+        )?;
+        Ok(Trail {
+            events,
+            lines,
+            steps,
+            cases,
+            timeline,
+        })
+    }
+
+    fn counters(&mut self) -> Result<Counters> {
+        let counters = self.one(sqlx::query(q("counters")?), |r| {
+            use sqlx::Row;
+            Ok(Counters {
+                received: r.try_get::<i64, _>(0)? as u64,
+                duplicates: r.try_get::<i64, _>(1)? as u64,
+                conflicts: r.try_get::<i64, _>(2)? as u64,
+                quarantined: r.try_get::<i64, _>(3)? as u64,
+            })
+        })?;
+        Ok(counters.unwrap_or_default())
+    }
+
+    fn each_entry_figure(&mut self, visit: &mut dyn FnMut(EntryFigure)) -> Result<()> {
+        self.each(
+            "entry_figures",
+            |r| {
+                use sqlx::Row;
+                let phase: String = r.try_get(0)?;
+                let value: Option<rust_decimal::Decimal> = r.try_get(2)?;
+                let currency: Option<String> = r.try_get(3)?;
+                let state: Option<String> = r.try_get(4)?;
+                Ok(EntryFigure {
+                    phase: EntryPhase::parse(&phase).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("not an entry phase: '{phase}'").into())
+                    })?,
+                    manual: r.try_get(1)?,
+                    value: value.zip(currency.and_then(|c| pshub_model::Currency::parse(&c).ok())),
+                    line_state: state.as_deref().and_then(StepState::parse),
+                })
+            },
+            visit,
+        )
+    }
+
+    fn each_line_figure(&mut self, visit: &mut dyn FnMut(LineFigure)) -> Result<()> {
+        self.each(
+            "line_figures",
+            |r| {
+                use sqlx::Row;
+                let kind: String = r.try_get(0)?;
+                let state: String = r.try_get(1)?;
+                let currency: String = r.try_get(4)?;
+                let bad =
+                    |what: &str, text: &str| sqlx::Error::Decode(format!("{what} '{text}'").into());
+                Ok(LineFigure {
+                    kind: pshub_model::records::LineKind::parse(&kind)
+                        .ok_or_else(|| bad("not a line kind:", &kind))?,
+                    state: StepState::parse(&state)
+                        .ok_or_else(|| bad("not a step state:", &state))?,
+                    blocked: r.try_get(2)?,
+                    amount: r.try_get(3)?,
+                    currency: pshub_model::Currency::parse(&currency)
+                        .map_err(|_| bad("not a currency:", &currency))?,
+                })
+            },
+            visit,
+        )
+    }
+
+    fn each_case(&mut self, visit: &mut dyn FnMut(&CaseRow)) -> Result<()> {
+        self.each("all_cases", case_row, &mut |case| visit(&case))
+    }
+
+    fn blocked_steps(&mut self) -> Result<u64> {
+        let count = self.one(sqlx::query(q("blocked_steps")?), |r| {
+            use sqlx::Row;
+            r.try_get::<i64, _>(0)
+        })?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>> {
+        self.one(sqlx::query(q("token_by_hash")?).bind(token_hash), token_row)
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.one(sqlx::query(q("ping")?), |r| {
+            use sqlx::Row;
+            r.try_get::<i64, _>(0)
+        })
+        .map(|_| ())
+    }
+}
