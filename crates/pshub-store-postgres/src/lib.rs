@@ -62,12 +62,38 @@ pub(crate) struct Pg {
 }
 
 impl Pg {
-    /// Runs a query's future to completion on the store's runtime.
+    /// Runs a query's future to completion on the calling thread, with its I/O and timers
+    /// driven by the store's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         match &self.runtime {
-            Some(runtime) => runtime.block_on(future),
+            Some(runtime) => wait(runtime, future),
             None => unreachable_runtime(),
         }
+    }
+}
+
+/// Waits for `future` on this thread. Unlike `Runtime::block_on` this also works on a
+/// thread that already runs inside another runtime (an API handler calling the engine): the
+/// store's own worker threads drive the sockets and timers, and this thread only polls.
+fn wait<F: std::future::Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let _context = runtime.enter();
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
@@ -103,7 +129,8 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| EngineError::Store(format!("not a PostgreSQL URL: {e}")))?
             .application_name("pshub");
-        let pool = runtime.block_on(
+        let pool = wait(
+            &runtime,
             PgPoolOptions::new()
                 .max_connections(8)
                 .min_connections(0)

@@ -20,7 +20,18 @@ pub struct TestDatabase {
     pub url: String,
 }
 
+/// Runs one statement on the server's `postgres` database, on a thread of its own so that
+/// async tests may call it too.
 fn admin(statement: &str) -> Result<(), String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| admin_here(statement))
+            .join()
+            .unwrap_or_else(|_| Err("the admin connection panicked".to_string()))
+    })
+}
+
+fn admin_here(statement: &str) -> Result<(), String> {
     let url = format!("{}/postgres", server());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

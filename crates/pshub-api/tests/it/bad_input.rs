@@ -13,9 +13,8 @@ async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     )
 }
 
-#[tokio::test]
-async fn bodies_that_are_not_events_are_refused_whole() {
-    let app = spawn_app().await;
+pub async fn bodies_that_are_not_events_are_refused_whole(store: Backend) {
+    let app = spawn_app(store).await;
     let cases: [(&str, &str); 5] = [
         ("{not json", "invalid_json"),
         ("", "invalid_json"),
@@ -32,9 +31,8 @@ async fn bodies_that_are_not_events_are_refused_whole() {
     assert_eq!(summary["events"], 0, "nothing of a refused body is taken");
 }
 
-#[tokio::test]
-async fn oversized_bodies_and_arrays_are_refused_with_413() {
-    let app = spawn_app().await;
+pub async fn oversized_bodies_and_arrays_are_refused_with_413(store: Backend) {
+    let app = spawn_app(store).await;
     let huge = format!("[\"{}\"]", "x".repeat(pshub_api::MAX_BODY_BYTES + 10));
     let (status, code, _) =
         error_of(app.post_raw("/v1/events", huge, Some(&app.token)).await).await;
@@ -49,9 +47,8 @@ async fn oversized_bodies_and_arrays_are_refused_with_413() {
     assert!(message.contains("10001"));
 }
 
-#[tokio::test]
-async fn a_missing_or_wrong_token_is_refused_with_401_and_health_needs_none() {
-    let app = spawn_app().await;
+pub async fn a_missing_or_wrong_token_is_refused_with_401_and_health_needs_none(store: Backend) {
+    let app = spawn_app(store).await;
     let event = time_entry("x", "X", "W-1", "2026-03-04", json!("1")).to_string();
     let (status, code, message) =
         error_of(app.post_raw("/v1/events", event.clone(), None).await).await;
@@ -101,9 +98,8 @@ async fn a_missing_or_wrong_token_is_refused_with_401_and_health_needs_none() {
     assert_eq!((status, code.as_str()), (403, "forbidden"));
 }
 
-#[tokio::test]
-async fn events_that_break_the_contract_are_quarantined_with_the_field_named() {
-    let app = spawn_app().await;
+pub async fn events_that_break_the_contract_are_quarantined_with_the_field_named(store: Backend) {
+    let app = spawn_app(store).await;
     let good = time_entry("q0", "Q0", "W-1", "2026-03-04", json!("1"));
     let mut wrong_type = good.clone();
     wrong_type["id"] = json!("q1");
@@ -168,9 +164,8 @@ async fn events_that_break_the_contract_are_quarantined_with_the_field_named() {
     assert_eq!(summary["events"], 6);
 }
 
-#[tokio::test]
-async fn a_quarantined_event_can_be_corrected_and_replayed_once() {
-    let app = spawn_app().await;
+pub async fn a_quarantined_event_can_be_corrected_and_replayed_once(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     let mut broken = time_entry("psa-fix", "FIX1", "W-1", "2026-03-04", json!("7,5"));
     app.send(json!([broken.clone()])).await;
@@ -213,9 +208,8 @@ async fn a_quarantined_event_can_be_corrected_and_replayed_once() {
     assert_eq!(summary["events"], 8);
 }
 
-#[tokio::test]
-async fn bad_parameters_and_unknown_routes_are_4xx() {
-    let app = spawn_app().await;
+pub async fn bad_parameters_and_unknown_routes_are_4xx(store: Backend) {
+    let app = spawn_app(store).await;
     for path in [
         "/v1/invoice-lines?limit=0",
         "/v1/invoice-lines?limit=1001",
@@ -241,9 +235,8 @@ async fn bad_parameters_and_unknown_routes_are_4xx() {
     assert_eq!(app.post("/v1/dead-letters/999/replay").await.0, 400);
 }
 
-#[tokio::test]
-async fn the_viewer_role_sees_no_personal_data() {
-    let app = spawn_app().await;
+pub async fn the_viewer_role_sees_no_personal_data(store: Backend) {
+    let app = spawn_app(store).await;
     app.send(json!([hired("W-1", "2025-01-01", "emea", "consultant")]))
         .await;
     let (_, as_admin) = app.get("/v1/events/hris/hire-W-1").await;

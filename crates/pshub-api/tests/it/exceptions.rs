@@ -3,9 +3,8 @@
 use crate::helpers::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_dismissed_case_is_written_off_and_cannot_be_resolved() {
-    let app = spawn_app().await;
+pub async fn a_dismissed_case_is_written_off_and_cannot_be_resolved(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         worker_change("W-1", "terminated", "2026-03-01"),
@@ -34,9 +33,8 @@ async fn a_dismissed_case_is_written_off_and_cannot_be_resolved() {
     assert_eq!(summary["conservation_holds"], json!(true));
 }
 
-#[tokio::test]
-async fn a_rejection_withdraws_the_case_that_held_the_entry() {
-    let app = spawn_app().await;
+pub async fn a_rejection_withdraws_the_case_that_held_the_entry(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         worker_change("W-1", "terminated", "2026-03-01"),
@@ -63,9 +61,8 @@ async fn a_rejection_withdraws_the_case_that_held_the_entry() {
     assert_eq!(summary["approved_value"], json!({}));
 }
 
-#[tokio::test]
-async fn only_the_owning_team_or_an_admin_may_act_on_a_case() {
-    let app = spawn_app().await;
+pub async fn only_the_owning_team_or_an_admin_may_act_on_a_case(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         worker_change("W-1", "terminated", "2026-03-01"),
@@ -85,9 +82,8 @@ async fn only_the_owning_team_or_an_admin_may_act_on_a_case() {
     assert_eq!(allowed.status(), 200);
 }
 
-#[tokio::test]
-async fn a_case_resolved_into_another_failure_is_handed_over_to_its_owner() {
-    let app = spawn_app().await;
+pub async fn a_case_resolved_into_another_failure_is_handed_over_to_its_owner(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([time_entry(
         "h1",

@@ -1,8 +1,11 @@
 use pshub_api::{hash_token, new_token};
 use pshub_connectors::sandbox::{Faults, InProcess, Sandbox, System};
 use pshub_engine::retry::RetrySchedule;
+use pshub_engine::store::Store;
 use pshub_engine::store::{IdKind, TokenRow};
 use pshub_engine::{Config, Engine, Systems};
+use pshub_store_postgres::PostgresStore;
+use pshub_store_postgres::testing::TestDatabase;
 use pshub_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -15,6 +18,30 @@ pub struct TestApp {
     pub engine: Arc<Engine>,
     pub sandbox: Arc<Sandbox>,
     pub dir: std::path::PathBuf,
+    /// The PostgreSQL database of the test, dropped after the hub.
+    _database: Option<TestDatabase>,
+}
+
+/// The store a front-door test runs on: every test runs on both.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh store for one test, and the database to drop after it (PostgreSQL).
+    fn open(self, dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestDatabase>) {
+        match self {
+            Backend::Sqlite => (Arc::new(SqliteStore::open(dir).expect("store opens")), None),
+            Backend::Postgres => {
+                let name = dir.file_name().unwrap().to_string_lossy().to_string();
+                let database = TestDatabase::create(&name);
+                let store = PostgresStore::open(&database.url).expect("store opens");
+                (Arc::new(store), Some(database))
+            }
+        }
+    }
 }
 
 /// Every call to the sandbox ERP fails technically.
@@ -47,15 +74,15 @@ pub fn test_config() -> Config {
 }
 
 /// Starts the API over a fresh store and in-process sandbox systems.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(test_config()).await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, test_config()).await
 }
 
-pub async fn spawn_app_with(config: Config) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
     let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("pshub-api-test-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir).expect("store opens"));
+    let (store, database) = backend.open(&dir);
     let sandbox = Sandbox::in_memory();
     let engine = Engine::open(
         store,
@@ -80,6 +107,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         engine,
         sandbox,
         dir,
+        _database: database,
     }
 }
 

@@ -3,9 +3,8 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn pages_follow_each_other_in_a_stable_order_without_gaps_or_repeats() {
-    let app = spawn_app().await;
+pub async fn pages_follow_each_other_in_a_stable_order_without_gaps_or_repeats(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     let events: Vec<Value> = (1..=7)
         .map(|i| {

@@ -4,9 +4,8 @@ use crate::helpers::*;
 use pshub_connectors::sandbox::Faults;
 use serde_json::json;
 
-#[tokio::test]
-async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
-    let app = spawn_app().await;
+pub async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.erp_faults(failing_erp());
     app.send(json!([time_entry(
@@ -60,9 +59,8 @@ async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once() {
     assert!(letters["items"].as_array().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
-    let app = spawn_app().await;
+pub async fn a_transaction_timeline_shows_each_step_and_the_outcome(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     let mut entry = time_entry("tl1", "TL1", "W-1", "2026-03-04", json!("1"));
     entry["correlation_id"] = json!("corr-42");
@@ -91,9 +89,8 @@ async fn a_transaction_timeline_shows_each_step_and_the_outcome() {
     assert_eq!(app.get("/v1/transactions/unknown").await.0, 404);
 }
 
-#[tokio::test]
-async fn health_metrics_and_the_openapi_document_answer() {
-    let app = spawn_app().await;
+pub async fn health_metrics_and_the_openapi_document_answer(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         time_entry("m1", "M1", "W-1", "2026-03-04", json!("1")),
@@ -126,9 +123,8 @@ async fn health_metrics_and_the_openapi_document_answer() {
     assert_eq!(systems["hub"]["kind"], "outbound");
 }
 
-#[tokio::test]
-async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp() {
-    let app = spawn_app().await;
+pub async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp(store: Backend) {
+    let app = spawn_app(store).await;
     app.erp_faults(failing_erp());
     app.send(json!([closed_won(
         "P-1",

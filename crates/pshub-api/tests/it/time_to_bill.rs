@@ -3,9 +3,8 @@
 use crate::helpers::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn one_event_sent_three_times_gives_one_line() {
-    let app = spawn_app().await;
+pub async fn one_event_sent_three_times_gives_one_line(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     let entry = time_entry("psa-T1-approved-1", "T1", "W-1", "2026-03-04", json!("7.5"));
     let first = app.send(json!([entry.clone()])).await;
@@ -34,9 +33,10 @@ async fn one_event_sent_three_times_gives_one_line() {
     assert_eq!(event["lines"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_more() {
-    let app = spawn_app().await;
+pub async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_more(
+    store: Backend,
+) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([time_entry(
         "psa-T2-approved-1",
@@ -86,9 +86,10 @@ async fn a_rejection_after_posting_reverses_to_zero_and_a_reapproval_posts_once_
     assert_eq!(app.sandbox.line_count(), 3);
 }
 
-#[tokio::test]
-async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bill() {
-    let app = spawn_app().await;
+pub async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bill(
+    store: Backend,
+) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([worker_change("W-2", "terminated", "2026-03-10")]))
         .await;
@@ -124,9 +125,8 @@ async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_still_bi
     assert_eq!(event["status"], "held");
 }
 
-#[tokio::test]
-async fn a_leave_holds_from_its_start_through_the_day_before_it_ends() {
-    let app = spawn_app().await;
+pub async fn a_leave_holds_from_its_start_through_the_day_before_it_ends(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         worker_change("W-1", "leave_started", "2026-03-05"),
@@ -153,9 +153,10 @@ async fn line_counts(app: &TestApp, ids: &[&str]) -> Vec<usize> {
     lengths
 }
 
-#[tokio::test]
-async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_posts_once() {
-    let app = spawn_app().await;
+pub async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_posts_once(
+    store: Backend,
+) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         hired("W-3", "2025-01-01", "emea", "architect"),
@@ -210,9 +211,8 @@ async fn a_missing_rate_opens_a_finance_case_and_the_rate_card_then_resolving_po
     );
 }
 
-#[tokio::test]
-async fn checks_run_in_order_and_each_failure_goes_to_its_owner() {
-    let app = spawn_app().await;
+pub async fn checks_run_in_order_and_each_failure_goes_to_its_owner(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         hired("W-9", "2025-01-01", "emea", "consultant"),
@@ -264,9 +264,10 @@ async fn checks_run_in_order_and_each_failure_goes_to_its_owner() {
     assert_eq!(summary["held_unvalued"]["integration"], 1);
 }
 
-#[tokio::test]
-async fn a_contract_in_another_currency_converts_with_the_latest_fx_rate_rounding_twice() {
-    let app = spawn_app().await;
+pub async fn a_contract_in_another_currency_converts_with_the_latest_fx_rate_rounding_twice(
+    store: Backend,
+) {
+    let app = spawn_app(store).await;
     app.send(json!([
         rate_card("RC-EUR", "EUR", &[("consultant", "emea", "133.33", "2026-01-01", None)]),
         closed_won("P-1", "USD", "RC-EUR", "2026-01-01", None),
@@ -297,9 +298,8 @@ async fn a_contract_in_another_currency_converts_with_the_latest_fx_rate_roundin
     assert_eq!(summary["posted_value"], json!({ "USD": "1083.48" }));
 }
 
-#[tokio::test]
-async fn expenses_bill_at_cost_and_a_missing_fx_rate_is_finances() {
-    let app = spawn_app().await;
+pub async fn expenses_bill_at_cost_and_a_missing_fx_rate_is_finances(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     let expense = |id: &str, amount: &str, currency: &str| {
         event(
@@ -333,9 +333,8 @@ async fn expenses_bill_at_cost_and_a_missing_fx_rate_is_finances() {
     assert_eq!(cases[0]["business_key"], "X2");
 }
 
-#[tokio::test]
-async fn the_same_id_with_another_body_is_a_conflict_kept_and_not_applied() {
-    let app = spawn_app().await;
+pub async fn the_same_id_with_another_body_is_a_conflict_kept_and_not_applied(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([time_entry(
         "psa-T4",
@@ -367,9 +366,8 @@ async fn the_same_id_with_another_body_is_a_conflict_kept_and_not_applied() {
     assert_eq!(summary["conflicts"], 1);
 }
 
-#[tokio::test]
-async fn summary_keeps_conservation_of_money() {
-    let app = spawn_app().await;
+pub async fn summary_keeps_conservation_of_money(store: Backend) {
+    let app = spawn_app(store).await;
     app.with_firm().await;
     app.send(json!([
         time_entry("s1", "S1", "W-1", "2026-03-02", json!("8")),
