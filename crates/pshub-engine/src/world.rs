@@ -104,6 +104,8 @@ pub struct WorkerHistory {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerOnDate<'a> {
     pub status: Option<WorkerStatus>,
+    /// The effective date of the change that set `status`.
+    pub status_since: Option<NaiveDate>,
     pub region: Option<&'a str>,
     pub role: Option<&'a str>,
     pub legal_entity: Option<&'a str>,
@@ -145,6 +147,7 @@ impl WorkerHistory {
     ) -> WorkerOnDate<'a> {
         let mut state = WorkerOnDate {
             status: None,
+            status_since: None,
             region: None,
             role: None,
             legal_entity: None,
@@ -153,6 +156,9 @@ impl WorkerHistory {
         };
         let name = |sym: Sym| sym.get().map(|s| names.name(s));
         for change in self.changes.iter().take_while(|c| takes_effect(c)) {
+            if change.kind != WorkerChangeKind::Transferred || state.status.is_none() {
+                state.status_since = Some(change.date);
+            }
             state.status = Some(match change.kind {
                 WorkerChangeKind::Hired | WorkerChangeKind::LeaveEnded => WorkerStatus::Active,
                 WorkerChangeKind::LeaveStarted => WorkerStatus::OnLeave,

@@ -105,3 +105,74 @@ pub async fn a_case_resolved_into_another_failure_is_handed_over_to_its_owner(st
     assert_eq!(pmo[0]["kind"], "no_approved_assignment");
     assert_eq!(pmo[0]["business_key"], "H1");
 }
+
+pub async fn actions_record_who_acted_and_their_note_on_the_timeline(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    app.send(json!([
+        worker_change("W-1", "terminated", "2026-03-01"),
+        time_entry("n1", "N1", "W-1", "2026-03-04", json!("2"))
+    ]))
+    .await;
+    let case = app.exceptions("owner=pmo").await[0].clone();
+    let id = case["id"].as_i64().unwrap();
+    let pmo = app.token_for("pmo").await;
+    let response = app
+        .post_raw(
+            &format!("/v1/exceptions/{id}/acknowledge"),
+            json!({ "note": "asking the manager" }).to_string(),
+            Some(&pmo),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = app
+        .post_raw(
+            &format!(
+                "/v1/exceptions/{id}/dismiss?note=worked%20after%20leaving%3B%20not%20billable"
+            ),
+            "",
+            Some(&pmo),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let correlation = case["correlation_id"].as_str().unwrap();
+    let (_, timeline) = app.get(&format!("/v1/transactions/{correlation}")).await;
+    let acted: Vec<&serde_json::Value> = timeline["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("actor").is_some())
+        .collect();
+    assert_eq!(acted.len(), 2, "{timeline}");
+    for step in &acted {
+        assert_eq!(step["actor"]["name"], "test pmo", "{step}");
+        assert_eq!(step["actor"]["role"], "pmo");
+        assert!(step["actor"]["token_id"].is_i64(), "{step}");
+    }
+    assert!(
+        acted[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("asking the manager"),
+        "{}",
+        acted[0]
+    );
+    assert!(
+        acted[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("worked after leaving; not billable"),
+        "{}",
+        acted[1]
+    );
+
+    // A note longer than a note is refused, naming the limit.
+    let (status, body) = app
+        .post_json(
+            &format!("/v1/exceptions/{id}/acknowledge"),
+            json!({ "note": "x".repeat(5000) }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

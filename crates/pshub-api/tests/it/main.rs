@@ -4,10 +4,12 @@
 //! its own on `PSHUB_TEST_POSTGRES`, by default the machine's server).
 
 mod bad_input;
+mod decimals;
 mod exceptions;
 mod helpers;
 mod lines;
 mod operations;
+mod opportunity;
 mod time_to_bill;
 
 /// Instantiates every listed test for each backend. A test written but not listed here is
@@ -43,11 +45,19 @@ front_door_suite! {
         bad_parameters_and_unknown_routes_are_4xx,
         the_viewer_role_sees_no_personal_data,
     ],
+    decimals: [
+        decimal_edge_values_in_every_decimal_field_never_answer_5xx,
+        values_out_of_bounds_are_quarantined_with_the_field_named,
+        a_key_given_twice_is_quarantined_not_read_as_the_last,
+        the_inbox_keeps_the_payload_as_it_arrived,
+        events_no_flow_acts_on_are_recorded_not_applied,
+    ],
     exceptions: [
         a_dismissed_case_is_written_off_and_cannot_be_resolved,
         a_rejection_withdraws_the_case_that_held_the_entry,
         only_the_owning_team_or_an_admin_may_act_on_a_case,
         a_case_resolved_into_another_failure_is_handed_over_to_its_owner,
+        actions_record_who_acted_and_their_note_on_the_timeline,
     ],
     lines: [
         pages_follow_each_other_in_a_stable_order_without_gaps_or_repeats,
@@ -57,6 +67,12 @@ front_door_suite! {
         a_transaction_timeline_shows_each_step_and_the_outcome,
         health_metrics_and_the_openapi_document_answer,
         a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp,
+    ],
+    opportunity: [
+        a_deal_sent_again_and_under_new_ids_provisions_each_system_once,
+        a_project_code_taken_by_another_deal_is_an_integration_case,
+        a_deal_whose_rate_card_is_unknown_still_provisions,
+        lines_wait_on_the_erp_step_and_show_blocked_when_it_dead_letters,
     ],
     time_to_bill: [
         one_event_sent_three_times_gives_one_line,
@@ -69,5 +85,6 @@ front_door_suite! {
         expenses_bill_at_cost_and_a_missing_fx_rate_is_finances,
         the_same_id_with_another_body_is_a_conflict_kept_and_not_applied,
         summary_keeps_conservation_of_money,
+        hours_beyond_the_daily_limit_hold_the_entry_that_crossed_it,
     ],
 }

@@ -116,7 +116,10 @@ pub async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_stil
     assert_eq!(cases[0]["business_key"], "T-after");
     assert_eq!(cases[0]["state"], "open");
     assert_eq!(cases[0]["correlation_id"], results[2]["correlation_id"]);
-    assert!(cases[0]["reason"].as_str().unwrap().contains("terminated"));
+    assert_eq!(
+        cases[0]["reason"], "worker W-2 was terminated on 2026-03-10; the work is dated 2026-03-11",
+        "the case names the termination date, not the work date"
+    );
     assert_eq!(
         cases[0]["value"]["amount"], "1200.00",
         "a held entry keeps its value"
@@ -364,6 +367,53 @@ pub async fn the_same_id_with_another_body_is_a_conflict_kept_and_not_applied(st
     assert_eq!(event["conflicts"][0]["data"]["hours"], "5");
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["conflicts"], 1);
+    // Conflicts are listed, each with the case that routes it to the integration team.
+    let (status, listed) = app.get("/v1/conflicts").await;
+    assert_eq!(status, 200);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["event_id"], "psa-T4");
+    assert_eq!(items[0]["raw"]["data"]["hours"], "5");
+    let cases = app.exceptions("kind=conflicting_event").await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["owner"], "integration");
+    assert_eq!(cases[0]["id"], items[0]["case_id"]);
+}
+
+pub async fn hours_beyond_the_daily_limit_hold_the_entry_that_crossed_it(store: Backend) {
+    let app = spawn_app_with(
+        store,
+        pshub_engine::Config {
+            max_daily_hours: Some(rust_decimal::Decimal::from(10)),
+            ..test_config()
+        },
+    )
+    .await;
+    app.with_firm().await;
+    let results = app
+        .send(json!([
+            time_entry("d1", "D1", "W-1", "2026-03-04", json!("6")),
+            time_entry("d2", "D2", "W-1", "2026-03-04", json!("4")),
+            time_entry("d3", "D3", "W-1", "2026-03-04", json!("0.25")),
+            time_entry("d4", "D4", "W-1", "2026-03-05", json!("8")),
+            time_entry("d5", "D5", "W-2", "2026-03-04", json!("8")),
+        ]))
+        .await;
+    assert_eq!(statuses(&results), ["accepted"; 5]);
+    app.settle().await;
+    for posted in ["D1", "D2", "D4", "D5"] {
+        assert_eq!(app.lines_of(posted).await.len(), 1, "{posted}");
+    }
+    assert!(
+        app.lines_of("D3").await.is_empty(),
+        "10.25 h on one day is held"
+    );
+    let cases = app.exceptions("kind=daily_hours_exceeded").await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["owner"], "pmo");
+    assert_eq!(cases[0]["business_key"], "D3");
+    let (_, event) = app.get("/v1/events/psa/d3").await;
+    assert_eq!(event["status"], "held");
 }
 
 pub async fn summary_keeps_conservation_of_money(store: Backend) {

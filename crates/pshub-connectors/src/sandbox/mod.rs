@@ -56,7 +56,7 @@ impl System {
     pub fn collections(&self) -> &'static [&'static str] {
         match self {
             System::Psa => &["engagements"],
-            System::Erp => &["projects", "lines"],
+            System::Erp => &["projects", "billing-rules", "lines"],
             System::Crm => &["opportunities"],
         }
     }
@@ -87,7 +87,7 @@ struct Collection {
 struct ErpState {
     projects: Collection,
     lines: Collection,
-    rules: Ledger,
+    rules: Collection,
     /// Project code to the ERP's id; few enough to keep whole.
     by_code: HashMap<String, String>,
 }
@@ -117,6 +117,7 @@ fn id_field(system: System, collection: &str) -> &'static str {
     match (system, collection) {
         (System::Psa, _) => "psa_id",
         (System::Crm, _) => "opportunity_id",
+        (System::Erp, "billing-rules") => "rules_id",
         (System::Erp, _) => "erp_id",
     }
 }
@@ -150,7 +151,7 @@ impl Sandbox {
             erp: Mutex::new(ErpState {
                 projects: Collection::new(Ledger::in_memory()),
                 lines: Collection::new(Ledger::in_memory()),
-                rules: Ledger::in_memory(),
+                rules: Collection::new(Ledger::in_memory()),
                 by_code: HashMap::new(),
             }),
             crm: Mutex::new(Collection::new(Ledger::in_memory())),
@@ -178,7 +179,7 @@ impl Sandbox {
             erp: Mutex::new(ErpState {
                 projects: Collection::new(projects),
                 lines: Collection::new(ledger("erp-lines")?),
-                rules: ledger("erp-billing-rules")?,
+                rules: Collection::new(ledger("erp-billing-rules")?),
                 by_code,
             }),
             crm: Mutex::new(Collection::new(ledger("crm-opportunities")?)),
@@ -247,25 +248,27 @@ impl Sandbox {
         body: &BillingRulesBody,
     ) -> std::io::Result<Answer> {
         let mut erp = lock(&self.erp);
-        erp.projects.stats.creates += 1;
-        if let Some(seq) = erp.rules.find(key)? {
-            erp.projects.stats.repeats += 1;
-            let text = erp.rules.get(seq)?.unwrap_or_default();
+        erp.rules.stats.creates += 1;
+        if let Some(seq) = erp.rules.records.find(key)? {
+            erp.rules.stats.repeats += 1;
+            let text = erp.rules.records.get(seq)?.unwrap_or_default();
             return Ok(Answer::Created(
                 record_id(&text, "rules_id").unwrap_or_default(),
             ));
         }
         if !erp.by_code.contains_key(&body.project_code) {
-            erp.projects.stats.refused += 1;
+            erp.rules.stats.refused += 1;
             return Ok(Answer::Refused(format!(
                 "project {} does not exist in the ERP",
                 body.project_code
             )));
         }
-        let id = format!("ERP-RULES-{:05}", erp.rules.len() + 1);
+        let id = format!("ERP-RULES-{:05}", erp.rules.records.len() + 1);
         let record =
             json!({ "key": key, "rules_id": id, "project_code": body.project_code, "rules": body });
-        erp.rules.append(&[(key.to_string(), record.to_string())])?;
+        erp.rules
+            .records
+            .append(&[(key.to_string(), record.to_string())])?;
         Ok(Answer::Created(id))
     }
 
@@ -345,8 +348,12 @@ impl Sandbox {
                     if let Some(id) = find(&erp.projects, "erp_id", key)? {
                         return Ok(Some(id));
                     }
-                    Ok(match erp.rules.find(key)? {
-                        Some(seq) => erp.rules.get(seq)?.and_then(|t| record_id(&t, "rules_id")),
+                    Ok(match erp.rules.records.find(key)? {
+                        Some(seq) => erp
+                            .rules
+                            .records
+                            .get(seq)?
+                            .and_then(|t| record_id(&t, "rules_id")),
                         None => None,
                     })
                 }
@@ -381,6 +388,7 @@ impl Sandbox {
             (System::Psa, _) => page(&lock(&self.psa).records)?,
             (System::Crm, _) => page(&lock(&self.crm).records)?,
             (System::Erp, "projects") => page(&lock(&self.erp).projects.records)?,
+            (System::Erp, "billing-rules") => page(&lock(&self.erp).rules.records)?,
             (System::Erp, _) => page(&lock(&self.erp).lines.records)?,
         };
         Ok(Some(answer))
@@ -390,19 +398,22 @@ impl Sandbox {
     pub fn stats(&self) -> Value {
         let of = |stats: Stats, records: usize| json!({ "creates": stats.creates, "repeats": stats.repeats, "refused": stats.refused, "records": records });
         let erp = lock(&self.erp);
+        let collections = [&erp.projects, &erp.rules, &erp.lines];
         let erp_stats = Stats {
-            creates: erp.projects.stats.creates + erp.lines.stats.creates,
-            repeats: erp.projects.stats.repeats + erp.lines.stats.repeats,
-            refused: erp.projects.stats.refused + erp.lines.stats.refused,
+            creates: collections.iter().map(|c| c.stats.creates).sum(),
+            repeats: collections.iter().map(|c| c.stats.repeats).sum(),
+            refused: collections.iter().map(|c| c.stats.refused).sum(),
         };
+        let erp_records: usize = collections.iter().map(|c| c.records.len()).sum();
         let psa = lock(&self.psa);
         let crm = lock(&self.crm);
         json!({
             "psa": of(psa.stats, psa.records.len()),
-            "erp": of(erp_stats, erp.projects.records.len() + erp.lines.records.len()),
+            "erp": of(erp_stats, erp_records),
             "crm": of(crm.stats, crm.records.len()),
             "erp_lines": of(erp.lines.stats, erp.lines.records.len()),
             "erp_projects": of(erp.projects.stats, erp.projects.records.len()),
+            "erp_billing_rules": of(erp.rules.stats, erp.rules.records.len()),
         })
     }
 

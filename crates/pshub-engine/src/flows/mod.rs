@@ -318,14 +318,8 @@ impl Cx<'_> {
     /// acting and their note, if a person acts.
     pub fn close_case(&mut self, case_id: i64, state: ExceptionState, note: String) -> Result<()> {
         let mut case = self.case(case_id)?;
-        let (actor, said) = match &self.actor {
-            Some((actor, said)) => (Some(actor.to_json()), said.as_deref()),
-            None => (None, None),
-        };
-        let note = match said {
-            Some(said) => format!("{note}; note: {said}"),
-            None => note,
-        };
+        let actor = self.actor_json();
+        let note = self.noted(note);
         self.commit.timeline.push(TimelineRow {
             correlation_id: case.correlation_id.clone(),
             at: self.stamp(),
@@ -339,6 +333,19 @@ impl Cx<'_> {
         case.updated_at = self.stamp();
         self.commit.cases.put(case);
         Ok(())
+    }
+
+    /// The person acting, as the timeline records them.
+    pub fn actor_json(&self) -> Option<String> {
+        self.actor.as_ref().map(|(actor, _)| actor.to_json())
+    }
+
+    /// `detail` with the acting person's note, if they gave one.
+    pub fn noted(&self, detail: String) -> String {
+        match &self.actor {
+            Some((_, Some(said))) => format!("{detail}; note: {said}"),
+            _ => detail,
+        }
     }
 
     /// A note on the event's timeline.

@@ -163,9 +163,9 @@ impl Hub {
                 correlation_id: case.correlation_id.clone(),
                 at: cx.stamp(),
                 what: "exception acknowledged".into(),
-                detail: format!("case {case_id} ({})", case.kind),
+                detail: cx.noted(format!("case {case_id} ({})", case.kind)),
                 step_id: case.step_id,
-                actor: Some(acting.actor.to_json()),
+                actor: cx.actor_json(),
             });
             cx.commit.cases.put(case);
             Ok(())
@@ -337,9 +337,13 @@ fn requeue(cx: &mut Cx<'_>, step_id: i64, note: &str) -> Result<()> {
         correlation_id: step.correlation_id.clone(),
         at: cx.stamp(),
         what: "replayed".into(),
-        detail: format!("step {} ({}): {note}", step.id, step.qualified_name()),
+        detail: cx.noted(format!(
+            "step {} ({}): {note}",
+            step.id,
+            step.qualified_name()
+        )),
         step_id: Some(step.id),
-        actor: cx.actor.as_ref().map(|(actor, _)| actor.to_json()),
+        actor: cx.actor_json(),
     });
     cx.commit.steps.put(step);
     Ok(())

@@ -225,13 +225,20 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
     let verdict = |outcome| Verdict { outcome, value };
 
     if on_date.status != Some(WorkerStatus::Active) {
+        let since = on_date
+            .status_since
+            .map(|d| d.to_string())
+            .unwrap_or_default();
         let status = match on_date.status {
-            None => "not yet hired",
-            Some(WorkerStatus::OnLeave) => "on leave",
-            Some(WorkerStatus::Terminated) => "terminated",
-            Some(WorkerStatus::Active) => "active",
+            None => "not yet hired".to_string(),
+            Some(WorkerStatus::OnLeave) => format!("on leave since {since}"),
+            Some(WorkerStatus::Terminated) => format!("terminated on {since}"),
+            Some(WorkerStatus::Active) => "active".to_string(),
         };
-        let reason = format!("worker {} was {status} on {date}", work.worker());
+        let reason = format!(
+            "worker {} was {status}; the work is dated {date}",
+            work.worker()
+        );
         let fix = "Confirm the work date with the worker's manager; correct the entry in the PSA, or correct the HRIS record and resolve this case.";
         return verdict(Err(fail(FailureKind::WorkerInactive, reason, fix)));
     }
