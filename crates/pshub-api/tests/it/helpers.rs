@@ -19,7 +19,14 @@ pub struct TestApp {
     pub sandbox: Arc<Sandbox>,
     pub dir: std::path::PathBuf,
     /// The PostgreSQL database of the test, dropped after the hub.
-    _database: Option<TestDatabase>,
+    database: Option<TestDatabase>,
+    backend: Backend,
+    config: Config,
+    /// Stops the server, and its task.
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 /// The store a front-door test runs on: every test runs on both.
@@ -31,15 +38,24 @@ pub enum Backend {
 
 impl Backend {
     /// A fresh store for one test, and the database to drop after it (PostgreSQL).
-    fn open(self, dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestDatabase>) {
-        match self {
-            Backend::Sqlite => (Arc::new(SqliteStore::open(dir).expect("store opens")), None),
+    fn create(self, dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestDatabase>) {
+        let database = match self {
+            Backend::Sqlite => None,
             Backend::Postgres => {
                 let name = dir.file_name().unwrap().to_string_lossy().to_string();
-                let database = TestDatabase::create(&name);
-                let store = PostgresStore::open(&database.url).expect("store opens");
-                (Arc::new(store), Some(database))
+                Some(TestDatabase::create(&name))
             }
+        };
+        (self.reopen(dir, database.as_ref()), database)
+    }
+
+    /// The store of a test, opened (again).
+    fn reopen(self, dir: &std::path::Path, database: Option<&TestDatabase>) -> Arc<dyn Store> {
+        match (self, database) {
+            (Backend::Postgres, Some(database)) => {
+                Arc::new(PostgresStore::open(&database.url).expect("store opens"))
+            }
+            _ => Arc::new(SqliteStore::open(dir).expect("store opens")),
         }
     }
 }
@@ -82,24 +98,11 @@ pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
     let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("pshub-api-test-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (store, database) = backend.open(&dir);
+    let (store, database) = backend.create(&dir);
     let sandbox = Sandbox::in_memory();
-    let engine = Engine::open(
-        store,
-        config,
-        InProcess::systems(&sandbox, Systems::default()),
-    )
-    .expect("engine opens");
+    let engine = open_engine(store, &config, &sandbox);
     let token = add_token(&engine, "admin", "test admin");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let inspect: Arc<dyn pshub_api::SandboxInspect> = Arc::new(Inspect(sandbox.clone()));
-    tokio::spawn(pshub_api::serve(
-        listener,
-        engine.clone(),
-        Some(inspect),
-        std::future::pending(),
-    ));
+    let (address, server) = start_server(&engine, &sandbox).await;
     TestApp {
         address,
         token,
@@ -107,8 +110,43 @@ pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
         engine,
         sandbox,
         dir,
-        _database: database,
+        database,
+        backend,
+        config,
+        server: Some(server),
     }
+}
+
+fn open_engine(store: Arc<dyn Store>, config: &Config, sandbox: &Arc<Sandbox>) -> Arc<Engine> {
+    Engine::open(
+        store,
+        config.clone(),
+        InProcess::systems(sandbox, Systems::default()),
+    )
+    .expect("engine opens")
+}
+
+type Server = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+async fn start_server(engine: &Arc<Engine>, sandbox: &Arc<Sandbox>) -> (String, Server) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let inspect: Arc<dyn pshub_api::SandboxInspect> = Arc::new(Inspect(sandbox.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            pshub_api::serve(listener, engine, Some(inspect), async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the server runs");
+        }
+    });
+    (address, (stop, task))
 }
 
 /// The in-process sandbox, as the hub's inspection routes read it.
@@ -150,6 +188,27 @@ fn add_token(engine: &Engine, role: &str, name: &str) -> String {
 }
 
 impl TestApp {
+    /// Stops the hub and starts it again over the same store, as a restart of the process
+    /// would; the sandbox systems, being other systems, keep running.
+    pub async fn restart(&mut self) {
+        let (stop, task) = self.server.take().expect("the server runs");
+        self.client = reqwest::Client::new();
+        let _ = stop.send(());
+        task.await.expect("the server stops");
+        let old = std::mem::replace(
+            &mut self.engine,
+            open_engine(
+                self.backend.reopen(&self.dir, self.database.as_ref()),
+                &self.config,
+                &self.sandbox,
+            ),
+        );
+        drop(old);
+        let (address, server) = start_server(&self.engine, &self.sandbox).await;
+        self.address = address;
+        self.server = Some(server);
+    }
+
     pub async fn token_for(&self, role: &str) -> String {
         let role = role.to_string();
         let engine = self.engine.clone();

@@ -10,6 +10,7 @@ mod helpers;
 mod lines;
 mod operations;
 mod opportunity;
+mod restart;
 mod time_to_bill;
 
 /// Instantiates every listed test for each backend. A test written but not listed here is
@@ -73,6 +74,10 @@ front_door_suite! {
         a_project_code_taken_by_another_deal_is_an_integration_case,
         a_deal_whose_rate_card_is_unknown_still_provisions,
         lines_wait_on_the_erp_step_and_show_blocked_when_it_dead_letters,
+    ],
+    restart: [
+        a_restart_over_every_kind_of_event_answers_as_before,
+        a_stored_event_that_no_longer_reads_is_quarantined_and_the_start_goes_on,
     ],
     time_to_bill: [
         one_event_sent_three_times_gives_one_line,
