@@ -59,7 +59,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
-    wiring::init_logging("warn");
+    wiring::init_logging("warn")?;
     let temporary = args.data_dir.is_none();
     let dir = args.data_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("pshub-bench-{}", std::process::id()))
@@ -245,7 +245,7 @@ fn rss_mb(field: &str) -> f64 {
 /// `pshub bench reference`: loads a large firm's reference data (workers, projects, rate
 /// cards and, mostly, assignments) through the engine and reports the memory it takes.
 pub fn reference(args: ReferenceArgs) -> Result<()> {
-    wiring::init_logging("warn");
+    wiring::init_logging("warn")?;
     let dir = std::env::temp_dir().join(format!("pshub-bench-reference-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let total = args.events as usize;
@@ -259,39 +259,60 @@ pub fn reference(args: ReferenceArgs) -> Result<()> {
         faults: false,
         ..FirmSpec::default()
     };
-    let firm = SimulatedFirm::new(spec);
-    let mut events = firm.reference_events();
-    let mut n = 0u64;
-    'outer: for w in 0..workers {
-        for k in 0..10 {
-            if events.len() >= total {
-                break 'outer;
-            }
-            let project = format!("PRJ-{:04}", (w * 7 + k * 13) % projects + 1);
-            for (version, state) in [(1, "soft"), (2, "approved")] {
-                n += 1;
-                events.push(json!({
-                    "id": format!("psa-bench-a{n}"), "source": "psa", "type": "assignment.changed",
-                    "schema_version": 1, "occurred_at": "2026-02-20T10:00:00Z",
-                    "data": { "assignment_id": format!("A-{w:06}-{k:02}"), "version": version,
-                        "worker_id": format!("W-{:05}", w + 1), "project_code": project, "role": "consultant",
-                        "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state }
-                }));
-            }
+    // The firm's own reference data goes through a file, as a sender would stream it.
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let base_file = dir.join("reference.jsonl");
+    let base_count = {
+        let firm = SimulatedFirm::new(spec);
+        let mut out = BufWriter::new(std::fs::File::create(&base_file)?);
+        let events = firm.reference_events();
+        for event in &events {
+            writeln!(out, "{event}")?;
         }
-    }
+        out.flush()?;
+        events.len()
+    };
+    // Assignments are made as they are sent, a thousand at a time: what is measured is the
+    // hub's memory, not a list of every event held by the benchmark.
+    let assignment = |n: usize| -> String {
+        let (w, k, version) = (n / 20, (n / 2) % 10, 1 + n % 2);
+        let project = format!("PRJ-{:04}", (w * 7 + k * 13) % projects + 1);
+        let state = if version == 1 { "soft" } else { "approved" };
+        json!({
+            "id": format!("psa-bench-a{n}"), "source": "psa", "type": "assignment.changed",
+            "schema_version": 1, "occurred_at": "2026-02-20T10:00:00Z",
+            "data": { "assignment_id": format!("A-{w:06}-{k:02}"), "version": version,
+                "worker_id": format!("W-{:05}", w + 1), "project_code": project, "role": "consultant",
+                "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state }
+        })
+        .to_string()
+    };
+    let assignments_to_send = total.saturating_sub(base_count).min(workers * 20);
     let store = StoreArgs::for_dir(&dir);
     let wired = wiring::open(&store, wiring::config_from_env()?)?;
     let engine = wired.engine.clone();
-    let before = rss_mb("VmRSS:");
     let started = Instant::now();
-    let texts: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-    let count = texts.len();
-    drop(events);
-    for chunk in texts.chunks(1_000) {
-        engine.submit_texts(chunk.to_vec())?;
+    let count = base_count + assignments_to_send;
+    let mut lines = std::io::BufReader::new(std::fs::File::open(&base_file)?).lines();
+    loop {
+        let chunk = lines
+            .by_ref()
+            .take(1_000)
+            .collect::<std::io::Result<Vec<String>>>()?;
+        if chunk.is_empty() {
+            break;
+        }
+        engine.submit_texts(chunk)?;
     }
-    drop(texts);
+    // Workers, projects and rate cards are in; what the assignments add is measured.
+    let before = rss_mb("VmRSS:");
+    let assignments_before = engine.with_hub(|hub| hub.world().assignments());
+    let mut next = 0;
+    while next < assignments_to_send {
+        let end = (next + 1_000).min(assignments_to_send);
+        engine.submit_texts((next..end).map(assignment).collect())?;
+        next = end;
+    }
     let loaded = started.elapsed().as_secs_f64();
     let after = rss_mb("VmRSS:");
     let assignments = engine.with_hub(|hub| hub.world().assignments());
@@ -307,7 +328,7 @@ pub fn reference(args: ReferenceArgs) -> Result<()> {
         "assignments": assignments,
         "rss_before_mb": round(before),
         "rss_after_mb": round(after),
-        "bytes_per_assignment": ((after - before).max(0.0) * 1024.0 * 1024.0 / assignments.max(1) as f64).round(),
+        "bytes_per_assignment": ((after - before).max(0.0) * 1024.0 * 1024.0 / (assignments - assignments_before).max(1) as f64).round(),
         "peak_rss_mb": round(peak_rss_mb()),
         "load_seconds": round(loaded),
         "rebuild_seconds": round(rebuild_seconds),

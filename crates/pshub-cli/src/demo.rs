@@ -82,7 +82,7 @@ fn settle(engine: &Engine) -> Result<()> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    wiring::init_logging("warn");
+    wiring::init_logging("warn")?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
         std::env::temp_dir().join(format!("pshub-demo-{stamp}"))

@@ -19,7 +19,7 @@ pub struct SandboxArgs {
 }
 
 pub fn run(args: SandboxArgs) -> Result<()> {
-    wiring::init_logging("info");
+    wiring::init_logging("info")?;
     let sandbox = Sandbox::open(&args.data_dir).with_context(|| {
         format!(
             "failed to open the sandbox systems in {}",

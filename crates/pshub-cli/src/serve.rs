@@ -20,7 +20,7 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    wiring::init_logging("info");
+    wiring::init_logging("info")?;
     let wired = wiring::open(&args.store, wiring::config_from_env()?)?;
     serve_engine(wired.engine, wired.sandbox, args.listen)
 }

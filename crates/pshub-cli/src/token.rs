@@ -8,9 +8,10 @@ pub struct CreateArgs {
     /// admin, integration, finance, pmo, hr, auditor or viewer.
     #[arg(long)]
     role: String,
-    /// Who or what the token is for; the timeline names it when the token acts.
-    #[arg(long, alias = "label", default_value = "")]
-    name: String,
+    /// Who or what the token is for; the timeline names it when the token acts
+    /// (by default "<role> token").
+    #[arg(long, alias = "label")]
+    name: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -24,10 +25,17 @@ pub fn create(args: CreateArgs) -> Result<()> {
             roles.join(", ")
         );
     };
-    if args.name.chars().count() > 200 || args.name.chars().any(char::is_control) {
-        bail!("--name: at most 200 characters, and no control characters");
-    }
-    let token = create_token(&args.store, role, &args.name)?;
+    let name = match args.name {
+        Some(name) if name.trim().is_empty() => {
+            bail!("--name: is empty; name who the token is for")
+        }
+        Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
+            bail!("--name: at most 200 characters, and no control characters")
+        }
+        Some(name) => name,
+        None => format!("{} token", role.as_str()),
+    };
+    let token = create_token(&args.store, role, &name)?;
     eprintln!(
         "created a {} token; it is shown once and stored only as a hash:",
         role.as_str()

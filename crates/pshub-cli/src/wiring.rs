@@ -59,6 +59,11 @@ impl StoreArgs {
 /// Opens the store a URL names, applying its migrations.
 pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
+        if path.trim().is_empty() {
+            bail!(
+                "--store: '{url}' names no file; give sqlite:<path>, for example sqlite:./pshub-data/pshub.sqlite"
+            );
+        }
         let store = SqliteStore::open_url(path)
             .with_context(|| format!("failed to open the store {url}"))?;
         return Ok(Arc::new(store));
@@ -300,10 +305,20 @@ pub fn open(store: &StoreArgs, config: Config) -> Result<Wired> {
     Ok(Wired { engine, sandbox })
 }
 
-pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PSHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let json = std::env::var("PSHUB_LOG_FORMAT").is_ok_and(|f| f == "json");
+/// Logs to stderr at `PSHUB_LOG` (an `EnvFilter`: `info`, `debug`, `pshub_engine=debug`, …;
+/// `default_level` when unset), as text or, with `PSHUB_LOG_FORMAT=json`, one JSON object
+/// per line.
+pub fn init_logging(default_level: &str) -> Result<()> {
+    let filter = match std::env::var("PSHUB_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&spec)
+            .map_err(|e| anyhow::anyhow!("PSHUB_LOG: '{spec}' is not a log filter: {e}"))?,
+        _ => tracing_subscriber::EnvFilter::new(default_level),
+    };
+    let json = match std::env::var("PSHUB_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Ok("") | Err(_) => false,
+        Ok(other) => bail!("PSHUB_LOG_FORMAT: '{other}' is not json or text"),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -312,6 +327,7 @@ pub fn init_logging(default_level: &str) {
     } else {
         builder.init();
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,13 +13,13 @@ use crate::error::Result;
 use crate::flows::{self, stamp};
 use crate::hub::log_cases;
 use crate::ids::Ids;
+use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::ports::{Lookup, Outcome, Port, Request};
 use crate::store::*;
 use chrono::{DateTime, Utc};
 use pshub_model::records::{ExceptionState, OwnerTeam};
 use std::collections::BTreeMap;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What one system's delivery round works with.
@@ -33,6 +33,8 @@ pub struct Round<'a> {
     pub config: &'a Config,
     pub metrics: &'a Metrics,
     pub node: i64,
+    /// Renews the leases of the steps under call.
+    pub leases: &'a LeaseKeeper,
 }
 
 /// How a round went.
@@ -240,38 +242,20 @@ impl Round<'_> {
             .collect()
     }
 
-    /// Calls the system on its own thread, renewing the steps' leases while it runs.
+    /// Calls the system, with the steps' leases renewed while the call runs. A call that
+    /// panics has an unknown outcome: it may have reached the system.
     fn call_renewing(&self, requests: &[Request], step_ids: &[i64]) -> Vec<Outcome> {
-        let renew_every = self.config.lease / 2;
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
+        let _held = self.leases.hold(step_ids.to_vec(), self.node);
         let (port, system) = (self.port, self.system);
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel();
-            scope.spawn(move || {
-                let _ = tx.send(port.call(system, requests));
-            });
-            loop {
-                match rx.recv_timeout(renew_every) {
-                    Ok(answers) => return answers,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let until = Utc::now().timestamp_millis() + lease_ms;
-                        if let Err(error) = self.store.renew_leases(step_ids, self.node, until) {
-                            tracing::warn!(%error, system, "could not renew leases");
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return requests
-                            .iter()
-                            .map(|_| {
-                                Outcome::Unknown(format!(
-                                    "the call to {system} stopped without an answer"
-                                ))
-                            })
-                            .collect();
-                    }
-                }
-            }
-        })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| port.call(system, requests)))
+            .unwrap_or_else(|_| {
+                requests
+                    .iter()
+                    .map(|_| {
+                        Outcome::Unknown(format!("the call to {system} stopped without an answer"))
+                    })
+                    .collect()
+            })
     }
 
     /// Records one step's outcome: done, retried later, dead-lettered or held.

@@ -11,6 +11,7 @@ use crate::error::{ActionError, EngineError, Result};
 use crate::flows::Resolution;
 use crate::hub::{Acting, Hub, Incoming, IngestResult};
 use crate::ids::Ids;
+use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::ports::{Port, Systems};
 use crate::store::{Claimed, IdKind, Outbound, Page, StepState, Store, StoreReader};
@@ -58,10 +59,14 @@ struct Core {
     readers: Vec<Mutex<Box<dyn StoreReader>>>,
     /// Each system's reader for building requests, when rounds run on the caller's thread.
     round_readers: BTreeMap<String, Mutex<Box<dyn StoreReader>>>,
+    /// Per system, the thread that renews the leases of steps under call.
+    leases: BTreeMap<String, LeaseKeeper>,
     queue: Mutex<Queue>,
     queued: Condvar,
     /// Counts commits that may have made steps due; the delivery workers wait on it.
-    work: (Mutex<u64>, Condvar),
+    /// Per system, a count of the commits that made work due for it; its worker waits for
+    /// the count to move.
+    work: (Mutex<BTreeMap<String, u64>>, Condvar),
     writer_alive: AtomicBool,
     /// Unix milliseconds of each running worker's last round.
     heartbeats: BTreeMap<String, AtomicI64>,
@@ -88,10 +93,17 @@ impl Engine {
             .map(|_| store.reader().map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let mut round_readers = BTreeMap::new();
+        let mut leases = BTreeMap::new();
         let mut breakers = BTreeMap::new();
         let mut heartbeats = BTreeMap::new();
         for (name, _) in systems.iter() {
             round_readers.insert(name.clone(), Mutex::new(store.reader()?));
+            leases.insert(
+                name.clone(),
+                LeaseKeeper::spawn(store.clone(), name, config.lease).map_err(|e| {
+                    EngineError::Store(format!("cannot start the lease keeper of {name}: {e}"))
+                })?,
+            );
             breakers.insert(
                 name.clone(),
                 Breaker::new(config.breaker_threshold, config.breaker_cool_down),
@@ -116,9 +128,13 @@ impl Engine {
             node,
             readers,
             round_readers,
+            leases,
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
-            work: (Mutex::new(0), Condvar::new()),
+            work: (
+                Mutex::new(heartbeats.keys().map(|name| (name.clone(), 0)).collect()),
+                Condvar::new(),
+            ),
             writer_alive: AtomicBool::new(true),
             heartbeats,
         });
@@ -420,10 +436,29 @@ impl Drop for Engine {
 }
 
 impl Core {
+    /// Wakes every system's worker.
     fn signal_work(&self) {
-        let (generation, wake) = &self.work;
-        *lock(generation) += 1;
+        let (counts, wake) = &self.work;
+        for count in lock(counts).values_mut() {
+            *count += 1;
+        }
         wake.notify_all();
+    }
+
+    /// Wakes the workers of these systems only.
+    fn signal_systems<'a>(&self, systems: impl Iterator<Item = &'a str>) {
+        let (counts, wake) = &self.work;
+        let mut counts = lock(counts);
+        let mut any = false;
+        for system in systems {
+            if let Some(count) = counts.get_mut(system) {
+                *count += 1;
+                any = true;
+            }
+        }
+        if any {
+            wake.notify_all();
+        }
     }
 
     fn write_loop(&self) {
@@ -462,15 +497,17 @@ impl Core {
             replies.push(submission.reply);
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lock(&self.hub).ingest(&all, Utc::now())
+            let mut hub = lock(&self.hub);
+            hub.ingest(&all, Utc::now())
+                .map(|results| (results, hub.take_woken()))
         }));
         match outcome {
-            Ok(Ok(results)) => {
+            Ok(Ok((results, woken))) => {
                 let mut results = results.into_iter();
                 for (reply, size) in replies.into_iter().zip(sizes) {
                     reply(Ok(results.by_ref().take(size).collect()));
                 }
-                self.signal_work();
+                self.signal_systems(woken.iter().map(String::as_str));
             }
             Ok(Err(error)) => {
                 for reply in replies {
@@ -498,10 +535,11 @@ impl Core {
         carried: Vec<Claimed>,
         claim_next: bool,
     ) -> Result<(Delivered, Vec<Claimed>)> {
-        let (Some(port), Some(breaker), Some(reader)) = (
+        let (Some(port), Some(breaker), Some(reader), Some(leases)) = (
             self.systems.get(system),
             self.breakers.get(system),
             self.round_readers.get(system),
+            self.leases.get(system),
         ) else {
             return Ok((Delivered::default(), Vec::new()));
         };
@@ -516,6 +554,7 @@ impl Core {
             config: &self.config,
             metrics: &self.metrics,
             node: self.node,
+            leases,
         }
         .run(limit, carried, claim_next)
     }
@@ -547,7 +586,7 @@ impl Core {
                         .map(|until| until.saturating_duration_since(Instant::now()))
                         .unwrap_or(Duration::from_millis(250))
                         .min(Duration::from_millis(250));
-                    self.wait_for_work(&mut seen, wait);
+                    self.wait_for_work(system, &mut seen, wait);
                 }
                 // Done steps may have released steps of other systems.
                 Ok(_) => self.signal_work(),
@@ -560,16 +599,23 @@ impl Core {
         beat.store(0, Ordering::Relaxed);
     }
 
-    /// Waits until a commit after the one `seen` last, or `timeout`.
-    fn wait_for_work(&self, seen: &mut u64, timeout: Duration) {
-        let (generation, wake) = &self.work;
-        let mut current = lock(generation);
-        if *current == *seen {
-            current = wake
-                .wait_timeout(current, timeout)
+    /// Waits until a commit after the one `seen` last made work due for `system`, or
+    /// `timeout`.
+    fn wait_for_work(&self, system: &str, seen: &mut u64, timeout: Duration) {
+        let (counts, wake) = &self.work;
+        let deadline = Instant::now() + timeout;
+        let mut counts = lock(counts);
+        loop {
+            let current = counts.get(system).copied().unwrap_or(0);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if current != *seen || left.is_zero() {
+                *seen = current;
+                return;
+            }
+            counts = wake
+                .wait_timeout(counts, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        *seen = *current;
     }
 }

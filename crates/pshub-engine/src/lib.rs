@@ -22,6 +22,7 @@ pub mod flows;
 pub mod hub;
 pub mod ids;
 pub mod index;
+pub mod lease;
 pub mod metrics;
 pub mod ports;
 pub mod retry;

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use pshub_model::records::*;
 use pshub_model::{Currency, EventData, ProjectCode, WorkerId};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An interned name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -232,8 +232,12 @@ pub struct World {
     rate_cards: HashMap<Sym, RateIndex>,
     pub cost_rates: Vec<CostRate>,
     fx: HashMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>,
-    bookings: HashMap<Sym, Booking>,
-    by_pair: HashMap<(Sym, Sym), Vec<Sym>>,
+    /// Assignments by the symbol of their id: most interned names are assignment ids, so a
+    /// vector indexed by symbol is both dense and smaller than a map.
+    bookings: Vec<Option<Booking>>,
+    booked: usize,
+    /// (worker, project, assignment): the assignments of a pair are a range.
+    by_pair: BTreeSet<(Sym, Sym, Sym)>,
     log: Vec<Undo>,
     /// The reference version of the last event applied.
     pub version: i64,
@@ -396,7 +400,7 @@ impl World {
 
     fn apply_assignment(&mut self, assignment: &Assignment) {
         let id = self.names.intern(assignment.assignment_id.as_str());
-        let before = self.bookings.get(&id).copied();
+        let before = self.booking(id);
         if before.is_some_and(|known| known.version >= assignment.version) {
             return; // an older or equal version arriving late changes nothing
         }
@@ -414,24 +418,26 @@ impl World {
         self.log.push(Undo::Booking(id, before));
     }
 
+    fn booking(&self, id: Sym) -> Option<Booking> {
+        self.bookings.get(id.0 as usize).copied().flatten()
+    }
+
     fn remove_booking(&mut self, id: Sym) {
-        if let Some(old) = self.bookings.remove(&id) {
-            let pair = (old.worker, old.project);
-            if let Some(ids) = self.by_pair.get_mut(&pair) {
-                ids.retain(|other| *other != id);
-                if ids.is_empty() {
-                    self.by_pair.remove(&pair);
-                }
-            }
+        if let Some(old) = self.bookings.get_mut(id.0 as usize).and_then(Option::take) {
+            self.by_pair.remove(&(old.worker, old.project, id));
+            self.booked -= 1;
         }
     }
 
     fn insert_booking(&mut self, id: Sym, booking: Booking) {
-        self.by_pair
-            .entry((booking.worker, booking.project))
-            .or_default()
-            .push(id);
-        self.bookings.insert(id, booking);
+        let at = id.0 as usize;
+        if self.bookings.len() <= at {
+            self.bookings.resize(at + 1, None);
+        }
+        self.by_pair.insert((booking.worker, booking.project, id));
+        if self.bookings[at].replace(booking).is_none() {
+            self.booked += 1;
+        }
     }
 
     pub fn project(&self, code: &ProjectCode) -> Option<&ProjectInfo> {
@@ -472,9 +478,8 @@ impl World {
             self.names.find(project.as_str())?,
         );
         self.by_pair
-            .get(&pair)?
-            .iter()
-            .filter_map(|id| self.bookings.get(id))
+            .range((pair.0, pair.1, Sym(0))..=(pair.0, pair.1, Sym(u32::MAX)))
+            .filter_map(|&(_, _, id)| self.booking(id))
             .find(|b| b.state == AssignmentState::Approved && b.start <= date && date <= b.end)
             .map(|b| self.names.name(b.role))
     }
@@ -514,7 +519,7 @@ impl World {
 
     /// How many assignments are held, for the memory benchmark.
     pub fn assignments(&self) -> usize {
-        self.bookings.len()
+        self.booked
     }
 }
 

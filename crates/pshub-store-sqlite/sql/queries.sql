@@ -1,26 +1,30 @@
 -- The embedded store's queries, by name. Columns are listed in the order the row decoders of
 -- src/rows.rs read them. `/*where*/` marks where a list's filters are added.
+--
+-- Writes that may touch several rows say OR FAIL: a failing row stops the statement without
+-- undoing the rows before it, so SQLite keeps no statement journal (a copy of every page the
+-- statement changes). The commit the statement belongs to is undone whole on any failure.
 
 -- name: insert_inbox
-INSERT INTO inbox (seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version)
+INSERT OR FAIL INTO inbox (seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: delete_inbox
 DELETE FROM inbox WHERE seq = ?
 
 -- name: insert_quarantine
-INSERT INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version)
+INSERT OR FAIL INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
 -- name: update_quarantine
 UPDATE quarantine SET state = ?, replayed_seq = ?, version = version + 1 WHERE id = ? AND version = ?
 
 -- name: insert_conflict
-INSERT INTO conflicts (id, source, event_id, original_seq, event_type, data, raw, received_at, case_id)
+INSERT OR FAIL INTO conflicts (id, source, event_id, original_seq, event_type, data, raw, received_at, case_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_entry
-INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version)
+INSERT OR FAIL INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
 -- name: update_entry
@@ -29,12 +33,12 @@ UPDATE entries SET phase = ?, event_seq = ?, fingerprint = ?, line_id = ?, case_
 WHERE row_id = ? AND version = ?
 
 -- name: insert_line
-INSERT INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate,
+INSERT OR FAIL INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate,
     rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_step
-INSERT INTO steps (id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
+INSERT OR FAIL INTO steps (id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
     lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
@@ -44,16 +48,16 @@ UPDATE steps SET state = ?, waits_on = ?, attempts = ?, next_attempt_at = ?, lea
 WHERE id = ? AND version = ?
 
 -- name: release_waiters
-UPDATE steps SET state = 'pending', version = version + 1
+UPDATE OR FAIL steps SET state = 'pending', version = version + 1
 WHERE state = 'waiting' AND waits_on IN (SELECT value FROM json_each(?))
 
 -- name: release_if_done
-UPDATE steps SET state = 'pending', version = version + 1
+UPDATE OR FAIL steps SET state = 'pending', version = version + 1
 WHERE id = ? AND state = 'waiting'
   AND EXISTS (SELECT 1 FROM steps prerequisite WHERE prerequisite.id = steps.waits_on AND prerequisite.state = 'done')
 
 -- name: insert_case
-INSERT INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow,
+INSERT OR FAIL INTO cases (id, kind, owner, business_key, state, reason, suggested_fix, correlation_id, event_seq, flow,
     entry_row, step_id, value, currency, created_at, updated_at, resolution, evidence, version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
@@ -63,16 +67,16 @@ UPDATE cases SET state = ?, reason = ?, event_seq = ?, value = ?, currency = ?, 
 WHERE id = ? AND version = ?
 
 -- name: insert_project
-INSERT INTO projects (id, project_code, opportunity_id, event_seq, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT OR FAIL INTO projects (id, project_code, opportunity_id, event_seq, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
 
 -- name: insert_outbound
-INSERT INTO outbound (id, event_type, key, data, correlation_id, published_at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT OR FAIL INTO outbound (id, event_type, key, data, correlation_id, published_at) VALUES (?, ?, ?, ?, ?, ?)
 
 -- name: insert_timeline
-INSERT INTO timeline (correlation_id, at, what, detail, step_id, actor) VALUES (?, ?, ?, ?, ?, ?)
+INSERT OR FAIL INTO timeline (correlation_id, at, what, detail, step_id, actor) VALUES (?, ?, ?, ?, ?, ?)
 
 -- name: insert_worker_day
-INSERT INTO worker_days (id, worker_id, day, hours, version) VALUES (?, ?, ?, ?, 1)
+INSERT OR FAIL INTO worker_days (id, worker_id, day, hours, version) VALUES (?, ?, ?, ?, 1)
 
 -- name: update_worker_day
 UPDATE worker_days SET hours = ?, version = version + 1 WHERE id = ? AND version = ?
@@ -102,7 +106,7 @@ WHERE system = ?1 AND state IN ('pending', 'running')
 ORDER BY id LIMIT ?3
 
 -- name: lease_steps
-UPDATE steps SET state = 'running', lease_owner = ?1, lease_until = ?2, version = version + 1
+UPDATE OR FAIL steps SET state = 'running', lease_owner = ?1, lease_until = ?2, version = version + 1
 WHERE id IN (SELECT value FROM json_each(?3))
   AND ((state = 'pending' AND next_attempt_at <= ?4) OR (state = 'running' AND lease_until < ?4))
 RETURNING id, version

@@ -158,31 +158,50 @@ fn failed(job: &Job, error: EngineError) -> JobResult {
     }
 }
 
+fn kept(outcome: &JobResult) -> bool {
+    matches!(
+        outcome,
+        JobResult::Committed(Ok(()))
+            | JobResult::Claimed(Ok(_))
+            | JobResult::Renewed(Ok(_))
+            | JobResult::Reserved(Ok(_))
+            | JobResult::Done(Ok(()))
+    )
+}
+
+/// One transaction for all of `jobs`. The first job of a transaction runs bare: when it
+/// fails, the transaction holds nothing else and is rolled back whole, and the rest start
+/// a new one. Each later job runs in a savepoint, so that its failure undoes only itself.
+/// (A savepoint copies every page it changes; the first job, usually the largest, is spared.)
 fn run_group(conn: &mut Connection, jobs: &[(u64, Job)]) -> Result<Vec<JobResult>> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(db)?;
     let mut results = Vec::with_capacity(jobs.len());
-    for (_, job) in jobs {
-        tx.execute_batch("SAVEPOINT job").map_err(db)?;
-        let outcome = run_job(&tx, job);
-        let keep = matches!(
-            outcome,
-            JobResult::Committed(Ok(()))
-                | JobResult::Claimed(Ok(_))
-                | JobResult::Renewed(Ok(_))
-                | JobResult::Reserved(Ok(_))
-                | JobResult::Done(Ok(()))
-        );
-        if keep {
-            tx.execute_batch("RELEASE job").map_err(db)?;
-        } else {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job")
-                .map_err(db)?;
+    let mut rest = jobs;
+    while let Some(((_, first), later)) = rest.split_first() {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let outcome = run_job(&tx, first);
+        if !kept(&outcome) {
+            tx.rollback().map_err(db)?;
+            results.push(outcome);
+            rest = later;
+            continue;
         }
         results.push(outcome);
+        for (_, job) in later {
+            tx.execute_batch("SAVEPOINT job").map_err(db)?;
+            let outcome = run_job(&tx, job);
+            if kept(&outcome) {
+                tx.execute_batch("RELEASE job").map_err(db)?;
+            } else {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")
+                    .map_err(db)?;
+            }
+            results.push(outcome);
+        }
+        tx.commit().map_err(db)?;
+        break;
     }
-    tx.commit().map_err(db)?;
     Ok(results)
 }
 

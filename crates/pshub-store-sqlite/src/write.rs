@@ -6,8 +6,10 @@ use pshub_engine::error::EngineError;
 use pshub_engine::store::*;
 use rusqlite::{Connection, params};
 
-/// Rows inserted by one statement: fewer statements to step through for the same rows.
-const ROWS_PER_INSERT: usize = 48;
+/// Rows inserted by one statement, at most: fewer statements to step through for the same
+/// rows. Smaller groups go in power-of-two statements, so that few statement texts are
+/// ever prepared (and all stay in the connection's cache).
+const ROWS_PER_INSERT: usize = 32;
 
 /// A value to bind: borrowed from the row where it is stored as is, owned where it is written.
 type Bound<'a> = rusqlite::types::ToSqlOutput<'a>;
@@ -53,21 +55,20 @@ where
         &single[..at + "VALUES".len()],
         single[at + "VALUES".len()..].trim(),
     );
+    let rows: Vec<&'a R> = rows.collect();
+    let mut rest = rows.as_slice();
     let mut values: Vec<Bound<'a>> = Vec::new();
-    let mut pending = 0;
-    let mut left = rows.len();
-    for row in rows {
-        values.extend(bind(row));
-        pending += 1;
-        left -= 1;
-        if pending == ROWS_PER_INSERT || left == 0 {
-            let groups = vec![group; pending].join(", ");
-            let sql = format!("{head} {groups}");
-            tx.prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(values.iter()))?;
-            values.clear();
-            pending = 0;
+    while !rest.is_empty() {
+        let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let (now, later) = rest.split_at(size);
+        values.clear();
+        for row in now {
+            values.extend(bind(row));
         }
+        let sql = format!("{head} {}", vec![group; size].join(", "));
+        tx.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values.iter()))?;
+        rest = later;
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use pshub_model::records::{ExceptionState, OwnerTeam};
 use pshub_model::{Event, EventData, EventError, EventType};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// How an inbound event was taken.
@@ -119,6 +120,8 @@ pub struct Hub {
     node: i64,
     /// Set while a batch is built; still set at the next one, a panic interrupted it.
     dirty: bool,
+    /// The systems that committed work has made due since [`Hub::take_woken`] last ran.
+    woken: BTreeSet<String>,
 }
 
 /// Commits that lose a race with another writer are rebuilt and retried this often.
@@ -144,6 +147,7 @@ impl Hub {
             caches: Caches::default(),
             node,
             dirty: false,
+            woken: BTreeSet::new(),
         };
         hub.rebuild()?;
         Ok(hub)
@@ -259,6 +263,16 @@ impl Hub {
         log_cases(commit);
         self.world.keep();
         self.caches.end_of_commit(true);
+        for step in commit.steps.iter() {
+            if step.state == StepState::Pending && !self.woken.contains(&step.system) {
+                self.woken.insert(step.system.clone());
+            }
+        }
+    }
+
+    /// The systems with work made due by commits since the last call, for their workers.
+    pub fn take_woken(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.woken)
     }
 }
 
