@@ -38,6 +38,10 @@ pub struct TimeToBillArgs {
     /// The store (`postgres://...` to measure PostgreSQL); by default the data folder's SQLite.
     #[arg(long, env = "PSHUB_STORE")]
     store: Option<String>,
+    /// Start posting only once every event is in: shows ingest alone (`ingest_seconds`)
+    /// and delivery alone, where the default runs them side by side.
+    #[arg(long)]
+    ingest_first: bool,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -108,8 +112,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let defer = std::env::var("PSHUB_BENCH_DEFER").is_ok();
-    let mut workers = if defer {
+    let mut workers = if args.ingest_first {
         Vec::new()
     } else {
         engine.spawn_delivery(stop.clone())
@@ -171,7 +174,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
     }
     let ingested = started.elapsed();
-    if defer {
+    if args.ingest_first {
         workers = engine.spawn_delivery(stop.clone());
     }
     if !engine.settle(Duration::from_secs(600))? {
@@ -206,6 +209,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
         "conservation_holds": summary.conservation_breaks().is_empty(),
         "batch": args.batch,
         "senders": args.senders,
+        "ingest_first": args.ingest_first,
         "store": engine.store().kind(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     });

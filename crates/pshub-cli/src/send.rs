@@ -10,7 +10,6 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
-use tokio::task::JoinSet;
 
 #[derive(clap::Args)]
 pub struct SendArgs {
@@ -31,9 +30,24 @@ pub struct SendArgs {
 }
 
 /// One request: its events as text, and the file line of each.
+#[derive(Default)]
 struct Batch {
     body: String,
     lines: Vec<usize>,
+}
+
+impl Batch {
+    fn push(&mut self, event: &str, line: usize) {
+        self.body
+            .push(if self.lines.is_empty() { '[' } else { ',' });
+        self.body.push_str(event);
+        self.lines.push(line);
+    }
+
+    fn finish(mut self) -> Batch {
+        self.body.push(']');
+        self
+    }
 }
 
 /// What the hub answered for one event that was not taken as new.
@@ -41,6 +55,52 @@ struct Refusal {
     line: usize,
     status: String,
     reason: String,
+}
+
+/// Just enough of an event to know which events must keep their order.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow, default)]
+    event_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<DataHead<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DataHead<'a> {
+    #[serde(borrow, default)]
+    entry_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    expense_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Where an event may go. Work (time entries and expenses) goes to the lane of its entry,
+/// so that an entry's approval, rejection and re-approval arrive in file order while other
+/// entries travel beside them; anything else (reference data, deals, records) is sent alone
+/// in file order, after everything before it was answered and before anything after it.
+enum Route {
+    Lane(usize),
+    InOrder,
+}
+
+fn route(head: &Head<'_>, lanes: usize) -> Route {
+    let kind = head.event_type.as_deref().unwrap_or("");
+    let key = head.data.as_ref().and_then(|d| {
+        if kind.starts_with("time_entry.") {
+            d.entry_id.as_deref().map(|id| ("time", id))
+        } else if kind.starts_with("expense.") {
+            d.expense_id.as_deref().map(|id| ("expense", id))
+        } else {
+            None
+        }
+    });
+    match key {
+        Some((kind, id)) => {
+            let hash = pshub_engine::fingerprint::fingerprint(&[kind, id]);
+            Route::Lane((hash % lanes as u64) as usize)
+        }
+        None => Route::InOrder,
+    }
 }
 
 async fn post(
@@ -74,6 +134,58 @@ async fn post(
     Ok((batch.lines, results))
 }
 
+type Answer = tokio::task::JoinHandle<Result<(Vec<usize>, Vec<Value>)>>;
+
+/// The requests of a run: one in flight per lane (so each lane keeps its order), and the
+/// answers tallied as they come.
+struct Sender {
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+    in_flight: Vec<Option<Answer>>,
+    tally: BTreeMap<String, u64>,
+    refusals: Vec<Refusal>,
+}
+
+impl Sender {
+    /// Sends `batch` on `lane` once the lane's previous request was answered.
+    async fn send(&mut self, lane: usize, batch: Batch) -> Result<()> {
+        self.wait(lane).await?;
+        self.in_flight[lane] = Some(tokio::spawn(post(
+            self.client.clone(),
+            self.endpoint.clone(),
+            self.token.clone(),
+            batch.finish(),
+        )));
+        Ok(())
+    }
+
+    async fn wait(&mut self, lane: usize) -> Result<()> {
+        if let Some(answer) = self.in_flight[lane].take() {
+            let (lines, results) = answer.await??;
+            for (line, result) in lines.into_iter().zip(results) {
+                let status = result["status"].as_str().unwrap_or("?").to_string();
+                *self.tally.entry(status.clone()).or_default() += 1;
+                if status != "accepted" && status != "duplicate" {
+                    self.refusals.push(Refusal {
+                        line,
+                        status,
+                        reason: result["reason"].as_str().unwrap_or("").to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_all(&mut self) -> Result<()> {
+        for lane in 0..self.in_flight.len() {
+            self.wait(lane).await?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: SendArgs) -> Result<()> {
     let url = args.url.trim_end_matches('/');
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -90,36 +202,21 @@ pub fn run(args: SendArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = reqwest::Client::new();
-    let endpoint = format!("{url}/v1/events");
-    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
-    let mut refusals: Vec<Refusal> = Vec::new();
+    let lanes = args.parallel as usize;
+    let mut sender = Sender {
+        client: reqwest::Client::new(),
+        endpoint: format!("{url}/v1/events"),
+        token: args.token.clone(),
+        // The lanes of work, and one more for what goes in file order.
+        in_flight: (0..=lanes).map(|_| None).collect(),
+        tally: BTreeMap::new(),
+        refusals: Vec::new(),
+    };
+    let serial = lanes;
     let mut bad_lines = Vec::new();
     let batch_size = args.batch as usize;
     let outcome = runtime.block_on(async {
-        let mut in_flight: JoinSet<Result<(Vec<usize>, Vec<Value>)>> = JoinSet::new();
-        let settle = |done: Result<(Vec<usize>, Vec<Value>)>,
-                      tally: &mut BTreeMap<String, u64>,
-                      refusals: &mut Vec<Refusal>|
-         -> Result<()> {
-            let (lines, results) = done?;
-            for (line, result) in lines.into_iter().zip(results) {
-                let status = result["status"].as_str().unwrap_or("?").to_string();
-                *tally.entry(status.clone()).or_default() += 1;
-                if status != "accepted" && status != "duplicate" {
-                    refusals.push(Refusal {
-                        line,
-                        status,
-                        reason: result["reason"].as_str().unwrap_or("").to_string(),
-                    });
-                }
-            }
-            Ok(())
-        };
-        let mut batch = Batch {
-            body: String::from("["),
-            lines: Vec::new(),
-        };
+        let mut batches: Vec<Batch> = (0..=lanes).map(|_| Batch::default()).collect();
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         for (number, line) in reader.lines().enumerate() {
             let number = number + 1;
@@ -129,57 +226,69 @@ pub fn run(args: SendArgs) -> Result<()> {
             if text.is_empty() {
                 continue;
             }
-            match serde_json::from_str::<&RawValue>(text) {
-                Ok(raw) if raw.get().starts_with('{') => {
-                    if !batch.lines.is_empty() {
-                        batch.body.push(',');
+            if !text.starts_with('{') {
+                match serde_json::from_str::<&RawValue>(text) {
+                    Ok(_) => bad_lines.push(format!("line {number}: not a JSON object")),
+                    Err(error) => bad_lines.push(format!("line {number}: not JSON: {error}")),
+                }
+                continue;
+            }
+            let routed = match serde_json::from_str::<Head<'_>>(text) {
+                Ok(head) => route(&head, lanes),
+                // A JSON object whose fields are not what they should be still goes: the
+                // hub quarantines it with the field named.
+                Err(_) => match serde_json::from_str::<&RawValue>(text) {
+                    Ok(_) => Route::InOrder,
+                    Err(error) => {
+                        bad_lines.push(format!("line {number}: not JSON: {error}"));
+                        continue;
                     }
-                    batch.body.push_str(raw.get());
-                    batch.lines.push(number);
+                },
+            };
+            let lane = match routed {
+                Route::Lane(lane) => {
+                    // What had to go in order before this is sent and answered first.
+                    if !batches[serial].lines.is_empty() {
+                        let batch = std::mem::take(&mut batches[serial]);
+                        sender.send(serial, batch).await?;
+                    }
+                    sender.wait(serial).await?;
+                    lane
                 }
-                Ok(_) => bad_lines.push(format!("line {number}: not a JSON object")),
-                Err(error) => bad_lines.push(format!("line {number}: not JSON: {error}")),
-            }
-            if batch.lines.len() == batch_size {
-                if in_flight.len() >= args.parallel as usize
-                    && let Some(done) = in_flight.join_next().await
-                {
-                    settle(done?, &mut tally, &mut refusals)?;
+                Route::InOrder => {
+                    // Everything before it is answered before it goes.
+                    for lane in 0..lanes {
+                        if !batches[lane].lines.is_empty() {
+                            let batch = std::mem::take(&mut batches[lane]);
+                            sender.send(lane, batch).await?;
+                        }
+                    }
+                    for lane in 0..lanes {
+                        sender.wait(lane).await?;
+                    }
+                    serial
                 }
-                let full = std::mem::replace(
-                    &mut batch,
-                    Batch {
-                        body: String::from("["),
-                        lines: Vec::new(),
-                    },
-                );
-                in_flight.spawn(post(
-                    client.clone(),
-                    endpoint.clone(),
-                    args.token.clone(),
-                    Batch {
-                        body: full.body + "]",
-                        lines: full.lines,
-                    },
-                ));
+            };
+            batches[lane].push(text, number);
+            if batches[lane].lines.len() == batch_size {
+                let batch = std::mem::take(&mut batches[lane]);
+                sender.send(lane, batch).await?;
             }
         }
-        if !batch.lines.is_empty() {
-            batch.body.push(']');
-            in_flight.spawn(post(
-                client.clone(),
-                endpoint.clone(),
-                args.token.clone(),
-                batch,
-            ));
+        for (lane, batch) in batches.into_iter().enumerate() {
+            if !batch.lines.is_empty() {
+                sender.send(lane, batch).await?;
+            }
         }
-        while let Some(done) = in_flight.join_next().await {
-            settle(done?, &mut tally, &mut refusals)?;
-        }
-        Ok::<(), anyhow::Error>(())
+        sender.wait_all().await
     });
     progress.finish_and_clear();
     outcome?;
+    let Sender {
+        tally,
+        mut refusals,
+        ..
+    } = sender;
     refusals.sort_by_key(|r| r.line);
     for refusal in &refusals {
         eprintln!(
