@@ -26,7 +26,8 @@ pub struct TimeToBillArgs {
     /// Events per submitted batch.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     batch: u32,
-    /// Threads submitting batches concurrently.
+    /// Threads submitting batches concurrently, each with its share of the entries, whose
+    /// events it submits in file order.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     senders: u32,
     /// Print the figures as one JSON object.
@@ -118,42 +119,48 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
         engine.spawn_delivery(stop.clone())
     };
     let started = Instant::now();
-    let (tx, rx) = mpsc::sync_channel::<Vec<String>>(4);
-    let rx = Arc::new(Mutex::new(rx));
+    // One sender per lane, and each entry's events on one lane, in file order: an entry's
+    // approval, rejection and re-approval are submitted in that order, as `events send`
+    // sends them; entries on other lanes go side by side.
+    let lanes = args.senders as usize;
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
+        .map(|_| mpsc::sync_channel::<Vec<String>>(2))
+        .unzip();
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let reader = {
         let file = file.clone();
         let batch = args.batch as usize;
         std::thread::spawn(move || -> Result<()> {
-            let mut chunk = Vec::with_capacity(batch);
+            let mut chunks: Vec<Vec<String>> =
+                (0..lanes).map(|_| Vec::with_capacity(batch)).collect();
             for line in
                 std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?).lines()
             {
-                chunk.push(line?);
-                if chunk.len() == batch
-                    && tx
-                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(batch)))
-                        .is_err()
-                {
-                    break;
+                let line = line?;
+                // The work file holds time entries and expenses; anything else takes lane 0.
+                let lane = crate::send::lane_of(&line, lanes).unwrap_or(0);
+                chunks[lane].push(line);
+                if chunks[lane].len() == batch {
+                    let full = std::mem::replace(&mut chunks[lane], Vec::with_capacity(batch));
+                    if txs[lane].send(full).is_err() {
+                        return Ok(());
+                    }
                 }
             }
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+            for (lane, chunk) in chunks.into_iter().enumerate() {
+                if !chunk.is_empty() {
+                    let _ = txs[lane].send(chunk);
+                }
             }
             Ok(())
         })
     };
-    let senders: Vec<_> = (0..args.senders)
-        .map(|_| {
-            let (rx, engine, latencies) = (rx.clone(), engine.clone(), latencies.clone());
+    let senders: Vec<_> = rxs
+        .into_iter()
+        .map(|rx| {
+            let (engine, latencies) = (engine.clone(), latencies.clone());
             std::thread::spawn(move || -> Result<()> {
-                loop {
-                    let next = rx
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("a sender panicked"))?
-                        .recv();
-                    let Ok(batch) = next else { return Ok(()) };
+                while let Ok(batch) = rx.recv() {
                     let sent = Instant::now();
                     engine.submit_texts(batch)?;
                     let ms = sent.elapsed().as_secs_f64() * 1000.0;
@@ -162,6 +169,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
                         .map_err(|_| anyhow::anyhow!("a sender panicked"))?
                         .push(ms);
                 }
+                Ok(())
             })
         })
         .collect();

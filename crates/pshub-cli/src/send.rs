@@ -83,6 +83,15 @@ enum Route {
     InOrder,
 }
 
+/// The lane of one event's text among `lanes`, or `None` for what must go in file order
+/// (also for text that is not an event: the hub answers that).
+pub fn lane_of(text: &str, lanes: usize) -> Option<usize> {
+    match serde_json::from_str::<Head<'_>>(text).map(|head| route(&head, lanes)) {
+        Ok(Route::Lane(lane)) => Some(lane),
+        _ => None,
+    }
+}
+
 fn route(head: &Head<'_>, lanes: usize) -> Route {
     let kind = head.event_type.as_deref().unwrap_or("");
     let key = head.data.as_ref().and_then(|d| {
@@ -257,10 +266,9 @@ pub fn run(args: SendArgs) -> Result<()> {
                 }
                 Route::InOrder => {
                     // Everything before it is answered before it goes.
-                    for lane in 0..lanes {
-                        if !batches[lane].lines.is_empty() {
-                            let batch = std::mem::take(&mut batches[lane]);
-                            sender.send(lane, batch).await?;
+                    for (lane, pending) in batches.iter_mut().enumerate().take(lanes) {
+                        if !pending.lines.is_empty() {
+                            sender.send(lane, std::mem::take(pending)).await?;
                         }
                     }
                     for lane in 0..lanes {

@@ -37,7 +37,7 @@ pub fn create(args: CreateArgs) -> Result<()> {
     };
     let token = create_token(&args.store, role, &name)?;
     eprintln!(
-        "created a {} token; it is shown once and stored only as a hash:",
+        "created a token with the role {} for {name}; it is shown once and stored only as a hash:",
         role.as_str()
     );
     println!("{token}");

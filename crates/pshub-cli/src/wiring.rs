@@ -105,9 +105,26 @@ fn parse_list(name: &str, raw: &str) -> Result<Vec<String>> {
     Ok(items)
 }
 
+/// A whole number from the environment within `range`, or why not.
+fn env_number(name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>> {
+    let Ok(raw) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => bail!(
+            "{name}: '{raw}' is not a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ),
+    }
+}
+
 /// Reads configuration from the environment on top of the defaults:
 /// `PSHUB_SOURCES=crm,psa,...`, `PSHUB_TAX_CODES=DE01=DE-VAT19,US01=US-EXEMPT`,
-/// `PSHUB_MAX_DAILY_HOURS=24`, `PSHUB_CRASH_AFTER=flow.step`.
+/// `PSHUB_MAX_DAILY_HOURS=24`, `PSHUB_CRASH_AFTER=flow.step`, and delivery's
+/// `PSHUB_RETRY_DELAYS_MS=1000,5000,...`, `PSHUB_BREAKER_THRESHOLD`,
+/// `PSHUB_BREAKER_COOL_DOWN_MS`, `PSHUB_DELIVERY_BATCH`.
 pub fn config_from_env() -> Result<Config> {
     let mut config = Config::default();
     if let Ok(sources) = std::env::var("PSHUB_SOURCES") {
@@ -145,6 +162,26 @@ pub fn config_from_env() -> Result<Config> {
             );
         }
         config.crash_after = Some(step);
+    }
+    if let Ok(delays) = std::env::var("PSHUB_RETRY_DELAYS_MS") {
+        let parsed = delays
+            .split(',')
+            .map(|d| d.trim().parse::<u64>().ok().filter(|ms| (1..=86_400_000).contains(ms)))
+            .collect::<Option<Vec<u64>>>()
+            .filter(|list| (1..=20).contains(&list.len()))
+            .with_context(|| {
+                format!("PSHUB_RETRY_DELAYS_MS: '{delays}' is not a list of 1 to 20 delays in milliseconds (1 to 86400000 each), such as 1000,5000,30000")
+            })?;
+        config.retry.delays = parsed.into_iter().map(Duration::from_millis).collect();
+    }
+    if let Some(n) = env_number("PSHUB_BREAKER_THRESHOLD", 1..=10_000)? {
+        config.breaker_threshold = n as u32;
+    }
+    if let Some(ms) = env_number("PSHUB_BREAKER_COOL_DOWN_MS", 10..=3_600_000)? {
+        config.breaker_cool_down = Duration::from_millis(ms);
+    }
+    if let Some(n) = env_number("PSHUB_DELIVERY_BATCH", 1..=10_000)? {
+        config.delivery_batch = n as u32;
     }
     Ok(config)
 }

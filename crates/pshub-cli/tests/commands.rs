@@ -2,15 +2,13 @@
 
 use serde_json::Value;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use support::{BIN, create_token, token_command, wait_listening};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pshub");
+mod support;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pshub-cmd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    support::temp_dir(&format!("cmd-{name}"))
 }
 
 #[test]
@@ -67,60 +65,20 @@ fn demo_prints_its_summary_as_one_json_object() {
 #[test]
 fn token_create_refuses_an_unknown_role_by_name() {
     let dir = temp_dir("token");
-    let output = Command::new(BIN)
-        .args(["token", "create", "--role", "boss", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let output = token_command(&dir, None, "boss", None);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("'boss' is not a role"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn events_send_posts_a_file_and_names_the_lines_it_could_not_read() {
     let dir = temp_dir("send");
-    let token = Command::new(BIN)
-        .args(["token", "create", "--role", "integration", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(&dir)
-            .env("PSHUB_LISTEN", format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let token = create_token(&dir, None, "integration", None);
+    let server = support::serve(&dir).listen_by_env().spawn();
+    let url = server.base.clone();
+    wait_listening(server.port);
 
     let file = dir.join("events.jsonl");
     let mut out = std::fs::File::create(&file).unwrap();

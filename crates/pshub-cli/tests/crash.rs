@@ -9,67 +9,14 @@ use pshub_model::Event;
 use pshub_store_sqlite::SqliteStore;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Api, Server, create_token, eventually, join_all, temp_dir, wait_healthy};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pshub");
+mod support;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The server process, killed when dropped so that a failing test leaves nothing running.
-struct Server(Child);
-
-impl Server {
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn start(dir: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pshub serve starts");
-    Server(child)
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("pshub serve did not become healthy at {base}");
+fn start(dir: &std::path::Path) -> Server {
+    support::serve(dir).spawn()
 }
 
 fn firm_events() -> Vec<Value> {
@@ -107,8 +54,7 @@ fn essentials(summary: &Value) -> Value {
 
 /// The same events through an engine that never crashes.
 fn reference_summary(batches: &[Vec<Value>]) -> Value {
-    let dir = std::env::temp_dir().join(format!("pshub-crash-reference-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("crash-reference");
     let engine = Engine::open(
         Arc::new(SqliteStore::open(&dir).unwrap()),
         Config::default(),
@@ -127,86 +73,68 @@ fn reference_summary(batches: &[Vec<Value>]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
-    let dir = std::env::temp_dir().join(format!("pshub-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let token_output = Command::new(BIN)
-        .args(["token", "create", "--role", "admin", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(token_output.status.success());
-    let token = String::from_utf8(token_output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let dir = temp_dir("crash");
+    let token = create_token(&dir, None, "admin", None);
 
     let events = firm_events();
     assert!(events.len() >= 20_000, "{} events", events.len());
     let batches: Vec<Vec<Value>> = events.chunks(200).map(<[Value]>::to_vec).collect();
     let client = reqwest::Client::new();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&dir, port);
+    let mut server = start(&dir);
+    let base = server.base.clone();
     wait_healthy(&client, &base).await;
 
-    let post = |batch: Vec<Value>, base: String| {
-        let (client, token) = (client.clone(), token.clone());
-        async move {
-            let response = client
-                .post(format!("{base}/v1/events"))
-                .bearer_auth(token)
-                .json(&batch)
-                .send()
-                .await
-                .ok()?;
-            response.status().is_success().then_some(())?;
-            response.json::<Value>().await.ok()
-        }
-    };
+    let api = Api::new(&client, &base, &token);
     let kill_at = batches.len() / 2;
     let mut acknowledged = 0;
     for (i, batch) in batches.iter().enumerate() {
         if i == kill_at {
             // The kill lands while this batch is in flight.
-            let request = tokio::spawn(post(batch.clone(), base.clone()));
+            let request = {
+                let (api, batch) = (api.clone(), batch.clone());
+                tokio::spawn(async move { api.post_events(&batch).await })
+            };
             tokio::time::sleep(Duration::from_millis(3)).await;
             server.kill();
-            if request.await.unwrap().is_some() {
+            if request.await.unwrap().is_ok() {
                 acknowledged += 1;
             }
             break;
         }
-        let answer = post(batch.clone(), base.clone())
+        let results = api
+            .post_events(batch)
             .await
             .expect("acknowledged before the crash");
-        assert_eq!(answer["results"].as_array().unwrap().len(), batch.len());
+        assert_eq!(results.len(), batch.len());
         acknowledged += 1;
     }
     assert!(acknowledged < batches.len());
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut restarted = start(&dir, port);
-    wait_healthy(&client, &base).await;
+    let mut restarted = start(&dir);
+    let api = Api::new(&client, &restarted.base, &token);
+    wait_healthy(&client, &api.base).await;
     for batch in &batches[acknowledged..] {
-        let answer = post(batch.clone(), base.clone())
+        let results = api
+            .post_events(batch)
             .await
             .expect("acknowledged after the restart");
-        assert_eq!(answer["results"].as_array().unwrap().len(), batch.len());
+        assert_eq!(results.len(), batch.len());
     }
 
     // Wait for the delivery worker to empty the outbox.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let summary = loop {
-        let summary = get_json(&client, format!("{base}/v1/summary"), &token).await;
-        if summary["lines_undelivered"] == 0 || Instant::now() > deadline {
-            break summary;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let summary = eventually(
+        "the outbox empties",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let summary = api.summary().await;
+            match summary["lines_undelivered"] == 0 {
+                true => Ok(summary),
+                false => Err(summary.to_string()),
+            }
+        },
+    )
+    .await;
 
     // Every valid event is in the inbox once, applied or held, never pending or lost.
     let mut seen = HashSet::new();
@@ -221,18 +149,18 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(summary["accepted"], distinct_valid.len());
     for chunk in distinct_valid.chunks(16) {
         let lookups = chunk.iter().map(|(source, id)| {
-            let (client, token, base) = (client.clone(), token.clone(), base.clone());
-            let url = format!("{base}/v1/events/{source}/{id}");
-            async move { get_json(&client, url, &token).await }
+            let api = api.clone();
+            let path = format!("/v1/events/{source}/{id}");
+            async move { api.get_ok(&path).await }
         });
-        for answer in futures_join(lookups).await {
+        for answer in join_all(lookups).await {
             let status = answer["status"].as_str().unwrap_or("missing");
             assert!(status == "applied" || status == "held", "{answer}");
         }
     }
 
     // The ERP holds each line once, though lines in flight at the kill were sent again.
-    let stats = get_json(&client, format!("{base}/v1/sandbox/stats"), &token).await;
+    let stats = api.get_ok("/v1/sandbox/stats").await;
     let posted =
         summary["lines_posted"].as_u64().unwrap() + summary["reversals_posted"].as_u64().unwrap();
     assert_eq!(stats["erp_lines"]["records"].as_u64().unwrap(), posted);
@@ -243,28 +171,4 @@ async fn a_sigkill_mid_stream_loses_and_doubles_nothing() {
     );
     restarted.kill();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
-    client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Runs a handful of requests concurrently.
-async fn futures_join<F: std::future::Future<Output = Value> + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<Value> {
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut answers = Vec::with_capacity(handles.len());
-    for handle in handles {
-        answers.push(handle.await.unwrap());
-    }
-    answers
 }

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
 /// An ERP that refuses every line while `refusing` is set, and remembers what it took.
 #[derive(Default)]
 struct ChoosyErp {
@@ -63,8 +65,7 @@ impl Erp for ChoosyErp {
 
 #[test]
 fn refused_lines_are_cases_and_resolving_them_posts_each_once() {
-    let dir = std::env::temp_dir().join(format!("pshub-refusal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = support::temp_dir("refusal");
     let erp = Arc::new(ChoosyErp::default());
     erp.refusing.store(true, Ordering::Relaxed);
     // The PSA and CRM of the sandbox, and the choosy ERP.

@@ -12,6 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 fn open(dir: &Path, sandbox: &Arc<Sandbox>) -> Arc<Engine> {
     Engine::open(
         Arc::new(SqliteStore::open(dir).unwrap()),
@@ -30,8 +32,7 @@ fn send(engine: &Engine, events: &[Value]) {
 /// Sends the firm's events, stopping and reopening the hub at `restart_at` if given, then
 /// resolves the missing-rate cases after the fixed rate card; answers the summary.
 fn run(name: &str, restart_at: Option<usize>) -> Value {
-    let dir = std::env::temp_dir().join(format!("pshub-restart-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = support::temp_dir(&format!("restart-{name}"));
     let sandbox = Sandbox::open(&dir).unwrap();
     // Seed 6 gives a firm with missing-rate cases, so resolution after a restart is exercised.
     let firm = SimulatedFirm::new(FirmSpec {

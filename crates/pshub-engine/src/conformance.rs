@@ -379,6 +379,18 @@ pub fn unique_keys_refuse_a_second_row(store: &dyn Store) {
         },
         "a second post_line step for line 1",
     );
+    let mut steps = Rows::default();
+    let mut other_subject = step(3, "erp", 7, 0, None);
+    other_subject.business_key = "time:T-1:1".into();
+    steps.put(other_subject);
+    conflicts(
+        store,
+        Commit {
+            steps,
+            ..Commit::default()
+        },
+        "a second step with the idempotency key pshub:time_to_bill:post_line:time:T-1:1",
+    );
     conflicts(
         store,
         Commit {
@@ -799,6 +811,44 @@ pub fn tokens_are_found_by_hash(store: &dyn Store) {
     assert_eq!(r.token("hash-2").unwrap(), None);
 }
 
+/// A consistent read sees one snapshot: what commits while it runs is not in it.
+pub fn a_consistent_read_sees_one_snapshot(store: &dyn Store) {
+    let with_entry = |row_id: i64, id: &str| {
+        let mut entries = Rows::default();
+        entries.put(entry(row_id, id));
+        Commit {
+            entries,
+            ..Commit::default()
+        }
+    };
+    commit(store, with_entry(1, "T-1"));
+    let count = |r: &mut dyn StoreReader| {
+        let mut n = 0;
+        r.each_entry_figure(&mut |_| n += 1).unwrap();
+        n
+    };
+    let mut reader = store.reader().unwrap();
+    let mut seen = Vec::new();
+    reader
+        .consistent(&mut |r| {
+            seen.push(count(r));
+            commit(store, with_entry(2, "T-2"));
+            seen.push(count(r));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        [1, 1],
+        "the second read sees the snapshot of the first"
+    );
+    assert_eq!(
+        count(reader.as_mut()),
+        2,
+        "after it, the reader sees the new commit"
+    );
+}
+
 /// Runs every check of the suite as its own test. `$with_store(name, check)` opens a fresh
 /// store for the test `name`, runs `check` on it and then tears the store down.
 #[macro_export]
@@ -816,6 +866,7 @@ macro_rules! store_conformance_tests {
             id_blocks_never_overlap,
             lists_page_and_filter,
             tokens_are_found_by_hash,
+            a_consistent_read_sees_one_snapshot,
         );
     };
     (@each $with_store:expr; $($check:ident,)*) => {

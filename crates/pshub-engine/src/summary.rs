@@ -79,7 +79,17 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The figures, all read from one snapshot of the store.
     pub fn compute(store: &mut dyn StoreReader) -> Result<Self> {
+        let mut summary = None;
+        store.consistent(&mut |store| {
+            summary = Some(Self::compute_on(store)?);
+            Ok(())
+        })?;
+        summary.ok_or_else(|| crate::EngineError::Store("the summary read nothing".into()))
+    }
+
+    fn compute_on(store: &mut dyn StoreReader) -> Result<Self> {
         let mut summary = Summary {
             counters: store.counters()?,
             ..Summary::default()

@@ -5,6 +5,7 @@ use crate::{Pg, pg, q};
 use futures_util::TryStreamExt;
 use pshub_engine::error::Result;
 use pshub_engine::store::*;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Arguments, Postgres};
@@ -12,31 +13,46 @@ use std::sync::Arc;
 
 pub struct PostgresReader {
     pg: Arc<Pg>,
+    /// Inside [`StoreReader::consistent`]: the connection whose transaction every read uses.
+    pinned: Option<PoolConnection<Postgres>>,
+}
+
+/// Runs `$query` (a method call on a query, such as `fetch_all`) on the pinned connection
+/// when there is one, else on the pool.
+macro_rules! on_reader {
+    ($reader:expr, $query:expr, $method:ident) => {
+        match $reader.pinned.as_mut() {
+            Some(conn) => $query.$method(&mut **conn).await,
+            None => $query.$method(&$reader.pg.pool).await,
+        }
+    };
 }
 
 impl PostgresReader {
     pub(crate) fn new(pg: Arc<Pg>) -> Self {
-        PostgresReader { pg }
+        PostgresReader { pg, pinned: None }
     }
 
     fn one<T>(
-        &self,
+        &mut self,
         query: Query<'_, Postgres, PgArguments>,
         map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
     ) -> Result<Option<T>> {
-        self.pg.block_on(async {
-            let row = query.fetch_optional(&self.pg.pool).await.map_err(pg)?;
+        let pg_handle = self.pg.clone();
+        pg_handle.block_on(async {
+            let row = on_reader!(self, query, fetch_optional).map_err(pg)?;
             row.as_ref().map(map).transpose().map_err(pg)
         })
     }
 
     fn all<T>(
-        &self,
+        &mut self,
         query: Query<'_, Postgres, PgArguments>,
         map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
     ) -> Result<Vec<T>> {
-        self.pg.block_on(async {
-            let rows = query.fetch_all(&self.pg.pool).await.map_err(pg)?;
+        let pg_handle = self.pg.clone();
+        pg_handle.block_on(async {
+            let rows = on_reader!(self, query, fetch_all).map_err(pg)?;
             rows.iter()
                 .map(map)
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -45,16 +61,27 @@ impl PostgresReader {
     }
 
     fn each<T>(
-        &self,
+        &mut self,
         name: &str,
         map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
         visit: &mut dyn FnMut(T),
     ) -> Result<()> {
         let sql = q(name)?;
-        self.pg.block_on(async {
-            let mut rows = sqlx::query(sql).fetch(&self.pg.pool);
-            while let Some(row) = rows.try_next().await.map_err(pg)? {
-                visit(map(&row).map_err(pg)?);
+        let pg_handle = self.pg.clone();
+        pg_handle.block_on(async {
+            match self.pinned.as_mut() {
+                Some(conn) => {
+                    let mut rows = sqlx::query(sql).fetch(&mut **conn);
+                    while let Some(row) = rows.try_next().await.map_err(pg)? {
+                        visit(map(&row).map_err(pg)?);
+                    }
+                }
+                None => {
+                    let mut rows = sqlx::query(sql).fetch(&self.pg.pool);
+                    while let Some(row) = rows.try_next().await.map_err(pg)? {
+                        visit(map(&row).map_err(pg)?);
+                    }
+                }
             }
             Ok(())
         })
@@ -94,7 +121,7 @@ impl Filter {
 
     fn run<T>(
         mut self,
-        reader: &PostgresReader,
+        reader: &mut PostgresReader,
         query: &str,
         page: Page,
         map: fn(&PgRow) -> std::result::Result<T, sqlx::Error>,
@@ -106,11 +133,10 @@ impl Filter {
             .replace("/*limit*/", &limit);
         // The clauses are fixed fragments with numbered parameters: no value is spliced in.
         let sql = sqlx::AssertSqlSafe(sql);
-        reader.pg.block_on(async {
-            let rows = sqlx::query_with(sql, self.args)
-                .fetch_all(&reader.pg.pool)
-                .await
-                .map_err(pg)?;
+        let pg_handle = reader.pg.clone();
+        pg_handle.block_on(async {
+            let query = sqlx::query_with(sql, self.args);
+            let rows = on_reader!(reader, query, fetch_all).map_err(pg)?;
             rows.iter()
                 .map(map)
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -196,7 +222,11 @@ impl StoreReader for PostgresReader {
             f.source_id.clone(),
         );
         filter.add("l.entry_row = ?", f.entry_row);
-        filter.add("s.event_seq = ?", f.event_seq);
+        // A line has its step's id: the steps of an event are found by their index.
+        filter.add(
+            "l.id IN (SELECT id FROM steps WHERE event_seq = ?)",
+            f.event_seq,
+        );
         filter.add(
             "s.state = ANY(?)",
             f.status.map(|status| {
@@ -406,6 +436,37 @@ impl StoreReader for PostgresReader {
 
     fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>> {
         self.one(sqlx::query(q("token_by_hash")?).bind(token_hash), token_row)
+    }
+
+    fn consistent(
+        &mut self,
+        read: &mut dyn FnMut(&mut dyn StoreReader) -> Result<()>,
+    ) -> Result<()> {
+        let handle = self.pg.clone();
+        let conn = handle.block_on(async {
+            let mut conn = handle.pool.acquire().await.map_err(pg)?;
+            sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *conn)
+                .await
+                .map_err(pg)?;
+            Ok::<_, pshub_engine::error::EngineError>(conn)
+        })?;
+        self.pinned = Some(conn);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut *self)));
+        // The connection goes back to the pool only once its transaction has ended.
+        let ended = match self.pinned.take() {
+            // Returned to the pool inside the runtime, which a pooled connection needs.
+            Some(mut conn) => handle.block_on(async move {
+                let ended = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                drop(conn);
+                ended.map(|_| ()).map_err(pg)
+            }),
+            None => Ok(()),
+        };
+        match outcome {
+            Ok(result) => result.and(ended),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     fn ping(&mut self) -> Result<()> {

@@ -152,7 +152,11 @@ impl StoreReader for SqliteReader {
             f.source_id.clone(),
         );
         filter.add("l.entry_row = ?", f.entry_row);
-        filter.add("s.event_seq = ?", f.event_seq);
+        // A line has its step's id: the steps of an event are found by their index.
+        filter.add(
+            "l.id IN (SELECT id FROM steps WHERE event_seq = ?)",
+            f.event_seq,
+        );
         if let Some(status) = f.status {
             let states: Vec<&str> = status.states().iter().map(|s| s.as_str()).collect();
             filter.clauses.push(match states.len() {
@@ -332,6 +336,20 @@ impl StoreReader for SqliteReader {
 
     fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>> {
         self.one("token_by_hash", &[&token_hash], token_row)
+    }
+
+    fn consistent(
+        &mut self,
+        read: &mut dyn FnMut(&mut dyn StoreReader) -> Result<()>,
+    ) -> Result<()> {
+        // In WAL mode a read transaction reads one snapshot from its first read to its end.
+        self.conn.execute_batch("BEGIN").map_err(db)?;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut *self)));
+        let ended = self.conn.execute_batch("ROLLBACK").map_err(db);
+        match outcome {
+            Ok(result) => result.and(ended),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     fn ping(&mut self) -> Result<()> {

@@ -91,5 +91,6 @@ front_door_suite! {
         the_same_id_with_another_body_is_a_conflict_kept_and_not_applied,
         summary_keeps_conservation_of_money,
         hours_beyond_the_daily_limit_hold_the_entry_that_crossed_it,
+        an_expense_and_a_time_entry_with_one_id_post_apart,
     ],
 }

@@ -435,3 +435,58 @@ pub async fn summary_keeps_conservation_of_money(store: Backend) {
     assert_eq!(summary["lines_posted"], 2);
     assert_eq!(summary["exceptions_by_owner"]["pmo"], 1);
 }
+
+pub async fn an_expense_and_a_time_entry_with_one_id_post_apart(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    let expense = |id: &str, kind: &str| {
+        event(
+            "psa",
+            id,
+            kind,
+            json!({ "expense_id": "E-1", "worker_id": "W-1", "project_code": "P-1",
+                    "spent_on": "2026-03-04", "amount": "100.00", "currency": "EUR",
+                    "category": "travel", "billable": true }),
+        )
+    };
+    app.send(json!([
+        expense("x-ok", "expense.approved"),
+        expense("x-no", "expense.rejected"),
+        time_entry("t-ok", "E-1", "W-1", "2026-03-04", json!("2")),
+        rejected("t-no", "E-1", "W-1", "2026-03-04", json!("2")),
+    ]))
+    .await;
+    app.settle().await;
+    let page = app
+        .sandbox
+        .list(pshub_connectors::sandbox::System::Erp, "lines", 0, 100)
+        .unwrap()
+        .unwrap();
+    let lines = page["items"].as_array().unwrap();
+    let keys: Vec<&str> = lines
+        .iter()
+        .map(|l| l["idempotency_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "two lines and two reversals, each its own: {keys:?}"
+    );
+    let net: rust_decimal::Decimal = lines
+        .iter()
+        .map(|l| {
+            l["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert!(net.is_zero(), "the ERP bills nothing in the end: {page}");
+    let (_, summary) = app.get("/v1/summary").await;
+    assert_eq!(
+        summary["posted_value"],
+        json!({ "EUR": "0.00" }),
+        "{summary}"
+    );
+}

@@ -428,13 +428,20 @@ fn create_line(
     };
     // A line waits for its project's provisioning in the ERP, through that step.
     let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
-    add_post_step(cx, &line, waits_on)?;
+    add_post_step(cx, &line, entry.kind, waits_on)?;
     count_hours(cx, &line)?;
     cx.add_line(line);
     Ok(id)
 }
 
-fn add_post_step(cx: &mut Cx<'_>, line: &LineRow, waits_on: Option<i64>) -> Result<()> {
+/// The step that posts `line`, a line of an entry of `kind`. Its business key, and so its
+/// idempotency key, names the entry and the line's posting: `time:T-1:1`, `expense:X-1:2`.
+fn add_post_step(
+    cx: &mut Cx<'_>,
+    line: &LineRow,
+    kind: EntryKind,
+    waits_on: Option<i64>,
+) -> Result<()> {
     let system = cx.config.erp_system.clone();
     cx.add_step(NewStep {
         id: line.step_id,
@@ -442,22 +449,9 @@ fn add_post_step(cx: &mut Cx<'_>, line: &LineRow, waits_on: Option<i64>) -> Resu
         step: POST_LINE,
         system: &system,
         subject: line.id,
-        business_key: format!(
-            "{}:{}:{}",
-            line_kind_key(line),
-            line.source_id,
-            line.posting
-        ),
+        business_key: format!("{}:{}:{}", kind.as_str(), line.source_id, line.posting),
         waits_on,
     })
-}
-
-/// The entry kind in a line's business key (`time:T-1:1`, `expense:X-1:1`).
-fn line_kind_key(line: &LineRow) -> &'static str {
-    match line.kind {
-        LineKind::Expense => "expense",
-        _ => "time",
-    }
 }
 
 /// Posts the negative of a line: the entry's billing is withdrawn, once. The reversal waits
@@ -480,7 +474,7 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
         ..original.clone()
     };
     let waits_on = (original_step.state != StepState::Done).then_some(original_step.id);
-    add_post_step(cx, &reversal, waits_on)?;
+    add_post_step(cx, &reversal, entry.kind, waits_on)?;
     count_hours(cx, &reversal)?;
     cx.add_line(reversal);
     Ok(())

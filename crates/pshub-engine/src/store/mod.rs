@@ -144,6 +144,12 @@ pub trait StoreReader: Send {
     fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>>;
     /// A trivial read: the store answers.
     fn ping(&mut self) -> Result<()>;
+    /// Runs `read` on one snapshot of the store: every read it makes sees the same commits,
+    /// whatever is committed meanwhile (the summary's figures agree with each other).
+    fn consistent(
+        &mut self,
+        read: &mut dyn FnMut(&mut dyn StoreReader) -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// A store shared by every thread of a process (and by the processes sharing its database).

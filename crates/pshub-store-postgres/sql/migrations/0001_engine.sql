@@ -122,12 +122,14 @@ CREATE TABLE steps (
     created_at      TEXT NOT NULL,
     done_at         TEXT,
     version         BIGINT NOT NULL,
-    UNIQUE (subject, step, flow)
+    -- The idempotency key, pshub:{flow}:{step}:{business_key}, is unique.
+    UNIQUE (business_key, step, flow)
 );
 CREATE INDEX steps_active ON steps (system, id) WHERE state IN ('pending', 'running');
 CREATE INDEX steps_waiting ON steps (waits_on) WHERE state = 'waiting';
 CREATE INDEX steps_stuck ON steps (state, id) WHERE state IN ('failed', 'held');
 CREATE INDEX steps_event ON steps (event_seq);
+CREATE INDEX steps_subject ON steps (subject);
 
 CREATE TABLE cases (
     id             BIGINT PRIMARY KEY,

@@ -123,7 +123,8 @@ CREATE TABLE steps (
     created_at      TEXT NOT NULL,
     done_at         TEXT,
     version         INTEGER NOT NULL,
-    UNIQUE (subject, step, flow)
+    -- The idempotency key, pshub:{flow}:{step}:{business_key}, is unique.
+    UNIQUE (business_key, step, flow)
 );
 -- One index of the steps that may be claimed: leasing a step (pending to running) does not
 -- move it in the index; it leaves when it is done, failed or held.
@@ -131,6 +132,7 @@ CREATE INDEX steps_active ON steps (system, id) WHERE state IN ('pending', 'runn
 CREATE INDEX steps_waiting ON steps (waits_on) WHERE state = 'waiting';
 CREATE INDEX steps_stuck ON steps (state, id) WHERE state IN ('failed', 'held');
 CREATE INDEX steps_event ON steps (event_seq);
+CREATE INDEX steps_subject ON steps (subject);
 
 CREATE TABLE cases (
     id             INTEGER PRIMARY KEY,
