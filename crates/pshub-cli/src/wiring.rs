@@ -124,7 +124,7 @@ fn env_number(name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option
 /// `PSHUB_SOURCES=crm,psa,...`, `PSHUB_TAX_CODES=DE01=DE-VAT19,US01=US-EXEMPT`,
 /// `PSHUB_MAX_DAILY_HOURS=24`, `PSHUB_CRASH_AFTER=flow.step`, and delivery's
 /// `PSHUB_RETRY_DELAYS_MS=1000,5000,...`, `PSHUB_BREAKER_THRESHOLD`,
-/// `PSHUB_BREAKER_COOL_DOWN_MS`, `PSHUB_DELIVERY_BATCH`.
+/// `PSHUB_BREAKER_COOL_DOWN_MS`, `PSHUB_DELIVERY_BATCH`, `PSHUB_DELIVERY_PAUSE_MS`.
 pub fn config_from_env() -> Result<Config> {
     let mut config = Config::default();
     if let Ok(sources) = std::env::var("PSHUB_SOURCES") {
@@ -182,6 +182,9 @@ pub fn config_from_env() -> Result<Config> {
     }
     if let Some(n) = env_number("PSHUB_DELIVERY_BATCH", 1..=10_000)? {
         config.delivery_batch = n as u32;
+    }
+    if let Some(ms) = env_number("PSHUB_DELIVERY_PAUSE_MS", 0..=10_000)? {
+        config.delivery_pause = Duration::from_millis(ms);
     }
     Ok(config)
 }

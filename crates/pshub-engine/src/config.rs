@@ -31,6 +31,9 @@ pub struct Config {
     pub lease: Duration,
     /// Steps one delivery round claims per system.
     pub delivery_batch: u32,
+    /// After a round that took fewer than `delivery_batch` steps, how long a system's worker
+    /// waits before the next: each round is one write and one fsync.
+    pub delivery_pause: Duration,
     /// For crash tests: exit with status 137 right after a step of this name
     /// (`opportunity_to_project.psa`) is recorded done.
     pub crash_after: Option<String>,
@@ -53,6 +56,7 @@ impl Default for Config {
             breaker_cool_down: Duration::from_secs(2),
             lease: Duration::from_secs(5),
             delivery_batch: 2_000,
+            delivery_pause: Duration::from_millis(20),
             crash_after: None,
         }
     }

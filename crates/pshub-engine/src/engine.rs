@@ -564,6 +564,8 @@ impl Core {
         let mut seen = 0;
         // Steps claimed together with the last round's outcomes, for the next round.
         let mut carried = Vec::new();
+        // Whether the last round took all it could: more is due at once.
+        let mut full = false;
         while !stop.load(Ordering::Relaxed) {
             beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
             let round = self
@@ -571,7 +573,7 @@ impl Core {
                     system,
                     self.config.delivery_batch,
                     std::mem::take(&mut carried),
-                    true,
+                    full,
                 )
                 .map(|(delivered, next)| {
                     carried = next;
@@ -588,8 +590,16 @@ impl Core {
                         .min(Duration::from_millis(250));
                     self.wait_for_work(system, &mut seen, wait);
                 }
-                // Done steps may have released steps of other systems.
-                Ok(_) => self.signal_work(),
+                Ok(delivered) => {
+                    // Done steps may have released steps of other systems.
+                    self.signal_work();
+                    // A small round pauses before the next, so that what comes due meanwhile
+                    // goes in one round, one write and one fsync, rather than many.
+                    full = delivered.steps >= self.config.delivery_batch as usize;
+                    if !full {
+                        std::thread::sleep(self.config.delivery_pause);
+                    }
+                }
                 Err(error) => {
                     tracing::error!(%error, system, "delivery round failed");
                     std::thread::sleep(Duration::from_secs(1));

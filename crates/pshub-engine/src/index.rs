@@ -26,6 +26,12 @@ impl Hasher for PassThrough {
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
+
+    /// A 32-bit fingerprint is spread over the 64 bits the table takes its buckets and its
+    /// control bytes from.
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 type Shard<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;

@@ -278,3 +278,27 @@ SELECT id, hash, role, name, created_at FROM tokens WHERE hash = ?
 
 -- name: ping
 SELECT 1
+
+-- name: insert_unindexed_line
+INSERT OR FAIL INTO lines_unindexed (line_id) VALUES (?)
+
+-- name: unindexed_lines
+SELECT COALESCE(max(line_id) - min(line_id) + 1, 0) FROM lines_unindexed
+
+-- name: unindexed_line_keys
+SELECT l.id, l.project_code, l.worker_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id ORDER BY l.id
+
+-- name: insert_posting
+INSERT OR FAIL INTO line_postings (field, value, first_id, ids) VALUES (?, ?, ?, ?)
+
+-- name: clear_unindexed_lines
+DELETE FROM lines_unindexed
+
+-- name: postings
+SELECT ids FROM line_postings WHERE field = ? AND value = ? ORDER BY first_id
+
+-- name: unindexed_lines_of_project
+SELECT u.line_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id WHERE l.project_code = ?1 AND u.line_id > ?2
+
+-- name: unindexed_lines_of_worker
+SELECT u.line_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id WHERE l.worker_id = ?1 AND u.line_id > ?2

@@ -1,11 +1,17 @@
 //! In-memory accelerators of the two lookups on the hot path: events by `(source, id)` and
-//! entries by `(kind, id)`. Each maps a 64-bit hash of the key to the row's id, and every hit
-//! is verified against the stored row. A miss is only a hint: the UNIQUE constraints of the
-//! schema refuse a second row whatever the index says, and a store that learns another
-//! process writes the same file stops trusting misses (see `SqliteStore::distrust_misses`).
+//! entries by `(kind, id)`. Each is a set of 36-bit fingerprints of the stored keys: a key
+//! whose fingerprint is absent is not stored, so a new key (the common case) costs no read;
+//! a key whose fingerprint is present is read from the database by its key, which also
+//! settles the rare fingerprint shared by two keys. A miss is only a hint: the UNIQUE
+//! constraints of the schema refuse a second row whatever the set says, and a store that
+//! learns another process writes the same file stops trusting misses (see
+//! `SqliteStore::distrust_misses`). About 8 bytes per key.
 
-use pshub_engine::index::HashedIndex;
+use pshub_engine::fingerprint::fingerprint;
+use pshub_engine::index::PassThrough;
 use rusqlite::Connection;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
 /// Source names and entry kinds hold no control characters, so the separator is unambiguous.
 pub fn event_key(source: &str, event_id: &str) -> String {
@@ -16,55 +22,75 @@ pub fn entry_key(kind: &str, entry_id: &str) -> String {
     format!("{kind}\u{1f}{entry_id}")
 }
 
-/// Hash of a key to a row id; `holds(id)` says whether the row with that id has the key.
-#[derive(Default)]
-pub struct KeyIndex {
-    ids: HashedIndex<i64>,
+/// Sets in shards, so that growing one never doubles the memory of the whole set at once.
+const SHARDS: usize = 16;
+
+type Shard = HashSet<u32, BuildHasherDefault<PassThrough>>;
+
+pub struct KeySet {
+    shards: Vec<Shard>,
 }
 
-impl KeyIndex {
-    /// Reads every `(id, part, part)` of `query` once, at start.
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// The shard (from the top bits of the key's hash) and the fingerprint within it.
+fn place(key: &str) -> (usize, u32) {
+    let hash = fingerprint(&[key]);
+    ((hash >> 60) as usize % SHARDS, hash as u32)
+}
+
+impl KeySet {
+    /// Reads every `(part, part)` of `query` once, at start.
     pub fn build(
         conn: &Connection,
         query: &str,
         key: fn(&str, &str) -> String,
-        mut holds: impl FnMut(i64, &str) -> rusqlite::Result<bool>,
     ) -> rusqlite::Result<Self> {
-        let mut index = KeyIndex::default();
-        let mut deferred = Vec::new();
-        {
-            let mut stmt = conn.prepare(query)?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let (id, a, b): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                let key = key(&a, &b);
-                // A hash already taken is checked against the stored rows once the scan is done.
-                if index.ids.insert(&key, id, |_| Err(())).is_err() {
-                    deferred.push((key, id));
-                }
-            }
+        let mut set = KeySet::default();
+        let mut stmt = conn.prepare(query)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (a, b): (String, String) = (row.get(1)?, row.get(2)?);
+            set.insert(&key(&a, &b));
         }
-        for (key, id) in deferred {
-            index.insert(&key, id, |other| holds(other, &key))?;
-        }
-        Ok(index)
+        Ok(set)
     }
 
-    pub fn insert(
-        &mut self,
-        key: &str,
-        id: i64,
-        mut holds: impl FnMut(i64) -> rusqlite::Result<bool>,
-    ) -> rusqlite::Result<()> {
-        self.ids.insert(key, id, |other| holds(*other))
+    pub fn insert(&mut self, key: &str) {
+        let (shard, print) = place(key);
+        self.shards[shard].insert(print);
     }
 
-    /// The id of the row with this key, if the index has it.
-    pub fn get(
-        &self,
-        key: &str,
-        mut holds: impl FnMut(i64) -> rusqlite::Result<bool>,
-    ) -> rusqlite::Result<Option<i64>> {
-        self.ids.get(key, |id| holds(*id))
+    /// Whether a row with this key may be stored: `false` means it is not.
+    pub fn may_hold(&self, key: &str) -> bool {
+        let (shard, print) = place(key);
+        self.shards[shard].contains(&print)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_what_was_inserted_and_rarely_what_was_not() {
+        let mut set = KeySet::default();
+        for n in 0..100_000 {
+            set.insert(&event_key("psa", &format!("e{n}")));
+        }
+        assert!((0..100_000).all(|n| set.may_hold(&event_key("psa", &format!("e{n}")))));
+        let false_hits = (0..100_000)
+            .filter(|n| set.may_hold(&event_key("crm", &format!("e{n}"))))
+            .count();
+        assert!(
+            false_hits < 10,
+            "{false_hits} of 100,000 absent keys looked present"
+        );
     }
 }

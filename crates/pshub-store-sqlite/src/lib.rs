@@ -13,12 +13,13 @@
 
 mod group;
 mod index;
+mod postings;
 mod reader;
 mod rows;
 mod write;
 
 use group::{Group, Job, JobResult};
-use index::{KeyIndex, entry_key, event_key};
+use index::{KeySet, entry_key, event_key};
 use pshub_engine::error::{EngineError, Result};
 use pshub_engine::store::sql::{Migration, Queries};
 use pshub_engine::store::*;
@@ -32,11 +33,18 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 /// The file inside the data folder.
 pub const DB_FILE: &str = "pshub.sqlite";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "engine",
-    sql: include_str!("../sql/migrations/0001_engine.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "engine",
+        sql: include_str!("../sql/migrations/0001_engine.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "line_postings",
+        sql: include_str!("../sql/migrations/0002_line_postings.sql"),
+    },
+];
 
 pub(crate) fn queries() -> &'static Queries {
     static QUERIES: OnceLock<Queries> = OnceLock::new();
@@ -102,8 +110,8 @@ impl From<EngineError> for Stop {
 /// The indexes of external keys, with a connection of their own to verify hits on.
 struct Lookup {
     conn: Connection,
-    events: KeyIndex,
-    entries: KeyIndex,
+    events: KeySet,
+    entries: KeySet,
 }
 
 pub struct SqliteStore {
@@ -127,18 +135,6 @@ pub(crate) fn due_steps(
         .query_map(params![system, now_ms, limit], step_row)
         .map_err(db)?;
     rows.collect::<rusqlite::Result<_>>().map_err(db)
-}
-
-fn read_event(conn: &Connection, seq: i64) -> rusqlite::Result<Option<InboxRow>> {
-    conn.prepare_cached(queries().get("event_by_seq").unwrap_or("SELECT 1 WHERE 0"))?
-        .query_row([seq], inbox_row)
-        .optional()
-}
-
-fn read_entry(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<EntryRow>> {
-    conn.prepare_cached(queries().get("entry_by_id").unwrap_or("SELECT 1 WHERE 0"))?
-        .query_row([row_id], entry_row)
-        .optional()
 }
 
 /// Applies the migrations a store lacks, each in its own transaction.
@@ -209,16 +205,8 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 4096;")
             .map_err(db)?;
         let lookup_conn = connect(&path, READER_CACHE_KIB).map_err(db)?;
-        let events = KeyIndex::build(&lookup_conn, q("event_keys")?, event_key, |seq, key| {
-            Ok(read_event(&lookup_conn, seq)?
-                .is_some_and(|r| event_key(&r.source, &r.event_id) == key))
-        })
-        .map_err(db)?;
-        let entries = KeyIndex::build(&lookup_conn, q("entry_keys")?, entry_key, |row_id, key| {
-            Ok(read_entry(&lookup_conn, row_id)?
-                .is_some_and(|e| entry_key(e.kind.as_str(), &e.entry_id) == key))
-        })
-        .map_err(db)?;
+        let events = KeySet::build(&lookup_conn, q("event_keys")?, event_key).map_err(db)?;
+        let entries = KeySet::build(&lookup_conn, q("entry_keys")?, entry_key).map_err(db)?;
         Ok(SqliteStore {
             group: Group::new(conn),
             lookup: Mutex::new(Lookup {
@@ -265,26 +253,13 @@ impl SqliteStore {
     /// Adds what a commit inserted to the indexes.
     fn index(&self, commit: &Commit) -> rusqlite::Result<()> {
         let mut lookup = self.lookup();
-        let Lookup {
-            conn,
-            events,
-            entries,
-        } = &mut *lookup;
         for row in &commit.inbox {
-            events.insert(&event_key(&row.source, &row.event_id), row.seq, |other| {
-                Ok(read_event(conn, other)?
-                    .is_some_and(|r| r.source == row.source && r.event_id == row.event_id))
-            })?;
+            lookup.events.insert(&event_key(&row.source, &row.event_id));
         }
         for row in commit.entries.iter().filter(|e| e.version == 0) {
-            entries.insert(
-                &entry_key(row.kind.as_str(), &row.entry_id),
-                row.row_id,
-                |other| {
-                    Ok(read_entry(conn, other)?
-                        .is_some_and(|e| e.kind == row.kind && e.entry_id == row.entry_id))
-                },
-            )?;
+            lookup
+                .entries
+                .insert(&entry_key(row.kind.as_str(), &row.entry_id));
         }
         Ok(())
     }
@@ -331,31 +306,16 @@ impl Store for SqliteStore {
         let trust = self.trust_misses.load(Ordering::Relaxed);
         keys.iter()
             .map(|(source, event_id)| {
-                if source.is_empty() {
+                if source.is_empty()
+                    || (trust && !lookup.events.may_hold(&event_key(source, event_id)))
+                {
                     return Ok(None);
                 }
-                if !trust {
-                    return lookup
-                        .conn
-                        .prepare_cached(q("event_by_key")?)
-                        .and_then(|mut s| s.query_row([source, event_id], inbox_row).optional())
-                        .map_err(db);
-                }
-                let mut found = None;
-                let seq = lookup
-                    .events
-                    .get(&event_key(source, event_id), |seq| {
-                        found = read_event(&lookup.conn, seq)?
-                            .filter(|r| r.source == *source && r.event_id == *event_id);
-                        Ok(found.is_some())
-                    })
-                    .map_err(db)?;
-                match (found, seq) {
-                    (Some(row), _) => Ok(Some(row)),
-                    // Not the key under its hash: the side table of colliding keys had it.
-                    (None, Some(seq)) => read_event(&lookup.conn, seq).map_err(db),
-                    (None, None) => Ok(None),
-                }
+                lookup
+                    .conn
+                    .prepare_cached(q("event_by_key")?)
+                    .and_then(|mut s| s.query_row([source, event_id], inbox_row).optional())
+                    .map_err(db)
             })
             .collect()
     }
@@ -365,30 +325,17 @@ impl Store for SqliteStore {
         let trust = self.trust_misses.load(Ordering::Relaxed);
         keys.iter()
             .map(|(kind, entry_id)| {
-                if !trust {
-                    return lookup
-                        .conn
-                        .prepare_cached(q("entry_by_key")?)
-                        .and_then(|mut s| {
-                            s.query_row(params![kind.as_str(), entry_id], entry_row)
-                                .optional()
-                        })
-                        .map_err(db);
+                if trust && !lookup.entries.may_hold(&entry_key(kind.as_str(), entry_id)) {
+                    return Ok(None);
                 }
-                let mut found = None;
-                let row_id = lookup
-                    .entries
-                    .get(&entry_key(kind.as_str(), entry_id), |row_id| {
-                        found = read_entry(&lookup.conn, row_id)?
-                            .filter(|e| e.kind == *kind && e.entry_id == *entry_id);
-                        Ok(found.is_some())
+                lookup
+                    .conn
+                    .prepare_cached(q("entry_by_key")?)
+                    .and_then(|mut s| {
+                        s.query_row(params![kind.as_str(), entry_id], entry_row)
+                            .optional()
                     })
-                    .map_err(db)?;
-                match (found, row_id) {
-                    (Some(row), _) => Ok(Some(row)),
-                    (None, Some(row_id)) => read_entry(&lookup.conn, row_id).map_err(db),
-                    (None, None) => Ok(None),
-                }
+                    .map_err(db)
             })
             .collect()
     }

@@ -1,6 +1,7 @@
 //! Reads on a connection of their own: they see what is committed and never wait for the
 //! writer (WAL).
 
+use crate::postings::{self, Field};
 use crate::rows::*;
 use crate::{db, q};
 use pshub_engine::error::Result;
@@ -144,30 +145,68 @@ impl StoreReader for SqliteReader {
     }
 
     fn lines(&mut self, f: &LineFilter, page: Page) -> Result<Vec<DeliveredLine>> {
-        let mut filter = Filter::new("l.id > ?", page.after);
-        filter.add("l.project_code = ?", f.project_code.clone());
-        filter.add("l.worker_id = ?", f.worker_id.clone());
-        filter.add(
-            "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
-            f.source_id.clone(),
-        );
-        filter.add("l.entry_row = ?", f.entry_row);
-        // A line has its step's id: the steps of an event are found by their index.
-        filter.add(
-            "l.id IN (SELECT id FROM steps WHERE event_seq = ?)",
-            f.event_seq,
-        );
-        if let Some(status) = f.status {
-            let states: Vec<&str> = status.states().iter().map(|s| s.as_str()).collect();
-            filter.clauses.push(match states.len() {
-                1 => "s.state = ?",
-                _ => "s.state IN (?, ?, ?)",
-            });
-            for state in states {
-                filter.args.push(Box::new(state));
+        let filter = || {
+            let mut filter = Filter::new("l.id > ?", page.after);
+            filter.add(
+                "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
+                f.source_id.clone(),
+            );
+            filter.add("l.entry_row = ?", f.entry_row);
+            // A line has its step's id: the steps of an event are found by their index.
+            filter.add(
+                "l.id IN (SELECT id FROM steps WHERE event_seq = ?)",
+                f.event_seq,
+            );
+            if let Some(status) = f.status {
+                let states: Vec<&str> = status.states().iter().map(|s| s.as_str()).collect();
+                filter.clauses.push(match states.len() {
+                    1 => "s.state = ?",
+                    _ => "s.state IN (?, ?, ?)",
+                });
+                for state in states {
+                    filter.args.push(Box::new(state));
+                }
             }
+            filter
+        };
+        // By project or worker: the candidates come from the posting lists, in order, and
+        // the other filters are applied to them a slice at a time until the page is full.
+        let by = |field, value: &Option<String>, conn: &Connection| {
+            value
+                .as_deref()
+                .map(|v| postings::ids(conn, field, v, page.after))
+                .transpose()
+        };
+        let candidates = match (
+            by(Field::Project, &f.project_code, &self.conn)?,
+            by(Field::Worker, &f.worker_id, &self.conn)?,
+        ) {
+            (None, None) => return filter().run(&self.conn, "lines_list", page, delivered_line),
+            (Some(ids), None) | (None, Some(ids)) => ids,
+            (Some(a), Some(b)) => postings::intersect(&a, &b),
+        };
+        let mut found = Vec::new();
+        for slice in candidates.chunks(2_000) {
+            let left = page.limit.saturating_sub(found.len() as u32);
+            if left == 0 {
+                break;
+            }
+            let mut within = filter();
+            within
+                .clauses
+                .push("l.id IN (SELECT value FROM json_each(?))");
+            within.args.push(Box::new(json_ids(slice)));
+            found.extend(within.run(
+                &self.conn,
+                "lines_list",
+                Page {
+                    after: page.after,
+                    limit: left,
+                },
+                delivered_line,
+            )?);
         }
-        filter.run(&self.conn, "lines_list", page, delivered_line)
+        Ok(found)
     }
 
     fn lines_by_ids(&mut self, ids: &[i64]) -> Result<Vec<LineRow>> {

@@ -215,6 +215,12 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             int(r.step_id),
         ]
     })?;
+    if !commit.lines.is_empty() {
+        insert_many(tx, "insert_unindexed_line", commit.lines.iter(), |r| {
+            vec![int(r.id)]
+        })?;
+        crate::postings::index_if_due(tx)?;
+    }
     insert_many(
         tx,
         "insert_step",

@@ -77,3 +77,88 @@ fn a_second_process_on_the_file_is_found_through_the_database() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn lines_are_found_by_project_and_worker_before_and_after_their_batch_is_indexed() {
+    use pshub_engine::Store;
+    use pshub_engine::conformance::{line, step};
+    use pshub_engine::store::{Commit, LineFilter, Page, Rows};
+    let dir = std::env::temp_dir().join(format!(
+        "pshub-conformance-line-keys-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = SqliteStore::open(&dir).unwrap();
+    let project = |id: i64| format!("P-{}", id % 7);
+    let worker = |id: i64| format!("W-{}", id % 11);
+    // 45,000 lines in commits of 5,000: the first 35,000 or so are moved to the tables in
+    // one batch, the rest are still unindexed.
+    for first in (1..=45_000).step_by(5_000) {
+        let mut lines = Vec::new();
+        let mut steps = Rows::default();
+        for id in first..first + 5_000 {
+            let mut row = line(id, id as u32, id, None);
+            row.entry_row = id;
+            row.project_code = project(id);
+            row.worker_id = worker(id);
+            lines.push(row);
+            let mut s = step(id, "erp", id, 0, None);
+            s.business_key = format!("time:T-{id}:1");
+            steps.put(s);
+        }
+        store
+            .commit(&std::sync::Arc::new(Commit {
+                lines,
+                steps,
+                ..Commit::default()
+            }))
+            .unwrap();
+    }
+    let mut reader = store.reader().unwrap();
+    let all = |reader: &mut Box<dyn pshub_engine::store::StoreReader>, filter: &LineFilter| {
+        let mut ids = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader
+                .lines(
+                    filter,
+                    Page {
+                        after,
+                        limit: 1_000,
+                    },
+                )
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.line.id;
+            ids.extend(page.iter().map(|l| l.line.id));
+        }
+        ids
+    };
+    let by_project = all(
+        &mut reader,
+        &LineFilter {
+            project_code: Some("P-3".into()),
+            ..LineFilter::default()
+        },
+    );
+    let expected: Vec<i64> = (1..=45_000).filter(|id| project(*id) == "P-3").collect();
+    assert_eq!(
+        by_project, expected,
+        "every line of P-3, in order, indexed or not"
+    );
+    let by_worker = all(
+        &mut reader,
+        &LineFilter {
+            worker_id: Some("W-4".into()),
+            project_code: Some("P-2".into()),
+            ..LineFilter::default()
+        },
+    );
+    let expected: Vec<i64> = (1..=45_000)
+        .filter(|id| worker(*id) == "W-4" && project(*id) == "P-2")
+        .collect();
+    assert_eq!(by_worker, expected);
+    drop(reader);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
