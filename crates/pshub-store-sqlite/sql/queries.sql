@@ -283,7 +283,7 @@ SELECT 1
 INSERT OR FAIL INTO lines_unindexed (line_id) VALUES (?)
 
 -- name: unindexed_lines
-SELECT COALESCE(max(line_id) - min(line_id) + 1, 0) FROM lines_unindexed
+SELECT COALESCE((SELECT max(line_id) FROM lines_unindexed) - (SELECT min(line_id) FROM lines_unindexed) + 1, 0)
 
 -- name: unindexed_line_keys
 SELECT l.id, l.project_code, l.worker_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id ORDER BY l.id
