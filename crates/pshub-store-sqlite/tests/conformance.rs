@@ -81,8 +81,7 @@ fn a_second_process_on_the_file_is_found_through_the_database() {
 #[test]
 fn lines_are_found_by_project_and_worker_before_and_after_their_batch_is_indexed() {
     use pshub_engine::Store;
-    use pshub_engine::conformance::{line, step};
-    use pshub_engine::store::{Commit, LineFilter, Page, Rows};
+    use pshub_engine::store::{LineFilter, Page};
     let dir = std::env::temp_dir().join(format!(
         "pshub-conformance-line-keys-{}",
         std::process::id()
@@ -94,25 +93,7 @@ fn lines_are_found_by_project_and_worker_before_and_after_their_batch_is_indexed
     // 45,000 lines in commits of 5,000: the first 35,000 or so are moved to the tables in
     // one batch, the rest are still unindexed.
     for first in (1..=45_000).step_by(5_000) {
-        let mut lines = Vec::new();
-        let mut steps = Rows::default();
-        for id in first..first + 5_000 {
-            let mut row = line(id, id as u32, id, None);
-            row.entry_row = id;
-            row.project_code = project(id);
-            row.worker_id = worker(id);
-            lines.push(row);
-            let mut s = step(id, "erp", id, 0, None);
-            s.business_key = format!("time:T-{id}:1");
-            steps.put(s);
-        }
-        store
-            .commit(&std::sync::Arc::new(Commit {
-                lines,
-                steps,
-                ..Commit::default()
-            }))
-            .unwrap();
+        write_lines(&store, first..first + 5_000, project, worker);
     }
     let mut reader = store.reader().unwrap();
     let all = |reader: &mut Box<dyn pshub_engine::store::StoreReader>, filter: &LineFilter| {
@@ -161,4 +142,88 @@ fn lines_are_found_by_project_and_worker_before_and_after_their_batch_is_indexed
     drop(reader);
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_store_from_before_the_posting_lists_keeps_finding_its_lines_by_project() {
+    use pshub_engine::Store;
+    use pshub_engine::store::{LineFilter, Page};
+    let dir = std::env::temp_dir().join(format!(
+        "pshub-conformance-migration-2-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_lines(
+        &SqliteStore::open(&dir).unwrap(),
+        1..=300,
+        |id| format!("P-{}", id % 3),
+        |id| format!("W-{id}"),
+    );
+    // Put the file back in the layout of migration 1: line indexes, no posting lists.
+    let conn = rusqlite::Connection::open(dir.join(pshub_store_sqlite::DB_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE line_postings; DROP TABLE lines_unindexed;
+         CREATE INDEX lines_project ON lines (project_code, id);
+         CREATE INDEX lines_worker ON lines (worker_id, id);
+         DELETE FROM schema_migrations WHERE version > 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&dir).unwrap();
+    let mut reader = store.reader().unwrap();
+    let found: Vec<i64> = reader
+        .lines(
+            &LineFilter {
+                project_code: Some("P-1".into()),
+                ..LineFilter::default()
+            },
+            Page {
+                after: 0,
+                limit: 1_000,
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|l| l.line.id)
+        .collect();
+    let expected: Vec<i64> = (1..=300).filter(|id| id % 3 == 1).collect();
+    assert_eq!(
+        found, expected,
+        "the migrated store finds every line of P-1"
+    );
+    drop(reader);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Commits one invoice line (and its step) per id, with the project and worker given.
+fn write_lines(
+    store: &SqliteStore,
+    ids: impl Iterator<Item = i64>,
+    project: impl Fn(i64) -> String,
+    worker: impl Fn(i64) -> String,
+) {
+    use pshub_engine::Store;
+    use pshub_engine::conformance::{line, step};
+    use pshub_engine::store::{Commit, Rows};
+    let mut lines = Vec::new();
+    let mut steps = Rows::default();
+    for id in ids {
+        let mut row = line(id, id as u32, id, None);
+        row.entry_row = id;
+        row.project_code = project(id);
+        row.worker_id = worker(id);
+        lines.push(row);
+        let mut s = step(id, "erp", id, 0, None);
+        s.business_key = format!("time:T-{id}:1");
+        steps.put(s);
+    }
+    store
+        .commit(&std::sync::Arc::new(Commit {
+            lines,
+            steps,
+            ..Commit::default()
+        }))
+        .unwrap();
 }
