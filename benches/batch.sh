@@ -45,10 +45,7 @@ done
 require_tools
 mkdir -p "$WORK"
 
-data="$(dataset "$entries")"
-reference_events=$(jq .reference_events "$data/manifest.json")
-work_events=$(jq .work_events "$data/manifest.json")
-all_events=$((reference_events + work_events))
+load_dataset "$entries"
 pshub_url="http://127.0.0.1:$pshub_port"
 report="$WORK/batch-$entries.json"
 failed=0

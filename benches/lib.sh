@@ -108,6 +108,15 @@ dataset() {
     echo "$dir"
 }
 
+# load_dataset N: the dataset of N entries (written once); sets data (its folder),
+# reference_events, work_events and all_events from its manifest.
+load_dataset() {
+    data="$(dataset "$1")"
+    reference_events=$(jq .reference_events "$data/manifest.json")
+    work_events=$(jq .work_events "$data/manifest.json")
+    all_events=$((reference_events + work_events))
+}
+
 # wait_http URL SECONDS: waits until URL answers 200.
 wait_http() {
     local url="$1" seconds="$2"

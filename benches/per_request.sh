@@ -44,10 +44,7 @@ done
 require_tools
 mkdir -p "$WORK"
 
-data="$(dataset "$entries")"
-reference_events=$(jq .reference_events "$data/manifest.json")
-work_events=$(jq .work_events "$data/manifest.json")
-all_events=$((reference_events + work_events))
+load_dataset "$entries"
 pshub_url="http://127.0.0.1:$pshub_port"
 peer_url="http://127.0.0.1:$peer_port"
 report="$WORK/per_request-$entries.json"

@@ -212,11 +212,8 @@ print(f"{max(times):.3f}" if times else "null")
 PY
 }
 
-data="$(dataset "$entries")"
-reference_events=$(jq .reference_events "$data/manifest.json")
-work_events=$(jq .work_events "$data/manifest.json")
+load_dataset "$entries"
 projects=$(jq .projects "$data/manifest.json")
-all_events=$((reference_events + work_events))
 report="$WORK/postgres_processes-$entries.json"
 sandbox_url="http://127.0.0.1:$sandbox_port"
 failed=0

@@ -64,16 +64,8 @@ impl Store for Flaky {
     ) -> Result<i64> {
         self.inner.reference_since(after, visit)
     }
-    fn claim_steps(
-        &self,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<Claimed>> {
-        self.inner
-            .claim_steps(system, now_ms, limit, owner, lease_ms)
+    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.inner.claim_steps(claim)
     }
     fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize> {
         self.inner.renew_leases(ids, owner, until_ms)

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use support::{
-    Api, Server, TempDir, create_token, eventually, join_all, node_of, psql, sandbox,
-    sandbox_records, wait_healthy,
+    Api, Server, TempDir, create_token, eventually, join_all, node_of, project_codes, psql,
+    sandbox, sandbox_records, wait_healthy,
 };
 use tokio::task::JoinSet;
 
@@ -234,16 +234,7 @@ async fn three_processes_share_one_store_and_one_dying_loses_and_doubles_nothing
     let firm = SimulatedFirm::new(spec);
     let reference = firm.reference_events();
     let mut work: Vec<Value> = firm.work_events().collect();
-    let projects: Vec<String> = reference
-        .iter()
-        .filter(|e| e["type"] == "opportunity.closed_won")
-        .map(|e| {
-            e["data"]["project"]["project_code"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let projects = project_codes(&reference);
     let ordered: Vec<Value> = {
         let picked = ordered_candidates(&work);
         let set: HashSet<usize> = picked.iter().copied().collect();

@@ -141,6 +141,27 @@ fn every_bad_flag_is_refused_with_a_message_that_names_it() {
         assert!(!output.status.success(), "{name}={value} is refused");
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
+    // Settings read with the configuration: the demo reads them before anything runs.
+    for (name, value) in [
+        ("PSHUB_DELIVERY_BATCH", "0"),
+        ("PSHUB_DELIVERY_PAUSE_MS", "-5"),
+        ("PSHUB_BREAKER_THRESHOLD", "many"),
+        ("PSHUB_BREAKER_COOL_DOWN_MS", "1"),
+        ("PSHUB_RETRY_DELAYS_MS", "1000,soon"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["demo", "--exit", "--data-dir"])
+            .arg(dir.path().join("demo"))
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} is refused");
+        assert!(
+            stderr.contains(name) && !stderr.contains("panicked"),
+            "{name}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]

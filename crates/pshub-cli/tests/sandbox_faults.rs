@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::{
-    Api, TempDir, create_token, eventually, metric, sandbox, sandbox_on, sandbox_records,
-    sandbox_stats, wait_healthy,
+    Api, TempDir, create_token, eventually, metric, project_codes, sandbox, sandbox_on,
+    sandbox_records, sandbox_stats, wait_healthy,
 };
 
 mod support;
@@ -100,16 +100,7 @@ async fn every_line_reaches_a_faulty_erp_exactly_once_and_the_breaker_opens_and_
         ..FirmSpec::default()
     });
     let reference = firm.reference_events();
-    let projects: Vec<String> = reference
-        .iter()
-        .filter(|e| e["type"] == "opportunity.closed_won")
-        .map(|e| {
-            e["data"]["project"]["project_code"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let projects = project_codes(&reference);
     let work: Vec<Value> = firm.work_events().collect();
     let sent = reference.len() + work.len();
     assert!(sent > 3_000, "{sent} events");

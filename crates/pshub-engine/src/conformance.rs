@@ -514,13 +514,15 @@ pub fn claims_lease_due_steps_and_release_waiters(store: &dyn Store) {
             ..Commit::default()
         },
     );
-    let claimed = store.claim_steps("erp", 1_000, 10, 7, 5_000).unwrap();
+    let claimed = store
+        .claim_steps(&claim("erp", 1_000, 10, 7, 5_000))
+        .unwrap();
     assert_eq!(claimed.iter().map(|c| c.step.id).collect::<Vec<_>>(), [1]);
     assert_eq!(claimed[0].step.state, StepState::Running);
     assert!(!claimed[0].taken_over);
     assert!(
         store
-            .claim_steps("erp", 2_000, 10, 8, 5_000)
+            .claim_steps(&claim("erp", 2_000, 10, 8, 5_000))
             .unwrap()
             .is_empty(),
         "leased"
@@ -531,7 +533,9 @@ pub fn claims_lease_due_steps_and_release_waiters(store: &dyn Store) {
         "not 8's lease"
     );
     assert_eq!(store.renew_leases(&[1], 7, 9_000).unwrap(), 1);
-    let taken = store.claim_steps("erp", 9_500, 10, 8, 5_000).unwrap();
+    let taken = store
+        .claim_steps(&claim("erp", 9_500, 10, 8, 5_000))
+        .unwrap();
     assert_eq!(
         taken
             .iter()
@@ -570,14 +574,16 @@ pub fn claims_lease_due_steps_and_release_waiters(store: &dyn Store) {
     let mut r = store.reader().unwrap();
     assert_eq!(r.step(3).unwrap().unwrap().state, StepState::Pending);
     assert_eq!(r.step(5).unwrap().unwrap().state, StepState::Pending);
-    let next = store.claim_steps("erp", 20_000, 10, 8, 5_000).unwrap();
+    let next = store
+        .claim_steps(&claim("erp", 20_000, 10, 8, 5_000))
+        .unwrap();
     assert_eq!(
         next.iter().map(|c| c.step.id).collect::<Vec<_>>(),
         [2, 3, 5]
     );
     assert_eq!(
         store
-            .claim_steps("psa", 20_000, 10, 8, 5_000)
+            .claim_steps(&claim("psa", 20_000, 10, 8, 5_000))
             .unwrap()
             .len(),
         1,
@@ -659,7 +665,9 @@ pub fn two_claimers_never_claim_one_step_twice(store: &dyn Store) {
                 scope.spawn(move || {
                     let mut mine = Vec::new();
                     loop {
-                        let got = store.claim_steps("erp", 1_000, 7, owner, 60_000).unwrap();
+                        let got = store
+                            .claim_steps(&claim("erp", 1_000, 7, owner, 60_000))
+                            .unwrap();
                         if got.is_empty() {
                             return mine;
                         }
@@ -877,4 +885,15 @@ macro_rules! store_conformance_tests {
             }
         )*
     };
+}
+
+/// A claim of `system`'s due steps, as a delivery worker makes it.
+fn claim(system: &str, now_ms: i64, limit: u32, owner: i64, lease_ms: i64) -> ClaimRequest {
+    ClaimRequest {
+        system: system.to_string(),
+        now_ms,
+        limit,
+        owner,
+        lease_ms,
+    }
 }

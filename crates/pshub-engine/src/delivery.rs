@@ -70,14 +70,16 @@ impl Round<'_> {
             }
         };
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
+        let (system, owner) = (self.system, self.node);
+        let claim_now = move || ClaimRequest {
+            system: system.to_string(),
+            now_ms: Utc::now().timestamp_millis(),
+            limit,
+            owner,
+            lease_ms,
+        };
         let claimed = if carried.is_empty() {
-            self.store.claim_steps(
-                self.system,
-                Utc::now().timestamp_millis(),
-                limit,
-                self.node,
-                lease_ms,
-            )?
+            self.store.claim_steps(&claim_now())?
         } else {
             carried
         };
@@ -116,14 +118,7 @@ impl Round<'_> {
         let commit = std::sync::Arc::new(commit);
         let claim_next = claim_next && self.breaker.permit(Instant::now()) == Permit::Calls;
         let (committed, next) = if claim_next {
-            self.store.commit_and_claim(
-                &commit,
-                self.system,
-                Utc::now().timestamp_millis(),
-                limit,
-                self.node,
-                lease_ms,
-            )
+            self.store.commit_and_claim(&commit, &claim_now())
         } else {
             (self.store.commit(&commit), Ok(Vec::new()))
         };

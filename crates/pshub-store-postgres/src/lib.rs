@@ -215,20 +215,13 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     outcome
 }
 
-async fn claim(
-    pool: &PgPool,
-    system: &str,
-    now_ms: i64,
-    limit: u32,
-    owner: i64,
-    lease_ms: i64,
-) -> Result<Vec<Claimed>> {
+async fn claim_due(pool: &PgPool, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
     let rows = sqlx::query(q("claim_steps")?)
-        .bind(system)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .bind(owner)
-        .bind(now_ms + lease_ms)
+        .bind(&claim.system)
+        .bind(claim.now_ms)
+        .bind(i64::from(claim.limit))
+        .bind(claim.owner)
+        .bind(claim.until_ms())
         .fetch_all(pool)
         .await
         .map_err(pg)?;
@@ -372,16 +365,8 @@ impl Store for PostgresStore {
         })
     }
 
-    fn claim_steps(
-        &self,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<Claimed>> {
-        self.pg
-            .block_on(claim(&self.pg.pool, system, now_ms, limit, owner, lease_ms))
+    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.pg.block_on(claim_due(&self.pg.pool, claim))
     }
 
     fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize> {

@@ -325,41 +325,18 @@ impl StoreReader for PostgresReader {
         )
     }
 
-    fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
-        let events = self.all(
+    fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>> {
+        self.all(
             sqlx::query(q("events_of_correlation")?).bind(correlation_id),
             inbox_row,
-        )?;
-        let mut steps = Vec::new();
-        let mut lines = Vec::new();
-        for event in &events {
-            steps.extend(self.steps_of_event(event.seq)?);
-            lines.extend(self.lines(
-                &LineFilter {
-                    event_seq: Some(event.seq),
-                    ..LineFilter::default()
-                },
-                Page::ALL,
-            )?);
-        }
-        let cases = self.cases(
-            &CaseFilter {
-                correlation_id: Some(correlation_id.to_string()),
-                ..CaseFilter::default()
-            },
-            Page::ALL,
-        )?;
-        let timeline = self.all(
+        )
+    }
+
+    fn timeline_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<TimelineRow>> {
+        self.all(
             sqlx::query(q("timeline_of_correlation")?).bind(correlation_id),
             timeline_row,
-        )?;
-        Ok(Trail {
-            events,
-            lines,
-            steps,
-            cases,
-            timeline,
-        })
+        )
     }
 
     fn counters(&mut self) -> Result<Counters> {

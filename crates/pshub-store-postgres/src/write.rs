@@ -28,6 +28,43 @@ impl From<EngineError> for Stop {
     }
 }
 
+/// One column of `rows`, as the array a statement unnests.
+fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+type Statement<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// The columns of an entry that an update changes, in the order both of its statements
+/// (`insert_entries`, `update_entries`) take them after the row's identity.
+fn entry_state<'q>(query: Statement<'q>, rows: &'q [&EntryRow]) -> Statement<'q> {
+    query
+        .bind(column(rows, |r| r.phase.as_str()))
+        .bind(column(rows, |r| r.event_seq))
+        .bind(column(rows, |r| r.fingerprint as i64))
+        .bind(column(rows, |r| r.line_id))
+        .bind(column(rows, |r| r.case_id))
+        .bind(column(rows, |r| r.value))
+        .bind(column(rows, |r| r.currency.map(|c| c.code().to_string())))
+        .bind(column(rows, |r| r.manual))
+        .bind(column(rows, |r| r.postings as i32))
+}
+
+/// The columns of a step that an update changes, in the order both of its statements
+/// (`insert_steps`, `update_steps`) take them after the row's identity.
+fn step_state<'q>(query: Statement<'q>, rows: &'q [&StepRow]) -> Statement<'q> {
+    query
+        .bind(column(rows, |r| r.state.as_str()))
+        .bind(column(rows, |r| r.waits_on))
+        .bind(column(rows, |r| r.attempts as i32))
+        .bind(column(rows, |r| r.next_attempt_at))
+        .bind(column(rows, |r| r.lease_owner))
+        .bind(column(rows, |r| r.lease_until))
+        .bind(column(rows, |r| r.result.as_deref()))
+        .bind(column(rows, |r| r.last_error.as_deref()))
+        .bind(column(rows, |r| r.outcome_unknown))
+}
+
 fn changed(rows: u64, expected: usize, what: &str) -> Result<(), Stop> {
     if rows == expected as u64 {
         Ok(())
@@ -65,32 +102,16 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
     if !commit.inbox.is_empty() {
         let rows = &commit.inbox;
         sqlx::query(q("insert_inbox")?)
-            .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|r| r.correlation_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|r| r.occurred_at.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|r| r.received_at.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.data.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.ref_version).collect::<Vec<_>>())
+            .bind(column(rows, |r| r.seq))
+            .bind(column(rows, |r| r.source.as_str()))
+            .bind(column(rows, |r| r.event_id.as_str()))
+            .bind(column(rows, |r| r.event_type.as_str()))
+            .bind(column(rows, |r| r.correlation_id.as_str()))
+            .bind(column(rows, |r| r.occurred_at.as_str()))
+            .bind(column(rows, |r| r.received_at.as_str()))
+            .bind(column(rows, |r| r.raw.as_str()))
+            .bind(column(rows, |r| r.data.as_str()))
+            .bind(column(rows, |r| r.ref_version))
             .execute(&mut **tx)
             .await?;
     }
@@ -128,166 +149,78 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
     if !commit.conflicts.is_empty() {
         let rows = &commit.conflicts;
         sqlx::query(q("insert_conflicts")?)
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.original_seq).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.data.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.received_at.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.case_id).collect::<Vec<_>>())
+            .bind(column(rows, |r| r.id))
+            .bind(column(rows, |r| r.source.as_str()))
+            .bind(column(rows, |r| r.event_id.as_str()))
+            .bind(column(rows, |r| r.original_seq))
+            .bind(column(rows, |r| r.event_type.as_str()))
+            .bind(column(rows, |r| r.data.as_str()))
+            .bind(column(rows, |r| r.raw.as_str()))
+            .bind(column(rows, |r| r.received_at.as_str()))
+            .bind(column(rows, |r| r.case_id))
             .execute(&mut **tx)
             .await?;
     }
     let (new, mut old): (Vec<&EntryRow>, Vec<&EntryRow>) =
         commit.entries.iter().partition(|e| e.version == 0);
     if !new.is_empty() {
-        sqlx::query(q("insert_entries")?)
-            .bind(new.iter().map(|r| r.row_id).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.entry_id.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.fingerprint as i64).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.line_id).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.case_id).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.value).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.currency.map(|c| c.code().to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.manual).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.postings as i32).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+        let query = sqlx::query(q("insert_entries")?)
+            .bind(column(&new, |r| r.row_id))
+            .bind(column(&new, |r| r.kind.as_str()))
+            .bind(column(&new, |r| r.entry_id.as_str()));
+        entry_state(query, &new).execute(&mut **tx).await?;
     }
     if !old.is_empty() {
         // In id order, so that two writers lock the same rows in the same order.
         old.sort_by_key(|e| e.row_id);
-        let done = sqlx::query(q("update_entries")?)
-            .bind(old.iter().map(|r| r.row_id).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.version).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.fingerprint as i64).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.line_id).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.case_id).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.value).collect::<Vec<_>>())
-            .bind(
-                old.iter()
-                    .map(|r| r.currency.map(|c| c.code().to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(old.iter().map(|r| r.manual).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.postings as i32).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+        let query = sqlx::query(q("update_entries")?)
+            .bind(column(&old, |r| r.row_id))
+            .bind(column(&old, |r| r.version));
+        let done = entry_state(query, &old).execute(&mut **tx).await?;
         changed(done.rows_affected(), old.len(), "entries")?;
     }
     if !commit.lines.is_empty() {
         let rows = &commit.lines;
         sqlx::query(q("insert_lines")?)
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.entry_row).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.posting as i32).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.source_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.project_code.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|r| r.worker_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.date).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.quantity).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.rate).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.rate_currency.code())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.fx_rate).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.currency.code()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.tax_code.as_str()).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.billing_class.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.reverses).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.correlation_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|r| r.created_at.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.step_id).collect::<Vec<_>>())
+            .bind(column(rows, |r| r.id))
+            .bind(column(rows, |r| r.kind.as_str()))
+            .bind(column(rows, |r| r.entry_row))
+            .bind(column(rows, |r| r.posting as i32))
+            .bind(column(rows, |r| r.source_id.as_str()))
+            .bind(column(rows, |r| r.event_seq))
+            .bind(column(rows, |r| r.project_code.as_str()))
+            .bind(column(rows, |r| r.worker_id.as_str()))
+            .bind(column(rows, |r| r.date))
+            .bind(column(rows, |r| r.quantity))
+            .bind(column(rows, |r| r.rate))
+            .bind(column(rows, |r| r.rate_currency.code()))
+            .bind(column(rows, |r| r.fx_rate))
+            .bind(column(rows, |r| r.amount))
+            .bind(column(rows, |r| r.currency.code()))
+            .bind(column(rows, |r| r.tax_code.as_str()))
+            .bind(column(rows, |r| r.billing_class.as_str()))
+            .bind(column(rows, |r| r.reverses))
+            .bind(column(rows, |r| r.correlation_id.as_str()))
+            .bind(column(rows, |r| r.created_at.as_str()))
+            .bind(column(rows, |r| r.step_id))
             .execute(&mut **tx)
             .await?;
     }
     let (new, mut old): (Vec<&StepRow>, Vec<&StepRow>) =
         commit.steps.iter().partition(|s| s.version == 0);
     if !new.is_empty() {
-        sqlx::query(q("insert_steps")?)
-            .bind(new.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.flow.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.step.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.system.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.subject).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.business_key.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.waits_on).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.attempts as i32).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.result.as_deref()).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.last_error.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.outcome_unknown).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.correlation_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.created_at.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.done_at.as_deref()).collect::<Vec<_>>())
+        let query = sqlx::query(q("insert_steps")?)
+            .bind(column(&new, |r| r.id))
+            .bind(column(&new, |r| r.flow.as_str()))
+            .bind(column(&new, |r| r.step.as_str()))
+            .bind(column(&new, |r| r.system.as_str()))
+            .bind(column(&new, |r| r.subject))
+            .bind(column(&new, |r| r.business_key.as_str()));
+        step_state(query, &new)
+            .bind(column(&new, |r| r.correlation_id.as_str()))
+            .bind(column(&new, |r| r.event_seq))
+            .bind(column(&new, |r| r.created_at.as_str()))
+            .bind(column(&new, |r| r.done_at.as_deref()))
             .execute(&mut **tx)
             .await?;
         // A step inserted waiting on one that is already done is due at once. Its
@@ -315,23 +248,11 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
     }
     if !old.is_empty() {
         old.sort_by_key(|s| s.id);
-        let done = sqlx::query(q("update_steps")?)
-            .bind(old.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.version).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.waits_on).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.attempts as i32).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.result.as_deref()).collect::<Vec<_>>())
-            .bind(
-                old.iter()
-                    .map(|r| r.last_error.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(old.iter().map(|r| r.outcome_unknown).collect::<Vec<_>>())
-            .bind(old.iter().map(|r| r.done_at.as_deref()).collect::<Vec<_>>())
+        let query = sqlx::query(q("update_steps")?)
+            .bind(column(&old, |r| r.id))
+            .bind(column(&old, |r| r.version));
+        let done = step_state(query, &old)
+            .bind(column(&old, |r| r.done_at.as_deref()))
             .execute(&mut **tx)
             .await?;
         changed(done.rows_affected(), old.len(), "steps")?;
@@ -415,16 +336,12 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
     if !commit.timeline.is_empty() {
         let rows = &commit.timeline;
         sqlx::query(q("insert_timeline")?)
-            .bind(
-                rows.iter()
-                    .map(|r| r.correlation_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.at.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.what.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.step_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.actor.as_deref()).collect::<Vec<_>>())
+            .bind(column(rows, |r| r.correlation_id.as_str()))
+            .bind(column(rows, |r| r.at.as_str()))
+            .bind(column(rows, |r| r.what.as_str()))
+            .bind(column(rows, |r| r.detail.as_str()))
+            .bind(column(rows, |r| r.step_id))
+            .bind(column(rows, |r| r.actor.as_deref()))
             .execute(&mut **tx)
             .await?;
     }

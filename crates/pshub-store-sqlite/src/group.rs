@@ -16,13 +16,7 @@ pub enum Job {
     Commit(Arc<Commit>),
     /// Finds the due steps of a system in the group's transaction (so that it sees what
     /// earlier jobs of the group released) and leases them.
-    Claim {
-        system: String,
-        now: i64,
-        limit: u32,
-        owner: i64,
-        until: i64,
-    },
+    Claim(ClaimRequest),
     /// Leases these steps (found due on a reader) where they are still claimable.
     Lease {
         due: Vec<StepRow>,
@@ -151,7 +145,7 @@ impl Group {
 fn failed(job: &Job, error: EngineError) -> JobResult {
     match job {
         Job::Commit(_) => JobResult::Committed(Err(CommitError::Store(error))),
-        Job::Lease { .. } | Job::Claim { .. } => JobResult::Claimed(Err(error)),
+        Job::Lease { .. } | Job::Claim(_) => JobResult::Claimed(Err(error)),
         Job::Renew { .. } => JobResult::Renewed(Err(error)),
         Job::Reserve { .. } => JobResult::Reserved(Err(error)),
         Job::Token(_) => JobResult::Done(Err(error)),
@@ -218,15 +212,9 @@ fn run_job(conn: &Connection, job: &Job) -> JobResult {
             until,
             now,
         } => JobResult::Claimed(lease(conn, due, *owner, *until, *now)),
-        Job::Claim {
-            system,
-            now,
-            limit,
-            owner,
-            until,
-        } => JobResult::Claimed(
-            crate::due_steps(conn, system, *now, *limit)
-                .and_then(|due| lease(conn, &due, *owner, *until, *now)),
+        Job::Claim(claim) => JobResult::Claimed(
+            crate::due_steps(conn, claim)
+                .and_then(|due| lease(conn, &due, claim.owner, claim.until_ms(), claim.now_ms)),
         ),
         Job::Renew {
             ids,

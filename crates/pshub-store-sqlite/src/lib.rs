@@ -124,15 +124,10 @@ pub struct SqliteStore {
 }
 
 /// The steps of a system due at `now_ms` (pending and due, or running under a lapsed lease).
-pub(crate) fn due_steps(
-    conn: &Connection,
-    system: &str,
-    now_ms: i64,
-    limit: u32,
-) -> Result<Vec<StepRow>> {
+pub(crate) fn due_steps(conn: &Connection, claim: &ClaimRequest) -> Result<Vec<StepRow>> {
     let mut stmt = conn.prepare_cached(q("claimable_steps")?).map_err(db)?;
     let rows = stmt
-        .query_map(params![system, now_ms, limit], step_row)
+        .query_map(params![claim.system, claim.now_ms, claim.limit], step_row)
         .map_err(db)?;
     rows.collect::<rusqlite::Result<_>>().map_err(db)
 }
@@ -370,24 +365,17 @@ impl Store for SqliteStore {
         Ok(version)
     }
 
-    fn claim_steps(
-        &self,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<Claimed>> {
+    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
         // Found on a reader, so that finding nothing due costs the writers nothing.
-        let due = due_steps(&self.lookup().conn, system, now_ms, limit)?;
+        let due = due_steps(&self.lookup().conn, claim)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
         let job = Job::Lease {
             due,
-            owner,
-            until: now_ms + lease_ms,
-            now: now_ms,
+            owner: claim.owner,
+            until: claim.until_ms(),
+            now: claim.now_ms,
         };
         match self.group.run(job) {
             JobResult::Claimed(claimed) => claimed,
@@ -398,19 +386,9 @@ impl Store for SqliteStore {
     fn commit_and_claim(
         &self,
         commit: &Arc<Commit>,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
+        claim: &ClaimRequest,
     ) -> (std::result::Result<(), CommitError>, Result<Vec<Claimed>>) {
-        let claim = Job::Claim {
-            system: system.to_string(),
-            now: now_ms,
-            limit,
-            owner,
-            until: now_ms + lease_ms,
-        };
+        let claim = Job::Claim(claim.clone());
         let mut results = self
             .group
             .run_all(vec![Job::Commit(commit.clone()), claim])

@@ -285,35 +285,12 @@ impl StoreReader for SqliteReader {
         )
     }
 
-    fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
-        let events = self.all("events_of_correlation", &[&correlation_id], inbox_row)?;
-        let mut steps = Vec::new();
-        let mut lines = Vec::new();
-        for event in &events {
-            steps.extend(self.steps_of_event(event.seq)?);
-            lines.extend(self.lines(
-                &LineFilter {
-                    event_seq: Some(event.seq),
-                    ..LineFilter::default()
-                },
-                Page::ALL,
-            )?);
-        }
-        let cases = self.cases(
-            &CaseFilter {
-                correlation_id: Some(correlation_id.to_string()),
-                ..CaseFilter::default()
-            },
-            Page::ALL,
-        )?;
-        let timeline = self.all("timeline_of_correlation", &[&correlation_id], timeline_row)?;
-        Ok(Trail {
-            events,
-            lines,
-            steps,
-            cases,
-            timeline,
-        })
+    fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>> {
+        self.all("events_of_correlation", &[&correlation_id], inbox_row)
+    }
+
+    fn timeline_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<TimelineRow>> {
+        self.all("timeline_of_correlation", &[&correlation_id], timeline_row)
     }
 
     fn counters(&mut self) -> Result<Counters> {

@@ -569,6 +569,16 @@ pub fn metric(text: &str, sample: &str) -> Option<f64> {
 }
 
 /// A `closed_won` as the front-door tests build it (`pshub-api/tests/it/helpers.rs`).
+/// The project codes of the closed-won deals among `reference`, in order.
+pub fn project_codes(reference: &[Value]) -> Vec<String> {
+    reference
+        .iter()
+        .filter(|e| e["type"] == "opportunity.closed_won")
+        .filter_map(|e| e["data"]["project"]["project_code"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn closed_won(
     project: &str,
     currency: &str,

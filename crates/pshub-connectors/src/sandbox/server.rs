@@ -54,6 +54,14 @@ fn lost_reply() -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The fault, if any, that the dice give this call to `system`.
+async fn roll(sandbox: &Shared, system: System) -> Option<Fault> {
+    let dice = sandbox.clone();
+    tokio::task::spawn_blocking(move || dice.fault(system))
+        .await
+        .unwrap_or(None)
+}
+
 /// Runs a create under the dice: `write` is done unless the call fails or times out.
 async fn under_faults<T: serde::Serialize + Send + 'static>(
     sandbox: Shared,
@@ -61,10 +69,7 @@ async fn under_faults<T: serde::Serialize + Send + 'static>(
     write: impl FnOnce(&Sandbox) -> std::io::Result<T> + Send + 'static,
     status: impl FnOnce(&T) -> StatusCode,
 ) -> Response {
-    let dice = sandbox.clone();
-    let fault = tokio::task::spawn_blocking(move || dice.fault(system))
-        .await
-        .unwrap_or(None);
+    let fault = roll(&sandbox, system).await;
     match fault {
         Some(Fault::Fail { retry_after }) => {
             let mut response = error(
@@ -88,15 +93,12 @@ async fn under_faults<T: serde::Serialize + Send + 'static>(
             )
         }
         lost => {
-            let written = tokio::task::spawn_blocking(move || write(&sandbox)).await;
+            let written = tokio::task::spawn_blocking(move || write(&sandbox))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             match written {
-                Ok(Ok(_)) if lost == Some(Fault::LostReply) => lost_reply(),
-                Ok(Ok(answer)) => (status(&answer), Json(answer)).into_response(),
-                Ok(Err(e)) => error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "write_failed",
-                    e.to_string(),
-                ),
+                Ok(_) if lost == Some(Fault::LostReply) => lost_reply(),
+                Ok(answer) => (status(&answer), Json(answer)).into_response(),
                 Err(e) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "write_failed",
@@ -115,8 +117,18 @@ fn created(answer: &AnswerBody) -> StatusCode {
     }
 }
 
-fn answer_body(answer: std::io::Result<Answer>) -> std::io::Result<AnswerBody> {
-    answer.map(|a| AnswerBody::from(&a))
+/// A create under the `Idempotency-Key` header: refused without one, else run under faults.
+async fn keyed_create(
+    sandbox: Shared,
+    headers: &HeaderMap,
+    system: System,
+    create: impl FnOnce(&Sandbox, &str) -> std::io::Result<Answer> + Send + 'static,
+) -> Response {
+    let Some(key) = key_of(headers) else {
+        return missing_key();
+    };
+    let write = move |s: &Sandbox| create(s, &key).map(|a| AnswerBody::from(&a));
+    under_faults(sandbox, system, write, created).await
 }
 
 async fn create_engagement(
@@ -124,15 +136,9 @@ async fn create_engagement(
     headers: HeaderMap,
     Json(body): Json<EngagementBody>,
 ) -> Response {
-    let Some(key) = key_of(&headers) else {
-        return missing_key();
-    };
-    under_faults(
-        sandbox,
-        System::Psa,
-        move |s| answer_body(s.create_engagement(&key, &body)),
-        created,
-    )
+    keyed_create(sandbox, &headers, System::Psa, move |s, key| {
+        s.create_engagement(key, &body)
+    })
     .await
 }
 
@@ -141,15 +147,9 @@ async fn provision_project(
     headers: HeaderMap,
     Json(body): Json<ProjectBody>,
 ) -> Response {
-    let Some(key) = key_of(&headers) else {
-        return missing_key();
-    };
-    under_faults(
-        sandbox,
-        System::Erp,
-        move |s| answer_body(s.provision_project(&key, &body)),
-        created,
-    )
+    keyed_create(sandbox, &headers, System::Erp, move |s, key| {
+        s.provision_project(key, &body)
+    })
     .await
 }
 
@@ -158,15 +158,9 @@ async fn attach_billing_rules(
     headers: HeaderMap,
     Json(body): Json<BillingRulesBody>,
 ) -> Response {
-    let Some(key) = key_of(&headers) else {
-        return missing_key();
-    };
-    under_faults(
-        sandbox,
-        System::Erp,
-        move |s| answer_body(s.attach_billing_rules(&key, &body)),
-        created,
-    )
+    keyed_create(sandbox, &headers, System::Erp, move |s, key| {
+        s.attach_billing_rules(key, &body)
+    })
     .await
 }
 
@@ -198,15 +192,9 @@ async fn write_back_ids(
     headers: HeaderMap,
     Json(body): Json<WriteBackBody>,
 ) -> Response {
-    let Some(key) = key_of(&headers) else {
-        return missing_key();
-    };
-    under_faults(
-        sandbox,
-        System::Crm,
-        move |s| answer_body(s.write_back_ids(&key, &body)),
-        created,
-    )
+    keyed_create(sandbox, &headers, System::Crm, move |s, key| {
+        s.write_back_ids(key, &body)
+    })
     .await
 }
 
@@ -222,10 +210,7 @@ async fn lookup(
             format!("no system {system}"),
         );
     };
-    let dice = sandbox.clone();
-    let fault = tokio::task::spawn_blocking(move || dice.fault(system))
-        .await
-        .unwrap_or(None);
+    let fault = roll(&sandbox, system).await;
     if let Some(Fault::Fail { .. } | Fault::Timeout { .. }) = fault {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -233,13 +218,11 @@ async fn lookup(
             "try again later",
         );
     }
-    match tokio::task::spawn_blocking(move || sandbox.lookup(system, &body.keys)).await {
-        Ok(Ok(found)) => Json(LookupAnswer { found }).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "read_failed",
-            e.to_string(),
-        ),
+    let found = tokio::task::spawn_blocking(move || sandbox.lookup(system, &body.keys))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    match found {
+        Ok(found) => Json(LookupAnswer { found }).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "read_failed",

@@ -54,8 +54,7 @@ impl Hub {
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(error) => {
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     return Err(error);
                 }
             };
@@ -67,19 +66,12 @@ impl Hub {
                 }
                 Err(CommitError::Conflict(why)) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, %why, "an action lost a race; retrying on fresh data");
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     self.refresh()?;
                 }
                 Err(error) => {
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
-                    return Err(match error {
-                        CommitError::Store(e) => e.into(),
-                        CommitError::Conflict(why) => {
-                            ActionError::Engine(crate::EngineError::Store(why))
-                        }
-                    });
+                    self.undo_since(mark, version);
+                    return Err(error.into());
                 }
             }
         }
@@ -242,8 +234,7 @@ impl Hub {
             let (mut results, mut commit) = match built {
                 Ok(built) => built,
                 Err(error) => {
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     return Err(error.into());
                 }
             };
@@ -270,8 +261,7 @@ impl Hub {
                 }
                 Err(CommitError::Conflict(why)) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, %why, "a replay lost a race; retrying on fresh data");
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     self.refresh()?;
                     if self
                         .reads
@@ -284,16 +274,19 @@ impl Hub {
                     }
                 }
                 Err(error) => {
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
-                    return Err(match error {
-                        CommitError::Store(e) => e.into(),
-                        CommitError::Conflict(why) => {
-                            ActionError::Engine(crate::EngineError::Store(why))
-                        }
-                    });
+                    self.undo_since(mark, version);
+                    return Err(error.into());
                 }
             }
+        }
+    }
+}
+
+impl From<CommitError> for ActionError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Store(e) => ActionError::Engine(e),
+            CommitError::Conflict(why) => ActionError::Engine(crate::EngineError::Store(why)),
         }
     }
 }

@@ -39,14 +39,12 @@ impl Hub {
                 }
                 Err(Rebuild::Conflict(why)) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, %why, "batch lost a race with another writer; rebuilding it");
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     self.refresh()?;
                     self.dirty = false;
                 }
                 Err(Rebuild::Conflict(why)) => {
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     self.dirty = false;
                     return Err(crate::EngineError::Store(format!(
                         "the batch conflicted with other writers {ATTEMPTS} times: {why}"
@@ -54,8 +52,7 @@ impl Hub {
                 }
                 Err(Rebuild::Failed(error)) => {
                     tracing::error!(%error, "commit failed; memory is rolled back to the store");
-                    self.world.undo(mark, version);
-                    self.caches.end_of_commit(false);
+                    self.undo_since(mark, version);
                     self.dirty = false;
                     return Err(error);
                 }

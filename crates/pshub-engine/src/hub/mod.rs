@@ -270,6 +270,13 @@ impl Hub {
         }
     }
 
+    /// What follows a commit that failed or was never made: memory goes back to `mark`,
+    /// where it agreed with the store.
+    fn undo_since(&mut self, mark: crate::world::Mark, version: i64) {
+        self.world.undo(mark, version);
+        self.caches.end_of_commit(false);
+    }
+
     /// The systems with work made due by commits since the last call, for their workers.
     pub fn take_woken(&mut self) -> BTreeSet<String> {
         std::mem::take(&mut self.woken)

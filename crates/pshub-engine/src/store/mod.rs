@@ -86,6 +86,24 @@ pub struct LineFigure {
     pub currency: Currency,
 }
 
+/// What a delivery worker claims: up to `limit` steps of `system` that are due at `now_ms`
+/// (pending and due, or running under a lease that lapsed), leased to `owner` for `lease_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub system: String,
+    pub now_ms: i64,
+    pub limit: u32,
+    pub owner: i64,
+    pub lease_ms: i64,
+}
+
+impl ClaimRequest {
+    /// When the leases it takes lapse.
+    pub fn until_ms(&self) -> i64 {
+        self.now_ms.saturating_add(self.lease_ms)
+    }
+}
+
 /// Everything the hub and its API read. Readers see what is committed and never wait for
 /// a writer. A store hands out as many as asked ([`Store::reader`]).
 pub trait StoreReader: Send {
@@ -130,7 +148,43 @@ pub trait StoreReader: Send {
         day: chrono::NaiveDate,
     ) -> Result<Option<WorkerDayRow>>;
 
-    fn trail(&mut self, correlation_id: &str) -> Result<Trail>;
+    /// The events of one correlation id, in the order they were received.
+    fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>>;
+    /// The timeline rows of one correlation id, oldest first.
+    fn timeline_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<TimelineRow>>;
+
+    /// Everything one correlation id touched: its events, their steps and lines, its cases
+    /// and its timeline.
+    fn trail(&mut self, correlation_id: &str) -> Result<Trail> {
+        let events = self.events_of_correlation(correlation_id)?;
+        let mut steps = Vec::new();
+        let mut lines = Vec::new();
+        for event in &events {
+            steps.extend(self.steps_of_event(event.seq)?);
+            lines.extend(self.lines(
+                &LineFilter {
+                    event_seq: Some(event.seq),
+                    ..LineFilter::default()
+                },
+                Page::ALL,
+            )?);
+        }
+        let cases = self.cases(
+            &CaseFilter {
+                correlation_id: Some(correlation_id.to_string()),
+                ..CaseFilter::default()
+            },
+            Page::ALL,
+        )?;
+        let timeline = self.timeline_of_correlation(correlation_id)?;
+        Ok(Trail {
+            events,
+            lines,
+            steps,
+            cases,
+            timeline,
+        })
+    }
     /// The counters of every process, summed.
     fn counters(&mut self) -> Result<Counters>;
     /// Visits every entry, for the summary.
@@ -178,31 +232,19 @@ pub trait Store: Send + Sync {
         after: i64,
         visit: &mut dyn FnMut(InboxRow) -> Result<()>,
     ) -> Result<i64>;
-    /// Claims up to `limit` steps of `system` that are due at `now_ms` (pending and due, or
-    /// running under a lease that lapsed), leasing them to `owner` until `now_ms + lease_ms`.
-    /// Two claimers never get the same step while its lease runs.
-    fn claim_steps(
-        &self,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<Claimed>>;
+    /// Claims the steps `claim` asks for. Two claimers never get the same step while its
+    /// lease runs.
+    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>>;
     /// Writes `commit`, then claims as [`Store::claim_steps`] does, in one durable write where
     /// the store can: a delivery round records its outcomes and claims the next round's steps
     /// together. The claim sees what the commit changed (steps it released).
     fn commit_and_claim(
         &self,
         commit: &Arc<Commit>,
-        system: &str,
-        now_ms: i64,
-        limit: u32,
-        owner: i64,
-        lease_ms: i64,
+        claim: &ClaimRequest,
     ) -> (std::result::Result<(), CommitError>, Result<Vec<Claimed>>) {
         let committed = self.commit(commit);
-        let claimed = self.claim_steps(system, now_ms, limit, owner, lease_ms);
+        let claimed = self.claim_steps(claim);
         (committed, claimed)
     }
     /// Extends the leases `owner` still holds on these steps; answers how many it holds.
