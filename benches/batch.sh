@@ -72,20 +72,9 @@ else
     sent="$(cat "$WORK/send.out")"
 fi
 acknowledged=$(now)
-if wait_settled "$pshub_url" "$PSHUB_TOKEN" "$all_events" 600; then
-    settled=true
-else
-    settled=false
-    failed=1
-    log "pshub did not settle within 600 s: $SUMMARY"
-fi
-settled_at=$(now)
+finish_pshub "$pshub_url" "$dir"
 ack_seconds=$(echo "$acknowledged - $started" | bc)
 settle_seconds=$(echo "$settled_at - $started" | bc)
-run "$dir/dump.json" python3 "$BENCHES/compare.py" dump --url "$pshub_url" --token "$PSHUB_TOKEN" || die "could not read pshub's lines"
-pshub_rss=$(peak_rss_mb "$PSHUB_PID")
-server_errors=$(grep -ciE 'panic|error' "$dir/serve.log" || true)
-stop "$PSHUB_PID"
 
 # the Python batch peer
 db="$WORK/batch-peer.sqlite"

@@ -108,6 +108,25 @@ dataset() {
     echo "$dir"
 }
 
+# finish_pshub URL DIR: waits (up to 600 s) until the pshub at URL has settled every event,
+# then saves its lines to DIR/dump.json and stops it; sets settled (true or false; false
+# also sets failed=1), settled_at, pshub_rss and server_errors.
+finish_pshub() {
+    local url="$1" dir="$2"
+    if wait_settled "$url" "$PSHUB_TOKEN" "$all_events" 600; then
+        settled=true
+    else
+        settled=false
+        failed=1
+        log "pshub did not settle within 600 s: $SUMMARY"
+    fi
+    settled_at=$(now)
+    run "$dir/dump.json" python3 "$BENCHES/compare.py" dump --url "$url" --token "$PSHUB_TOKEN" || die "could not read pshub's lines"
+    pshub_rss=$(peak_rss_mb "$PSHUB_PID")
+    server_errors=$(grep -ciE 'panic|error' "$dir/serve.log" || true)
+    stop "$PSHUB_PID"
+}
+
 # load_dataset N: the dataset of N entries (written once); sets data (its folder),
 # reference_events, work_events and all_events from its manifest.
 load_dataset() {

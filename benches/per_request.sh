@@ -66,18 +66,8 @@ for c in "${counts[@]}"; do
     pshub_run="$(cat "$dir/wrk.json")"
     [[ -n "$pshub_run" ]] || pshub_run='{"problems": ["drive_wrk.py printed nothing"]}'
     settle_start=$(now)
-    if wait_settled "$pshub_url" "$PSHUB_TOKEN" "$all_events" 600; then
-        settled=true
-    else
-        settled=false
-        failed=1
-        log "pshub did not settle within 600 s: $SUMMARY"
-    fi
-    settle_seconds=$(echo "$(now) - $settle_start" | bc)
-    run "$dir/dump.json" python3 "$BENCHES/compare.py" dump --url "$pshub_url" --token "$PSHUB_TOKEN" || die "could not read pshub's lines"
-    pshub_rss=$(peak_rss_mb "$PSHUB_PID")
-    server_errors=$(grep -ciE 'panic|error' "$dir/serve.log" || true)
-    stop "$PSHUB_PID"
+    finish_pshub "$pshub_url" "$dir"
+    settle_seconds=$(echo "$settled_at - $settle_start" | bc)
 
     # the FastAPI peer
     db="$WORK/fastapi-$c.sqlite"
