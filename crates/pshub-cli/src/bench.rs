@@ -88,10 +88,7 @@ pub fn time_to_bill(args: TimeToBillArgs) -> Result<()> {
     writer.flush()?;
     drop(writer);
 
-    let store = StoreArgs {
-        data_dir: dir.clone(),
-        store: args.store.clone(),
-    };
+    let store = StoreArgs::new(dir.clone(), args.store.clone());
     let wired = wiring::open(&store, wiring::config_from_env()?)?;
     let engine = wired.engine.clone();
     for chunk in reference.chunks(1_000) {

@@ -87,10 +87,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
         std::env::temp_dir().join(format!("pshub-demo-{stamp}"))
     });
-    let store = StoreArgs {
-        data_dir: data_dir.clone(),
-        store: args.store.clone(),
-    };
+    let store = StoreArgs::new(data_dir.clone(), args.store.clone());
     let mut config = wiring::config_from_env()?;
     config.max_daily_hours = config
         .max_daily_hours
@@ -251,7 +248,7 @@ fn print_summary(
     println!(
         "store: {}  (local files in {})\n",
         wiring::redact(&store.url()),
-        store.data_dir.display()
+        store.data_dir().display()
     );
     println!(
         "events received        {:>9}  (accepted {}, duplicates suppressed {}, conflicts {}, quarantined {})",

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_generate;
+mod config_file;
 mod demo;
 mod sandbox;
 mod send;
@@ -25,6 +26,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "The integration hub for professional-services firms"
 )]
 struct Cli {
+    /// The configuration file (TOML; see examples/pshub.toml). Every setting has a default.
+    #[arg(long, global = true, env = "PSHUB_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
@@ -69,6 +78,15 @@ enum EventsCommand {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE, naming each error with its line.
+    Check {
+        /// The file to check.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Approved time to posted invoice lines, the whole path with durable commits.
     TimeToBill(bench::TimeToBillArgs),
@@ -80,6 +98,15 @@ enum BenchCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::Config {
+        command: ConfigCommand::Check { file },
+    } = &cli.command
+    {
+        return config_file::check_command(file);
+    }
+    if let Some(path) = &cli.config {
+        wiring::use_config_file(config_file::load(path)?);
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
@@ -96,6 +123,7 @@ fn main() -> Result<()> {
         Command::Events {
             command: EventsCommand::Send(args),
         } => send::run(args),
+        Command::Config { .. } => Ok(()),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

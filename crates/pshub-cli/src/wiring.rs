@@ -2,6 +2,7 @@
 //! in the data folder), the systems it calls (the sandbox in this process, or the one at
 //! `PSHUB_SANDBOX_URL`), and configuration from the environment.
 
+use crate::config_file::ConfigFile;
 use anyhow::{Context, Result, bail};
 use pshub_api::SandboxInspect;
 use pshub_connectors::sandbox::client::HttpSandbox;
@@ -12,42 +13,69 @@ use pshub_engine::{Config, Engine, Systems};
 use pshub_store_postgres::PostgresStore;
 use pshub_store_sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The configuration file named by `--config` (or `PSHUB_CONFIG`), once read.
+static CONFIG_FILE: OnceLock<ConfigFile> = OnceLock::new();
+
+/// Makes `file` the configuration every command reads (set once, at the start).
+pub fn use_config_file(file: ConfigFile) {
+    let _ = CONFIG_FILE.set(file);
+}
+
+fn config_file() -> Option<&'static ConfigFile> {
+    CONFIG_FILE.get()
+}
 
 /// Where the store is, for every command that opens it.
 #[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
     /// Folder for local files: the embedded store (unless --store names another) and the
-    /// in-process sandbox systems' records.
-    #[arg(
-        long = "data-dir",
-        env = "PSHUB_DATA_DIR",
-        default_value = "./pshub-data"
-    )]
-    pub data_dir: PathBuf,
-    /// The store: `sqlite:<path>` or `postgres://user@host:port/db`; by default
-    /// `sqlite:<data-dir>/pshub.sqlite`.
+    /// in-process sandbox systems' records. Else `[store] data_dir` of the configuration
+    /// file, else ./pshub-data.
+    #[arg(long = "data-dir", env = "PSHUB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The store: `sqlite:<path>` or `postgres://user@host:port/db`. Else `[store] url` of
+    /// the configuration file, else `sqlite:<data-dir>/pshub.sqlite`.
     #[arg(long, env = "PSHUB_STORE")]
-    pub store: Option<String>,
+    store: Option<String>,
 }
 
 impl StoreArgs {
     pub fn for_dir(data_dir: &Path) -> Self {
         StoreArgs {
-            data_dir: data_dir.to_path_buf(),
+            data_dir: Some(data_dir.to_path_buf()),
             store: None,
         }
     }
 
-    /// The store's URL, as named or by default.
+    pub fn new(data_dir: PathBuf, store: Option<String>) -> Self {
+        StoreArgs {
+            data_dir: Some(data_dir),
+            store,
+        }
+    }
+
+    /// The folder for local files: as given, else as configured, else ./pshub-data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| config_file().and_then(ConfigFile::data_dir))
+            .unwrap_or_else(|| PathBuf::from("./pshub-data"))
+    }
+
+    /// The store's URL: as given, else as configured, else the data folder's SQLite file.
     pub fn url(&self) -> String {
-        self.store.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite:{}",
-                self.data_dir.join(pshub_store_sqlite::DB_FILE).display()
-            )
-        })
+        self.store
+            .clone()
+            .or_else(|| config_file().and_then(ConfigFile::store_url))
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite:{}",
+                    self.data_dir().join(pshub_store_sqlite::DB_FILE).display()
+                )
+            })
     }
 
     /// Opens (and migrates) the store.
@@ -127,10 +155,19 @@ fn env_number(name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option
 /// `PSHUB_BREAKER_COOL_DOWN_MS`, `PSHUB_DELIVERY_BATCH`, `PSHUB_DELIVERY_PAUSE_MS`.
 pub fn config_from_env() -> Result<Config> {
     let mut config = Config::default();
-    if let Ok(sources) = std::env::var("PSHUB_SOURCES") {
+    let file = config_file();
+    if let Some(file) = file {
+        file.apply_to(&mut config);
+    }
+    let from_file = |set: fn(&ConfigFile) -> bool| file.is_some_and(set);
+    if let Ok(sources) = std::env::var("PSHUB_SOURCES")
+        && !from_file(ConfigFile::sets_sources)
+    {
         config.sources = parse_list("PSHUB_SOURCES", &sources)?;
     }
-    if let Ok(codes) = std::env::var("PSHUB_TAX_CODES") {
+    if let Ok(codes) = std::env::var("PSHUB_TAX_CODES")
+        && !from_file(ConfigFile::sets_legal_entities)
+    {
         for pair in codes.split(',').filter(|p| !p.trim().is_empty()) {
             let (entity, code) = pair.split_once('=').with_context(|| {
                 format!("PSHUB_TAX_CODES: '{pair}' is not LEGAL_ENTITY=TAX_CODE")
@@ -140,7 +177,9 @@ pub fn config_from_env() -> Result<Config> {
                 .insert(entity.trim().to_string(), code.trim().to_string());
         }
     }
-    if let Ok(limit) = std::env::var("PSHUB_MAX_DAILY_HOURS") {
+    if let Ok(limit) = std::env::var("PSHUB_MAX_DAILY_HOURS")
+        && !from_file(ConfigFile::sets_max_daily_hours)
+    {
         let hours = pshub_model::decimal::parse_exact(limit.trim())
             .ok()
             .filter(|h| *h > rust_decimal::Decimal::ZERO && *h <= rust_decimal::Decimal::from(24))
@@ -339,7 +378,7 @@ pub struct Wired {
 }
 
 pub fn open(store: &StoreArgs, config: Config) -> Result<Wired> {
-    let sandbox = sandbox_link(&store.data_dir)?;
+    let sandbox = sandbox_link(&store.data_dir())?;
     let engine = Engine::open(store.open()?, config, sandbox.systems())
         .context("failed to rebuild the hub from its store")?;
     Ok(Wired { engine, sandbox })

@@ -83,7 +83,7 @@ fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {
 fn reference_batch() -> Vec<Value> {
     vec![
         event(
-            "erp",
+            "psa",
             "rc-1",
             "rate_card.upserted",
             json!({ "rate_card_id": "RC-1", "currency": "EUR",

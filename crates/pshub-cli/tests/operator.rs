@@ -318,7 +318,7 @@ async fn events_send_keeps_each_entrys_order_with_batches_in_flight() {
     let api = Api::new(&client, &server.base, &token);
 
     let card = event(
-        "erp",
+        "psa",
         "rc-1",
         "rate_card.upserted",
         json!({ "rate_card_id": "RC-EUR", "currency": "EUR",

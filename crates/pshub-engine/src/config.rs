@@ -3,14 +3,50 @@
 //! Regional facts live here, never in code.
 
 use crate::retry::RetrySchedule;
+use pshub_model::{Currency, Domain};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A legal entity as configuration describes it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LegalEntity {
+    pub currency: Option<Currency>,
+    /// The tax code of its invoice lines; `None` holds them in a finance case.
+    pub tax_code: Option<String>,
+    /// By customer country, the tax codes the entity may invoice with; a country not listed
+    /// is not restricted.
+    pub allowed_tax_codes: BTreeMap<String, Vec<String>>,
+}
+
+/// What a downstream target must not see as it is: fields dropped, hashed or masked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Masking {
+    pub drop: Vec<String>,
+    pub hash: Vec<String>,
+    pub mask: Vec<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Systems allowed to send events (`crm`, `psa`, `hris`, `erp`, `payroll`).
     pub sources: Vec<String>,
+    /// The system of record of each domain (PRODUCT.md section 3); a domain not listed is
+    /// owned by its usual system ([`Domain::usual_owner`]).
+    pub owners: BTreeMap<Domain, String>,
+    /// Legal entities by code. Once any is configured, a line of an entity that is not
+    /// has no tax code.
+    pub legal_entities: BTreeMap<String, LegalEntity>,
+    /// A project whose forecast margin falls under this share of revenue opens a case.
+    pub margin_floor_pct: Decimal,
+    /// Payroll cost that differs from standard cost by more than this share opens a case.
+    pub variance_threshold_pct: Decimal,
+    /// Regional rules by region code, as configured (read by the costing flows).
+    pub regions: BTreeMap<String, serde_json::Value>,
+    /// Per downstream target, what its copies of outbound events leave out.
+    pub masking: BTreeMap<String, Masking>,
+    /// Legal forms dropped from the end of customer names, on top of the built-in list.
+    pub legal_forms: Vec<String>,
     /// Tax code of invoice lines by the project's legal entity.
     pub tax_codes: BTreeMap<String, String>,
     /// Tax code for legal entities without one of their own; `None` opens a finance case.
@@ -45,6 +81,13 @@ impl Default for Config {
             sources: ["crm", "psa", "hris", "erp", "payroll"]
                 .map(String::from)
                 .to_vec(),
+            owners: BTreeMap::new(),
+            legal_entities: BTreeMap::new(),
+            margin_floor_pct: Decimal::from(20),
+            variance_threshold_pct: Decimal::from(10),
+            regions: BTreeMap::new(),
+            masking: BTreeMap::new(),
+            legal_forms: Vec::new(),
             tax_codes: BTreeMap::new(),
             default_tax_code: Some("STANDARD".into()),
             erp_system: "erp".into(),
@@ -65,6 +108,13 @@ impl Default for Config {
 impl Config {
     pub fn knows_source(&self, source: &str) -> bool {
         self.sources.iter().any(|known| known == source)
+    }
+
+    /// The system of record of `domain`.
+    pub fn owner_of(&self, domain: Domain) -> &str {
+        self.owners
+            .get(&domain)
+            .map_or(domain.usual_owner(), String::as_str)
     }
 
     pub fn tax_code_for(&self, legal_entity: &str) -> Option<&str> {

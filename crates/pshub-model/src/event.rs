@@ -188,6 +188,29 @@ impl EventData {
         }
     }
 
+    /// The id of the record the event is about, as its owning system names it (the worker
+    /// id, the customer id, ...).
+    pub fn record_id(&self) -> String {
+        match self {
+            EventData::Customer(r) => r.customer_id.to_string(),
+            EventData::ClosedWon(r) => r.opportunity_id.to_string(),
+            EventData::ContractAmended(r) => r.contract_id.to_string(),
+            EventData::Worker(r) => r.worker_id.to_string(),
+            EventData::RateCard(r) => r.rate_card_id.to_string(),
+            EventData::CostRate(r) => match &r.subject {
+                CostSubject::Worker(w) => w.to_string(),
+                CostSubject::Grade(g) => g.to_string(),
+            },
+            EventData::FxRate(r) => format!("{}/{}", r.from, r.to),
+            EventData::Assignment(r) => r.assignment_id.to_string(),
+            EventData::TimeEntry { entry, .. } => entry.entry_id.to_string(),
+            EventData::Expense { expense, .. } => expense.expense_id.to_string(),
+            EventData::MilestoneReached(r) => r.milestone_id.to_string(),
+            EventData::InvoiceStatus(r) => r.invoice_id.to_string(),
+            EventData::PayrollActual(r) => r.worker_id.to_string(),
+        }
+    }
+
     /// Whether the event changes the reference data that flows read (customers, deals,
     /// workers, rate cards, cost rates, FX rates, assignments), rather than being work or a
     /// record that no flow acts on yet.

@@ -7,6 +7,7 @@
 
 pub mod currency;
 pub mod decimal;
+pub mod domain;
 pub mod event;
 pub mod fields;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod money;
 pub mod records;
 
 pub use currency::Currency;
+pub use domain::Domain;
 pub use event::{Event, EventData, EventError, EventType};
 pub use fields::FieldError;
 pub use ids::*;

@@ -10,6 +10,9 @@ SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[
 -- name: delete_inbox
 DELETE FROM inbox WHERE seq = ANY($1)
 
+-- name: apply_inbox
+UPDATE inbox SET ref_version = $1 WHERE seq = $2 AND ref_version IS NULL
+
 -- name: insert_quarantine
 INSERT INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
 

@@ -121,6 +121,14 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             .execute(&mut **tx)
             .await?;
     }
+    for (seq, version) in &commit.inbox_applied {
+        let done = sqlx::query(q("apply_inbox")?)
+            .bind(version)
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        changed(done.rows_affected(), 1, "unapplied event")?;
+    }
     for r in commit.quarantine.iter() {
         if r.version == 0 {
             sqlx::query(q("insert_quarantine")?)

@@ -12,6 +12,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 -- name: delete_inbox
 DELETE FROM inbox WHERE seq = ?
 
+-- name: apply_inbox
+UPDATE inbox SET ref_version = ? WHERE seq = ? AND ref_version IS NULL
+
 -- name: insert_quarantine
 INSERT OR FAIL INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)

@@ -115,6 +115,10 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
     for seq in &commit.inbox_removed {
         tx.execute(q("delete_inbox")?, [seq])?;
     }
+    for (seq, version) in &commit.inbox_applied {
+        let n = tx.execute(q("apply_inbox")?, [version, seq])?;
+        changed(n, "unapplied event", *seq)?;
+    }
     for r in commit.quarantine.iter() {
         if r.version == 0 {
             tx.prepare_cached(q("insert_quarantine")?)?

@@ -14,6 +14,7 @@ use pshub_engine::Incoming;
 use pshub_engine::hub::parse_stored;
 use pshub_engine::store::{CaseFilter, LineFilter, Page, StepState, StoreReader};
 use pshub_model::EventType;
+use pshub_model::records::ExceptionState;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -174,7 +175,8 @@ fn event_status(store: &mut dyn StoreReader, source: &str, id: &str) -> Result<V
     let event_type = EventType::parse(&event.event_type);
     let acted_on = event_type.is_some_and(|t| pshub_engine::flows::for_type(t).is_some());
     let data = parse_stored(&event).ok();
-    let reference = data.as_ref().is_some_and(|d| d.is_reference());
+    // Reference data is applied once it has its place in the reference order.
+    let reference = event.ref_version.is_some();
     let mut is_blocked = false;
     for step in steps.iter().filter(|s| s.state == StepState::Waiting) {
         if blocked(store, step.waits_on)? {
@@ -186,8 +188,13 @@ fn event_status(store: &mut dyn StoreReader, source: &str, id: &str) -> Result<V
     let holding = cases
         .iter()
         .any(|c| c.state.is_open() && c.kind != "conflicting_event");
+    let dropped = cases.iter().any(|c| {
+        c.kind == pshub_engine::hub::NOT_SYSTEM_OF_RECORD && c.state == ExceptionState::Dismissed
+    });
     let status = if holding {
         "held"
+    } else if dropped {
+        "dropped"
     } else if is_blocked {
         "blocked"
     } else if steps.iter().any(|s| s.state != StepState::Done) {

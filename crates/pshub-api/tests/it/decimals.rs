@@ -33,7 +33,7 @@ fn decimal_carriers() -> Vec<(Value, Vec<&'static str>)> {
         (fixed, vec!["/data/contract/milestones/0/amount"]),
         (
             event(
-                "erp",
+                "crm",
                 "amend-1",
                 "contract.amended",
                 json!({ "contract_id": "K-P-1", "effective_from": "2026-03-01",
@@ -51,7 +51,7 @@ fn decimal_carriers() -> Vec<(Value, Vec<&'static str>)> {
         ),
         (
             event(
-                "hris",
+                "psa",
                 "cost-w",
                 "cost_rate.upserted",
                 json!({ "worker_id": "W-1", "currency": "EUR", "hourly_cost": "80.00", "valid_from": "2026-01-01" }),
@@ -60,7 +60,7 @@ fn decimal_carriers() -> Vec<(Value, Vec<&'static str>)> {
         ),
         (
             event(
-                "hris",
+                "psa",
                 "cost-g",
                 "cost_rate.upserted",
                 json!({ "grade": "G2", "currency": "EUR", "hourly_cost": "70.00", "valid_from": "2026-01-01", "valid_to": null }),
@@ -383,7 +383,7 @@ pub async fn events_no_flow_acts_on_are_recorded_not_applied(store: Backend) {
             json!({ "worker_id": "W-1", "period": "2026-03", "gross_cost": "5200.00", "currency": "EUR" })
         ),
         event(
-            "erp",
+            "crm",
             "amend-1",
             "contract.amended",
             json!({ "contract_id": "K-P-1", "effective_from": "2026-03-01", "changes": { "cap": "9000" } })
@@ -395,7 +395,7 @@ pub async fn events_no_flow_acts_on_are_recorded_not_applied(store: Backend) {
         ("psa", "ms-1"),
         ("erp", "inv-1"),
         ("payroll", "pay-1"),
-        ("erp", "amend-1"),
+        ("crm", "amend-1"),
     ] {
         let (_, event) = app.get(&format!("/v1/events/{source}/{id}")).await;
         assert_eq!(event["status"], "recorded", "{event}");

@@ -302,6 +302,17 @@ impl TestApp {
 
     /// A firm with one EUR project, two consultants in emea and a rate card.
     pub async fn with_firm(&self) {
+        let results = self.with_firm_unchecked().await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r["status"] == "accepted" && r["reason"].is_null()),
+            "{results:?}"
+        );
+    }
+
+    /// The events of [`TestApp::with_firm`], sent and settled; answers their results.
+    pub async fn with_firm_unchecked(&self) -> Vec<Value> {
         let results = self
             .send(json!([
                 rate_card(
@@ -316,11 +327,8 @@ impl TestApp {
                 assignment("A-2", "W-2", "P-1", "approved"),
             ]))
             .await;
-        assert!(
-            results.iter().all(|r| r["status"] == "accepted"),
-            "{results:?}"
-        );
         self.settle().await;
+        results
     }
 }
 
@@ -338,7 +346,7 @@ pub fn rate_card(
         .map(|(role, region, rate, from, to)| json!({ "role": role, "region": region, "rate": rate, "valid_from": from, "valid_to": to }))
         .collect();
     event(
-        "erp",
+        "psa",
         &format!("rc-{id}-{}", rates.len()),
         "rate_card.upserted",
         json!({ "rate_card_id": id, "currency": currency, "rates": rates }),

@@ -11,6 +11,7 @@ mod lines;
 mod operations;
 mod opportunity;
 mod restart;
+mod systems_of_record;
 mod time_to_bill;
 
 /// Instantiates every listed test for each backend. A test written but not listed here is
@@ -37,6 +38,11 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    systems_of_record: [
+        a_worker_change_from_the_psa_is_held_and_applied_only_when_resolved,
+        a_dismissed_change_from_a_system_that_does_not_own_it_is_dropped,
+        the_configured_owner_is_the_one_whose_changes_apply,
+    ],
     bad_input: [
         bodies_that_are_not_events_are_refused_whole,
         oversized_bodies_and_arrays_are_refused_with_413,

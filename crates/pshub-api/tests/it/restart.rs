@@ -44,13 +44,13 @@ fn every_kind_of_event() -> Vec<Value> {
             &[("consultant", "emea", "160.00", "2026-01-01", None)],
         ),
         event(
-            "hris",
+            "psa",
             "cost-worker",
             "cost_rate.upserted",
             json!({ "worker_id": "W-1", "currency": "EUR", "hourly_cost": "80.00", "valid_from": "2026-01-01" }),
         ),
         event(
-            "hris",
+            "psa",
             "cost-grade",
             "cost_rate.upserted",
             json!({ "grade": "G2", "currency": "EUR", "hourly_cost": "70.00", "valid_from": "2026-01-01", "valid_to": "2026-12-31" }),
@@ -76,7 +76,7 @@ fn every_kind_of_event() -> Vec<Value> {
     events.extend([capped, fixed]);
     let amend = |id: &str, changes: Value| {
         event(
-            "erp",
+            "crm",
             id,
             "contract.amended",
             json!({ "contract_id": "K-P-CAP", "effective_from": "2026-04-01", "changes": changes }),

@@ -287,8 +287,8 @@ impl SimulatedFirm {
         }
         let version = if with_hole { 1 } else { 2 };
         envelope(
-            "erp",
-            format!("erp-{id}-v{version}"),
+            "psa",
+            format!("psa-{id}-v{version}"),
             "rate_card.upserted",
             self.spec.month - Duration::days(5),
             json!({

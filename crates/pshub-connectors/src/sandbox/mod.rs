@@ -29,6 +29,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wire::*;
 
+/// A posted line as the ERP keeps it: written straight from the line, since lines are
+/// the sandbox's one record that arrives at event rate.
+#[derive(serde::Serialize)]
+struct LineRecord<'a> {
+    key: &'a str,
+    erp_id: &'a str,
+    line: &'a LineBody,
+}
+
 /// One of the sandbox's systems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum System {
@@ -300,8 +309,15 @@ impl Sandbox {
             }
             let id = format!("ERP-L-{next:08}");
             next += 1;
-            let record = json!({ "key": line.idempotency_key, "erp_id": id, "line": line });
-            new.push((line.idempotency_key.clone(), record.to_string()));
+            let record = LineRecord {
+                key: &line.idempotency_key,
+                erp_id: &id,
+                line,
+            };
+            new.push((
+                line.idempotency_key.clone(),
+                serde_json::to_string(&record)?,
+            ));
             in_batch.insert(&line.idempotency_key, id.clone());
             answers.push(Answer::Created(id));
         }

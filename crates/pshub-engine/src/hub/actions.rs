@@ -33,22 +33,13 @@ impl Hub {
                 ..Commit::default()
             };
             let answer = {
-                let mut cx = Cx {
-                    world: &self.world,
-                    config: &self.config,
-                    store: self.store.as_ref(),
-                    reads: self.reads.as_mut(),
-                    ids: &self.ids,
-                    caches: &mut self.caches,
-                    commit: &mut commit,
-                    now,
-                    event: EventMeta {
-                        seq: 0,
-                        correlation_id: String::new(),
-                        fingerprint: 0,
-                    },
-                    actor: Some((acting.actor.clone(), acting.note.clone())),
+                let meta = EventMeta {
+                    seq: 0,
+                    correlation_id: String::new(),
+                    fingerprint: 0,
                 };
+                let actor = Some((acting.actor.clone(), acting.note.clone()));
+                let mut cx = self.cx(&mut commit, now, meta, actor);
                 action(&mut cx)
             };
             let answer = match answer {
@@ -85,6 +76,12 @@ impl Hub {
         acting: &Acting,
         now: DateTime<Utc>,
     ) -> std::result::Result<Resolution, ActionError> {
+        if let Some(case) = self.reads.case(case_id)?
+            && case.kind == super::NOT_SYSTEM_OF_RECORD
+            && case.state.is_open()
+        {
+            return self.apply_held(case, acting, now);
+        }
         self.act(now, acting, |cx| {
             let case = open_case(cx, case_id, "resolved")?;
             cx.event = EventMeta {

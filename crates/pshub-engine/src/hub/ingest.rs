@@ -1,7 +1,7 @@
 //! Taking events in: quarantine, dedupe, the inbox, reference data, and the flows.
 
 use super::*;
-use crate::flows::{self, Cx, EventMeta};
+use crate::flows::{self, EventMeta};
 use crate::world::Applied;
 use std::collections::HashMap;
 
@@ -273,7 +273,14 @@ impl Hub {
             .correlation_id
             .clone()
             .unwrap_or_else(|| format!("cor-{:011x}-{seq:09x}", now.timestamp_millis()));
-        let reference = event.data.is_reference();
+        let meta = EventMeta {
+            seq,
+            correlation_id: correlation_id.clone(),
+            fingerprint,
+        };
+        let not_owned = self.owner_other_than_source(event);
+        let applies = not_owned.is_none();
+        let reference = applies && event.data.is_reference();
         let applied = if reference {
             self.world.version += 1;
             self.world.apply(&event.data)
@@ -292,29 +299,20 @@ impl Hub {
             data: data.to_string(),
             ref_version: reference.then_some(self.world.version),
         });
-        if let Some(flow) = flows::for_type(event.event_type) {
-            let mut cx = Cx {
-                world: &self.world,
-                config: &self.config,
-                store: self.store.as_ref(),
-                reads: self.reads.as_mut(),
-                ids: &self.ids,
-                caches: &mut self.caches,
-                commit,
-                now,
-                event: EventMeta {
-                    seq,
-                    correlation_id: correlation_id.clone(),
-                    fingerprint,
-                },
-                actor: None,
-            };
-            flow.apply(&mut cx, event, &applied)?;
-        }
+        let reason = match not_owned {
+            Some(owner) => Some(self.hold_not_owned(event, &owner, meta, now, commit)?),
+            None => {
+                if let Some(flow) = flows::for_type(event.event_type) {
+                    let mut cx = self.cx(commit, now, meta, None);
+                    flow.apply(&mut cx, event, &applied)?;
+                }
+                None
+            }
+        };
         Ok(IngestResult {
             id: Some(event.id.clone()),
             status: IngestStatus::Accepted,
-            reason: None,
+            reason,
             correlation_id: Some(correlation_id),
         })
     }

@@ -11,6 +11,8 @@
 mod actions;
 pub use actions::Acting;
 mod ingest;
+mod systems_of_record;
+pub use systems_of_record::NOT_SYSTEM_OF_RECORD;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -275,6 +277,28 @@ impl Hub {
     fn undo_since(&mut self, mark: crate::world::Mark, version: i64) {
         self.world.undo(mark, version);
         self.caches.end_of_commit(false);
+    }
+
+    /// What a flow's decisions read and write, for one event (or one person's action).
+    fn cx<'a>(
+        &'a mut self,
+        commit: &'a mut Commit,
+        now: DateTime<Utc>,
+        event: crate::flows::EventMeta,
+        actor: Option<(crate::flows::Actor, Option<String>)>,
+    ) -> crate::flows::Cx<'a> {
+        crate::flows::Cx {
+            world: &self.world,
+            config: &self.config,
+            store: self.store.as_ref(),
+            reads: self.reads.as_mut(),
+            ids: &self.ids,
+            caches: &mut self.caches,
+            commit,
+            now,
+            event,
+            actor,
+        }
     }
 
     /// The systems with work made due by commits since the last call, for their workers.

@@ -72,6 +72,9 @@ pub struct Commit {
     pub inbox: Vec<InboxRow>,
     /// Inbox rows removed (a stored event that no longer reads, moved to quarantine).
     pub inbox_removed: Vec<i64>,
+    /// Stored events kept unapplied, now applied as reference data: (seq, reference
+    /// version). Each must still be unapplied, else the commit is a conflict.
+    pub inbox_applied: Vec<(i64, i64)>,
     pub quarantine: Rows<QuarantineRow>,
     pub conflicts: Vec<ConflictRow>,
     pub entries: Rows<EntryRow>,

@@ -1,0 +1,668 @@
+//! The configuration file (`--config FILE`, or `PSHUB_CONFIG`): one TOML file, every part of
+//! which has a default, so that the sandbox needs none. `examples/pshub.toml` writes the
+//! defaults out; the README shows a complete file.
+//!
+//! - `"${VAR}"` inside a double-quoted string is read from the environment; a variable that
+//!   is not set stops the start, naming it and its line.
+//! - Relative paths resolve against the file's folder.
+//! - Every error names its line (`FILE:LINE: what`), and `pshub config check FILE` lists
+//!   them all.
+//! - Settings that the environment gave before (`PSHUB_SOURCES`, `PSHUB_TAX_CODES`,
+//!   `PSHUB_MAX_DAILY_HOURS`) stay as fallbacks for what the file leaves out.
+
+use anyhow::{Context, Result, bail};
+use pshub_engine::Config;
+use pshub_engine::config::{LegalEntity, Masking};
+use pshub_model::{Currency, Domain};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A configuration file as read: its settings, where each came from, and its folder.
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    text: String,
+    file: FileSections,
+}
+
+/// A text the file holds (with where), for settings checked after parsing.
+type Text = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSections {
+    #[serde(default)]
+    sources: Option<SourcesSection>,
+    #[serde(default)]
+    owners: BTreeMap<Text, Text>,
+    #[serde(default)]
+    flows: FlowsSection,
+    #[serde(default)]
+    payroll: PayrollSection,
+    #[serde(default)]
+    legal_entities: BTreeMap<Text, LegalEntitySection>,
+    #[serde(default)]
+    regions: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    masking: BTreeMap<Text, MaskingSection>,
+    #[serde(default)]
+    customers: CustomersSection,
+    #[serde(default)]
+    store: StoreSection,
+}
+
+/// `[sources] allowed = ["crm", ...]`, or one `[sources.<name>]` table per system (where
+/// later settings of a source go).
+#[derive(Debug, Default, Deserialize)]
+struct SourcesSection {
+    #[serde(default)]
+    allowed: Option<Spanned<Vec<Text>>>,
+    #[serde(flatten)]
+    named: BTreeMap<String, SourceSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    /// What the system is, for people reading `GET /v1/systems`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// A number as TOML writes it (integer, float or a quoted decimal), kept exact.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Number {
+    fn exact(&self) -> std::result::Result<Decimal, String> {
+        match self {
+            Number::Integer(n) => Ok(Decimal::from(*n)),
+            // The shortest text that reads back as the same float: what the file wrote.
+            Number::Float(f) => pshub_model::decimal::parse_exact(&f.to_string()),
+            Number::Text(text) => pshub_model::decimal::parse_exact(text.trim()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowsSection {
+    margin_floor_pct: Option<Spanned<Number>>,
+    max_daily_hours: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayrollSection {
+    variance_threshold_pct: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegalEntitySection {
+    currency: Option<Text>,
+    tax_code: Option<Text>,
+    #[serde(default)]
+    allowed_tax_codes: BTreeMap<Text, Vec<Text>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskingSection {
+    #[serde(default)]
+    drop: Vec<Text>,
+    #[serde(default)]
+    hash: Vec<Text>,
+    #[serde(default)]
+    mask: Vec<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomersSection {
+    /// Legal forms dropped from the end of names, on top of the built-in list.
+    #[serde(default)]
+    legal_forms: Vec<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    /// Folder for local files (as `--data-dir`), relative to the file.
+    data_dir: Option<String>,
+    /// The store's URL (as `--store`).
+    url: Option<String>,
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Replaces `${VAR}` inside double-quoted strings with the variable's value, escaped for
+/// the string; answers the text, or each variable that is not set with its line.
+fn substitute(text: &str, var: impl Fn(&str) -> Option<String>) -> (String, Vec<(usize, String)>) {
+    let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut in_basic = false;
+        let mut in_literal = false;
+        let mut chars = line.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' if in_basic => {
+                    out.push(c);
+                    if let Some((_, next)) = chars.next() {
+                        out.push(next);
+                    }
+                    continue;
+                }
+                '"' if !in_literal => in_basic = !in_basic,
+                '\'' if !in_basic => in_literal = !in_literal,
+                '#' if !in_basic && !in_literal => {
+                    out.push_str(&line[at..]);
+                    break;
+                }
+                '$' if in_basic && line[at..].starts_with("${") => {
+                    if let Some(end) = line[at..].find('}') {
+                        let name = &line[at + 2..at + end];
+                        let valid = !name.is_empty()
+                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                        if valid {
+                            match var(name) {
+                                Some(value) => {
+                                    out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""))
+                                }
+                                None => missing.push((n + 1, name.to_string())),
+                            }
+                            for _ in 0..end {
+                                chars.next();
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+    }
+    (out, missing)
+}
+
+impl ConfigFile {
+    /// Reads and checks a file: every error, each with its line, or the file.
+    pub fn read(path: &Path) -> std::result::Result<Self, Vec<String>> {
+        let name = path.display().to_string();
+        let raw = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("{name}: cannot read the configuration file: {e}")])?;
+        let (text, missing) = substitute(&raw, |var| std::env::var(var).ok());
+        if !missing.is_empty() {
+            return Err(missing
+                .into_iter()
+                .map(|(line, var)| {
+                    format!("{name}:{line}: the environment variable {var} is not set")
+                })
+                .collect());
+        }
+        let file: FileSections = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(1, |span| line_of(&text, span.start));
+            vec![format!("{name}:{line}: {}", e.message())]
+        })?;
+        let path = path.to_path_buf();
+        let read = ConfigFile { path, text, file };
+        let errors = read.check();
+        if errors.is_empty() {
+            Ok(read)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn at(&self, span: Range<usize>) -> String {
+        format!(
+            "{}:{}",
+            self.path.display(),
+            line_of(&self.text, span.start)
+        )
+    }
+
+    /// The folder relative paths in the file resolve against.
+    fn folder(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `[store] data_dir`, resolved against the file's folder.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let dir = PathBuf::from(self.file.store.data_dir.as_ref()?);
+        Some(if dir.is_relative() {
+            self.folder().join(dir)
+        } else {
+            dir
+        })
+    }
+
+    /// `[store] url`.
+    pub fn store_url(&self) -> Option<String> {
+        self.file.store.url.clone()
+    }
+
+    /// The allowed sources, if the file names them.
+    fn sources(&self) -> Option<Vec<String>> {
+        let section = self.file.sources.as_ref()?;
+        let mut names: Vec<String> = section
+            .allowed
+            .iter()
+            .flat_map(|list| list.get_ref().iter().map(|s| s.get_ref().clone()))
+            .chain(section.named.keys().cloned())
+            .collect();
+        let mut seen = BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        Some(names)
+    }
+
+    /// Every error of the file's settings, each with its line.
+    fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let file = &self.file;
+        if let Some(section) = &file.sources {
+            if let Some(list) = &section.allowed
+                && list.get_ref().is_empty()
+                && section.named.is_empty()
+            {
+                errors.push(format!(
+                    "{}: [sources] allowed names no system",
+                    self.at(list.span())
+                ));
+            }
+            let listed = section
+                .allowed
+                .iter()
+                .flat_map(|l| l.get_ref().iter())
+                .map(|name| (name.get_ref().as_str(), self.at(name.span())));
+            let tables = section.named.keys().map(|name| {
+                let at = self.text.find(&format!("sources.{name}")).unwrap_or(0);
+                (name.as_str(), self.at(at..at))
+            });
+            for (name, at) in listed.chain(tables) {
+                if !is_system_name(name) {
+                    errors.push(format!(
+                        "{at}: '{name}' is not a system name (lower-case letters, digits, '-' and '_')"
+                    ));
+                }
+            }
+        }
+        let sources = self.sources();
+        for (domain, owner) in &file.owners {
+            if Domain::parse(domain.get_ref()).is_none() {
+                errors.push(format!(
+                    "{}: [owners] '{}' is not a domain; the domains are {}",
+                    self.at(domain.span()),
+                    domain.get_ref(),
+                    Domain::ALL
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if let Some(sources) = &sources
+                && !sources.contains(owner.get_ref())
+            {
+                errors.push(format!(
+                    "{}: [owners] {} is owned by '{}', which [sources] does not name",
+                    self.at(owner.span()),
+                    domain.get_ref(),
+                    owner.get_ref()
+                ));
+            }
+        }
+        let percent = |errors: &mut Vec<String>,
+                       what: &str,
+                       number: &Option<Spanned<Number>>,
+                       max: Decimal| {
+            if let Some(number) = number {
+                match number.get_ref().exact() {
+                    Ok(n) if n >= Decimal::ZERO && n <= max => {}
+                    Ok(n) => errors.push(format!(
+                        "{}: {what} is {n}; give a number from 0 to {max}",
+                        self.at(number.span())
+                    )),
+                    Err(e) => errors.push(format!("{}: {what}: {e}", self.at(number.span()))),
+                }
+            }
+        };
+        percent(
+            &mut errors,
+            "[flows] margin_floor_pct",
+            &file.flows.margin_floor_pct,
+            Decimal::from(100),
+        );
+        percent(
+            &mut errors,
+            "[payroll] variance_threshold_pct",
+            &file.payroll.variance_threshold_pct,
+            Decimal::from(10_000),
+        );
+        if let Some(hours) = &file.flows.max_daily_hours {
+            match hours.get_ref().exact() {
+                Ok(h) if h > Decimal::ZERO && h <= Decimal::from(24) => {}
+                _ => errors.push(format!(
+                    "{}: [flows] max_daily_hours must be a number of hours above 0 and at most 24",
+                    self.at(hours.span())
+                )),
+            }
+        }
+        for (code, entity) in &file.legal_entities {
+            if let Some(currency) = &entity.currency
+                && let Err(e) = Currency::parse(currency.get_ref())
+            {
+                errors.push(format!(
+                    "{}: [legal_entities.{}] currency: {e}",
+                    self.at(currency.span()),
+                    code.get_ref()
+                ));
+            }
+            let codes = entity
+                .tax_code
+                .iter()
+                .chain(entity.allowed_tax_codes.values().flatten());
+            for tax_code in codes {
+                if tax_code.get_ref().trim().is_empty() {
+                    errors.push(format!(
+                        "{}: [legal_entities.{}] a tax code is empty",
+                        self.at(tax_code.span()),
+                        code.get_ref()
+                    ));
+                }
+            }
+            for country in entity.allowed_tax_codes.keys() {
+                let c = country.get_ref();
+                if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                    errors.push(format!(
+                        "{}: [legal_entities.{}] allowed_tax_codes: '{c}' is not an ISO 3166 country code such as DE",
+                        self.at(country.span()),
+                        code.get_ref()
+                    ));
+                }
+            }
+        }
+        for (target, masking) in &file.masking {
+            let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+            for (how, fields) in [
+                ("drop", &masking.drop),
+                ("hash", &masking.hash),
+                ("mask", &masking.mask),
+            ] {
+                for field in fields {
+                    if let Some(first) = seen.insert(field.get_ref(), how) {
+                        errors.push(format!(
+                            "{}: [masking.{}] '{}' is both in {first} and in {how}",
+                            self.at(field.span()),
+                            target.get_ref(),
+                            field.get_ref()
+                        ));
+                    }
+                }
+            }
+        }
+        for form in &file.customers.legal_forms {
+            if form.get_ref().trim().is_empty() {
+                errors.push(format!(
+                    "{}: [customers] legal_forms holds an empty form",
+                    self.at(form.span())
+                ));
+            }
+        }
+        errors
+    }
+
+    /// Sets on `config` what the file holds (it was checked when read).
+    pub fn apply_to(&self, config: &mut Config) {
+        let file = &self.file;
+        if let Some(sources) = self.sources() {
+            config.sources = sources;
+        }
+        for (domain, owner) in &file.owners {
+            if let Some(domain) = Domain::parse(domain.get_ref()) {
+                config.owners.insert(domain, owner.get_ref().clone());
+            }
+        }
+        let exact = |n: &Option<Spanned<Number>>| n.as_ref().and_then(|n| n.get_ref().exact().ok());
+        if let Some(floor) = exact(&file.flows.margin_floor_pct) {
+            config.margin_floor_pct = floor;
+        }
+        if let Some(hours) = exact(&file.flows.max_daily_hours) {
+            config.max_daily_hours = Some(hours);
+        }
+        if let Some(threshold) = exact(&file.payroll.variance_threshold_pct) {
+            config.variance_threshold_pct = threshold;
+        }
+        if !file.legal_entities.is_empty() {
+            // Once entities are named, an entity that is not has no tax code.
+            config.tax_codes.clear();
+            config.default_tax_code = None;
+        }
+        for (code, section) in &file.legal_entities {
+            let entity = LegalEntity {
+                currency: section
+                    .currency
+                    .as_ref()
+                    .and_then(|c| Currency::parse(c.get_ref()).ok()),
+                tax_code: section.tax_code.as_ref().map(|t| t.get_ref().clone()),
+                allowed_tax_codes: section
+                    .allowed_tax_codes
+                    .iter()
+                    .map(|(country, codes)| {
+                        (
+                            country.get_ref().clone(),
+                            codes.iter().map(|c| c.get_ref().clone()).collect(),
+                        )
+                    })
+                    .collect(),
+            };
+            if let Some(tax_code) = &entity.tax_code {
+                config
+                    .tax_codes
+                    .insert(code.get_ref().clone(), tax_code.clone());
+            }
+            config.legal_entities.insert(code.get_ref().clone(), entity);
+        }
+        for (region, rules) in &file.regions {
+            if let Ok(value) = serde_json::to_value(rules) {
+                config.regions.insert(region.clone(), value);
+            }
+        }
+        let names = |list: &[Text]| list.iter().map(|t| t.get_ref().clone()).collect();
+        for (target, section) in &file.masking {
+            config.masking.insert(
+                target.get_ref().clone(),
+                Masking {
+                    drop: names(&section.drop),
+                    hash: names(&section.hash),
+                    mask: names(&section.mask),
+                },
+            );
+        }
+        config.legal_forms = names(&file.customers.legal_forms);
+    }
+
+    /// Whether the file sets these (so that the environment's fallbacks stay out).
+    pub fn sets_sources(&self) -> bool {
+        self.file.sources.is_some()
+    }
+
+    pub fn sets_legal_entities(&self) -> bool {
+        !self.file.legal_entities.is_empty()
+    }
+
+    pub fn sets_max_daily_hours(&self) -> bool {
+        self.file.flows.max_daily_hours.is_some()
+    }
+}
+
+fn is_system_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Reads a file for a command: its errors, one per line, stop the start.
+pub fn load(path: &Path) -> Result<ConfigFile> {
+    ConfigFile::read(path).or_else(|errors| bail!("{}", errors.join("\n")))
+}
+
+/// `pshub config check FILE`: prints each error with its line, or that the file is good.
+pub fn check_command(path: &Path) -> Result<()> {
+    match ConfigFile::read(path) {
+        Ok(file) => {
+            let mut config = Config::default();
+            file.apply_to(&mut config);
+            println!(
+                "{}: good; sources {}; owners {}",
+                path.display(),
+                config.sources.join(", "),
+                Domain::ALL
+                    .iter()
+                    .map(|d| format!("{}={}", d.as_str(), config.owner_of(*d)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            let count = errors.len();
+            Err(anyhow::anyhow!(
+                "{} has {count} error{}",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            ))
+            .context("the configuration file is not valid")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pshub-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pshub.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn substitutes_variables_in_double_quoted_strings_only() {
+        let vars = |name: &str| (name == "HOST").then(|| "db\"1".to_string());
+        let (text, missing) = substitute(
+            "url = \"postgres://${HOST}/x\" # ${NOPE}\nlit = '${HOST}'\nother = \"${GONE}\"\n",
+            vars,
+        );
+        assert_eq!(
+            text,
+            "url = \"postgres://db\\\"1/x\" # ${NOPE}\nlit = '${HOST}'\nother = \"\"\n"
+        );
+        assert_eq!(missing, vec![(3, "GONE".to_string())]);
+    }
+
+    #[test]
+    fn each_error_names_its_line() {
+        let path = write(
+            "errors",
+            "[sources]\nallowed = [\"crm\", \"psa\"]\n\n[owners]\nworker = \"hris\"\nworkers = \"psa\"\n\n[flows]\nmargin_floor_pct = 120\n\n[legal_entities.DE01]\ncurrency = \"EURO\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        assert!(
+            errors.contains(&format!(
+                "{name}:5: [owners] worker is owned by 'hris', which [sources] does not name"
+            )),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{name}:6: [owners] 'workers' is not a domain"))),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{name}:9: [flows] margin_floor_pct is 120"))),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{name}:12: [legal_entities.DE01] currency"))),
+            "{errors:?}"
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn a_syntax_error_or_an_unknown_key_names_its_line() {
+        let path = write(
+            "syntax",
+            "[flows]\nmargin_floor_pct = 20\nmax_daily_hour = 24\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(&format!("{}:3: ", path.display())),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("max_daily_hour"), "{errors:?}");
+        let path = write("broken", "[flows\n");
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert!(
+            errors[0].starts_with(&format!("{}:1: ", path.display())),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn settings_reach_the_engine_and_paths_resolve_against_the_file() {
+        let path = write(
+            "good",
+            "[sources.crm]\n[sources.psa]\n[sources.hris]\n\n[owners]\nrate_card = \"crm\"\n\n[flows]\nmargin_floor_pct = 25.5\nmax_daily_hours = \"12\"\n\n[legal_entities.DE01]\ncurrency = \"EUR\"\ntax_code = \"DE-VAT19\"\nallowed_tax_codes = { DE = [\"DE-VAT19\"] }\n\n[masking.crm]\ndrop = [\"email\"]\nhash = [\"name\"]\n\n[store]\ndata_dir = \"data\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap();
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.sources, vec!["crm", "hris", "psa"]);
+        assert_eq!(config.owner_of(Domain::RateCard), "crm");
+        assert_eq!(config.owner_of(Domain::Worker), "hris");
+        assert_eq!(config.margin_floor_pct.to_string(), "25.5");
+        assert_eq!(
+            config.max_daily_hours.map(|h| h.to_string()),
+            Some("12".into())
+        );
+        assert_eq!(config.tax_code_for("DE01"), Some("DE-VAT19"));
+        assert_eq!(config.tax_code_for("US01"), None);
+        assert_eq!(config.masking["crm"].hash, vec!["name"]);
+        assert_eq!(file.data_dir(), Some(path.parent().unwrap().join("data")));
+    }
+}
