@@ -71,6 +71,11 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             "/v1/projects/{project_code}",
             get(routes::projects::get_one),
         )
+        .route("/v1/customers", get(routes::customers::list))
+        .route(
+            "/v1/customers/{customer_id}",
+            get(routes::customers::get_one),
+        )
         .route("/v1/exceptions", get(routes::exceptions::list))
         .route("/v1/exceptions/{id}", get(routes::exceptions::get_one))
         .route(

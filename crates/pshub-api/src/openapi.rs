@@ -153,6 +153,8 @@ pub fn build() -> Value {
             "/v1/events/{source}/{id}": { "get": with_params(op("Where an event stands: pending, applied, recorded (kept, no flow acts on it yet), held, blocked or quarantined", json!({ "type": "object" }), &["401", "404"]),
                 json!([path_param("source", "string"), path_param("id", "string")])) },
             "/v1/projects/{project_code}": { "get": with_params(op("A project: its ids in each system, customer, billing rules and provisioning steps", json!({ "type": "object" }), &["401", "404"]), json!([path_param("project_code", "string")])) },
+            "/v1/customers": { "get": with_params(op("Customers as the hub knows them: one per company, with each system's record as an alias", json!({ "type": "object" }), &["400", "401"]), Value::Array(paging())) },
+            "/v1/customers/{customer_id}": { "get": with_params(op("One customer, by hub id or by any system's customer id: master record, aliases and projects", json!({ "type": "object" }), &["401", "404"]), json!([path_param("customer_id", "string")])) },
             "/v1/conflicts": { "get": with_params(op("Bodies received under an event's id that differ from the first (kept, not applied)", page_of("Conflict"), &["400", "401"]), Value::Array(paging())) },
             "/v1/outbound": { "get": with_params(op("The hub's outbound stream of business events, in order", page_of("OutboundEvent"), &["400", "401"]), { let mut p = vec![query_param("type", "only events of this type, e.g. project.provisioned")]; p.extend(paging()); Value::Array(p) }) },
             "/v1/sandbox/stats": { "get": op("Per sandbox system: creates received and repeats answered from their idempotency keys (admin, auditor)", json!({ "type": "object" }), &["401", "403", "404"]) },

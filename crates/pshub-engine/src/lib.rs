@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod customers;
 pub mod delivery;
 pub mod engine;
 pub mod error;

@@ -7,6 +7,7 @@
 //! Every change can be undone ([`World::undo`]), so a batch whose commit fails leaves the
 //! world exactly as the store has it.
 
+use crate::customers::{Customers, Linked};
 use crate::fingerprint::fingerprint;
 use chrono::NaiveDate;
 use pshub_model::records::*;
@@ -182,6 +183,8 @@ pub struct ProjectInfo {
     pub project: Project,
     pub contract: Contract,
     pub customer: Customer,
+    /// The hub customer's place in [`World::customers`].
+    pub hub_customer: usize,
     pub opportunity_id: String,
 }
 
@@ -210,7 +213,7 @@ struct Booking {
 /// How to take back one change.
 #[derive(Debug)]
 enum Undo {
-    Customer(Sym, Option<Customer>),
+    Customer(crate::customers::Undo),
     Project(Sym, Option<Box<ProjectInfo>>),
     WorkerChange(Sym, usize),
     RateCard(Sym, Option<RateIndex>),
@@ -223,11 +226,15 @@ enum Undo {
 #[derive(Debug, Clone, Copy)]
 pub struct Mark(usize);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct World {
     names: Names,
     workers: HashMap<Sym, WorkerHistory>,
-    customers: HashMap<Sym, Customer>,
+    customers: Customers,
+    /// The system of record of customers: its records are the masters.
+    customer_owner: String,
+    /// Legal forms dropped from customer names on top of the built-in ones.
+    legal_forms: Vec<String>,
     projects: HashMap<Sym, ProjectInfo>,
     rate_cards: HashMap<Sym, RateIndex>,
     pub cost_rates: Vec<CostRate>,
@@ -243,19 +250,52 @@ pub struct World {
     pub version: i64,
 }
 
-/// What applying a reference event changed, where a flow acts on it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Applied {
+/// What applying a reference event changed, where the hub or a flow acts on it.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub project: ProjectChange,
+    /// The hub customer a customer record was linked to, and how it matched.
+    pub customer: Option<(usize, Linked)>,
+}
+
+/// What a closed-won did to the projects.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum ProjectChange {
+    #[default]
     Nothing,
     /// A project seen for the first time.
     NewProject,
     /// A closed-won for a project code that another opportunity already has.
-    ProjectTaken {
-        by: String,
-    },
+    ProjectTaken { by: String },
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::configured(&crate::Config::default())
+    }
 }
 
 impl World {
+    /// An empty world that reads customers as `config` says.
+    pub fn configured(config: &crate::Config) -> Self {
+        World {
+            names: Names::default(),
+            workers: HashMap::new(),
+            customers: Customers::default(),
+            customer_owner: config.owner_of(pshub_model::Domain::Customer).to_string(),
+            legal_forms: config.legal_forms.clone(),
+            projects: HashMap::new(),
+            rate_cards: HashMap::new(),
+            cost_rates: Vec::new(),
+            fx: HashMap::new(),
+            bookings: Vec::new(),
+            booked: 0,
+            by_pair: BTreeSet::new(),
+            log: Vec::new(),
+            version: 0,
+        }
+    }
+
     /// Marks the undo log; changes after the mark can be taken back.
     pub fn mark(&self) -> Mark {
         Mark(self.log.len())
@@ -266,7 +306,7 @@ impl World {
         while self.log.len() > mark.0 {
             let Some(undo) = self.log.pop() else { break };
             match undo {
-                Undo::Customer(id, before) => restore(&mut self.customers, id, before),
+                Undo::Customer(undo) => self.customers.undo(undo),
                 Undo::Project(code, before) => {
                     restore(&mut self.projects, code, before.map(|b| *b))
                 }
@@ -305,37 +345,53 @@ impl World {
         self.log.clear();
     }
 
+    /// Applies a reference event from the customer owner (for tests and tools).
     pub fn apply(&mut self, data: &EventData) -> Applied {
+        let owner = self.customer_owner.clone();
+        self.apply_from(&owner, data)
+    }
+
+    /// Applies a reference event that `source` sent.
+    pub fn apply_from(&mut self, source: &str, data: &EventData) -> Applied {
         match data {
             EventData::Customer(customer) => {
-                let id = self.names.intern(customer.customer_id.as_str());
-                let before = self.customers.insert(id, customer.clone());
-                self.log.push(Undo::Customer(id, before));
+                let linked = self.link_customer(source, customer);
+                return Applied {
+                    project: ProjectChange::Nothing,
+                    customer: Some(linked),
+                };
             }
             EventData::ClosedWon(won) => {
                 let code = self.names.intern(won.project.project_code.as_str());
                 if let Some(known) = self.projects.get(&code) {
-                    if known.opportunity_id != won.opportunity_id.as_str() {
-                        return Applied::ProjectTaken {
+                    let project = if known.opportunity_id != won.opportunity_id.as_str() {
+                        ProjectChange::ProjectTaken {
                             by: known.opportunity_id.clone(),
-                        };
-                    }
-                    return Applied::Nothing;
+                        }
+                    } else {
+                        ProjectChange::Nothing
+                    };
+                    return Applied {
+                        project,
+                        customer: None,
+                    };
                 }
-                let customer = self.names.intern(won.customer.customer_id.as_str());
-                let before = self.customers.insert(customer, won.customer.clone());
-                self.log.push(Undo::Customer(customer, before));
+                let linked = self.link_customer(source, &won.customer);
                 self.projects.insert(
                     code,
                     ProjectInfo {
                         project: won.project.clone(),
                         contract: won.contract.clone(),
                         customer: won.customer.clone(),
+                        hub_customer: linked.0,
                         opportunity_id: won.opportunity_id.to_string(),
                     },
                 );
                 self.log.push(Undo::Project(code, None));
-                return Applied::NewProject;
+                return Applied {
+                    project: ProjectChange::NewProject,
+                    customer: Some(linked),
+                };
             }
             EventData::Worker(change) => {
                 let id = self.names.intern(change.worker_id.as_str());
@@ -395,7 +451,21 @@ impl World {
             | EventData::InvoiceStatus(_)
             | EventData::PayrollActual(_) => {}
         }
-        Applied::Nothing
+        Applied::default()
+    }
+
+    fn link_customer(&mut self, source: &str, customer: &Customer) -> (usize, Linked) {
+        let authoritative = source == self.customer_owner;
+        let (at, linked, undo) =
+            self.customers
+                .link(source, authoritative, customer, &self.legal_forms);
+        self.log.push(Undo::Customer(undo));
+        (at, linked)
+    }
+
+    /// The hub's customers.
+    pub fn customers(&self) -> &Customers {
+        &self.customers
     }
 
     fn apply_assignment(&mut self, assignment: &Assignment) {

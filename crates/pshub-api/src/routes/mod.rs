@@ -1,3 +1,4 @@
+pub mod customers;
 pub mod events;
 pub mod exceptions;
 pub mod lines;

@@ -16,6 +16,11 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
     let answer = blocking(move || {
+        let hub_customer_id = engine.with_hub(|hub| {
+            let world = hub.world();
+            let project = world.project(&pshub_model::ProjectCode::parse(&project_code).ok()?)?;
+            Some(world.customers().get(project.hub_customer)?.hub_id.clone())
+        });
         engine.read(|r| -> Result<Value, ApiError> {
             let Some(project) = r.project(&project_code)? else {
                 return Err(ApiError::not_found(format!(
@@ -47,6 +52,7 @@ pub async fn get_one(
                 "opportunity_id": won.opportunity_id,
                 "ids": { "crm": won.opportunity_id, "psa": result(flow::PSA), "erp": result(flow::ERP) },
                 "customer": {
+                    "hub_customer_id": hub_customer_id,
                     "customer_id": won.customer.customer_id,
                     "legal_name": won.customer.legal_name,
                     "tax_id": won.customer.tax_id,

@@ -4,6 +4,7 @@
 //! its own on `PSHUB_TEST_POSTGRES`, by default the machine's server).
 
 mod bad_input;
+mod customers;
 mod decimals;
 mod exceptions;
 mod helpers;
@@ -38,6 +39,11 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    customers: [
+        a_customer_resent_under_another_spelling_with_the_same_tax_id_is_one_customer,
+        another_systems_customer_is_an_alias_that_never_overwrites_the_master,
+        the_same_name_with_another_tax_id_opens_a_possible_duplicate_case,
+    ],
     systems_of_record: [
         a_worker_change_from_the_psa_is_held_and_applied_only_when_resolved,
         a_dismissed_change_from_a_system_that_does_not_own_it_is_dropped,

@@ -14,7 +14,7 @@ use crate::ports::{
     WriteBackRequest,
 };
 use crate::store::*;
-use crate::world::Applied;
+use crate::world::{Applied, ProjectChange};
 use pshub_model::records::{ClosedWon, OwnerTeam};
 use pshub_model::{Event, EventData, EventType};
 use serde_json::json;
@@ -47,9 +47,9 @@ impl Flow for OpportunityToProject {
         let EventData::ClosedWon(won) = &event.data else {
             return Ok(());
         };
-        match applied {
-            Applied::NewProject => provision(cx, won),
-            Applied::ProjectTaken { by } => {
+        match &applied.project {
+            ProjectChange::NewProject => provision(cx, won),
+            ProjectChange::ProjectTaken { by } => {
                 let code = won.project.project_code.as_str();
                 cx.open_case(NewCase {
                     kind: PROJECT_TAKEN,
@@ -68,7 +68,7 @@ impl Flow for OpportunityToProject {
                 })?;
                 Ok(())
             }
-            Applied::Nothing => Ok(()),
+            ProjectChange::Nothing => Ok(()),
         }
     }
 

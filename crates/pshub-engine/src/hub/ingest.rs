@@ -283,9 +283,9 @@ impl Hub {
         let reference = applies && event.data.is_reference();
         let applied = if reference {
             self.world.version += 1;
-            self.world.apply(&event.data)
+            self.world.apply_from(&event.source, &event.data)
         } else {
-            Applied::Nothing
+            Applied::default()
         };
         commit.inbox.push(InboxRow {
             seq,
@@ -302,6 +302,7 @@ impl Hub {
         let reason = match not_owned {
             Some(owner) => Some(self.hold_not_owned(event, &owner, meta, now, commit)?),
             None => {
+                self.report_possible_duplicate(event, &applied, meta.clone(), now, commit)?;
                 if let Some(flow) = flows::for_type(event.event_type) {
                     let mut cx = self.cx(commit, now, meta, None);
                     flow.apply(&mut cx, event, &applied)?;

@@ -142,8 +142,8 @@ impl Hub {
         let mut hub = Hub {
             store,
             reads,
+            world: World::configured(&config),
             config,
-            world: World::default(),
             ids,
             metrics,
             caches: Caches::default(),
@@ -166,7 +166,7 @@ impl Hub {
     /// Rebuilds memory from the store: at start, and after a batch was interrupted, so that
     /// nothing that was not written is believed.
     pub fn rebuild(&mut self) -> Result<()> {
-        self.world = World::default();
+        self.world = World::configured(&self.config);
         self.caches = Caches::default();
         self.refresh()?;
         self.dirty = false;
@@ -182,7 +182,7 @@ impl Hub {
         let version = self.store.reference_since(after, &mut |row| {
             match parse_stored(&row) {
                 Ok(data) => {
-                    world.apply(&data);
+                    world.apply_from(&row.source, &data);
                 }
                 Err(error) => unreadable.push((row.clone(), error)),
             }

@@ -4,16 +4,25 @@
 //! event as it was sent; dismissing it drops the event (it stays on record, unapplied).
 
 use super::*;
+use crate::customers::Linked;
 use crate::error::ActionError;
 use crate::flows::{self, Actor, EventMeta, NewCase, Resolution};
 use crate::world::Applied;
+use pshub_model::Domain;
 
 /// The kind of the case that holds an event from a system that does not own its domain.
 pub const NOT_SYSTEM_OF_RECORD: &str = "not_system_of_record";
 
+/// The kind of the case about a new customer named like a known one with another tax id.
+pub const POSSIBLE_DUPLICATE_CUSTOMER: &str = "possible_duplicate_customer";
+
 impl Hub {
-    /// The owner of the event's domain, when the event's source is another system.
+    /// The owner of the event's domain, when the event's source is another system. Another
+    /// system's customer record is the exception: it becomes an alias of the customer.
     pub(super) fn owner_other_than_source(&self, event: &Event) -> Option<String> {
+        if event.event_type == EventType::CustomerUpserted {
+            return None;
+        }
         let owner = self.config.owner_of(event.event_type.domain());
         (owner != event.source).then(|| owner.to_string())
     }
@@ -56,6 +65,61 @@ impl Hub {
             evidence: Some(evidence.to_string()),
         })?;
         Ok(format!("{reason} (case {case_id})"))
+    }
+
+    /// Reports a customer record from the customer owner that was kept apart from a known
+    /// customer of the same normalised name, since their tax ids differ.
+    pub(super) fn report_possible_duplicate(
+        &mut self,
+        event: &Event,
+        applied: &Applied,
+        meta: EventMeta,
+        now: DateTime<Utc>,
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let Some((at, Linked::PossibleDuplicate { of })) = &applied.customer else {
+            return Ok(());
+        };
+        let record = match &event.data {
+            EventData::Customer(customer) => customer,
+            EventData::ClosedWon(won) => &won.customer,
+            _ => return Ok(()),
+        };
+        if event.source != self.config.owner_of(Domain::Customer) {
+            return Ok(());
+        }
+        let customers = self.world.customers();
+        let (Some(new), Some(known)) = (customers.get(*at), customers.find(of)) else {
+            return Ok(());
+        };
+        let tax = |t: &Option<String>| t.clone().unwrap_or_else(|| "none".into());
+        let reason = format!(
+            "customer {} '{}' (tax id {}) is named like {of} '{}' (tax id {}); it is kept as a separate customer {}",
+            record.customer_id,
+            record.legal_name,
+            tax(&record.tax_id),
+            known.master.legal_name,
+            tax(&known.master.tax_id),
+            new.hub_id
+        );
+        let evidence = serde_json::json!({ "customer_id": record.customer_id, "hub_customer_id": new.hub_id,
+            "similar_to": of, "legal_name": record.legal_name, "tax_id": record.tax_id,
+            "similar_legal_name": known.master.legal_name, "similar_tax_id": known.master.tax_id });
+        let business_key = record.customer_id.to_string();
+        let mut cx = self.cx(commit, now, meta, None);
+        cx.open_case(NewCase {
+            kind: POSSIBLE_DUPLICATE_CUSTOMER,
+            owner: OwnerTeam::Integration,
+            business_key: &business_key,
+            reason,
+            suggested_fix: "If they are one company, correct the tax id in the CRM so that both records carry the same one; if they are two, resolve this case.",
+            flow: "hub",
+            entry_row: None,
+            step_id: None,
+            value: None,
+            evidence: Some(evidence.to_string()),
+        })?;
+        Ok(())
     }
 
     /// Resolves a `not_system_of_record` case: applies the event it holds as it was sent,
@@ -101,9 +165,9 @@ impl Hub {
             let applied = if event.data.is_reference() {
                 self.world.version += 1;
                 commit.inbox_applied.push((row.seq, self.world.version));
-                self.world.apply(&event.data)
+                self.world.apply_from(&event.source, &event.data)
             } else {
-                Applied::Nothing
+                Applied::default()
             };
             let meta = EventMeta {
                 seq: row.seq,
