@@ -207,10 +207,23 @@ fn substitute(text: &str, var: impl Fn(&str) -> Option<String>) -> (String, Vec<
 impl ConfigFile {
     /// Reads and checks a file: every error, each with its line, or the file.
     pub fn read(path: &Path) -> std::result::Result<Self, Vec<String>> {
+        let raw = std::fs::read_to_string(path).map_err(|e| {
+            vec![format!(
+                "{}: cannot read the configuration file: {e}",
+                path.display()
+            )]
+        })?;
+        Self::parse(path, &raw, |var| std::env::var(var).ok())
+    }
+
+    /// Reads the text of a file at `path`, with `var` for its `${VAR}`s.
+    fn parse(
+        path: &Path,
+        raw: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, Vec<String>> {
         let name = path.display().to_string();
-        let raw = std::fs::read_to_string(path)
-            .map_err(|e| vec![format!("{name}: cannot read the configuration file: {e}")])?;
-        let (text, missing) = substitute(&raw, |var| std::env::var(var).ok());
+        let (text, missing) = substitute(raw, var);
         if !missing.is_empty() {
             return Err(missing
                 .into_iter()
@@ -664,5 +677,54 @@ mod tests {
         assert_eq!(config.tax_code_for("US01"), None);
         assert_eq!(config.masking["crm"].hash, vec!["name"]);
         assert_eq!(file.data_dir(), Some(path.parent().unwrap().join("data")));
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_and_writes_out_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pshub.toml");
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let defaults = Config::default();
+        assert_eq!(config.sources, defaults.sources);
+        for domain in Domain::ALL {
+            assert_eq!(config.owner_of(*domain), defaults.owner_of(*domain));
+        }
+        assert_eq!(config.margin_floor_pct, defaults.margin_floor_pct);
+        assert_eq!(
+            config.variance_threshold_pct,
+            defaults.variance_threshold_pct
+        );
+        assert_eq!(config.tax_code_for("DE01"), defaults.tax_code_for("DE01"));
+        assert_eq!(config.max_daily_hours, Some(Decimal::from(24)));
+    }
+
+    #[test]
+    fn the_complete_file_of_the_readme_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("the README shows a file") + 8;
+        let text = &readme[start..start + readme[start..].find("```").unwrap()];
+        let path = Path::new("/etc/pshub/pshub.toml");
+        let vars =
+            |v: &str| (v == "PSHUB_DATABASE_URL").then(|| "postgres://root@127.0.0.1/pshub".into());
+        let file = ConfigFile::parse(path, text, vars).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.tax_code_for("US01"), Some("US-EXEMPT"));
+        assert_eq!(config.tax_code_for("FR01"), None);
+        assert_eq!(
+            file.data_dir(),
+            Some(PathBuf::from("/etc/pshub/pshub-data"))
+        );
+        assert_eq!(
+            file.store_url().as_deref(),
+            Some("postgres://root@127.0.0.1/pshub")
+        );
+        assert!(ConfigFile::parse(path, text, |_| None).is_err());
     }
 }

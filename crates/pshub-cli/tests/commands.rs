@@ -122,3 +122,91 @@ fn events_send_posts_a_file_and_names_the_lines_it_could_not_read() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_configuration_file_is_checked_and_read_by_every_command() {
+    let dir = temp_dir("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[owners]\nworker = \"hris\"\nworkers = \"psa\"\n\n[flows]\nmargin_floor_pct = -1\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3: [owners] 'workers' is not a domain",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:6: [flows] margin_floor_pct is -1",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+
+    // A file that is not valid stops any command that is given it, as does a variable that
+    // is not set; the store is never opened.
+    let unset = dir.join("unset.toml");
+    std::fs::write(
+        &unset,
+        "[store]\nurl = \"${PSHUB_TEST_SURELY_UNSET_VAR}\"\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    for file in [&bad, &unset] {
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(file)
+            .args(["migrate", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(!data.exists(), "the store was not opened");
+    }
+    let output = Command::new(BIN)
+        .env("PSHUB_CONFIG", &unset)
+        .args(["migrate", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PSHUB_TEST_SURELY_UNSET_VAR is not set"),
+        "{stderr}"
+    );
+
+    // `[store] data_dir` is read relative to the file.
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[store]\ndata_dir = \"from-file\"\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&good)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.join("from-file").join("pshub.sqlite").exists());
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("good"));
+}

@@ -87,7 +87,7 @@ pub async fn a_deal_sent_again_and_under_new_ids_provisions_each_system_once(sto
     );
     assert_eq!(
         project["customer"],
-        json!({ "customer_id": "C-1", "legal_name": "Client GmbH", "tax_id": "DE123" })
+        json!({ "hub_customer_id": "CUS-000001", "customer_id": "C-1", "legal_name": "Client GmbH", "tax_id": "DE123" })
     );
     assert_eq!(
         project["billing_rules"],
