@@ -88,6 +88,11 @@ impl Role {
         matches!(self, Role::Admin | Role::Integration)
     }
 
+    /// Whether this role may see personal fields (a worker's name and email).
+    pub fn may_see_personal_data(&self) -> bool {
+        matches!(self, Role::Admin | Role::Hr | Role::Auditor)
+    }
+
     /// Whether this role may read what the sandbox systems hold.
     pub fn may_inspect_systems(&self) -> bool {
         matches!(self, Role::Admin | Role::Auditor)

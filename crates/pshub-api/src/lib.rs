@@ -76,6 +76,8 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             "/v1/customers/{customer_id}",
             get(routes::customers::get_one),
         )
+        .route("/v1/workers", get(routes::workers::list))
+        .route("/v1/workers/{worker_id}", get(routes::workers::get_one))
         .route("/v1/exceptions", get(routes::exceptions::list))
         .route("/v1/exceptions/{id}", get(routes::exceptions::get_one))
         .route(

@@ -3,7 +3,7 @@
 
 use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
 use pshub_engine::ports::{
-    BillingRulesRequest, Erp, LinePosting, Lookup, Outcome, Port, ProjectRequest,
+    BillingRulesRequest, CostingRequest, Erp, LinePosting, Lookup, Outcome, Port, ProjectRequest,
 };
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
@@ -31,6 +31,10 @@ impl Erp for ChoosyErp {
 
     fn attach_billing_rules(&self, rules: &BillingRulesRequest) -> Outcome {
         Outcome::Done(format!("RULES-{}", rules.project_code))
+    }
+
+    fn update_costing(&self, costing: &CostingRequest) -> Outcome {
+        Outcome::Done(format!("COSTING-{}", costing.worker_id))
     }
 
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {

@@ -131,6 +131,29 @@ pub struct WriteBackRequest {
     pub erp_id: String,
 }
 
+/// A worker's resource record in the PSA: whether they can be staffed, from which date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRequest {
+    pub idempotency_key: String,
+    pub worker_id: String,
+    /// `active`, `on_leave` or `terminated`.
+    pub status: String,
+    pub effective_date: NaiveDate,
+    pub role: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A worker's costing attributes in the ERP, from a date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostingRequest {
+    pub idempotency_key: String,
+    pub worker_id: String,
+    pub effective_date: NaiveDate,
+    pub legal_entity: Option<String>,
+    pub cost_center: Option<String>,
+    pub grade: Option<String>,
+}
+
 /// A business event for the hub's outbound stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishRequest {
@@ -148,6 +171,8 @@ pub enum Request {
     AttachBillingRules(BillingRulesRequest),
     WriteBackIds(WriteBackRequest),
     Publish(PublishRequest),
+    UpdateResource(ResourceRequest),
+    UpdateCosting(CostingRequest),
 }
 
 impl Request {
@@ -159,6 +184,8 @@ impl Request {
             Request::AttachBillingRules(r) => &r.idempotency_key,
             Request::WriteBackIds(r) => &r.idempotency_key,
             Request::Publish(r) => &r.idempotency_key,
+            Request::UpdateResource(r) => &r.idempotency_key,
+            Request::UpdateCosting(r) => &r.idempotency_key,
         }
     }
 
@@ -170,6 +197,8 @@ impl Request {
             Request::AttachBillingRules(_) => "attach_billing_rules",
             Request::WriteBackIds(_) => "write_back_ids",
             Request::Publish(_) => "publish",
+            Request::UpdateResource(_) => "update_resource",
+            Request::UpdateCosting(_) => "update_costing",
         }
     }
 }
@@ -180,6 +209,8 @@ pub trait Erp: Send + Sync {
     /// Creates the project, or answers the id it gave the same key before.
     fn provision_project(&self, request: &ProjectRequest) -> Outcome;
     fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome;
+    /// Records a worker's costing attributes from a date.
+    fn update_costing(&self, request: &CostingRequest) -> Outcome;
     /// Posts lines, one answer per line in order.
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome>;
     /// Whether each key was applied, one answer per key in order.
@@ -193,6 +224,8 @@ pub trait Erp: Send + Sync {
 /// The PSA: engagements for won deals.
 pub trait Psa: Send + Sync {
     fn create_engagement(&self, request: &EngagementRequest) -> Outcome;
+    /// Records a worker's resource status from a date.
+    fn update_resource(&self, request: &ResourceRequest) -> Outcome;
     fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -243,7 +276,9 @@ impl Port {
                 }
                 (Port::Erp(erp), Request::ProvisionProject(r)) => erp.provision_project(r),
                 (Port::Erp(erp), Request::AttachBillingRules(r)) => erp.attach_billing_rules(r),
+                (Port::Erp(erp), Request::UpdateCosting(r)) => erp.update_costing(r),
                 (Port::Psa(psa), Request::CreateEngagement(r)) => psa.create_engagement(r),
+                (Port::Psa(psa), Request::UpdateResource(r)) => psa.update_resource(r),
                 (Port::Crm(crm), Request::WriteBackIds(r)) => crm.write_back_ids(r),
                 (Port::Outbound, Request::Publish(r)) => Outcome::Done(r.idempotency_key.clone()),
                 (port, request) => Outcome::Rejected(format!(

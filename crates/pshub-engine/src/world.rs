@@ -88,6 +88,10 @@ impl Names {
 struct Change {
     kind: WorkerChangeKind,
     date: NaiveDate,
+    /// The stored event of the change (its personal fields are read from there).
+    seq: i64,
+    /// Whether the event carried personal fields.
+    personal: bool,
     legal_entity: Sym,
     region: Sym,
     cost_center: Sym,
@@ -133,6 +137,15 @@ impl WorkerHistory {
         })
     }
 
+    /// The worker as the first `count` changes (in effective-date order) left them.
+    fn fold_first<'a>(&self, names: &'a Names, count: usize) -> WorkerOnDate<'a> {
+        let mut taken = 0;
+        self.fold(names, |_| {
+            taken += 1;
+            taken <= count
+        })
+    }
+
     /// Attributes as of the latest change, whatever the date: for entries dated before
     /// the hire, to value what is held.
     fn latest<'a>(&self, names: &'a Names) -> WorkerOnDate<'a> {
@@ -144,7 +157,7 @@ impl WorkerHistory {
     fn fold<'a>(
         &self,
         names: &'a Names,
-        takes_effect: impl Fn(&Change) -> bool,
+        mut takes_effect: impl FnMut(&Change) -> bool,
     ) -> WorkerOnDate<'a> {
         let mut state = WorkerOnDate {
             status: None,
@@ -202,6 +215,7 @@ struct RateIndex {
 #[derive(Debug, Clone, Copy)]
 struct Booking {
     version: u32,
+    hours: Decimal,
     worker: Sym,
     project: Sym,
     role: Sym,
@@ -254,8 +268,45 @@ pub struct World {
 #[derive(Debug, Default, PartialEq)]
 pub struct Applied {
     pub project: ProjectChange,
+    pub assignment: Option<AssignmentChange>,
     /// The hub customer a customer record was linked to, and how it matched.
     pub customer: Option<(usize, Linked)>,
+}
+
+/// What an assignment's version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentChange {
+    /// Applied; the state it had before, if it was known.
+    Applied { before: Option<AssignmentState> },
+    /// An older version than the one known: ignored.
+    Stale { known: u32 },
+    /// The known version again, saying the same: nothing to do.
+    Same,
+    /// The known version again, saying something else: a conflict, not applied.
+    Conflict,
+}
+
+/// A worker's change as history shows it: the worker as the change left them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry<'a> {
+    pub kind: WorkerChangeKind,
+    pub effective_date: NaiveDate,
+    pub seq: i64,
+    pub state: WorkerOnDate<'a>,
+}
+
+/// An assignment as the world keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentView<'a> {
+    pub assignment_id: &'a str,
+    pub version: u32,
+    pub worker_id: &'a str,
+    pub project_code: &'a str,
+    pub role: &'a str,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub hours: Decimal,
+    pub state: AssignmentState,
 }
 
 /// What a closed-won did to the projects.
@@ -348,17 +399,17 @@ impl World {
     /// Applies a reference event from the customer owner (for tests and tools).
     pub fn apply(&mut self, data: &EventData) -> Applied {
         let owner = self.customer_owner.clone();
-        self.apply_from(&owner, data)
+        self.apply_from(&owner, 0, data)
     }
 
-    /// Applies a reference event that `source` sent.
-    pub fn apply_from(&mut self, source: &str, data: &EventData) -> Applied {
+    /// Applies a reference event that `source` sent, stored as `seq`.
+    pub fn apply_from(&mut self, source: &str, seq: i64, data: &EventData) -> Applied {
         match data {
             EventData::Customer(customer) => {
                 let linked = self.link_customer(source, customer);
                 return Applied {
-                    project: ProjectChange::Nothing,
                     customer: Some(linked),
+                    ..Applied::default()
                 };
             }
             EventData::ClosedWon(won) => {
@@ -373,7 +424,7 @@ impl World {
                     };
                     return Applied {
                         project,
-                        customer: None,
+                        ..Applied::default()
                     };
                 }
                 let linked = self.link_customer(source, &won.customer);
@@ -391,6 +442,7 @@ impl World {
                 return Applied {
                     project: ProjectChange::NewProject,
                     customer: Some(linked),
+                    ..Applied::default()
                 };
             }
             EventData::Worker(change) => {
@@ -398,6 +450,8 @@ impl World {
                 let compact = Change {
                     kind: change.kind,
                     date: change.effective_date,
+                    seq,
+                    personal: change.name.is_some() || change.email.is_some(),
                     legal_entity: self.names.opt(change.legal_entity.as_deref()),
                     region: self.names.opt(change.region.as_deref()),
                     cost_center: self.names.opt(change.cost_center.as_deref()),
@@ -443,7 +497,13 @@ impl World {
                     .insert(rate.valid_on, rate.rate);
                 self.log.push(Undo::Fx(pair, rate.valid_on, before));
             }
-            EventData::Assignment(assignment) => self.apply_assignment(assignment),
+            EventData::Assignment(assignment) => {
+                let change = self.apply_assignment(assignment);
+                return Applied {
+                    assignment: Some(change),
+                    ..Applied::default()
+                };
+            }
             EventData::ContractAmended(_)
             | EventData::TimeEntry { .. }
             | EventData::Expense { .. }
@@ -468,14 +528,35 @@ impl World {
         &self.customers
     }
 
-    fn apply_assignment(&mut self, assignment: &Assignment) {
+    fn apply_assignment(&mut self, assignment: &Assignment) -> AssignmentChange {
         let id = self.names.intern(assignment.assignment_id.as_str());
         let before = self.booking(id);
-        if before.is_some_and(|known| known.version >= assignment.version) {
-            return; // an older or equal version arriving late changes nothing
+        if let Some(known) = before {
+            if known.version > assignment.version {
+                return AssignmentChange::Stale {
+                    known: known.version,
+                };
+            }
+            if known.version == assignment.version {
+                // An older or equal version arriving late changes nothing; an equal one
+                // that says something else is a conflict.
+                let same = known.hours == assignment.hours
+                    && known.start == assignment.start
+                    && known.end == assignment.end
+                    && known.state == assignment.state
+                    && self.names.name(known.worker) == assignment.worker_id.as_str()
+                    && self.names.name(known.project) == assignment.project_code.as_str()
+                    && self.names.name(known.role) == assignment.role;
+                return if same {
+                    AssignmentChange::Same
+                } else {
+                    AssignmentChange::Conflict
+                };
+            }
         }
         let booking = Booking {
             version: assignment.version,
+            hours: assignment.hours,
             worker: self.names.intern(assignment.worker_id.as_str()),
             project: self.names.intern(assignment.project_code.as_str()),
             role: self.names.intern(&assignment.role),
@@ -486,6 +567,9 @@ impl World {
         self.remove_booking(id);
         self.insert_booking(id, booking);
         self.log.push(Undo::Booking(id, before));
+        AssignmentChange::Applied {
+            before: before.map(|b| b.state),
+        }
     }
 
     fn booking(&self, id: Sym) -> Option<Booking> {
@@ -534,6 +618,88 @@ impl World {
     pub fn worker_latest(&self, worker: &WorkerId) -> Option<WorkerOnDate<'_>> {
         let history = self.workers.get(&self.names.find(worker.as_str())?)?;
         Some(history.latest(&self.names))
+    }
+
+    /// Every worker the world knows, by id.
+    pub fn worker_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.workers.keys().map(|s| self.names.name(*s)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A worker's changes in effective-date order, each with the worker as it left them.
+    pub fn worker_history(&self, worker: &str) -> Option<Vec<HistoryEntry<'_>>> {
+        let history = self.workers.get(&self.names.find(worker)?)?;
+        Some(
+            history
+                .changes
+                .iter()
+                .enumerate()
+                .map(|(i, change)| HistoryEntry {
+                    kind: change.kind,
+                    effective_date: change.date,
+                    seq: change.seq,
+                    state: history.fold_first(&self.names, i + 1),
+                })
+                .collect(),
+        )
+    }
+
+    /// The stored event of the worker's latest change that carried personal fields.
+    pub fn personal_seq(&self, worker: &str) -> Option<i64> {
+        let history = self.workers.get(&self.names.find(worker)?)?;
+        history
+            .changes
+            .iter()
+            .filter(|c| c.personal)
+            .max_by_key(|c| c.seq)
+            .map(|c| c.seq)
+    }
+
+    fn assignment_view(&self, id: Sym, booking: Booking) -> AssignmentView<'_> {
+        AssignmentView {
+            assignment_id: self.names.name(id),
+            version: booking.version,
+            worker_id: self.names.name(booking.worker),
+            project_code: self.names.name(booking.project),
+            role: self.names.name(booking.role),
+            start: booking.start,
+            end: booking.end,
+            hours: booking.hours,
+            state: booking.state,
+        }
+    }
+
+    /// The worker's assignments, on every project.
+    pub fn assignments_of_worker(&self, worker: &str) -> Vec<AssignmentView<'_>> {
+        let Some(w) = self.names.find(worker) else {
+            return Vec::new();
+        };
+        self.by_pair
+            .range((w, Sym(0), Sym(0))..=(w, Sym(u32::MAX), Sym(u32::MAX)))
+            .filter_map(|&(_, _, id)| Some(self.assignment_view(id, self.booking(id)?)))
+            .collect()
+    }
+
+    /// Every assignment of the project.
+    pub fn assignments_of_project(&self, project: &str) -> Vec<AssignmentView<'_>> {
+        let Some(p) = self.names.find(project) else {
+            return Vec::new();
+        };
+        let mut found: Vec<AssignmentView<'_>> = self
+            .by_pair
+            .iter()
+            .filter(|(_, proj, _)| *proj == p)
+            .filter_map(|&(_, _, id)| Some(self.assignment_view(id, self.booking(id)?)))
+            .collect();
+        found.sort_by(|a, b| a.assignment_id.cmp(b.assignment_id));
+        found
+    }
+
+    /// One assignment.
+    pub fn assignment(&self, id: &str) -> Option<AssignmentView<'_>> {
+        let sym = self.names.find(id)?;
+        Some(self.assignment_view(sym, self.booking(sym)?))
     }
 
     /// The role of the worker's approved assignment on the project covering `date`.

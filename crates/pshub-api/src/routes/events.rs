@@ -184,10 +184,10 @@ fn event_status(store: &mut dyn StoreReader, source: &str, id: &str) -> Result<V
             break;
         }
     }
-    // The conflict cases of an event are about a later body, not about the event itself.
+    // Notices hold nothing (a conflict case is about a later body, not about the event).
     let holding = cases
         .iter()
-        .any(|c| c.state.is_open() && c.kind != "conflicting_event");
+        .any(|c| c.state.is_open() && !pshub_engine::flows::NOTICES.contains(&c.kind.as_str()));
     let dropped = cases.iter().any(|c| {
         c.kind == pshub_engine::hub::NOT_SYSTEM_OF_RECORD && c.state == ExceptionState::Dismissed
     });

@@ -5,3 +5,4 @@ pub mod lines;
 pub mod ops;
 pub mod projects;
 pub mod sandbox;
+pub mod workers;

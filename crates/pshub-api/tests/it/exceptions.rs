@@ -11,7 +11,9 @@ pub async fn a_dismissed_case_is_written_off_and_cannot_be_resolved(store: Backe
         time_entry("d1", "D1", "W-1", "2026-03-04", json!("2"))
     ]))
     .await;
-    let id = app.exceptions("owner=pmo").await[0]["id"].as_i64().unwrap();
+    let id = app.exceptions("owner=pmo&kind=worker_inactive").await[0]["id"]
+        .as_i64()
+        .unwrap();
 
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/acknowledge")).await;
     assert_eq!(
@@ -49,7 +51,7 @@ pub async fn a_rejection_withdraws_the_case_that_held_the_entry(store: Backend) 
         json!("2")
     )]))
     .await;
-    let cases = app.exceptions("owner=pmo").await;
+    let cases = app.exceptions("owner=pmo&kind=worker_inactive").await;
     assert_eq!(cases[0]["state"], "dismissed");
     assert!(
         cases[0]["resolution"]
@@ -69,7 +71,9 @@ pub async fn only_the_owning_team_or_an_admin_may_act_on_a_case(store: Backend) 
         time_entry("r1", "R1", "W-1", "2026-03-04", json!("2"))
     ]))
     .await;
-    let id = app.exceptions("owner=pmo").await[0]["id"].as_i64().unwrap();
+    let id = app.exceptions("owner=pmo&kind=worker_inactive").await[0]["id"]
+        .as_i64()
+        .unwrap();
     let finance = app.token_for("finance").await;
     let refused = app
         .post_raw(&format!("/v1/exceptions/{id}/dismiss"), "", Some(&finance))
@@ -114,7 +118,7 @@ pub async fn actions_record_who_acted_and_their_note_on_the_timeline(store: Back
         time_entry("n1", "N1", "W-1", "2026-03-04", json!("2"))
     ]))
     .await;
-    let case = app.exceptions("owner=pmo").await[0].clone();
+    let case = app.exceptions("owner=pmo&kind=worker_inactive").await[0].clone();
     let id = case["id"].as_i64().unwrap();
     let pmo = app.token_for("pmo").await;
     let response = app

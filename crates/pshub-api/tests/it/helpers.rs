@@ -217,6 +217,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GETs `path` with another token.
+    pub async fn get_with(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Makes the sandbox ERP misbehave (or behave, with `Faults::default()`).
     pub fn erp_faults(&self, faults: Faults) {
         self.sandbox.set_system_faults(System::Erp, faults);

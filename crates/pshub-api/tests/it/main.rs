@@ -14,6 +14,7 @@ mod opportunity;
 mod restart;
 mod systems_of_record;
 mod time_to_bill;
+mod workers;
 
 /// Instantiates every listed test for each backend. A test written but not listed here is
 /// never called, which the dead-code lint turns into a failed build.
@@ -39,6 +40,12 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    workers: [
+        worker_history_has_its_dates_and_hides_personal_fields_from_a_viewer,
+        a_termination_and_a_leave_with_open_assignments_open_pmo_cases_naming_them,
+        a_late_older_assignment_version_neither_undoes_an_approval_nor_revives_a_cancellation,
+        an_assignment_approved_for_dates_when_the_worker_cannot_work_opens_a_case,
+    ],
     customers: [
         a_customer_resent_under_another_spelling_with_the_same_tax_id_is_one_customer,
         another_systems_customer_is_an_alias_that_never_overwrites_the_master,

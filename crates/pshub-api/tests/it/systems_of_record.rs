@@ -51,6 +51,7 @@ pub async fn a_worker_change_from_the_psa_is_held_and_applied_only_when_resolved
     let (status, body) = app.post(&format!("/v1/exceptions/{id}/resolve")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["exception"]["state"], "resolved");
+    app.settle().await;
     let (_, event) = app.get("/v1/events/psa/terminated-W-1-2026-03-01").await;
     assert_eq!(event["status"], "applied", "{event}");
     app.send(json!([time_entry(
@@ -63,7 +64,7 @@ pub async fn a_worker_change_from_the_psa_is_held_and_applied_only_when_resolved
     .await;
     app.settle().await;
     assert!(app.lines_of("T2").await.is_empty());
-    let held = app.exceptions("owner=pmo").await;
+    let held = app.exceptions("owner=pmo&kind=worker_inactive").await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["business_key"], "T2");
 
@@ -80,7 +81,10 @@ pub async fn a_worker_change_from_the_psa_is_held_and_applied_only_when_resolved
     .await;
     app.settle().await;
     assert!(app.lines_of("T3").await.is_empty());
-    assert_eq!(app.exceptions("owner=pmo").await.len(), 2);
+    assert_eq!(
+        app.exceptions("owner=pmo&kind=worker_inactive").await.len(),
+        2
+    );
 }
 
 pub async fn a_dismissed_change_from_a_system_that_does_not_own_it_is_dropped(store: Backend) {

@@ -110,7 +110,7 @@ pub async fn an_inactive_workers_entry_opens_a_pmo_case_and_earlier_entries_stil
         "the termination date is still billable"
     );
     assert!(app.lines_of("T-after").await.is_empty());
-    let cases = app.exceptions("owner=pmo").await;
+    let cases = app.exceptions("owner=pmo&kind=worker_inactive").await;
     assert_eq!(cases.len(), 1, "{cases:?}");
     assert_eq!(cases[0]["kind"], "worker_inactive");
     assert_eq!(cases[0]["business_key"], "T-after");
@@ -250,6 +250,8 @@ pub async fn checks_run_in_order_and_each_failure_goes_to_its_owner(store: Backe
         })
         .collect();
     let expected = [
+        // W-2's termination left an open assignment behind.
+        ("W-2", "worker_unavailable_with_open_assignments", "pmo"),
         ("C1", "unknown_worker", "hr"),
         ("C2", "unknown_project", "integration"),
         // W-2 is terminated and has an approved assignment: inactivity is checked first.
@@ -433,7 +435,8 @@ pub async fn summary_keeps_conservation_of_money(store: Backend) {
     assert_eq!(summary["held_value"], json!({ "EUR": "150.00" }));
     assert_eq!(summary["conservation_holds"], json!(true));
     assert_eq!(summary["lines_posted"], 2);
-    assert_eq!(summary["exceptions_by_owner"]["pmo"], 1);
+    // The held entry, and the open assignment W-2's termination left behind.
+    assert_eq!(summary["exceptions_by_owner"]["pmo"], 2);
 }
 
 pub async fn an_expense_and_a_time_entry_with_one_id_post_apart(store: Backend) {

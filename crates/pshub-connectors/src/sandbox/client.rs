@@ -214,6 +214,14 @@ impl HttpPort {
 }
 
 impl Erp for HttpPort {
+    fn update_costing(&self, request: &CostingRequest) -> Outcome {
+        self.create(
+            "/erp/employees",
+            &request.idempotency_key,
+            &CostingBody::from(request),
+        )
+    }
+
     fn provision_project(&self, request: &ProjectRequest) -> Outcome {
         self.create(
             "/erp/projects",
@@ -263,6 +271,14 @@ impl Erp for HttpPort {
 }
 
 impl Psa for HttpPort {
+    fn update_resource(&self, request: &ResourceRequest) -> Outcome {
+        self.create(
+            "/psa/resources",
+            &request.idempotency_key,
+            &ResourceBody::from(request),
+        )
+    }
+
     fn create_engagement(&self, request: &EngagementRequest) -> Outcome {
         self.create(
             "/psa/engagements",

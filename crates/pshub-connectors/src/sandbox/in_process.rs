@@ -96,7 +96,23 @@ pub fn outcome_of(answer: Answer) -> Outcome {
     }
 }
 
+impl InProcess {
+    /// Keeps an update in one of this system's kept collections.
+    fn keep<B: serde::Serialize>(&self, collection: &str, key: &str, body: &B) -> Outcome {
+        let body = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
+        self.one(|| self.sandbox.keep(self.system, collection, key, body))
+    }
+}
+
 impl Erp for InProcess {
+    fn update_costing(&self, request: &CostingRequest) -> Outcome {
+        self.keep(
+            "employees",
+            &request.idempotency_key,
+            &CostingBody::from(request),
+        )
+    }
+
     fn provision_project(&self, request: &ProjectRequest) -> Outcome {
         self.one(|| {
             self.sandbox
@@ -126,6 +142,14 @@ impl Erp for InProcess {
 }
 
 impl Psa for InProcess {
+    fn update_resource(&self, request: &ResourceRequest) -> Outcome {
+        self.keep(
+            "resources",
+            &request.idempotency_key,
+            &ResourceBody::from(request),
+        )
+    }
+
     fn create_engagement(&self, request: &EngagementRequest) -> Outcome {
         self.one(|| {
             self.sandbox

@@ -64,9 +64,9 @@ impl System {
     /// The collections it shows to `GET /sandbox/{system}/{collection}`.
     pub fn collections(&self) -> &'static [&'static str] {
         match self {
-            System::Psa => &["engagements"],
-            System::Erp => &["projects", "billing-rules", "lines"],
-            System::Crm => &["opportunities"],
+            System::Psa => &["engagements", "resources"],
+            System::Erp => &["projects", "billing-rules", "lines", "employees"],
+            System::Crm => &["opportunities", "invoices"],
         }
     }
 }
@@ -101,7 +101,16 @@ struct ErpState {
     by_code: HashMap<String, String>,
 }
 
+/// The updates each system keeps as they come (a worker's resource status, costing
+/// attributes, an invoice's status), one collection each, with an id of the system's own.
+const KEPT: [(System, &str); 3] = [
+    (System::Psa, "resources"),
+    (System::Erp, "employees"),
+    (System::Crm, "invoices"),
+];
+
 pub struct Sandbox {
+    kept: Mutex<HashMap<(System, &'static str), Collection>>,
     psa: Mutex<Collection>,
     erp: Mutex<ErpState>,
     crm: Mutex<Collection>,
@@ -124,6 +133,7 @@ fn record_id(text: &str, field: &str) -> Option<String> {
 /// The id field of each collection's records.
 fn id_field(system: System, collection: &str) -> &'static str {
     match (system, collection) {
+        (_, "resources" | "employees" | "invoices") => "update_id",
         (System::Psa, _) => "psa_id",
         (System::Crm, _) => "opportunity_id",
         (System::Erp, "billing-rules") => "rules_id",
@@ -156,6 +166,11 @@ impl Sandbox {
     /// Systems that forget everything when the process ends.
     pub fn in_memory() -> Arc<Self> {
         Arc::new(Sandbox {
+            kept: Mutex::new(
+                KEPT.iter()
+                    .map(|&k| (k, Collection::new(Ledger::in_memory())))
+                    .collect(),
+            ),
             psa: Mutex::new(Collection::new(Ledger::in_memory())),
             erp: Mutex::new(ErpState {
                 projects: Collection::new(Ledger::in_memory()),
@@ -183,7 +198,13 @@ impl Sandbox {
                 by_code.insert(code, id);
             }
         }
+        let mut kept = HashMap::new();
+        for (system, collection) in KEPT {
+            let name = format!("{}-{collection}", system.as_str());
+            kept.insert((system, collection), Collection::new(ledger(&name)?));
+        }
         Ok(Arc::new(Sandbox {
+            kept: Mutex::new(kept),
             psa: Mutex::new(Collection::new(ledger("psa-engagements")?)),
             erp: Mutex::new(ErpState {
                 projects: Collection::new(projects),
@@ -340,6 +361,42 @@ impl Sandbox {
         Ok(Answer::Created(body.opportunity_id.clone()))
     }
 
+    /// Keeps an update in one of a system's kept collections, once per key: answers the id
+    /// the system gave it.
+    pub fn keep(
+        &self,
+        system: System,
+        collection: &str,
+        key: &str,
+        body: Value,
+    ) -> std::io::Result<Answer> {
+        let mut kept = lock(&self.kept);
+        let Some((_, found)) = kept
+            .iter_mut()
+            .find(|((s, c), _)| *s == system && *c == collection)
+        else {
+            return Ok(Answer::Refused(format!(
+                "the {} keeps no {collection}",
+                system.as_str()
+            )));
+        };
+        found.stats.creates += 1;
+        if let Some(id) = found.repeated(key, "update_id")? {
+            return Ok(Answer::Created(id));
+        }
+        let id = format!(
+            "{}-{}-{:06}",
+            system.as_str().to_uppercase(),
+            collection.to_uppercase(),
+            found.records.len() + 1
+        );
+        let record = json!({ "key": key, "update_id": id, "update": body });
+        found
+            .records
+            .append(&[(key.to_string(), record.to_string())])?;
+        Ok(Answer::Created(id))
+    }
+
     /// What each key was first answered with, where a create under it succeeded.
     pub fn lookup(&self, system: System, keys: &[String]) -> std::io::Result<Vec<Option<String>>> {
         let find =
@@ -352,26 +409,35 @@ impl Sandbox {
                     None => None,
                 })
             };
+        let kept = lock(&self.kept);
+        let find_kept = |key: &str| -> std::io::Result<Option<String>> {
+            for ((s, _), collection) in kept.iter() {
+                if *s == system
+                    && let Some(id) = find(collection, "update_id", key)?
+                {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        };
         keys.iter()
-            .map(|key| match system {
-                System::Psa => find(&lock(&self.psa), "psa_id", key),
-                System::Crm => find(&lock(&self.crm), "opportunity_id", key),
-                System::Erp => {
-                    let erp = lock(&self.erp);
-                    if let Some(id) = find(&erp.lines, "erp_id", key)? {
-                        return Ok(Some(id));
+            .map(|key| {
+                if let Some(id) = find_kept(key)? {
+                    return Ok(Some(id));
+                }
+                match system {
+                    System::Psa => find(&lock(&self.psa), "psa_id", key),
+                    System::Crm => find(&lock(&self.crm), "opportunity_id", key),
+                    System::Erp => {
+                        let erp = lock(&self.erp);
+                        if let Some(id) = find(&erp.lines, "erp_id", key)? {
+                            return Ok(Some(id));
+                        }
+                        if let Some(id) = find(&erp.projects, "erp_id", key)? {
+                            return Ok(Some(id));
+                        }
+                        find(&erp.rules, "rules_id", key)
                     }
-                    if let Some(id) = find(&erp.projects, "erp_id", key)? {
-                        return Ok(Some(id));
-                    }
-                    Ok(match erp.rules.records.find(key)? {
-                        Some(seq) => erp
-                            .rules
-                            .records
-                            .get(seq)?
-                            .and_then(|t| record_id(&t, "rules_id")),
-                        None => None,
-                    })
                 }
             })
             .collect()
@@ -400,6 +466,12 @@ impl Sandbox {
             let next = (end < records.len() as u64).then(|| end.to_string());
             Ok(json!({ "items": items, "next": next }))
         };
+        if let Some((_, found)) = lock(&self.kept)
+            .iter()
+            .find(|((s, c), _)| *s == system && *c == collection)
+        {
+            return Ok(Some(page(&found.records)?));
+        }
         let answer = match (system, collection) {
             (System::Psa, _) => page(&lock(&self.psa).records)?,
             (System::Crm, _) => page(&lock(&self.crm).records)?,
@@ -423,7 +495,15 @@ impl Sandbox {
         let erp_records: usize = collections.iter().map(|c| c.records.len()).sum();
         let psa = lock(&self.psa);
         let crm = lock(&self.crm);
+        let kept = lock(&self.kept);
+        let kept_of = |system: System, collection: &str| {
+            kept.get(&(system, collection))
+                .map_or(Value::Null, |c| of(c.stats, c.records.len()))
+        };
         json!({
+            "psa_resources": kept_of(System::Psa, "resources"),
+            "erp_employees": kept_of(System::Erp, "employees"),
+            "crm_invoices": kept_of(System::Crm, "invoices"),
             "psa": of(psa.stats, psa.records.len()),
             "erp": of(erp_stats, erp_records),
             "crm": of(crm.stats, crm.records.len()),
@@ -450,7 +530,7 @@ fn item(system: System, collection: &str, text: &str) -> Value {
     item.insert(id.into(), record.remove(id).unwrap_or(Value::Null));
     item.insert("idempotency_key".into(), key);
     // The body the system received, flattened beside the ids.
-    for nested in ["line", "project", "engagement"] {
+    for nested in ["line", "project", "engagement", "update"] {
         if let Some(Value::Object(body)) = record.remove(nested) {
             for (k, v) in body {
                 item.entry(k).or_insert(v);

@@ -164,6 +164,39 @@ async fn attach_billing_rules(
     .await
 }
 
+/// Keeps an update (a worker's resource status or costing attributes, an invoice's status)
+/// in one of `system`'s kept collections, under the `Idempotency-Key` header.
+async fn keep_update(
+    sandbox: Shared,
+    headers: &HeaderMap,
+    system: System,
+    collection: &'static str,
+    body: Value,
+) -> Response {
+    keyed_create(sandbox, headers, system, move |s, key| {
+        s.keep(system, collection, key, body)
+    })
+    .await
+}
+
+async fn update_resource(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<ResourceBody>,
+) -> Response {
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
+    keep_update(sandbox, &headers, System::Psa, "resources", body).await
+}
+
+async fn update_costing(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<CostingBody>,
+) -> Response {
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
+    keep_update(sandbox, &headers, System::Erp, "employees", body).await
+}
+
 async fn post_lines(State(sandbox): State<Shared>, Json(lines): Json<Vec<LineBody>>) -> Response {
     if let Some(at) = lines
         .iter()
@@ -321,6 +354,8 @@ async fn healthz() -> Json<Value> {
 pub fn router(sandbox: Shared) -> Router {
     Router::new()
         .route("/psa/engagements", post(create_engagement))
+        .route("/psa/resources", post(update_resource))
+        .route("/erp/employees", post(update_costing))
         .route("/erp/projects", post(provision_project))
         .route("/erp/billing-rules", post(attach_billing_rules))
         .route("/erp/lines", post(post_lines))

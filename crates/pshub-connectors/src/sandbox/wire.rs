@@ -2,7 +2,8 @@
 //! from the engine's typed requests to them. Decimals and dates travel as strings.
 
 use pshub_engine::ports::{
-    BillingRulesRequest, EngagementRequest, LinePosting, ProjectRequest, WriteBackRequest,
+    BillingRulesRequest, CostingRequest, EngagementRequest, LinePosting, ProjectRequest,
+    ResourceRequest, WriteBackRequest,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,50 @@ impl From<&WriteBackRequest> for WriteBackBody {
             project_code: r.project_code.clone(),
             psa_id: r.psa_id.clone(),
             erp_id: r.erp_id.clone(),
+        }
+    }
+}
+
+/// A worker's resource status, as the PSA keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceBody {
+    pub worker_id: String,
+    pub status: String,
+    pub effective_date: String,
+    pub role: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A worker's costing attributes, as the ERP keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostingBody {
+    pub worker_id: String,
+    pub effective_date: String,
+    pub legal_entity: Option<String>,
+    pub cost_center: Option<String>,
+    pub grade: Option<String>,
+}
+
+impl From<&ResourceRequest> for ResourceBody {
+    fn from(r: &ResourceRequest) -> Self {
+        ResourceBody {
+            worker_id: r.worker_id.clone(),
+            status: r.status.clone(),
+            effective_date: r.effective_date.to_string(),
+            role: r.role.clone(),
+            region: r.region.clone(),
+        }
+    }
+}
+
+impl From<&CostingRequest> for CostingBody {
+    fn from(r: &CostingRequest) -> Self {
+        CostingBody {
+            worker_id: r.worker_id.clone(),
+            effective_date: r.effective_date.to_string(),
+            legal_entity: r.legal_entity.clone(),
+            cost_center: r.cost_center.clone(),
+            grade: r.grade.clone(),
         }
     }
 }

@@ -7,8 +7,10 @@
 //! [`ALL`], and touches no other flow. What every flow needs (reads that see the commit being
 //! built, ids, cases, steps, the timeline) is in [`Cx`].
 
+pub mod assignments;
 pub mod opportunity_to_project;
 pub mod time_to_bill;
+pub mod worker_lifecycle;
 
 use crate::config::Config;
 use crate::error::{ActionError, EngineError, Result};
@@ -47,10 +49,20 @@ pub trait Flow: Send + Sync {
     fn dismiss(&self, cx: &mut Cx<'_>, case: &CaseRow) -> std::result::Result<(), ActionError>;
 }
 
+/// Kinds of case that report something and hold no work: an event they name is applied.
+pub const NOTICES: &[&str] = &[
+    "conflicting_event",
+    worker_lifecycle::UNAVAILABLE,
+    assignments::VERSION_CONFLICT,
+    crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
+];
+
 /// Every flow, in the order they are asked.
 pub static ALL: &[&dyn Flow] = &[
     &time_to_bill::TimeToBill,
     &opportunity_to_project::OpportunityToProject,
+    &worker_lifecycle::WorkerLifecycle,
+    &assignments::Assignments,
 ];
 
 /// The flow of this name.

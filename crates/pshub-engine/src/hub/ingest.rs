@@ -283,7 +283,7 @@ impl Hub {
         let reference = applies && event.data.is_reference();
         let applied = if reference {
             self.world.version += 1;
-            self.world.apply_from(&event.source, &event.data)
+            self.world.apply_from(&event.source, seq, &event.data)
         } else {
             Applied::default()
         };

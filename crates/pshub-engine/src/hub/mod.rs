@@ -12,7 +12,7 @@ mod actions;
 pub use actions::Acting;
 mod ingest;
 mod systems_of_record;
-pub use systems_of_record::NOT_SYSTEM_OF_RECORD;
+pub use systems_of_record::{NOT_SYSTEM_OF_RECORD, POSSIBLE_DUPLICATE_CUSTOMER};
 
 use crate::config::Config;
 use crate::error::Result;
@@ -182,7 +182,7 @@ impl Hub {
         let version = self.store.reference_since(after, &mut |row| {
             match parse_stored(&row) {
                 Ok(data) => {
-                    world.apply_from(&row.source, &data);
+                    world.apply_from(&row.source, row.seq, &data);
                 }
                 Err(error) => unreadable.push((row.clone(), error)),
             }

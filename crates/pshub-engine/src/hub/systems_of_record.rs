@@ -165,7 +165,7 @@ impl Hub {
             let applied = if event.data.is_reference() {
                 self.world.version += 1;
                 commit.inbox_applied.push((row.seq, self.world.version));
-                self.world.apply_from(&event.source, &event.data)
+                self.world.apply_from(&event.source, row.seq, &event.data)
             } else {
                 Applied::default()
             };
