@@ -71,6 +71,10 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             "/v1/projects/{project_code}",
             get(routes::projects::get_one),
         )
+        .route(
+            "/v1/projects/{project_code}/forecast",
+            get(routes::projects::forecast),
+        )
         .route("/v1/customers", get(routes::customers::list))
         .route(
             "/v1/customers/{customer_id}",

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod fingerprint;
 pub mod flows;
+pub mod forecast;
 pub mod hub;
 pub mod ids;
 pub mod index;

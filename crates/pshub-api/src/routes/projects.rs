@@ -78,3 +78,40 @@ pub async fn get_one(
     .await??;
     Ok(Json(answer))
 }
+
+fn money(value: Option<pshub_model::Money>) -> Value {
+    value.map_or(Value::Null, |m| json!(m.amount().to_string()))
+}
+
+/// `GET /v1/projects/{project_code}/forecast`: revenue, cost and margin over the approved
+/// assignments, as reference data stands now.
+pub async fn forecast(
+    State(state): State<AppState>,
+    Path(project_code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine.clone();
+    let answer = blocking(move || {
+        engine.with_hub(|hub| {
+            let found = pshub_engine::forecast::forecast(hub.world(), &project_code);
+            let f = found.ok_or_else(|| {
+                ApiError::not_found(format!("no project {project_code} is known to the hub"))
+            })?;
+            Ok::<_, ApiError>(json!({
+                "project_code": f.project_code,
+                "currency": f.currency.code(),
+                "revenue": f.revenue.amount().to_string(),
+                "cost": f.cost.amount().to_string(),
+                "margin": f.margin.amount().to_string(),
+                "margin_pct": f.margin_pct.map(|p| p.to_string()),
+                "left_out": f.left_out,
+                "assignments": f.assignments.iter().map(|a| json!({
+                    "assignment_id": a.assignment_id, "version": a.version, "worker_id": a.worker_id,
+                    "hours": a.hours.to_string(), "revenue": money(a.revenue), "cost": money(a.cost),
+                    "missing": a.missing,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+    })
+    .await??;
+    Ok(Json(answer))
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod customers;
 mod decimals;
 mod exceptions;
+mod forecast;
 mod helpers;
 mod lines;
 mod operations;
@@ -40,6 +41,9 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    forecast: [
+        the_forecast_counts_approved_assignments_only_and_follows_each_change,
+    ],
     workers: [
         worker_history_has_its_dates_and_hides_personal_fields_from_a_viewer,
         a_termination_and_a_leave_with_open_assignments_open_pmo_cases_naming_them,

@@ -18,6 +18,9 @@ pub const NAME: &str = "assignments";
 /// The same version of an assignment received with another body.
 pub const VERSION_CONFLICT: &str = "assignment_version_conflict";
 
+/// A project whose forecast margin is under the configured floor.
+pub const MARGIN_BELOW_FLOOR: &str = "margin_below_floor";
+
 pub struct Assignments;
 
 impl Flow for Assignments {
@@ -78,6 +81,9 @@ impl Flow for Assignments {
             }
             _ => {}
         }
+        if let Some(AssignmentChange::Applied { .. }) = applied.assignment {
+            check_margin(cx, assignment.project_code.as_str())?;
+        }
         Ok(())
     }
 
@@ -104,4 +110,55 @@ impl Flow for Assignments {
     fn dismiss(&self, _: &mut Cx<'_>, _: &CaseRow) -> std::result::Result<(), ActionError> {
         Ok(())
     }
+}
+
+/// Opens, updates or closes the project's `margin_below_floor` case after its forecast moved:
+/// one case per project, kept up to date while the margin stays under the floor, resolved by
+/// itself once it recovers.
+fn check_margin(cx: &mut Cx<'_>, project_code: &str) -> Result<()> {
+    let world = cx.world;
+    let Some(forecast) = crate::forecast::forecast(world, project_code) else {
+        return Ok(());
+    };
+    let floor = cx.config.margin_floor_pct;
+    let pct = forecast.margin_pct;
+    let below = pct.is_some_and(|p| p < floor);
+    let reason = || {
+        format!(
+            "project {project_code} forecasts a margin of {}% ({} on revenue of {}), under the floor of {floor}%",
+            pct.unwrap_or_default(),
+            forecast.margin,
+            forecast.revenue
+        )
+    };
+    match (below, cx.open_case_of(MARGIN_BELOW_FLOOR, project_code)?) {
+        (true, None) => {
+            cx.open_case(NewCase {
+                kind: MARGIN_BELOW_FLOOR,
+                owner: OwnerTeam::Pmo,
+                business_key: project_code,
+                reason: reason(),
+                suggested_fix: "Review the project's staffing and rates (GET /v1/projects/{code}/forecast) and approve the plan or change it; the case resolves itself once the margin is back above the floor.",
+                flow: NAME,
+                entry_row: None,
+                step_id: None,
+                value: None,
+                evidence: None,
+            })?;
+        }
+        (true, Some(mut case)) => {
+            case.reason = reason();
+            case.updated_at = cx.stamp();
+            cx.commit.cases.put(case);
+        }
+        (false, Some(case)) => {
+            let note = match pct {
+                Some(pct) => format!("the forecast margin recovered to {pct}%"),
+                None => "the project forecasts no revenue any more".to_string(),
+            };
+            cx.close_case(case.id, ExceptionState::Resolved, note)?;
+        }
+        (false, None) => {}
+    }
+    Ok(())
 }

@@ -54,6 +54,7 @@ pub const NOTICES: &[&str] = &[
     "conflicting_event",
     worker_lifecycle::UNAVAILABLE,
     assignments::VERSION_CONFLICT,
+    assignments::MARGIN_BELOW_FLOOR,
     crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
 ];
 
@@ -324,6 +325,29 @@ impl Cx<'_> {
             version: 0,
         });
         Ok(id)
+    }
+
+    /// The open case of this kind about `business_key`, as this commit will write it, else
+    /// as stored.
+    pub fn open_case_of(&mut self, kind: &str, business_key: &str) -> Result<Option<CaseRow>> {
+        let here = self
+            .commit
+            .cases
+            .iter()
+            .find(|c| c.kind == kind && c.business_key == business_key)
+            .cloned();
+        if let Some(case) = here {
+            return Ok(case.state.is_open().then_some(case));
+        }
+        let filter = CaseFilter {
+            kind: Some(kind.to_string()),
+            ..CaseFilter::default()
+        };
+        Ok(self
+            .reads
+            .cases(&filter, Page::ALL)?
+            .into_iter()
+            .find(|c| c.business_key == business_key && c.state.is_open()))
     }
 
     /// Closes a case (resolved or dismissed) with a note on its timeline, naming the person

@@ -1,0 +1,118 @@
+//! The forecast: approved assignments only, recomputed on each change, and the margin floor.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+fn booking(id: &str, version: u32, worker: &str, state: &str) -> Value {
+    event(
+        "psa",
+        &format!("{id}-v{version}"),
+        "assignment.changed",
+        json!({
+            "assignment_id": id, "version": version, "worker_id": worker, "project_code": "P-1",
+            "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": state
+        }),
+    )
+}
+
+fn cost_rate(id: &str, subject: Value, hourly: &str) -> Value {
+    let mut data = json!({ "currency": "EUR", "hourly_cost": hourly, "valid_from": "2025-01-01" });
+    for (k, v) in subject.as_object().unwrap() {
+        data[k] = v.clone();
+    }
+    event("psa", id, "cost_rate.upserted", data)
+}
+
+pub async fn the_forecast_counts_approved_assignments_only_and_follows_each_change(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    // No cost rate yet: both approved assignments are left out, with the reason.
+    let (status, forecast) = app.get("/v1/projects/P-1/forecast").await;
+    assert_eq!(status, 200, "{forecast}");
+    assert_eq!(forecast["left_out"], 2);
+    assert_eq!(forecast["assignments"][0]["cost"], Value::Null);
+    assert!(
+        forecast["assignments"][0]["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("no cost rate")
+    );
+    assert_eq!(forecast["revenue"], "0.00");
+    assert_eq!(forecast["margin_pct"], Value::Null);
+
+    app.send(json!([
+        cost_rate("cost-g2", json!({ "grade": "G2" }), "100.00"),
+        hired("W-3", "2025-01-01", "emea", "consultant"),
+        booking("A-3", 1, "W-3", "soft"),
+    ]))
+    .await;
+    let (_, forecast) = app.get("/v1/projects/P-1/forecast").await;
+    // 2 x 160 h x 150.00 revenue, 2 x 160 h x 100.00 cost; the soft booking counts for nothing.
+    assert_eq!(
+        (
+            forecast["revenue"].clone(),
+            forecast["cost"].clone(),
+            forecast["margin"].clone(),
+            forecast["margin_pct"].clone(),
+            forecast["left_out"].clone()
+        ),
+        (
+            json!("48000.00"),
+            json!("32000.00"),
+            json!("16000.00"),
+            json!("33.33"),
+            json!(0)
+        ),
+        "{forecast}"
+    );
+    let ids: Vec<&str> = forecast["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["assignment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["A-1", "A-2"]);
+    assert_eq!(forecast["currency"], "EUR");
+
+    // W-3's own cost rate beats the grade's; approving A-3 takes the margin under the floor.
+    app.send(json!([
+        cost_rate("cost-w3", json!({ "worker_id": "W-3" }), "200.00"),
+        booking("A-3", 2, "W-3", "approved"),
+    ]))
+    .await;
+    let (_, forecast) = app.get("/v1/projects/P-1/forecast").await;
+    assert_eq!(
+        (forecast["cost"].clone(), forecast["margin_pct"].clone()),
+        (json!("64000.00"), json!("11.11"))
+    );
+    let cases = app.exceptions("kind=margin_below_floor").await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(
+        (
+            cases[0]["owner"].clone(),
+            cases[0]["business_key"].clone(),
+            cases[0]["state"].clone()
+        ),
+        (json!("pmo"), json!("P-1"), json!("open"))
+    );
+    assert!(
+        cases[0]["reason"].as_str().unwrap().contains("11.11%"),
+        "{:?}",
+        cases[0]
+    );
+
+    // Still under: the one case is updated, not doubled.
+    app.send(json!([booking("A-3", 3, "W-3", "approved")]))
+        .await;
+    assert_eq!(app.exceptions("kind=margin_below_floor").await.len(), 1);
+
+    // Cancelled, the margin recovers and the case resolves by itself.
+    app.send(json!([booking("A-3", 4, "W-3", "cancelled")]))
+        .await;
+    let cases = app.exceptions("kind=margin_below_floor").await;
+    assert_eq!(cases[0]["state"], "resolved", "{cases:?}");
+    let (_, forecast) = app.get("/v1/projects/P-1/forecast").await;
+    assert_eq!(forecast["margin_pct"], "33.33");
+    let (status, _) = app.get("/v1/projects/P-404/forecast").await;
+    assert_eq!(status, 404);
+}
