@@ -34,7 +34,8 @@ pub fn line(l: &DeliveredLine) -> Value {
         "source_id": line.source_id,
         "posting": line.posting,
         "project_code": line.project_code,
-        "worker_id": line.worker_id,
+        // A milestone's line is no one's work.
+        "worker_id": (!line.worker_id.is_empty()).then_some(&line.worker_id),
         "date": line.date.to_string(),
         "quantity": line.quantity.to_string(),
         "rate": line.rate.to_string(),

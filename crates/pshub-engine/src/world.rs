@@ -199,6 +199,49 @@ pub struct ProjectInfo {
     /// The hub customer's place in [`World::customers`].
     pub hub_customer: usize,
     pub opportunity_id: String,
+    /// The contract's amendments, by `effective_from` (then arrival).
+    pub amendments: Vec<ContractAmendment>,
+}
+
+impl ProjectInfo {
+    /// The contract's terms in force on `date`: the deal's, changed by every amendment
+    /// effective on or before it, in order.
+    pub fn contract_on(&self, date: NaiveDate) -> std::borrow::Cow<'_, Contract> {
+        let mut in_force = self
+            .amendments
+            .iter()
+            .take_while(|a| a.effective_from <= date)
+            .peekable();
+        if in_force.peek().is_none() {
+            return std::borrow::Cow::Borrowed(&self.contract);
+        }
+        let mut contract = self.contract.clone();
+        for amendment in in_force {
+            if let Some(card) = &amendment.rate_card_id {
+                contract.rate_card_id = card.clone();
+            }
+            if let Some(cap) = amendment.cap {
+                contract.cap = Some(cap);
+            }
+            if let Some(end) = amendment.end {
+                contract.end = Some(end);
+            }
+            if let Some(milestones) = &amendment.milestones {
+                contract.milestones = milestones.clone();
+            }
+        }
+        std::borrow::Cow::Owned(contract)
+    }
+
+    /// Every milestone the contract has had, in any of its versions.
+    pub fn all_milestones(&self) -> impl Iterator<Item = &MilestoneTerm> {
+        self.contract.milestones.iter().chain(
+            self.amendments
+                .iter()
+                .filter_map(|a| a.milestones.as_ref())
+                .flatten(),
+        )
+    }
 }
 
 /// One line of a rate card: valid from, valid to (inclusive), rate.
@@ -228,6 +271,8 @@ struct Booking {
 #[derive(Debug)]
 enum Undo {
     Customer(crate::customers::Undo),
+    /// An amendment inserted at this place of the project's list.
+    Amendment(Sym, usize),
     Project(Sym, Option<Box<ProjectInfo>>),
     WorkerChange(Sym, usize),
     RateCard(Sym, Option<RateIndex>),
@@ -250,6 +295,8 @@ pub struct World {
     /// Legal forms dropped from customer names on top of the built-in ones.
     legal_forms: Vec<String>,
     projects: HashMap<Sym, ProjectInfo>,
+    /// Contract id to its project's code.
+    contracts: HashMap<Sym, Sym>,
     rate_cards: HashMap<Sym, RateIndex>,
     pub cost_rates: Vec<CostRate>,
     fx: HashMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>,
@@ -268,6 +315,8 @@ pub struct World {
 #[derive(Debug, Default, PartialEq)]
 pub struct Applied {
     pub project: ProjectChange,
+    /// For an amendment: the project it changed, or `None` for an unknown contract.
+    pub amended: Option<Option<String>>,
     pub assignment: Option<AssignmentChange>,
     /// The hub customer a customer record was linked to, and how it matched.
     pub customer: Option<(usize, Linked)>,
@@ -336,6 +385,7 @@ impl World {
             customer_owner: config.owner_of(pshub_model::Domain::Customer).to_string(),
             legal_forms: config.legal_forms.clone(),
             projects: HashMap::new(),
+            contracts: HashMap::new(),
             rate_cards: HashMap::new(),
             cost_rates: Vec::new(),
             fx: HashMap::new(),
@@ -358,7 +408,18 @@ impl World {
             let Some(undo) = self.log.pop() else { break };
             match undo {
                 Undo::Customer(undo) => self.customers.undo(undo),
+                Undo::Amendment(code, at) => {
+                    if let Some(project) = self.projects.get_mut(&code) {
+                        project.amendments.remove(at);
+                    }
+                }
                 Undo::Project(code, before) => {
+                    if let Some(removed) = self.projects.get(&code)
+                        && let Some(contract) =
+                            self.names.find(removed.contract.contract_id.as_str())
+                    {
+                        self.contracts.remove(&contract);
+                    }
                     restore(&mut self.projects, code, before.map(|b| *b))
                 }
                 Undo::WorkerChange(id, at) => {
@@ -436,8 +497,11 @@ impl World {
                         customer: won.customer.clone(),
                         hub_customer: linked.0,
                         opportunity_id: won.opportunity_id.to_string(),
+                        amendments: Vec::new(),
                     },
                 );
+                self.contracts
+                    .insert(self.names.intern(won.contract.contract_id.as_str()), code);
                 self.log.push(Undo::Project(code, None));
                 return Applied {
                     project: ProjectChange::NewProject,
@@ -504,14 +568,41 @@ impl World {
                     ..Applied::default()
                 };
             }
-            EventData::ContractAmended(_)
-            | EventData::TimeEntry { .. }
+            EventData::ContractAmended(amendment) => {
+                let project = self.amend(amendment);
+                return Applied {
+                    amended: Some(project.map(|p| self.names.name(p).to_string())),
+                    ..Applied::default()
+                };
+            }
+            EventData::TimeEntry { .. }
             | EventData::Expense { .. }
             | EventData::MilestoneReached(_)
             | EventData::InvoiceStatus(_)
             | EventData::PayrollActual(_) => {}
         }
         Applied::default()
+    }
+
+    /// Adds an amendment to its contract's project; answers the project, if the contract
+    /// is known.
+    fn amend(&mut self, amendment: &ContractAmendment) -> Option<Sym> {
+        let code = *self
+            .contracts
+            .get(&self.names.find(amendment.contract_id.as_str())?)?;
+        let project = self.projects.get_mut(&code)?;
+        let at = project
+            .amendments
+            .partition_point(|a| a.effective_from <= amendment.effective_from);
+        project.amendments.insert(at, amendment.clone());
+        self.log.push(Undo::Amendment(code, at));
+        Some(code)
+    }
+
+    /// The project of a contract.
+    pub fn project_of_contract(&self, contract_id: &str) -> Option<&ProjectInfo> {
+        let code = self.contracts.get(&self.names.find(contract_id)?)?;
+        self.projects.get(code)
     }
 
     fn link_customer(&mut self, source: &str, customer: &Customer) -> (usize, Linked) {

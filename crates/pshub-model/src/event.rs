@@ -211,14 +211,16 @@ impl EventData {
         }
     }
 
-    /// Whether the event changes the reference data that flows read (customers, deals,
-    /// workers, rate cards, cost rates, FX rates, assignments), rather than being work or a
+    /// Whether the event changes the reference data that flows read (customers, deals and
+    /// their amendments, workers, rate cards, cost rates, FX rates, assignments), rather than
+    /// being work or a
     /// record that no flow acts on yet.
     pub fn is_reference(&self) -> bool {
         matches!(
             self,
             EventData::Customer(_)
                 | EventData::ClosedWon(_)
+                | EventData::ContractAmended(_)
                 | EventData::Worker(_)
                 | EventData::RateCard(_)
                 | EventData::CostRate(_)

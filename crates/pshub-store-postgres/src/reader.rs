@@ -217,8 +217,11 @@ impl StoreReader for PostgresReader {
         let mut filter = Filter::new("l.id > ?", page.after);
         filter.add("l.project_code = ?", f.project_code.clone());
         filter.add("l.worker_id = ?", f.worker_id.clone());
+        // A time entry's or expense's id is its entry's; a milestone's entry is
+        // `{contract}:{milestone}`.
         filter.add(
-            "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
+            "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ? \
+             UNION ALL SELECT row_id FROM entries WHERE kind = 'milestone' AND right(entry_id, length(?) + 1) = ':' || ?)",
             f.source_id.clone(),
         );
         filter.add("l.entry_row = ?", f.entry_row);

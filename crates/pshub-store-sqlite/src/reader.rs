@@ -74,6 +74,20 @@ impl Filter {
         }
     }
 
+    /// Adds `clause` whose every `?` is `value`.
+    fn add_each<T: rusqlite::ToSql + Clone + 'static>(
+        &mut self,
+        clause: &'static str,
+        value: Option<T>,
+    ) {
+        if let Some(value) = value {
+            self.clauses.push(clause);
+            for _ in 0..clause.matches('?').count() {
+                self.args.push(Box::new(value.clone()));
+            }
+        }
+    }
+
     fn run<T>(
         mut self,
         conn: &Connection,
@@ -147,8 +161,11 @@ impl StoreReader for SqliteReader {
     fn lines(&mut self, f: &LineFilter, page: Page) -> Result<Vec<DeliveredLine>> {
         let filter = || {
             let mut filter = Filter::new("l.id > ?", page.after);
-            filter.add(
-                "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ?)",
+            // A time entry's or expense's id is its entry's; a milestone's entry is
+            // `{contract}:{milestone}`.
+            filter.add_each(
+                "l.entry_row IN (SELECT row_id FROM entries WHERE kind IN ('time', 'expense') AND entry_id = ? \
+                 UNION ALL SELECT row_id FROM entries WHERE kind = 'milestone' AND substr(entry_id, -length(?) - 1) = ':' || ?)",
                 f.source_id.clone(),
             );
             filter.add("l.entry_row = ?", f.entry_row);

@@ -4,6 +4,7 @@
 //! its own on `PSHUB_TEST_POSTGRES`, by default the machine's server).
 
 mod bad_input;
+mod contracts;
 mod customers;
 mod decimals;
 mod exceptions;
@@ -41,6 +42,10 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    contracts: [
+        a_milestone_bills_one_line_however_often_it_is_sent,
+        an_amendment_changes_the_rate_from_its_effective_date_only,
+    ],
     forecast: [
         the_forecast_counts_approved_assignments_only_and_follows_each_change,
     ],

@@ -8,6 +8,7 @@
 //! built, ids, cases, steps, the timeline) is in [`Cx`].
 
 pub mod assignments;
+pub mod milestones;
 pub mod opportunity_to_project;
 pub mod time_to_bill;
 pub mod worker_lifecycle;
@@ -64,6 +65,7 @@ pub static ALL: &[&dyn Flow] = &[
     &opportunity_to_project::OpportunityToProject,
     &worker_lifecycle::WorkerLifecycle,
     &assignments::Assignments,
+    &milestones::Milestones,
 ];
 
 /// The flow of this name.

@@ -22,7 +22,7 @@ pub const POST_LINE: &str = "post_line";
 
 pub struct TimeToBill;
 
-fn kind_of(work: Work<'_>) -> EntryKind {
+pub(crate) fn kind_of(work: Work<'_>) -> EntryKind {
     match work {
         Work::Time(_) => EntryKind::Time,
         Work::Expense(_) => EntryKind::Expense,
@@ -265,12 +265,19 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
     entry.manual = false;
     entry.line_id = None;
 
-    if !approved || !work.billable() {
+    // Fixed-fee contracts bill their milestones: time counts as hours for cost only.
+    let fixed_fee = matches!(work, Work::Time(_))
+        && cx.world.project(work.project()).is_some_and(|p| {
+            p.contract.billing_model == pshub_model::records::BillingModel::FixedFee
+        });
+    if !approved || !work.billable() || fixed_fee {
         if let Some(case_id) = held_case {
-            let why = if approved {
-                "the entry is no longer billable"
-            } else {
+            let why = if !approved {
                 "the entry was rejected at the source"
+            } else if fixed_fee {
+                "the contract is fixed fee: time bills through its milestones"
+            } else {
+                "the entry is no longer billable"
             };
             cx.close_case(
                 case_id,
@@ -387,7 +394,7 @@ fn hold(
 
 /// The next line of an entry, with the step that posts it. A line takes its step's id (so a
 /// store may keep the two in one row); its posting number counts the entry's lines.
-fn new_line(cx: &mut Cx<'_>, entry: &mut EntryRow) -> Result<(i64, u32, i64)> {
+pub(crate) fn new_line(cx: &mut Cx<'_>, entry: &mut EntryRow) -> Result<(i64, u32, i64)> {
     entry.postings += 1;
     let id = cx.id(IdKind::Step)?;
     Ok((id, entry.postings, id))
@@ -428,18 +435,19 @@ fn create_line(
     };
     // A line waits for its project's provisioning in the ERP, through that step.
     let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
-    add_post_step(cx, &line, entry.kind, waits_on)?;
+    add_post_step(cx, &line, entry, waits_on)?;
     count_hours(cx, &line)?;
     cx.add_line(line);
     Ok(id)
 }
 
-/// The step that posts `line`, a line of an entry of `kind`. Its business key, and so its
-/// idempotency key, names the entry and the line's posting: `time:T-1:1`, `expense:X-1:2`.
-fn add_post_step(
+/// The step that posts `line`, a line of `entry`. Its business key, and so its idempotency
+/// key, names the entry and the line's posting: `time:T-1:1`, `expense:X-1:2`,
+/// `milestone:K-1:M-1:1`.
+pub(crate) fn add_post_step(
     cx: &mut Cx<'_>,
     line: &LineRow,
-    kind: EntryKind,
+    entry: &EntryRow,
     waits_on: Option<i64>,
 ) -> Result<()> {
     let system = cx.config.erp_system.clone();
@@ -449,7 +457,12 @@ fn add_post_step(
         step: POST_LINE,
         system: &system,
         subject: line.id,
-        business_key: format!("{}:{}:{}", kind.as_str(), line.source_id, line.posting),
+        business_key: format!(
+            "{}:{}:{}",
+            entry.kind.as_str(),
+            entry.entry_id,
+            line.posting
+        ),
         waits_on,
     })
 }
@@ -474,7 +487,7 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
         ..original.clone()
     };
     let waits_on = (original_step.state != StepState::Done).then_some(original_step.id);
-    add_post_step(cx, &reversal, entry.kind, waits_on)?;
+    add_post_step(cx, &reversal, entry, waits_on)?;
     count_hours(cx, &reversal)?;
     cx.add_line(reversal);
     Ok(())

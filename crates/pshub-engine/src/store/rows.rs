@@ -87,6 +87,8 @@ pub struct ConflictRow {
 pub enum EntryKind {
     Time,
     Expense,
+    /// A contract's milestone, reached: `entry_id` is `{contract_id}:{milestone_id}`.
+    Milestone,
 }
 
 impl EntryKind {
@@ -94,6 +96,7 @@ impl EntryKind {
         match self {
             EntryKind::Time => "time",
             EntryKind::Expense => "expense",
+            EntryKind::Milestone => "milestone",
         }
     }
 
@@ -101,6 +104,7 @@ impl EntryKind {
         match raw {
             "time" => Some(EntryKind::Time),
             "expense" => Some(EntryKind::Expense),
+            "milestone" => Some(EntryKind::Milestone),
             _ => None,
         }
     }

@@ -158,7 +158,8 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             value: None,
         };
     };
-    let contract = &project.contract;
+    // Terms in force on the work date: an amendment applies from its effective date on.
+    let contract = project.contract_on(date);
     // Attributes for valuing an entry held before the hire come from the latest record.
     let attributes = match on_date.status {
         Some(_) => on_date.clone(),

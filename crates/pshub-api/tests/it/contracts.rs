@@ -1,0 +1,203 @@
+//! Contracts: milestones bill once, fixed-fee time bills nothing, amendments apply from
+//! their effective date.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+fn fixed_fee() -> Value {
+    let mut won = closed_won("P-FIX", "EUR", "RC-EUR", "2026-01-01", None);
+    won["data"]["opportunity_id"] = json!("OPP-FIX");
+    won["data"]["contract"]["billing_model"] = json!("fixed_fee");
+    won["data"]["contract"]["milestones"] = json!([
+        { "milestone_id": "M-1", "name": "Kick-off", "amount": "1000.00" },
+        { "milestone_id": "M-2", "name": "Go-live", "amount": "4000.00" }
+    ]);
+    won
+}
+
+fn reached(id: &str, contract: &str, milestone: &str, on: &str) -> Value {
+    event(
+        "psa",
+        id,
+        "milestone.reached",
+        json!({ "milestone_id": milestone, "contract_id": contract, "reached_on": on }),
+    )
+}
+
+fn amended(id: &str, effective_from: &str, changes: Value) -> Value {
+    event(
+        "crm",
+        id,
+        "contract.amended",
+        json!({ "contract_id": "K-P-1", "effective_from": effective_from, "changes": changes }),
+    )
+}
+
+pub async fn a_milestone_bills_one_line_however_often_it_is_sent(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    app.send(json!([
+        fixed_fee(),
+        assignment("A-F", "W-1", "P-FIX", "approved")
+    ]))
+    .await;
+    let mut fix_time = time_entry("f1", "F1", "W-1", "2026-03-04", json!("8"));
+    fix_time["data"]["project_code"] = json!("P-FIX");
+    let results = app
+        .send(json!([
+            reached("ms-1", "K-P-FIX", "M-1", "2026-03-10"),
+            reached("ms-1", "K-P-FIX", "M-1", "2026-03-10"),
+            reached("ms-1-again", "K-P-FIX", "M-1", "2026-03-11"),
+            reached("ms-9", "K-P-FIX", "M-9", "2026-03-10"),
+            reached("ms-x", "K-404", "M-1", "2026-03-10"),
+            fix_time,
+        ]))
+        .await;
+    assert_eq!(
+        statuses(&results),
+        [
+            "accepted",
+            "duplicate",
+            "accepted",
+            "accepted",
+            "accepted",
+            "accepted"
+        ]
+    );
+    app.settle().await;
+    let lines = app.lines_of("M-1").await;
+    assert_eq!(lines.len(), 1, "{lines:?} {:?}", app.exceptions("").await);
+    let line = &lines[0];
+    assert_eq!(
+        (
+            line["kind"].clone(),
+            line["quantity"].clone(),
+            line["rate"].clone(),
+            line["amount"].clone(),
+            line["currency"].clone(),
+            line["worker_id"].clone(),
+            line["status"].clone()
+        ),
+        (
+            json!("milestone"),
+            json!("1"),
+            json!("1000.00"),
+            json!("1000.00"),
+            json!("EUR"),
+            Value::Null,
+            json!("posted")
+        ),
+        "{line}"
+    );
+    let (_, erp) = app.get("/v1/sandbox/erp/lines").await;
+    let milestone_lines = erp["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "milestone")
+        .count();
+    assert_eq!(milestone_lines, 1);
+    // Fixed-fee time posts nothing and counts as no approved value.
+    assert!(app.lines_of("F1").await.is_empty());
+    let (_, summary) = app.get("/v1/summary").await;
+    assert_eq!(
+        summary["approved_value"],
+        json!({ "EUR": "1000.00" }),
+        "{summary}"
+    );
+    assert_eq!(summary["conservation_holds"], true);
+
+    let unknown = app.exceptions("kind=unknown_milestone").await;
+    assert_eq!(
+        (unknown.len(), unknown[0]["owner"].clone()),
+        (1, json!("finance"))
+    );
+    let contract = app.exceptions("kind=unknown_contract").await;
+    assert_eq!(
+        (contract.len(), contract[0]["owner"].clone()),
+        (1, json!("integration"))
+    );
+
+    // An amendment that adds the milestone lets finance resolve the held one.
+    let mut add = amended(
+        "amend-ms",
+        "2026-03-01",
+        json!({ "milestones": [
+        { "milestone_id": "M-1", "name": "Kick-off", "amount": "1000.00" },
+        { "milestone_id": "M-9", "name": "Extra", "amount": "250.00" }
+    ] }),
+    );
+    add["data"]["contract_id"] = json!("K-P-FIX");
+    app.send(json!([add])).await;
+    let id = unknown[0]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/v1/exceptions/{id}/resolve")).await;
+    assert_eq!(status, 200, "{body}");
+    app.settle().await;
+    assert_eq!(app.lines_of("M-9").await[0]["amount"], "250.00");
+    let (_, summary) = app.get("/v1/summary").await;
+    assert_eq!(summary["posted_value"], json!({ "EUR": "1250.00" }));
+}
+
+pub async fn an_amendment_changes_the_rate_from_its_effective_date_only(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "before",
+        "T-BEFORE",
+        "W-1",
+        "2026-03-31",
+        json!("1")
+    ),]))
+        .await;
+    app.settle().await;
+    app.send(json!([
+        rate_card(
+            "RC-HIGH",
+            "EUR",
+            &[("consultant", "emea", "200.00", "2026-01-01", None)]
+        ),
+        amended(
+            "amend-rate",
+            "2026-04-01",
+            json!({ "rate_card_id": "RC-HIGH", "end": "2026-04-30" })
+        ),
+        time_entry("late-march", "T-MARCH", "W-1", "2026-03-31", json!("1")),
+        time_entry("april", "T-APRIL", "W-1", "2026-04-01", json!("1")),
+        time_entry("april-end", "T-APRIL-END", "W-1", "2026-04-30", json!("1")),
+        time_entry("may", "T-MAY", "W-1", "2026-05-02", json!("1")),
+    ]))
+    .await;
+    app.settle().await;
+    // One hour each: the amount is the rate, rounded to the cent.
+    let rate = |lines: Vec<Value>| lines[0]["amount"].as_str().unwrap().to_string();
+    // The line posted before the amendment is not re-priced; the terms follow the work date.
+    assert_eq!(rate(app.lines_of("T-BEFORE").await), "150.00");
+    assert_eq!(rate(app.lines_of("T-MARCH").await), "150.00");
+    assert_eq!(rate(app.lines_of("T-APRIL").await), "200.00");
+    // The amended end is inclusive; a later entry is held.
+    assert_eq!(rate(app.lines_of("T-APRIL-END").await), "200.00");
+    assert!(app.lines_of("T-MAY").await.is_empty());
+    let expired = app.exceptions("kind=contract_expired").await;
+    assert_eq!(
+        (
+            expired.len(),
+            expired[0]["business_key"].clone(),
+            expired[0]["owner"].clone()
+        ),
+        (1, json!("T-MAY"), json!("finance"))
+    );
+
+    // Amendments are reference data: they hold across a restart.
+    let mut app = app;
+    app.restart().await;
+    app.send(json!([time_entry(
+        "april-2",
+        "T-APRIL-2",
+        "W-1",
+        "2026-04-02",
+        json!("1")
+    )]))
+    .await;
+    app.settle().await;
+    assert_eq!(rate(app.lines_of("T-APRIL-2").await), "200.00");
+}
