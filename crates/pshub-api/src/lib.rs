@@ -80,6 +80,7 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             "/v1/customers/{customer_id}",
             get(routes::customers::get_one),
         )
+        .route("/v1/invoices/{invoice_id}", get(routes::invoices::get_one))
         .route("/v1/workers", get(routes::workers::list))
         .route("/v1/workers/{worker_id}", get(routes::workers::get_one))
         .route("/v1/exceptions", get(routes::exceptions::list))

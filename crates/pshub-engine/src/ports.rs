@@ -154,6 +154,16 @@ pub struct CostingRequest {
     pub grade: Option<String>,
 }
 
+/// An invoice's status, written back to the CRM account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceStatusRequest {
+    pub idempotency_key: String,
+    pub invoice_id: String,
+    pub project_code: Option<String>,
+    pub status: String,
+    pub at: String,
+}
+
 /// A business event for the hub's outbound stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishRequest {
@@ -173,6 +183,7 @@ pub enum Request {
     Publish(PublishRequest),
     UpdateResource(ResourceRequest),
     UpdateCosting(CostingRequest),
+    UpdateInvoiceStatus(InvoiceStatusRequest),
 }
 
 impl Request {
@@ -186,6 +197,7 @@ impl Request {
             Request::Publish(r) => &r.idempotency_key,
             Request::UpdateResource(r) => &r.idempotency_key,
             Request::UpdateCosting(r) => &r.idempotency_key,
+            Request::UpdateInvoiceStatus(r) => &r.idempotency_key,
         }
     }
 
@@ -199,6 +211,7 @@ impl Request {
             Request::Publish(_) => "publish",
             Request::UpdateResource(_) => "update_resource",
             Request::UpdateCosting(_) => "update_costing",
+            Request::UpdateInvoiceStatus(_) => "update_invoice_status",
         }
     }
 }
@@ -235,6 +248,8 @@ pub trait Psa: Send + Sync {
 /// The CRM: what the other systems did with its deals.
 pub trait Crm: Send + Sync {
     fn write_back_ids(&self, request: &WriteBackRequest) -> Outcome;
+    /// Records an invoice's status on the account.
+    fn update_invoice_status(&self, request: &InvoiceStatusRequest) -> Outcome;
     fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -280,6 +295,7 @@ impl Port {
                 (Port::Psa(psa), Request::CreateEngagement(r)) => psa.create_engagement(r),
                 (Port::Psa(psa), Request::UpdateResource(r)) => psa.update_resource(r),
                 (Port::Crm(crm), Request::WriteBackIds(r)) => crm.write_back_ids(r),
+                (Port::Crm(crm), Request::UpdateInvoiceStatus(r)) => crm.update_invoice_status(r),
                 (Port::Outbound, Request::Publish(r)) => Outcome::Done(r.idempotency_key.clone()),
                 (port, request) => Outcome::Rejected(format!(
                     "system {system} is configured as a {} and cannot {}",

@@ -273,6 +273,7 @@ enum Undo {
     Customer(crate::customers::Undo),
     /// An amendment inserted at this place of the project's list.
     Amendment(Sym, usize),
+    Invoice(Sym, Option<InvoiceState>),
     Project(Sym, Option<Box<ProjectInfo>>),
     WorkerChange(Sym, usize),
     RateCard(Sym, Option<RateIndex>),
@@ -297,6 +298,7 @@ pub struct World {
     projects: HashMap<Sym, ProjectInfo>,
     /// Contract id to its project's code.
     contracts: HashMap<Sym, Sym>,
+    invoices: HashMap<Sym, InvoiceState>,
     rate_cards: HashMap<Sym, RateIndex>,
     pub cost_rates: Vec<CostRate>,
     fx: HashMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>,
@@ -315,6 +317,7 @@ pub struct World {
 #[derive(Debug, Default, PartialEq)]
 pub struct Applied {
     pub project: ProjectChange,
+    pub invoice: Option<InvoiceChange>,
     /// For an amendment: the project it changed, or `None` for an unknown contract.
     pub amended: Option<Option<String>>,
     pub assignment: Option<AssignmentChange>,
@@ -358,6 +361,26 @@ pub struct AssignmentView<'a> {
     pub state: AssignmentState,
 }
 
+/// An invoice's status as the invoice-status owner reported it, and its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceState {
+    pub status: InvoiceStatus,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// (status, at, stored event) of every applied change, oldest first.
+    pub history: Vec<(InvoiceStatus, chrono::DateTime<chrono::Utc>, i64)>,
+}
+
+/// What an invoice status change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceChange {
+    /// Applied; the status before (`posted` for an invoice seen for the first time).
+    Applied { from: InvoiceStatus },
+    /// Older than the status known: ignored.
+    Stale,
+    /// A transition the invoice may not make: not applied.
+    Forbidden { from: InvoiceStatus },
+}
+
 /// What a closed-won did to the projects.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub enum ProjectChange {
@@ -386,6 +409,7 @@ impl World {
             legal_forms: config.legal_forms.clone(),
             projects: HashMap::new(),
             contracts: HashMap::new(),
+            invoices: HashMap::new(),
             rate_cards: HashMap::new(),
             cost_rates: Vec::new(),
             fx: HashMap::new(),
@@ -408,6 +432,7 @@ impl World {
             let Some(undo) = self.log.pop() else { break };
             match undo {
                 Undo::Customer(undo) => self.customers.undo(undo),
+                Undo::Invoice(id, before) => restore(&mut self.invoices, id, before),
                 Undo::Amendment(code, at) => {
                     if let Some(project) = self.projects.get_mut(&code) {
                         project.amendments.remove(at);
@@ -575,10 +600,16 @@ impl World {
                     ..Applied::default()
                 };
             }
+            EventData::InvoiceStatus(change) => {
+                let invoice = Some(self.apply_invoice(seq, change));
+                return Applied {
+                    invoice,
+                    ..Applied::default()
+                };
+            }
             EventData::TimeEntry { .. }
             | EventData::Expense { .. }
             | EventData::MilestoneReached(_)
-            | EventData::InvoiceStatus(_)
             | EventData::PayrollActual(_) => {}
         }
         Applied::default()
@@ -597,6 +628,35 @@ impl World {
         project.amendments.insert(at, amendment.clone());
         self.log.push(Undo::Amendment(code, at));
         Some(code)
+    }
+
+    /// Applies an invoice's status change in the order of `at`.
+    fn apply_invoice(&mut self, seq: i64, change: &InvoiceStatusChange) -> InvoiceChange {
+        let id = self.names.intern(change.invoice_id.as_str());
+        let before = self.invoices.get(&id).cloned();
+        let from = before.as_ref().map_or(InvoiceStatus::Posted, |b| b.status);
+        if before.as_ref().is_some_and(|b| change.at <= b.at) {
+            return InvoiceChange::Stale;
+        }
+        if change.status != from && !from.may_become(change.status) {
+            return InvoiceChange::Forbidden { from };
+        }
+        let mut state = before.clone().unwrap_or(InvoiceState {
+            status: from,
+            at: change.at,
+            history: Vec::new(),
+        });
+        state.status = change.status;
+        state.at = change.at;
+        state.history.push((change.status, change.at, seq));
+        self.invoices.insert(id, state);
+        self.log.push(Undo::Invoice(id, before));
+        InvoiceChange::Applied { from }
+    }
+
+    /// An invoice's status as reported, if any was.
+    pub fn invoice(&self, invoice_id: &str) -> Option<&InvoiceState> {
+        self.invoices.get(&self.names.find(invoice_id)?)
     }
 
     /// The project of a contract.

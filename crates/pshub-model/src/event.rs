@@ -221,6 +221,7 @@ impl EventData {
             EventData::Customer(_)
                 | EventData::ClosedWon(_)
                 | EventData::ContractAmended(_)
+                | EventData::InvoiceStatus(_)
                 | EventData::Worker(_)
                 | EventData::RateCard(_)
                 | EventData::CostRate(_)

@@ -629,6 +629,40 @@ pub enum InvoiceStatus {
     Void,
 }
 
+impl InvoiceStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Posted => "posted",
+            InvoiceStatus::Sent => "sent",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Disputed => "disputed",
+            InvoiceStatus::Void => "void",
+        }
+    }
+
+    /// Whether an invoice may move from `self` to `to`: forward along draft → posted →
+    /// sent → paid (skipping states is fine); to disputed or void from any state but paid
+    /// and void; and to paid from disputed.
+    pub fn may_become(self, to: InvoiceStatus) -> bool {
+        use InvoiceStatus::*;
+        let rank = |s: InvoiceStatus| match s {
+            Draft => Some(0),
+            Posted => Some(1),
+            Sent => Some(2),
+            Paid => Some(3),
+            Disputed | Void => None,
+        };
+        match (self, to) {
+            (Paid | Void, _) => false,
+            (_, Disputed | Void) => self != to,
+            (Disputed, Paid) => true,
+            (Disputed, _) => false,
+            (from, to) => matches!((rank(from), rank(to)), (Some(a), Some(b)) if b > a),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InvoiceStatusChange {
     pub invoice_id: InvoiceId,
@@ -780,5 +814,33 @@ impl LineKind {
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)
+    }
+}
+
+#[cfg(test)]
+mod invoice_tests {
+    use super::InvoiceStatus::{self, *};
+
+    #[test]
+    fn invoice_statuses_move_forward_and_reach_disputed_or_void_until_paid() {
+        let table: [(InvoiceStatus, InvoiceStatus, bool); 14] = [
+            (Draft, Posted, true),
+            (Posted, Paid, true),
+            (Sent, Posted, false),
+            (Paid, Draft, false),
+            (Paid, Disputed, false),
+            (Void, Paid, false),
+            (Posted, Disputed, true),
+            (Sent, Void, true),
+            (Disputed, Paid, true),
+            (Disputed, Void, true),
+            (Disputed, Sent, false),
+            (Disputed, Disputed, false),
+            (Draft, Void, true),
+            (Posted, Posted, false),
+        ];
+        for (from, to, allowed) in table {
+            assert_eq!(from.may_become(to), allowed, "{from:?} -> {to:?}");
+        }
     }
 }

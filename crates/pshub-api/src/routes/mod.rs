@@ -1,6 +1,7 @@
 pub mod customers;
 pub mod events;
 pub mod exceptions;
+pub mod invoices;
 pub mod lines;
 pub mod ops;
 pub mod projects;

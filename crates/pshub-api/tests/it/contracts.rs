@@ -201,3 +201,129 @@ pub async fn an_amendment_changes_the_rate_from_its_effective_date_only(store: B
     app.settle().await;
     assert_eq!(rate(app.lines_of("T-APRIL-2").await), "200.00");
 }
+
+fn on_capped(mut event: Value) -> Value {
+    event["data"]["project_code"] = json!("P-CAP");
+    event
+}
+
+pub async fn a_capped_contract_posts_up_to_its_cap_and_holds_the_line_that_crosses_it(
+    store: Backend,
+) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    let mut capped = closed_won("P-CAP", "EUR", "RC-EUR", "2026-01-01", None);
+    capped["data"]["opportunity_id"] = json!("OPP-CAP");
+    capped["data"]["contract"]["billing_model"] = json!("capped_tm");
+    capped["data"]["contract"]["cap"] = json!("1000.00");
+    let expense = event(
+        "psa",
+        "x1",
+        "expense.approved",
+        json!({ "expense_id": "X1", "worker_id": "W-1", "project_code": "P-CAP", "spent_on": "2026-03-06",
+                "amount": "100.00", "currency": "EUR", "category": "travel", "billable": true }),
+    );
+    app.send(json!([
+        capped,
+        assignment("A-C", "W-1", "P-CAP", "approved")
+    ]))
+    .await;
+    // 300 + 450 = 750; the next 300 would make 1050: held whole. 150 more fits (900), and an
+    // expense of 100 reaches the cap exactly, which is allowed.
+    for batch in [
+        json!([on_capped(time_entry(
+            "c1",
+            "C1",
+            "W-1",
+            "2026-03-02",
+            json!("2")
+        ))]),
+        json!([on_capped(time_entry(
+            "c2",
+            "C2",
+            "W-1",
+            "2026-03-03",
+            json!("3")
+        ))]),
+        json!([on_capped(time_entry(
+            "c3",
+            "C3",
+            "W-1",
+            "2026-03-04",
+            json!("2")
+        ))]),
+        json!([on_capped(time_entry(
+            "c4",
+            "C4",
+            "W-1",
+            "2026-03-05",
+            json!("1")
+        ))]),
+        json!([expense]),
+    ] {
+        app.send(batch).await;
+    }
+    app.settle().await;
+    for posted in ["C1", "C2", "C4", "X1"] {
+        assert_eq!(app.lines_of(posted).await.len(), 1, "{posted}");
+    }
+    assert!(app.lines_of("C3").await.is_empty());
+    let held = app.exceptions("kind=cap_exceeded").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (held[0]["owner"].clone(), held[0]["business_key"].clone()),
+        (json!("finance"), json!("C3"))
+    );
+    assert_eq!(
+        held[0]["value"],
+        json!({ "amount": "300.00", "currency": "EUR" })
+    );
+
+    // A reversal frees 300 but releases nothing by itself; resolving checks again and posts.
+    app.send(json!([on_capped(rejected(
+        "c2-r",
+        "C2",
+        "W-1",
+        "2026-03-03",
+        json!("3")
+    ))]))
+    .await;
+    app.settle().await;
+    assert_eq!(
+        app.exceptions("kind=cap_exceeded").await[0]["state"],
+        "open"
+    );
+    let id = held[0]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/v1/exceptions/{id}/resolve")).await;
+    assert_eq!(status, 200, "{body}");
+    app.settle().await;
+    assert_eq!(app.lines_of("C3").await.len(), 1);
+    // Now at 1000 - 450 + 300 = 850: 2 hours more (300) would cross again.
+    app.send(json!([on_capped(time_entry(
+        "c5",
+        "C5",
+        "W-1",
+        "2026-03-09",
+        json!("2")
+    ))]))
+    .await;
+    assert_eq!(
+        app.exceptions("kind=cap_exceeded&state=open").await.len(),
+        1
+    );
+
+    // A cap raised from April on applies to entries dated from then; earlier lines count.
+    let mut raise = amended("raise", "2026-04-01", json!({ "cap": "2000.00" }));
+    raise["data"]["contract_id"] = json!("K-P-CAP");
+    app.send(json!([
+        raise,
+        on_capped(time_entry("c6", "C6", "W-1", "2026-04-02", json!("2"))),
+        on_capped(time_entry("c7", "C7", "W-1", "2026-03-10", json!("2"))),
+    ]))
+    .await;
+    app.settle().await;
+    assert_eq!(app.lines_of("C6").await.len(), 1);
+    assert!(app.lines_of("C7").await.is_empty());
+    let (_, summary) = app.get("/v1/summary").await;
+    assert_eq!(summary["conservation_holds"], true, "{summary}");
+}

@@ -10,6 +10,7 @@ mod decimals;
 mod exceptions;
 mod forecast;
 mod helpers;
+mod invoices;
 mod lines;
 mod operations;
 mod opportunity;
@@ -42,9 +43,13 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    invoices: [
+        paid_reaches_the_crm_and_disputed_opens_a_finance_case,
+    ],
     contracts: [
         a_milestone_bills_one_line_however_often_it_is_sent,
         an_amendment_changes_the_rate_from_its_effective_date_only,
+        a_capped_contract_posts_up_to_its_cap_and_holds_the_line_that_crosses_it,
     ],
     forecast: [
         the_forecast_counts_approved_assignments_only_and_follows_each_change,

@@ -297,6 +297,14 @@ impl Psa for HttpPort {
 }
 
 impl Crm for HttpPort {
+    fn update_invoice_status(&self, request: &InvoiceStatusRequest) -> Outcome {
+        self.create(
+            "/crm/invoices",
+            &request.idempotency_key,
+            &InvoiceStatusBody::from(request),
+        )
+    }
+
     fn write_back_ids(&self, request: &WriteBackRequest) -> Outcome {
         self.create(
             "/crm/write-backs",

@@ -167,6 +167,14 @@ impl Psa for InProcess {
 }
 
 impl Crm for InProcess {
+    fn update_invoice_status(&self, request: &InvoiceStatusRequest) -> Outcome {
+        self.keep(
+            "invoices",
+            &request.idempotency_key,
+            &InvoiceStatusBody::from(request),
+        )
+    }
+
     fn write_back_ids(&self, request: &WriteBackRequest) -> Outcome {
         self.one(|| {
             self.sandbox

@@ -22,6 +22,7 @@ pub use firm::{FirmSpec, SimulatedFirm};
 pub use in_process::InProcess;
 
 use ledger::Ledger;
+use pshub_engine::flows::invoice_status::invoice_id;
 use rng::Rng;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -35,6 +36,8 @@ use wire::*;
 struct LineRecord<'a> {
     key: &'a str,
     erp_id: &'a str,
+    /// The invoice that holds it: one per project and calendar month.
+    invoice_id: String,
     line: &'a LineBody,
 }
 
@@ -330,9 +333,13 @@ impl Sandbox {
             }
             let id = format!("ERP-L-{next:08}");
             next += 1;
+            let invoice_id = chrono::NaiveDate::parse_from_str(&line.date, "%Y-%m-%d")
+                .map(|date| invoice_id(&line.project_code, date))
+                .unwrap_or_default();
             let record = LineRecord {
                 key: &line.idempotency_key,
                 erp_id: &id,
+                invoice_id,
                 line,
             };
             new.push((

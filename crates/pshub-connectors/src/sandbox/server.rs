@@ -197,6 +197,15 @@ async fn update_costing(
     keep_update(sandbox, &headers, System::Erp, "employees", body).await
 }
 
+async fn update_invoice_status(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<InvoiceStatusBody>,
+) -> Response {
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
+    keep_update(sandbox, &headers, System::Crm, "invoices", body).await
+}
+
 async fn post_lines(State(sandbox): State<Shared>, Json(lines): Json<Vec<LineBody>>) -> Response {
     if let Some(at) = lines
         .iter()
@@ -360,6 +369,7 @@ pub fn router(sandbox: Shared) -> Router {
         .route("/erp/billing-rules", post(attach_billing_rules))
         .route("/erp/lines", post(post_lines))
         .route("/crm/write-backs", post(write_back_ids))
+        .route("/crm/invoices", post(update_invoice_status))
         .route("/{system}/lookup", post(lookup))
         .route("/sandbox/stats", get(stats))
         .route("/sandbox/{system}/{collection}", get(list))

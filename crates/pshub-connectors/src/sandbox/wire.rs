@@ -2,8 +2,8 @@
 //! from the engine's typed requests to them. Decimals and dates travel as strings.
 
 use pshub_engine::ports::{
-    BillingRulesRequest, CostingRequest, EngagementRequest, LinePosting, ProjectRequest,
-    ResourceRequest, WriteBackRequest,
+    BillingRulesRequest, CostingRequest, EngagementRequest, InvoiceStatusRequest, LinePosting,
+    ProjectRequest, ResourceRequest, WriteBackRequest,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,26 @@ impl From<&CostingRequest> for CostingBody {
             legal_entity: r.legal_entity.clone(),
             cost_center: r.cost_center.clone(),
             grade: r.grade.clone(),
+        }
+    }
+}
+
+/// An invoice's status, as the CRM keeps it on the account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceStatusBody {
+    pub invoice_id: String,
+    pub project_code: Option<String>,
+    pub status: String,
+    pub at: String,
+}
+
+impl From<&InvoiceStatusRequest> for InvoiceStatusBody {
+    fn from(r: &InvoiceStatusRequest) -> Self {
+        InvoiceStatusBody {
+            invoice_id: r.invoice_id.clone(),
+            project_code: r.project_code.clone(),
+            status: r.status.clone(),
+            at: r.at.clone(),
         }
     }
 }

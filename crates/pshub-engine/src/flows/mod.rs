@@ -8,6 +8,7 @@
 //! built, ids, cases, steps, the timeline) is in [`Cx`].
 
 pub mod assignments;
+pub mod invoice_status;
 pub mod milestones;
 pub mod opportunity_to_project;
 pub mod time_to_bill;
@@ -56,6 +57,9 @@ pub const NOTICES: &[&str] = &[
     worker_lifecycle::UNAVAILABLE,
     assignments::VERSION_CONFLICT,
     assignments::MARGIN_BELOW_FLOOR,
+    invoice_status::UNKNOWN_INVOICE,
+    invoice_status::FORBIDDEN_TRANSITION,
+    invoice_status::DISPUTED,
     crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
 ];
 
@@ -66,6 +70,7 @@ pub static ALL: &[&dyn Flow] = &[
     &worker_lifecycle::WorkerLifecycle,
     &assignments::Assignments,
     &milestones::Milestones,
+    &invoice_status::InvoiceStatusFlow,
 ];
 
 /// The flow of this name.

@@ -319,9 +319,71 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
     Ok(())
 }
 
-/// The rules, then the daily limit of hours when one is configured.
+/// What a capped contract has consumed: the amount of its time and expense lines, net of
+/// reversals (milestones excluded). It is kept as a versioned running total in the store's
+/// worker-day tallies under `cap:{contract_id}`, so that two writers adding lines to one
+/// contract are serialised by the row's version.
+fn cap_consumption(
+    cx: &mut Cx<'_>,
+    contract: &pshub_model::records::Contract,
+) -> Result<WorkerDayRow> {
+    cx.worker_day(&format!("cap:{}", contract.contract_id), contract.start)
+}
+
+/// The capped contract of a line's project, if it is one.
+fn capped_contract(cx: &Cx<'_>, project_code: &str) -> Option<pshub_model::records::Contract> {
+    let code = pshub_model::ProjectCode::parse(project_code).ok()?;
+    let project = cx.world.project(&code)?;
+    (project.contract.billing_model == pshub_model::records::BillingModel::CappedTm)
+        .then(|| project.contract.clone())
+}
+
+/// Adds a time or expense line (negative for a reversal) to its capped contract's
+/// consumption.
+fn count_cap(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
+    if line.kind == LineKind::Milestone {
+        return Ok(());
+    }
+    let Some(contract) = capped_contract(cx, &line.project_code) else {
+        return Ok(());
+    };
+    let mut consumed = cap_consumption(cx, &contract)?;
+    consumed.hours = consumed
+        .hours
+        .checked_add(line.amount)
+        .unwrap_or(consumed.hours);
+    cx.put_worker_day(consumed);
+    Ok(())
+}
+
+/// The rules, then the contract's cap and the daily limit of hours when one is configured.
 fn evaluate(cx: &mut Cx<'_>, work: Work<'_>) -> Result<rules::Verdict> {
     let mut verdict = rules::evaluate(cx.world, cx.config, work);
+    if let Ok(pricing) = &verdict.outcome
+        && let Some(contract) = capped_contract(cx, work.project().as_str())
+    {
+        let code = work.project();
+        let terms = cx
+            .world
+            .project(code)
+            .map(|p| p.contract_on(work.date()).cap)
+            .unwrap_or(contract.cap);
+        if let Some(cap) = terms {
+            let consumed = cap_consumption(cx, &contract)?.hours;
+            let total = consumed.checked_add(pricing.amount.amount());
+            if total.is_none_or(|total| total > cap) {
+                let reason = format!(
+                    "the line of {} would bring contract {} to {} {}, past its cap of {cap} (consumed so far: {consumed})",
+                    pricing.amount,
+                    contract.contract_id,
+                    total.map_or("too much".to_string(), |t| t.to_string()),
+                    contract.currency
+                );
+                let fix = "Raise the cap with contract.amended, or agree a change order with the client; then resolve this case (resolving checks the cap again).";
+                verdict.outcome = Err(rules::fail(FailureKind::CapExceeded, reason, fix));
+            }
+        }
+    }
     if let (Ok(_), Work::Time(entry), Some(limit)) =
         (&verdict.outcome, work, cx.config.max_daily_hours)
     {
@@ -437,6 +499,7 @@ fn create_line(
     let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
     add_post_step(cx, &line, entry, waits_on)?;
     count_hours(cx, &line)?;
+    count_cap(cx, &line)?;
     cx.add_line(line);
     Ok(id)
 }
@@ -489,6 +552,7 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
     let waits_on = (original_step.state != StepState::Done).then_some(original_step.id);
     add_post_step(cx, &reversal, entry, waits_on)?;
     count_hours(cx, &reversal)?;
+    count_cap(cx, &reversal)?;
     cx.add_line(reversal);
     Ok(())
 }

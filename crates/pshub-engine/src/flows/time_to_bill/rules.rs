@@ -70,6 +70,8 @@ pub enum FailureKind {
     DailyHoursExceeded,
     /// A computed amount does not fit in an exact decimal.
     AmountOverflow,
+    /// The line would take a capped contract past its cap.
+    CapExceeded,
 }
 
 impl FailureKind {
@@ -85,6 +87,7 @@ impl FailureKind {
             FailureKind::MissingTaxCode => "missing_tax_code",
             FailureKind::DailyHoursExceeded => "daily_hours_exceeded",
             FailureKind::AmountOverflow => "amount_overflow",
+            FailureKind::CapExceeded => "cap_exceeded",
         }
     }
 
@@ -98,7 +101,8 @@ impl FailureKind {
             FailureKind::ContractExpired
             | FailureKind::MissingRate
             | FailureKind::MissingFxRate
-            | FailureKind::MissingTaxCode => OwnerTeam::Finance,
+            | FailureKind::MissingTaxCode
+            | FailureKind::CapExceeded => OwnerTeam::Finance,
         }
     }
 }
