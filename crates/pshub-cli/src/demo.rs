@@ -118,6 +118,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         workers: args.workers as usize,
         entries: args.entries as usize,
         seed: args.seed,
+        contracts: true,
         ..FirmSpec::default()
     };
     let firm = SimulatedFirm::new(spec.clone());

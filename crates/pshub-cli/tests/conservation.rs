@@ -1,4 +1,5 @@
-//! Conservation of money over randomly generated firm-months: per currency, the value of
+//! Conservation of money over randomly generated firm-months (time and materials, and with
+//! `contracts` fixed-fee milestones, caps crossed and amendments): per currency, the value of
 //! approved billable work equals the value posted plus the value held in open exception
 //! cases, to the minor unit; and every entry's lines net to its value exactly once.
 
@@ -21,7 +22,8 @@ fn run_month(
     faults: bool,
     flaky_erp: bool,
     batch: usize,
-) {
+    contracts: bool,
+) -> Month {
     let dir = std::env::temp_dir().join(format!(
         "pshub-conservation-{}-{seed}-{workers}-{entries}",
         std::process::id()
@@ -59,6 +61,7 @@ fn run_month(
         entries,
         seed,
         faults,
+        contracts,
         ..FirmSpec::default()
     });
     for chunk in firm.reference_events().chunks(batch) {
@@ -121,8 +124,29 @@ fn run_month(
         sandbox.line_count() as u64,
         "the ERP holds each line once"
     );
+    let month = engine.read(|r| {
+        let mut cases = BTreeMap::new();
+        r.each_case(&mut |case| *cases.entry(case.kind.clone()).or_default() += 1)
+            .unwrap();
+        let lines = r.lines(&LineFilter::default(), Page::ALL).unwrap();
+        let milestone_lines = lines
+            .iter()
+            .filter(|l| l.line.kind == pshub_model::records::LineKind::Milestone)
+            .count();
+        Month {
+            cases,
+            milestone_lines,
+        }
+    });
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
+    month
+}
+
+/// What a month left behind, for tests that look at its kinds of work.
+struct Month {
+    cases: BTreeMap<String, usize>,
+    milestone_lines: usize,
 }
 
 proptest! {
@@ -136,8 +160,9 @@ proptest! {
         faults in prop::bool::weighted(0.8),
         flaky_erp in any::<bool>(),
         batch in prop::sample::select(vec![1usize, 7, 100, 500]),
+        contracts in prop::bool::weighted(0.7),
     ) {
-        run_month(seed, workers, entries, faults, flaky_erp, batch);
+        let _ = run_month(seed, workers, entries, faults, flaky_erp, batch, contracts);
     }
 }
 
@@ -145,5 +170,26 @@ proptest! {
 /// provisioning had gone through, and the ERP refused them. Lines now wait for it.
 #[test]
 fn lines_wait_for_their_project_to_be_provisioned() {
-    run_month(8_256_354, 31, 117, true, true, 500);
+    let _ = run_month(8_256_354, 31, 117, true, true, 500, false);
+}
+
+/// A month with every kind of contract: milestones billed once each (Design sent twice),
+/// caps crossed and raised, amendments, and conservation across all of it.
+#[test]
+fn a_month_of_fixed_fee_capped_and_amended_contracts_conserves_money() {
+    let month = run_month(2026, 40, 2_400, true, false, 100, true);
+    // 11 projects, of which 2 are fixed fee: Kick-off, Design (sent twice) and Handover each
+    // bill once; M-9 is in no contract.
+    assert_eq!(month.milestone_lines, 2 * 3, "{:?}", month.cases);
+    assert_eq!(
+        month.cases.get("unknown_milestone"),
+        Some(&2),
+        "{:?}",
+        month.cases
+    );
+    assert!(
+        month.cases.get("cap_exceeded").copied().unwrap_or(0) > 0,
+        "{:?}",
+        month.cases
+    );
 }

@@ -27,6 +27,9 @@ pub struct FirmSpec {
     pub seed: u64,
     /// Whether to mix in the faults of real life.
     pub faults: bool,
+    /// Whether some contracts are fixed fee (billed by milestones) or capped, with
+    /// amendments during the month; else every contract is time and materials.
+    pub contracts: bool,
 }
 
 impl Default for FirmSpec {
@@ -38,6 +41,7 @@ impl Default for FirmSpec {
             entries: 30_000,
             seed: 2026,
             faults: true,
+            contracts: false,
         }
     }
 }
@@ -102,6 +106,34 @@ struct ProjectPlan {
     currency: &'static str,
     card: &'static str,
     end: Option<NaiveDate>,
+    model: Model,
+}
+
+/// How a project's contract bills.
+#[derive(Clone, Copy, PartialEq)]
+enum Model {
+    TimeAndMaterials,
+    /// By milestones: Kick-off, Design and Go-live; an amendment on the 10th changes Design
+    /// and adds Handover.
+    FixedFee,
+    /// Time and materials up to a cap (in hundredths of the contract currency), which an
+    /// amendment on the 20th raises by a fifth.
+    Capped(i64),
+}
+
+/// The milestones of a fixed-fee contract: amounts in hundreds of EUR, scaled by the card's
+/// factor for other currencies.
+const MILESTONES: [(&str, &str, i64); 3] = [
+    ("M-1", "Kick-off", 50),
+    ("M-2", "Design", 80),
+    ("M-3", "Go-live", 120),
+];
+
+fn factor_of(currency: &str) -> i64 {
+    CARD_FACTOR
+        .iter()
+        .find(|(c, _)| *c == currency)
+        .map_or(100, |(_, f)| *f)
 }
 
 pub struct SimulatedFirm {
@@ -142,11 +174,20 @@ impl SimulatedFirm {
                     (region.currency, card_of(region.currency))
                 };
                 let end = (spec.faults && i == 1).then(|| spec.month + Duration::days(14));
+                let per_project = (spec.entries / spec.projects.max(3)).max(1) as i64;
+                let model = match i % 6 {
+                    _ if !spec.contracts || currency != region.currency => Model::TimeAndMaterials,
+                    2 => Model::FixedFee,
+                    // About half of what the project's time will be worth: crossed mid-month.
+                    3 => Model::Capped(per_project * 150 * factor_of(currency)),
+                    _ => Model::TimeAndMaterials,
+                };
                 ProjectPlan {
                     code: format!("PRJ-{:04}", i + 1),
                     currency,
                     card,
                     end,
+                    model,
                 }
             })
             .collect();
@@ -234,16 +275,32 @@ impl SimulatedFirm {
         for (i, plan) in self.projects.iter().enumerate() {
             let region = &REGIONS[i % REGIONS.len()];
             let customer = format!("CUST-{:04}", i / 2 + 1);
+            let factor = factor_of(plan.currency);
+            let mut contract = json!({ "contract_id": contract_id(i), "billing_model": "time_and_materials",
+                "currency": plan.currency, "rate_card_id": plan.card,
+                "start": "2026-01-01", "end": plan.end.map(|d| d.to_string()) });
+            match plan.model {
+                Model::TimeAndMaterials => {}
+                Model::FixedFee => {
+                    contract["billing_model"] = json!("fixed_fee");
+                    contract["milestones"] = json!(MILESTONES.iter().map(|(id, name, hundreds)| json!({
+                        "milestone_id": id, "name": name, "amount": money_text(hundreds * factor * 100, plan.currency),
+                    })).collect::<Vec<_>>());
+                }
+                Model::Capped(cap) => {
+                    contract["billing_model"] = json!("capped_tm");
+                    contract["cap"] = json!(money_text(cap, plan.currency));
+                }
+            }
             events.push(envelope("crm", format!("crm-opp-{}", i + 1), "opportunity.closed_won", start, json!({
                 "opportunity_id": format!("OPP-{:04}", i + 1),
                 "customer": { "customer_id": customer, "legal_name": format!("Client {} GmbH", i / 2 + 1),
                               "tax_id": format!("TX{:06}", i / 2 + 1), "country": "DE", "currency": plan.currency },
-                "contract": { "contract_id": format!("CTR-{:04}", i + 1), "billing_model": "time_and_materials",
-                              "currency": plan.currency, "rate_card_id": plan.card,
-                              "start": "2026-01-01", "end": plan.end.map(|d| d.to_string()) },
+                "contract": contract,
                 "project": { "project_code": plan.code, "name": format!("Engagement {}", i + 1),
                              "legal_entity": region.legal_entity, "region": region.name, "service_line": "advisory" },
             })));
+            events.extend(self.amendments(i, plan));
         }
         for worker in &self.workers {
             events.extend(self.worker_events(worker));
@@ -272,6 +329,40 @@ impl SimulatedFirm {
             }
         }
         events
+    }
+
+    /// A contract's amendments during the month.
+    fn amendments(&self, i: usize, plan: &ProjectPlan) -> Vec<Value> {
+        let month = self.spec.month;
+        let amend = |day: i64, changes: Value| {
+            let from = month + Duration::days(day);
+            envelope(
+                "crm",
+                format!("crm-amend-{}-{from}", i + 1),
+                "contract.amended",
+                month,
+                json!({
+                    "contract_id": contract_id(i), "effective_from": from.to_string(), "changes": changes,
+                }),
+            )
+        };
+        let factor = factor_of(plan.currency);
+        match plan.model {
+            Model::TimeAndMaterials => Vec::new(),
+            Model::FixedFee => {
+                let mut milestones: Vec<Value> = MILESTONES.iter().map(|(id, name, hundreds)| {
+                    let hundreds = if *id == "M-2" { hundreds + 10 } else { *hundreds };
+                    json!({ "milestone_id": id, "name": name, "amount": money_text(hundreds * factor * 100, plan.currency) })
+                }).collect();
+                milestones.push(json!({ "milestone_id": "M-4", "name": "Handover",
+                    "amount": money_text(30 * factor * 100, plan.currency) }));
+                vec![amend(9, json!({ "milestones": milestones }))]
+            }
+            Model::Capped(cap) => vec![amend(
+                19,
+                json!({ "cap": money_text(cap / 5 * 6, plan.currency) }),
+            )],
+        }
     }
 
     fn rate_card(&self, id: &str, currency: &str, factor: i64, with_hole: bool) -> Value {
@@ -380,6 +471,10 @@ fn card_of(currency: &str) -> &'static str {
     }
 }
 
+fn contract_id(project: usize) -> String {
+    format!("CTR-{:04}", project + 1)
+}
+
 fn last_day(month: NaiveDate) -> NaiveDate {
     let next = if month.month() == 12 {
         NaiveDate::from_ymd_opt(month.year() + 1, 1, 1)
@@ -418,6 +513,9 @@ impl WorkStream<'_> {
         }
         let day = self.days[self.day];
         let firm = self.firm;
+        if self.worker == 0 {
+            self.milestones_on(self.day, day);
+        }
         let worker = &firm.workers[self.worker];
         self.worker += 1;
         if self.worker == firm.workers.len() {
@@ -455,6 +553,44 @@ impl WorkStream<'_> {
                 Decimal::from(4),
                 true,
             );
+        }
+    }
+
+    /// The milestones fixed-fee projects reach on the `index`-th working day: Kick-off on
+    /// the 3rd, Design on the 12th (sent twice, under two ids), Handover on the 18th; with
+    /// faults, a milestone no contract has.
+    fn milestones_on(&mut self, index: usize, day: NaiveDate) {
+        let firm = self.firm;
+        let due: &[(&str, usize)] = match index {
+            2 => &[("M-1", 1)],
+            11 => &[("M-2", 2)],
+            17 => &[("M-4", 1)],
+            _ => return,
+        };
+        for (i, plan) in firm.projects.iter().enumerate() {
+            if plan.model != Model::FixedFee {
+                continue;
+            }
+            for &(milestone, times) in due {
+                for n in 0..times {
+                    self.queue.push_back(envelope(
+                        "psa",
+                        format!("psa-{}-{milestone}-{n}", plan.code),
+                        "milestone.reached",
+                        day,
+                        json!({ "milestone_id": milestone, "contract_id": contract_id(i), "reached_on": day.to_string() }),
+                    ));
+                }
+            }
+            if firm.spec.faults && index == 17 {
+                self.queue.push_back(envelope(
+                    "psa",
+                    format!("psa-{}-M-9", plan.code),
+                    "milestone.reached",
+                    day,
+                    json!({ "milestone_id": "M-9", "contract_id": contract_id(i), "reached_on": day.to_string() }),
+                ));
+            }
         }
     }
 
