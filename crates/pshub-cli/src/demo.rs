@@ -159,6 +159,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     }
     settle(&engine)?;
+    // The month's invoices go out; the ERP reports them sent, paid, one disputed.
+    engine.submit(firm.invoice_events())?;
+    settle(&engine)?;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         let _ = worker.join();
@@ -171,6 +174,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let mut json = summary.to_json();
         json["data_dir"] = Value::String(data_dir.display().to_string());
         json["resolved_after_rate_card_fix"] = Value::from(resumed);
+        for (key, value) in month_figures(&engine)? {
+            json[key] = value;
+        }
         json["seconds"] = Value::from(elapsed.as_secs_f64());
         println!("{json}");
     } else {
@@ -229,6 +235,49 @@ fn money(amount: rust_decimal::Decimal) -> String {
         Some(fraction) => format!("{sign}{}.{fraction}", group_digits(whole)),
         None => format!("{sign}{}", group_digits(whole)),
     }
+}
+
+/// The month beyond billing: projects, customers, milestone lines, invoices by status and
+/// each project's forecast margin.
+fn month_figures(engine: &pshub_engine::Engine) -> Result<Vec<(&'static str, Value)>> {
+    let mut milestone_lines = 0u64;
+    engine.read(|r| {
+        r.each_line_figure(&mut |line| {
+            if line.kind == pshub_model::records::LineKind::Milestone {
+                milestone_lines += 1;
+            }
+        })
+    })?;
+    Ok(engine.with_hub(|hub| {
+        let world = hub.world();
+        let mut invoices: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (_, state) in world.invoices() {
+            *invoices.entry(state.status.as_str()).or_default() += 1;
+        }
+        let margins: serde_json::Map<String, Value> = world
+            .projects()
+            .map(|p| {
+                let code = p.project.project_code.to_string();
+                let pct = pshub_engine::forecast::forecast(world, &code)
+                    .and_then(|f| f.margin_pct)
+                    .map(|pct| Value::String(pct.to_string()));
+                (code, pct.unwrap_or(Value::Null))
+            })
+            .collect();
+        vec![
+            (
+                "projects_provisioned",
+                Value::from(world.projects().count()),
+            ),
+            ("customers", Value::from(world.customers().len())),
+            ("milestone_lines", Value::from(milestone_lines)),
+            (
+                "invoices_by_status",
+                serde_json::to_value(invoices).unwrap_or_default(),
+            ),
+            ("forecast_margin_by_project", Value::Object(margins)),
+        ]
+    }))
 }
 
 fn print_summary(

@@ -49,7 +49,23 @@ fn demo_prints_its_summary_as_one_json_object() {
     ] {
         assert!(!summary[key].is_null(), "{key} is missing from {summary}");
     }
-    assert!(summary["lines_posted"].as_u64().unwrap() > 2_000);
+    // Fixed-fee time bills through milestones and capped projects hold what crosses a cap.
+    assert!(summary["lines_posted"].as_u64().unwrap() > 1_500);
+    // The month beyond billing.
+    assert_eq!(summary["projects_provisioned"], 40);
+    // Two projects per client, and the first client sent again under another spelling.
+    assert_eq!(summary["customers"], 20);
+    assert!(summary["milestone_lines"].as_u64().unwrap() > 0);
+    assert_eq!(summary["invoices_by_status"]["disputed"], 1, "{summary}");
+    assert!(summary["invoices_by_status"]["paid"].as_u64().unwrap() > 0);
+    let margins = summary["forecast_margin_by_project"].as_object().unwrap();
+    assert_eq!(margins.len(), 40);
+    assert!(
+        margins.values().any(|m| m.as_str().is_some_and(|pct| pct
+            .parse::<rust_decimal::Decimal>()
+            .is_ok_and(|p| p < rust_decimal::Decimal::from(20)))),
+        "one project under its margin floor: {margins:?}"
+    );
     assert!(summary["duplicates_suppressed"].as_u64().unwrap() > 0);
     assert!(summary["exceptions_by_owner"]["pmo"].as_u64().unwrap() > 0);
     assert_eq!(summary["conservation_holds"], true);

@@ -654,6 +654,13 @@ impl World {
         InvoiceChange::Applied { from }
     }
 
+    /// Every invoice with a reported status, by id.
+    pub fn invoices(&self) -> impl Iterator<Item = (&str, &InvoiceState)> {
+        self.invoices
+            .iter()
+            .map(|(id, state)| (self.names.name(*id), state))
+    }
+
     /// An invoice's status as reported, if any was.
     pub fn invoice(&self, invoice_id: &str) -> Option<&InvoiceState> {
         self.invoices.get(&self.names.find(invoice_id)?)

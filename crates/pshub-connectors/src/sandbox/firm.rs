@@ -124,9 +124,9 @@ enum Model {
 /// The milestones of a fixed-fee contract: amounts in hundreds of EUR, scaled by the card's
 /// factor for other currencies.
 const MILESTONES: [(&str, &str, i64); 3] = [
-    ("M-1", "Kick-off", 50),
-    ("M-2", "Design", 80),
-    ("M-3", "Go-live", 120),
+    ("M-1", "Kick-off", 400),
+    ("M-2", "Design", 800),
+    ("M-3", "Go-live", 1_200),
 ];
 
 fn factor_of(currency: &str) -> i64 {
@@ -272,6 +272,9 @@ impl SimulatedFirm {
         for (currency, factor) in CARD_FACTOR {
             events.push(self.rate_card(card_of(currency), currency, factor, spec.faults));
         }
+        if spec.contracts {
+            events.extend(self.cost_rates(start));
+        }
         for (i, plan) in self.projects.iter().enumerate() {
             let region = &REGIONS[i % REGIONS.len()];
             let customer = format!("CUST-{:04}", i / 2 + 1);
@@ -302,6 +305,13 @@ impl SimulatedFirm {
             })));
             events.extend(self.amendments(i, plan));
         }
+        if spec.contracts {
+            // The first client again, from the CRM under another id and spelling: one customer.
+            events.push(envelope("crm", "crm-cust-9001".into(), "customer.upserted", start, json!({
+                "customer_id": "CUST-9001", "legal_name": "CLIENT 1 G.m.b.H.", "tax_id": "TX 000001",
+                "country": "DE", "currency": self.projects[0].currency,
+            })));
+        }
         for worker in &self.workers {
             events.extend(self.worker_events(worker));
         }
@@ -331,6 +341,75 @@ impl SimulatedFirm {
         events
     }
 
+    /// What the ERP says of the month's invoices (one per project) once they are out: all
+    /// sent, every other one paid, and the first project's disputed.
+    pub fn invoice_events(&self) -> Vec<Value> {
+        let month = self.spec.month;
+        let next = last_day(month) + Duration::days(1);
+        let mut events = Vec::new();
+        for (i, plan) in self.projects.iter().enumerate() {
+            let invoice = format!("INV-{}-{:04}-{:02}", plan.code, month.year(), month.month());
+            let mut status = |status: &str, days: i64| {
+                events.push(envelope(
+                    "erp",
+                    format!("erp-{invoice}-{status}"),
+                    "invoice.status_changed",
+                    next,
+                    json!({
+                        "invoice_id": invoice, "status": status,
+                        "at": format!("{}T09:00:00Z", next + Duration::days(days)),
+                    }),
+                ));
+            };
+            status("sent", 1);
+            if i == 0 {
+                status("disputed", 10);
+            } else if i % 2 == 0 {
+                status("paid", 20);
+            }
+        }
+        events
+    }
+
+    /// Standard cost by grade (in EUR: three fifths of the role's base rate), and for the
+    /// staff of the second project a cost so high that its margin falls under the floor.
+    fn cost_rates(&self, day: NaiveDate) -> Vec<Value> {
+        let mut events: Vec<Value> = ROLES
+            .iter()
+            .enumerate()
+            .map(|(i, (_, base))| {
+                envelope(
+                    "psa",
+                    format!("psa-cost-G{}", i + 1),
+                    "cost_rate.upserted",
+                    day,
+                    json!({
+                        "grade": format!("G{}", i + 1), "currency": "EUR",
+                        "hourly_cost": money_text(base * 60, "EUR"), "valid_from": "2026-01-01",
+                    }),
+                )
+            })
+            .collect();
+        for worker in self
+            .workers
+            .iter()
+            .filter(|w| w.projects.first() == Some(&1))
+        {
+            let base = ROLES[worker.role].1;
+            events.push(envelope(
+                "psa",
+                format!("psa-cost-{}", worker.id),
+                "cost_rate.upserted",
+                day,
+                json!({
+                    "worker_id": worker.id, "currency": "EUR",
+                    "hourly_cost": money_text(base * 95, "EUR"), "valid_from": "2026-01-01",
+                }),
+            ));
+        }
+        events
+    }
+
     /// A contract's amendments during the month.
     fn amendments(&self, i: usize, plan: &ProjectPlan) -> Vec<Value> {
         let month = self.spec.month;
@@ -351,11 +430,11 @@ impl SimulatedFirm {
             Model::TimeAndMaterials => Vec::new(),
             Model::FixedFee => {
                 let mut milestones: Vec<Value> = MILESTONES.iter().map(|(id, name, hundreds)| {
-                    let hundreds = if *id == "M-2" { hundreds + 10 } else { *hundreds };
+                    let hundreds = if *id == "M-2" { hundreds + 100 } else { *hundreds };
                     json!({ "milestone_id": id, "name": name, "amount": money_text(hundreds * factor * 100, plan.currency) })
                 }).collect();
                 milestones.push(json!({ "milestone_id": "M-4", "name": "Handover",
-                    "amount": money_text(30 * factor * 100, plan.currency) }));
+                    "amount": money_text(300 * factor * 100, plan.currency) }));
                 vec![amend(9, json!({ "milestones": milestones }))]
             }
             Model::Capped(cap) => vec![amend(
