@@ -308,6 +308,8 @@ pub struct World {
     booked: usize,
     /// (worker, project, assignment): the assignments of a pair are a range.
     by_pair: BTreeSet<(Sym, Sym, Sym)>,
+    /// (project, assignment): a project's assignments are a range.
+    by_project: BTreeSet<(Sym, Sym)>,
     log: Vec<Undo>,
     /// The reference version of the last event applied.
     pub version: i64,
@@ -416,6 +418,7 @@ impl World {
             bookings: Vec::new(),
             booked: 0,
             by_pair: BTreeSet::new(),
+            by_project: BTreeSet::new(),
             log: Vec::new(),
             version: 0,
         }
@@ -737,6 +740,7 @@ impl World {
     fn remove_booking(&mut self, id: Sym) {
         if let Some(old) = self.bookings.get_mut(id.0 as usize).and_then(Option::take) {
             self.by_pair.remove(&(old.worker, old.project, id));
+            self.by_project.remove(&(old.project, id));
             self.booked -= 1;
         }
     }
@@ -747,6 +751,7 @@ impl World {
             self.bookings.resize(at + 1, None);
         }
         self.by_pair.insert((booking.worker, booking.project, id));
+        self.by_project.insert((booking.project, id));
         if self.bookings[at].replace(booking).is_none() {
             self.booked += 1;
         }
@@ -845,10 +850,9 @@ impl World {
             return Vec::new();
         };
         let mut found: Vec<AssignmentView<'_>> = self
-            .by_pair
-            .iter()
-            .filter(|(_, proj, _)| *proj == p)
-            .filter_map(|&(_, _, id)| Some(self.assignment_view(id, self.booking(id)?)))
+            .by_project
+            .range((p, Sym(0))..=(p, Sym(u32::MAX)))
+            .filter_map(|&(_, id)| Some(self.assignment_view(id, self.booking(id)?)))
             .collect();
         found.sort_by(|a, b| a.assignment_id.cmp(b.assignment_id));
         found

@@ -81,7 +81,13 @@ impl Flow for Assignments {
             }
             _ => {}
         }
-        if let Some(AssignmentChange::Applied { .. }) = applied.assignment {
+        // Only approved assignments move the forecast; without cost rates there is no
+        // margin to speak of (every assignment is left out of it).
+        if let Some(AssignmentChange::Applied { before }) = applied.assignment
+            && (assignment.state == AssignmentState::Approved
+                || before == Some(AssignmentState::Approved))
+            && !cx.world.cost_rates.is_empty()
+        {
             check_margin(cx, assignment.project_code.as_str())?;
         }
         Ok(())

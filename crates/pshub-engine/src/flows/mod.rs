@@ -143,6 +143,9 @@ pub struct Caches {
     pub provisioning: HashMap<String, (i64, bool)>,
     /// Approvals of billed entries suppressed in this commit.
     pub reapprovals_suppressed: u64,
+    /// Open cases of a kind, read once per commit (kinds with few cases, looked up by
+    /// business key for every event, such as `margin_below_floor`).
+    pub open_cases: HashMap<String, Vec<CaseRow>>,
 }
 
 impl Caches {
@@ -151,6 +154,7 @@ impl Caches {
         self.entries.clear();
         self.lines.clear();
         self.worker_days.clear();
+        self.open_cases.clear();
         self.reapprovals_suppressed = 0;
         if !kept {
             self.provisioning.retain(|_, (_, done)| *done);
@@ -346,15 +350,23 @@ impl Cx<'_> {
         if let Some(case) = here {
             return Ok(case.state.is_open().then_some(case));
         }
-        let filter = CaseFilter {
-            kind: Some(kind.to_string()),
-            ..CaseFilter::default()
-        };
-        Ok(self
-            .reads
-            .cases(&filter, Page::ALL)?
-            .into_iter()
-            .find(|c| c.business_key == business_key && c.state.is_open()))
+        if !self.caches.open_cases.contains_key(kind) {
+            let filter = CaseFilter {
+                kind: Some(kind.to_string()),
+                ..CaseFilter::default()
+            };
+            let open: Vec<CaseRow> = self
+                .reads
+                .cases(&filter, Page::ALL)?
+                .into_iter()
+                .filter(|c| c.state.is_open())
+                .collect();
+            self.caches.open_cases.insert(kind.to_string(), open);
+        }
+        Ok(self.caches.open_cases[kind]
+            .iter()
+            .find(|c| c.business_key == business_key)
+            .cloned())
     }
 
     /// Closes a case (resolved or dismissed) with a note on its timeline, naming the person
