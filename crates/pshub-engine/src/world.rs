@@ -308,8 +308,8 @@ pub struct World {
     booked: usize,
     /// (worker, project, assignment): the assignments of a pair are a range.
     by_pair: BTreeSet<(Sym, Sym, Sym)>,
-    /// (project, assignment): a project's assignments are a range.
-    by_project: BTreeSet<(Sym, Sym)>,
+    /// A project's assignments (4 bytes each: most projects have a few hundred).
+    by_project: HashMap<Sym, Vec<Sym>>,
     log: Vec<Undo>,
     /// The reference version of the last event applied.
     pub version: i64,
@@ -418,7 +418,7 @@ impl World {
             bookings: Vec::new(),
             booked: 0,
             by_pair: BTreeSet::new(),
-            by_project: BTreeSet::new(),
+            by_project: HashMap::new(),
             log: Vec::new(),
             version: 0,
         }
@@ -740,7 +740,11 @@ impl World {
     fn remove_booking(&mut self, id: Sym) {
         if let Some(old) = self.bookings.get_mut(id.0 as usize).and_then(Option::take) {
             self.by_pair.remove(&(old.worker, old.project, id));
-            self.by_project.remove(&(old.project, id));
+            if let Some(ids) = self.by_project.get_mut(&old.project)
+                && let Some(at) = ids.iter().position(|a| *a == id)
+            {
+                ids.swap_remove(at);
+            }
             self.booked -= 1;
         }
     }
@@ -751,7 +755,7 @@ impl World {
             self.bookings.resize(at + 1, None);
         }
         self.by_pair.insert((booking.worker, booking.project, id));
-        self.by_project.insert((booking.project, id));
+        self.by_project.entry(booking.project).or_default().push(id);
         if self.bookings[at].replace(booking).is_none() {
             self.booked += 1;
         }
@@ -851,8 +855,10 @@ impl World {
         };
         let mut found: Vec<AssignmentView<'_>> = self
             .by_project
-            .range((p, Sym(0))..=(p, Sym(u32::MAX)))
-            .filter_map(|&(_, id)| Some(self.assignment_view(id, self.booking(id)?)))
+            .get(&p)
+            .into_iter()
+            .flatten()
+            .filter_map(|&id| Some(self.assignment_view(id, self.booking(id)?)))
             .collect();
         found.sort_by(|a, b| a.assignment_id.cmp(b.assignment_id));
         found
