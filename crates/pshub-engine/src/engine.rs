@@ -15,7 +15,7 @@ use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::ports::{Port, Systems};
 use crate::store::{Claimed, IdKind, Outbound, Page, StepState, Store, StoreReader};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -70,6 +70,8 @@ struct Core {
     writer_alive: AtomicBool,
     /// Unix milliseconds of each running worker's last round.
     heartbeats: BTreeMap<String, AtomicI64>,
+    /// When this process last took an event from each source.
+    last_seen: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 pub struct Engine {
@@ -137,6 +139,7 @@ impl Engine {
             ),
             writer_alive: AtomicBool::new(true),
             heartbeats,
+            last_seen: Mutex::new(BTreeMap::new()),
         });
         let writer = {
             let core = core.clone();
@@ -346,22 +349,46 @@ impl Engine {
     }
 
     /// Every configured system: its kind, breaker and what it says of itself.
+    /// Every configured system: the targets the flows call (kind, breaker, what the target
+    /// says of itself) and the sources allowed to send, each with its roles, the domains it
+    /// owns and when this process last took an event from it.
     pub fn systems(&self) -> Value {
+        let config = &self.core.config;
+        let seen = lock(&self.core.last_seen).clone();
+        let mut names: Vec<String> = self.core.systems.iter().map(|(n, _)| n.clone()).collect();
+        names.extend(config.sources.iter().cloned());
+        names.sort();
+        names.dedup();
         let mut all = serde_json::Map::new();
-        for (name, port) in self.core.systems.iter() {
-            let breaker = &self.core.breakers[name];
-            all.insert(
-                name.clone(),
-                json!({
-                    "kind": port.kind(),
-                    "breaker": {
-                        "state": breaker.state().as_str(),
-                        "opened": breaker.opened.load(Ordering::Relaxed),
-                        "closed_again": breaker.closed_again.load(Ordering::Relaxed),
-                    },
-                    "target": port.describe(),
-                }),
-            );
+        for name in names {
+            let port = self.core.systems.get(&name);
+            let mut roles = Vec::new();
+            if config.knows_source(&name) {
+                roles.push("source");
+            }
+            if port.is_some() {
+                roles.push("target");
+            }
+            let owns: Vec<&str> = pshub_model::Domain::ALL
+                .iter()
+                .filter(|d| config.owner_of(**d) == name)
+                .map(|d| d.as_str())
+                .collect();
+            let mut entry = json!({
+                "roles": roles,
+                "owns": owns,
+                "last_seen": seen.get(&name).map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            });
+            if let (Some(port), Some(breaker)) = (port, self.core.breakers.get(&name)) {
+                entry["kind"] = json!(port.kind());
+                entry["breaker"] = json!({
+                    "state": breaker.state().as_str(),
+                    "opened": breaker.opened.load(Ordering::Relaxed),
+                    "closed_again": breaker.closed_again.load(Ordering::Relaxed),
+                });
+                entry["target"] = port.describe();
+            }
+            all.insert(name, entry);
         }
         Value::Object(all)
     }
@@ -496,6 +523,7 @@ impl Core {
             all.extend(submission.events);
             replies.push(submission.reply);
         }
+        self.saw_sources(&all);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut hub = lock(&self.hub);
             hub.ingest(&all, Utc::now())
@@ -523,6 +551,26 @@ impl Core {
                         "the batch stopped on an internal error; nothing of it was recorded, retry"
                             .into(),
                     )));
+                }
+            }
+        }
+    }
+
+    /// Notes when each source of a batch was last seen.
+    fn saw_sources(&self, events: &[Incoming]) {
+        let now = Utc::now();
+        let mut seen = lock(&self.last_seen);
+        let mut last: Option<&str> = None;
+        for incoming in events {
+            if let Incoming::Valid { event, .. } = incoming
+                && last != Some(event.source.as_str())
+            {
+                last = Some(event.source.as_str());
+                match seen.get_mut(event.source.as_str()) {
+                    Some(at) => *at = now,
+                    None => {
+                        seen.insert(event.source.clone(), now);
+                    }
                 }
             }
         }

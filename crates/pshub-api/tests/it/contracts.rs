@@ -327,3 +327,71 @@ pub async fn a_capped_contract_posts_up_to_its_cap_and_holds_the_line_that_cross
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["conservation_holds"], true, "{summary}");
 }
+
+pub async fn tax_codes_follow_the_configured_legal_entities(store: Backend) {
+    use pshub_engine::config::LegalEntity;
+    let mut config = test_config();
+    config.default_tax_code = None;
+    config.tax_codes.insert("DE01".into(), "DE-VAT19".into());
+    config.legal_entities.insert(
+        "DE01".into(),
+        LegalEntity {
+            currency: None,
+            tax_code: Some("DE-VAT19".into()),
+            // Customers in France may only be invoiced under reverse charge.
+            allowed_tax_codes: [("FR".to_string(), vec!["EU-REVERSE".to_string()])].into(),
+        },
+    );
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    let mut french = closed_won("P-FR", "EUR", "RC-EUR", "2026-01-01", None);
+    french["data"]["opportunity_id"] = json!("OPP-FR");
+    french["data"]["customer"]["customer_id"] = json!("C-FR");
+    french["data"]["customer"]["country"] = json!("FR");
+    french["data"]["customer"]["tax_id"] = json!("FR999");
+    let mut elsewhere = closed_won("P-US", "EUR", "RC-EUR", "2026-01-01", None);
+    elsewhere["data"]["opportunity_id"] = json!("OPP-US");
+    elsewhere["data"]["project"]["legal_entity"] = json!("US01");
+    app.send(json!([
+        french,
+        elsewhere,
+        assignment("A-FR", "W-1", "P-FR", "approved"),
+        assignment("A-US", "W-2", "P-US", "approved"),
+    ]))
+    .await;
+    let on = |project: &str, id: &str| {
+        let mut entry = time_entry(
+            id,
+            &id.to_uppercase(),
+            if project == "P-US" { "W-2" } else { "W-1" },
+            "2026-03-04",
+            json!("1"),
+        );
+        entry["data"]["project_code"] = json!(project);
+        entry
+    };
+    app.send(json!([
+        on("P-1", "de1"),
+        on("P-FR", "fr1"),
+        on("P-US", "us1")
+    ]))
+    .await;
+    app.settle().await;
+    assert_eq!(app.lines_of("DE1").await[0]["tax_code"], "DE-VAT19");
+    assert!(app.lines_of("FR1").await.is_empty());
+    assert!(app.lines_of("US1").await.is_empty());
+    let mismatch = app.exceptions("kind=tax_code_mismatch").await;
+    assert_eq!(
+        (
+            mismatch.len(),
+            mismatch[0]["owner"].clone(),
+            mismatch[0]["business_key"].clone()
+        ),
+        (1, json!("finance"), json!("FR1"))
+    );
+    let missing = app.exceptions("kind=missing_tax_code").await;
+    assert_eq!(
+        (missing.len(), missing[0]["business_key"].clone()),
+        (1, json!("US1"))
+    );
+}

@@ -50,6 +50,7 @@ front_door_suite! {
         a_milestone_bills_one_line_however_often_it_is_sent,
         an_amendment_changes_the_rate_from_its_effective_date_only,
         a_capped_contract_posts_up_to_its_cap_and_holds_the_line_that_crosses_it,
+        tax_codes_follow_the_configured_legal_entities,
     ],
     forecast: [
         the_forecast_counts_approved_assignments_only_and_follows_each_change,

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use pshub_connectors::sandbox::Faults;
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub async fn technical_failures_retry_then_dead_letter_and_a_replay_posts_once(store: Backend) {
     let app = spawn_app(store).await;
@@ -121,6 +121,13 @@ pub async fn health_metrics_and_the_openapi_document_answer(store: Backend) {
     assert_eq!(systems["erp"]["breaker"]["state"], "closed");
     assert_eq!(systems["psa"]["kind"], "psa");
     assert_eq!(systems["hub"]["kind"], "outbound");
+    // Senders too, with the domains each owns and when it was last seen.
+    assert_eq!(systems["erp"]["roles"], json!(["source", "target"]));
+    assert_eq!(systems["erp"]["owns"], json!(["fx", "invoice_status"]));
+    assert_eq!(systems["hris"]["roles"], json!(["source"]));
+    assert_eq!(systems["hris"]["owns"], json!(["worker"]));
+    assert_eq!(systems["payroll"]["last_seen"], Value::Null);
+    assert!(systems["psa"]["last_seen"].is_string(), "{systems}");
 }
 
 pub async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp(store: Backend) {

@@ -72,6 +72,8 @@ pub enum FailureKind {
     AmountOverflow,
     /// The line would take a capped contract past its cap.
     CapExceeded,
+    /// The legal entity may not invoice the customer's country with its tax code.
+    TaxCodeMismatch,
 }
 
 impl FailureKind {
@@ -88,6 +90,7 @@ impl FailureKind {
             FailureKind::DailyHoursExceeded => "daily_hours_exceeded",
             FailureKind::AmountOverflow => "amount_overflow",
             FailureKind::CapExceeded => "cap_exceeded",
+            FailureKind::TaxCodeMismatch => "tax_code_mismatch",
         }
     }
 
@@ -102,7 +105,8 @@ impl FailureKind {
             | FailureKind::MissingRate
             | FailureKind::MissingFxRate
             | FailureKind::MissingTaxCode
-            | FailureKind::CapExceeded => OwnerTeam::Finance,
+            | FailureKind::CapExceeded
+            | FailureKind::TaxCodeMismatch => OwnerTeam::Finance,
         }
     }
 }
@@ -276,6 +280,20 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         let fix = "Add the legal entity's tax code to the configuration, then resolve this case.";
         return verdict(Err(fail(FailureKind::MissingTaxCode, reason, fix)));
     };
+    let country = &project.customer.country;
+    if let Some(allowed) = config
+        .legal_entities
+        .get(legal_entity.as_str())
+        .and_then(|e| e.allowed_tax_codes.get(country))
+        && !allowed.iter().any(|code| code == tax_code)
+    {
+        let reason = format!(
+            "legal entity {legal_entity} may not invoice a customer in {country} with tax code {tax_code} (allowed: {})",
+            allowed.join(", ")
+        );
+        let fix = "Correct the entity's tax code or allowed_tax_codes in the configuration (or the customer's country in the CRM), then resolve this case.";
+        return verdict(Err(fail(FailureKind::TaxCodeMismatch, reason, fix)));
+    }
     let billing_class = match work {
         Work::Time(_) => "professional_services",
         Work::Expense(_) => "reimbursable_expense",
