@@ -349,6 +349,23 @@ pub struct HistoryEntry<'a> {
     pub state: WorkerOnDate<'a>,
 }
 
+/// A rate card as the world keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateCardView<'a> {
+    pub rate_card_id: &'a str,
+    pub currency: Currency,
+    pub rows: Vec<RateRow<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRow<'a> {
+    pub role: &'a str,
+    pub region: &'a str,
+    pub valid_from: NaiveDate,
+    pub valid_to: Option<NaiveDate>,
+    pub rate: Decimal,
+}
+
 /// An assignment as the world keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssignmentView<'a> {
@@ -655,6 +672,66 @@ impl World {
         self.invoices.insert(id, state);
         self.log.push(Undo::Invoice(id, before));
         InvoiceChange::Applied { from }
+    }
+
+    /// Every rate card: id, currency and its rows (role, region, valid from, valid to,
+    /// rate), sorted.
+    pub fn rate_cards(&self) -> Vec<RateCardView<'_>> {
+        let mut cards: Vec<RateCardView<'_>> = self
+            .rate_cards
+            .iter()
+            .map(|(id, index)| {
+                let mut rows: Vec<RateRow<'_>> = index
+                    .rates
+                    .iter()
+                    .flat_map(|((role, region), spans)| {
+                        spans.iter().map(|&(from, to, rate)| RateRow {
+                            role: self.names.name(*role),
+                            region: self.names.name(*region),
+                            valid_from: from,
+                            valid_to: to,
+                            rate,
+                        })
+                    })
+                    .collect();
+                rows.sort_by(|a, b| {
+                    (a.role, a.region, a.valid_from).cmp(&(b.role, b.region, b.valid_from))
+                });
+                RateCardView {
+                    rate_card_id: self.names.name(*id),
+                    currency: index.currency,
+                    rows,
+                }
+            })
+            .collect();
+        cards.sort_by(|a, b| a.rate_card_id.cmp(b.rate_card_id));
+        cards
+    }
+
+    /// Every FX rate: (from, to, valid on, rate), sorted.
+    pub fn fx_rates(&self) -> Vec<(Currency, Currency, NaiveDate, Decimal)> {
+        let mut all: Vec<_> = self
+            .fx
+            .iter()
+            .flat_map(|((from, to), days)| {
+                days.iter()
+                    .map(move |(day, rate)| (*from, *to, *day, *rate))
+            })
+            .collect();
+        all.sort_by(|a, b| (a.0.code(), a.1.code(), a.2).cmp(&(b.0.code(), b.1.code(), b.2)));
+        all
+    }
+
+    /// Every assignment, by id.
+    pub fn all_assignments(&self) -> Vec<AssignmentView<'_>> {
+        let mut all: Vec<AssignmentView<'_>> = self
+            .by_project
+            .values()
+            .flatten()
+            .filter_map(|&id| Some(self.assignment_view(id, self.booking(id)?)))
+            .collect();
+        all.sort_by(|a, b| a.assignment_id.cmp(b.assignment_id));
+        all
     }
 
     /// Every invoice with a reported status, by id.

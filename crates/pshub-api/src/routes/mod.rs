@@ -5,5 +5,6 @@ pub mod invoices;
 pub mod lines;
 pub mod ops;
 pub mod projects;
+pub mod reference;
 pub mod sandbox;
 pub mod workers;

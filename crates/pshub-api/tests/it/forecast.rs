@@ -116,3 +116,62 @@ pub async fn the_forecast_counts_approved_assignments_only_and_follows_each_chan
     let (status, _) = app.get("/v1/projects/P-404/forecast").await;
     assert_eq!(status, 404);
 }
+
+pub async fn lists_show_what_the_hub_knows_paged_and_filtered(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    app.send(json!([
+        event("erp", "fx-1", "fx_rate.upserted", json!({ "from": "EUR", "to": "USD", "rate": "1.085", "valid_on": "2026-03-01", "source": "ecb" })),
+        event("erp", "fx-2", "fx_rate.upserted", json!({ "from": "USD", "to": "EUR", "rate": "0.92", "valid_on": "2026-03-01", "source": "ecb" })),
+        booking("A-3", 1, "W-2", "soft"),
+    ]))
+    .await;
+    let (_, projects) = app.get("/v1/projects").await;
+    assert_eq!(projects["items"][0]["project_code"], "P-1");
+    assert_eq!(projects["items"][0]["hub_customer_id"], "CUS-000001");
+    let (_, cards) = app.get("/v1/rate-cards").await;
+    assert_eq!(cards["items"][0]["rate_card_id"], "RC-EUR");
+    let row = &cards["items"][0]["rates"][0];
+    assert_eq!(
+        (
+            row["role"].clone(),
+            row["region"].clone(),
+            row["valid_from"].clone(),
+            row["valid_to"].clone()
+        ),
+        (
+            json!("consultant"),
+            json!("emea"),
+            json!("2026-01-01"),
+            Value::Null
+        )
+    );
+    let rate: rust_decimal::Decimal = row["rate"].as_str().unwrap().parse().unwrap();
+    assert_eq!(rate, rust_decimal::Decimal::from(150));
+    let (_, fx) = app.get("/v1/fx-rates?from=USD").await;
+    assert_eq!(fx["items"].as_array().unwrap().len(), 1, "{fx}");
+    assert_eq!(fx["items"][0]["to"], "EUR");
+    let (status, body) = app.get("/v1/fx-rates?from=EURO").await;
+    assert_eq!(status, 400, "{body}");
+    let (_, mine) = app.get("/v1/assignments?worker_id=W-2").await;
+    let ids: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["assignment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["A-2", "A-3"]);
+    let (_, first) = app.get("/v1/assignments?project_code=P-1&limit=2").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next"]
+        .as_str()
+        .expect("a full page has a next cursor")
+        .to_string();
+    let (_, rest) = app
+        .get(&format!(
+            "/v1/assignments?project_code=P-1&limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
+    assert_eq!(rest["next"], Value::Null);
+}

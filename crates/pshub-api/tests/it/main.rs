@@ -54,6 +54,7 @@ front_door_suite! {
     ],
     forecast: [
         the_forecast_counts_approved_assignments_only_and_follows_each_change,
+        lists_show_what_the_hub_knows_paged_and_filtered,
     ],
     workers: [
         worker_history_has_its_dates_and_hides_personal_fields_from_a_viewer,
