@@ -4,6 +4,7 @@ mod bench;
 mod bench_generate;
 mod config_file;
 mod demo;
+mod operate;
 mod sandbox;
 mod send;
 mod serve;
@@ -52,6 +53,26 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Exception cases of a running hub: list, show, resolve, dismiss, acknowledge.
+    Exceptions {
+        #[command(subcommand)]
+        command: operate::ExceptionsCommand,
+    },
+    /// Deliveries of a running hub that gave up: list, replay.
+    DeadLetters {
+        #[command(subcommand)]
+        command: operate::DeadLettersCommand,
+    },
+    /// Malformed events a running hub quarantined: list, replay.
+    Quarantine {
+        #[command(subcommand)]
+        command: operate::QuarantineCommand,
+    },
+    /// Events a running hub received twice with other data.
+    Conflicts {
+        #[command(subcommand)]
+        command: operate::ConflictsCommand,
     },
     /// Check a configuration file.
     Config {
@@ -124,6 +145,10 @@ fn main() -> Result<()> {
             command: EventsCommand::Send(args),
         } => send::run(args),
         Command::Config { .. } => Ok(()),
+        Command::Exceptions { command } => operate::exceptions(command),
+        Command::DeadLetters { command } => operate::dead_letters(command),
+        Command::Quarantine { command } => operate::quarantine(command),
+        Command::Conflicts { command } => operate::conflicts(command),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

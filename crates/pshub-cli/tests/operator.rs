@@ -426,3 +426,160 @@ async fn events_send_keeps_each_entrys_order_with_batches_in_flight() {
         "a line, its reversal, a line: {approved_again:?}"
     );
 }
+
+/// Runs an operator's command against `server`; answers whether it succeeded and its output.
+fn operate(server: &support::Server, token: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .args(["--url", &server.base, "--token", token])
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn operators_list_show_and_act_on_cases_in_bulk_from_the_command_line() {
+    let dir = TempDir::new("operator-cli");
+    let admin = create_token(dir.path(), None, "admin", Some("ops"));
+    let server = serve(dir.path()).spawn();
+    let client = reqwest::Client::new();
+    wait_healthy(&client, &server.base).await;
+    let api = Api::new(&client, &server.base, &admin);
+    let card = |id: &str, roles: &[&str]| {
+        let rates: Vec<Value> = roles.iter().map(|role| json!({ "role": role, "region": "emea", "rate": "100.00", "valid_from": "2026-01-01" })).collect();
+        event(
+            "psa",
+            id,
+            "rate_card.upserted",
+            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": rates }),
+        )
+    };
+    let hire = |worker: &str, role: &str| {
+        event(
+            "hris",
+            &format!("hire-{worker}"),
+            "worker.hired",
+            json!({ "worker_id": worker, "effective_date": "2025-01-01",
+            "legal_entity": "DE01", "region": "emea", "cost_center": "CC1", "role": role, "grade": "G2" }),
+        )
+    };
+    let booking = |id: &str, worker: &str, role: &str| {
+        event(
+            "psa",
+            id,
+            "assignment.changed",
+            json!({ "assignment_id": id, "version": 1, "worker_id": worker, "project_code": "P-1",
+            "role": role, "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+        )
+    };
+    let mut conflicting = entry("E-9", "W-1", "1");
+    api.post_events(&[
+        card("rc-1", &["consultant"]),
+        closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
+        hire("W-1", "consultant"),
+        hire("W-2", "architect"),
+        booking("A-1", "W-1", "consultant"),
+        booking("A-2", "W-2", "architect"),
+        entry("E-1", "W-1", "1"),
+        entry("E-2", "W-2", "2"),
+        entry("E-3", "W-2", "3"),
+        conflicting.clone(),
+        json!({ "id": "bad-1", "source": "psa", "type": "time_entry.approved", "data": { "hours": "7,5" } }),
+    ])
+    .await
+    .unwrap();
+    conflicting["data"]["hours"] = json!("2");
+    api.post_events(&[conflicting]).await.unwrap();
+
+    let (ok, out, err) = operate(
+        &server,
+        &admin,
+        &["exceptions", "list", "--kind", "missing_rate", "--json"],
+    );
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<i64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{out}");
+    let (ok, out, _) = operate(
+        &server,
+        &admin,
+        &["exceptions", "show", &ids[0].to_string()],
+    );
+    assert!(
+        ok && out.contains("missing_rate")
+            && out.contains("suggested fix: Send a rate_card.upserted"),
+        "{out}"
+    );
+
+    // Bulk resolve by filter: while the rate is missing, each case says why and the command fails.
+    let resolve = [
+        "exceptions",
+        "resolve",
+        "--kind",
+        "missing_rate",
+        "--owner",
+        "finance",
+        "--note",
+        "rate card RC-EUR arrived",
+    ];
+    let (ok, out, err) = operate(&server, &admin, &resolve);
+    assert!(!ok, "{out}");
+    assert_eq!(out.matches("not resolved (422)").count(), 2, "{out}");
+    assert!(err.contains("2 of 2 cases could not be resolved"), "{err}");
+    api.post_events(&[card("rc-2", &["consultant", "architect"])])
+        .await
+        .unwrap();
+    let (ok, out, err) = operate(&server, &admin, &resolve);
+    assert!(ok, "{out}{err}");
+    for id in &ids {
+        assert!(
+            out.contains(&format!("case {id}: resolved: resumed")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("2 of 2 cases resolved"), "{out}");
+    let (ok, _, err) = operate(&server, &admin, &["exceptions", "resolve"]);
+    assert!(
+        !ok && err.contains("give the case ids to resolve, or a filter"),
+        "{err}"
+    );
+
+    // The timeline names the token and the note.
+    let timeline = api.get_ok(&format!("/v1/exceptions/{}", ids[0])).await;
+    assert_eq!(timeline["state"], "resolved", "{timeline}");
+    assert!(
+        timeline["resolution"]
+            .as_str()
+            .unwrap()
+            .contains("rate card RC-EUR arrived"),
+        "{timeline}"
+    );
+
+    let (ok, out, _) = operate(&server, &admin, &["quarantine", "list"]);
+    assert!(
+        ok && out.contains("bad-1") && out.contains("(1 shown)"),
+        "{out}"
+    );
+    let (ok, out, _) = operate(&server, &admin, &["conflicts", "list", "--json"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (ok, out, _) = operate(&server, &admin, &["dead-letters", "list"]);
+    assert!(ok && out.contains("(0 shown)"), "{out}");
+    let (ok, _, err) = operate(&server, "not-a-token", &["exceptions", "list"]);
+    assert!(!ok && err.contains("401"), "{err}");
+}
