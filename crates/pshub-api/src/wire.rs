@@ -248,3 +248,35 @@ pub fn strip_pii(value: &mut Value) {
         _ => {}
     }
 }
+
+/// Applies a target's masking policy to every object in `value`: fields to drop are removed,
+/// fields to hash become `sha256:<hex>` of their JSON text, fields to mask become `***`.
+pub fn mask(value: &mut Value, policy: &pshub_engine::config::Masking) {
+    use sha2::{Digest, Sha256};
+    match value {
+        Value::Object(map) => {
+            for field in &policy.drop {
+                map.remove(field);
+            }
+            for field in &policy.hash {
+                if let Some(found) = map.get_mut(field)
+                    && !found.is_null()
+                {
+                    let digest = Sha256::digest(found.to_string().as_bytes());
+                    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                    *found = Value::String(format!("sha256:{hex}"));
+                }
+            }
+            for field in &policy.mask {
+                if let Some(found) = map.get_mut(field)
+                    && !found.is_null()
+                {
+                    *found = Value::String("***".into());
+                }
+            }
+            map.values_mut().for_each(|v| mask(v, policy));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask(v, policy)),
+        _ => {}
+    }
+}

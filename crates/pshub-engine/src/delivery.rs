@@ -22,6 +22,10 @@ use pshub_model::records::{ExceptionState, OwnerTeam};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// The outbound event of a line the ERP took. One stored row holds the lines a delivery
+/// round posted (`line_ids`); the API lists one event per line.
+pub const INVOICE_LINE_POSTED: &str = "invoice_line.posted";
+
 /// What one system's delivery round works with.
 pub struct Round<'a> {
     pub system: &'a str,
@@ -97,10 +101,12 @@ impl Round<'_> {
         let now = Utc::now();
         let mut done = Vec::new();
         let mut posted = (0, 0);
+        let mut posted_lines = Vec::new();
         for ((claimed, request), outcome) in claimed.iter().zip(&requests).zip(outcomes) {
             if matches!(outcome, Outcome::Done(_)) {
                 done.push(claimed.step.qualified_name());
                 if let Ok(Request::PostLine(line)) = request {
+                    posted_lines.push(claimed.step.subject);
                     match line.kind {
                         "reversal" => posted.1 += 1,
                         _ => posted.0 += 1,
@@ -114,6 +120,18 @@ impl Round<'_> {
                 outcome,
                 now,
             )?;
+        }
+        if let Some(&first) = posted_lines.first() {
+            // The round's posted lines, one row for all: at event rate, a row per line would
+            // cost the writer a tenth of its throughput. Readers list one event per line.
+            commit.outbound.push(OutboundRow {
+                id: self.ids.next(IdKind::Outbound)?,
+                event_type: INVOICE_LINE_POSTED.into(),
+                key: format!("lines:{first}:{}", posted_lines.len()),
+                data: serde_json::json!({ "line_ids": posted_lines }).to_string(),
+                correlation_id: String::new(),
+                published_at: stamp(now),
+            });
         }
         let commit = std::sync::Arc::new(commit);
         let claim_next = claim_next && self.breaker.permit(Instant::now()) == Permit::Calls;
@@ -276,12 +294,20 @@ impl Round<'_> {
         };
         match outcome {
             Outcome::Done(result) => {
-                if let Some(Request::Publish(publish)) = request {
+                let published = match request {
+                    Some(Request::Publish(publish)) => Some((
+                        publish.event_type.clone(),
+                        publish.idempotency_key.clone(),
+                        publish.data.clone(),
+                    )),
+                    _ => None,
+                };
+                if let Some((event_type, key, data)) = published {
                     commit.outbound.push(OutboundRow {
                         id: self.ids.next(IdKind::Outbound)?,
-                        event_type: publish.event_type.clone(),
-                        key: publish.idempotency_key.clone(),
-                        data: publish.data.to_string(),
+                        event_type,
+                        key,
+                        data: data.to_string(),
                         correlation_id: step.correlation_id.clone(),
                         published_at: stamp(now),
                     });

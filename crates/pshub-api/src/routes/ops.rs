@@ -293,6 +293,8 @@ pub async fn conflicts(
 pub struct OutboundQuery {
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// The downstream target reading: its `[masking]` policy applies.
+    target: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -300,11 +302,74 @@ pub struct OutboundQuery {
 /// The hub's outbound stream of business events, in order.
 pub async fn outbound(
     State(state): State<AppState>,
+    Extension(role): Extension<Role>,
     Query(query): Query<OutboundQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.page.page()?;
     let engine = state.engine.clone();
     let event_type = query.event_type;
-    let rows = blocking(move || engine.read(|r| r.outbound(event_type.as_deref(), page))).await??;
-    Ok(Json(wire::page_of(&rows, page, |o| o.id, wire::outbound)))
+    let config = state.engine.config();
+    let policy = match &query.target {
+        None => None,
+        Some(target) => {
+            let known = config.masking.contains_key(target)
+                || config.knows_source(target)
+                || state.engine.port(target).is_some();
+            if !known {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("target: '{target}' is no configured system or [masking] target"),
+                ));
+            }
+            Some(config.masking.get(target).cloned().unwrap_or_default())
+        }
+    };
+    let mut answer = blocking(move || {
+        engine.read(|r| -> Result<Value, ApiError> {
+            let rows = r.outbound(event_type.as_deref(), page)?;
+            let mut answer = wire::page_of(&rows, page, |o| o.id, wire::outbound);
+            // A row of posted lines is one event per line, each shown as the line is, in
+            // the row's place in the stream (`line_id` orders them within it).
+            let mut items = Vec::new();
+            for mut item in answer["items"].as_array().cloned().unwrap_or_default() {
+                if item["type"] == pshub_engine::flows::EXCEPTION_OPENED
+                    && let Some(id) = item["data"]["case_id"].as_i64()
+                    && let Some(case) = r.case(id)?
+                {
+                    item["data"] = wire::case(&case);
+                }
+                if item["type"] != pshub_engine::delivery::INVOICE_LINE_POSTED {
+                    items.push(item);
+                    continue;
+                }
+                let ids: Vec<i64> = item["data"]["line_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_i64)
+                    .collect();
+                for id in ids {
+                    if let Some(line) = r.line(id)? {
+                        let mut event = item.clone();
+                        event["key"] = json!(format!("line:{id}"));
+                        event["correlation_id"] = json!(line.line.correlation_id);
+                        event["data"] = wire::line(&line);
+                        items.push(event);
+                    }
+                }
+            }
+            answer["items"] = Value::Array(items);
+            Ok(answer)
+        })
+    })
+    .await??;
+    if let Some(policy) = policy {
+        for item in answer["items"].as_array_mut().into_iter().flatten() {
+            wire::mask(&mut item["data"], &policy);
+        }
+    }
+    if role == Role::Viewer {
+        wire::strip_pii(&mut answer);
+    }
+    Ok(Json(answer))
 }

@@ -179,3 +179,86 @@ pub async fn a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_er
         "{event}"
     );
 }
+
+pub async fn every_flow_publishes_its_business_events_masked_per_target(store: Backend) {
+    use pshub_engine::config::Masking;
+    let mut config = test_config();
+    config.masking.insert(
+        "crm".into(),
+        Masking {
+            drop: vec!["email".into()],
+            hash: vec!["name".into()],
+            mask: vec!["cost_center".into()],
+        },
+    );
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    app.send(json!([
+        time_entry("o1", "O1", "W-1", "2026-03-04", json!("2")),
+        time_entry("o2", "O2", "W-404", "2026-03-04", json!("2")),
+    ]))
+    .await;
+    app.settle().await;
+    // Once its line is posted, the invoice's status is news.
+    app.send(json!([event(
+        "erp",
+        "inv",
+        "invoice.status_changed",
+        json!({ "invoice_id": "INV-P-1-2026-03", "status": "sent", "at": "2026-04-01T09:00:00Z" })
+    )]))
+    .await;
+    app.settle().await;
+    let (_, all) = app.get("/v1/outbound?limit=1000").await;
+    let types: std::collections::BTreeSet<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "project.provisioned",
+        "worker.changed",
+        "assignment.changed",
+        "invoice_line.posted",
+        "invoice.status_changed",
+        "exception.opened",
+    ] {
+        assert!(
+            types.contains(expected),
+            "{expected} missing from {types:?}"
+        );
+    }
+    let ids: Vec<i64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order");
+    let (_, line) = app.get("/v1/outbound?type=invoice_line.posted").await;
+    assert_eq!(line["items"][0]["data"]["source_id"], "O1");
+    assert!(line["items"][0]["data"]["erp_id"].is_string());
+    assert_eq!(line["items"][0]["data"]["invoice_id"], "INV-P-1-2026-03");
+    let (_, opened) = app.get("/v1/outbound?type=exception.opened").await;
+    assert_eq!(opened["items"][0]["data"]["kind"], "unknown_worker");
+
+    // The worker's change as the CRM may see it, and as it is.
+    let (_, as_is) = app.get("/v1/outbound?type=worker.changed").await;
+    assert_eq!(as_is["items"][0]["data"]["name"], "Ada Example");
+    let (_, for_crm) = app.get("/v1/outbound?type=worker.changed&target=crm").await;
+    let data = &for_crm["items"][0]["data"];
+    assert!(data.get("email").is_none(), "{data}");
+    assert!(
+        data["name"].as_str().unwrap().starts_with("sha256:"),
+        "{data}"
+    );
+    assert_eq!(data["cost_center"], "***");
+    assert_eq!(data["region"], "emea");
+    let viewer = app.token_for("viewer").await;
+    let (_, seen) = app
+        .get_with(&viewer, "/v1/outbound?type=worker.changed")
+        .await;
+    assert!(seen["items"][0]["data"].get("name").is_none(), "{seen}");
+    let (status, _) = app.get("/v1/outbound?target=nowhere").await;
+    assert_eq!(status, 400);
+}

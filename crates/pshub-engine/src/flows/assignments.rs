@@ -81,6 +81,18 @@ impl Flow for Assignments {
             }
             _ => {}
         }
+        if let Some(AssignmentChange::Applied { .. }) = applied.assignment {
+            cx.publish(
+                "assignment.changed",
+                format!("assignment:{id}:v{}", assignment.version),
+                serde_json::json!({
+                    "assignment_id": id, "version": assignment.version, "worker_id": assignment.worker_id,
+                    "project_code": assignment.project_code, "role": assignment.role,
+                    "start": assignment.start.to_string(), "end": assignment.end.to_string(),
+                    "hours": assignment.hours.to_string(), "state": assignment.state,
+                }),
+            )?;
+        }
         // Only approved assignments move the forecast; without cost rates there is no
         // margin to speak of (every assignment is left out of it).
         if let Some(AssignmentChange::Applied { before }) = applied.assignment
@@ -128,6 +140,16 @@ fn check_margin(cx: &mut Cx<'_>, project_code: &str) -> Result<()> {
     };
     let floor = cx.config.margin_floor_pct;
     let pct = forecast.margin_pct;
+    cx.publish(
+        "forecast.changed",
+        format!("forecast:{project_code}:{}", cx.event.seq),
+        serde_json::json!({
+            "project_code": project_code, "currency": forecast.currency.code(),
+            "revenue": forecast.revenue.amount().to_string(), "cost": forecast.cost.amount().to_string(),
+            "margin": forecast.margin.amount().to_string(), "margin_pct": pct.map(|p| p.to_string()),
+            "left_out": forecast.left_out,
+        }),
+    )?;
     let below = pct.is_some_and(|p| p < floor);
     let reason = || {
         format!(

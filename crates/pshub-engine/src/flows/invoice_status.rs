@@ -135,6 +135,12 @@ impl Flow for InvoiceStatusFlow {
                     )?;
                     return Ok(());
                 }
+                cx.publish(
+                    "invoice.status_changed",
+                    format!("invoice:{invoice}:{}", cx.event.seq),
+                    serde_json::json!({ "invoice_id": invoice, "status": status, "at": change.at.to_rfc3339(),
+                        "project_code": invoice_period(invoice).map(|(p, _)| p) }),
+                )?;
                 let id = cx.id(IdKind::Step)?;
                 let crm = cx.config.crm_system.clone();
                 cx.add_step(NewStep {

@@ -51,6 +51,9 @@ pub trait Flow: Send + Sync {
     fn dismiss(&self, cx: &mut Cx<'_>, case: &CaseRow) -> std::result::Result<(), ActionError>;
 }
 
+/// The outbound event of a case opened; its row holds only `case_id`.
+pub const EXCEPTION_OPENED: &str = "exception.opened";
+
 /// Kinds of case that report something and hold no work: an event they name is applied.
 pub const NOTICES: &[&str] = &[
     "conflicting_event",
@@ -311,9 +314,35 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// Opens a case; answers its id.
+    /// Publishes a business event on the hub's outbound stream, in this commit; `key` makes
+    /// it once.
+    pub fn publish(
+        &mut self,
+        event_type: &str,
+        key: String,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        let id = self.id(IdKind::Outbound)?;
+        self.commit.outbound.push(OutboundRow {
+            id,
+            event_type: event_type.to_string(),
+            key,
+            data: data.to_string(),
+            correlation_id: self.event.correlation_id.clone(),
+            published_at: self.stamp(),
+        });
+        Ok(())
+    }
+
+    /// Opens a case, and publishes `exception.opened`; answers its id.
     pub fn open_case(&mut self, new: NewCase<'_>) -> Result<i64> {
         let id = self.id(IdKind::Case)?;
+        // The row names the case; readers show the case as it stands.
+        self.publish(
+            EXCEPTION_OPENED,
+            format!("exception:{id}"),
+            serde_json::json!({ "case_id": id }),
+        )?;
         self.commit.cases.put(CaseRow {
             id,
             kind: new.kind.to_string(),

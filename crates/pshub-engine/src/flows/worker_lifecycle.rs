@@ -125,6 +125,20 @@ impl Flow for WorkerLifecycle {
             };
             open_unavailable_case(cx, worker, why, &stranded)?;
         }
+        let world = cx.world;
+        let state = world.worker_on(&change.worker_id, change.effective_date);
+        cx.publish(
+            "worker.changed",
+            format!("worker:{}", cx.event.seq),
+            serde_json::json!({
+                "worker_id": worker, "event_type": event.event_type.as_str(),
+                "effective_date": change.effective_date.to_string(), "status": status_after(change.kind),
+                "legal_entity": state.as_ref().and_then(|s| s.legal_entity),
+                "region": state.as_ref().and_then(|s| s.region), "role": state.as_ref().and_then(|s| s.role),
+                "grade": state.as_ref().and_then(|s| s.grade), "cost_center": state.as_ref().and_then(|s| s.cost_center),
+                "name": change.name, "email": change.email,
+            }),
+        )?;
         let business_key = format!("{worker}:{}", cx.event.seq);
         let resource = cx.id(IdKind::Step)?;
         let psa = cx.config.psa_system.clone();
