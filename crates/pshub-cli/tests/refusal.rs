@@ -4,6 +4,7 @@
 use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
 use pshub_engine::ports::{
     BillingRulesRequest, CostingRequest, Erp, LinePosting, Lookup, Outcome, Port, ProjectRequest,
+    ScheduleRequest,
 };
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
@@ -31,6 +32,10 @@ impl Erp for ChoosyErp {
 
     fn attach_billing_rules(&self, rules: &BillingRulesRequest) -> Outcome {
         Outcome::Done(format!("RULES-{}", rules.project_code))
+    }
+
+    fn issue_schedule(&self, schedule: &ScheduleRequest) -> Outcome {
+        Outcome::Done(format!("SCHEDULE-{}", schedule.project_code))
     }
 
     fn update_costing(&self, costing: &CostingRequest) -> Outcome {

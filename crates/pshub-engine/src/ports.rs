@@ -164,6 +164,23 @@ pub struct InvoiceStatusRequest {
     pub at: String,
 }
 
+/// A new version of a contract's invoice schedule, issued to the ERP when an amendment
+/// changes it: from `effective_from`, the milestones (when replaced) and the end (when
+/// moved); time and materials bills per `billing_period`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRequest {
+    pub idempotency_key: String,
+    pub project_code: String,
+    pub contract_id: String,
+    pub version: u32,
+    pub effective_from: NaiveDate,
+    pub billing_period: String,
+    /// (milestone id, name, amount) in the contract currency, when the amendment replaced
+    /// the list.
+    pub milestones: Option<Vec<(String, String, Decimal)>>,
+    pub end: Option<NaiveDate>,
+}
+
 /// A business event for the hub's outbound stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishRequest {
@@ -184,6 +201,7 @@ pub enum Request {
     UpdateResource(ResourceRequest),
     UpdateCosting(CostingRequest),
     UpdateInvoiceStatus(InvoiceStatusRequest),
+    IssueSchedule(ScheduleRequest),
 }
 
 impl Request {
@@ -198,6 +216,7 @@ impl Request {
             Request::UpdateResource(r) => &r.idempotency_key,
             Request::UpdateCosting(r) => &r.idempotency_key,
             Request::UpdateInvoiceStatus(r) => &r.idempotency_key,
+            Request::IssueSchedule(r) => &r.idempotency_key,
         }
     }
 
@@ -212,6 +231,7 @@ impl Request {
             Request::UpdateResource(_) => "update_resource",
             Request::UpdateCosting(_) => "update_costing",
             Request::UpdateInvoiceStatus(_) => "update_invoice_status",
+            Request::IssueSchedule(_) => "issue_schedule",
         }
     }
 }
@@ -224,6 +244,8 @@ pub trait Erp: Send + Sync {
     fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome;
     /// Records a worker's costing attributes from a date.
     fn update_costing(&self, request: &CostingRequest) -> Outcome;
+    /// Records a contract's invoice schedule as of a version.
+    fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome;
     /// Posts lines, one answer per line in order.
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome>;
     /// Whether each key was applied, one answer per key in order.
@@ -292,6 +314,7 @@ impl Port {
                 (Port::Erp(erp), Request::ProvisionProject(r)) => erp.provision_project(r),
                 (Port::Erp(erp), Request::AttachBillingRules(r)) => erp.attach_billing_rules(r),
                 (Port::Erp(erp), Request::UpdateCosting(r)) => erp.update_costing(r),
+                (Port::Erp(erp), Request::IssueSchedule(r)) => erp.issue_schedule(r),
                 (Port::Psa(psa), Request::CreateEngagement(r)) => psa.create_engagement(r),
                 (Port::Psa(psa), Request::UpdateResource(r)) => psa.update_resource(r),
                 (Port::Crm(crm), Request::WriteBackIds(r)) => crm.write_back_ids(r),

@@ -233,6 +233,16 @@ impl ProjectInfo {
         std::borrow::Cow::Owned(contract)
     }
 
+    /// The version of the contract's invoice schedule: 1, and one more for each amendment
+    /// that replaced its milestones or moved its end.
+    pub fn schedule_version(&self) -> u32 {
+        1 + self
+            .amendments
+            .iter()
+            .filter(|a| a.milestones.is_some() || a.end.is_some())
+            .count() as u32
+    }
+
     /// Every milestone the contract has had, in any of its versions.
     pub fn all_milestones(&self) -> impl Iterator<Item = &MilestoneTerm> {
         self.contract.milestones.iter().chain(

@@ -8,6 +8,8 @@ use axum::extract::{Path, State};
 use pshub_engine::flows::opportunity_to_project::{self as flow, NAME};
 use pshub_engine::hub::parse_stored;
 use pshub_model::EventData;
+use pshub_model::records::BillingModel;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 pub async fn get_one(
@@ -16,11 +18,36 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
     let answer = blocking(move || {
-        let hub_customer_id = engine.with_hub(|hub| {
+        let terms = engine.with_hub(|hub| {
             let world = hub.world();
             let project = world.project(&pshub_model::ProjectCode::parse(&project_code).ok()?)?;
-            Some(world.customers().get(project.hub_customer)?.hub_id.clone())
+            let hub_customer = world.customers().get(project.hub_customer).map(|c| c.hub_id.clone());
+            let amendments: Vec<Value> = project
+                .amendments
+                .iter()
+                .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
+                .collect();
+            // The contract's value as its latest terms say: the milestones of a fixed fee,
+            // the cap of capped T&M, the forecast revenue of plain T&M.
+            let latest = project.contract_on(chrono::NaiveDate::MAX);
+            let value = match latest.billing_model {
+                BillingModel::FixedFee => latest
+                    .milestones
+                    .iter()
+                    .try_fold(Decimal::ZERO, |sum, m| sum.checked_add(m.amount)),
+                BillingModel::CappedTm => latest.cap,
+                BillingModel::TimeAndMaterials => {
+                    pshub_engine::forecast::forecast(world, &project_code).map(|f| f.revenue.amount())
+                }
+            };
+            Some((hub_customer, amendments, project.schedule_version(), value, latest.currency))
         });
+        let (hub_customer_id, amendments, schedule_version, value, currency) = match terms {
+            Some((customer, amendments, version, value, currency)) => {
+                (customer, amendments, Some(version), value, Some(currency))
+            }
+            None => (None, Vec::new(), None, None, None),
+        };
         engine.read(|r| -> Result<Value, ApiError> {
             let Some(project) = r.project(&project_code)? else {
                 return Err(ApiError::not_found(format!(
@@ -43,6 +70,27 @@ pub async fn get_one(
                     .and_then(|s| s.result.clone())
             };
             let contract = &won.contract;
+            let lines = r.lines(
+                &pshub_engine::store::LineFilter {
+                    project_code: Some(project_code.clone()),
+                    ..Default::default()
+                },
+                pshub_engine::store::Page::ALL,
+            )?;
+            let billed = lines
+                .iter()
+                .filter(|l| l.step.state == pshub_engine::store::StepState::Done)
+                .try_fold(Decimal::ZERO, |sum, l| sum.checked_add(l.line.amount))
+                .ok_or_else(|| ApiError::internal("the project's billed amount does not fit".to_string()))?;
+            let money = |d: Decimal| {
+                currency.map_or_else(|| d.to_string(), |c| pshub_model::round_to_minor_unit(d, c).to_string())
+            };
+            let backlog = json!({
+                "currency": currency.map(|c| c.code().to_string()),
+                "contract_value": value.map(money),
+                "billed": money(billed),
+                "not_yet_billed": value.and_then(|v| v.checked_sub(billed)).map(money),
+            });
             Ok(json!({
                 "project_code": won.project.project_code,
                 "name": won.project.name,
@@ -68,7 +116,10 @@ pub async fn get_one(
                     "milestones": contract.milestones.iter().map(|m| json!({
                         "milestone_id": m.milestone_id, "name": m.name, "amount": m.amount.to_string(),
                     })).collect::<Vec<_>>(),
+                    "amendments": amendments,
                 },
+                "schedule_version": schedule_version,
+                "backlog": backlog,
                 "correlation_id": project.correlation_id,
                 "created_at": project.created_at,
                 "steps": steps.iter().map(wire::step).collect::<Vec<_>>(),

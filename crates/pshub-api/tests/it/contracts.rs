@@ -136,6 +136,32 @@ pub async fn a_milestone_bills_one_line_however_often_it_is_sent(store: Backend)
     assert_eq!(app.lines_of("M-9").await[0]["amount"], "250.00");
     let (_, summary) = app.get("/v1/summary").await;
     assert_eq!(summary["posted_value"], json!({ "EUR": "1250.00" }));
+
+    // The amended schedule went to the ERP, and the project shows its terms and backlog.
+    let (_, project) = app.get("/v1/projects/P-FIX").await;
+    assert_eq!(project["schedule_version"], 2, "{project}");
+    assert_eq!(
+        project["billing_rules"]["amendments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        project["backlog"],
+        json!({ "currency": "EUR", "contract_value": "1250.00", "billed": "1250.00", "not_yet_billed": "0.00" })
+    );
+    let (_, schedules) = app.get("/v1/sandbox/erp/schedules").await;
+    let items = schedules["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{schedules}");
+    assert_eq!(
+        (
+            items[0]["version"].clone(),
+            items[0]["project_code"].clone()
+        ),
+        (json!(2), json!("P-FIX"))
+    );
+    assert_eq!(items[0]["milestones"].as_array().unwrap().len(), 2);
 }
 
 pub async fn an_amendment_changes_the_rate_from_its_effective_date_only(store: Backend) {

@@ -93,8 +93,9 @@ pub async fn a_deal_sent_again_and_under_new_ids_provisions_each_system_once(sto
         project["billing_rules"],
         json!({ "contract_id": "K-P-7", "billing_model": "time_and_materials", "currency": "EUR",
                 "rate_card_id": "RC-EUR", "cap": null, "start": "2026-01-01", "end": "2026-12-31",
-                "milestones": [] })
+                "milestones": [], "amendments": [] })
     );
+    assert_eq!(project["schedule_version"], 1);
     for field in ["legal_entity", "region", "service_line"] {
         assert!(project[field].is_string(), "{field}: {project}");
     }

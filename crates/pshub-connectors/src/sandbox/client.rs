@@ -214,6 +214,14 @@ impl HttpPort {
 }
 
 impl Erp for HttpPort {
+    fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {
+        self.create(
+            "/erp/schedules",
+            &request.idempotency_key,
+            &ScheduleBody::from(request),
+        )
+    }
+
     fn update_costing(&self, request: &CostingRequest) -> Outcome {
         self.create(
             "/erp/employees",

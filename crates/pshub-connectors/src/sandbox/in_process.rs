@@ -105,6 +105,14 @@ impl InProcess {
 }
 
 impl Erp for InProcess {
+    fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {
+        self.keep(
+            "schedules",
+            &request.idempotency_key,
+            &ScheduleBody::from(request),
+        )
+    }
+
     fn update_costing(&self, request: &CostingRequest) -> Outcome {
         self.keep(
             "employees",

@@ -68,7 +68,13 @@ impl System {
     pub fn collections(&self) -> &'static [&'static str] {
         match self {
             System::Psa => &["engagements", "resources"],
-            System::Erp => &["projects", "billing-rules", "lines", "employees"],
+            System::Erp => &[
+                "projects",
+                "billing-rules",
+                "lines",
+                "employees",
+                "schedules",
+            ],
             System::Crm => &["opportunities", "invoices"],
         }
     }
@@ -106,9 +112,10 @@ struct ErpState {
 
 /// The updates each system keeps as they come (a worker's resource status, costing
 /// attributes, an invoice's status), one collection each, with an id of the system's own.
-const KEPT: [(System, &str); 3] = [
+const KEPT: [(System, &str); 4] = [
     (System::Psa, "resources"),
     (System::Erp, "employees"),
+    (System::Erp, "schedules"),
     (System::Crm, "invoices"),
 ];
 
@@ -136,7 +143,7 @@ fn record_id(text: &str, field: &str) -> Option<String> {
 /// The id field of each collection's records.
 fn id_field(system: System, collection: &str) -> &'static str {
     match (system, collection) {
-        (_, "resources" | "employees" | "invoices") => "update_id",
+        (_, "resources" | "employees" | "schedules" | "invoices") => "update_id",
         (System::Psa, _) => "psa_id",
         (System::Crm, _) => "opportunity_id",
         (System::Erp, "billing-rules") => "rules_id",
@@ -510,6 +517,7 @@ impl Sandbox {
         json!({
             "psa_resources": kept_of(System::Psa, "resources"),
             "erp_employees": kept_of(System::Erp, "employees"),
+            "erp_schedules": kept_of(System::Erp, "schedules"),
             "crm_invoices": kept_of(System::Crm, "invoices"),
             "psa": of(psa.stats, psa.records.len()),
             "erp": of(erp_stats, erp_records),

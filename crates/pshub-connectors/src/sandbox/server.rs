@@ -197,6 +197,15 @@ async fn update_costing(
     keep_update(sandbox, &headers, System::Erp, "employees", body).await
 }
 
+async fn issue_schedule(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<ScheduleBody>,
+) -> Response {
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
+    keep_update(sandbox, &headers, System::Erp, "schedules", body).await
+}
+
 async fn update_invoice_status(
     State(sandbox): State<Shared>,
     headers: HeaderMap,
@@ -365,6 +374,7 @@ pub fn router(sandbox: Shared) -> Router {
         .route("/psa/engagements", post(create_engagement))
         .route("/psa/resources", post(update_resource))
         .route("/erp/employees", post(update_costing))
+        .route("/erp/schedules", post(issue_schedule))
         .route("/erp/projects", post(provision_project))
         .route("/erp/billing-rules", post(attach_billing_rules))
         .route("/erp/lines", post(post_lines))

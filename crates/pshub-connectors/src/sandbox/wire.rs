@@ -3,7 +3,7 @@
 
 use pshub_engine::ports::{
     BillingRulesRequest, CostingRequest, EngagementRequest, InvoiceStatusRequest, LinePosting,
-    ProjectRequest, ResourceRequest, WriteBackRequest,
+    ProjectRequest, ResourceRequest, ScheduleRequest, WriteBackRequest,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -228,6 +228,36 @@ impl From<&InvoiceStatusRequest> for InvoiceStatusBody {
             project_code: r.project_code.clone(),
             status: r.status.clone(),
             at: r.at.clone(),
+        }
+    }
+}
+
+/// A contract's invoice schedule, as the ERP keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleBody {
+    pub project_code: String,
+    pub contract_id: String,
+    pub version: u32,
+    pub effective_from: String,
+    pub billing_period: String,
+    pub end: Option<String>,
+    pub milestones: Option<Vec<serde_json::Value>>,
+}
+
+impl From<&ScheduleRequest> for ScheduleBody {
+    fn from(r: &ScheduleRequest) -> Self {
+        ScheduleBody {
+            project_code: r.project_code.clone(),
+            contract_id: r.contract_id.clone(),
+            version: r.version,
+            effective_from: r.effective_from.to_string(),
+            billing_period: r.billing_period.clone(),
+            end: r.end.map(|d| d.to_string()),
+            milestones: r.milestones.as_ref().map(|list| {
+                list.iter()
+                    .map(|(id, name, amount)| serde_json::json!({ "milestone_id": id, "name": name, "amount": amount.to_string() }))
+                    .collect()
+            }),
         }
     }
 }

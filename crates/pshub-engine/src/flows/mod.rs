@@ -7,6 +7,7 @@
 //! [`ALL`], and touches no other flow. What every flow needs (reads that see the commit being
 //! built, ids, cases, steps, the timeline) is in [`Cx`].
 
+pub mod amendments;
 pub mod assignments;
 pub mod invoice_status;
 pub mod milestones;
@@ -63,6 +64,7 @@ pub const NOTICES: &[&str] = &[
     invoice_status::UNKNOWN_INVOICE,
     invoice_status::FORBIDDEN_TRANSITION,
     invoice_status::DISPUTED,
+    amendments::UNKNOWN_CONTRACT,
     crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
 ];
 
@@ -74,6 +76,7 @@ pub static ALL: &[&dyn Flow] = &[
     &assignments::Assignments,
     &milestones::Milestones,
     &invoice_status::InvoiceStatusFlow,
+    &amendments::Amendments,
 ];
 
 /// The flow of this name.
