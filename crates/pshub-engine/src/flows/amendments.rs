@@ -4,12 +4,12 @@
 //! (milestones replaced, end moved), so finance never invoices from stale terms. An
 //! amendment of a contract the hub does not know is reported to integration.
 
-use super::{Cx, Flow, NewCase, NewStep, Resolution};
-use crate::error::{ActionError, Result};
+use super::{Cx, Flow, NewCase, NewStep};
+use crate::error::Result;
 use crate::ports::{Request, ScheduleRequest};
 use crate::store::*;
 use crate::world::Applied;
-use pshub_model::records::{BillingModel, ExceptionState, OwnerTeam};
+use pshub_model::records::{BillingModel, OwnerTeam};
 use pshub_model::{Event, EventData, EventType};
 
 pub const NAME: &str = "amendments";
@@ -125,18 +125,5 @@ impl Flow for Amendments {
             }));
         }
         Ok(answers)
-    }
-
-    fn resolve(
-        &self,
-        cx: &mut Cx<'_>,
-        case: &CaseRow,
-    ) -> std::result::Result<Resolution, ActionError> {
-        cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
-        Ok(Resolution::Closed)
-    }
-
-    fn dismiss(&self, _: &mut Cx<'_>, _: &CaseRow) -> std::result::Result<(), ActionError> {
-        Ok(())
     }
 }

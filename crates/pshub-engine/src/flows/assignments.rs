@@ -5,10 +5,8 @@
 //! cannot work opens the `pmo` case of the worker lifecycle.
 
 use super::worker_lifecycle::{open_unavailable_case, unavailable_within};
-use super::{Cx, Flow, NewCase, Resolution};
-use crate::error::{ActionError, Result};
-use crate::ports::Request;
-use crate::store::*;
+use super::{Cx, Flow, NewCase};
+use crate::error::Result;
 use crate::world::{Applied, AssignmentChange};
 use pshub_model::records::{AssignmentState, ExceptionState, OwnerTeam};
 use pshub_model::{Event, EventData, EventType};
@@ -102,30 +100,6 @@ impl Flow for Assignments {
         {
             check_margin(cx, assignment.project_code.as_str())?;
         }
-        Ok(())
-    }
-
-    fn requests(
-        &self,
-        steps: &[&StepRow],
-        _: &mut dyn StoreReader,
-    ) -> Result<Vec<std::result::Result<Request, String>>> {
-        Ok(steps
-            .iter()
-            .map(|s| Err(format!("the assignments flow has no step {}", s.step)))
-            .collect())
-    }
-
-    fn resolve(
-        &self,
-        cx: &mut Cx<'_>,
-        case: &CaseRow,
-    ) -> std::result::Result<Resolution, ActionError> {
-        cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
-        Ok(Resolution::Closed)
-    }
-
-    fn dismiss(&self, _: &mut Cx<'_>, _: &CaseRow) -> std::result::Result<(), ActionError> {
         Ok(())
     }
 }

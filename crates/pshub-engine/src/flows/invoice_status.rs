@@ -6,8 +6,8 @@
 //! invoice open `integration` cases; `disputed` opens one `finance` case per invoice, which
 //! a later `paid` or `void` resolves.
 
-use super::{Cx, Flow, NewCase, NewStep, Resolution};
-use crate::error::{ActionError, Result};
+use super::{Cx, Flow, NewCase, NewStep};
+use crate::error::Result;
 use crate::fingerprint::fingerprint;
 use crate::ports::{InvoiceStatusRequest, Request};
 use crate::store::*;
@@ -197,19 +197,6 @@ impl Flow for InvoiceStatusFlow {
             }));
         }
         Ok(answers)
-    }
-
-    fn resolve(
-        &self,
-        cx: &mut Cx<'_>,
-        case: &CaseRow,
-    ) -> std::result::Result<Resolution, ActionError> {
-        cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
-        Ok(Resolution::Closed)
-    }
-
-    fn dismiss(&self, _: &mut Cx<'_>, _: &CaseRow) -> std::result::Result<(), ActionError> {
-        Ok(())
     }
 }
 

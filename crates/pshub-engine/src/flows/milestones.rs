@@ -8,7 +8,6 @@ use super::time_to_bill::{add_post_step, new_line};
 use super::{Cx, Flow, NewCase, Resolution, opportunity_to_project};
 use crate::Config;
 use crate::error::{ActionError, Result};
-use crate::ports::Request;
 use crate::store::*;
 use crate::world::{Applied, World};
 use pshub_model::records::{ExceptionState, LineKind, MilestoneReached, OwnerTeam};
@@ -218,19 +217,6 @@ impl Flow for Milestones {
         cx.put_entry(entry);
         Ok(())
     }
-
-    fn requests(
-        &self,
-        steps: &[&StepRow],
-        _: &mut dyn StoreReader,
-    ) -> Result<Vec<std::result::Result<Request, String>>> {
-        // A milestone's line is posted by the time-to-bill flow's `post_line` step.
-        Ok(steps
-            .iter()
-            .map(|s| Err(format!("the milestones flow has no step {}", s.step)))
-            .collect())
-    }
-
     fn resolve(
         &self,
         cx: &mut Cx<'_>,

@@ -35,21 +35,32 @@ pub trait Flow: Send + Sync {
     /// Acts on an accepted event, after the world applied it when it is reference data.
     fn apply(&self, cx: &mut Cx<'_>, event: &Event, applied: &Applied) -> Result<()>;
     /// The request of each claimed step of this flow, in order; a step whose request cannot
-    /// be built says why.
+    /// be built says why. A flow without steps of its own keeps the default.
     fn requests(
         &self,
         steps: &[&StepRow],
-        reads: &mut dyn StoreReader,
-    ) -> Result<Vec<std::result::Result<Request, String>>>;
+        _reads: &mut dyn StoreReader,
+    ) -> Result<Vec<std::result::Result<Request, String>>> {
+        Ok(steps
+            .iter()
+            .map(|s| Err(format!("the {} flow has no step {}", self.name(), s.step)))
+            .collect())
+    }
     /// Resolves a case of this flow that holds work (not a refused or dead step, which the
-    /// engine replays itself): re-runs the work against today's reference data.
+    /// engine replays itself): re-runs the work against today's reference data. By default
+    /// the case holds nothing, and resolving closes it.
     fn resolve(
         &self,
         cx: &mut Cx<'_>,
         case: &CaseRow,
-    ) -> std::result::Result<Resolution, ActionError>;
-    /// Dismisses such a case: the work it holds will not be done.
-    fn dismiss(&self, cx: &mut Cx<'_>, case: &CaseRow) -> std::result::Result<(), ActionError>;
+    ) -> std::result::Result<Resolution, ActionError> {
+        cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
+        Ok(Resolution::Closed)
+    }
+    /// Dismisses such a case: the work it holds will not be done (by default, nothing).
+    fn dismiss(&self, _cx: &mut Cx<'_>, _case: &CaseRow) -> std::result::Result<(), ActionError> {
+        Ok(())
+    }
 }
 
 /// The outbound event of a case opened; its row holds only `case_id`.

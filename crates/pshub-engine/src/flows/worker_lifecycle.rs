@@ -4,15 +4,13 @@
 //! entity, cost center, grade) to the ERP when the change carries any. A termination or a
 //! leave that leaves open assignments behind opens one `pmo` case naming them.
 
-use super::{Cx, Flow, NewCase, NewStep, Resolution};
-use crate::error::{ActionError, Result};
+use super::{Cx, Flow, NewCase, NewStep};
+use crate::error::Result;
 use crate::ports::{CostingRequest, Request, ResourceRequest};
 use crate::store::*;
 use crate::world::{Applied, AssignmentView};
 use chrono::NaiveDate;
-use pshub_model::records::{
-    AssignmentState, ExceptionState, OwnerTeam, WorkerChange, WorkerChangeKind,
-};
+use pshub_model::records::{AssignmentState, OwnerTeam, WorkerChange, WorkerChangeKind};
 use pshub_model::{Event, EventData, EventType};
 
 pub const NAME: &str = "worker_lifecycle";
@@ -190,20 +188,6 @@ impl Flow for WorkerLifecycle {
             answers.push(change.map(|change| request(step, &change)));
         }
         Ok(answers)
-    }
-
-    fn resolve(
-        &self,
-        cx: &mut Cx<'_>,
-        case: &CaseRow,
-    ) -> std::result::Result<Resolution, ActionError> {
-        // The case holds no work: resolving says the assignments were dealt with.
-        cx.close_case(case.id, ExceptionState::Resolved, "resolved".into())?;
-        Ok(Resolution::Closed)
-    }
-
-    fn dismiss(&self, _: &mut Cx<'_>, _: &CaseRow) -> std::result::Result<(), ActionError> {
-        Ok(())
     }
 }
 
