@@ -293,13 +293,22 @@ impl ConfigFile {
         let mut errors = Vec::new();
         let file = &self.file;
         if let Some(section) = &file.sources {
-            if let Some(list) = &section.allowed
-                && list.get_ref().is_empty()
-                && section.named.is_empty()
-            {
+            let none = section
+                .allowed
+                .as_ref()
+                .is_none_or(|l| l.get_ref().is_empty())
+                && section.named.is_empty();
+            if none {
+                let at = match &section.allowed {
+                    Some(list) => list.span(),
+                    None => {
+                        let at = self.text.find("[sources]").unwrap_or(0);
+                        at..at
+                    }
+                };
                 errors.push(format!(
-                    "{}: [sources] allowed names no system",
-                    self.at(list.span())
+                    "{}: [sources] names no system: give allowed = [\"crm\", ...] or [sources.<name>] tables",
+                    self.at(at)
                 ));
             }
             let listed = section
@@ -633,6 +642,20 @@ mod tests {
             "{errors:?}"
         );
         assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn a_sources_section_that_names_no_system_is_an_error() {
+        let path = write(
+            "no-sources",
+            "# pshub\n\n[sources]\n\n[flows]\nmargin_floor_pct = 20\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!("{}:3: [sources] names no system", path.display())),
+            "{errors:?}"
+        );
     }
 
     #[test]
