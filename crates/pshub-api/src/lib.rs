@@ -8,7 +8,7 @@
 mod auth;
 mod error;
 mod logging;
-mod openapi;
+pub mod openapi;
 mod routes;
 mod wire;
 

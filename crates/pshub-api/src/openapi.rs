@@ -32,7 +32,7 @@ fn query_param(name: &str, description: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
 }
 
-fn schema(name: &str) -> Value {
+pub fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
@@ -46,6 +46,266 @@ fn paging() -> Vec<Value> {
     vec![
         query_param("limit", "page size, 1 to 1000 (default 100)"),
         query_param("cursor", "the next of the previous page"),
+    ]
+}
+
+/// An object schema: `required` fields, then optional ones, each `(name, schema)`.
+fn object(required: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
+    let mut properties = serde_json::Map::new();
+    for (name, schema) in required.iter().chain(optional) {
+        properties.insert((*name).into(), schema.clone());
+    }
+    json!({ "type": "object", "required": required.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "properties": properties })
+}
+
+/// The `data` of each event type of v1 (PRODUCT.md section 4), one schema per type, named
+/// by the type.
+fn event_data_schemas() -> Vec<(&'static str, Value)> {
+    let text = || json!({ "type": "string" });
+    let maybe_text = || json!({ "type": ["string", "null"] });
+    let date = || json!({ "type": "string", "format": "date" });
+    let maybe_date = || json!({ "type": ["string", "null"], "format": "date" });
+    let number = || json!({ "type": ["string", "number"], "description": "exact decimal, as a string or a JSON number" });
+    let maybe_number = || json!({ "type": ["string", "number", "null"] });
+    let currency = || json!({ "type": "string", "description": "ISO 4217 code" });
+    let milestone = object(
+        &[
+            ("milestone_id", text()),
+            ("name", text()),
+            ("amount", number()),
+        ],
+        &[],
+    );
+    let customer = object(
+        &[
+            ("customer_id", text()),
+            ("legal_name", text()),
+            ("country", text()),
+            ("currency", currency()),
+        ],
+        &[("tax_id", maybe_text())],
+    );
+    let worker = object(
+        &[("worker_id", text()), ("effective_date", date())],
+        &[
+            ("legal_entity", maybe_text()),
+            ("region", maybe_text()),
+            ("cost_center", maybe_text()),
+            ("role", maybe_text()),
+            ("grade", maybe_text()),
+            ("manager_id", maybe_text()),
+            ("name", maybe_text()),
+            ("email", maybe_text()),
+        ],
+    );
+    let time = object(
+        &[
+            ("entry_id", text()),
+            ("worker_id", text()),
+            ("project_code", text()),
+            ("work_date", date()),
+            ("hours", number()),
+            ("billable", json!({ "type": "boolean" })),
+        ],
+        &[("role", maybe_text()), ("task", maybe_text())],
+    );
+    let expense = object(
+        &[
+            ("expense_id", text()),
+            ("worker_id", text()),
+            ("project_code", text()),
+            ("spent_on", date()),
+            ("amount", number()),
+            ("currency", currency()),
+            ("category", text()),
+            ("billable", json!({ "type": "boolean" })),
+        ],
+        &[],
+    );
+    vec![
+        ("customer.upserted", customer.clone()),
+        (
+            "opportunity.closed_won",
+            object(
+                &[
+                    ("opportunity_id", text()),
+                    ("customer", customer),
+                    (
+                        "contract",
+                        object(
+                            &[
+                                ("contract_id", text()),
+                                (
+                                    "billing_model",
+                                    json!({ "enum": ["time_and_materials", "fixed_fee", "capped_tm"] }),
+                                ),
+                                ("currency", currency()),
+                                ("rate_card_id", text()),
+                                ("start", date()),
+                            ],
+                            &[
+                                ("cap", maybe_number()),
+                                (
+                                    "milestones",
+                                    json!({ "type": ["array", "null"], "items": milestone.clone() }),
+                                ),
+                                ("end", maybe_date()),
+                            ],
+                        ),
+                    ),
+                    (
+                        "project",
+                        object(
+                            &[
+                                ("project_code", text()),
+                                ("name", text()),
+                                ("legal_entity", text()),
+                                ("region", text()),
+                                ("service_line", text()),
+                            ],
+                            &[],
+                        ),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "contract.amended",
+            object(
+                &[
+                    ("contract_id", text()),
+                    ("effective_from", date()),
+                    (
+                        "changes",
+                        object(
+                            &[],
+                            &[
+                                ("rate_card_id", maybe_text()),
+                                ("cap", maybe_number()),
+                                ("end", maybe_date()),
+                                (
+                                    "milestones",
+                                    json!({ "type": ["array", "null"], "items": milestone }),
+                                ),
+                            ],
+                        ),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        ("worker.hired", worker.clone()),
+        ("worker.transferred", worker.clone()),
+        ("worker.leave_started", worker.clone()),
+        ("worker.leave_ended", worker.clone()),
+        ("worker.terminated", worker),
+        (
+            "rate_card.upserted",
+            object(
+                &[
+                    ("rate_card_id", text()),
+                    ("currency", currency()),
+                    (
+                        "rates",
+                        json!({ "type": "array", "items": object(&[("role", text()), ("region", text()), ("rate", number()), ("valid_from", date())], &[("valid_to", maybe_date())]) }),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "cost_rate.upserted",
+            object(
+                &[
+                    ("currency", currency()),
+                    ("hourly_cost", number()),
+                    ("valid_from", date()),
+                ],
+                &[
+                    ("worker_id", text()),
+                    ("grade", text()),
+                    ("valid_to", maybe_date()),
+                ],
+            ),
+        ),
+        (
+            "fx_rate.upserted",
+            object(
+                &[
+                    ("from", currency()),
+                    ("to", currency()),
+                    ("rate", number()),
+                    ("valid_on", date()),
+                    ("source", text()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "assignment.changed",
+            object(
+                &[
+                    ("assignment_id", text()),
+                    ("version", json!({ "type": "integer" })),
+                    ("worker_id", text()),
+                    ("project_code", text()),
+                    ("role", text()),
+                    ("start", date()),
+                    ("end", date()),
+                    ("hours", number()),
+                    (
+                        "state",
+                        json!({ "enum": ["tentative", "soft", "hard", "approved", "cancelled"] }),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        ("time_entry.approved", time.clone()),
+        ("time_entry.rejected", time),
+        ("expense.approved", expense.clone()),
+        ("expense.rejected", expense),
+        (
+            "milestone.reached",
+            object(
+                &[
+                    ("milestone_id", text()),
+                    ("contract_id", text()),
+                    ("reached_on", date()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "invoice.status_changed",
+            object(
+                &[
+                    ("invoice_id", text()),
+                    (
+                        "status",
+                        json!({ "enum": ["draft", "posted", "sent", "paid", "disputed", "void"] }),
+                    ),
+                    ("at", json!({ "type": "string", "format": "date-time" })),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "payroll.actuals",
+            object(
+                &[
+                    ("worker_id", text()),
+                    (
+                        "period",
+                        json!({ "type": "string", "description": "YYYY-MM" }),
+                    ),
+                    ("gross_cost", number()),
+                    ("currency", currency()),
+                ],
+                &[],
+            ),
+        ),
     ]
 }
 
@@ -64,7 +324,16 @@ pub fn described_routes() -> Vec<(String, String)> {
     routes
 }
 
+/// The whole document: paths and components, with a schema per event type's `data`.
 pub fn build() -> Value {
+    let mut doc = paths_and_components();
+    for (name, data) in event_data_schemas() {
+        doc["components"]["schemas"][format!("data.{name}")] = data;
+    }
+    doc
+}
+
+fn paths_and_components() -> Value {
     let decimal = json!({ "type": "string", "description": "exact decimal, e.g. \"7.5\"" });
     let mut line_params = vec![
         query_param("project_code", "only lines of this project"),
@@ -98,7 +367,10 @@ pub fn build() -> Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"],
                     "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "Event": { "type": "object", "required": ["id", "source", "type", "schema_version", "occurred_at", "data"], "properties": {
+                "EventOfType": { "oneOf": event_data_schemas().iter().map(|(name, _)| json!({ "type": "object",
+                    "properties": { "type": { "const": name }, "data": schema(&format!("data.{name}")) } })).collect::<Vec<_>>() },
+                "Event": { "type": "object", "required": ["id", "source", "type", "schema_version", "occurred_at", "data"],
+                    "allOf": [schema("EventOfType")], "properties": {
                     "id": { "type": "string", "description": "idempotency key, unique per source" },
                     "source": { "type": "string", "description": "a configured system: crm, psa, hris, erp, payroll" },
                     "type": { "type": "string", "description": "<record>.<what happened>, e.g. time_entry.approved" },
@@ -190,8 +462,112 @@ pub async fn document() -> Json<Value> {
     Json(build())
 }
 
+/// Whether `value` fits `schema` (the subset of JSON Schema this document uses: `$ref`,
+/// `type`, `required`, `properties`, `items`, `enum`, `const`, `oneOf`, `allOf`); answers
+/// the first misfit with its path. The tests check real answers and events with it.
+pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return check(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    let kind_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let kinds: Vec<&str> = match &schema["type"] {
+        Value::String(k) => vec![k.as_str()],
+        Value::Array(ks) => ks.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = kind_of(value);
+    if !kinds.is_empty()
+        && !kinds
+            .iter()
+            .any(|k| *k == kind || (*k == "number" && kind == "integer"))
+    {
+        return Err(format!("{at}: a {kind}, where the document says {kinds:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is none of {allowed:?}"));
+    }
+    if !schema["const"].is_null() && &schema["const"] != value {
+        return Err(format!("{at}: {value} is not {}", schema["const"]));
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for part in all {
+            check(doc, part, value, at)?;
+        }
+    }
+    if let Some(any) = schema["oneOf"].as_array() {
+        let fits = any
+            .iter()
+            .filter(|s| check(doc, s, value, at).is_ok())
+            .count();
+        if fits != 1 {
+            let why: Vec<String> = any
+                .iter()
+                .filter_map(|s| check(doc, s, value, at).err())
+                .take(3)
+                .collect();
+            return Err(format!(
+                "{at}: fits {fits} of the document's alternatives ({why:?})"
+            ));
+        }
+    }
+    if let Value::Object(map) = value {
+        for field in schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !map.contains_key(field) {
+                return Err(format!("{at}: {field} is missing"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, sub) in properties {
+                if let Some(found) = map.get(name) {
+                    check(doc, sub, found, &format!("{at}.{name}"))?;
+                }
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, found) in items.iter().enumerate() {
+            check(doc, item, found, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_schema_checker_refuses_what_does_not_fit() {
+        let doc = super::build();
+        let event = serde_json::json!({ "id": "x", "source": "psa", "type": "milestone.reached", "schema_version": 1,
+            "occurred_at": "2026-03-04T17:02:11Z", "data": { "milestone_id": "M-1", "contract_id": "K-1", "reached_on": "2026-03-10" } });
+        let schema = super::schema("Event");
+        assert_eq!(super::check(&doc, &schema, &event, "event"), Ok(()));
+        let mut missing = event.clone();
+        missing["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("reached_on");
+        assert!(super::check(&doc, &schema, &missing, "event").is_err());
+        let mut other = event.clone();
+        other["type"] = serde_json::json!("time_entry.approved");
+        assert!(super::check(&doc, &schema, &other, "event").is_err());
+    }
+
     #[test]
     fn describes_every_route_of_the_router() {
         // Routes as written in the router, however rustfmt wraps them.

@@ -104,6 +104,7 @@ front_door_suite! {
         health_metrics_and_the_openapi_document_answer,
         a_closed_deal_is_pending_until_its_project_is_provisioned_in_the_erp,
         every_flow_publishes_its_business_events_masked_per_target,
+        the_openapi_document_describes_every_event_and_the_answers_as_they_are,
     ],
     opportunity: [
         a_deal_sent_again_and_under_new_ids_provisions_each_system_once,

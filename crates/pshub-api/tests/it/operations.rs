@@ -262,3 +262,61 @@ pub async fn every_flow_publishes_its_business_events_masked_per_target(store: B
     let (status, _) = app.get("/v1/outbound?target=nowhere").await;
     assert_eq!(status, 400);
 }
+
+/// The answer schema of `method path` in the document.
+fn answer_schema(doc: &Value, method: &str, path: &str) -> Value {
+    doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"].clone()
+}
+
+pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_are(
+    store: Backend,
+) {
+    use pshub_api::openapi::{check, schema};
+    use pshub_connectors::sandbox::{FirmSpec, SimulatedFirm};
+    let app = spawn_app(store).await;
+    let (_, doc) = app.get("/openapi.json").await;
+    // Every event of a simulated month, of every type, fits its type's schema.
+    let firm = SimulatedFirm::new(FirmSpec {
+        workers: 20,
+        projects: 12,
+        entries: 600,
+        contracts: true,
+        ..FirmSpec::default()
+    });
+    let mut events: Vec<Value> = firm.reference_events();
+    events.extend(firm.work_events());
+    events.extend(firm.invoice_events());
+    let mut types = std::collections::BTreeSet::new();
+    for event in &events {
+        check(&doc, &schema("Event"), event, "event").unwrap_or_else(|e| panic!("{e}: {event}"));
+        types.insert(event["type"].as_str().unwrap().to_string());
+    }
+    assert!(types.len() >= 12, "{types:?}");
+    // Answers of the routes, as the hub gives them.
+    app.with_firm().await;
+    let results = app
+        .send(json!([
+            time_entry("s1", "S1", "W-1", "2026-03-04", json!("2")),
+            time_entry("s2", "S2", "W-404", "2026-03-04", json!("1"))
+        ]))
+        .await;
+    app.settle().await;
+    for result in &results {
+        check(&doc, &schema("IngestResult"), result, "result").unwrap();
+    }
+    for (path, query) in [
+        ("/v1/invoice-lines", ""),
+        ("/v1/exceptions", ""),
+        ("/v1/conflicts", ""),
+        ("/v1/quarantine", ""),
+        ("/v1/dead-letters", ""),
+        ("/v1/outbound", ""),
+    ] {
+        let (status, body) = app.get(&format!("{path}{query}")).await;
+        assert_eq!(status, 200, "{path}");
+        check(&doc, &answer_schema(&doc, "get", path), &body, path)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (_, error) = app.get("/v1/exceptions?owner=nobody").await;
+    check(&doc, &schema("Error"), &error, "error").unwrap();
+}
