@@ -309,6 +309,366 @@ fn event_data_schemas() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The answers' schemas, by name.
+fn answer_schemas() -> Vec<(&'static str, Value)> {
+    let text = || json!({ "type": "string" });
+    let maybe_text = || json!({ "type": ["string", "null"] });
+    let int = || json!({ "type": "integer" });
+    let decimal = || json!({ "type": "string", "description": "exact decimal" });
+    let maybe_decimal = || json!({ "type": ["string", "null"] });
+    let list = |item: Value| json!({ "type": "array", "items": item });
+    let any = || json!({});
+    let assignment = object(
+        &[
+            ("assignment_id", text()),
+            ("version", int()),
+            ("worker_id", text()),
+            ("project_code", text()),
+            ("start", text()),
+            ("end", text()),
+            ("hours", decimal()),
+            (
+                "state",
+                json!({ "enum": ["tentative", "soft", "hard", "approved", "cancelled"] }),
+            ),
+        ],
+        &[("role", text())],
+    );
+    let attributes = [
+        ("legal_entity", maybe_text()),
+        ("region", maybe_text()),
+        ("role", maybe_text()),
+        ("grade", maybe_text()),
+        ("cost_center", maybe_text()),
+    ];
+    let mut worker_fields = vec![
+        ("worker_id", text()),
+        ("status", maybe_text()),
+        (
+            "history",
+            list(object(
+                &[
+                    ("event_type", text()),
+                    ("state", maybe_text()),
+                    ("effective_date", text()),
+                ],
+                &attributes,
+            )),
+        ),
+    ];
+    worker_fields.extend(attributes.iter().cloned());
+    vec![
+        (
+            "EventStatus",
+            object(
+                &[
+                    ("source", text()),
+                    ("id", text()),
+                    (
+                        "status",
+                        json!({ "enum": ["pending", "applied", "recorded", "held", "dropped", "blocked", "quarantined"] }),
+                    ),
+                    ("lines", list(schema("InvoiceLine"))),
+                    ("exceptions", list(schema("Exception"))),
+                ],
+                &[
+                    ("type", text()),
+                    ("seq", int()),
+                    ("correlation_id", maybe_text()),
+                    ("data", any()),
+                    ("raw", any()),
+                    ("steps", list(any())),
+                    ("conflicts", list(any())),
+                ],
+            ),
+        ),
+        (
+            "Project",
+            object(
+                &[
+                    ("project_code", text()),
+                    ("name", text()),
+                    ("opportunity_id", text()),
+                    (
+                        "ids",
+                        object(
+                            &[("crm", text())],
+                            &[("psa", maybe_text()), ("erp", maybe_text())],
+                        ),
+                    ),
+                    (
+                        "customer",
+                        object(
+                            &[("customer_id", text()), ("legal_name", text())],
+                            &[("hub_customer_id", maybe_text()), ("tax_id", maybe_text())],
+                        ),
+                    ),
+                    (
+                        "billing_rules",
+                        object(
+                            &[
+                                ("contract_id", text()),
+                                ("billing_model", text()),
+                                ("currency", text()),
+                                ("rate_card_id", text()),
+                                ("milestones", list(any())),
+                                ("amendments", list(any())),
+                            ],
+                            &[
+                                ("cap", maybe_decimal()),
+                                ("start", text()),
+                                ("end", maybe_text()),
+                            ],
+                        ),
+                    ),
+                    ("schedule_version", json!({ "type": ["integer", "null"] })),
+                    (
+                        "backlog",
+                        object(
+                            &[("billed", decimal())],
+                            &[
+                                ("currency", maybe_text()),
+                                ("contract_value", maybe_decimal()),
+                                ("not_yet_billed", maybe_decimal()),
+                            ],
+                        ),
+                    ),
+                    ("steps", list(any())),
+                ],
+                &[
+                    ("legal_entity", text()),
+                    ("region", text()),
+                    ("service_line", text()),
+                    ("correlation_id", text()),
+                    ("created_at", text()),
+                ],
+            ),
+        ),
+        (
+            "ProjectSummary",
+            object(
+                &[
+                    ("project_code", text()),
+                    ("customer_id", text()),
+                    ("contract_id", text()),
+                    ("billing_model", text()),
+                    ("currency", text()),
+                ],
+                &[
+                    ("name", text()),
+                    ("legal_entity", text()),
+                    ("region", text()),
+                    ("opportunity_id", text()),
+                    ("hub_customer_id", maybe_text()),
+                    ("amendments", int()),
+                ],
+            ),
+        ),
+        (
+            "Customer",
+            object(
+                &[
+                    ("hub_customer_id", text()),
+                    ("legal_name", text()),
+                    (
+                        "aliases",
+                        list(object(
+                            &[
+                                ("source", text()),
+                                ("customer_id", text()),
+                                ("legal_name", text()),
+                            ],
+                            &[("tax_id", maybe_text())],
+                        )),
+                    ),
+                    ("projects", list(text())),
+                ],
+                &[
+                    ("tax_id", maybe_text()),
+                    ("country", text()),
+                    ("currency", text()),
+                    ("master_from_owner", json!({ "type": "boolean" })),
+                ],
+            ),
+        ),
+        (
+            "Worker",
+            object(
+                &worker_fields,
+                &[
+                    ("status_since", maybe_text()),
+                    ("name", maybe_text()),
+                    ("email", maybe_text()),
+                    ("assignments", list(any())),
+                ],
+            ),
+        ),
+        (
+            "Forecast",
+            object(
+                &[
+                    ("project_code", text()),
+                    ("currency", text()),
+                    ("revenue", decimal()),
+                    ("cost", decimal()),
+                    ("margin", decimal()),
+                    ("margin_pct", maybe_decimal()),
+                    ("left_out", int()),
+                    (
+                        "assignments",
+                        list(object(
+                            &[
+                                ("assignment_id", text()),
+                                ("version", int()),
+                                ("worker_id", text()),
+                                ("hours", decimal()),
+                                ("revenue", maybe_decimal()),
+                                ("cost", maybe_decimal()),
+                            ],
+                            &[("missing", list(text()))],
+                        )),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "Invoice",
+            object(
+                &[
+                    ("invoice_id", text()),
+                    (
+                        "status",
+                        json!({ "enum": ["draft", "posted", "sent", "paid", "disputed", "void"] }),
+                    ),
+                    ("lines", list(int())),
+                    ("amount", decimal()),
+                    (
+                        "history",
+                        list(object(&[("status", text()), ("at", text())], &[])),
+                    ),
+                ],
+                &[
+                    ("project_code", maybe_text()),
+                    ("currency", maybe_text()),
+                    ("crm_status", maybe_text()),
+                    ("crm_updated_at", maybe_text()),
+                ],
+            ),
+        ),
+        (
+            "RateCard",
+            object(
+                &[
+                    ("rate_card_id", text()),
+                    ("currency", text()),
+                    (
+                        "rates",
+                        list(object(
+                            &[
+                                ("role", text()),
+                                ("region", text()),
+                                ("rate", decimal()),
+                                ("valid_from", text()),
+                            ],
+                            &[("valid_to", maybe_text())],
+                        )),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "FxRate",
+            object(
+                &[
+                    ("from", text()),
+                    ("to", text()),
+                    ("valid_on", text()),
+                    ("rate", decimal()),
+                ],
+                &[],
+            ),
+        ),
+        ("Assignment", assignment),
+        (
+            "Summary",
+            object(
+                &[
+                    ("events", int()),
+                    ("lines_posted", int()),
+                    ("approved_value", any()),
+                    ("posted_value", any()),
+                    ("held_value", any()),
+                    ("conservation_holds", json!({ "type": "boolean" })),
+                ],
+                &[
+                    ("exceptions_by_owner", any()),
+                    ("duplicates_suppressed", int()),
+                    (
+                        "straight_through_rate",
+                        json!({ "type": ["number", "null"] }),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "Systems",
+            json!({ "type": "object", "additionalProperties": schema("System") }),
+        ),
+        (
+            "CaseAction",
+            object(&[("exception", schema("Exception"))], &[("outcome", any())]),
+        ),
+        (
+            "Transaction",
+            object(
+                &[
+                    ("correlation_id", text()),
+                    ("outcome", text()),
+                    (
+                        "steps",
+                        list(object(
+                            &[("at", text()), ("step", text())],
+                            &[("system", maybe_text()), ("detail", maybe_text())],
+                        )),
+                    ),
+                    ("flow_steps", list(any())),
+                    ("lines", list(schema("InvoiceLine"))),
+                    ("exceptions", list(schema("Exception"))),
+                ],
+                &[("deliveries", list(any()))],
+            ),
+        ),
+        (
+            "Replayed",
+            object(&[("id", text()), ("state", text())], &[]),
+        ),
+        (
+            "QuarantineReplayed",
+            object(
+                &[("quarantine_id", int()), ("result", schema("IngestResult"))],
+                &[],
+            ),
+        ),
+        (
+            "System",
+            object(
+                &[
+                    ("roles", list(json!({ "enum": ["source", "target"] }))),
+                    ("owns", list(text())),
+                ],
+                &[
+                    ("last_seen", maybe_text()),
+                    ("kind", text()),
+                    ("breaker", any()),
+                    ("target", any()),
+                ],
+            ),
+        ),
+    ]
+}
+
 /// The paths this document describes, as `(method, path)`.
 #[cfg(test)]
 pub fn described_routes() -> Vec<(String, String)> {
@@ -329,6 +689,9 @@ pub fn build() -> Value {
     let mut doc = paths_and_components();
     for (name, data) in event_data_schemas() {
         doc["components"]["schemas"][format!("data.{name}")] = data;
+    }
+    for (name, answer) in answer_schemas() {
+        doc["components"]["schemas"][name] = answer;
     }
     doc
 }
@@ -352,7 +715,7 @@ fn paths_and_components() -> Value {
         with_params(
             op(
                 summary,
-                json!({ "type": "object" }),
+                schema("CaseAction"),
                 &["400", "401", "403", "404", "409", "422"],
             ),
             json!([path_param("id", "integer")]),
@@ -423,19 +786,19 @@ fn paths_and_components() -> Value {
                     "400": { "description": "not JSON, or not an event or array of events" }, "401": { "description": "no valid token" },
                     "403": { "description": "role may not send events" }, "413": { "description": "body or array too large" },
                     "503": { "description": "the store could not commit; nothing was recorded" } } } },
-            "/v1/events/{source}/{id}": { "get": with_params(op("Where an event stands: pending, applied, recorded (kept, no flow acts on it yet), held, blocked or quarantined", json!({ "type": "object" }), &["401", "404"]),
+            "/v1/events/{source}/{id}": { "get": with_params(op("Where an event stands: pending, applied, recorded (kept, no flow acts on it yet), held, blocked or quarantined", schema("EventStatus"), &["401", "404"]),
                 json!([path_param("source", "string"), path_param("id", "string")])) },
-            "/v1/projects/{project_code}": { "get": with_params(op("A project: its ids in each system, customer, billing rules and provisioning steps", json!({ "type": "object" }), &["401", "404"]), json!([path_param("project_code", "string")])) },
-            "/v1/customers": { "get": with_params(op("Customers as the hub knows them: one per company, with each system's record as an alias", json!({ "type": "object" }), &["400", "401"]), Value::Array(paging())) },
-            "/v1/customers/{customer_id}": { "get": with_params(op("One customer, by hub id or by any system's customer id: master record, aliases and projects", json!({ "type": "object" }), &["401", "404"]), json!([path_param("customer_id", "string")])) },
-            "/v1/workers": { "get": with_params(op("Workers as the HRIS's changes made them; name and email for admin, hr and auditor only", json!({ "type": "object" }), &["400", "401"]), Value::Array(paging())) },
-            "/v1/workers/{worker_id}": { "get": with_params(op("One worker: status, attributes, history of changes with their dates, assignments; name and email for admin, hr and auditor only", json!({ "type": "object" }), &["401", "404"]), json!([path_param("worker_id", "string")])) },
-            "/v1/projects/{project_code}/forecast": { "get": with_params(op("Forecast revenue, cost and margin over the approved assignments; an assignment with a missing rate shows it null with the reason and is left out of the totals", json!({ "type": "object" }), &["401", "404"]), json!([path_param("project_code", "string")])) },
-            "/v1/invoices/{invoice_id}": { "get": with_params(op("An invoice (one per project and month): its posted lines, amount, status as the ERP reported it, history, and the status last written to the CRM", json!({ "type": "object" }), &["401", "404"]), json!([path_param("invoice_id", "string")])) },
-            "/v1/projects": { "get": with_params(op("Projects the hub provisioned, by code", json!({ "type": "object" }), &["400", "401"]), { let mut p = vec![query_param("customer_id", "only this customer's"), query_param("legal_entity", "only this entity's")]; p.extend(paging()); Value::Array(p) }) },
-            "/v1/rate-cards": { "get": with_params(op("Rate cards with their rows and effective dates", json!({ "type": "object" }), &["400", "401"]), Value::Array(paging())) },
-            "/v1/fx-rates": { "get": with_params(op("FX rates by pair and date", json!({ "type": "object" }), &["400", "401"]), { let mut p = vec![query_param("from", "ISO 4217 code"), query_param("to", "ISO 4217 code")]; p.extend(paging()); Value::Array(p) }) },
-            "/v1/assignments": { "get": with_params(op("Assignments, latest version of each", json!({ "type": "object" }), &["400", "401"]), { let mut p = vec![query_param("project_code", "only this project's"), query_param("worker_id", "only this worker's")]; p.extend(paging()); Value::Array(p) }) },
+            "/v1/projects/{project_code}": { "get": with_params(op("A project: its ids in each system, customer, billing rules and provisioning steps", schema("Project"), &["401", "404"]), json!([path_param("project_code", "string")])) },
+            "/v1/customers": { "get": with_params(op("Customers as the hub knows them: one per company, with each system's record as an alias", page_of("Customer"), &["400", "401"]), Value::Array(paging())) },
+            "/v1/customers/{customer_id}": { "get": with_params(op("One customer, by hub id or by any system's customer id: master record, aliases and projects", schema("Customer"), &["401", "404"]), json!([path_param("customer_id", "string")])) },
+            "/v1/workers": { "get": with_params(op("Workers as the HRIS's changes made them; name and email for admin, hr and auditor only", page_of("Worker"), &["400", "401"]), Value::Array(paging())) },
+            "/v1/workers/{worker_id}": { "get": with_params(op("One worker: status, attributes, history of changes with their dates, assignments; name and email for admin, hr and auditor only", schema("Worker"), &["401", "404"]), json!([path_param("worker_id", "string")])) },
+            "/v1/projects/{project_code}/forecast": { "get": with_params(op("Forecast revenue, cost and margin over the approved assignments; an assignment with a missing rate shows it null with the reason and is left out of the totals", schema("Forecast"), &["401", "404"]), json!([path_param("project_code", "string")])) },
+            "/v1/invoices/{invoice_id}": { "get": with_params(op("An invoice (one per project and month): its posted lines, amount, status as the ERP reported it, history, and the status last written to the CRM", schema("Invoice"), &["401", "404"]), json!([path_param("invoice_id", "string")])) },
+            "/v1/projects": { "get": with_params(op("Projects the hub provisioned, by code", page_of("ProjectSummary"), &["400", "401"]), { let mut p = vec![query_param("customer_id", "only this customer's"), query_param("legal_entity", "only this entity's")]; p.extend(paging()); Value::Array(p) }) },
+            "/v1/rate-cards": { "get": with_params(op("Rate cards with their rows and effective dates", page_of("RateCard"), &["400", "401"]), Value::Array(paging())) },
+            "/v1/fx-rates": { "get": with_params(op("FX rates by pair and date", page_of("FxRate"), &["400", "401"]), { let mut p = vec![query_param("from", "ISO 4217 code"), query_param("to", "ISO 4217 code")]; p.extend(paging()); Value::Array(p) }) },
+            "/v1/assignments": { "get": with_params(op("Assignments, latest version of each", page_of("Assignment"), &["400", "401"]), { let mut p = vec![query_param("project_code", "only this project's"), query_param("worker_id", "only this worker's")]; p.extend(paging()); Value::Array(p) }) },
             "/v1/conflicts": { "get": with_params(op("Bodies received under an event's id that differ from the first (kept, not applied)", page_of("Conflict"), &["400", "401"]), Value::Array(paging())) },
             "/v1/outbound": { "get": with_params(op("The hub's outbound stream of business events, in order", page_of("OutboundEvent"), &["400", "401"]), { let mut p = vec![query_param("type", "only events of this type: project.provisioned, worker.changed, assignment.changed, forecast.changed, invoice_line.posted, invoice.status_changed, exception.opened"), query_param("target", "the downstream system reading: its [masking] policy applies")]; p.extend(paging()); Value::Array(p) }) },
             "/v1/sandbox/stats": { "get": op("Per sandbox system: creates received and repeats answered from their idempotency keys (admin, auditor)", json!({ "type": "object" }), &["401", "403", "404"]) },
@@ -447,13 +810,13 @@ fn paths_and_components() -> Value {
             "/v1/exceptions/{id}/resolve": { "post": case_action("Resolve: re-run the held work now; 409 if not open, 422 if it still fails") },
             "/v1/exceptions/{id}/dismiss": { "post": case_action("Dismiss: the held work will not be billed") },
             "/v1/exceptions/{id}/acknowledge": { "post": case_action("Acknowledge: the owner has seen it") },
-            "/v1/transactions/{correlation_id}": { "get": with_params(op("Timeline of a transaction", json!({ "type": "object" }), &["401", "404"]), json!([path_param("correlation_id", "string")])) },
+            "/v1/transactions/{correlation_id}": { "get": with_params(op("Timeline of a transaction", schema("Transaction"), &["401", "404"]), json!([path_param("correlation_id", "string")])) },
             "/v1/dead-letters": { "get": with_params(op("Steps that gave up after their retries", page_of("DeadLetter"), &["400", "401"]), Value::Array(paging())) },
-            "/v1/dead-letters/{id}/replay": { "post": with_params(op("Send a dead letter again", json!({ "type": "object" }), &["400", "401", "403", "404", "409"]), json!([path_param("id", "string")])) },
+            "/v1/dead-letters/{id}/replay": { "post": with_params(op("Send a dead letter again", schema("Replayed"), &["400", "401", "403", "404", "409"]), json!([path_param("id", "string")])) },
             "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
-            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", json!({ "type": "object" }), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) },
-            "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", json!({ "type": "object" }), &["401"]) },
-            "/v1/systems": { "get": op("What each connected system says of itself", json!({ "type": "object" }), &["401"]) },
+            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) },
+            "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", schema("Summary"), &["401"]) },
+            "/v1/systems": { "get": op("What each connected system says of itself", schema("Systems"), &["401"]) },
         }
     })
 }
@@ -463,12 +826,17 @@ pub async fn document() -> Json<Value> {
 }
 
 /// Whether `value` fits `schema` (the subset of JSON Schema this document uses: `$ref`,
-/// `type`, `required`, `properties`, `items`, `enum`, `const`, `oneOf`, `allOf`); answers
+/// `type`, `required`, `properties`, `additionalProperties`, `items`, `enum`, `const`,
+/// `oneOf`, `allOf`); answers
 /// the first misfit with its path. The tests check real answers and events with it.
 pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.trim_start_matches("#/components/schemas/");
-        return check(doc, &doc["components"]["schemas"][name], value, at);
+        let found = &doc["components"]["schemas"][name];
+        if found.is_null() {
+            return Err(format!("{at}: the document has no schema {name}"));
+        }
+        return check(doc, found, value, at);
     }
     let kind_of = |v: &Value| match v {
         Value::Null => "null",
@@ -539,6 +907,16 @@ pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
                 }
             }
         }
+        if schema["additionalProperties"].is_object() {
+            for (name, found) in map {
+                check(
+                    doc,
+                    &schema["additionalProperties"],
+                    found,
+                    &format!("{at}.{name}"),
+                )?;
+            }
+        }
     }
     if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
         for (i, found) in items.iter().enumerate() {
@@ -566,6 +944,32 @@ mod tests {
         let mut other = event.clone();
         other["type"] = serde_json::json!("time_entry.approved");
         assert!(super::check(&doc, &schema, &other, "event").is_err());
+    }
+
+    #[test]
+    fn every_reference_in_the_document_names_a_schema_it_has() {
+        fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                        found.push(r.trim_start_matches("#/components/schemas/").to_string());
+                    }
+                    map.values().for_each(|v| refs(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let doc = super::build();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 40);
+        for name in found {
+            assert!(
+                doc["components"]["schemas"][&name].is_object(),
+                "no schema {name}"
+            );
+        }
     }
 
     #[test]

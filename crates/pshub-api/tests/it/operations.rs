@@ -317,6 +317,70 @@ pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_
         check(&doc, &answer_schema(&doc, "get", path), &body, path)
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    app.send(json!([event(
+        "erp",
+        "inv-s",
+        "invoice.status_changed",
+        json!({ "invoice_id": "INV-P-1-2026-03", "status": "sent", "at": "2026-04-01T09:00:00Z" })
+    )]))
+    .await;
+    for (path, route) in [
+        ("/v1/events/psa/s1", "/v1/events/{source}/{id}"),
+        ("/v1/projects/P-1", "/v1/projects/{project_code}"),
+        (
+            "/v1/projects/P-1/forecast",
+            "/v1/projects/{project_code}/forecast",
+        ),
+        ("/v1/projects", "/v1/projects"),
+        ("/v1/customers", "/v1/customers"),
+        ("/v1/customers/C-1", "/v1/customers/{customer_id}"),
+        ("/v1/workers", "/v1/workers"),
+        ("/v1/workers/W-1", "/v1/workers/{worker_id}"),
+        ("/v1/invoices/INV-P-1-2026-03", "/v1/invoices/{invoice_id}"),
+        ("/v1/rate-cards", "/v1/rate-cards"),
+        ("/v1/fx-rates", "/v1/fx-rates"),
+        ("/v1/assignments", "/v1/assignments"),
+        ("/v1/summary", "/v1/summary"),
+        ("/v1/systems", "/v1/systems"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let answer = answer_schema(&doc, "get", route);
+        assert_ne!(
+            answer,
+            json!({ "type": "object" }),
+            "{route} is described field by field"
+        );
+        check(&doc, &answer, &body, path).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (status, timeline) = app
+        .get(&format!(
+            "/v1/transactions/{}",
+            results[0]["correlation_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200);
+    check(
+        &doc,
+        &answer_schema(&doc, "get", "/v1/transactions/{correlation_id}"),
+        &timeline,
+        "transaction",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let case = app.exceptions("kind=unknown_worker").await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (status, acknowledged) = app
+        .post(&format!("/v1/exceptions/{case}/acknowledge"))
+        .await;
+    assert_eq!(status, 200);
+    check(
+        &doc,
+        &answer_schema(&doc, "post", "/v1/exceptions/{id}/acknowledge"),
+        &acknowledged,
+        "acknowledge",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let (_, error) = app.get("/v1/exceptions?owner=nobody").await;
     check(&doc, &schema("Error"), &error, "error").unwrap();
 }
