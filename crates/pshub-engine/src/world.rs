@@ -957,6 +957,21 @@ impl World {
         Some(self.assignment_view(sym, self.booking(sym)?))
     }
 
+    /// The worker's approved assignment on the project covering `date`.
+    pub fn approved_assignment_on(
+        &self,
+        worker: &str,
+        project: &str,
+        date: NaiveDate,
+    ) -> Option<AssignmentView<'_>> {
+        let pair = (self.names.find(worker)?, self.names.find(project)?);
+        self.by_pair
+            .range((pair.0, pair.1, Sym(0))..=(pair.0, pair.1, Sym(u32::MAX)))
+            .filter_map(|&(_, _, id)| Some((id, self.booking(id)?)))
+            .find(|(_, b)| b.state == AssignmentState::Approved && b.start <= date && date <= b.end)
+            .map(|(id, b)| self.assignment_view(id, b))
+    }
+
     /// The role of the worker's approved assignment on the project covering `date`.
     pub fn approved_assignment(
         &self,

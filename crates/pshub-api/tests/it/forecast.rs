@@ -175,3 +175,54 @@ pub async fn lists_show_what_the_hub_knows_paged_and_filtered(store: Backend) {
     assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
     assert_eq!(rest["next"], Value::Null);
 }
+
+pub async fn hours_beyond_an_assignment_still_bill_and_open_one_pmo_case(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    // A-1 books 160 hours; seven days of 24 make 168.
+    let entries: Vec<Value> = (1..=7)
+        .map(|day| {
+            time_entry(
+                &format!("h{day}"),
+                &format!("H{day}"),
+                "W-1",
+                &format!("2026-03-0{day}"),
+                json!("24"),
+            )
+        })
+        .collect();
+    app.send(Value::Array(entries[..6].to_vec())).await;
+    assert!(
+        app.exceptions("kind=hours_over_assignment")
+            .await
+            .is_empty()
+    );
+    app.send(Value::Array(entries[6..].to_vec())).await;
+    app.send(json!([time_entry(
+        "h8",
+        "H8",
+        "W-1",
+        "2026-03-08",
+        json!("1")
+    )]))
+    .await;
+    app.settle().await;
+    for day in 1..=8 {
+        assert_eq!(
+            app.lines_of(&format!("H{day}")).await.len(),
+            1,
+            "H{day} bills"
+        );
+    }
+    let cases = app.exceptions("kind=hours_over_assignment").await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(
+        (cases[0]["owner"].clone(), cases[0]["business_key"].clone()),
+        (json!("pmo"), json!("A-1"))
+    );
+    assert!(
+        cases[0]["reason"].as_str().unwrap().contains("168"),
+        "{:?}",
+        cases[0]
+    );
+}

@@ -55,6 +55,7 @@ front_door_suite! {
     forecast: [
         the_forecast_counts_approved_assignments_only_and_follows_each_change,
         lists_show_what_the_hub_knows_paged_and_filtered,
+        hours_beyond_an_assignment_still_bill_and_open_one_pmo_case,
     ],
     workers: [
         worker_history_has_its_dates_and_hides_personal_fields_from_a_viewer,

@@ -328,7 +328,7 @@ impl SimulatedFirm {
                             "assignment_id": id, "version": version, "worker_id": worker.id,
                             "project_code": self.projects[p].code, "role": ROLES[worker.role].0,
                             "start": spec.month.to_string(), "end": last_day(spec.month).to_string(),
-                            "hours": "160", "state": state,
+                            "hours": "184", "state": state,
                         }),
                     )
                 };

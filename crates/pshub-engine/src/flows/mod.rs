@@ -75,6 +75,7 @@ pub const NOTICES: &[&str] = &[
     invoice_status::UNKNOWN_INVOICE,
     invoice_status::FORBIDDEN_TRANSITION,
     invoice_status::DISPUTED,
+    time_to_bill::HOURS_OVER_ASSIGNMENT,
     amendments::UNKNOWN_CONTRACT,
     crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
 ];
@@ -160,6 +161,11 @@ pub struct Caches {
     pub provisioning: HashMap<String, (i64, bool)>,
     /// Approvals of billed entries suppressed in this commit.
     pub reapprovals_suppressed: u64,
+    /// Approved hours billed per assignment, seeded from the store on first use and kept
+    /// across commits (dropped whenever a commit fails).
+    pub assignment_hours: HashMap<String, Decimal>,
+    /// Assignments whose case for hours past their booking is open (no need to look again).
+    pub assignments_over: std::collections::HashSet<String>,
     /// Open cases of a kind, read once per commit (kinds with few cases, looked up by
     /// business key for every event, such as `margin_below_floor`).
     pub open_cases: HashMap<String, Vec<CaseRow>>,
@@ -175,6 +181,8 @@ impl Caches {
         self.reapprovals_suppressed = 0;
         if !kept {
             self.provisioning.retain(|_, (_, done)| *done);
+            self.assignment_hours.clear();
+            self.assignments_over.clear();
         }
     }
 }

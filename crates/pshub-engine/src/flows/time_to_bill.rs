@@ -20,6 +20,12 @@ pub const NAME: &str = "time_to_bill";
 /// The one step of this flow: posting a line to the ERP.
 pub const POST_LINE: &str = "post_line";
 
+/// Approved hours beyond an assignment's hours: they still bill; the case holds nothing.
+pub const HOURS_OVER_ASSIGNMENT: &str = "hours_over_assignment";
+
+/// The billing class of time (its reversals keep it).
+pub(crate) const TIME_CLASS: &str = "professional_services";
+
 pub struct TimeToBill;
 
 pub(crate) fn kind_of(work: Work<'_>) -> EntryKind {
@@ -416,6 +422,86 @@ fn count_hours(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
     Ok(())
 }
 
+/// Adds a time line (negative for a reversal of one) to its approved assignment's billed
+/// hours; past the assignment's hours, opens one `pmo` case for it, which holds nothing.
+/// The hours are counted in memory from the hub's start (reading the store for every
+/// assignment would cost the writer half its throughput); only when that count passes the
+/// assignment's hours is the store read for the exact figure, which decides.
+fn count_assignment(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
+    if line.billing_class != TIME_CLASS || line.worker_id.is_empty() {
+        return Ok(());
+    }
+    let world = cx.world;
+    let Some(assignment) =
+        world.approved_assignment_on(&line.worker_id, &line.project_code, line.date)
+    else {
+        return Ok(());
+    };
+    let id = assignment.assignment_id.to_string();
+    if cx.caches.assignments_over.contains(&id) {
+        return Ok(());
+    }
+    let seen = cx
+        .caches
+        .assignment_hours
+        .get(&id)
+        .copied()
+        .unwrap_or_default();
+    let seen = seen.checked_add(line.quantity).unwrap_or(seen);
+    cx.caches.assignment_hours.insert(id.clone(), seen);
+    if seen <= assignment.hours {
+        return Ok(());
+    }
+    // Past the hours by this process's count: the store (and this commit) say how far.
+    let filter = LineFilter {
+        worker_id: Some(line.worker_id.clone()),
+        project_code: Some(line.project_code.clone()),
+        ..LineFilter::default()
+    };
+    let in_dates = |l: &LineRow| {
+        l.billing_class == TIME_CLASS && assignment.start <= l.date && l.date <= assignment.end
+    };
+    let stored = cx.reads.lines(&filter, Page::ALL)?;
+    let here = cx
+        .commit
+        .lines
+        .iter()
+        .filter(|l| l.worker_id == line.worker_id && l.project_code == line.project_code);
+    let billed = stored
+        .iter()
+        .map(|l| &l.line)
+        .chain(here)
+        .chain(std::iter::once(line))
+        .filter(|l| in_dates(l))
+        .fold(rust_decimal::Decimal::ZERO, |sum, l| {
+            sum.checked_add(l.quantity).unwrap_or(sum)
+        });
+    cx.caches.assignment_hours.insert(id.clone(), billed);
+    if billed <= assignment.hours {
+        return Ok(());
+    }
+    cx.caches.assignments_over.insert(id.clone());
+    if cx.open_case_of(HOURS_OVER_ASSIGNMENT, &id)?.is_none() {
+        let reason = format!(
+            "worker {} has {billed} approved hours on assignment {id} (project {}), which books {}; they bill all the same",
+            line.worker_id, line.project_code, assignment.hours
+        );
+        cx.open_case(NewCase {
+            kind: HOURS_OVER_ASSIGNMENT,
+            owner: pshub_model::records::OwnerTeam::Pmo,
+            business_key: &id,
+            reason,
+            suggested_fix: "Extend the assignment's hours in the PSA if the work was agreed, or review the time with the worker's manager; then resolve this case.",
+            flow: NAME,
+            entry_row: None,
+            step_id: None,
+            value: None,
+            evidence: None,
+        })?;
+    }
+    Ok(())
+}
+
 /// Opens a case for the failure, or keeps the entry's open case when it already holds it
 /// for the same reason.
 fn hold(
@@ -500,6 +586,7 @@ fn create_line(
     add_post_step(cx, &line, entry, waits_on)?;
     count_hours(cx, &line)?;
     count_cap(cx, &line)?;
+    count_assignment(cx, &line)?;
     cx.add_line(line);
     Ok(id)
 }
@@ -553,6 +640,7 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
     add_post_step(cx, &reversal, entry, waits_on)?;
     count_hours(cx, &reversal)?;
     count_cap(cx, &reversal)?;
+    count_assignment(cx, &reversal)?;
     cx.add_line(reversal);
     Ok(())
 }

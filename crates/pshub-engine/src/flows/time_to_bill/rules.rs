@@ -295,7 +295,7 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         return verdict(Err(fail(FailureKind::TaxCodeMismatch, reason, fix)));
     }
     let billing_class = match work {
-        Work::Time(_) => "professional_services",
+        Work::Time(_) => super::TIME_CLASS,
         Work::Expense(_) => "reimbursable_expense",
     };
     verdict(Ok(Pricing {
