@@ -188,6 +188,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             missing_rate.len(),
             elapsed,
         );
+        print_month(&month_figures(&engine)?, engine.config().margin_floor_pct);
     }
     if args.exit {
         return Ok(());
@@ -278,6 +279,48 @@ fn month_figures(engine: &pshub_engine::Engine) -> Result<Vec<(&'static str, Val
             ("forecast_margin_by_project", Value::Object(margins)),
         ]
     }))
+}
+
+/// The month beyond billing, for people: projects, customers, milestones, invoices, and
+/// the projects whose forecast margin is under the floor.
+fn print_month(figures: &[(&'static str, Value)], floor: rust_decimal::Decimal) {
+    let get = |key: &str| {
+        figures
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(Value::Null, |(_, v)| v.clone())
+    };
+    println!(
+        "\nprojects provisioned     {}  for {} customers; {} milestone lines",
+        get("projects_provisioned"),
+        get("customers"),
+        get("milestone_lines")
+    );
+    let invoices = get("invoices_by_status");
+    let by_status: Vec<String> = invoices
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    println!("invoices                 {}", by_status.join(", "));
+    let under: Vec<String> = get("forecast_margin_by_project")
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(code, pct)| {
+            let pct: rust_decimal::Decimal = pct.as_str()?.parse().ok()?;
+            (pct < floor).then(|| format!("{code} {pct}%"))
+        })
+        .collect();
+    println!(
+        "under the margin floor   {} (floor {floor}%)",
+        if under.is_empty() {
+            "none".to_string()
+        } else {
+            under.join(", ")
+        }
+    );
 }
 
 fn print_summary(
