@@ -206,6 +206,18 @@ impl PageQuery {
     }
 }
 
+/// The page of a list held in memory (reference data): the items after the cursor's
+/// position, each with its position (1-based), which is the next page's cursor.
+pub fn positions<T>(items: impl Iterator<Item = T>, page: Page) -> Vec<(i64, T)> {
+    let after = usize::try_from(page.after).unwrap_or(usize::MAX);
+    items
+        .enumerate()
+        .skip(after)
+        .take(page.limit as usize)
+        .map(|(i, item)| (i64::try_from(i + 1).unwrap_or(i64::MAX), item))
+        .collect()
+}
+
 /// `{"items": [...], "next": cursor-or-null}`: `next` is set when the page is full.
 pub fn page_of<T>(rows: &[T], page: Page, id: fn(&T) -> i64, render: fn(&T) -> Value) -> Value {
     let next = (rows.len() as u32 >= page.limit)

@@ -236,6 +236,18 @@ fn page_query(page: &PageArgs) -> Vec<(&'static str, String)> {
     query
 }
 
+/// Fetches a list of the API and prints it.
+fn list(
+    remote: &Remote,
+    path: &str,
+    query: &[(&str, String)],
+    line: fn(&Value) -> String,
+) -> Result<()> {
+    let api = Api::new(remote)?;
+    print_list(remote, &api.get(path, query)?, line);
+    Ok(())
+}
+
 /// Prints a list: as JSON, or one line per item from `line`, and the next cursor.
 fn print_list(remote: &Remote, body: &Value, line: fn(&Value) -> String) {
     if remote.json {
@@ -279,11 +291,9 @@ pub fn exceptions(command: ExceptionsCommand) -> Result<()> {
             filter,
             page,
         } => {
-            let api = Api::new(&remote)?;
             let mut query = filter.query();
             query.extend(page_query(&page));
-            print_list(&remote, &api.get("/v1/exceptions", &query)?, case_line);
-            Ok(())
+            list(&remote, "/v1/exceptions", &query, case_line)
         }
         ExceptionsCommand::Show { id, remote } => {
             let api = Api::new(&remote)?;
@@ -382,21 +392,15 @@ fn act(bulk: Bulk, verb: &str) -> Result<()> {
 pub fn dead_letters(command: DeadLettersCommand) -> Result<()> {
     match command {
         DeadLettersCommand::List { remote, page } => {
-            let api = Api::new(&remote)?;
-            print_list(
-                &remote,
-                &api.get("/v1/dead-letters", &page_query(&page))?,
-                |d| {
-                    format!(
-                        "{:<12} {:<30} {:<8} {}",
-                        text(&d["id"]),
-                        text(&d["operation"]),
-                        text(&d["target"]),
-                        text(&d["last_error"])
-                    )
-                },
-            );
-            Ok(())
+            list(&remote, "/v1/dead-letters", &page_query(&page), |d| {
+                format!(
+                    "{:<12} {:<30} {:<8} {}",
+                    text(&d["id"]),
+                    text(&d["operation"]),
+                    text(&d["target"]),
+                    text(&d["last_error"])
+                )
+            })
         }
         DeadLettersCommand::Replay { id, note, remote } => {
             let api = Api::new(&remote)?;
@@ -426,22 +430,16 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<()> {
 pub fn quarantine(command: QuarantineCommand) -> Result<()> {
     match command {
         QuarantineCommand::List { remote, page } => {
-            let api = Api::new(&remote)?;
-            print_list(
-                &remote,
-                &api.get("/v1/quarantine", &page_query(&page))?,
-                |q| {
-                    format!(
-                        "{:>6}  {:<10} {:<8} {:<24} {}",
-                        text(&q["id"]),
-                        text(&q["state"]),
-                        text(&q["source"]),
-                        text(&q["event_id"]),
-                        text(&q["reason"])
-                    )
-                },
-            );
-            Ok(())
+            list(&remote, "/v1/quarantine", &page_query(&page), |q| {
+                format!(
+                    "{:>6}  {:<10} {:<8} {:<24} {}",
+                    text(&q["id"]),
+                    text(&q["state"]),
+                    text(&q["source"]),
+                    text(&q["event_id"]),
+                    text(&q["reason"])
+                )
+            })
         }
         QuarantineCommand::Replay {
             id,
@@ -489,22 +487,16 @@ pub fn quarantine(command: QuarantineCommand) -> Result<()> {
 pub fn conflicts(command: ConflictsCommand) -> Result<()> {
     match command {
         ConflictsCommand::List { remote, page } => {
-            let api = Api::new(&remote)?;
-            print_list(
-                &remote,
-                &api.get("/v1/conflicts", &page_query(&page))?,
-                |c| {
-                    format!(
-                        "{:>6}  {:<8} {:<24} {:<24} case {}",
-                        text(&c["id"]),
-                        text(&c["source"]),
-                        text(&c["event_id"]),
-                        text(&c["type"]),
-                        text(&c["case_id"])
-                    )
-                },
-            );
-            Ok(())
+            list(&remote, "/v1/conflicts", &page_query(&page), |c| {
+                format!(
+                    "{:>6}  {:<8} {:<24} {:<24} case {}",
+                    text(&c["id"]),
+                    text(&c["source"]),
+                    text(&c["event_id"]),
+                    text(&c["type"]),
+                    text(&c["case_id"])
+                )
+            })
         }
     }
 }

@@ -260,10 +260,9 @@ impl Customers {
             .find(|c| c.aliases.iter().any(|a| a.customer_id == id))
     }
 
-    /// Customers in hub-id order, from the `after`-th on.
-    pub fn page(&self, after: usize, limit: usize) -> &[HubCustomer] {
-        let start = after.min(self.all.len());
-        &self.all[start..(start + limit).min(self.all.len())]
+    /// Customers in hub-id order.
+    pub fn iter(&self) -> impl Iterator<Item = &HubCustomer> {
+        self.all.iter()
     }
 
     pub fn len(&self) -> usize {

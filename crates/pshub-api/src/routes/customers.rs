@@ -2,7 +2,7 @@
 //! one per company, with each system's record of it as an alias.
 
 use crate::error::ApiError;
-use crate::wire::{PageQuery, page_of};
+use crate::wire::{PageQuery, page_of, positions};
 use crate::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -69,16 +69,9 @@ pub async fn list(
     let answer = blocking(move || {
         engine.with_hub(|hub| {
             let world = hub.world();
-            let after = usize::try_from(page.after).unwrap_or(usize::MAX);
-            let rows: Vec<(i64, Value)> = world
-                .customers()
-                .page(after, page.limit as usize)
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let n = i64::try_from(after + i + 1).unwrap_or(i64::MAX);
-                    (n, customer(c, projects_of(world, &c.hub_id)))
-                })
+            let rows: Vec<(i64, Value)> = positions(world.customers().iter(), page)
+                .into_iter()
+                .map(|(n, c)| (n, customer(c, projects_of(world, &c.hub_id))))
                 .collect();
             page_of(&rows, page, |r| r.0, |r| r.1.clone())
         })

@@ -3,7 +3,7 @@
 //! `/v1/assignments?project_code=&worker_id=`, paged (`limit`, `cursor`) and filtered.
 
 use crate::error::ApiError;
-use crate::wire::{PageQuery, page_of, parse_param};
+use crate::wire::{self, PageQuery, page_of, parse_param};
 use crate::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,14 +13,7 @@ use serde_json::{Value, json};
 /// A page of `items`, the cursor being the position after the page.
 fn paged(items: Vec<Value>, query: &PageQuery) -> Result<Value, ApiError> {
     let page = query.page()?;
-    let after = usize::try_from(page.after).unwrap_or(usize::MAX);
-    let rows: Vec<(i64, Value)> = items
-        .into_iter()
-        .enumerate()
-        .skip(after)
-        .take(page.limit as usize)
-        .map(|(i, v)| (i as i64 + 1, v))
-        .collect();
+    let rows = wire::positions(items.into_iter(), page);
     Ok(page_of(&rows, page, |r| r.0, |r| r.1.clone()))
 }
 

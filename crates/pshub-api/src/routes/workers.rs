@@ -4,7 +4,7 @@
 
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::wire::{PageQuery, page_of};
+use crate::wire::{PageQuery, page_of, positions};
 use crate::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
@@ -109,14 +109,9 @@ pub async fn list(
     let answer = blocking(move || {
         let rows = engine.with_hub(|hub| {
             let world = hub.world();
-            let after = usize::try_from(page.after).unwrap_or(usize::MAX);
-            world
-                .worker_ids()
+            positions(world.worker_ids().into_iter(), page)
                 .into_iter()
-                .enumerate()
-                .skip(after)
-                .take(page.limit as usize)
-                .filter_map(|(i, id)| Some((i as i64 + 1, worker(world, id)?)))
+                .filter_map(|(n, id)| Some((n, worker(world, id)?)))
                 .collect::<Vec<_>>()
         });
         let mut items = Vec::with_capacity(rows.len());
