@@ -82,6 +82,15 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
         )
         .route("/v1/invoices/{invoice_id}", get(routes::invoices::get_one))
         .route("/v1/projects", get(routes::reference::projects))
+        .route(
+            "/v1/projects/{project_code}/cost-variance",
+            get(routes::costing::cost_variance),
+        )
+        .route(
+            "/v1/payroll",
+            post(routes::costing::post_payroll)
+                .layer(DefaultBodyLimit::max(routes::costing::MAX_PAYROLL_BYTES)),
+        )
         .route("/v1/rate-cards", get(routes::reference::rate_cards))
         .route("/v1/fx-rates", get(routes::reference::fx_rates))
         .route("/v1/assignments", get(routes::reference::assignments))

@@ -94,6 +94,10 @@ fn event_data_schemas() -> Vec<(&'static str, Value)> {
             ("role", maybe_text()),
             ("grade", maybe_text()),
             ("manager_id", maybe_text()),
+            (
+                "classification",
+                json!({ "enum": ["employee", "contractor", null], "description": "an employee unless said otherwise" }),
+            ),
             ("name", maybe_text()),
             ("email", maybe_text()),
         ],
@@ -150,6 +154,10 @@ fn event_data_schemas() -> Vec<(&'static str, Value)> {
                                     json!({ "type": ["array", "null"], "items": milestone.clone() }),
                                 ),
                                 ("end", maybe_date()),
+                                (
+                                    "bill_overtime",
+                                    json!({ "type": ["boolean", "null"], "description": "overtime hours bill at the region's bill_multiplier" }),
+                                ),
                             ],
                         ),
                     ),
@@ -306,11 +314,107 @@ fn event_data_schemas() -> Vec<(&'static str, Value)> {
                 &[],
             ),
         ),
+        (
+            "availability.changed",
+            object(
+                &[
+                    ("worker_id", text()),
+                    ("from", date()),
+                    ("hours_per_week", number()),
+                ],
+                &[
+                    ("to", maybe_date()),
+                    ("region", maybe_text()),
+                    ("role", maybe_text()),
+                ],
+            ),
+        ),
     ]
 }
 
 /// The answers' schemas, by name.
 fn answer_schemas() -> Vec<(&'static str, Value)> {
+    let mut schemas = more_answer_schemas();
+    schemas.extend(core_answer_schemas());
+    schemas
+}
+
+/// The answers of costing and reconciliation.
+fn more_answer_schemas() -> Vec<(&'static str, Value)> {
+    let text = || json!({ "type": "string" });
+    let int = || json!({ "type": "integer" });
+    let decimal = || json!({ "type": "string", "description": "exact decimal" });
+    let maybe_decimal = || json!({ "type": ["string", "null"] });
+    let list = |item: Value| json!({ "type": "array", "items": item });
+    vec![
+        (
+            "PayrollLoaded",
+            object(
+                &[
+                    ("load_id", int()),
+                    ("rows", int()),
+                    ("loaded", int()),
+                    ("duplicates", int()),
+                    (
+                        "rejected",
+                        list(object(
+                            &[("line", int()), ("reason", text())],
+                            &[("raw", text())],
+                        )),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "CostVariance",
+            object(
+                &[
+                    ("project_code", text()),
+                    ("period", text()),
+                    ("currency", text()),
+                    (
+                        "rows",
+                        list(object(
+                            &[
+                                ("worker_id", text()),
+                                ("hours", decimal()),
+                                ("actual_cost", maybe_decimal()),
+                                ("standard_cost", maybe_decimal()),
+                                ("variance", maybe_decimal()),
+                                ("variance_pct", maybe_decimal()),
+                            ],
+                            &[
+                                (
+                                    "classification",
+                                    json!({ "enum": ["employee", "contractor"] }),
+                                ),
+                                ("currency", text()),
+                                ("missing", list(text())),
+                            ],
+                        )),
+                    ),
+                    (
+                        "totals",
+                        object(
+                            &[
+                                ("hours", decimal()),
+                                ("actual_cost", maybe_decimal()),
+                                ("standard_cost", maybe_decimal()),
+                                ("variance", maybe_decimal()),
+                                ("variance_pct", maybe_decimal()),
+                            ],
+                            &[("left_out", list(text()))],
+                        ),
+                    ),
+                ],
+                &[],
+            ),
+        ),
+    ]
+}
+
+fn core_answer_schemas() -> Vec<(&'static str, Value)> {
     let text = || json!({ "type": "string" });
     let maybe_text = || json!({ "type": ["string", "null"] });
     let int = || json!({ "type": "integer" });
@@ -768,7 +872,10 @@ fn paths_and_components() -> Value {
                     "correlation_id": { "type": "string" }, "published_at": { "type": "string" } } },
                 "DeadLetter": { "type": "object", "properties": { "id": { "type": "string", "description": "line-N (the step posting invoice line N) or call-N (step N)" }, "idempotency_key": { "type": "string" },
                     "attempts": { "type": "integer" }, "last_error": { "type": ["string", "null"] } } },
-                "Quarantined": { "type": "object", "properties": { "id": { "type": "integer" }, "field": { "type": "string" },
+                "Quarantined": { "type": "object", "properties": { "id": { "type": "integer" },
+                    "kind": { "enum": ["event", "payroll_row"] }, "field": { "type": "string" },
+                    "file": { "type": ["string", "null"], "description": "payroll_row: the file" }, "line": { "type": ["integer", "null"], "description": "payroll_row: its physical line (the header is 1)" },
+                    "raw": { "type": "string", "description": "payroll_row: the row as it was" },
                     "reason": { "type": "string" }, "state": { "enum": ["open", "replayed"] }, "event": {} } },
             }
         },
@@ -813,12 +920,32 @@ fn paths_and_components() -> Value {
             "/v1/transactions/{correlation_id}": { "get": with_params(op("Timeline of a transaction", schema("Transaction"), &["401", "404"]), json!([path_param("correlation_id", "string")])) },
             "/v1/dead-letters": { "get": with_params(op("Steps that gave up after their retries", page_of("DeadLetter"), &["400", "401"]), Value::Array(paging())) },
             "/v1/dead-letters/{id}/replay": { "post": with_params(op("Send a dead letter again", schema("Replayed"), &["400", "401", "403", "404", "409"]), json!([path_param("id", "string")])) },
-            "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
+            "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events and refused payroll rows", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
+            "/v1/payroll": { "post": payroll_operation() },
+            "/v1/projects/{project_code}/cost-variance": { "get": with_params(op("Actual (payroll spread pro rata to hours) against standard cost per worker for one month, computed from the approved hours as they stand", schema("CostVariance"), &["400", "401", "404"]),
+                json!([path_param("project_code", "string"), query_param("period", "the month, YYYY-MM (required)")])) },
             "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) },
             "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", schema("Summary"), &["401"]) },
             "/v1/systems": { "get": op("What each connected system says of itself", schema("Systems"), &["401"]) },
         }
     })
+}
+
+/// `POST /v1/payroll`: a `text/csv` body.
+fn payroll_operation() -> Value {
+    with_params(
+        json!({
+                "summary": "Load a payroll file (admin, finance): one transaction; bad rows are refused with their line and kept in quarantine, good rows load all the same; the cases they imply open afterwards",
+                "requestBody": { "required": true, "content": { "text/csv": { "schema": { "type": "string", "description": "a header row, then worker_id,period,gross_cost,currency in any order; RFC 4180, LF or CRLF, optional BOM" } } } },
+                "responses": {
+                    "200": { "description": "what was stored", "content": { "application/json": { "schema": schema("PayrollLoaded") } } },
+                    "401": { "description": "no valid token" }, "403": { "description": "role may not load payroll" }, "413": { "description": "body too large" },
+                    "415": { "description": "not text/csv" }, "422": { "description": "the file has no header or lacks a column" } } }),
+        json!([query_param(
+            "file",
+            "the file's name, for the quarantine and the cases (default request)"
+        )]),
+    )
 }
 
 pub async fn document() -> Json<Value> {

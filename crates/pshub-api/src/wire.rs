@@ -131,8 +131,22 @@ pub fn case(c: &CaseRow) -> Value {
 }
 
 pub fn quarantined(q: &QuarantineRow) -> Value {
+    if q.kind == pshub_engine::store::QUARANTINE_PAYROLL_ROW {
+        return json!({
+            "id": q.id,
+            "kind": q.kind,
+            "file": q.file,
+            "line": q.line,
+            "raw": q.raw,
+            "reason": q.reason,
+            "received_at": q.received_at,
+            "state": q.state,
+            "replayed_seq": q.replayed_seq,
+        });
+    }
     json!({
         "id": q.id,
+        "kind": q.kind,
         "source": q.source,
         "event_id": q.event_id,
         "field": q.field,

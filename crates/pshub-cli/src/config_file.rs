@@ -12,7 +12,8 @@
 
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
-use pshub_engine::config::{LegalEntity, Masking};
+use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
+use pshub_model::records::Classification;
 use pshub_model::{Currency, Domain};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -46,7 +47,7 @@ struct FileSections {
     #[serde(default)]
     legal_entities: BTreeMap<Text, LegalEntitySection>,
     #[serde(default)]
-    regions: BTreeMap<String, toml::Table>,
+    regions: BTreeMap<Text, RegionSection>,
     #[serde(default)]
     masking: BTreeMap<Text, MaskingSection>,
     #[serde(default)]
@@ -114,7 +115,39 @@ struct LegalEntitySection {
     tax_code: Option<Text>,
     #[serde(default)]
     allowed_tax_codes: BTreeMap<Text, Vec<Text>>,
+    /// The tax code of lines of work by a classification of worker (`employee`,
+    /// `contractor`), in place of `tax_code`.
+    #[serde(default)]
+    classification_tax_codes: BTreeMap<Text, Text>,
 }
+
+/// `[regions.<code>]`: the working week, and `[regions.<code>.overtime]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionSection {
+    weekly_hours: Option<Spanned<Number>>,
+    working_days: Option<Vec<Text>>,
+    overtime: Option<OvertimeSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OvertimeSection {
+    weekly_hours: Option<Spanned<Number>>,
+    daily_hours: Option<Spanned<Number>>,
+    cost_multiplier: Option<Spanned<Number>>,
+    bill_multiplier: Option<Spanned<Number>>,
+}
+
+const WEEKDAYS: [(&str, chrono::Weekday); 7] = [
+    ("mon", chrono::Weekday::Mon),
+    ("tue", chrono::Weekday::Tue),
+    ("wed", chrono::Weekday::Wed),
+    ("thu", chrono::Weekday::Thu),
+    ("fri", chrono::Weekday::Fri),
+    ("sat", chrono::Weekday::Sat),
+    ("sun", chrono::Weekday::Sun),
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -423,6 +456,90 @@ impl ConfigFile {
                 }
             }
         }
+        for (code, entity) in &file.legal_entities {
+            for (class, tax_code) in &entity.classification_tax_codes {
+                if Classification::parse(class.get_ref()).is_none() {
+                    errors.push(format!(
+                        "{}: [legal_entities.{}] classification_tax_codes: '{}' is not a classification (employee, contractor)",
+                        self.at(class.span()),
+                        code.get_ref(),
+                        class.get_ref()
+                    ));
+                }
+                if tax_code.get_ref().trim().is_empty() {
+                    errors.push(format!(
+                        "{}: [legal_entities.{}] a tax code is empty",
+                        self.at(tax_code.span()),
+                        code.get_ref()
+                    ));
+                }
+            }
+        }
+        for (code, region) in &file.regions {
+            let name = code.get_ref();
+            let mut bounded = |what: &str,
+                               number: &Option<Spanned<Number>>,
+                               min_excl: Decimal,
+                               max: Decimal| {
+                if let Some(number) = number {
+                    match number.get_ref().exact() {
+                        Ok(n) if n > min_excl && n <= max => {}
+                        Ok(n) => errors.push(format!(
+                            "{}: [regions.{name}] {what} is {n}; give a number above {min_excl}, at most {max}",
+                            self.at(number.span())
+                        )),
+                        Err(e) => errors.push(format!("{}: [regions.{name}] {what}: {e}", self.at(number.span()))),
+                    }
+                }
+            };
+            bounded(
+                "weekly_hours",
+                &region.weekly_hours,
+                Decimal::ZERO,
+                Decimal::from(168),
+            );
+            if let Some(overtime) = &region.overtime {
+                bounded(
+                    "overtime.weekly_hours",
+                    &overtime.weekly_hours,
+                    Decimal::ZERO,
+                    Decimal::from(168),
+                );
+                bounded(
+                    "overtime.daily_hours",
+                    &overtime.daily_hours,
+                    Decimal::ZERO,
+                    Decimal::from(24),
+                );
+                bounded(
+                    "overtime.cost_multiplier",
+                    &overtime.cost_multiplier,
+                    Decimal::ZERO,
+                    Decimal::from(100),
+                );
+                bounded(
+                    "overtime.bill_multiplier",
+                    &overtime.bill_multiplier,
+                    Decimal::ZERO,
+                    Decimal::from(100),
+                );
+                if overtime.weekly_hours.is_none() && overtime.daily_hours.is_none() {
+                    errors.push(format!(
+                        "{}: [regions.{name}.overtime] names neither weekly_hours nor daily_hours; give at least one",
+                        self.at(code.span())
+                    ));
+                }
+            }
+            for day in region.working_days.iter().flatten() {
+                if !WEEKDAYS.iter().any(|(d, _)| *d == day.get_ref().as_str()) {
+                    errors.push(format!(
+                        "{}: [regions.{name}] working_days: '{}' is not a day (mon, tue, wed, thu, fri, sat, sun)",
+                        self.at(day.span()),
+                        day.get_ref()
+                    ));
+                }
+            }
+        }
         for (target, masking) in &file.masking {
             let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
             for (how, fields) in [
@@ -496,6 +613,16 @@ impl ConfigFile {
                         )
                     })
                     .collect(),
+                classification_tax_codes: section
+                    .classification_tax_codes
+                    .iter()
+                    .filter_map(|(class, code)| {
+                        Some((
+                            Classification::parse(class.get_ref())?,
+                            code.get_ref().clone(),
+                        ))
+                    })
+                    .collect(),
             };
             if let Some(tax_code) = &entity.tax_code {
                 config
@@ -504,10 +631,25 @@ impl ConfigFile {
             }
             config.legal_entities.insert(code.get_ref().clone(), entity);
         }
-        for (region, rules) in &file.regions {
-            if let Ok(value) = serde_json::to_value(rules) {
-                config.regions.insert(region.clone(), value);
+        for (code, section) in &file.regions {
+            let mut region = Region::default();
+            if let Some(hours) = exact(&section.weekly_hours) {
+                region.weekly_hours = hours;
             }
+            if let Some(days) = &section.working_days {
+                region.working_days = WEEKDAYS
+                    .iter()
+                    .filter(|(name, _)| days.iter().any(|d| d.get_ref() == name))
+                    .map(|(_, day)| *day)
+                    .collect();
+            }
+            region.overtime = section.overtime.as_ref().map(|o| Overtime {
+                weekly_hours: exact(&o.weekly_hours),
+                daily_hours: exact(&o.daily_hours),
+                cost_multiplier: exact(&o.cost_multiplier).unwrap_or(Decimal::ONE),
+                bill_multiplier: exact(&o.bill_multiplier).unwrap_or(Decimal::ONE),
+            });
+            config.regions.insert(code.get_ref().clone(), region);
         }
         let names = |list: &[Text]| list.iter().map(|t| t.get_ref().clone()).collect();
         for (target, section) in &file.masking {

@@ -4,6 +4,7 @@ mod bench;
 mod bench_generate;
 mod config_file;
 mod demo;
+mod load;
 mod operate;
 mod sandbox;
 mod send;
@@ -79,11 +80,22 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Load a batch file into the store (safe while `serve` runs on it).
+    Load {
+        #[command(subcommand)]
+        command: LoadCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum LoadCommand {
+    /// A payroll file: one actual cost per worker and month (worker_id,period,gross_cost,currency).
+    Payroll(load::PayrollArgs),
 }
 
 #[derive(Subcommand)]
@@ -149,6 +161,9 @@ fn main() -> Result<()> {
         Command::DeadLetters { command } => operate::dead_letters(command),
         Command::Quarantine { command } => operate::quarantine(command),
         Command::Conflicts { command } => operate::conflicts(command),
+        Command::Load {
+            command: LoadCommand::Payroll(args),
+        } => load::payroll(args),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

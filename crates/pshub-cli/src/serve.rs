@@ -32,7 +32,8 @@ pub fn serve_engine(
     listen: SocketAddr,
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = engine.spawn_delivery(stop.clone());
+    let mut workers = engine.spawn_delivery(stop.clone());
+    workers.extend(engine.spawn_costing(stop.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

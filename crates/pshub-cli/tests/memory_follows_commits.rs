@@ -73,6 +73,9 @@ impl Store for Flaky {
     fn add_token(&self, token: &TokenRow) -> Result<()> {
         self.inner.add_token(token)
     }
+    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow> {
+        self.inner.load_payroll(load)
+    }
 }
 
 fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {

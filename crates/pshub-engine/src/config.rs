@@ -3,6 +3,7 @@
 //! Regional facts live here, never in code.
 
 use crate::retry::RetrySchedule;
+use pshub_model::records::Classification;
 use pshub_model::{Currency, Domain};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -17,6 +18,40 @@ pub struct LegalEntity {
     /// By customer country, the tax codes the entity may invoice with; a country not listed
     /// is not restricted.
     pub allowed_tax_codes: BTreeMap<String, Vec<String>>,
+    /// The tax treatment of a worker classification: the tax code of their lines, in place
+    /// of `tax_code` (a contractor's work reverse-charged, say).
+    pub classification_tax_codes: BTreeMap<Classification, String>,
+}
+
+/// A region's rules: its working week (for capacity) and its overtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Hours of a full working week (capacity when the PSA sent no availability).
+    pub weekly_hours: Decimal,
+    /// The days of the working week.
+    pub working_days: Vec<chrono::Weekday>,
+    pub overtime: Option<Overtime>,
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        use chrono::Weekday::*;
+        Region {
+            weekly_hours: Decimal::from(40),
+            working_days: vec![Mon, Tue, Wed, Thu, Fri],
+            overtime: None,
+        }
+    }
+}
+
+/// Hours past a day's or a week's limit are overtime: costed at `cost_multiplier`, and
+/// billed at `bill_multiplier` where the contract says `bill_overtime`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overtime {
+    pub daily_hours: Option<Decimal>,
+    pub weekly_hours: Option<Decimal>,
+    pub cost_multiplier: Decimal,
+    pub bill_multiplier: Decimal,
 }
 
 /// What a downstream target must not see as it is: fields dropped, hashed or masked.
@@ -41,8 +76,9 @@ pub struct Config {
     pub margin_floor_pct: Decimal,
     /// Payroll cost that differs from standard cost by more than this share opens a case.
     pub variance_threshold_pct: Decimal,
-    /// Regional rules by region code, as configured (read by the costing flows).
-    pub regions: BTreeMap<String, serde_json::Value>,
+    /// Regional rules by region code; a region not listed has the default week and no
+    /// overtime.
+    pub regions: BTreeMap<String, Region>,
     /// Per downstream target, what its copies of outbound events leave out.
     pub masking: BTreeMap<String, Masking>,
     /// Legal forms dropped from the end of customer names, on top of the built-in list.
@@ -115,6 +151,28 @@ impl Config {
         self.owners
             .get(&domain)
             .map_or(domain.usual_owner(), String::as_str)
+    }
+
+    /// The rules of a region (the defaults for a region not configured).
+    pub fn region(&self, code: &str) -> std::borrow::Cow<'_, Region> {
+        match self.regions.get(code) {
+            Some(region) => std::borrow::Cow::Borrowed(region),
+            None => std::borrow::Cow::Owned(Region::default()),
+        }
+    }
+
+    /// The tax code of a line of work by a worker of this classification: the entity's
+    /// treatment of the classification, else its tax code.
+    pub fn tax_code_for_work(
+        &self,
+        legal_entity: &str,
+        classification: Classification,
+    ) -> Option<&str> {
+        self.legal_entities
+            .get(legal_entity)
+            .and_then(|e| e.classification_tax_codes.get(&classification))
+            .map(String::as_str)
+            .or_else(|| self.tax_code_for(legal_entity))
     }
 
     pub fn tax_code_for(&self, legal_entity: &str) -> Option<&str> {

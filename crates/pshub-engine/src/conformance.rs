@@ -47,6 +47,7 @@ pub fn entry(row_id: i64, id: &str) -> EntryRow {
         currency: Some(eur()),
         manual: false,
         postings: 1,
+        work: None,
         version: 0,
     }
 }

@@ -72,6 +72,9 @@ struct Core {
     heartbeats: BTreeMap<String, AtomicI64>,
     /// When this process last took an event from each source.
     last_seen: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// Counts payroll loads made here; the costing worker wakes when it moves (and looks
+    /// for loads of other processes every second).
+    payroll: (Mutex<u64>, Condvar),
 }
 
 pub struct Engine {
@@ -140,6 +143,7 @@ impl Engine {
             writer_alive: AtomicBool::new(true),
             heartbeats,
             last_seen: Mutex::new(BTreeMap::new()),
+            payroll: (Mutex::new(0), Condvar::new()),
         });
         let writer = {
             let core = core.clone();
@@ -287,6 +291,58 @@ impl Engine {
             .collect()
     }
 
+    /// Starts the worker that opens the cases of payroll loads (this process's and those
+    /// of `pshub load payroll` on the same store), until `stop`.
+    pub fn spawn_costing(self: &Arc<Self>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+        let engine = self.clone();
+        std::thread::Builder::new()
+            .name("pshub-costing".into())
+            .spawn(move || {
+                let mut seen = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let pending = engine.read(|r| r.payroll_loads(true, Page::first(1)));
+                    if pending.is_ok_and(|loads| !loads.is_empty())
+                        && let Err(error) = engine.check_payroll()
+                    {
+                        tracing::error!(%error, "checking payroll loads failed");
+                    }
+                    let (count, wake) = &engine.core.payroll;
+                    let count = lock(count);
+                    if *count == seen {
+                        let _ = wake.wait_timeout(count, Duration::from_secs(1));
+                    }
+                    seen = *lock(&engine.core.payroll.0);
+                }
+            })
+            .map_err(|e| tracing::error!(%e, "cannot start the costing worker"))
+            .ok()
+    }
+
+    /// Reads, checks and stores a payroll file in one transaction, and wakes the costing
+    /// worker to open the cases it implies.
+    pub fn load_payroll(
+        &self,
+        file: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<crate::payroll::LoadReport, crate::payroll::LoadError> {
+        let report = crate::payroll::load(
+            self.core.store.as_ref(),
+            file,
+            bytes,
+            &crate::flows::stamp(Utc::now()),
+        )?;
+        self.core.signal_payroll();
+        Ok(report)
+    }
+
+    /// Opens the cases of every payroll load not yet checked; answers what it found.
+    pub fn check_payroll(
+        &self,
+    ) -> std::result::Result<crate::flows::payroll_costing::Checked, ActionError> {
+        let checked = lock(&self.core.hub).check_payroll(Utc::now())?;
+        Ok(checked)
+    }
+
     pub fn resolve(
         &self,
         case_id: i64,
@@ -345,6 +401,8 @@ impl Engine {
     ) -> std::result::Result<IngestResult, ActionError> {
         let result = lock(&self.core.hub).replay_quarantined(id, corrected, acting, Utc::now())?;
         self.core.signal_work();
+        // A corrected payroll row is a load of its own.
+        self.core.signal_payroll();
         Ok(result)
     }
 
@@ -488,6 +546,12 @@ impl Core {
         }
     }
 
+    fn signal_payroll(&self) {
+        let (count, wake) = &self.payroll;
+        *lock(count) += 1;
+        wake.notify_all();
+    }
+
     fn write_loop(&self) {
         loop {
             let group = {
@@ -531,6 +595,12 @@ impl Core {
         }));
         match outcome {
             Ok(Ok((results, woken))) => {
+                let payroll = all.iter().any(|incoming| {
+                    matches!(incoming, Incoming::Valid { event, .. } if event.event_type == pshub_model::EventType::PayrollActuals)
+                });
+                if payroll {
+                    self.signal_payroll();
+                }
                 let mut results = results.into_iter();
                 for (reply, size) in replies.into_iter().zip(sizes) {
                     reply(Ok(results.by_ref().take(size).collect()));

@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod costing;
 pub mod customers;
 pub mod delivery;
 pub mod engine;
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod index;
 pub mod lease;
 pub mod metrics;
+pub mod payroll;
 pub mod ports;
 pub mod retry;
 pub mod store;

@@ -97,6 +97,19 @@ struct Change {
     cost_center: Sym,
     role: Sym,
     grade: Sym,
+    manager: Sym,
+    classification: Option<Classification>,
+}
+
+/// A period of availability the PSA planned for a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Availability {
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+    pub hours_per_week: Decimal,
+    /// The PSA's view of the worker's region and role, when it sent them.
+    pub region: Option<String>,
+    pub role: Option<String>,
 }
 
 /// A worker's changes, ordered by effective date (then arrival).
@@ -116,6 +129,9 @@ pub struct WorkerOnDate<'a> {
     pub legal_entity: Option<&'a str>,
     pub cost_center: Option<&'a str>,
     pub grade: Option<&'a str>,
+    pub manager: Option<&'a str>,
+    /// An employee unless an HRIS event said otherwise.
+    pub classification: Classification,
 }
 
 impl WorkerHistory {
@@ -167,6 +183,8 @@ impl WorkerHistory {
             legal_entity: None,
             cost_center: None,
             grade: None,
+            manager: None,
+            classification: Classification::Employee,
         };
         let name = |sym: Sym| sym.get().map(|s| names.name(s));
         for change in self.changes.iter().take_while(|c| takes_effect(c)) {
@@ -184,6 +202,10 @@ impl WorkerHistory {
             state.legal_entity = name(change.legal_entity).or(state.legal_entity);
             state.cost_center = name(change.cost_center).or(state.cost_center);
             state.grade = name(change.grade).or(state.grade);
+            state.manager = name(change.manager).or(state.manager);
+            if let Some(classification) = change.classification {
+                state.classification = classification;
+            }
         }
         state
     }
@@ -290,6 +312,7 @@ enum Undo {
     CostRate,
     Fx((Currency, Currency), NaiveDate, Option<Decimal>),
     Booking(Sym, Option<Booking>),
+    Availability(Sym, usize),
 }
 
 /// A mark in the undo log: [`World::undo`] takes back everything after it.
@@ -320,6 +343,8 @@ pub struct World {
     by_pair: BTreeSet<(Sym, Sym, Sym)>,
     /// A project's assignments (4 bytes each: most projects have a few hundred).
     by_project: HashMap<Sym, Vec<Sym>>,
+    /// Each worker's availability periods, by start.
+    availability: HashMap<Sym, Vec<Availability>>,
     log: Vec<Undo>,
     /// The reference version of the last event applied.
     pub version: i64,
@@ -446,6 +471,7 @@ impl World {
             booked: 0,
             by_pair: BTreeSet::new(),
             by_project: HashMap::new(),
+            availability: HashMap::new(),
             log: Vec::new(),
             version: 0,
         }
@@ -500,6 +526,14 @@ impl World {
                     self.remove_booking(id);
                     if let Some(booking) = before {
                         self.insert_booking(id, booking);
+                    }
+                }
+                Undo::Availability(id, at) => {
+                    if let Some(periods) = self.availability.get_mut(&id) {
+                        periods.remove(at);
+                        if periods.is_empty() {
+                            self.availability.remove(&id);
+                        }
                     }
                 }
             }
@@ -576,6 +610,10 @@ impl World {
                     cost_center: self.names.opt(change.cost_center.as_deref()),
                     role: self.names.opt(change.role.as_deref()),
                     grade: self.names.opt(change.grade.as_deref()),
+                    manager: self
+                        .names
+                        .opt(change.manager_id.as_ref().map(|m| m.as_str())),
+                    classification: change.classification,
                 };
                 let at = self.workers.entry(id).or_default().record(compact);
                 self.log.push(Undo::WorkerChange(id, at));
@@ -636,6 +674,22 @@ impl World {
                     invoice,
                     ..Applied::default()
                 };
+            }
+            EventData::Availability(change) => {
+                let id = self.names.intern(change.worker_id.as_str());
+                let periods = self.availability.entry(id).or_default();
+                let at = periods.partition_point(|p| p.from <= change.from);
+                periods.insert(
+                    at,
+                    Availability {
+                        from: change.from,
+                        to: change.to,
+                        hours_per_week: change.hours_per_week,
+                        region: change.region.clone(),
+                        role: change.role.clone(),
+                    },
+                );
+                self.log.push(Undo::Availability(id, at));
             }
             EventData::TimeEntry { .. }
             | EventData::Expense { .. }
@@ -874,6 +928,15 @@ impl World {
         Some(history.latest(&self.names))
     }
 
+    /// The availability periods the PSA sent for a worker, by start (later sent wins
+    /// among equal starts).
+    pub fn availability_of(&self, worker: &str) -> &[Availability] {
+        self.names
+            .find(worker)
+            .and_then(|id| self.availability.get(&id))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// Every worker the world knows, by id.
     pub fn worker_ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self.workers.keys().map(|s| self.names.name(*s)).collect();
@@ -1051,6 +1114,7 @@ mod tests {
             role: Some("consultant".into()),
             grade: None,
             manager_id: None,
+            classification: None,
             name: None,
             email: None,
         })

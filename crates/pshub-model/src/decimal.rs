@@ -143,6 +143,20 @@ impl Bounds {
         inclusive: false,
         max_places: 12,
     };
+    /// Available hours in a week: zero or more, at most 168.
+    pub const HOURS_PER_WEEK: Bounds = Bounds {
+        floor: Floor::Zero,
+        ceiling: Decimal::from_parts(168, 0, 0, false, 0),
+        inclusive: true,
+        max_places: 6,
+    };
+    /// A multiplier (of overtime cost or bill): more than zero, at most 100.
+    pub const MULTIPLIER: Bounds = Bounds {
+        floor: Floor::AboveZero,
+        ceiling: Decimal::from_parts(100, 0, 0, false, 0),
+        inclusive: true,
+        max_places: 6,
+    };
     /// Planned hours of an assignment: zero or more, below 10^12.
     pub const PLANNED_HOURS: Bounds = Bounds {
         floor: Floor::Zero,

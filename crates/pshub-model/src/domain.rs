@@ -43,6 +43,7 @@ domains! {
     Fx => "fx", "erp";
     InvoiceStatus => "invoice_status", "erp";
     Payroll => "payroll", "payroll";
+    Availability => "availability", "psa";
 }
 
 impl EventType {
@@ -66,6 +67,7 @@ impl EventType {
             EventType::MilestoneReached => Domain::Milestone,
             EventType::InvoiceStatusChanged => Domain::InvoiceStatus,
             EventType::PayrollActuals => Domain::Payroll,
+            EventType::AvailabilityChanged => Domain::Availability,
         }
     }
 }

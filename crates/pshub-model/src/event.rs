@@ -46,6 +46,7 @@ event_types! {
     MilestoneReached => "milestone.reached",
     InvoiceStatusChanged => "invoice.status_changed",
     PayrollActuals => "payroll.actuals",
+    AvailabilityChanged => "availability.changed",
 }
 
 impl fmt::Display for EventType {
@@ -70,6 +71,7 @@ pub enum EventData {
     MilestoneReached(MilestoneReached),
     InvoiceStatus(InvoiceStatusChange),
     PayrollActual(PayrollActual),
+    Availability(AvailabilityChange),
 }
 
 impl EventData {
@@ -100,6 +102,7 @@ impl EventData {
             T::MilestoneReached => EventData::MilestoneReached(MilestoneReached::parse(data)?),
             T::InvoiceStatusChanged => EventData::InvoiceStatus(InvoiceStatusChange::parse(data)?),
             T::PayrollActuals => EventData::PayrollActual(PayrollActual::parse(data)?),
+            T::AvailabilityChanged => EventData::Availability(AvailabilityChange::parse(data)?),
         })
     }
 
@@ -120,6 +123,7 @@ impl EventData {
             EventData::MilestoneReached(r) => serde_json::to_string(r),
             EventData::InvoiceStatus(r) => serde_json::to_string(r),
             EventData::PayrollActual(r) => serde_json::to_string(r),
+            EventData::Availability(r) => serde_json::to_string(r),
         };
         // Serialising these plain records cannot fail: no maps with non-string keys.
         value.unwrap_or_default()
@@ -154,6 +158,7 @@ impl EventData {
             EventData::MilestoneReached(_) => T::MilestoneReached,
             EventData::InvoiceStatus(_) => T::InvoiceStatusChanged,
             EventData::PayrollActual(_) => T::PayrollActuals,
+            EventData::Availability(_) => T::AvailabilityChanged,
         }
     }
 
@@ -185,6 +190,7 @@ impl EventData {
             EventData::MilestoneReached(r) => format!("milestone:{}", r.milestone_id),
             EventData::InvoiceStatus(r) => format!("invoice:{}", r.invoice_id),
             EventData::PayrollActual(r) => format!("payroll:{}:{}", r.worker_id, r.period),
+            EventData::Availability(r) => format!("worker:{}", r.worker_id),
         }
     }
 
@@ -208,6 +214,7 @@ impl EventData {
             EventData::MilestoneReached(r) => r.milestone_id.to_string(),
             EventData::InvoiceStatus(r) => r.invoice_id.to_string(),
             EventData::PayrollActual(r) => r.worker_id.to_string(),
+            EventData::Availability(r) => r.worker_id.to_string(),
         }
     }
 
@@ -227,6 +234,7 @@ impl EventData {
                 | EventData::CostRate(_)
                 | EventData::FxRate(_)
                 | EventData::Assignment(_)
+                | EventData::Availability(_)
         )
     }
 }
@@ -605,6 +613,8 @@ mod round_trip {
                         milestones,
                         start,
                         end,
+                        // Round-trips whether set or not.
+                        bill_overtime: cap.is_some(),
                     }
                 },
             )
@@ -680,6 +690,7 @@ mod round_trip {
                         },
                         grade,
                         manager_id: manager,
+                        classification: hired.then_some(Classification::Contractor),
                         name,
                         email,
                     }

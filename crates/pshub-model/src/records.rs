@@ -105,6 +105,10 @@ pub struct Contract {
     pub milestones: Vec<MilestoneTerm>,
     pub start: NaiveDate,
     pub end: Option<NaiveDate>,
+    /// Overtime hours bill at the region's `bill_multiplier` (and the line says so); by
+    /// default they bill at the plain rate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bill_overtime: bool,
 }
 
 impl Contract {
@@ -138,6 +142,7 @@ impl Contract {
             milestones,
             start,
             end,
+            bill_overtime: obj.opt_bool("bill_overtime")?.unwrap_or(false),
         })
     }
 
@@ -286,6 +291,9 @@ pub struct WorkerChange {
     pub role: Option<String>,
     pub grade: Option<String>,
     pub manager_id: Option<WorkerId>,
+    /// Employee or contractor (absent: unchanged, and an employee when never said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
     /// Personal data (PII): optional, never needed by a flow.
     pub name: Option<String>,
     pub email: Option<String>,
@@ -303,6 +311,16 @@ impl WorkerChange {
             role: opt_label(obj, "role")?,
             grade: opt_label(obj, "grade")?,
             manager_id: obj.opt_key("manager_id", WorkerId::parse)?,
+            classification: match obj.get("classification") {
+                None => None,
+                Some(_) => Some(obj.one_of(
+                    "classification",
+                    &[
+                        ("employee", Classification::Employee),
+                        ("contractor", Classification::Contractor),
+                    ],
+                )?),
+            },
             name: obj.opt_str("name")?.map(str::to_string),
             email: obj.opt_str("email")?.map(str::to_string),
         };
@@ -318,6 +336,61 @@ impl WorkerChange {
             }
         }
         Ok(change)
+    }
+}
+
+/// How a worker is engaged: it decides where their cost comes from (payroll, or their rate
+/// agreement) and the tax treatment of their lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Employee,
+    Contractor,
+}
+
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Employee => "employee",
+            Classification::Contractor => "contractor",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "employee" => Some(Classification::Employee),
+            "contractor" => Some(Classification::Contractor),
+            _ => None,
+        }
+    }
+}
+
+/// A worker's availability as the PSA plans it: `hours_per_week` from `from` (through
+/// `to`, inclusive, when given). The PSA's view of the resource's region and role may come
+/// with it; where it differs from the HRIS's, the resource view flags it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AvailabilityChange {
+    pub worker_id: WorkerId,
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+    pub hours_per_week: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl AvailabilityChange {
+    pub fn parse(obj: &Obj) -> FieldResult<Self> {
+        let (from, to) = check_period(obj, "from", "to")?;
+        Ok(AvailabilityChange {
+            worker_id: obj.key("worker_id", WorkerId::parse)?,
+            from,
+            to,
+            hours_per_week: obj.decimal("hours_per_week", Bounds::HOURS_PER_WEEK)?,
+            region: opt_label(obj, "region")?,
+            role: opt_label(obj, "role")?,
+        })
     }
 }
 

@@ -14,7 +14,8 @@ DELETE FROM inbox WHERE seq = ANY($1)
 UPDATE inbox SET ref_version = $1 WHERE seq = $2 AND ref_version IS NULL
 
 -- name: insert_quarantine
-INSERT INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
+INSERT INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, kind, file, line, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)
 
 -- name: update_quarantine
 UPDATE quarantine SET state = $1, replayed_seq = $2, version = version + 1 WHERE id = $3 AND version = $4
@@ -25,17 +26,22 @@ SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::tex
     $8::text[], $9::bigint[])
 
 -- name: insert_entries
-INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version)
+INSERT INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings,
+    worker_id, project_code, work_date, hours, overtime_hours, version)
 SELECT *, 1 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-    $8::bigint[], $9::numeric[], $10::text[], $11::boolean[], $12::int[])
+    $8::bigint[], $9::numeric[], $10::text[], $11::boolean[], $12::int[], $13::text[], $14::text[], $15::date[],
+    $16::numeric[], $17::numeric[])
 
 -- name: update_entries
 UPDATE entries e SET phase = u.phase, event_seq = u.event_seq, fingerprint = u.fingerprint, line_id = u.line_id,
     case_id = u.case_id, value = u.value, currency = u.currency, manual = u.manual, postings = u.postings,
-    version = e.version + 1
+    worker_id = u.worker_id, project_code = u.project_code, work_date = u.work_date, hours = u.hours,
+    overtime_hours = u.overtime_hours, version = e.version + 1
 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-    $8::numeric[], $9::text[], $10::boolean[], $11::int[])
-    AS u (row_id, version, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings)
+    $8::numeric[], $9::text[], $10::boolean[], $11::int[], $12::text[], $13::text[], $14::date[], $15::numeric[],
+    $16::numeric[])
+    AS u (row_id, version, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings,
+        worker_id, project_code, work_date, hours, overtime_hours)
 WHERE e.row_id = u.row_id AND e.version = u.version
 
 -- name: insert_lines
@@ -142,7 +148,8 @@ SELECT i.seq, i.source, i.event_id, i.event_type, i.correlation_id, i.occurred_a
 JOIN UNNEST($1::text[], $2::text[]) AS k (source, event_id) ON i.source = k.source AND i.event_id = k.event_id
 
 -- name: entries_by_keys
-SELECT e.row_id, e.kind, e.entry_id, e.phase, e.event_seq, e.fingerprint, e.line_id, e.case_id, e.value, e.currency, e.manual, e.postings, e.version FROM entries e
+SELECT e.row_id, e.kind, e.entry_id, e.phase, e.event_seq, e.fingerprint, e.line_id, e.case_id, e.value, e.currency, e.manual, e.postings, e.version,
+    e.worker_id, e.project_code, e.work_date, e.hours, e.overtime_hours FROM entries e
 JOIN UNNEST($1::text[], $2::text[]) AS k (kind, entry_id) ON e.kind = k.kind AND e.entry_id = k.entry_id
 
 -- name: reference_since
@@ -158,13 +165,13 @@ SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_
 SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version FROM inbox WHERE correlation_id = $1 ORDER BY seq
 
 -- name: quarantine_by_id
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine WHERE id = $1
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine WHERE id = $1
 
 -- name: quarantine_list
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine WHERE /*where*/ ORDER BY id LIMIT /*limit*/
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine WHERE /*where*/ ORDER BY id LIMIT /*limit*/
 
 -- name: quarantine_of_event
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine WHERE source = $1 AND event_id = $2 ORDER BY id
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine WHERE source = $1 AND event_id = $2 ORDER BY id
 
 -- name: conflicts_list
 SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts WHERE id > $1 ORDER BY id LIMIT $2
@@ -176,10 +183,12 @@ SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, c
 SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts WHERE id = $1
 
 -- name: entry_by_id
-SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version FROM entries WHERE row_id = $1
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version,
+    worker_id, project_code, work_date, hours, overtime_hours FROM entries WHERE row_id = $1
 
 -- name: entry_by_key
-SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version FROM entries WHERE kind = $1 AND entry_id = $2
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version,
+    worker_id, project_code, work_date, hours, overtime_hours FROM entries WHERE kind = $1 AND entry_id = $2
 
 -- name: line_by_id
 SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date, l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses, l.correlation_id, l.created_at, l.step_id,
@@ -264,3 +273,37 @@ SELECT id, hash, role, name, created_at FROM tokens WHERE hash = $1
 
 -- name: ping
 SELECT 1::bigint
+
+-- name: worked_hours
+SELECT entry_id, worker_id, project_code, work_date, hours, overtime_hours FROM entries
+WHERE work_date >= $1 AND work_date <= $2 AND ($3::text IS NULL OR worker_id = $3) AND ($4::text IS NULL OR project_code = $4)
+ORDER BY work_date, row_id
+
+-- name: upsert_payroll_actuals
+INSERT INTO payroll_actuals (period, worker_id, gross_cost, currency, load_id, line)
+SELECT * FROM UNNEST($1::text[], $2::text[], $3::numeric[], $4::text[], $5::bigint[], $6::bigint[])
+ON CONFLICT (period, worker_id) DO UPDATE SET gross_cost = EXCLUDED.gross_cost, currency = EXCLUDED.currency,
+    load_id = EXCLUDED.load_id, line = EXCLUDED.line
+WHERE payroll_actuals.gross_cost <> EXCLUDED.gross_cost OR payroll_actuals.currency <> EXCLUDED.currency
+
+-- name: payroll_actual
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE period = $1 AND worker_id = $2
+
+-- name: payroll_of_period
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE period = $1 ORDER BY worker_id
+
+-- name: payroll_of_load
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE load_id = $1 ORDER BY period, worker_id
+
+-- name: insert_payroll_load
+INSERT INTO payroll_loads (id, file, rows, loaded, duplicates, rejected, loaded_at, checked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+
+-- name: check_payroll_load
+UPDATE payroll_loads SET checked = TRUE WHERE id = $1
+
+-- name: payroll_loads
+SELECT id, file, rows, loaded, duplicates, rejected, loaded_at, checked FROM payroll_loads
+WHERE id > $1 AND (NOT $2 OR NOT checked) ORDER BY id LIMIT $3
+
+-- name: payroll_changed_by_load
+SELECT count(*) FROM payroll_actuals WHERE load_id = $1

@@ -24,11 +24,18 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "engine",
-    sql: include_str!("../sql/migrations/0001_engine.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "engine",
+        sql: include_str!("../sql/migrations/0001_engine.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "costing",
+        sql: include_str!("../sql/migrations/0002_costing.sql"),
+    },
+];
 
 /// Held while migrating, so that processes starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7073_6875_6201;
@@ -379,6 +386,21 @@ impl Store for PostgresStore {
                 .await
                 .map(|done| done.rows_affected() as usize)
                 .map_err(pg)
+        })
+    }
+
+    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow> {
+        self.pg.block_on(async {
+            let mut tx = self.pg.pool.begin().await.map_err(pg)?;
+            let row = match write::load_payroll(&mut tx, &load).await {
+                Ok(row) => row,
+                Err(write::Stop::Conflict(why)) => {
+                    return Err(EngineError::Store(format!("payroll load refused: {why}")));
+                }
+                Err(write::Stop::Db(error)) => return Err(error),
+            };
+            tx.commit().await.map_err(pg)?;
+            Ok(row)
         })
     }
 

@@ -328,6 +328,54 @@ impl StoreReader for PostgresReader {
         )
     }
 
+    fn worked_hours(&mut self, filter: &HoursFilter) -> Result<Vec<WorkedEntry>> {
+        self.all(
+            sqlx::query(q("worked_hours")?)
+                .bind(filter.from)
+                .bind(filter.to)
+                .bind(filter.worker_id.clone())
+                .bind(filter.project_code.clone()),
+            worked_entry,
+        )
+    }
+
+    fn payroll_actual(
+        &mut self,
+        worker_id: &str,
+        period: &str,
+    ) -> Result<Option<PayrollActualRow>> {
+        self.one(
+            sqlx::query(q("payroll_actual")?)
+                .bind(period)
+                .bind(worker_id),
+            payroll_actual_row,
+        )
+    }
+
+    fn payroll_of_period(&mut self, period: &str) -> Result<Vec<PayrollActualRow>> {
+        self.all(
+            sqlx::query(q("payroll_of_period")?).bind(period),
+            payroll_actual_row,
+        )
+    }
+
+    fn payroll_of_load(&mut self, load_id: i64) -> Result<Vec<PayrollActualRow>> {
+        self.all(
+            sqlx::query(q("payroll_of_load")?).bind(load_id),
+            payroll_actual_row,
+        )
+    }
+
+    fn payroll_loads(&mut self, unchecked_only: bool, page: Page) -> Result<Vec<PayrollLoadRow>> {
+        self.all(
+            sqlx::query(q("payroll_loads")?)
+                .bind(page.after)
+                .bind(unchecked_only)
+                .bind(i64::from(page.limit)),
+            payroll_load_row,
+        )
+    }
+
     fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>> {
         self.all(
             sqlx::query(q("events_of_correlation")?).bind(correlation_id),

@@ -64,6 +64,9 @@ pub fn quarantine_row(r: &PgRow) -> Decoded<QuarantineRow> {
         state: r.try_get(7)?,
         replayed_seq: r.try_get(8)?,
         version: r.try_get(9)?,
+        kind: r.try_get(10)?,
+        file: r.try_get(11)?,
+        line: r.try_get::<Option<i64>, _>(12)?.map(|l| l as u64),
     })
 }
 
@@ -96,6 +99,56 @@ pub fn entry_row(r: &PgRow) -> Decoded<EntryRow> {
         manual: r.try_get(10)?,
         postings: small(r, 11)?,
         version: r.try_get(12)?,
+        work: worked_hours_at(r, 13)?,
+    })
+}
+
+/// An entry's hours in the five columns from `at`, where it has them.
+fn worked_hours_at(r: &PgRow, at: usize) -> Decoded<Option<WorkedHours>> {
+    let worker_id: Option<String> = r.try_get(at)?;
+    let Some(worker_id) = worker_id else {
+        return Ok(None);
+    };
+    Ok(Some(WorkedHours {
+        worker_id,
+        project_code: r.try_get(at + 1)?,
+        date: r.try_get(at + 2)?,
+        hours: r.try_get(at + 3)?,
+        overtime_hours: r
+            .try_get::<Option<rust_decimal::Decimal>, _>(at + 4)?
+            .unwrap_or_default(),
+    }))
+}
+
+pub fn worked_entry(r: &PgRow) -> Decoded<WorkedEntry> {
+    Ok(WorkedEntry {
+        entry_id: r.try_get(0)?,
+        work: worked_hours_at(r, 1)?
+            .ok_or_else(|| sqlx::Error::ColumnNotFound("worker_id".into()))?,
+    })
+}
+
+pub fn payroll_actual_row(r: &PgRow) -> Decoded<PayrollActualRow> {
+    Ok(PayrollActualRow {
+        worker_id: r.try_get(0)?,
+        period: r.try_get(1)?,
+        gross_cost: r.try_get(2)?,
+        currency: currency(r, 3)?,
+        load_id: r.try_get(4)?,
+        line: r.try_get::<i64, _>(5)? as u64,
+    })
+}
+
+pub fn payroll_load_row(r: &PgRow) -> Decoded<PayrollLoadRow> {
+    Ok(PayrollLoadRow {
+        id: r.try_get(0)?,
+        file: r.try_get(1)?,
+        rows: r.try_get::<i64, _>(2)? as u64,
+        loaded: r.try_get::<i64, _>(3)? as u64,
+        duplicates: r.try_get::<i64, _>(4)? as u64,
+        rejected: r.try_get::<i64, _>(5)? as u64,
+        loaded_at: r.try_get(6)?,
+        checked: r.try_get(7)?,
     })
 }
 

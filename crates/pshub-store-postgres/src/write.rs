@@ -48,6 +48,15 @@ fn entry_state<'q>(query: Statement<'q>, rows: &'q [&EntryRow]) -> Statement<'q>
         .bind(column(rows, |r| r.currency.map(|c| c.code().to_string())))
         .bind(column(rows, |r| r.manual))
         .bind(column(rows, |r| r.postings as i32))
+        .bind(column(rows, |r| {
+            r.work.as_ref().map(|w| w.worker_id.clone())
+        }))
+        .bind(column(rows, |r| {
+            r.work.as_ref().map(|w| w.project_code.clone())
+        }))
+        .bind(column(rows, |r| r.work.as_ref().map(|w| w.date)))
+        .bind(column(rows, |r| r.work.as_ref().map(|w| w.hours)))
+        .bind(column(rows, |r| r.work.as_ref().map(|w| w.overtime_hours)))
 }
 
 /// The columns of a step that an update changes, in the order both of its statements
@@ -131,18 +140,7 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
     }
     for r in commit.quarantine.iter() {
         if r.version == 0 {
-            sqlx::query(q("insert_quarantine")?)
-                .bind(r.id)
-                .bind(&r.source)
-                .bind(&r.event_id)
-                .bind(&r.raw)
-                .bind(&r.field)
-                .bind(&r.reason)
-                .bind(&r.received_at)
-                .bind(&r.state)
-                .bind(r.replayed_seq)
-                .execute(&mut **tx)
-                .await?;
+            insert_quarantine(tx, r).await?;
         } else {
             let done = sqlx::query(q("update_quarantine")?)
                 .bind(&r.state)
@@ -372,6 +370,16 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             changed(done.rows_affected(), 1, "worker days")?;
         }
     }
+    upsert_payroll(tx, &commit.payroll).await?;
+    for r in &commit.payroll_loads {
+        insert_payroll_load(tx, r).await?;
+    }
+    for id in &commit.payroll_checked {
+        sqlx::query(q("check_payroll_load")?)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
     let c = &commit.counters;
     if !c.is_zero() {
         sqlx::query(q("add_counters")?)
@@ -384,4 +392,144 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             .await?;
     }
     Ok(())
+}
+
+async fn insert_quarantine(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &QuarantineRow,
+) -> Result<(), Stop> {
+    sqlx::query(q("insert_quarantine")?)
+        .bind(r.id)
+        .bind(&r.source)
+        .bind(&r.event_id)
+        .bind(&r.raw)
+        .bind(&r.field)
+        .bind(&r.reason)
+        .bind(&r.received_at)
+        .bind(&r.state)
+        .bind(r.replayed_seq)
+        .bind(&r.kind)
+        .bind(&r.file)
+        .bind(r.line.map(|l| l as i64))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Payroll actuals per statement: arrays of this many rows stay well inside a message.
+const PAYROLL_CHUNK: usize = 10_000;
+
+/// Writes payroll actuals, each replacing the stored one of its (period, worker) where it
+/// differs; answers how many changed something.
+async fn upsert_payroll(
+    tx: &mut Transaction<'_, Postgres>,
+    actuals: &[PayrollActualRow],
+) -> Result<u64, Stop> {
+    let mut changed = 0;
+    for chunk in actuals.chunks(PAYROLL_CHUNK) {
+        // One statement may not change a row twice: of a key's rows, the last is sent.
+        let mut last: std::collections::HashMap<(&str, &str), usize> =
+            std::collections::HashMap::with_capacity(chunk.len());
+        for (i, r) in chunk.iter().enumerate() {
+            last.insert((r.period.as_str(), r.worker_id.as_str()), i);
+        }
+        let rows: Vec<&PayrollActualRow> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| last[&(r.period.as_str(), r.worker_id.as_str())] == *i)
+            .map(|(_, r)| r)
+            .collect();
+        let rows = rows.as_slice();
+        let done = sqlx::query(q("upsert_payroll_actuals")?)
+            .bind(column(rows, |r| r.period.as_str()))
+            .bind(column(rows, |r| r.worker_id.as_str()))
+            .bind(column(rows, |r| r.gross_cost))
+            .bind(column(rows, |r| r.currency.code()))
+            .bind(column(rows, |r| r.load_id))
+            .bind(column(rows, |r| r.line as i64))
+            .execute(&mut **tx)
+            .await?;
+        changed += done.rows_affected();
+    }
+    Ok(changed)
+}
+
+async fn insert_payroll_load(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &PayrollLoadRow,
+) -> Result<(), Stop> {
+    sqlx::query(q("insert_payroll_load")?)
+        .bind(r.id)
+        .bind(&r.file)
+        .bind(r.rows as i64)
+        .bind(r.loaded as i64)
+        .bind(r.duplicates as i64)
+        .bind(r.rejected as i64)
+        .bind(&r.loaded_at)
+        .bind(r.checked)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a payroll load in one transaction, part by part as the file is read: its
+/// actuals, its refused rows, its row with the counts.
+pub async fn load_payroll(
+    tx: &mut Transaction<'_, Postgres>,
+    load: &PayrollLoad,
+) -> Result<PayrollLoadRow, Stop> {
+    let mut changed = 0;
+    loop {
+        // The reader thread fills the channel meanwhile; a part is a few milliseconds away.
+        let part = {
+            let parts = load
+                .parts
+                .lock()
+                .map_err(|_| Stop::Db(EngineError::Store("a payroll load was poisoned".into())))?;
+            parts.recv()
+        };
+        let part = part.map_err(|_| {
+            Stop::Db(EngineError::Store(
+                "the payroll file stopped before its end; nothing of it was stored".into(),
+            ))
+        })?;
+        match part {
+            PayrollPart::Actuals(actuals) => changed += upsert_payroll(tx, &actuals).await?,
+            PayrollPart::End {
+                rows,
+                rejected,
+                repeats,
+            } => {
+                let first: i64 = if rejected.is_empty() {
+                    0
+                } else {
+                    sqlx::query_scalar(q("reserve_ids")?)
+                        .bind(IdKind::Quarantine.as_str())
+                        .bind(rejected.len() as i64)
+                        .fetch_one(&mut **tx)
+                        .await?
+                };
+                for (i, r) in rejected.iter().enumerate() {
+                    let mut r = r.clone();
+                    r.id = first + i as i64;
+                    insert_quarantine(tx, &r).await?;
+                }
+                if repeats {
+                    let count: i64 = sqlx::query_scalar(q("payroll_changed_by_load")?)
+                        .bind(load.load.id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    changed = count as u64;
+                }
+                let mut row = load.load.clone();
+                row.rows = rows;
+                row.rejected = rejected.len() as u64;
+                row.loaded = changed;
+                row.duplicates = rows.saturating_sub(changed).saturating_sub(row.rejected);
+                row.checked = changed == 0;
+                insert_payroll_load(tx, &row).await?;
+                return Ok(row);
+            }
+        }
+    }
 }

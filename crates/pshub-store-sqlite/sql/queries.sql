@@ -16,8 +16,8 @@ DELETE FROM inbox WHERE seq = ?
 UPDATE inbox SET ref_version = ? WHERE seq = ? AND ref_version IS NULL
 
 -- name: insert_quarantine
-INSERT OR FAIL INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+INSERT OR FAIL INTO quarantine (id, source, event_id, raw, field, reason, received_at, state, replayed_seq, kind, file, line, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
 -- name: update_quarantine
 UPDATE quarantine SET state = ?, replayed_seq = ?, version = version + 1 WHERE id = ? AND version = ?
@@ -27,12 +27,14 @@ INSERT OR FAIL INTO conflicts (id, source, event_id, original_seq, event_type, d
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_entry
-INSERT OR FAIL INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+INSERT OR FAIL INTO entries (row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings,
+    worker_id, project_code, work_date, hours, overtime_hours, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 
 -- name: update_entry
 UPDATE entries SET phase = ?, event_seq = ?, fingerprint = ?, line_id = ?, case_id = ?, value = ?, currency = ?,
-    manual = ?, postings = ?, version = version + 1
+    manual = ?, postings = ?, worker_id = ?, project_code = ?, work_date = ?, hours = ?, overtime_hours = ?,
+    version = version + 1
 WHERE row_id = ? AND version = ?
 
 -- name: insert_line
@@ -140,14 +142,14 @@ SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_
 FROM inbox WHERE correlation_id = ? ORDER BY seq
 
 -- name: quarantine_by_id
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine WHERE id = ?
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine WHERE id = ?
 
 -- name: quarantine_list
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine
 WHERE /*where*/ ORDER BY id LIMIT ?
 
 -- name: quarantine_of_event
-SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version FROM quarantine
+SELECT id, source, event_id, raw, field, reason, received_at, state, replayed_seq, version, kind, file, line FROM quarantine
 WHERE source = ? AND event_id = ? ORDER BY id
 
 -- name: conflicts_list
@@ -162,11 +164,13 @@ WHERE original_seq = ? ORDER BY id
 SELECT id, source, event_id, original_seq, event_type, data, raw, received_at, case_id FROM conflicts WHERE id = ?
 
 -- name: entry_by_id
-SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version,
+    worker_id, project_code, work_date, hours, overtime_hours
 FROM entries WHERE row_id = ?
 
 -- name: entry_by_key
-SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version
+SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, value, currency, manual, postings, version,
+    worker_id, project_code, work_date, hours, overtime_hours
 FROM entries WHERE kind = ? AND entry_id = ?
 
 -- name: entry_keys
@@ -305,3 +309,36 @@ SELECT u.line_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id WHERE l
 
 -- name: unindexed_lines_of_worker
 SELECT u.line_id FROM lines_unindexed u JOIN lines l ON l.id = u.line_id WHERE l.worker_id = ?1 AND u.line_id > ?2
+
+-- name: worked_hours
+SELECT entry_id, worker_id, project_code, work_date, hours, overtime_hours FROM entries
+WHERE work_date >= ?1 AND work_date <= ?2 AND (?3 IS NULL OR worker_id = ?3) AND (?4 IS NULL OR project_code = ?4)
+ORDER BY work_date, row_id
+
+-- name: upsert_payroll_actual
+INSERT INTO payroll_actuals (period, worker_id, gross_cost, currency, load_id, line) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (period, worker_id) DO UPDATE SET gross_cost = excluded.gross_cost, currency = excluded.currency,
+    load_id = excluded.load_id, line = excluded.line
+WHERE gross_cost <> excluded.gross_cost OR currency <> excluded.currency
+
+-- name: payroll_actual
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE period = ? AND worker_id = ?
+
+-- name: payroll_of_period
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE period = ? ORDER BY worker_id
+
+-- name: payroll_of_load
+SELECT worker_id, period, gross_cost, currency, load_id, line FROM payroll_actuals WHERE load_id = ? ORDER BY period, worker_id
+
+-- name: insert_payroll_load
+INSERT OR FAIL INTO payroll_loads (id, file, rows, loaded, duplicates, rejected, loaded_at, checked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: check_payroll_load
+UPDATE payroll_loads SET checked = 1 WHERE id = ?
+
+-- name: payroll_loads
+SELECT id, file, rows, loaded, duplicates, rejected, loaded_at, checked FROM payroll_loads
+WHERE id > ?1 AND (?2 = 0 OR checked = 0) ORDER BY id LIMIT ?3
+
+-- name: payroll_changed_by_load
+SELECT count(*) FROM payroll_actuals WHERE load_id = ?

@@ -34,6 +34,7 @@ pub enum Job {
         count: u32,
     },
     Token(TokenRow),
+    Payroll(Box<PayrollLoad>),
 }
 
 pub enum JobResult {
@@ -42,6 +43,7 @@ pub enum JobResult {
     Renewed(Result<usize>),
     Reserved(Result<i64>),
     Done(Result<()>),
+    Loaded(Result<PayrollLoadRow>),
 }
 
 impl JobResult {
@@ -149,6 +151,7 @@ fn failed(job: &Job, error: EngineError) -> JobResult {
         Job::Renew { .. } => JobResult::Renewed(Err(error)),
         Job::Reserve { .. } => JobResult::Reserved(Err(error)),
         Job::Token(_) => JobResult::Done(Err(error)),
+        Job::Payroll(_) => JobResult::Loaded(Err(error)),
     }
 }
 
@@ -160,6 +163,7 @@ fn kept(outcome: &JobResult) -> bool {
             | JobResult::Renewed(Ok(_))
             | JobResult::Reserved(Ok(_))
             | JobResult::Done(Ok(()))
+            | JobResult::Loaded(Ok(_))
     )
 }
 
@@ -232,6 +236,12 @@ fn run_job(conn: &Connection, job: &Job) -> JobResult {
             conn.query_row(sql, params![kind.as_str(), count], |r| r.get(0))
                 .map_err(db)
         })),
+        Job::Payroll(load) => {
+            JobResult::Loaded(crate::write::load_payroll(conn, load).map_err(|e| match e {
+                Stop::Conflict(why) => EngineError::Store(format!("payroll load refused: {why}")),
+                Stop::Db(error) => error,
+            }))
+        }
         Job::Token(token) => JobResult::Done(q("insert_token").and_then(|sql| {
             conn.execute(
                 sql,

@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "line_postings",
         sql: include_str!("../sql/migrations/0002_line_postings.sql"),
     },
+    Migration {
+        version: 3,
+        name: "costing",
+        sql: include_str!("../sql/migrations/0003_costing.sql"),
+    },
 ];
 
 pub(crate) fn queries() -> &'static Queries {
@@ -421,6 +426,13 @@ impl Store for SqliteStore {
         };
         match self.group.run(job) {
             JobResult::Renewed(held) => held,
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow> {
+        match self.group.run(Job::Payroll(Box::new(load))) {
+            JobResult::Loaded(result) => result,
             other => Err(other.unexpected()),
         }
     }

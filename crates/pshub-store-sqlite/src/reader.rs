@@ -302,6 +302,43 @@ impl StoreReader for SqliteReader {
         )
     }
 
+    fn worked_hours(&mut self, filter: &HoursFilter) -> Result<Vec<WorkedEntry>> {
+        self.all(
+            "worked_hours",
+            &[
+                &filter.from.to_string(),
+                &filter.to.to_string(),
+                &filter.worker_id,
+                &filter.project_code,
+            ],
+            worked_entry,
+        )
+    }
+
+    fn payroll_actual(
+        &mut self,
+        worker_id: &str,
+        period: &str,
+    ) -> Result<Option<PayrollActualRow>> {
+        self.one("payroll_actual", &[&period, &worker_id], payroll_actual_row)
+    }
+
+    fn payroll_of_period(&mut self, period: &str) -> Result<Vec<PayrollActualRow>> {
+        self.all("payroll_of_period", &[&period], payroll_actual_row)
+    }
+
+    fn payroll_of_load(&mut self, load_id: i64) -> Result<Vec<PayrollActualRow>> {
+        self.all("payroll_of_load", &[&load_id], payroll_actual_row)
+    }
+
+    fn payroll_loads(&mut self, unchecked_only: bool, page: Page) -> Result<Vec<PayrollLoadRow>> {
+        self.all(
+            "payroll_loads",
+            &[&page.after, &unchecked_only, &i64::from(page.limit)],
+            payroll_load_row,
+        )
+    }
+
     fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>> {
         self.all("events_of_correlation", &[&correlation_id], inbox_row)
     }

@@ -74,6 +74,9 @@ pub fn quarantine_row(r: &Row) -> rusqlite::Result<QuarantineRow> {
         state: r.get(7)?,
         replayed_seq: r.get(8)?,
         version: r.get(9)?,
+        kind: r.get(10)?,
+        file: r.get(11)?,
+        line: r.get::<_, Option<i64>>(12)?.map(|l| l as u64),
     })
 }
 
@@ -106,6 +109,54 @@ pub fn entry_row(r: &Row) -> rusqlite::Result<EntryRow> {
         manual: r.get(10)?,
         postings: r.get(11)?,
         version: r.get(12)?,
+        work: worked_hours_at(r, 13)?,
+    })
+}
+
+/// An entry's hours in the five columns from `at` (worker, project, date, hours, overtime),
+/// where it has them.
+fn worked_hours_at(r: &Row, at: usize) -> rusqlite::Result<Option<WorkedHours>> {
+    let worker_id: Option<String> = r.get(at)?;
+    let Some(worker_id) = worker_id else {
+        return Ok(None);
+    };
+    Ok(Some(WorkedHours {
+        worker_id,
+        project_code: r.get(at + 1)?,
+        date: date_col(r, at + 2)?,
+        hours: decimal_col(r, at + 3)?,
+        overtime_hours: opt_decimal_col(r, at + 4)?.unwrap_or_default(),
+    }))
+}
+
+pub fn worked_entry(r: &Row) -> rusqlite::Result<WorkedEntry> {
+    Ok(WorkedEntry {
+        entry_id: r.get(0)?,
+        work: worked_hours_at(r, 1)?.ok_or_else(|| bad(1, "no worker:", ""))?,
+    })
+}
+
+pub fn payroll_actual_row(r: &Row) -> rusqlite::Result<PayrollActualRow> {
+    Ok(PayrollActualRow {
+        worker_id: r.get(0)?,
+        period: r.get(1)?,
+        gross_cost: decimal_col(r, 2)?,
+        currency: currency_col(r, 3)?,
+        load_id: r.get(4)?,
+        line: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+pub fn payroll_load_row(r: &Row) -> rusqlite::Result<PayrollLoadRow> {
+    Ok(PayrollLoadRow {
+        id: r.get(0)?,
+        file: r.get(1)?,
+        rows: r.get::<_, i64>(2)? as u64,
+        loaded: r.get::<_, i64>(3)? as u64,
+        duplicates: r.get::<_, i64>(4)? as u64,
+        rejected: r.get::<_, i64>(5)? as u64,
+        loaded_at: r.get(6)?,
+        checked: r.get(7)?,
     })
 }
 

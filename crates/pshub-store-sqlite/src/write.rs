@@ -34,30 +34,38 @@ fn opt_text(value: Option<&str>) -> Bound<'_> {
     value.map_or(Bound::Owned(rusqlite::types::Value::Null), text)
 }
 
-/// Inserts `rows` with the single-row `INSERT ... VALUES (?, ...)` of `query`, many rows per
-/// statement.
+fn opt_owned(value: Option<String>) -> Bound<'static> {
+    value.map_or(Bound::Owned(rusqlite::types::Value::Null), owned)
+}
+
+/// Inserts `rows` with the single-row `INSERT ... VALUES (?, ...) [tail]` of `query`, many
+/// rows per statement (an `ON CONFLICT` tail applies to each); answers the rows changed.
 fn insert_many<'a, R>(
     tx: &Connection,
     query: &str,
     rows: impl ExactSizeIterator<Item = &'a R>,
     bind: impl Fn(&'a R) -> Vec<Bound<'a>>,
-) -> std::result::Result<(), Stop>
+) -> std::result::Result<usize, Stop>
 where
     R: 'a,
 {
     let single = q(query)?;
-    let at = single.find("VALUES").ok_or_else(|| {
+    let malformed = || {
         Stop::Db(EngineError::Store(format!(
-            "{query} is not an INSERT ... VALUES"
+            "{query} is not an INSERT ... VALUES (...)"
         )))
-    })?;
-    let (head, group) = (
-        &single[..at + "VALUES".len()],
-        single[at + "VALUES".len()..].trim(),
+    };
+    let at = single.find("VALUES").ok_or_else(malformed)? + "VALUES".len();
+    let close = single[at..].find(')').ok_or_else(malformed)? + at + 1;
+    let (head, group, tail) = (
+        &single[..at],
+        single[at..close].trim(),
+        single[close..].trim(),
     );
     let rows: Vec<&'a R> = rows.collect();
     let mut rest = rows.as_slice();
     let mut values: Vec<Bound<'a>> = Vec::new();
+    let mut changed = 0;
     while !rest.is_empty() {
         let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
         let (now, later) = rest.split_at(size);
@@ -65,12 +73,13 @@ where
         for row in now {
             values.extend(bind(row));
         }
-        let sql = format!("{head} {}", vec![group; size].join(", "));
-        tx.prepare_cached(&sql)?
+        let sql = format!("{head} {} {tail}", vec![group; size].join(", "));
+        changed += tx
+            .prepare_cached(&sql)?
             .execute(rusqlite::params_from_iter(values.iter()))?;
         rest = later;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Fails the commit when a conditional update changed no row.
@@ -121,18 +130,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
     }
     for r in commit.quarantine.iter() {
         if r.version == 0 {
-            tx.prepare_cached(q("insert_quarantine")?)?
-                .execute(params![
-                    r.id,
-                    r.source,
-                    r.event_id,
-                    r.raw,
-                    r.field,
-                    r.reason,
-                    r.received_at,
-                    r.state,
-                    r.replayed_seq
-                ])?;
+            insert_quarantine(tx, r)?;
         } else {
             let n = tx
                 .prepare_cached(q("update_quarantine")?)?
@@ -171,6 +169,11 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             opt_text(r.currency.as_ref().map(|c| c.code())),
             int(i64::from(r.manual)),
             int(i64::from(r.postings)),
+            opt_text(r.work.as_ref().map(|w| w.worker_id.as_str())),
+            opt_text(r.work.as_ref().map(|w| w.project_code.as_str())),
+            opt_owned(r.work.as_ref().map(|w| w.date.to_string())),
+            opt_owned(r.work.as_ref().map(|w| w.hours.to_string())),
+            opt_owned(r.work.as_ref().map(|w| w.overtime_hours.to_string())),
         ]
     })?;
     let mut update = tx.prepare_cached(q("update_entry")?)?;
@@ -185,6 +188,11 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             r.currency.map(|c| c.code().to_string()),
             r.manual,
             r.postings,
+            r.work.as_ref().map(|w| w.worker_id.as_str()),
+            r.work.as_ref().map(|w| w.project_code.as_str()),
+            r.work.as_ref().map(|w| w.date.to_string()),
+            r.work.as_ref().map(|w| w.hours.to_string()),
+            r.work.as_ref().map(|w| w.overtime_hours.to_string()),
             r.row_id,
             r.version
         ])?;
@@ -384,6 +392,13 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             changed(n, "worker day", r.id)?;
         }
     }
+    upsert_payroll(tx, &commit.payroll)?;
+    for r in &commit.payroll_loads {
+        insert_payroll_load(tx, r)?;
+    }
+    for id in &commit.payroll_checked {
+        tx.prepare_cached(q("check_payroll_load")?)?.execute([id])?;
+    }
     let c = &commit.counters;
     if !c.is_zero() {
         tx.prepare_cached(q("add_counters")?)?.execute(params![
@@ -394,5 +409,120 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             c.quarantined as i64
         ])?;
     }
+    Ok(())
+}
+
+/// Writes payroll actuals, each replacing the stored one of its (period, worker) where it
+/// differs; answers how many changed something.
+pub(crate) fn upsert_payroll(
+    tx: &Connection,
+    actuals: &[PayrollActualRow],
+) -> std::result::Result<u64, Stop> {
+    let changed = insert_many(tx, "upsert_payroll_actual", actuals.iter(), |r| {
+        vec![
+            text(&r.period),
+            text(&r.worker_id),
+            // Normalised, so that 100.0 and 100.00 are the same actual.
+            owned(r.gross_cost.normalize().to_string()),
+            text(r.currency.code()),
+            int(r.load_id),
+            int(r.line as i64),
+        ]
+    })?;
+    Ok(changed as u64)
+}
+
+pub(crate) fn insert_payroll_load(
+    tx: &Connection,
+    r: &PayrollLoadRow,
+) -> std::result::Result<(), Stop> {
+    tx.prepare_cached(q("insert_payroll_load")?)?
+        .execute(params![
+            r.id,
+            r.file,
+            r.rows as i64,
+            r.loaded as i64,
+            r.duplicates as i64,
+            r.rejected as i64,
+            r.loaded_at,
+            r.checked
+        ])?;
+    Ok(())
+}
+
+/// Writes a payroll load in the current transaction, part by part as the file is read:
+/// its actuals, its refused rows, its row with the counts.
+pub(crate) fn load_payroll(
+    tx: &Connection,
+    load: &PayrollLoad,
+) -> std::result::Result<PayrollLoadRow, Stop> {
+    let parts = load
+        .parts
+        .lock()
+        .map_err(|_| Stop::Db(EngineError::Store("a payroll load was poisoned".into())))?;
+    let mut changed = 0;
+    loop {
+        let part = parts.recv().map_err(|_| {
+            Stop::Db(EngineError::Store(
+                "the payroll file stopped before its end; nothing of it was stored".into(),
+            ))
+        })?;
+        match part {
+            PayrollPart::Actuals(actuals) => changed += upsert_payroll(tx, &actuals)?,
+            PayrollPart::End {
+                rows,
+                rejected,
+                repeats,
+            } => {
+                let first = if rejected.is_empty() {
+                    0
+                } else {
+                    tx.query_row(
+                        q("reserve_ids")?,
+                        params![IdKind::Quarantine.as_str(), rejected.len() as i64],
+                        |r| r.get::<_, i64>(0),
+                    )?
+                };
+                for (i, r) in rejected.iter().enumerate() {
+                    let mut r = r.clone();
+                    r.id = first + i as i64;
+                    insert_quarantine(tx, &r)?;
+                }
+                if repeats {
+                    // A key that came twice may have changed twice: count actuals, not rows.
+                    changed = tx.query_row(q("payroll_changed_by_load")?, [load.load.id], |r| {
+                        r.get::<_, i64>(0)
+                    })? as u64;
+                }
+                let mut row = load.load.clone();
+                row.rows = rows;
+                row.rejected = rejected.len() as u64;
+                row.loaded = changed;
+                row.duplicates = rows.saturating_sub(changed).saturating_sub(row.rejected);
+                // A load that changed nothing implies no case.
+                row.checked = changed == 0;
+                insert_payroll_load(tx, &row)?;
+                return Ok(row);
+            }
+        }
+    }
+}
+
+fn insert_quarantine(tx: &Connection, r: &QuarantineRow) -> std::result::Result<(), Stop> {
+    tx.prepare_cached(q("insert_quarantine")?)?
+        .execute(params![
+            r.id,
+            r.source,
+            r.event_id,
+            r.raw,
+            r.field,
+            r.reason,
+            r.received_at,
+            r.state,
+            r.replayed_seq,
+            r.kind,
+            r.file,
+            r.line.map(|l| l as i64)
+        ])?;
     Ok(())
 }

@@ -165,6 +165,11 @@ fn a_store_from_before_the_posting_lists_keeps_finding_its_lines_by_project() {
         "DROP TABLE line_postings; DROP TABLE lines_unindexed;
          CREATE INDEX lines_project ON lines (project_code, id);
          CREATE INDEX lines_worker ON lines (worker_id, id);
+         DROP INDEX entries_work_date; DROP TABLE payroll_actuals; DROP TABLE payroll_loads;
+         ALTER TABLE entries DROP COLUMN worker_id; ALTER TABLE entries DROP COLUMN project_code;
+         ALTER TABLE entries DROP COLUMN work_date; ALTER TABLE entries DROP COLUMN hours;
+         ALTER TABLE entries DROP COLUMN overtime_hours; ALTER TABLE quarantine DROP COLUMN kind;
+         ALTER TABLE quarantine DROP COLUMN file; ALTER TABLE quarantine DROP COLUMN line;
          DELETE FROM schema_migrations WHERE version > 1;",
     )
     .unwrap();

@@ -1,3 +1,4 @@
+pub mod costing;
 pub mod customers;
 pub mod events;
 pub mod exceptions;

@@ -366,6 +366,7 @@ pub async fn tax_codes_follow_the_configured_legal_entities(store: Backend) {
             tax_code: Some("DE-VAT19".into()),
             // Customers in France may only be invoiced under reverse charge.
             allowed_tax_codes: [("FR".to_string(), vec!["EU-REVERSE".to_string()])].into(),
+            ..LegalEntity::default()
         },
     );
     let app = spawn_app_with(store, config).await;

@@ -360,7 +360,7 @@ pub async fn the_inbox_keeps_the_payload_as_it_arrived(store: Backend) {
     );
 }
 
-pub async fn events_no_flow_acts_on_are_recorded_not_applied(store: Backend) {
+pub async fn every_event_type_has_a_flow_and_is_reported_as_it_stands(store: Backend) {
     let app = spawn_app(store).await;
     app.with_firm().await;
     let events = json!([
@@ -391,8 +391,9 @@ pub async fn events_no_flow_acts_on_are_recorded_not_applied(store: Backend) {
     ]);
     let results = app.send(events).await;
     assert_eq!(statuses(&results), ["accepted"; 4]);
+    // A payroll actual is stored as one, as a payroll file's row is.
     let (_, payroll) = app.get("/v1/events/payroll/pay-1").await;
-    assert_eq!(payroll["status"], "recorded", "{payroll}");
+    assert_eq!(payroll["status"], "applied", "{payroll}");
     // An invoice the hub posted nothing to: its status is kept, and integration told.
     let (_, invoice) = app.get("/v1/events/erp/inv-1").await;
     assert_eq!(invoice["status"], "applied", "{invoice}");

@@ -290,6 +290,31 @@ impl TestApp {
         assert!(settled, "the steps settle within 20 s");
     }
 
+    /// Posts a payroll file (`text/csv`) named `file`.
+    pub async fn post_payroll(&self, file: &str, csv: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/payroll?file={file}", self.address))
+            .header("content-type", "text/csv")
+            .bearer_auth(&self.token)
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Has the hub open the cases of the payroll loads it has not checked yet (the costing
+    /// worker of `serve` does so within a second).
+    pub async fn check_payroll(&self) -> pshub_engine::flows::payroll_costing::Checked {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.check_payroll())
+            .await
+            .unwrap()
+            .expect("payroll checks")
+    }
+
     /// Posts with a JSON body.
     pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self

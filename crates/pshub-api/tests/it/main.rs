@@ -14,6 +14,7 @@ mod invoices;
 mod lines;
 mod operations;
 mod opportunity;
+mod payroll;
 mod restart;
 mod systems_of_record;
 mod time_to_bill;
@@ -43,6 +44,12 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    payroll: [
+        bad_rows_are_reported_with_their_lines_and_kept_in_quarantine_while_good_rows_load,
+        actual_cost_is_spread_pro_rata_to_the_cent_and_the_variance_opens_finance_cases,
+        a_contractors_cost_comes_from_their_rate_agreement_never_from_payroll,
+        a_payroll_actuals_event_takes_the_same_path_as_a_file_row,
+    ],
     invoices: [
         paid_reaches_the_crm_and_disputed_opens_a_finance_case,
     ],
@@ -87,7 +94,7 @@ front_door_suite! {
         values_out_of_bounds_are_quarantined_with_the_field_named,
         a_key_given_twice_is_quarantined_not_read_as_the_last,
         the_inbox_keeps_the_payload_as_it_arrived,
-        events_no_flow_acts_on_are_recorded_not_applied,
+        every_event_type_has_a_flow_and_is_reported_as_it_stands,
     ],
     exceptions: [
         a_dismissed_case_is_written_off_and_cannot_be_resolved,

@@ -304,6 +304,14 @@ pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_
     for result in &results {
         check(&doc, &schema("IngestResult"), result, "result").unwrap();
     }
+    let (status, loaded) = app
+        .post_payroll(
+            "march.csv",
+            "worker_id,period,gross_cost,currency\nW-1,2026-03,400.00,EUR\nW-2,2026-03,-1,EUR\n",
+        )
+        .await;
+    assert_eq!(status, 200, "{loaded}");
+    check(&doc, &schema("PayrollLoaded"), &loaded, "payroll").unwrap_or_else(|e| panic!("{e}"));
     for (path, query) in [
         ("/v1/invoice-lines", ""),
         ("/v1/exceptions", ""),
@@ -330,6 +338,10 @@ pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_
         (
             "/v1/projects/P-1/forecast",
             "/v1/projects/{project_code}/forecast",
+        ),
+        (
+            "/v1/projects/P-1/cost-variance?period=2026-03",
+            "/v1/projects/{project_code}/cost-variance",
         ),
         ("/v1/projects", "/v1/projects"),
         ("/v1/customers", "/v1/customers"),

@@ -185,6 +185,7 @@ impl Flow for Milestones {
                 currency: None,
                 manual: false,
                 postings: 0,
+                work: None,
                 version: 0,
             },
         };

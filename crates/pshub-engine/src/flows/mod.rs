@@ -12,6 +12,7 @@ pub mod assignments;
 pub mod invoice_status;
 pub mod milestones;
 pub mod opportunity_to_project;
+pub mod payroll_costing;
 pub mod time_to_bill;
 pub mod worker_lifecycle;
 
@@ -78,6 +79,10 @@ pub const NOTICES: &[&str] = &[
     time_to_bill::HOURS_OVER_ASSIGNMENT,
     amendments::UNKNOWN_CONTRACT,
     crate::hub::POSSIBLE_DUPLICATE_CUSTOMER,
+    payroll_costing::UNKNOWN_WORKER,
+    payroll_costing::FOR_CONTRACTOR,
+    payroll_costing::WITHOUT_HOURS,
+    payroll_costing::COST_VARIANCE,
 ];
 
 /// Every flow, in the order they are asked.
@@ -89,6 +94,7 @@ pub static ALL: &[&dyn Flow] = &[
     &milestones::Milestones,
     &invoice_status::InvoiceStatusFlow,
     &amendments::Amendments,
+    &payroll_costing::PayrollCosting,
 ];
 
 /// The flow of this name.

@@ -248,6 +248,7 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
             currency: None,
             manual: false,
             postings: 0,
+            work: None,
             version: 0,
         },
     };
@@ -270,6 +271,16 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
     entry.fingerprint = cx.event.fingerprint;
     entry.manual = false;
     entry.line_id = None;
+    entry.work = match work {
+        Work::Time(t) if approved => Some(WorkedHours {
+            worker_id: t.worker_id.to_string(),
+            project_code: t.project_code.to_string(),
+            date: t.work_date,
+            hours: t.hours,
+            overtime_hours: rust_decimal::Decimal::ZERO,
+        }),
+        _ => None,
+    };
 
     // Fixed-fee contracts bill their milestones: time counts as hours for cost only.
     let fixed_fee = matches!(work, Work::Time(_))

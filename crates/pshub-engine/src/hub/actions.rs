@@ -21,6 +21,17 @@ impl Hub {
         &mut self,
         now: DateTime<Utc>,
         acting: &Acting,
+        action: impl FnMut(&mut Cx<'_>) -> std::result::Result<T, ActionError>,
+    ) -> std::result::Result<T, ActionError> {
+        let actor = Some((acting.actor.clone(), acting.note.clone()));
+        self.act_as(now, actor, action)
+    }
+
+    /// As [`Self::act`], for the hub's own work (`actor` `None`) as well as a person's.
+    pub(super) fn act_as<T>(
+        &mut self,
+        now: DateTime<Utc>,
+        actor: Option<(Actor, Option<String>)>,
         mut action: impl FnMut(&mut Cx<'_>) -> std::result::Result<T, ActionError>,
     ) -> std::result::Result<T, ActionError> {
         let mut attempt = 0;
@@ -38,8 +49,7 @@ impl Hub {
                     correlation_id: String::new(),
                     fingerprint: 0,
                 };
-                let actor = Some((acting.actor.clone(), acting.note.clone()));
-                let mut cx = self.cx(&mut commit, now, meta, actor);
+                let mut cx = self.cx(&mut commit, now, meta, actor.clone());
                 action(&mut cx)
             };
             let answer = match answer {
@@ -64,6 +74,31 @@ impl Hub {
                     self.undo_since(mark, version);
                     return Err(error.into());
                 }
+            }
+        }
+    }
+
+    /// Opens the cases of payroll loads not yet checked (by this process or another), one
+    /// commit per load, oldest first; answers what it found.
+    pub fn check_payroll(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<flows::payroll_costing::Checked, ActionError> {
+        self.refresh()?;
+        let mut total = flows::payroll_costing::Checked::default();
+        loop {
+            let loads = self.reads.payroll_loads(true, Page::first(16))?;
+            if loads.is_empty() {
+                return Ok(total);
+            }
+            for load in loads {
+                let checked = self.act_as(now, None, |cx| {
+                    cx.event.correlation_id = format!("payroll-load-{}", load.id);
+                    Ok(flows::payroll_costing::check_load(cx, &load)?)
+                })?;
+                total.actuals += checked.actuals;
+                total.cases_opened += checked.cases_opened;
+                total.cases_resolved += checked.cases_resolved;
             }
         }
     }
@@ -216,7 +251,12 @@ impl Hub {
                 "quarantined event {id} was already replayed"
             )));
         }
-        let incoming = Incoming::parse(corrected.unwrap_or(row.raw.clone()), &self.config);
+        let text = if row.kind == QUARANTINE_PAYROLL_ROW {
+            payroll_row_event(&row, corrected.as_deref(), &self.config, now)?
+        } else {
+            corrected.unwrap_or(row.raw.clone())
+        };
+        let incoming = Incoming::parse(text, &self.config);
         if let Incoming::Invalid { error, .. } = &incoming {
             return Err(ActionError::Invalid(format!(
                 "the event is still invalid: {error}"
@@ -337,4 +377,37 @@ fn requeue(cx: &mut Cx<'_>, step_id: i64, note: &str) -> Result<()> {
     });
     cx.commit.steps.put(step);
     Ok(())
+}
+
+/// A corrected payroll row as the `payroll.actuals` event that replays it: the body is the
+/// event itself, or only its `data` (`worker_id`, `period`, `gross_cost`, `currency`), sent
+/// in the name of payroll's system of record.
+fn payroll_row_event(
+    row: &QuarantineRow,
+    corrected: Option<&str>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> std::result::Result<String, ActionError> {
+    let Some(corrected) = corrected else {
+        return Err(ActionError::Invalid(format!(
+            "payroll row {} ({}:{}) needs its corrected row in the body: {{\"worker_id\", \"period\", \"gross_cost\", \"currency\"}}",
+            row.id,
+            row.file.as_deref().unwrap_or("?"),
+            row.line.unwrap_or(0)
+        )));
+    };
+    let value: Value = serde_json::from_str(corrected)
+        .map_err(|e| ActionError::Invalid(format!("the corrected row is not JSON: {e}")))?;
+    if value.get("type").is_some() {
+        return Ok(corrected.to_string());
+    }
+    Ok(serde_json::json!({
+        "id": format!("payroll-row-{}", row.id),
+        "source": config.owner_of(pshub_model::Domain::Payroll),
+        "type": "payroll.actuals",
+        "schema_version": pshub_model::event::SCHEMA_VERSION,
+        "occurred_at": stamp(now),
+        "data": value,
+    })
+    .to_string())
 }

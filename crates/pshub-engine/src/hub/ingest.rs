@@ -176,6 +176,9 @@ impl Hub {
             state: "open".into(),
             replayed_seq: None,
             version: 0,
+            kind: QUARANTINE_EVENT.into(),
+            file: None,
+            line: None,
         });
         Ok(IngestResult {
             id: error.id.clone(),

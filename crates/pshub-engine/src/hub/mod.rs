@@ -221,6 +221,9 @@ impl Hub {
                 state: "open".into(),
                 replayed_seq: None,
                 version: 0,
+                kind: QUARANTINE_EVENT.into(),
+                file: None,
+                line: None,
             });
             commit.cases.put(CaseRow {
                 id: self.ids.next(IdKind::Case)?,

@@ -85,6 +85,12 @@ pub struct Commit {
     pub outbound: Vec<OutboundRow>,
     pub timeline: Vec<TimelineRow>,
     pub worker_days: Rows<WorkerDayRow>,
+    /// Payroll actuals written (a `payroll.actuals` event): each replaces the actual of its
+    /// (worker, period).
+    pub payroll: Vec<PayrollActualRow>,
+    pub payroll_loads: Vec<PayrollLoadRow>,
+    /// Loads whose cases the hub has now opened.
+    pub payroll_checked: Vec<i64>,
     /// Added to this process's counters.
     pub counters: Counters,
     /// The process the counters are kept for.
@@ -107,6 +113,9 @@ impl Commit {
             && self.outbound.is_empty()
             && self.timeline.is_empty()
             && self.worker_days.is_empty()
+            && self.payroll.is_empty()
+            && self.payroll_loads.is_empty()
+            && self.payroll_checked.is_empty()
             && self.counters.is_zero()
             && self.reference.is_none_or(|r| r.seen == r.to)
     }

@@ -37,6 +37,48 @@ pub struct CaseFilter {
     pub step_id: Option<i64>,
 }
 
+/// Which approved hours to read; `None` means any. Dates are inclusive.
+#[derive(Debug, Clone)]
+pub struct HoursFilter {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub worker_id: Option<String>,
+    pub project_code: Option<String>,
+}
+
+/// A payroll load as the store takes it: its row (the store fills in the counts) and its
+/// parts, which arrive while the file is still being read, so that reading and writing
+/// overlap. The store writes every part in one transaction, which commits when `End`
+/// arrives (and rolls back if the sender goes away first).
+pub struct PayrollLoad {
+    pub load: PayrollLoadRow,
+    pub parts: std::sync::Mutex<std::sync::mpsc::Receiver<PayrollPart>>,
+}
+
+impl std::fmt::Debug for PayrollLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayrollLoad")
+            .field("load", &self.load)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub enum PayrollPart {
+    /// Actuals in file order: each replaces the stored one of its (worker, period) where it
+    /// differs (a later row of the same key replaces an earlier one).
+    Actuals(Vec<PayrollActualRow>),
+    End {
+        /// Data rows of the file.
+        rows: u64,
+        /// Refused rows, for the quarantine (the store gives them their ids).
+        rejected: Vec<QuarantineRow>,
+        /// Whether some (worker, period) came more than once: the store then counts the
+        /// actuals the load changed instead of the rows that changed one.
+        repeats: bool,
+    },
+}
+
 /// A page of a list: rows with an id greater than `after`, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
@@ -148,6 +190,17 @@ pub trait StoreReader: Send {
         day: chrono::NaiveDate,
     ) -> Result<Option<WorkerDayRow>>;
 
+    /// The approved hours of time entries dated in the filter's range, by date.
+    fn worked_hours(&mut self, filter: &HoursFilter) -> Result<Vec<WorkedEntry>>;
+    fn payroll_actual(&mut self, worker_id: &str, period: &str)
+    -> Result<Option<PayrollActualRow>>;
+    /// The actuals of one month.
+    fn payroll_of_period(&mut self, period: &str) -> Result<Vec<PayrollActualRow>>;
+    /// The actuals a load last changed.
+    fn payroll_of_load(&mut self, load_id: i64) -> Result<Vec<PayrollActualRow>>;
+    /// Loads, oldest first; only those whose cases are still to open, if asked.
+    fn payroll_loads(&mut self, unchecked_only: bool, page: Page) -> Result<Vec<PayrollLoadRow>>;
+
     /// The events of one correlation id, in the order they were received.
     fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>>;
     /// The timeline rows of one correlation id, oldest first.
@@ -249,6 +302,10 @@ pub trait Store: Send + Sync {
     }
     /// Extends the leases `owner` still holds on these steps; answers how many it holds.
     fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize>;
+    /// Stores a batch of payroll rows in one durable transaction: each actual replaces the
+    /// stored one of its (worker, period) where it differs, and counts as a duplicate where
+    /// it does not. Answers the load's row as stored.
+    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow>;
     /// Stores an API token by its hash.
     fn add_token(&self, token: &TokenRow) -> Result<()>;
 }

@@ -67,7 +67,15 @@ pub struct QuarantineRow {
     pub state: String,
     pub replayed_seq: Option<i64>,
     pub version: i64,
+    /// `event`, or `payroll_row` (a row of a payroll file, at `file`:`line`).
+    pub kind: String,
+    pub file: Option<String>,
+    pub line: Option<u64>,
 }
+
+/// What a quarantined item is.
+pub const QUARANTINE_EVENT: &str = "event";
+pub const QUARANTINE_PAYROLL_ROW: &str = "payroll_row";
 
 /// A body received under an event's id that differs from the first: kept, never applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +176,62 @@ pub struct EntryRow {
     pub manual: bool,
     /// Lines created for it so far; the next line is posting `postings + 1`.
     pub postings: u32,
+    /// The hours it stands for, while it is an approved time entry (what costing spreads
+    /// payroll over); `None` for expenses, milestones and rejected entries.
+    pub work: Option<WorkedHours>,
     pub version: i64,
+}
+
+/// The approved hours of one time entry, as costing reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkedHours {
+    pub worker_id: String,
+    pub project_code: String,
+    pub date: NaiveDate,
+    pub hours: Decimal,
+    /// Of `hours`, those past the region's daily or weekly limit when it was approved.
+    pub overtime_hours: Decimal,
+}
+
+/// An approved time entry's hours, with its entry's id, as [`StoreReader::worked_hours`]
+/// answers them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkedEntry {
+    pub entry_id: String,
+    pub work: WorkedHours,
+}
+
+/// One worker's payroll cost of one month. There is one per (worker, period): a later row
+/// replaces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayrollActualRow {
+    pub worker_id: String,
+    /// `YYYY-MM`.
+    pub period: String,
+    pub gross_cost: Decimal,
+    pub currency: Currency,
+    /// The load that last changed it.
+    pub load_id: i64,
+    /// Its line in that load's file (0 for an event).
+    pub line: u64,
+}
+
+/// One load of payroll rows: a file, a request body, or one `payroll.actuals` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayrollLoadRow {
+    pub id: i64,
+    /// The file's name, `request`, or `event:{source}:{id}`.
+    pub file: String,
+    pub rows: u64,
+    /// Actuals it added or changed.
+    pub loaded: u64,
+    /// Rows that changed nothing: the same actual stored already, or replaced by a later
+    /// row of the same load.
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub loaded_at: String,
+    /// Whether the hub has opened the cases its actuals imply.
+    pub checked: bool,
 }
 
 /// An invoice line the hub created. Its delivery to the ERP is its step (`step_id`).
@@ -473,10 +536,11 @@ pub enum IdKind {
     WorkerDay,
     Token,
     Node,
+    PayrollLoad,
 }
 
 impl IdKind {
-    pub const ALL: [IdKind; 11] = [
+    pub const ALL: [IdKind; 12] = [
         IdKind::Event,
         IdKind::Quarantine,
         IdKind::Conflict,
@@ -488,6 +552,7 @@ impl IdKind {
         IdKind::WorkerDay,
         IdKind::Token,
         IdKind::Node,
+        IdKind::PayrollLoad,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -503,6 +568,7 @@ impl IdKind {
             IdKind::WorkerDay => "worker_day",
             IdKind::Token => "token",
             IdKind::Node => "node",
+            IdKind::PayrollLoad => "payroll_load",
         }
     }
 }

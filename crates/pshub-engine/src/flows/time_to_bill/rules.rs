@@ -275,7 +275,11 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         Err(failure) => return verdict(Err(failure)),
     };
     let legal_entity = &project.project.legal_entity;
-    let Some(tax_code) = config.tax_code_for(legal_entity) else {
+    let tax_code = match work {
+        Work::Time(_) => config.tax_code_for_work(legal_entity, attributes.classification),
+        Work::Expense(_) => config.tax_code_for(legal_entity),
+    };
+    let Some(tax_code) = tax_code else {
         let reason = format!("no tax code is configured for legal entity {legal_entity}");
         let fix = "Add the legal entity's tax code to the configuration, then resolve this case.";
         return verdict(Err(fail(FailureKind::MissingTaxCode, reason, fix)));
