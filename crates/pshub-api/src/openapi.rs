@@ -859,6 +859,7 @@ fn paths_and_components() -> Value {
                     "date": { "type": "string", "format": "date" }, "quantity": decimal, "rate": decimal, "rate_currency": { "type": "string" },
                     "fx_rate": { "type": ["string", "null"] }, "amount": decimal, "currency": { "type": "string" },
                     "tax_code": { "type": "string" }, "billing_class": { "type": "string" },
+                    "overtime_hours": { "type": ["string", "null"], "description": "of quantity, the overtime hours billed at the region's bill_multiplier" },
                     "reverses": { "type": ["integer", "null"] }, "correlation_id": { "type": "string" } } },
                 "Exception": { "type": "object", "properties": {
                     "id": { "type": "integer" }, "kind": { "type": "string" },

@@ -45,6 +45,7 @@ pub fn line(l: &DeliveredLine) -> Value {
         "currency": line.currency.code(),
         "tax_code": line.tax_code,
         "billing_class": line.billing_class,
+        "overtime_hours": line.overtime_hours.map(|h| h.to_string()),
         "invoice_id": pshub_engine::flows::invoice_status::invoice_id(&line.project_code, line.date),
         "reverses": line.reverses,
         "correlation_id": line.correlation_id,

@@ -152,8 +152,11 @@ pub fn payroll_load_row(r: &PgRow) -> Decoded<PayrollLoadRow> {
     })
 }
 
+/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime.
 pub fn line_row(r: &PgRow) -> Decoded<LineRow> {
-    line_row_at(r, 0)
+    let mut line = line_row_at(r, 0)?;
+    line.overtime_hours = r.try_get(21)?;
+    Ok(line)
 }
 
 /// A line whose 21 columns start at `at`.
@@ -180,12 +183,15 @@ pub fn line_row_at(r: &PgRow, at: usize) -> Decoded<LineRow> {
         correlation_id: r.try_get(at + 18)?,
         created_at: r.try_get(at + 19)?,
         step_id: r.try_get(at + 20)?,
+        overtime_hours: None,
     })
 }
 
 pub fn delivered_line(r: &PgRow) -> Decoded<DeliveredLine> {
+    let mut line = line_row_at(r, 0)?;
+    line.overtime_hours = r.try_get(41)?;
     Ok(DeliveredLine {
-        line: line_row_at(r, 0)?,
+        line,
         step: step_row_at(r, 21)?,
     })
 }

@@ -209,6 +209,7 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             .bind(column(rows, |r| r.correlation_id.as_str()))
             .bind(column(rows, |r| r.created_at.as_str()))
             .bind(column(rows, |r| r.step_id))
+            .bind(column(rows, |r| r.overtime_hours))
             .execute(&mut **tx)
             .await?;
     }

@@ -160,8 +160,11 @@ pub fn payroll_load_row(r: &Row) -> rusqlite::Result<PayrollLoadRow> {
     })
 }
 
+/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime.
 pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
-    line_row_at(r, 0)
+    let mut line = line_row_at(r, 0)?;
+    line.overtime_hours = opt_decimal_col(r, 21)?;
+    Ok(line)
 }
 
 /// A line whose 21 columns start at `at`.
@@ -188,13 +191,17 @@ pub fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
         correlation_id: r.get(at + 18)?,
         created_at: r.get(at + 19)?,
         step_id: r.get(at + 20)?,
+        overtime_hours: None,
     })
 }
 
-/// A line and its step, as `line_by_id` and `lines_list` select them.
+/// A line and its step, as `line_by_id` and `lines_list` select them (the line's
+/// overtime last).
 pub fn delivered_line(r: &Row) -> rusqlite::Result<DeliveredLine> {
+    let mut line = line_row_at(r, 0)?;
+    line.overtime_hours = opt_decimal_col(r, 41)?;
     Ok(DeliveredLine {
-        line: line_row_at(r, 0)?,
+        line,
         step: step_row_at(r, 21)?,
     })
 }

@@ -225,6 +225,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             text(&r.correlation_id),
             text(&r.created_at),
             int(r.step_id),
+            opt_owned(r.overtime_hours.map(|h| h.to_string())),
         ]
     })?;
     if !commit.lines.is_empty() {

@@ -120,6 +120,7 @@ fn create_line(
         tax_code: billing.tax_code.clone(),
         billing_class: "milestone".into(),
         reverses: None,
+        overtime_hours: None,
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
         step_id,

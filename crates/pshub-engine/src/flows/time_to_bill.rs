@@ -4,6 +4,7 @@
 //! owns the failed check. A rejection after billing posts a reversal (a step that waits for
 //! the line it cancels); a re-approval posts again, once.
 
+mod overtime;
 pub mod rules;
 
 use super::{Cx, Flow, NewCase, NewStep, Resolution, opportunity_to_project};
@@ -143,7 +144,8 @@ impl Flow for TimeToBill {
                 case.id
             )));
         };
-        let verdict = evaluate(cx, work)?;
+        let overtime = entry.work.as_ref().map(|w| w.overtime_hours);
+        let verdict = evaluate(cx, work, overtime.unwrap_or_default())?;
         let resolution = match verdict.outcome {
             Ok(pricing) => {
                 let line_id = create_line(cx, work, &pricing, &mut entry)?;
@@ -271,16 +273,23 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
     entry.fingerprint = cx.event.fingerprint;
     entry.manual = false;
     entry.line_id = None;
+    if let Some(previous) = entry.work.take() {
+        overtime::withdraw(cx, &previous)?;
+    }
     entry.work = match work {
         Work::Time(t) if approved => Some(WorkedHours {
             worker_id: t.worker_id.to_string(),
             project_code: t.project_code.to_string(),
             date: t.work_date,
             hours: t.hours,
-            overtime_hours: rust_decimal::Decimal::ZERO,
+            overtime_hours: overtime::count(cx, t)?,
         }),
         _ => None,
     };
+    let overtime_hours = entry
+        .work
+        .as_ref()
+        .map_or(rust_decimal::Decimal::ZERO, |w| w.overtime_hours);
 
     // Fixed-fee contracts bill their milestones: time counts as hours for cost only.
     let fixed_fee = matches!(work, Work::Time(_))
@@ -312,7 +321,7 @@ fn apply_work(cx: &mut Cx<'_>, work: Work<'_>, approved: bool) -> Result<()> {
         return Ok(());
     }
 
-    let verdict = evaluate(cx, work)?;
+    let verdict = evaluate(cx, work, overtime_hours)?;
     match verdict.outcome {
         Ok(pricing) => {
             if let Some(case_id) = held_case {
@@ -374,8 +383,12 @@ fn count_cap(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
 }
 
 /// The rules, then the contract's cap and the daily limit of hours when one is configured.
-fn evaluate(cx: &mut Cx<'_>, work: Work<'_>) -> Result<rules::Verdict> {
-    let mut verdict = rules::evaluate(cx.world, cx.config, work);
+fn evaluate(
+    cx: &mut Cx<'_>,
+    work: Work<'_>,
+    overtime: rust_decimal::Decimal,
+) -> Result<rules::Verdict> {
+    let mut verdict = rules::evaluate(cx.world, cx.config, work, overtime);
     if let Ok(pricing) = &verdict.outcome
         && let Some(contract) = capped_contract(cx, work.project().as_str())
     {
@@ -591,6 +604,7 @@ fn create_line(
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
         step_id,
+        overtime_hours: pricing.overtime_hours,
     };
     // A line waits for its project's provisioning in the ERP, through that step.
     let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;

@@ -259,6 +259,9 @@ pub struct LineRow {
     pub correlation_id: String,
     pub created_at: String,
     pub step_id: i64,
+    /// Of `quantity`, the overtime hours billed at the region's `bill_multiplier` (only on
+    /// a contract that bills overtime).
+    pub overtime_hours: Option<Decimal>,
 }
 
 /// A line with its delivery, as lists and the API read it.

@@ -30,6 +30,8 @@ CREATE TABLE payroll_loads (
 );
 CREATE INDEX payroll_loads_unchecked ON payroll_loads (id) WHERE NOT checked;
 
+ALTER TABLE lines ADD COLUMN overtime_hours NUMERIC;
+
 ALTER TABLE quarantine ADD COLUMN kind TEXT NOT NULL DEFAULT 'event';
 ALTER TABLE quarantine ADD COLUMN file TEXT;
 ALTER TABLE quarantine ADD COLUMN line BIGINT;

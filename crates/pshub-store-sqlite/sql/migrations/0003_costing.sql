@@ -33,6 +33,8 @@ CREATE TABLE payroll_loads (
 );
 CREATE INDEX payroll_loads_unchecked ON payroll_loads (id) WHERE checked = 0;
 
+ALTER TABLE lines ADD COLUMN overtime_hours TEXT;
+
 ALTER TABLE quarantine ADD COLUMN kind TEXT NOT NULL DEFAULT 'event';
 ALTER TABLE quarantine ADD COLUMN file TEXT;
 ALTER TABLE quarantine ADD COLUMN line INTEGER;

@@ -129,6 +129,8 @@ pub struct Pricing {
     pub amount: Money,
     pub tax_code: String,
     pub billing_class: String,
+    /// Overtime hours billed at the region's multiplier (a contract that bills overtime).
+    pub overtime_hours: Option<Decimal>,
 }
 
 /// The outcome of the checks, with the entry's value in the billing currency wherever a
@@ -148,7 +150,8 @@ pub fn fail(kind: FailureKind, reason: String, suggested_fix: &str) -> Failure {
 }
 
 /// Runs the checks in order and prices the entry.
-pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
+/// `overtime` is how many of a time entry's hours are past its region's limits.
+pub fn evaluate(world: &World, config: &Config, work: Work<'_>, overtime: Decimal) -> Verdict {
     let date = work.date();
     let Some(on_date) = world.worker_on(work.worker(), date) else {
         let reason = format!("worker {} is not known to the hub", work.worker());
@@ -184,6 +187,16 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         fail(FailureKind::AmountOverflow, reason, fix)
     };
 
+    let bill_multiplier = attributes
+        .region
+        .and_then(|region| config.regions.get(region))
+        .and_then(|r| r.overtime.as_ref())
+        .map(|o| o.bill_multiplier);
+    let billed_overtime = (matches!(work, Work::Time(_))
+        && contract.bill_overtime
+        && overtime > Decimal::ZERO
+        && bill_multiplier.is_some())
+    .then_some(overtime);
     // Pricing is computed first so that a held entry still carries its value.
     let price = || -> Result<(Decimal, Decimal, Currency, Option<Decimal>, Money), Failure> {
         let (quantity, rate, rate_currency) = match work {
@@ -212,7 +225,16 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
             }
             Work::Expense(expense) => (Decimal::ONE, expense.amount, expense.currency),
         };
-        let value = Money::product(quantity, rate, rate_currency)
+        // Overtime bills at the multiplier: as if `hours + overtime x (multiplier - 1)`.
+        let billed = match billed_overtime.zip(bill_multiplier) {
+            Some((ot, m)) => m
+                .checked_sub(Decimal::ONE)
+                .and_then(|extra| ot.checked_mul(extra))
+                .and_then(|extra| quantity.checked_add(extra))
+                .ok_or_else(|| overflow(&format!("{quantity} hours with {ot} overtime")))?,
+            None => quantity,
+        };
+        let value = Money::product(billed, rate, rate_currency)
             .ok_or_else(|| overflow(&format!("{quantity} x {rate} {rate_currency}")))?;
         if rate_currency == billing_currency {
             return Ok((quantity, rate, rate_currency, None, value));
@@ -310,5 +332,6 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>) -> Verdict {
         amount,
         tax_code: tax_code.to_string(),
         billing_class: billing_class.to_string(),
+        overtime_hours: billed_overtime,
     }))
 }
