@@ -346,7 +346,71 @@ fn more_answer_schemas() -> Vec<(&'static str, Value)> {
     let decimal = || json!({ "type": "string", "description": "exact decimal" });
     let maybe_decimal = || json!({ "type": ["string", "null"] });
     let list = |item: Value| json!({ "type": "array", "items": item });
+    let maybe_text = || json!({ "type": ["string", "null"] });
+    let sourced = object(&[("source", text()), ("value", text())], &[]);
     vec![
+        (
+            "Resource",
+            object(
+                &[
+                    ("worker_id", text()),
+                    (
+                        "status",
+                        json!({ "enum": ["active", "on_leave", "terminated", null] }),
+                    ),
+                    ("legal_entity", maybe_text()),
+                    ("region", maybe_text()),
+                    ("cost_center", maybe_text()),
+                    ("manager_id", maybe_text()),
+                    ("role", maybe_text()),
+                    ("grade", maybe_text()),
+                    (
+                        "classification",
+                        json!({ "enum": ["employee", "contractor"] }),
+                    ),
+                    (
+                        "cost_rate",
+                        json!({ "type": ["object", "null"], "properties": {
+                            "currency": text(), "hourly_cost": decimal(), "of": { "enum": ["worker", "grade"] } } }),
+                    ),
+                    ("month", text()),
+                    ("approved_hours", decimal()),
+                    ("capacity_hours", decimal()),
+                    ("capacity_source", json!({ "enum": ["psa", "region"] })),
+                    ("utilization_pct", maybe_decimal()),
+                    (
+                        "disagreements",
+                        list(object(&[("field", text()), ("values", list(sourced))], &[])),
+                    ),
+                    (
+                        "open_assignments",
+                        list(object(
+                            &[
+                                ("assignment_id", text()),
+                                ("project_code", text()),
+                                ("state", text()),
+                                ("start", text()),
+                                ("end", text()),
+                                ("hours", decimal()),
+                            ],
+                            &[],
+                        )),
+                    ),
+                    (
+                        "sources",
+                        object(
+                            &[
+                                ("identity", text()),
+                                ("availability", text()),
+                                ("costing", text()),
+                            ],
+                            &[],
+                        ),
+                    ),
+                ],
+                &[("name", maybe_text()), ("email", maybe_text())],
+            ),
+        ),
         (
             "PayrollLoaded",
             object(
@@ -797,7 +861,24 @@ pub fn build() -> Value {
     for (name, answer) in answer_schemas() {
         doc["components"]["schemas"][name] = answer;
     }
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), costing_paths()) {
+        paths.extend(more);
+    }
     doc
+}
+
+/// The routes of costing and the resource view.
+fn costing_paths() -> Value {
+    json!({
+            "/v1/payroll": { "post": payroll_operation() },
+            "/v1/resources": { "get": with_params(op("The trusted resource view of each worker: HRIS identity and employment, PSA availability, cost rates; the month's approved hours, capacity and utilization; fields the systems disagree on; name and email for admin, hr and auditor only", page_of("Resource"), &["400", "401"]),
+                { let mut p = vec![query_param("legal_entity", "only this entity's"), query_param("region", "only this region's"), query_param("month", "YYYY-MM (default: this month)")]; p.extend(paging()); Value::Array(p) }) },
+            "/v1/resources/{worker_id}": { "get": with_params(op("One worker's resource view", schema("Resource"), &["400", "401", "404"]),
+                json!([path_param("worker_id", "string"), query_param("month", "YYYY-MM (default: this month)")])) },
+            "/v1/projects/{project_code}/cost-variance": { "get": with_params(op("Actual (payroll spread pro rata to hours) against standard cost per worker for one month, computed from the approved hours as they stand", schema("CostVariance"), &["400", "401", "404"]),
+                json!([path_param("project_code", "string"), query_param("period", "the month, YYYY-MM (required)")])) },
+            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) }
+    })
 }
 
 fn paths_and_components() -> Value {
@@ -922,10 +1003,6 @@ fn paths_and_components() -> Value {
             "/v1/dead-letters": { "get": with_params(op("Steps that gave up after their retries", page_of("DeadLetter"), &["400", "401"]), Value::Array(paging())) },
             "/v1/dead-letters/{id}/replay": { "post": with_params(op("Send a dead letter again", schema("Replayed"), &["400", "401", "403", "404", "409"]), json!([path_param("id", "string")])) },
             "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events and refused payroll rows", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
-            "/v1/payroll": { "post": payroll_operation() },
-            "/v1/projects/{project_code}/cost-variance": { "get": with_params(op("Actual (payroll spread pro rata to hours) against standard cost per worker for one month, computed from the approved hours as they stand", schema("CostVariance"), &["400", "401", "404"]),
-                json!([path_param("project_code", "string"), query_param("period", "the month, YYYY-MM (required)")])) },
-            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) },
             "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", schema("Summary"), &["401"]) },
             "/v1/systems": { "get": op("What each connected system says of itself", schema("Systems"), &["401"]) },
         }

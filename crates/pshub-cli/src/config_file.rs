@@ -158,6 +158,9 @@ struct MaskingSection {
     hash: Vec<Text>,
     #[serde(default)]
     mask: Vec<Text>,
+    /// Personal fields the target may see in `resource.changed` (name, email).
+    #[serde(default)]
+    allow: Vec<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -659,6 +662,7 @@ impl ConfigFile {
                     drop: names(&section.drop),
                     hash: names(&section.hash),
                     mask: names(&section.mask),
+                    allow: names(&section.allow),
                 },
             );
         }

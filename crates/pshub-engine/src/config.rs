@@ -60,6 +60,9 @@ pub struct Masking {
     pub drop: Vec<String>,
     pub hash: Vec<String>,
     pub mask: Vec<String>,
+    /// Personal fields (`name`, `email`) this target may see in `resource.changed`, which
+    /// otherwise leaves them out for every target.
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

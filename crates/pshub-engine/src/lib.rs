@@ -29,6 +29,7 @@ pub mod lease;
 pub mod metrics;
 pub mod payroll;
 pub mod ports;
+pub mod resources;
 pub mod retry;
 pub mod store;
 pub mod summary;

@@ -7,5 +7,6 @@ pub mod lines;
 pub mod ops;
 pub mod projects;
 pub mod reference;
+pub mod resources;
 pub mod sandbox;
 pub mod workers;

@@ -365,6 +365,16 @@ pub async fn outbound(
     .await??;
     if let Some(policy) = policy {
         for item in answer["items"].as_array_mut().into_iter().flatten() {
+            if item["type"] == pshub_engine::flows::resources::RESOURCE_CHANGED
+                && let Some(data) = item["data"].as_object_mut()
+            {
+                // The resource view shares personal fields only with targets allowed them.
+                for field in wire::PII_FIELDS {
+                    if !policy.allow.iter().any(|a| a == field) {
+                        data.remove(field);
+                    }
+                }
+            }
             wire::mask(&mut item["data"], &policy);
         }
     }

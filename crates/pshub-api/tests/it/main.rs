@@ -15,6 +15,7 @@ mod lines;
 mod operations;
 mod opportunity;
 mod payroll;
+mod resources;
 mod restart;
 mod systems_of_record;
 mod time_to_bill;
@@ -44,6 +45,9 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    resources: [
+        the_view_reconciles_its_sources_flags_disagreements_and_hides_names_from_masked_targets,
+    ],
     payroll: [
         bad_rows_are_reported_with_their_lines_and_kept_in_quarantine_while_good_rows_load,
         actual_cost_is_spread_pro_rata_to_the_cent_and_the_variance_opens_finance_cases,

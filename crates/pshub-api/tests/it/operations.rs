@@ -189,6 +189,7 @@ pub async fn every_flow_publishes_its_business_events_masked_per_target(store: B
             drop: vec!["email".into()],
             hash: vec!["name".into()],
             mask: vec!["cost_center".into()],
+            ..Masking::default()
         },
     );
     let app = spawn_app_with(store, config).await;
@@ -344,6 +345,11 @@ pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_
             "/v1/projects/{project_code}/cost-variance",
         ),
         ("/v1/projects", "/v1/projects"),
+        ("/v1/resources?month=2026-03", "/v1/resources"),
+        (
+            "/v1/resources/W-1?month=2026-03",
+            "/v1/resources/{worker_id}",
+        ),
         ("/v1/customers", "/v1/customers"),
         ("/v1/customers/C-1", "/v1/customers/{customer_id}"),
         ("/v1/workers", "/v1/workers"),

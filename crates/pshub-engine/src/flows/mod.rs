@@ -13,6 +13,7 @@ pub mod invoice_status;
 pub mod milestones;
 pub mod opportunity_to_project;
 pub mod payroll_costing;
+pub mod resources;
 pub mod time_to_bill;
 pub mod worker_lifecycle;
 
@@ -95,6 +96,7 @@ pub static ALL: &[&dyn Flow] = &[
     &invoice_status::InvoiceStatusFlow,
     &amendments::Amendments,
     &payroll_costing::PayrollCosting,
+    &resources::Resources,
 ];
 
 /// The flow of this name.

@@ -137,6 +137,11 @@ impl Flow for WorkerLifecycle {
                 "name": change.name, "email": change.email,
             }),
         )?;
+        super::resources::publish(
+            cx,
+            worker,
+            Some((change.name.as_deref(), change.email.as_deref())),
+        )?;
         let business_key = format!("{worker}:{}", cx.event.seq);
         let resource = cx.id(IdKind::Step)?;
         let psa = cx.config.psa_system.clone();

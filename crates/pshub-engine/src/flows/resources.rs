@@ -1,0 +1,104 @@
+//! The trusted resource view on the outbound stream: each change of a worker (an HRIS
+//! change, the PSA's availability, the worker's own cost rate) publishes `resource.changed`
+//! with the view as it now stands (`crate::resources`). Names and emails ride along only
+//! when the change carried them, and a downstream target sees them only where its
+//! `[masking]` policy allows them.
+
+use super::{Cx, Flow};
+use crate::error::Result;
+use crate::world::Applied;
+use pshub_model::records::CostSubject;
+use pshub_model::{Event, EventData, EventType};
+use serde_json::{Value, json};
+
+pub const NAME: &str = "resources";
+/// The outbound event of a changed resource.
+pub const RESOURCE_CHANGED: &str = "resource.changed";
+
+pub struct Resources;
+
+impl Flow for Resources {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn reacts_to(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::AvailabilityChanged | EventType::CostRateUpserted
+        )
+    }
+
+    fn apply(&self, cx: &mut Cx<'_>, event: &Event, _: &Applied) -> Result<()> {
+        let worker = match &event.data {
+            EventData::Availability(a) => a.worker_id.as_str(),
+            EventData::CostRate(rate) => match &rate.subject {
+                CostSubject::Worker(w) => w.as_str(),
+                CostSubject::Grade(_) => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        publish(cx, worker, None)
+    }
+}
+
+/// Publishes the worker's view; `personal` is (name, email) when the change carried them.
+pub fn publish(
+    cx: &mut Cx<'_>,
+    worker_id: &str,
+    personal: Option<(Option<&str>, Option<&str>)>,
+) -> Result<()> {
+    let today = cx.now.date_naive();
+    let month = today.format("%Y-%m").to_string();
+    let Some(range) = crate::costing::month_range(&month) else {
+        return Ok(());
+    };
+    let Some(view) = crate::resources::view(cx.world, cx.config, worker_id, &month, range, today)
+    else {
+        return Ok(());
+    };
+    let mut data = view_json(&view);
+    if let Some((name, email)) = personal {
+        data["name"] = json!(name);
+        data["email"] = json!(email);
+    }
+    cx.publish(
+        RESOURCE_CHANGED,
+        format!("resource:{worker_id}:{}", cx.event.seq),
+        data,
+    )
+}
+
+/// The view as the API and the outbound stream show it.
+pub fn view_json(view: &crate::resources::ResourceView) -> Value {
+    json!({
+        "worker_id": view.worker_id,
+        "status": view.status,
+        "legal_entity": view.legal_entity,
+        "region": view.region,
+        "cost_center": view.cost_center,
+        "manager_id": view.manager_id,
+        "role": view.role,
+        "grade": view.grade,
+        "classification": view.classification.as_str(),
+        "cost_rate": view.cost_rate.map(|(currency, rate, of)| json!({
+            "currency": currency.code(), "hourly_cost": rate.to_string(), "of": of,
+        })),
+        "month": view.month,
+        "capacity_hours": view.capacity_hours.normalize().to_string(),
+        "capacity_source": view.capacity_source,
+        "disagreements": view.disagreements.iter().map(|d| json!({
+            "field": d.field,
+            "values": d.values.iter().map(|(source, value)| json!({ "source": source, "value": value })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "open_assignments": view.open_assignments.iter().map(|a| json!({
+            "assignment_id": a.assignment_id, "project_code": a.project_code, "state": a.state,
+            "start": a.start.to_string(), "end": a.end.to_string(), "hours": a.hours.to_string(),
+        })).collect::<Vec<_>>(),
+        "sources": {
+            "identity": view.identity_source,
+            "availability": view.availability_source,
+            "costing": view.costing_source,
+        },
+    })
+}
