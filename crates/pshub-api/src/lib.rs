@@ -94,6 +94,7 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
         .route("/v1/rate-cards", get(routes::reference::rate_cards))
         .route("/v1/fx-rates", get(routes::reference::fx_rates))
         .route("/v1/assignments", get(routes::reference::assignments))
+        .route("/v1/reports/leakage", get(routes::reports::leakage))
         .route("/v1/resources", get(routes::resources::list))
         .route("/v1/resources/{worker_id}", get(routes::resources::get_one))
         .route("/v1/workers", get(routes::workers::list))

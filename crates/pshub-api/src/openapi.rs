@@ -348,7 +348,44 @@ fn more_answer_schemas() -> Vec<(&'static str, Value)> {
     let list = |item: Value| json!({ "type": "array", "items": item });
     let maybe_text = || json!({ "type": ["string", "null"] });
     let sourced = object(&[("source", text()), ("value", text())], &[]);
+    let count_by_kind = json!({ "type": "object", "additionalProperties": { "type": "integer" } });
+    let amounts_by_kind = json!({ "type": "object", "additionalProperties": { "type": "object", "additionalProperties": { "type": "string" } } });
     vec![
+        (
+            "Leakage",
+            object(
+                &[
+                    ("counts", count_by_kind),
+                    ("amounts", amounts_by_kind),
+                    ("period", maybe_text()),
+                    ("erp_lines", int()),
+                    ("hub_lines", int()),
+                    (
+                        "items",
+                        list(object(
+                            &[
+                                (
+                                    "kind",
+                                    json!({ "enum": ["approved_unbilled", "billed_unapproved", "rate_mismatch", "duplicate", "terms_mismatch"] }),
+                                ),
+                                ("entry_id", text()),
+                                ("project_code", text()),
+                                ("currency", text()),
+                                ("detail", text()),
+                            ],
+                            &[
+                                ("worker_id", maybe_text()),
+                                ("date", maybe_text()),
+                                ("hub_amount", maybe_decimal()),
+                                ("erp_amount", maybe_decimal()),
+                                ("amount", maybe_decimal()),
+                            ],
+                        )),
+                    ),
+                ],
+                &[],
+            ),
+        ),
         (
             "Resource",
             object(
@@ -871,6 +908,8 @@ pub fn build() -> Value {
 fn costing_paths() -> Value {
     json!({
             "/v1/payroll": { "post": payroll_operation() },
+            "/v1/reports/leakage": { "get": with_params(op("Revenue leakage: approved but unbilled, billed but not approved, rate mismatches, duplicates and contract terms the ERP holds otherwise, from the hub's records against what the ERP holds, with counts and amounts per currency", schema("Leakage"), &["400", "401", "503"]),
+                json!([query_param("period", "YYYY-MM (default: all time)")])) },
             "/v1/resources": { "get": with_params(op("The trusted resource view of each worker: HRIS identity and employment, PSA availability, cost rates; the month's approved hours, capacity and utilization; fields the systems disagree on; name and email for admin, hr and auditor only", page_of("Resource"), &["400", "401"]),
                 { let mut p = vec![query_param("legal_entity", "only this entity's"), query_param("region", "only this region's"), query_param("month", "YYYY-MM (default: this month)")]; p.extend(paging()); Value::Array(p) }) },
             "/v1/resources/{worker_id}": { "get": with_params(op("One worker's resource view", schema("Resource"), &["400", "401", "404"]),

@@ -335,6 +335,21 @@ impl Engine {
         Ok(report)
     }
 
+    /// The revenue-leakage report: what the sources approved, what the hub posted and what
+    /// the configured ERP holds (read back through its port), for `period` (`YYYY-MM`) or
+    /// all time.
+    pub fn leakage(&self, period: Option<&str>) -> Result<crate::leakage::Report> {
+        let erp_system = &self.core.config.erp_system;
+        let Some(crate::ports::Port::Erp(erp)) = self.core.systems.get(erp_system) else {
+            return Err(EngineError::Store(format!(
+                "the configured ERP {erp_system} is not an ERP this hub can read"
+            )));
+        };
+        let mut reader = self.core.store.reader()?;
+        let hub = lock(&self.core.hub);
+        crate::leakage::report(hub.world(), reader.as_mut(), erp.as_ref(), period)
+    }
+
     /// Opens the cases of every payroll load not yet checked; answers what it found.
     pub fn check_payroll(
         &self,

@@ -25,6 +25,7 @@ pub mod forecast;
 pub mod hub;
 pub mod ids;
 pub mod index;
+pub mod leakage;
 pub mod lease;
 pub mod metrics;
 pub mod payroll;

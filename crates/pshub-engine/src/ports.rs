@@ -254,7 +254,17 @@ pub trait Erp: Send + Sync {
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// What the ERP holds, for reconciliation: up to `limit` records of `collection`
+    /// (`lines`, `billing-rules`) after position `after`, each one JSON object with its
+    /// idempotency key, and the position to read on from (`None` at the end).
+    fn read_back(&self, collection: &str, after: u64, limit: u32) -> ReadBack {
+        let _ = (after, limit);
+        Err(format!("this ERP cannot be read back ({collection})"))
+    }
 }
+
+/// A page of what a system holds, or why it cannot be read.
+pub type ReadBack = Result<(Vec<serde_json::Value>, Option<u64>), String>;
 
 /// The PSA: engagements for won deals.
 pub trait Psa: Send + Sync {

@@ -7,6 +7,7 @@ pub mod lines;
 pub mod ops;
 pub mod projects;
 pub mod reference;
+pub mod reports;
 pub mod resources;
 pub mod sandbox;
 pub mod workers;

@@ -11,6 +11,7 @@ mod exceptions;
 mod forecast;
 mod helpers;
 mod invoices;
+mod leakage;
 mod lines;
 mod operations;
 mod opportunity;
@@ -45,6 +46,9 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    leakage: [
+        the_leakage_report_finds_each_kind_with_its_amount_per_currency,
+    ],
     resources: [
         the_view_reconciles_its_sources_flags_disagreements_and_hides_names_from_masked_targets,
     ],

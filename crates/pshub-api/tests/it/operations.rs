@@ -346,6 +346,7 @@ pub async fn the_openapi_document_describes_every_event_and_the_answers_as_they_
         ),
         ("/v1/projects", "/v1/projects"),
         ("/v1/resources?month=2026-03", "/v1/resources"),
+        ("/v1/reports/leakage?period=2026-03", "/v1/reports/leakage"),
         (
             "/v1/resources/W-1?month=2026-03",
             "/v1/resources/{worker_id}",

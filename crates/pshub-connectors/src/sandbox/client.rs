@@ -273,6 +273,14 @@ impl Erp for HttpPort {
         self.find(keys)
     }
 
+    fn read_back(&self, collection: &str, after: u64, limit: u32) -> ReadBack {
+        let path = format!("/sandbox/erp/{collection}?cursor={after}&limit={limit}");
+        match self.sandbox.get(&path)? {
+            (200, page) => read_back_page(&page),
+            (status, body) => Err(format!("GET {path} answered {status}: {body}")),
+        }
+    }
+
     fn describe(&self) -> serde_json::Value {
         self.describe_system()
     }
@@ -328,4 +336,14 @@ impl Crm for HttpPort {
     fn describe(&self) -> serde_json::Value {
         self.describe_system()
     }
+}
+
+/// A page of a sandbox collection (`{items, next}`) as a port's read-back.
+pub(crate) fn read_back_page(page: &serde_json::Value) -> ReadBack {
+    let items = page["items"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| format!("the page has no items: {page}"))?;
+    let next = page["next"].as_str().and_then(|n| n.parse().ok());
+    Ok((items, next))
 }

@@ -140,6 +140,15 @@ impl Erp for InProcess {
         self.call(lines.len(), || self.sandbox.post_lines(&bodies))
     }
 
+    fn read_back(&self, collection: &str, after: u64, limit: u32) -> ReadBack {
+        let page = self
+            .sandbox
+            .list(System::Erp, collection, after, limit)
+            .map_err(|e| format!("the erp cannot be read: {e}"))?
+            .ok_or_else(|| format!("the erp has no collection {collection}"))?;
+        super::client::read_back_page(&page)
+    }
+
     fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {
         self.find(keys)
     }
