@@ -3,7 +3,7 @@
 
 use crate::serve::parse_listen;
 use crate::wiring::StoreArgs;
-use crate::{serve, token, wiring};
+use crate::{demo_costing, serve, token, wiring};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pshub_api::Role;
@@ -100,6 +100,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .collect(),
         retry_after_cap: Duration::from_secs(1),
     };
+    config
+        .regions
+        .entry(demo_costing::OVERTIME_REGION.into())
+        .or_insert_with(demo_costing::overtime_rules);
     let wired = wiring::open(&store, config)?;
     if let Some(sandbox) = wired.sandbox.in_process() {
         sandbox.set_system_faults(
@@ -138,6 +142,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     send_all(&engine, reference.into_iter(), 1_000, &progress)?;
     progress.set_message("the PSA sends approved time and expenses:");
     send_all(&engine, firm.work_events(), 500, &progress)?;
+    engine.submit(firm.overtime_week())?;
     settle(&engine)?;
 
     // Finance notices the hole in the USD rate card, sends the fixed card and resolves its cases.
@@ -162,6 +167,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // The month's invoices go out; the ERP reports them sent, paid, one disputed.
     engine.submit(firm.invoice_events())?;
     settle(&engine)?;
+    // Payroll for the month comes in; the month ends with the leakage report.
+    let cost = demo_costing::run(&engine, &firm, spec.month, &data_dir)?;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         let _ = worker.join();
@@ -177,6 +184,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         for (key, value) in month_figures(&engine)? {
             json[key] = value;
         }
+        for (key, value) in demo_costing::json_figures(&cost) {
+            json[key] = value;
+        }
         json["seconds"] = Value::from(elapsed.as_secs_f64());
         println!("{json}");
     } else {
@@ -189,6 +199,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             elapsed,
         );
         print_month(&month_figures(&engine)?, engine.config().margin_floor_pct);
+        demo_costing::print(&cost);
     }
     if args.exit {
         return Ok(());

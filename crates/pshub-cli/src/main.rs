@@ -4,6 +4,7 @@ mod bench;
 mod bench_generate;
 mod config_file;
 mod demo;
+mod demo_costing;
 mod load;
 mod operate;
 mod sandbox;

@@ -255,6 +255,18 @@ pub fn worker_month(
         .collect()
 }
 
+/// Approved hours grouped by worker, each worker's in date order.
+pub fn by_worker(entries: Vec<WorkedEntry>) -> BTreeMap<String, Vec<WorkedEntry>> {
+    let mut grouped: BTreeMap<String, Vec<WorkedEntry>> = BTreeMap::new();
+    for entry in entries {
+        grouped
+            .entry(entry.work.worker_id.clone())
+            .or_default()
+            .push(entry);
+    }
+    grouped
+}
+
 /// A project's cost variance for one month, from the approved hours as they stand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectVariance {
@@ -273,29 +285,21 @@ pub fn project_variance(
     let Some((from, to)) = month_range(period) else {
         return Ok(None);
     };
-    let on_project = reads.worked_hours(&HoursFilter {
+    // One read of the month: a worker's actual is spread over all their projects.
+    let month = by_worker(reads.worked_hours(&HoursFilter {
         from,
         to,
         worker_id: None,
-        project_code: Some(project_code.to_string()),
-    })?;
-    let mut workers: Vec<&str> = on_project
-        .iter()
-        .map(|e| e.work.worker_id.as_str())
-        .collect();
-    workers.sort_unstable();
-    workers.dedup();
+        project_code: None,
+    })?);
     let mut rows = Vec::new();
-    for worker in workers {
-        let entries = reads.worked_hours(&HoursFilter {
-            from,
-            to,
-            worker_id: Some(worker.to_string()),
-            project_code: None,
-        })?;
+    for (worker, entries) in &month {
+        if !entries.iter().any(|e| e.work.project_code == project_code) {
+            continue;
+        }
         let actual = reads.payroll_actual(worker, period)?;
         rows.extend(
-            worker_month(world, config, worker, &entries, actual.as_ref())
+            worker_month(world, config, worker, entries, actual.as_ref())
                 .into_iter()
                 .filter(|r| r.project_code == project_code),
         );

@@ -197,37 +197,37 @@ pub fn report(
     let hub_lines = reads.lines(&LineFilter::default(), Page::ALL)?;
     let mut leaks = Vec::new();
 
-    // The ERP's copies of each posting (kind, entry, n-th line), whoever sent them: the
+    // The ERP's copies of each posting (project, kind, entry, n-th line), whoever sent them: the
     // first is the line, any more are duplicates.
     let mut by_key: HashMap<&str, &Held> = HashMap::new();
-    let mut copies: HashMap<(&str, &str, &str), Vec<&Held>> = HashMap::new();
+    let posting = |l: &Held| {
+        (
+            l.project_code.clone(),
+            l.kind.clone(),
+            l.source_id.clone(),
+            l.posting.clone(),
+        )
+    };
+    let mut copies: HashMap<(String, String, String, String), Vec<&Held>> = HashMap::new();
     for line in &erp_lines {
         by_key.entry(line.key.as_str()).or_insert(line);
-        copies
-            .entry((
-                line.kind.as_str(),
-                line.source_id.as_str(),
-                line.posting.as_str(),
-            ))
-            .or_default()
-            .push(line);
+        copies.entry(posting(line)).or_default().push(line);
     }
     let hub_keys: HashMap<String, &DeliveredLine> = hub_lines
         .iter()
         .map(|l| (l.step.idempotency_key(), l))
         .collect();
-    let reversed: std::collections::HashSet<i64> =
-        hub_lines.iter().filter_map(|l| l.line.reverses).collect();
+    // Each reversal, by the line it cancels.
+    let reversal_of: HashMap<i64, &DeliveredLine> = hub_lines
+        .iter()
+        .filter_map(|l| Some((l.line.reverses?, l)))
+        .collect();
     let mut entries: HashMap<i64, Option<EntryRow>> = HashMap::new();
     for line in &erp_lines {
         if !in_period(line.date, range) {
             continue;
         }
-        let copies = &copies[&(
-            line.kind.as_str(),
-            line.source_id.as_str(),
-            line.posting.as_str(),
-        )];
+        let copies = &copies[&posting(line)];
         if !std::ptr::eq(copies[0], line) {
             leaks.push(Leak {
                 kind: "duplicate",
@@ -276,9 +276,8 @@ pub fn report(
         let rejected = entry
             .as_ref()
             .is_some_and(|e| e.phase == EntryPhase::Rejected);
-        let reversal_posted = hub_lines.iter().any(|l| {
-            l.line.reverses == Some(hub.line.id)
-                && l.step.state == StepState::Done
+        let reversal_posted = reversal_of.get(&hub.line.id).is_some_and(|l| {
+            l.step.state == StepState::Done
                 && by_key.contains_key(l.step.idempotency_key().as_str())
         });
         if hub.line.kind != LineKind::Reversal && rejected && !reversal_posted {
@@ -296,7 +295,7 @@ pub fn report(
             });
         }
         if hub.line.kind == LineKind::Time
-            && !reversed.contains(&hub.line.id)
+            && !reversal_of.contains_key(&hub.line.id)
             && let Some(expected) = card_rate(world, reads, &hub.line, line.rate)?
             && expected != line.rate
         {
@@ -325,7 +324,7 @@ pub fn report(
             continue;
         }
         let key = hub.step.idempotency_key();
-        if by_key.contains_key(key.as_str()) || reversed.contains(&hub.line.id) {
+        if by_key.contains_key(key.as_str()) || reversal_of.contains_key(&hub.line.id) {
             continue;
         }
         let why = if hub.step.state == StepState::Done {

@@ -54,6 +54,9 @@ struct Region {
     rate_percent: i64,
 }
 
+/// The worker engaged as a contractor when the firm has contracts.
+const CONTRACTOR: &str = "W-00004";
+
 const REGIONS: [Region; 3] = [
     Region {
         name: "emea",
@@ -282,6 +285,10 @@ impl SimulatedFirm {
             let mut contract = json!({ "contract_id": contract_id(i), "billing_model": "time_and_materials",
                 "currency": plan.currency, "rate_card_id": plan.card,
                 "start": "2026-01-01", "end": plan.end.map(|d| d.to_string()) });
+            if spec.contracts && i == 0 {
+                // The first project's client pays overtime at the region's premium.
+                contract["bill_overtime"] = json!(true);
+            }
             match plan.model {
                 Model::TimeAndMaterials => {}
                 Model::FixedFee => {
@@ -390,10 +397,23 @@ impl SimulatedFirm {
                 )
             })
             .collect();
+        for worker in self.workers.iter().filter(|w| self.is_contractor(w)) {
+            let base = ROLES[worker.role].1;
+            events.push(envelope(
+                "psa",
+                format!("psa-cost-{}", worker.id),
+                "cost_rate.upserted",
+                day,
+                json!({
+                    "worker_id": worker.id, "currency": "EUR",
+                    "hourly_cost": money_text(base * 70, "EUR"), "valid_from": "2026-01-01",
+                }),
+            ));
+        }
         for worker in self
             .workers
             .iter()
-            .filter(|w| w.projects.first() == Some(&1))
+            .filter(|w| w.projects.first() == Some(&1) && !self.is_contractor(w))
         {
             let base = ROLES[worker.role].1;
             events.push(envelope(
@@ -408,6 +428,57 @@ impl SimulatedFirm {
             ));
         }
         events
+    }
+
+    /// The firm's one contractor (with contracts on): an outside consultant whose cost is
+    /// their rate agreement.
+    fn is_contractor(&self, worker: &Worker) -> bool {
+        self.spec.contracts && worker.id == CONTRACTOR
+    }
+
+    /// The workers, with their classification: (id, region, contractor).
+    pub fn staff(&self) -> Vec<(&str, &'static str, bool)> {
+        self.workers
+            .iter()
+            .map(|w| (w.id.as_str(), REGIONS[w.region].name, self.is_contractor(w)))
+            .collect()
+    }
+
+    /// An overtime week (with contracts on): the first emea consultant of the first project
+    /// logs four hours more each day of the month's second full week, on top of their usual
+    /// time, on a contract that bills overtime.
+    pub fn overtime_week(&self) -> Vec<Value> {
+        let Some(worker) = self.workers.iter().find(|w| {
+            self.spec.contracts
+                && w.region == 0
+                && w.projects.first() == Some(&0)
+                && w.terminated_on.is_none()
+                && w.leave.is_none()
+                && w.transfer.is_none()
+                && !self.is_contractor(w)
+        }) else {
+            return Vec::new();
+        };
+        let mut monday = self.spec.month + Duration::days(7);
+        while monday.weekday() != Weekday::Mon {
+            monday += Duration::days(1);
+        }
+        (0..5)
+            .map(|d| {
+                let day = monday + Duration::days(d);
+                let entry_id = format!("OT-{}-{day}", worker.id);
+                envelope(
+                    "psa",
+                    format!("psa-{entry_id}-approved-1"),
+                    "time_entry.approved",
+                    day,
+                    json!({
+                        "entry_id": entry_id, "worker_id": worker.id, "project_code": self.projects[0].code,
+                        "work_date": day.to_string(), "hours": "4", "billable": true,
+                    }),
+                )
+            })
+            .collect()
     }
 
     /// A contract's amendments during the month.
@@ -481,6 +552,9 @@ impl SimulatedFirm {
                 "grade": format!("G{}", worker.role + 1), "manager_id": null,
             }),
         )];
+        if self.is_contractor(worker) {
+            events[0]["data"]["classification"] = json!("contractor");
+        }
         let simple = |kind: &str, day: NaiveDate| {
             envelope(
                 "hris",

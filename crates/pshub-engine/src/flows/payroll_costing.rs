@@ -17,7 +17,7 @@ use crate::store::*;
 use crate::world::Applied;
 use pshub_model::records::{Classification, ExceptionState, OwnerTeam};
 use pshub_model::{Event, EventData, EventType, Money, WorkerId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub const NAME: &str = "payroll_costing";
 pub const UNKNOWN_WORKER: &str = "payroll_unknown_worker";
@@ -93,19 +93,12 @@ pub fn check_load(cx: &mut Cx<'_>, load: &PayrollLoadRow) -> Result<Checked> {
         let Some((from, to)) = costing::month_range(period) else {
             continue;
         };
-        let mut hours: HashMap<String, Vec<WorkedEntry>> = HashMap::new();
-        let month = cx.reads.worked_hours(&HoursFilter {
+        let hours = costing::by_worker(cx.reads.worked_hours(&HoursFilter {
             from,
             to,
             worker_id: None,
             project_code: None,
-        })?;
-        for entry in month {
-            hours
-                .entry(entry.work.worker_id.clone())
-                .or_default()
-                .push(entry);
-        }
+        })?);
         for actual in actuals {
             let entries = hours.get(&actual.worker_id).map_or(&[][..], Vec::as_slice);
             check_actual(cx, load, actual, entries, &mut checked)?;

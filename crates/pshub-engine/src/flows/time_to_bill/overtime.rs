@@ -2,20 +2,47 @@
 //! those past `daily_hours` on its day or past `weekly_hours` in its week (Monday to Sunday)
 //! are overtime, counting the worker's approved hours in the order they were approved.
 //!
-//! The worker's approved hours per day are a versioned tally in the worker-day rows under
-//! `worked:{worker_id}` (every approved time entry, billable or not), kept for workers of
-//! regions with overtime rules only: the rest of the firm pays nothing for it.
+//! The worker's approved hours per day and per week are versioned tallies in the
+//! worker-day rows under `worked:{worker_id}` (by day) and `worked-week:{worker_id}` (on the
+//! week's Monday), counting every approved time entry, billable or not. They are kept for
+//! workers of regions with overtime rules only: the rest of the firm pays nothing for them.
 
 use super::super::Cx;
 use crate::error::Result;
 use crate::store::WorkedHours;
-use chrono::{Datelike, Duration};
+use chrono::{Datelike, Duration, NaiveDate};
 use pshub_model::WorkerId;
 use pshub_model::records::TimeEntry;
 use rust_decimal::Decimal;
 
-fn tally_key(worker_id: &str) -> String {
+fn day_key(worker_id: &str) -> String {
     format!("worked:{worker_id}")
+}
+
+/// The week's tally sits on its Monday.
+fn week_key(worker_id: &str) -> String {
+    format!("worked-week:{worker_id}")
+}
+
+fn monday_of(date: NaiveDate) -> NaiveDate {
+    date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
+}
+
+/// Adds `hours` (negative to take them out) to the worker's day and week.
+fn add(
+    cx: &mut Cx<'_>,
+    worker_id: &str,
+    date: NaiveDate,
+    hours: Decimal,
+) -> Result<(Decimal, Decimal)> {
+    let mut day = cx.worker_day(&day_key(worker_id), date)?;
+    let mut week = cx.worker_day(&week_key(worker_id), monday_of(date))?;
+    let before = (day.hours, week.hours);
+    day.hours = day.hours.saturating_add(hours).max(Decimal::ZERO);
+    week.hours = week.hours.saturating_add(hours).max(Decimal::ZERO);
+    cx.put_worker_day(day);
+    cx.put_worker_day(week);
+    Ok(before)
 }
 
 /// Takes an entry's earlier hours out of its worker's tally (it was rejected, or approved
@@ -24,9 +51,7 @@ pub fn withdraw(cx: &mut Cx<'_>, previous: &WorkedHours) -> Result<()> {
     if rules_of(cx, &previous.worker_id, previous.date).is_none() {
         return Ok(());
     }
-    let mut day = cx.worker_day(&tally_key(&previous.worker_id), previous.date)?;
-    day.hours = (day.hours - previous.hours).max(Decimal::ZERO);
-    cx.put_worker_day(day);
+    add(cx, &previous.worker_id, previous.date, -previous.hours)?;
     Ok(())
 }
 
@@ -35,31 +60,14 @@ pub fn count(cx: &mut Cx<'_>, entry: &TimeEntry) -> Result<Decimal> {
     let Some((daily, weekly)) = rules_of(cx, entry.worker_id.as_str(), entry.work_date) else {
         return Ok(Decimal::ZERO);
     };
-    let key = tally_key(entry.worker_id.as_str());
-    let mut day = cx.worker_day(&key, entry.work_date)?;
+    let (day, week) = add(cx, entry.worker_id.as_str(), entry.work_date, entry.hours)?;
     let past = |before: Decimal, limit: Decimal| {
         let after = before.saturating_add(entry.hours);
         (after - limit).clamp(Decimal::ZERO, entry.hours)
     };
-    let mut overtime = daily.map_or(Decimal::ZERO, |limit| past(day.hours, limit));
-    if let Some(limit) = weekly {
-        let monday = entry.work_date
-            - Duration::days(i64::from(entry.work_date.weekday().num_days_from_monday()));
-        let mut week = Decimal::ZERO;
-        for offset in 0..7 {
-            let date = monday + Duration::days(offset);
-            let hours = if date == entry.work_date {
-                day.hours
-            } else {
-                cx.worker_day(&key, date)?.hours
-            };
-            week = week.saturating_add(hours);
-        }
-        overtime = overtime.max(past(week, limit));
-    }
-    day.hours = day.hours.saturating_add(entry.hours);
-    cx.put_worker_day(day);
-    Ok(overtime)
+    let daily = daily.map_or(Decimal::ZERO, |limit| past(day, limit));
+    let weekly = weekly.map_or(Decimal::ZERO, |limit| past(week, limit));
+    Ok(daily.max(weekly))
 }
 
 /// The daily and weekly limits of the worker's region on `date`, if it has overtime rules.
