@@ -313,8 +313,8 @@ pub fn load(store: &dyn Store, file: &str, bytes: &[u8], now: &str) -> Result<Lo
         },
         parts: std::sync::Mutex::new(parts),
     };
-    let (read, stored) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || -> Result<Vec<RejectedRow>> {
+    let (read, stored) = std::thread::scope(|scope| -> Result<_> {
+        let reading = move || -> Result<Vec<RejectedRow>> {
             // In a file sorted by (period, worker), as payroll exports usually are, a key
             // that comes twice comes twice in a row; in another, it may have: the store
             // then counts what changed instead.
@@ -357,15 +357,19 @@ pub fn load(store: &dyn Store, file: &str, bytes: &[u8], now: &str) -> Result<Lo
             // The store is told the file ended only once it was read whole.
             let _ = send.send(end);
             Ok(rejected)
-        });
+        };
+        let reader = std::thread::Builder::new()
+            .name("pshub-payroll-read".into())
+            .spawn_scoped(scope, reading)
+            .map_err(|e| LoadError::File(format!("{file}: cannot start reading: {e}")))?;
         let stored = store.load_payroll(load);
         let read = reader.join().unwrap_or_else(|_| {
             Err(LoadError::File(format!(
                 "{file}: reading stopped on an internal error"
             )))
         });
-        (read, stored)
-    });
+        Ok((read, stored))
+    })?;
     // A file that cannot be read is that error, whatever the store made of its absence.
     let rejected = read?;
     let row = stored?;

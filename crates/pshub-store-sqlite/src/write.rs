@@ -40,14 +40,16 @@ fn opt_owned(value: Option<String>) -> Bound<'static> {
 
 /// Inserts `rows` with the single-row `INSERT ... VALUES (?, ...) [tail]` of `query`, many
 /// rows per statement (an `ON CONFLICT` tail applies to each); answers the rows changed.
-fn insert_many<'a, R>(
+/// `bind` gives a row's values (an array: no allocation per row).
+fn insert_many<'a, R, B>(
     tx: &Connection,
     query: &str,
     rows: impl ExactSizeIterator<Item = &'a R>,
-    bind: impl Fn(&'a R) -> Vec<Bound<'a>>,
+    bind: impl Fn(&'a R) -> B,
 ) -> std::result::Result<usize, Stop>
 where
     R: 'a,
+    B: IntoIterator<Item = Bound<'a>>,
 {
     let single = q(query)?;
     let malformed = || {
@@ -62,6 +64,9 @@ where
         single[at..close].trim(),
         single[close..].trim(),
     );
+    let statement = |size: usize| format!("{head} {} {tail}", vec![group; size].join(", "));
+    // Most statements are full: their text is made once per call.
+    let full = (rows.len() >= ROWS_PER_INSERT).then(|| statement(ROWS_PER_INSERT));
     let rows: Vec<&'a R> = rows.collect();
     let mut rest = rows.as_slice();
     let mut values: Vec<Bound<'a>> = Vec::new();
@@ -73,7 +78,10 @@ where
         for row in now {
             values.extend(bind(row));
         }
-        let sql = format!("{head} {} {tail}", vec![group; size].join(", "));
+        let sql = match &full {
+            Some(full) if size == ROWS_PER_INSERT => std::borrow::Cow::Borrowed(full.as_str()),
+            _ => std::borrow::Cow::Owned(statement(size)),
+        };
         changed += tx
             .prepare_cached(&sql)?
             .execute(rusqlite::params_from_iter(values.iter()))?;
@@ -108,7 +116,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
         }
     }
     insert_many(tx, "insert_inbox", commit.inbox.iter(), |r| {
-        vec![
+        [
             int(r.seq),
             text(&r.source),
             text(&r.event_id),
@@ -153,7 +161,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
     }
     let new_entries: Vec<&EntryRow> = commit.entries.iter().filter(|r| r.version == 0).collect();
     insert_many(tx, "insert_entry", new_entries.into_iter(), |r| {
-        vec![
+        [
             int(r.row_id),
             text(r.kind.as_str()),
             text(&r.entry_id),
@@ -200,7 +208,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
     }
     drop(update);
     insert_many(tx, "insert_line", commit.lines.iter(), |r| {
-        vec![
+        [
             int(r.id),
             text(r.kind.as_str()),
             int(r.entry_row),
@@ -230,7 +238,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
     })?;
     if !commit.lines.is_empty() {
         insert_many(tx, "insert_unindexed_line", commit.lines.iter(), |r| {
-            vec![int(r.id)]
+            [int(r.id)]
         })?;
         crate::postings::index_if_due(tx)?;
     }
@@ -244,7 +252,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             .collect::<Vec<_>>()
             .into_iter(),
         |r| {
-            vec![
+            [
                 int(r.id),
                 text(&r.flow),
                 text(&r.step),
@@ -420,7 +428,7 @@ pub(crate) fn upsert_payroll(
     actuals: &[PayrollActualRow],
 ) -> std::result::Result<u64, Stop> {
     let changed = insert_many(tx, "upsert_payroll_actual", actuals.iter(), |r| {
-        vec![
+        [
             text(&r.period),
             text(&r.worker_id),
             // Normalised, so that 100.0 and 100.00 are the same actual.
