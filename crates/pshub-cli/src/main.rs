@@ -5,6 +5,7 @@ mod bench_generate;
 mod config_file;
 mod demo;
 mod operate;
+mod reconcile;
 mod sandbox;
 mod send;
 mod serve;
@@ -79,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Reconcile what one system holds against another, from their exports.
+    Reconcile {
+        #[command(subcommand)]
+        command: reconcile::ReconcileCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
@@ -149,6 +155,7 @@ fn main() -> Result<()> {
         Command::DeadLetters { command } => operate::dead_letters(command),
         Command::Quarantine { command } => operate::quarantine(command),
         Command::Conflicts { command } => operate::conflicts(command),
+        Command::Reconcile { command } => reconcile::run(command),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

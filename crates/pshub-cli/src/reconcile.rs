@@ -1,0 +1,140 @@
+//! `pshub reconcile`: what one system holds against another, from their exports.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use pshub_reconcile::time::{self, Export, Kind, Report};
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum ReconcileCommand {
+    /// Approved time in a PSA export against the time entries an ERP export holds.
+    Time(TimeArgs),
+}
+
+#[derive(Args)]
+pub struct TimeArgs {
+    /// The PSA's approved time: CSV with a header naming entry_id, worker_id, project_code,
+    /// date, hours, amount and currency, in any order.
+    #[arg(long, value_name = "PSA.csv")]
+    psa: PathBuf,
+    /// The ERP's time entries, with the same columns.
+    #[arg(long, value_name = "ERP.csv")]
+    erp: PathBuf,
+    /// The folder to write differences.csv into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Print the counts and amounts per kind as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: ReconcileCommand) -> Result<()> {
+    match command {
+        ReconcileCommand::Time(args) => reconcile_time(args),
+    }
+}
+
+/// Reads an export and indexes it.
+fn load(path: &Path) -> Result<Export> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    Ok(Export::read(path.display().to_string(), file, size)?)
+}
+
+fn reconcile_time(args: TimeArgs) -> Result<()> {
+    // The two exports are read and indexed side by side, one per thread.
+    let (psa, erp) = std::thread::scope(|scope| {
+        let psa = scope.spawn(|| load(&args.psa));
+        let erp = load(&args.erp);
+        (psa.join().expect("the PSA reader panicked"), erp)
+    });
+    let (psa, erp) = (psa?, erp?);
+
+    let mut unreadable = 0;
+    {
+        let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+        for export in [&psa, &erp] {
+            for row in export.unreadable() {
+                writeln!(stderr, "{}:{}: {}", export.name(), row.line, row.reason)?;
+            }
+            unreadable += export.unreadable().len();
+        }
+        stderr.flush()?;
+    }
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report = time::reconcile(&psa, &erp, threads)?;
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let path = args.out.join("differences.csv");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    report
+        .write_csv(std::io::BufWriter::with_capacity(1 << 20, file))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+
+    if args.json {
+        println!("{}", summary_json(&report, unreadable, &path));
+    } else {
+        print_summary(&report, unreadable, &path);
+    }
+    Ok(())
+}
+
+/// `{"counts": {kind: n}, "amounts": {kind: {currency: "decimal"}}, "rows": ..., ...}`.
+fn summary_json(report: &Report, unreadable: usize, path: &Path) -> Value {
+    let mut counts = Map::new();
+    let mut amounts = Map::new();
+    for kind in Kind::ALL {
+        counts.insert(kind.name().into(), json!(report.count(kind)));
+        if kind.carries_amount() {
+            let per_currency: Map<String, Value> = report
+                .amounts(kind)
+                .iter()
+                .map(|(currency, sum)| {
+                    let currency = String::from_utf8_lossy(currency).into_owned();
+                    (currency, Value::String(sum.to_string()))
+                })
+                .collect();
+            amounts.insert(kind.name().into(), Value::Object(per_currency));
+        }
+    }
+    json!({
+        "counts": counts,
+        "amounts": amounts,
+        "rows": {"psa": report.psa_rows(), "erp": report.erp_rows()},
+        "unreadable": unreadable,
+        "differences": report.differences(),
+        "out": path.display().to_string(),
+    })
+}
+
+fn print_summary(report: &Report, unreadable: usize, path: &Path) {
+    println!(
+        "{} PSA rows against {} ERP rows: {} differences, written to {}",
+        report.psa_rows(),
+        report.erp_rows(),
+        report.differences(),
+        path.display()
+    );
+    for kind in Kind::ALL {
+        let amounts: Vec<String> = report
+            .amounts(kind)
+            .iter()
+            .map(|(currency, sum)| format!("{} {sum}", String::from_utf8_lossy(currency)))
+            .collect();
+        let amounts = if amounts.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", amounts.join(", "))
+        };
+        println!("  {:<15} {:>9}{amounts}", kind.name(), report.count(kind));
+    }
+    if unreadable > 0 {
+        println!("  {unreadable} unreadable rows skipped (listed on standard error)");
+    }
+}
