@@ -14,13 +14,11 @@
 
 use crate::decimal::{Dec, Exact};
 use crate::rfc4180::{BOM, Field, Malformed, Record, Scanner};
-use crate::table::RowTable;
+use crate::table::{KeyHasher, RowTable};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The columns each export must have, in any order.
 pub const COLUMNS: [&str; 7] = [
@@ -126,13 +124,16 @@ pub struct Export {
     duplicates: Vec<u32>,
     /// The first row of each entry id.
     table: RowTable,
-    hasher: RandomState,
+    hasher: KeyHasher,
     unreadable: Vec<Unreadable>,
 }
 
 /// A row's values, slices of the arena; hours and amount checked to be numbers.
 #[derive(Debug)]
 struct Entry<'a> {
+    /// The row's fields after its entry id, as the arena holds them: rows whose `rest` is
+    /// the same have no difference.
+    rest: &'a [u8],
     id: &'a [u8],
     worker: &'a [u8],
     project: &'a [u8],
@@ -175,7 +176,7 @@ impl Export {
             checkpoints: Vec::new(),
             duplicates: Vec::new(),
             table: RowTable::with_room_for(0),
-            hasher: RandomState::new(),
+            hasher: KeyHasher::new(),
             unreadable: Vec::new(),
         };
         export.load(reader, block)?;
@@ -331,7 +332,7 @@ impl Export {
             let mut len = 0;
             while len < GROUP && at < arena.len() {
                 let id = field_at(arena, at).0;
-                group[len] = (at as u32, id, self.hasher.hash_one(id));
+                group[len] = (at as u32, id, self.hasher.hash(id));
                 len += 1;
                 at = row_end(arena, at);
             }
@@ -351,13 +352,15 @@ impl Export {
 
     /// The row at `at` and the offset of the next.
     fn entry(&self, at: u32) -> (Entry<'_>, u32) {
-        let mut at = at as usize;
-        let mut fields = [&[][..]; COLUMNS.len()];
+        let (id, rest_start) = field_at(&self.arena, at as usize);
+        let mut at = rest_start;
+        let mut fields = [&[][..]; COLUMNS.len() - 1];
         for field in &mut fields {
             (*field, at) = field_at(&self.arena, at);
         }
-        let [id, worker, project, date, hours, amount, currency] = fields;
+        let [worker, project, date, hours, amount, currency] = fields;
         let entry = Entry {
+            rest: &self.arena[rest_start..at],
             id,
             worker,
             project,
@@ -612,10 +615,10 @@ fn overflow(kind: Kind, currency: &[u8]) -> Error {
 /// Reconciles the PSA's export against the ERP's, on up to `threads` threads; the result
 /// is the same for any number of threads.
 pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
-    // A bit per ERP row (by offset / 8), set when a PSA row matched it.
-    let matched: Vec<AtomicU64> = (0..(erp.arena.len() / 8).div_ceil(64) + 1)
-        .map(|_| AtomicU64::new(0))
-        .collect();
+    // A bit per ERP row (by offset / 8), set when a PSA row matched it: each thread sets
+    // its own (an atomic operation per row would wait for its cache line), then they are
+    // merged.
+    let words = (erp.arena.len() / 8).div_ceil(64) + 1;
     // Each thread takes the rows between two checkpoints.
     let chunks = threads.clamp(1, psa.checkpoints.len().max(1));
     let bounds: Vec<(usize, usize)> = (0..chunks)
@@ -628,13 +631,10 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
             (at(i), at(i + 1))
         })
         .collect();
-    let psa_parts: Vec<Result<(Vec<u8>, Tally)>> = std::thread::scope(|scope| {
+    let psa_parts: Vec<Result<Part>> = std::thread::scope(|scope| {
         let workers: Vec<_> = bounds
             .iter()
-            .map(|&(from, to)| {
-                let matched = &matched;
-                scope.spawn(move || compare_rows(psa, erp, from, to, matched))
-            })
+            .map(|&(from, to)| scope.spawn(move || compare_rows(psa, erp, from, to, words)))
             .collect();
         workers
             .into_iter()
@@ -643,10 +643,14 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
     });
     let mut parts = Vec::with_capacity(chunks + 1);
     let mut tally = Tally::default();
+    let mut matched = vec![0u64; words];
     for part in psa_parts {
-        let (csv, part_tally) = part?;
-        parts.push(csv);
-        tally.merge(part_tally)?;
+        let part = part?;
+        parts.push(part.csv);
+        tally.merge(part.tally)?;
+        for (word, theirs) in matched.iter_mut().zip(part.matched) {
+            *word |= theirs;
+        }
     }
     let (csv, erp_tally) = erp_only(erp, &matched)?;
     parts.push(csv);
@@ -659,27 +663,30 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
     })
 }
 
-fn is_marked(bits: &[AtomicU64], row: u32) -> bool {
+fn is_marked(bits: &[u64], row: u32) -> bool {
     let bit = row as usize / 8;
-    bits[bit / 64].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0
+    bits[bit / 64] & (1 << (bit % 64)) != 0
 }
 
-fn mark(bits: &[AtomicU64], row: u32) {
+fn mark(bits: &mut [u64], row: u32) {
     let bit = row as usize / 8;
-    bits[bit / 64].fetch_or(1 << (bit % 64), Ordering::Relaxed);
+    bits[bit / 64] |= 1 << (bit % 64);
+}
+
+/// What one thread found in its share of the PSA's rows.
+struct Part {
+    csv: Vec<u8>,
+    tally: Tally,
+    /// The ERP rows its rows matched.
+    matched: Vec<u64>,
 }
 
 /// The PSA's rows from offset `from` to `to`: duplicates, entries the ERP lacks, and the
 /// differences of the others; marks the ERP rows they matched. By groups: the group's ERP
 /// slots are loaded, then the ERP rows they point to, then each row is compared.
-fn compare_rows(
-    psa: &Export,
-    erp: &Export,
-    from: usize,
-    to: usize,
-    matched: &[AtomicU64],
-) -> Result<(Vec<u8>, Tally)> {
+fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize) -> Result<Part> {
     let mut out = Out::default();
+    let mut matched = vec![0u64; words];
     let first_duplicate = psa.duplicates.partition_point(|&d| (d as usize) < from);
     let mut duplicates = psa.duplicates[first_duplicate..].iter().peekable();
     let mut at = from as u32;
@@ -688,7 +695,7 @@ fn compare_rows(
         let mut len = 0;
         while len < GROUP && (at as usize) < to {
             let (entry, next) = psa.entry(at);
-            let hash = erp.hasher.hash_one(entry.id);
+            let hash = erp.hasher.hash(entry.id);
             group[len] = Some((at, entry, hash));
             len += 1;
             at = next;
@@ -711,18 +718,22 @@ fn compare_rows(
             }
             match erp.find(entry.id, hash) {
                 Some(erp_row) => {
-                    mark(matched, erp_row);
+                    mark(&mut matched, erp_row);
                     out.compare(&entry, &erp.entry(erp_row).0)?;
                 }
                 None => out.missing_or_duplicate(Kind::MissingInErp, Side::Psa, &entry)?,
             }
         }
     }
-    Ok((out.csv, out.tally))
+    Ok(Part {
+        csv: out.csv,
+        tally: out.tally,
+        matched,
+    })
 }
 
 /// The ERP's duplicates and the rows no PSA row matched, in ERP file order.
-fn erp_only(erp: &Export, matched: &[AtomicU64]) -> Result<(Vec<u8>, Tally)> {
+fn erp_only(erp: &Export, matched: &[u64]) -> Result<(Vec<u8>, Tally)> {
     let mut out = Out::default();
     let mut duplicates = erp.duplicates.iter().peekable();
     let mut at = 0;
@@ -799,6 +810,9 @@ impl Out {
 
     /// Both sides have the entry: a row per field that differs.
     fn compare(&mut self, psa: &Entry<'_>, erp: &Entry<'_>) -> Result<()> {
+        if psa.rest == erp.rest {
+            return Ok(());
+        }
         let both = (Some(psa), Some(erp));
         let id = psa.id;
         if !same_number(psa.hours, erp.hours) {
