@@ -53,12 +53,20 @@ impl<'a> Dec<'a> {
             Some(b'+') => (false, &text[1..]),
             _ => (false, text),
         };
-        let (whole, fraction) = match rest.iter().position(|&b| b == b'.') {
+        // One pass: every byte a digit but one point at most.
+        let mut point = None;
+        for (at, &byte) in rest.iter().enumerate() {
+            if byte == b'.' && point.is_none() {
+                point = Some(at);
+            } else if !byte.is_ascii_digit() {
+                return Err(DecError::NotANumber);
+            }
+        }
+        let (whole, fraction) = match point {
             Some(at) => (&rest[..at], &rest[at + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
-        let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-        if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        if whole.is_empty() && fraction.is_empty() {
             return Err(DecError::NotANumber);
         }
         let leading_zeros = whole.iter().take_while(|&&b| b == b'0').count();
