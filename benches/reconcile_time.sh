@@ -110,6 +110,7 @@ jq -n --argjson rows "$rows" --argjson manifest "$(cat "$data/manifest.json")" \
     --argjson pshub_s "$(to_json "${pshub_seconds[@]}")" \
     --argjson pshub_kb "$(to_json "${pshub_kb[@]}")" \
     --argjson pshub "$(cat "$scratch/pshub-$runs.json")" \
+    --argjson phases "$(jq -s 'map(.seconds)' "$scratch"/pshub-*.json)" \
     --argjson duckdb "$(cat "$scratch/duckdb-$runs.json")" \
     --argjson identical "$([[ $failed == 0 ]] && echo true || echo false)" \
     --arg duckdb_version "$("$venv/bin/python" -c 'import duckdb; print(duckdb.__version__)')" \
@@ -120,7 +121,7 @@ jq -n --argjson rows "$rows" --argjson manifest "$(cat "$data/manifest.json")" \
       pshub: {seconds: $pshub_s, median_seconds: ($pshub_s | median),
               peak_rss_mb: ($pshub_kb | map(. / 1024 | round)),
               median_peak_rss_mb: ($pshub_kb | median / 1024 | round),
-              counts: $pshub.counts, amounts: $pshub.amounts},
+              phases_seconds: $phases, counts: $pshub.counts, amounts: $pshub.amounts},
       duckdb: {seconds: $duck_s, median_seconds: ($duck_s | median),
                process_seconds: $duck_process_s, median_process_seconds: ($duck_process_s | median),
                peak_rss_mb: ($duck_kb | map(. / 1024 | round)),

@@ -6,6 +6,7 @@ use pshub_reconcile::time::{self, Export, Kind, Report};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum ReconcileCommand {
@@ -36,12 +37,22 @@ pub fn run(command: ReconcileCommand) -> Result<()> {
     }
 }
 
-/// Reads an export and indexes it.
-fn load(path: &Path) -> Result<Export> {
+/// Reads an export and indexes it; and how long that took.
+fn load(path: &Path) -> Result<(Export, f64)> {
+    let started = Instant::now();
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let size = file.metadata().map_or(0, |m| m.len());
-    Ok(Export::read(path.display().to_string(), file, size)?)
+    let export = Export::read(path.display().to_string(), file, size)?;
+    Ok((export, started.elapsed().as_secs_f64()))
+}
+
+/// How long each phase took, in seconds (in the JSON summary).
+struct Phases {
+    psa_read: f64,
+    erp_read: f64,
+    compare: f64,
+    write: f64,
 }
 
 fn reconcile_time(args: TimeArgs) -> Result<()> {
@@ -51,7 +62,7 @@ fn reconcile_time(args: TimeArgs) -> Result<()> {
         let erp = load(&args.erp);
         (psa.join().expect("the PSA reader panicked"), erp)
     });
-    let (psa, erp) = (psa?, erp?);
+    let ((psa, psa_read), (erp, erp_read)) = (psa?, erp?);
 
     let mut unreadable = 0;
     {
@@ -66,19 +77,28 @@ fn reconcile_time(args: TimeArgs) -> Result<()> {
     }
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
     let report = time::reconcile(&psa, &erp, threads)?;
+    let compare = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let started = Instant::now();
     let path = args.out.join("differences.csv");
     let file =
         std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
     report
         .write_csv(std::io::BufWriter::with_capacity(1 << 20, file))
         .with_context(|| format!("cannot write {}", path.display()))?;
+    let phases = Phases {
+        psa_read,
+        erp_read,
+        compare,
+        write: started.elapsed().as_secs_f64(),
+    };
 
     if args.json {
-        println!("{}", summary_json(&report, unreadable, &path));
+        println!("{}", summary_json(&report, unreadable, &path, &phases));
     } else {
         print_summary(&report, unreadable, &path);
     }
@@ -86,7 +106,7 @@ fn reconcile_time(args: TimeArgs) -> Result<()> {
 }
 
 /// `{"counts": {kind: n}, "amounts": {kind: {currency: "decimal"}}, "rows": ..., ...}`.
-fn summary_json(report: &Report, unreadable: usize, path: &Path) -> Value {
+fn summary_json(report: &Report, unreadable: usize, path: &Path, phases: &Phases) -> Value {
     let mut counts = Map::new();
     let mut amounts = Map::new();
     for kind in Kind::ALL {
@@ -110,6 +130,12 @@ fn summary_json(report: &Report, unreadable: usize, path: &Path) -> Value {
         "unreadable": unreadable,
         "differences": report.differences(),
         "out": path.display().to_string(),
+        "seconds": {
+            "psa_read": phases.psa_read,
+            "erp_read": phases.erp_read,
+            "compare": phases.compare,
+            "write": phases.write,
+        },
     })
 }
 
