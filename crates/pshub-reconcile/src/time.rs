@@ -1,16 +1,19 @@
 //! Approved time in a PSA against the time an ERP holds, entry by entry.
 //!
-//! Each export is read whole ([`Export::read`]): its header maps the columns (in any order,
-//! others ignored), every row is checked once (field count, an entry id, hours and amount
-//! as exact decimals, a currency), and the row's offset goes into a table keyed by the hash
-//! of its entry id, the id itself left in the buffer. A later row with an id already seen
-//! is a duplicate. Rows that cannot be read are kept as [`Unreadable`] with their line.
+//! Each export is read block by block ([`Export::read`]): its header maps the columns (in
+//! any order, others ignored), every row is checked once (field count, an entry id, hours
+//! and amount as exact decimals, a currency) and its seven fields are appended to the
+//! export's arena; a row that cannot be read is kept as [`Unreadable`] with its line. Then
+//! a table maps the hash of each entry id to the arena offset of its first row, the id
+//! itself left in the arena; a later row with an id already seen is a duplicate.
 //!
-//! [`reconcile`] then walks the PSA's rows in file order, in as many chunks as it is given
-//! threads, finds each entry's ERP row by its id, reads both rows again (nothing parsed was
-//! kept, so memory is the two buffers, 8 bytes a row and 16 a table slot per two rows), and
-//! writes one row per difference; then the ERP rows no PSA row matched, in ERP file order.
-//! Comparing allocates nothing; only differences are formatted.
+//! [`reconcile`] walks the PSA's rows in file order, in as many chunks as it is given
+//! threads, finds each entry's ERP row by its id (16 rows at a time, so that their cache
+//! misses overlap), and writes one row per field that differs; then the ERP rows no PSA row
+//! matched, in ERP file order. Memory is the two arenas (the seven fields and a length byte
+//! each, per row) and the two tables (8 bytes a slot, four slots for three rows).
+//! Comparing allocates nothing: two rows whose fields are the same bytes are equal, and
+//! numbers are parsed only when their text differs. Only differences are formatted.
 
 use crate::decimal::{Dec, Exact};
 use crate::rfc4180::{BOM, Field, Malformed, Record, Scanner};
@@ -294,28 +297,28 @@ impl Export {
             }
             Read::Entry(fields) => fields,
         };
-        let offset = u32::try_from(self.arena.len())
-            .ok()
-            .filter(|&offset| offset < u32::MAX)
-            .ok_or_else(|| Error::TooLarge {
-                file: self.name.clone(),
-            })?;
+        // Every offset, a row's start or end, is below u32::MAX (checked after each row).
+        let offset = self.arena.len() as u32;
         if self.rows.is_multiple_of(CHECKPOINT) {
             self.checkpoints.push(offset);
         }
         self.rows += 1;
+        let too_large = || Error::TooLarge {
+            file: self.name.clone(),
+        };
         for field in &fields {
             match u8::try_from(field.len()) {
                 Ok(len) if len < u8::MAX => self.arena.push(len),
                 _ => {
+                    let len = u32::try_from(field.len()).map_err(|_| too_large())?;
                     self.arena.push(u8::MAX);
-                    let len = u32::try_from(field.len()).map_err(|_| Error::TooLarge {
-                        file: self.name.clone(),
-                    })?;
                     self.arena.extend_from_slice(&len.to_le_bytes());
                 }
             }
             self.arena.extend_from_slice(field);
+        }
+        if self.arena.len() >= u32::MAX as usize {
+            return Err(too_large());
         }
         Ok(())
     }
@@ -1087,6 +1090,21 @@ mod tests {
             1,
         );
         assert!(rows[0].contains(",-0.00000000000000001,EUR,"), "{rows:?}");
+    }
+
+    #[test]
+    fn fields_of_any_length_are_kept_whole() {
+        for len in [254, 255, 256, 70_000] {
+            let long = "w".repeat(len);
+            let other = format!("{long}x");
+            check(
+                &format!("E1,{long},P,D,1,1,EUR\nE2,{long},P,D,1,1,EUR\n"),
+                &format!("E1,{long},P,D,1,1,EUR\nE2,{other},P,D,1,1,EUR\n"),
+                &[&format!(
+                    "attribute_diff,E2,both,1,1,1,1,EUR,EUR,,,worker_id,{long},{other}"
+                )],
+            );
+        }
     }
 
     #[test]
