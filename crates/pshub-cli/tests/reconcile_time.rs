@@ -84,7 +84,7 @@ fn every_kind_of_difference_is_written_and_counted() {
             "attribute_diff,E5,both,2,2,200,200,EUR,EUR,,,worker_id,W3,W9",
             "attribute_diff,E5,both,2,2,200,200,EUR,EUR,,,date,2026-03-04,2026-03-05",
             "missing_in_erp,E6,psa,2,,200,,EUR,,200,EUR,,,",
-            "duplicate,E7,psa,1,,110,,GBP,,110,GBP,,,",
+            "duplicate,E7,psa,1,1,110,100,GBP,GBP,110,GBP,,,",
             "missing_in_psa,E8,erp,,3,,300,,EUR,300,EUR,,,",
             "duplicate,E8,erp,,3,,300,,EUR,300,EUR,,,",
         ]

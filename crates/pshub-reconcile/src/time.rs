@@ -655,7 +655,7 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
             *word |= theirs;
         }
     }
-    let (csv, erp_tally) = erp_only(erp, &matched)?;
+    let (csv, erp_tally) = erp_only(psa, erp, &matched)?;
     parts.push(csv);
     tally.merge(erp_tally)?;
     Ok(Report {
@@ -716,7 +716,8 @@ fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize
         std::hint::black_box(touched);
         for (row, entry, hash) in group.into_iter().flatten() {
             if duplicates.next_if_eq(&&row).is_some() {
-                out.missing_or_duplicate(Kind::Duplicate, Side::Psa, &entry)?;
+                let erp_row = erp.find(entry.id, hash).map(|row| erp.entry(row).0);
+                out.duplicate(Side::Psa, &entry, erp_row.as_ref())?;
                 continue;
             }
             match erp.find(entry.id, hash) {
@@ -724,7 +725,7 @@ fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize
                     mark(&mut matched, erp_row);
                     out.compare(&entry, &erp.entry(erp_row).0)?;
                 }
-                None => out.missing_or_duplicate(Kind::MissingInErp, Side::Psa, &entry)?,
+                None => out.missing(Kind::MissingInErp, Side::Psa, &entry)?,
             }
         }
     }
@@ -736,16 +737,19 @@ fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize
 }
 
 /// The ERP's duplicates and the rows no PSA row matched, in ERP file order.
-fn erp_only(erp: &Export, matched: &[u64]) -> Result<(Vec<u8>, Tally)> {
+fn erp_only(psa: &Export, erp: &Export, matched: &[u64]) -> Result<(Vec<u8>, Tally)> {
     let mut out = Out::default();
     let mut duplicates = erp.duplicates.iter().peekable();
     let mut at = 0;
     while (at as usize) < erp.arena.len() {
         let (entry, next) = erp.entry(at);
         if duplicates.next_if_eq(&&at).is_some() {
-            out.missing_or_duplicate(Kind::Duplicate, Side::Erp, &entry)?;
+            let psa_row = psa
+                .find(entry.id, psa.hasher.hash(entry.id))
+                .map(|row| psa.entry(row).0);
+            out.duplicate(Side::Erp, &entry, psa_row.as_ref())?;
         } else if !is_marked(matched, at) {
-            out.missing_or_duplicate(Kind::MissingInPsa, Side::Erp, &entry)?;
+            out.missing(Kind::MissingInPsa, Side::Erp, &entry)?;
         }
         at = next;
     }
@@ -793,11 +797,33 @@ struct Out {
 }
 
 impl Out {
-    /// An entry that only one side has (`missing_*`), or a second row of an id (`duplicate`).
-    fn missing_or_duplicate(&mut self, kind: Kind, side: Side, entry: &Entry<'_>) -> Result<()> {
+    /// An entry that only one side has (`missing_*`).
+    fn missing(&mut self, kind: Kind, side: Side, entry: &Entry<'_>) -> Result<()> {
+        self.one_side(kind, side, entry, None)
+    }
+
+    /// A second (third, ...) row of an id on `side`; `other` is the other file's row of the
+    /// entry, if it has one.
+    fn duplicate(
+        &mut self,
+        side: Side,
+        entry: &Entry<'_>,
+        other: Option<&Entry<'_>>,
+    ) -> Result<()> {
+        self.one_side(Kind::Duplicate, side, entry, other)
+    }
+
+    /// A row whose amount and currency are those of `entry`, on `side`.
+    fn one_side(
+        &mut self,
+        kind: Kind,
+        side: Side,
+        entry: &Entry<'_>,
+        other: Option<&Entry<'_>>,
+    ) -> Result<()> {
         let (psa, erp) = match side {
-            Side::Erp => (None, Some(entry)),
-            _ => (Some(entry), None),
+            Side::Erp => (other, Some(entry)),
+            _ => (Some(entry), other),
         };
         let amount = number(entry.amount).exact();
         self.row(
@@ -1161,9 +1187,11 @@ mod tests {
             psa,
             erp,
             &[
-                "duplicate,E1,psa,2,,20,,EUR,,20,EUR,,,",
-                "duplicate,E1,psa,3,,30,,USD,,30,USD,,,",
-                "duplicate,E2,erp,,1,,7,,EUR,7,EUR,,,",
+                // A duplicate shows its own values on its side, and the other file's row
+                // of the entry, when there is one, on the other.
+                "duplicate,E1,psa,2,1,20,10,EUR,EUR,20,EUR,,,",
+                "duplicate,E1,psa,3,1,30,10,USD,EUR,30,USD,,,",
+                "duplicate,E2,erp,1,1,5,7,EUR,EUR,7,EUR,,,",
                 "missing_in_psa,E3,erp,,1,,1,,EUR,1,EUR,,,",
                 "duplicate,E3,erp,,1,,1,,EUR,1,EUR,,,",
             ],
