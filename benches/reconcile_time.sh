@@ -16,7 +16,7 @@
 # pshub, and that pshub's counts are those injected; the script fails if not. Prints the
 # medians and their ratio; the JSON of the run is kept in benches/.work/reconcile_time-N.json.
 #
-# Needs python3 (3.11+), /usr/bin/time (installed with apt-get when missing), and makes a
+# Needs python3 (3.11+), GNU time and jq (installed with apt-get when missing), and makes a
 # venv at benches/.venv-duckdb with requirements-duckdb.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -36,11 +36,13 @@ done
 [[ "$rows" =~ ^[1-9][0-9]*$ ]] || die "--rows: '$rows' is not a positive whole number"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs: '$runs' is not a positive whole number"
 
-if [[ ! -x /usr/bin/time ]]; then
-    log "installing GNU time (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+need_apt=()
+[[ -x /usr/bin/time ]] || need_apt+=(time)
+command -v jq >/dev/null || need_apt+=(jq)
+if ((${#need_apt[@]})); then
+    log "installing ${need_apt[*]} (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-command -v jq >/dev/null || die "jq is missing: run benches/setup.sh"
 venv="$BENCHES/.venv-duckdb"
 if [[ ! -x "$venv/bin/python" ]]; then
     log "creating $venv"
@@ -68,7 +70,8 @@ cat "$data/psa.csv" "$data/erp.csv" >/dev/null
 
 # peak_kb FILE: the maximum resident set size in a /usr/bin/time -v report, in KB.
 peak_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# since START: the seconds from START (a `now`) until now.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 duck_seconds=()
 duck_process_seconds=()
@@ -82,7 +85,7 @@ for i in $(seq "$runs"); do
     run "$scratch/duckdb-$i.json" /usr/bin/time -v -o "$scratch/duckdb-$i.time" \
         "$venv/bin/python" "$BENCHES/peers/duckdb_reconcile.py" run \
         --psa "$data/psa.csv" --erp "$data/erp.csv" --out "$scratch/duckdb" || die "DuckDB failed"
-    duck_process_seconds+=("$(echo "$(now) - $started" | bc)")
+    duck_process_seconds+=("$(since "$started")")
     duck_seconds+=("$(jq .seconds "$scratch/duckdb-$i.json")")
     duck_kb+=("$(peak_kb "$scratch/duckdb-$i.time")")
 
@@ -91,7 +94,7 @@ for i in $(seq "$runs"); do
     run "$scratch/pshub-$i.json" /usr/bin/time -v -o "$scratch/pshub-$i.time" \
         "$PSHUB" reconcile time --psa "$data/psa.csv" --erp "$data/erp.csv" \
         --out "$scratch/pshub" --json || die "pshub reconcile time failed"
-    pshub_seconds+=("$(echo "$(now) - $started" | bc)")
+    pshub_seconds+=("$(since "$started")")
     pshub_kb+=("$(peak_kb "$scratch/pshub-$i.time")")
 
     if ! python3 "$BENCHES/peers/duckdb_reconcile.py" compare --pshub "$scratch/pshub-$i.json" \
