@@ -8,7 +8,7 @@
 //! itself left in the arena; a later row with an id already seen is a duplicate.
 //!
 //! [`reconcile`] walks the PSA's rows in file order, in as many chunks as it is given
-//! threads, finds each entry's ERP row by its id (16 rows at a time, so that their cache
+//! threads, finds each entry's ERP row by its id (32 rows at a time, so that their cache
 //! misses overlap), and writes one row per field that differs; then the ERP rows no PSA row
 //! matched, in ERP file order. Memory is the two arenas (the seven fields and a length byte
 //! each, per row) and the two tables (8 bytes a slot, four slots for three rows).
@@ -151,8 +151,8 @@ const CHECKPOINT: usize = 4096;
 
 /// How many rows are looked up together: their hash slots, then their rows, are loaded
 /// before any is used, so that the cache misses of a group overlap instead of following
-/// one another.
-const GROUP: usize = 16;
+/// one another (32 measured faster than 16).
+const GROUP: usize = 32;
 
 /// How much of a file is read at a time. A record longer than this doubles it.
 const BLOCK: usize = 1 << 20;
@@ -709,10 +709,15 @@ fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize
                 .as_ref()
                 .map_or(0, |(_, _, hash)| erp.table.home(*hash));
         }
+        // A row may end in the next cache line: both are loaded.
+        let last = erp.arena.len().saturating_sub(1);
         let touched = slots[..len]
             .iter()
             .filter_map(|&slot| RowTable::row_of(slot))
-            .fold(0u8, |a, row| a ^ erp.arena[row as usize]);
+            .fold(0u8, |a, row| {
+                let row = row as usize;
+                a ^ erp.arena[row] ^ erp.arena[(row + 63).min(last)]
+            });
         std::hint::black_box(touched);
         for (row, entry, hash) in group.into_iter().flatten() {
             if duplicates.next_if_eq(&&row).is_some() {
