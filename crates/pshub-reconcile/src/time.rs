@@ -174,7 +174,9 @@ impl Export {
         let name = name.into();
         let mut export = Export {
             name,
-            arena: Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0)),
+            // The arena holds at most the file (a little more for fields of 255 bytes or
+            // more), and never 4 GiB.
+            arena: Vec::with_capacity(size_hint.min(u64::from(u32::MAX)) as usize),
             rows: 0,
             checkpoints: Vec::new(),
             duplicates: Vec::new(),
