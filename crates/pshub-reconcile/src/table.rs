@@ -8,9 +8,10 @@
 //! slots share a cache line, so a probe past the first slot mostly stays in it).
 
 /// A hash of keys with a seed drawn once per table: a folded multiply of the key's first and
-/// last eight bytes (and of each 16 bytes between), as foldhash and wyhash do. A few
-/// nanoseconds for an entry id, where SipHash took five times as long; the random seed
-/// keeps an input from choosing collisions, and a collision costs time, never a wrong row.
+/// last eight bytes (and of each 16 bytes between), as foldhash and wyhash do, then mixed.
+/// A few nanoseconds for an entry id, where SipHash took several times as long; the random
+/// seed keeps an input from choosing collisions, and a collision costs time, never a wrong
+/// row.
 #[derive(Clone, Copy)]
 pub struct KeyHasher {
     seeds: [u64; 2],
@@ -58,8 +59,20 @@ impl KeyHasher {
         } else {
             (0, 0)
         };
-        folded_multiply(a ^ s0, b ^ s1 ^ len as u64)
+        finish(folded_multiply(a ^ s0, b ^ s1 ^ len as u64))
     }
+}
+
+/// Spreads every bit of `h` over the high bits, which choose the slot (murmur3's finalizer).
+/// Without it, ids that differ only in a few digits (TE-00000001, TE-00000002, ...) crowd
+/// into part of the table for some seeds.
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[inline]
@@ -201,12 +214,16 @@ mod tests {
             keys.len(),
             "no two of these keys share a 64-bit hash"
         );
-        // The slot bits (the high ones) spread: every 1/64 of the range gets some keys.
+        // The slot bits (the high ones) spread evenly: about 320 keys in each 1/64 of the
+        // range (a standard deviation of 18; a seed without the finisher gave 102 to 534).
         let mut buckets = [0u32; 64];
         for h in &hashes {
             buckets[(h >> 58) as usize] += 1;
         }
-        assert!(buckets.iter().all(|&n| n > 200), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&n| (200..450).contains(&n)),
+            "{buckets:?}"
+        );
         assert_eq!(hasher.hash(b"same"), hasher.hash(b"same"));
     }
 
