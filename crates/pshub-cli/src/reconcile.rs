@@ -56,6 +56,9 @@ struct Phases {
 }
 
 fn reconcile_time(args: TimeArgs) -> Result<()> {
+    // The folder first, so that one that cannot be made fails before the work.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     // The two exports are read and indexed side by side, one per thread.
     let (psa, erp) = std::thread::scope(|scope| {
         let psa = scope.spawn(|| load(&args.psa));
@@ -81,8 +84,6 @@ fn reconcile_time(args: TimeArgs) -> Result<()> {
     let report = time::reconcile(&psa, &erp, threads)?;
     let compare = started.elapsed().as_secs_f64();
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let started = Instant::now();
     let path = args.out.join("differences.csv");
     let file =

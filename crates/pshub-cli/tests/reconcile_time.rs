@@ -236,6 +236,16 @@ fn a_missing_column_or_file_is_an_error_that_names_it() {
     assert!(message.contains("no column 'hours'"), "{message}");
     assert!(!dir.join("o/differences.csv").exists());
 
+    // An --out that cannot be a folder.
+    std::fs::write(dir.join("taken"), "a file").unwrap();
+    let output = reconcile(dir.path(), &erp, &erp, &["--out", "taken"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cannot create taken"),
+        "{}",
+        stderr(&output)
+    );
+
     let output = Command::new(BIN)
         .current_dir(dir.path())
         .args([
