@@ -624,29 +624,10 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
     // its own (an atomic operation per row would wait for its cache line), then they are
     // merged.
     let words = (erp.arena.len() / 8).div_ceil(64) + 1;
-    // Each thread takes the rows between two checkpoints.
-    let chunks = threads.clamp(1, psa.checkpoints.len().max(1));
-    let bounds: Vec<(usize, usize)> = (0..chunks)
-        .map(|i| {
-            let at =
-                |chunk: usize| match psa.checkpoints.get(psa.checkpoints.len() * chunk / chunks) {
-                    Some(&offset) if chunk < chunks => offset as usize,
-                    _ => psa.arena.len(),
-                };
-            (at(i), at(i + 1))
-        })
-        .collect();
-    let psa_parts: Vec<Result<Part>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = bounds
-            .iter()
-            .map(|&(from, to)| scope.spawn(move || compare_rows(psa, erp, from, to, words)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| worker.join().expect("a reconciliation thread panicked"))
-            .collect()
+    let psa_parts = on_threads(psa, threads, |from, to| {
+        compare_rows(psa, erp, from, to, words)
     });
-    let mut parts = Vec::with_capacity(chunks + 1);
+    let mut parts = Vec::new();
     let mut tally = Tally::default();
     let mut matched = vec![0u64; words];
     for part in psa_parts {
@@ -657,14 +638,49 @@ pub fn reconcile(psa: &Export, erp: &Export, threads: usize) -> Result<Report> {
             *word |= theirs;
         }
     }
-    let (csv, erp_tally) = erp_only(psa, erp, &matched)?;
-    parts.push(csv);
-    tally.merge(erp_tally)?;
+    // Then the ERP's rows, split the same way.
+    let matched = &matched;
+    let erp_parts = on_threads(erp, threads, |from, to| {
+        erp_only(psa, erp, from, to, matched)
+    });
+    for part in erp_parts {
+        let (csv, erp_tally) = part?;
+        parts.push(csv);
+        tally.merge(erp_tally)?;
+    }
     Ok(Report {
         parts,
         tally,
         psa_rows: psa.rows,
         erp_rows: erp.rows,
+    })
+}
+
+/// `work(from, to)` on up to `threads` threads, each given the rows of `export` between two
+/// checkpoints (arena offsets); the answers in the order of the rows.
+fn on_threads<T: Send>(
+    export: &Export,
+    threads: usize,
+    work: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let checkpoints = &export.checkpoints;
+    let chunks = threads.clamp(1, checkpoints.len().max(1));
+    let at = |chunk: usize| match checkpoints.get(checkpoints.len() * chunk / chunks) {
+        Some(&offset) if chunk < chunks => offset as usize,
+        _ => export.arena.len(),
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..chunks)
+            .map(|chunk| {
+                let (from, to) = (at(chunk), at(chunk + 1));
+                scope.spawn(move || work(from, to))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a reconciliation thread panicked"))
+            .collect()
     })
 }
 
@@ -743,12 +759,20 @@ fn compare_rows(psa: &Export, erp: &Export, from: usize, to: usize, words: usize
     })
 }
 
-/// The ERP's duplicates and the rows no PSA row matched, in ERP file order.
-fn erp_only(psa: &Export, erp: &Export, matched: &[u64]) -> Result<(Vec<u8>, Tally)> {
+/// The ERP's rows from offset `from` to `to`: its duplicates and the rows no PSA row
+/// matched, in ERP file order.
+fn erp_only(
+    psa: &Export,
+    erp: &Export,
+    from: usize,
+    to: usize,
+    matched: &[u64],
+) -> Result<(Vec<u8>, Tally)> {
     let mut out = Out::default();
-    let mut duplicates = erp.duplicates.iter().peekable();
-    let mut at = 0;
-    while (at as usize) < erp.arena.len() {
+    let first_duplicate = erp.duplicates.partition_point(|&d| (d as usize) < from);
+    let mut duplicates = erp.duplicates[first_duplicate..].iter().peekable();
+    let mut at = from as u32;
+    while (at as usize) < to {
         let (entry, next) = erp.entry(at);
         if duplicates.next_if_eq(&&at).is_some() {
             let psa_row = psa
