@@ -5,8 +5,10 @@ mod bench_generate;
 mod config_file;
 mod demo;
 mod demo_costing;
+mod ledger;
 mod load;
 mod operate;
+mod reconcile;
 mod sandbox;
 mod send;
 mod serve;
@@ -85,6 +87,11 @@ enum Command {
     Load {
         #[command(subcommand)]
         command: LoadCommand,
+    },
+    /// Reconcile: one system's export against another's, or the hub's records against its ERP.
+    Reconcile {
+        #[command(subcommand)]
+        command: reconcile::ReconcileCommand,
     },
     /// Measure the hub on this machine.
     Bench {
@@ -165,6 +172,7 @@ fn main() -> Result<()> {
         Command::Load {
             command: LoadCommand::Payroll(args),
         } => load::payroll(args),
+        Command::Reconcile { command } => reconcile::run(command),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

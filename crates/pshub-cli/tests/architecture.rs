@@ -1,5 +1,6 @@
 //! The dependency direction of ARCHITECTURE.md, checked: model <- engine <- store, connectors
-//! <- api <- cli, and no database, HTTP or broker crate at the engine level or below.
+//! <- api <- cli and model <- reconcile <- cli, and no database, HTTP or broker crate at the
+//! engine level or below, nor in the reconciliation.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pshub-store-postgres", &["pshub-model", "pshub-engine"]),
     ("pshub-connectors", &["pshub-model", "pshub-engine"]),
     ("pshub-api", &["pshub-model", "pshub-engine"]),
+    ("pshub-reconcile", &["pshub-model"]),
     (
         "pshub-cli",
         &[
@@ -21,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pshub-store-postgres",
             "pshub-connectors",
             "pshub-api",
+            "pshub-reconcile",
         ],
     ),
 ];
@@ -90,7 +93,7 @@ fn crates_depend_only_in_the_stated_direction() {
                 "{name} depends on {dep}, against the dependency direction"
             );
         }
-        if ["pshub-model", "pshub-engine"].contains(&name.as_str()) {
+        if ["pshub-model", "pshub-engine", "pshub-reconcile"].contains(&name.as_str()) {
             for dep in deps {
                 assert!(
                     !INFRASTRUCTURE.contains(&dep.as_str()),

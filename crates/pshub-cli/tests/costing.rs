@@ -276,7 +276,52 @@ async fn a_region_added_in_the_configuration_file_alone_costs_and_bills_its_over
             .any(|q| q["kind"] == "payroll_row" && q["line"] == 4),
         "{quarantine}"
     );
+    // The leakage report over the same store, from the command line: the ERP holds every
+    // line the hub posted, and the contract's terms as the deal made them.
+    let report = api.get_ok("/v1/reports/leakage?period=2026-03").await;
     server.kill();
+    let out = dir.join("leakage");
+    let output = Command::new(BIN)
+        .args([
+            "reconcile",
+            "ledger",
+            "--period",
+            "2026-03",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["counts"], report["counts"], "{printed}");
+    assert_eq!(
+        printed["counts"],
+        json!({ "approved_unbilled": 0, "billed_unapproved": 0, "duplicate": 0, "rate_mismatch": 0, "terms_mismatch": 0 })
+    );
+    let csv = std::fs::read_to_string(out.join("leakage.csv")).unwrap();
+    assert!(
+        csv.starts_with("kind,entry_id,project_code,worker_id,date,hub_amount,erp_amount,amount,currency,detail\n"),
+        "{csv}"
+    );
+    let bad = Command::new(BIN)
+        .args(["reconcile", "ledger", "--period", "2026-3", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--period"));
 }
 
 /// The one line of an entry once `done` holds on its lines, within 20 s.
