@@ -140,7 +140,7 @@ pub fn payroll_actual_row(r: &Row) -> rusqlite::Result<PayrollActualRow> {
     Ok(PayrollActualRow {
         worker_id: r.get(0)?,
         period: r.get(1)?,
-        gross_cost: decimal_col(r, 2)?,
+        gross_cost: rust_decimal::Decimal::new(r.get(2)?, 6).normalize(),
         currency: currency_col(r, 3)?,
         load_id: r.get(4)?,
         line: r.get::<_, i64>(5)? as u64,

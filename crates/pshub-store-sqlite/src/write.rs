@@ -431,8 +431,8 @@ pub(crate) fn upsert_payroll(
         [
             text(&r.period),
             text(&r.worker_id),
-            // Normalised, so that 100.0 and 100.00 are the same actual.
-            owned(r.gross_cost.normalize().to_string()),
+            // An amount that does not fit is bound as NULL, which the column refuses.
+            opt_int(micros(r.gross_cost)),
             text(r.currency.code()),
             int(r.load_id),
             int(r.line as i64),
@@ -534,4 +534,14 @@ fn insert_quarantine(tx: &Connection, r: &QuarantineRow) -> std::result::Result<
             r.line.map(|l| l as i64)
         ])?;
     Ok(())
+}
+
+/// An amount in millionths, as `payroll_actuals` keeps it: exact for every amount the door
+/// lets in (below 10^12, at most 6 places); `None` for one that would not be.
+pub(crate) fn micros(amount: rust_decimal::Decimal) -> Option<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let scaled = amount.checked_mul(rust_decimal::Decimal::from(1_000_000))?;
+    (scaled.fract().is_zero())
+        .then(|| scaled.to_i64())
+        .flatten()
 }

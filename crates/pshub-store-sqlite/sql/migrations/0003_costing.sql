@@ -14,7 +14,8 @@ CREATE INDEX entries_work_date ON entries (work_date) WHERE work_date IS NOT NUL
 CREATE TABLE payroll_actuals (
     period     TEXT NOT NULL,
     worker_id  TEXT NOT NULL,
-    gross_cost TEXT NOT NULL,
+    -- Exact, in millionths: an amount below 10^12 with at most 6 places fits in 64 bits.
+    gross_cost INTEGER NOT NULL,
     currency   TEXT NOT NULL,
     load_id    INTEGER NOT NULL,
     line       INTEGER NOT NULL,
