@@ -237,10 +237,11 @@ fn run_job(conn: &Connection, job: &Job) -> JobResult {
                 .map_err(db)
         })),
         Job::Payroll(load) => {
-            JobResult::Loaded(crate::write::load_payroll(conn, load).map_err(|e| match e {
+            let loaded = crate::write::load_payroll(conn, load).map_err(|e| match e {
                 Stop::Conflict(why) => EngineError::Store(format!("payroll load refused: {why}")),
                 Stop::Db(error) => error,
-            }))
+            });
+            JobResult::Loaded(loaded)
         }
         Job::Token(token) => JobResult::Done(q("insert_token").and_then(|sql| {
             conn.execute(

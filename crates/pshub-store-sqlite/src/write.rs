@@ -51,6 +51,21 @@ where
     R: 'a,
     B: IntoIterator<Item = Bound<'a>>,
 {
+    insert_many_by(tx, query, rows, ROWS_PER_INSERT, bind)
+}
+
+/// As [`insert_many`], at most `per_statement` rows (a power of two) per statement.
+fn insert_many_by<'a, R, B>(
+    tx: &Connection,
+    query: &str,
+    rows: impl ExactSizeIterator<Item = &'a R>,
+    per_statement: usize,
+    bind: impl Fn(&'a R) -> B,
+) -> std::result::Result<usize, Stop>
+where
+    R: 'a,
+    B: IntoIterator<Item = Bound<'a>>,
+{
     let single = q(query)?;
     let malformed = || {
         Stop::Db(EngineError::Store(format!(
@@ -66,20 +81,20 @@ where
     );
     let statement = |size: usize| format!("{head} {} {tail}", vec![group; size].join(", "));
     // Most statements are full: their text is made once per call.
-    let full = (rows.len() >= ROWS_PER_INSERT).then(|| statement(ROWS_PER_INSERT));
+    let full = (rows.len() >= per_statement).then(|| statement(per_statement));
     let rows: Vec<&'a R> = rows.collect();
     let mut rest = rows.as_slice();
     let mut values: Vec<Bound<'a>> = Vec::new();
     let mut changed = 0;
     while !rest.is_empty() {
-        let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let size = per_statement.min(1 << rest.len().ilog2());
         let (now, later) = rest.split_at(size);
         values.clear();
         for row in now {
             values.extend(bind(row));
         }
         let sql = match &full {
-            Some(full) if size == ROWS_PER_INSERT => std::borrow::Cow::Borrowed(full.as_str()),
+            Some(full) if size == per_statement => std::borrow::Cow::Borrowed(full.as_str()),
             _ => std::borrow::Cow::Owned(statement(size)),
         };
         changed += tx
@@ -427,7 +442,8 @@ pub(crate) fn upsert_payroll(
     tx: &Connection,
     actuals: &[PayrollActualRow],
 ) -> std::result::Result<u64, Stop> {
-    let changed = insert_many(tx, "upsert_payroll_actual", actuals.iter(), |r| {
+    // A load is long runs of rows: bigger statements, fewer of them.
+    let changed = insert_many_by(tx, "upsert_payroll_actual", actuals.iter(), 128, |r| {
         [
             text(&r.period),
             text(&r.worker_id),
@@ -539,9 +555,30 @@ fn insert_quarantine(tx: &Connection, r: &QuarantineRow) -> std::result::Result<
 /// An amount in millionths, as `payroll_actuals` keeps it: exact for every amount the door
 /// lets in (below 10^12, at most 6 places); `None` for one that would not be.
 pub(crate) fn micros(amount: rust_decimal::Decimal) -> Option<i64> {
-    use rust_decimal::prelude::ToPrimitive;
-    let scaled = amount.checked_mul(rust_decimal::Decimal::from(1_000_000))?;
-    (scaled.fract().is_zero())
-        .then(|| scaled.to_i64())
-        .flatten()
+    // Trailing zeros past the sixth place say nothing.
+    let amount = if amount.scale() > 6 {
+        amount.normalize()
+    } else {
+        amount
+    };
+    let places = 6u32.checked_sub(amount.scale())?;
+    let scaled = amount.mantissa().checked_mul(10i128.checked_pow(places)?)?;
+    i64::try_from(scaled).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::micros;
+
+    #[test]
+    fn amounts_in_millionths_are_exact_or_refused() {
+        let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+        assert_eq!(micros(d("5000.5")), Some(5_000_500_000));
+        assert_eq!(micros(d("0.000001")), Some(1));
+        assert_eq!(micros(d("-2.5")), Some(-2_500_000));
+        assert_eq!(micros(d("999999999999.999999")), Some(999_999_999_999_999_999));
+        assert_eq!(micros(d("0.0000001")), None);
+        assert_eq!(micros(d("1.50000000")), Some(1_500_000));
+        assert_eq!(micros(d("99999999999999")), None);
+    }
 }
