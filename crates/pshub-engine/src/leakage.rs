@@ -117,6 +117,30 @@ struct Held {
     currency: String,
 }
 
+impl Held {
+    /// A finding about this ERP line.
+    fn leak(
+        &self,
+        kind: &'static str,
+        hub_amount: Option<Decimal>,
+        amount: Option<Decimal>,
+        detail: String,
+    ) -> Leak {
+        Leak {
+            kind,
+            entry_id: self.source_id.clone(),
+            project_code: self.project_code.clone(),
+            worker_id: self.worker_id.clone(),
+            date: self.date,
+            hub_amount,
+            erp_amount: Some(self.amount),
+            amount,
+            currency: self.currency.clone(),
+            detail,
+        }
+    }
+}
+
 fn decimal(v: &Value) -> Decimal {
     match v {
         Value::String(s) => s.parse().unwrap_or_default(),
@@ -229,40 +253,20 @@ pub fn report(
         }
         let copies = &copies[&posting(line)];
         if !std::ptr::eq(copies[0], line) {
-            leaks.push(Leak {
-                kind: "duplicate",
-                entry_id: line.source_id.clone(),
-                project_code: line.project_code.clone(),
-                worker_id: line.worker_id.clone(),
-                date: line.date,
-                hub_amount: None,
-                erp_amount: Some(line.amount),
-                amount: Some(line.amount),
-                currency: line.currency.clone(),
-                detail: format!(
-                    "the ERP holds {} copies of {} line {} of {} (this one under {})",
-                    copies.len(),
-                    line.kind,
-                    line.posting,
-                    line.source_id,
-                    line.key
-                ),
-            });
+            let detail = format!(
+                "the ERP holds {} copies of {} line {} of {} (this one under {})",
+                copies.len(),
+                line.kind,
+                line.posting,
+                line.source_id,
+                line.key
+            );
+            leaks.push(line.leak("duplicate", None, Some(line.amount), detail));
             continue;
         }
         let Some(hub) = hub_keys.get(&line.key) else {
-            leaks.push(Leak {
-                kind: "billed_unapproved",
-                entry_id: line.source_id.clone(),
-                project_code: line.project_code.clone(),
-                worker_id: line.worker_id.clone(),
-                date: line.date,
-                hub_amount: None,
-                erp_amount: Some(line.amount),
-                amount: Some(line.amount),
-                currency: line.currency.clone(),
-                detail: format!("the hub never posted {}", line.key),
-            });
+            let detail = format!("the hub never posted {}", line.key);
+            leaks.push(line.leak("billed_unapproved", None, Some(line.amount), detail));
             continue;
         };
         let entry = match entries.get(&hub.line.entry_row) {
@@ -281,18 +285,9 @@ pub fn report(
                 && by_key.contains_key(l.step.idempotency_key().as_str())
         });
         if hub.line.kind != LineKind::Reversal && rejected && !reversal_posted {
-            leaks.push(Leak {
-                kind: "billed_unapproved",
-                entry_id: line.source_id.clone(),
-                project_code: line.project_code.clone(),
-                worker_id: line.worker_id.clone(),
-                date: line.date,
-                hub_amount: Some(hub.line.amount),
-                erp_amount: Some(line.amount),
-                amount: Some(line.amount),
-                currency: line.currency.clone(),
-                detail: "the entry was rejected and its reversal is not in the ERP".into(),
-            });
+            let detail = "the entry was rejected and its reversal is not in the ERP".into();
+            let hub_amount = Some(hub.line.amount);
+            leaks.push(line.leak("billed_unapproved", hub_amount, Some(line.amount), detail));
         }
         if hub.line.kind == LineKind::Time
             && !reversal_of.contains_key(&hub.line.id)
@@ -300,21 +295,13 @@ pub fn report(
             && expected != line.rate
         {
             let difference = (line.rate - expected).checked_mul(line.quantity);
-            leaks.push(Leak {
-                kind: "rate_mismatch",
-                entry_id: line.source_id.clone(),
-                project_code: line.project_code.clone(),
-                worker_id: line.worker_id.clone(),
-                date: line.date,
-                hub_amount: Some(hub.line.amount),
-                erp_amount: Some(line.amount),
-                amount: difference,
-                currency: line.rate_currency.clone(),
-                detail: format!(
-                    "posted at {} {}, the rate card in force says {expected}",
-                    line.rate, line.rate_currency
-                ),
-            });
+            let detail = format!(
+                "posted at {} {}, the rate card in force says {expected}",
+                line.rate, line.rate_currency
+            );
+            let mut leak = line.leak("rate_mismatch", Some(hub.line.amount), difference, detail);
+            leak.currency = line.rate_currency.clone();
+            leaks.push(leak);
         }
     }
 

@@ -576,7 +576,10 @@ mod tests {
         assert_eq!(micros(d("5000.5")), Some(5_000_500_000));
         assert_eq!(micros(d("0.000001")), Some(1));
         assert_eq!(micros(d("-2.5")), Some(-2_500_000));
-        assert_eq!(micros(d("999999999999.999999")), Some(999_999_999_999_999_999));
+        assert_eq!(
+            micros(d("999999999999.999999")),
+            Some(999_999_999_999_999_999)
+        );
         assert_eq!(micros(d("0.0000001")), None);
         assert_eq!(micros(d("1.50000000")), Some(1_500_000));
         assert_eq!(micros(d("99999999999999")), None);

@@ -11,9 +11,7 @@ use crate::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use pshub_engine::flows::resources::view_json;
-use pshub_engine::hub::parse_stored;
 use pshub_engine::store::HoursFilter;
-use pshub_model::EventData;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -105,18 +103,7 @@ fn complete(
                 .to_string()
         )
     };
-    let (mut name, mut email) = (Value::Null, Value::Null);
-    if role.may_see_personal_data()
-        && let Some(seq) = seq
-        && let Some(row) = engine.read(|r| r.event(seq))?
-        && let Ok(EventData::Worker(change)) = parse_stored(&row)
-    {
-        name = json!(change.name);
-        email = json!(change.email);
-    }
-    view["name"] = name;
-    view["email"] = email;
-    Ok(view)
+    super::workers::with_personal(engine, view, seq, role)
 }
 
 pub async fn get_one(

@@ -62,7 +62,7 @@ fn worker(world: &World, id: &str) -> Option<(Value, Option<i64>)> {
 }
 
 /// Adds `name` and `email` from the stored event, or null for a role that may not see them.
-fn with_personal(
+pub(crate) fn with_personal(
     engine: &pshub_engine::Engine,
     mut answer: Value,
     seq: Option<i64>,
