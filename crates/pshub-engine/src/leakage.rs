@@ -170,15 +170,16 @@ fn held(item: &Value) -> Held {
     }
 }
 
-/// Every record of an ERP collection, page by page.
-fn read_all(erp: &dyn Erp, collection: &str) -> Result<Vec<Value>> {
+/// Every record of an ERP collection, page by page, each kept as `map` makes it (not as
+/// the JSON it came as).
+fn read_all<T>(erp: &dyn Erp, collection: &str, map: impl Fn(&Value) -> T) -> Result<Vec<T>> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {
         let (items, next) = erp
             .read_back(collection, after, 1_000)
             .map_err(crate::EngineError::Store)?;
-        all.extend(items);
+        all.extend(items.iter().map(&map));
         match next {
             Some(next) if next > after => after = next,
             _ => return Ok(all),
@@ -217,7 +218,7 @@ pub fn report(
     period: Option<&str>,
 ) -> Result<Report> {
     let range = period.and_then(crate::costing::month_range);
-    let erp_lines: Vec<Held> = read_all(erp, "lines")?.iter().map(held).collect();
+    let erp_lines: Vec<Held> = read_all(erp, "lines", held)?;
     let hub_lines = reads.lines(&LineFilter::default(), Page::ALL)?;
     let mut leaks = Vec::new();
 
@@ -443,7 +444,7 @@ fn card_rate(
 /// The CRM's terms today against the billing rules the ERP holds, field by field.
 fn terms(world: &World, erp: &dyn Erp) -> Result<Vec<Leak>> {
     let mut leaks = Vec::new();
-    for item in read_all(erp, "billing-rules")? {
+    for item in read_all(erp, "billing-rules", Value::clone)? {
         let code = text(&item["project_code"]);
         let Some(project) = ProjectCode::parse(&code)
             .ok()
