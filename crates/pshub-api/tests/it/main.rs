@@ -57,6 +57,7 @@ front_door_suite! {
         actual_cost_is_spread_pro_rata_to_the_cent_and_the_variance_opens_finance_cases,
         a_contractors_cost_comes_from_their_rate_agreement_never_from_payroll,
         a_payroll_actuals_event_takes_the_same_path_as_a_file_row,
+        a_load_larger_than_a_slice_opens_each_case_once,
     ],
     invoices: [
         paid_reaches_the_crm_and_disputed_opens_a_finance_case,

@@ -395,3 +395,29 @@ pub async fn a_payroll_actuals_event_takes_the_same_path_as_a_file_row(store: Ba
         "{again}"
     );
 }
+
+pub async fn a_load_larger_than_a_slice_opens_each_case_once(store: Backend) {
+    let app = spawn_app(store).await;
+    app.with_firm().await;
+    let rows = pshub_engine::flows::payroll_costing::SLICE + 3;
+    let mut csv = String::from("worker_id,period,gross_cost,currency\n");
+    for i in 0..rows {
+        csv.push_str(&format!("X-{i:05},2026-03,1000,EUR\n"));
+    }
+    let (status, loaded) = app.post_payroll("unknown.csv", &csv).await;
+    assert_eq!(status, 200, "{loaded}");
+    assert_eq!(loaded["loaded"], rows, "{loaded}");
+    let checked = app.check_payroll().await;
+    assert_eq!(
+        (checked.actuals, checked.cases_opened),
+        (rows as u64, rows as u64)
+    );
+    // Checked: nothing left to do, and nothing opened twice.
+    let again = app.check_payroll().await;
+    assert_eq!((again.actuals, again.cases_opened), (0, 0));
+    let (_, page) = app
+        .get("/v1/exceptions?kind=payroll_unknown_worker&limit=1000")
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1000);
+    assert!(page["next"].is_string());
+}

@@ -1,7 +1,7 @@
 //! Payroll actuals to project cost (PRODUCT.md 5.8). A `payroll.actuals` event stores one
 //! actual, as a payroll file's rows are stored (`crate::payroll`); after each load, the hub
-//! checks its actuals against the approved hours ([`check_load`]) and opens the cases they
-//! imply. Every case here is a notice: nothing is held.
+//! checks its actuals against the approved hours ([`check_slice`], a slice per commit) and
+//! opens the cases they imply. Every case here is a notice: nothing is held.
 //!
 //! - `payroll_unknown_worker` (hr): an actual for a worker the HRIS never sent;
 //! - `payroll_for_contractor` (hr): a contractor's cost is their rate agreement, never payroll;
@@ -78,33 +78,65 @@ pub struct Checked {
     pub cases_resolved: u64,
 }
 
-/// Opens (and resolves) the cases that a load's actuals imply, and marks it checked.
-pub fn check_load(cx: &mut Cx<'_>, load: &PayrollLoadRow) -> Result<Checked> {
-    let actuals = cx.reads.payroll_of_load(load.id)?;
-    let mut by_period: BTreeMap<&str, Vec<&PayrollActualRow>> = BTreeMap::new();
-    for actual in &actuals {
-        by_period.entry(&actual.period).or_default().push(actual);
+/// Actuals checked per commit: a large load opens its cases in slices. A slice is
+/// idempotent (a case open already is not opened again), so a load whose check stopped
+/// part way is simply checked again.
+pub const SLICE: usize = 5_000;
+
+/// One month of a load: its actuals, and the month's approved hours by worker.
+pub struct Month {
+    pub period: String,
+    pub hours: BTreeMap<String, Vec<WorkedEntry>>,
+    pub actuals: Vec<PayrollActualRow>,
+}
+
+/// The actuals a load last changed, by month, each with the month's hours read once.
+pub fn months_of(reads: &mut dyn StoreReader, load: &PayrollLoadRow) -> Result<Vec<Month>> {
+    let mut by_period: BTreeMap<String, Vec<PayrollActualRow>> = BTreeMap::new();
+    for actual in reads.payroll_of_load(load.id)? {
+        by_period
+            .entry(actual.period.clone())
+            .or_default()
+            .push(actual);
     }
-    let mut checked = Checked {
-        actuals: actuals.len() as u64,
-        ..Checked::default()
-    };
+    let mut months = Vec::with_capacity(by_period.len());
     for (period, actuals) in by_period {
-        let Some((from, to)) = costing::month_range(period) else {
+        let Some((from, to)) = costing::month_range(&period) else {
             continue;
         };
-        let hours = costing::by_worker(cx.reads.worked_hours(&HoursFilter {
+        let hours = costing::by_worker(reads.worked_hours(&HoursFilter {
             from,
             to,
             worker_id: None,
             project_code: None,
         })?);
-        for actual in actuals {
-            let entries = hours.get(&actual.worker_id).map_or(&[][..], Vec::as_slice);
-            check_actual(cx, load, actual, entries, &mut checked)?;
-        }
+        months.push(Month {
+            period,
+            hours,
+            actuals,
+        });
     }
-    cx.commit.payroll_checked.push(load.id);
+    Ok(months)
+}
+
+/// Opens (and resolves) the cases that some of a month's actuals imply.
+pub fn check_slice(
+    cx: &mut Cx<'_>,
+    load: &PayrollLoadRow,
+    month: &Month,
+    actuals: &[PayrollActualRow],
+) -> Result<Checked> {
+    let mut checked = Checked {
+        actuals: actuals.len() as u64,
+        ..Checked::default()
+    };
+    for actual in actuals {
+        let entries = month
+            .hours
+            .get(&actual.worker_id)
+            .map_or(&[][..], Vec::as_slice);
+        check_actual(cx, load, actual, entries, &mut checked)?;
+    }
     Ok(checked)
 }
 

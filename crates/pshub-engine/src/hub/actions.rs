@@ -84,21 +84,31 @@ impl Hub {
         &mut self,
         now: DateTime<Utc>,
     ) -> std::result::Result<flows::payroll_costing::Checked, ActionError> {
+        use flows::payroll_costing::{self as costing, SLICE};
         self.refresh()?;
-        let mut total = flows::payroll_costing::Checked::default();
+        let mut total = costing::Checked::default();
         loop {
             let loads = self.reads.payroll_loads(true, Page::first(16))?;
             if loads.is_empty() {
                 return Ok(total);
             }
             for load in loads {
-                let checked = self.act_as(now, None, |cx| {
-                    cx.event.correlation_id = format!("payroll-load-{}", load.id);
-                    Ok(flows::payroll_costing::check_load(cx, &load)?)
+                let correlation_id = format!("payroll-load-{}", load.id);
+                for month in costing::months_of(self.reads.as_mut(), &load)? {
+                    for slice in month.actuals.chunks(SLICE) {
+                        let checked = self.act_as(now, None, |cx| {
+                            cx.event.correlation_id = correlation_id.clone();
+                            Ok(costing::check_slice(cx, &load, &month, slice)?)
+                        })?;
+                        total.actuals += checked.actuals;
+                        total.cases_opened += checked.cases_opened;
+                        total.cases_resolved += checked.cases_resolved;
+                    }
+                }
+                self.act_as(now, None, |cx| {
+                    cx.commit.payroll_checked.push(load.id);
+                    Ok(())
                 })?;
-                total.actuals += checked.actuals;
-                total.cases_opened += checked.cases_opened;
-                total.cases_resolved += checked.cases_resolved;
             }
         }
     }
