@@ -4,7 +4,8 @@
 //! names its physical line (the header is line 1); good rows load whatever the bad ones.
 //!
 //! Loading is one pass and one transaction ([`crate::store::Store::load_payroll`]); the cases
-//! the actuals imply are opened by the hub afterwards ([`crate::costing`]).
+//! the actuals imply are opened by the hub afterwards
+//! ([`crate::flows::payroll_costing`], with the figures of [`crate::costing`]).
 
 use crate::error::EngineError;
 use crate::store::*;
