@@ -193,7 +193,7 @@ pub struct WorkedHours {
     pub overtime_hours: Decimal,
 }
 
-/// An approved time entry's hours, with its entry's id, as [`StoreReader::worked_hours`]
+/// An approved time entry's hours, with its entry's id, as [`super::StoreReader::worked_hours`]
 /// answers them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkedEntry {
