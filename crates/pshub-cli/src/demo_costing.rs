@@ -137,21 +137,7 @@ pub fn print(cost: &MonthCost) {
         cost.cost_variance_cases
     );
     println!("revenue leakage          (GET /v1/reports/leakage?period=...)");
-    let amounts = cost.leakage.amounts();
-    for (kind, n) in cost.leakage.counts() {
-        let money: Vec<String> = amounts
-            .get(kind)
-            .into_iter()
-            .flatten()
-            .map(|(currency, amount)| format!("{amount} {currency}"))
-            .collect();
-        println!(
-            "  {kind:<22} {n:>5}{}",
-            if money.is_empty() {
-                String::new()
-            } else {
-                format!("  {}", money.join(", "))
-            }
-        );
+    for line in cost.leakage.text_lines() {
+        println!("  {line}");
     }
 }

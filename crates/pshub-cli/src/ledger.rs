@@ -39,21 +39,14 @@ pub fn run(args: LedgerArgs) -> Result<()> {
     if args.json {
         println!("{}", report.summary_json());
     } else {
-        let amounts = report.amounts();
         println!(
             "{} lines in the hub, {} in the ERP; {}",
             report.hub_lines,
             report.erp_lines,
             path.display()
         );
-        for (kind, n) in report.counts() {
-            let money: Vec<String> = amounts
-                .get(kind)
-                .into_iter()
-                .flatten()
-                .map(|(c, a)| format!("{a} {c}"))
-                .collect();
-            println!("{kind:<20} {n:>7}  {}", money.join(", "));
+        for line in report.text_lines() {
+            println!("{line}");
         }
     }
     Ok(())

@@ -47,16 +47,7 @@ pub fn payroll(args: PayrollArgs) -> Result<()> {
         eprintln!("{name}:{}: {}", r.line, r.reason);
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "load_id": report.load_id,
-                "rows": report.rows,
-                "loaded": report.loaded,
-                "duplicates": report.duplicates,
-                "rejected": rejected.iter().map(|r| serde_json::json!({"line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
-            })
-        );
+        println!("{}", report.to_json());
     } else {
         println!(
             "{name}: {} rows, {} loaded, {} duplicates, {} rejected (load {})",

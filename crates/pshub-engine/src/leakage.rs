@@ -83,6 +83,25 @@ impl Report {
         amounts
     }
 
+    /// One line per kind for people: the kind, its count, its amounts per currency.
+    pub fn text_lines(&self) -> Vec<String> {
+        let amounts = self.amounts();
+        self.counts()
+            .into_iter()
+            .map(|(kind, n)| {
+                let money: Vec<String> = amounts
+                    .get(kind)
+                    .into_iter()
+                    .flatten()
+                    .map(|(currency, amount)| format!("{amount} {currency}"))
+                    .collect();
+                format!("{kind:<22} {n:>7}  {}", money.join(", "))
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// `{counts: {kind: n}, amounts: {kind: {currency: "decimal"}}}`.
     pub fn summary_json(&self) -> Value {
         let amounts: serde_json::Map<String, Value> = self

@@ -47,6 +47,7 @@ pub struct RejectedRow {
 }
 
 /// A file read: its good rows in file order and its refused ones.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct ParsedPayroll {
     /// Data rows (the header excluded; blank lines are not rows).
@@ -55,7 +56,7 @@ pub struct ParsedPayroll {
     pub rejected: Vec<RejectedRow>,
 }
 
-/// What a load stored, as the API answers it.
+/// What a load stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
     pub load_id: i64,
@@ -63,6 +64,22 @@ pub struct LoadReport {
     pub loaded: u64,
     pub duplicates: u64,
     pub rejected: Vec<RejectedRow>,
+}
+
+impl LoadReport {
+    /// `{load_id, rows, loaded, duplicates, rejected: [{line, reason, raw}]}`, as
+    /// `POST /v1/payroll` and `pshub load payroll --json` answer it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "load_id": self.load_id,
+            "rows": self.rows,
+            "loaded": self.loaded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected.iter().map(|r| serde_json::json!({
+                "line": r.line, "reason": r.reason, "raw": r.raw,
+            })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// Checks a `YYYY-MM` month without allocating.
@@ -239,7 +256,8 @@ pub fn read(
     Ok((rows, rejected))
 }
 
-/// Reads a whole payroll file into memory (for tests and small files).
+/// Reads a whole payroll file into memory.
+#[cfg(test)]
 pub fn parse(name: &str, bytes: &[u8]) -> Result<ParsedPayroll> {
     let mut good = Vec::new();
     let (rows, rejected) = read(name, bytes, &mut |row| good.push(row))?;

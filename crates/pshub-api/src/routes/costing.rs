@@ -71,18 +71,7 @@ pub async fn post_payroll(
             }
             LoadError::Engine(error) => ApiError::from(error),
         })?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "load_id": report.load_id,
-            "rows": report.rows,
-            "loaded": report.loaded,
-            "duplicates": report.duplicates,
-            "rejected": report.rejected.iter().map(|r| json!({
-                "line": r.line, "reason": r.reason, "raw": r.raw,
-            })).collect::<Vec<_>>(),
-        })),
-    ))
+    Ok((StatusCode::OK, Json(report.to_json())))
 }
 
 #[derive(Debug, Deserialize)]
