@@ -7,3 +7,4 @@
 //! other way round.
 
 pub mod sandbox;
+pub mod tryton;

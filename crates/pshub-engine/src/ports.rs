@@ -85,6 +85,8 @@ pub struct LinePosting {
     pub billing_class: String,
     /// For a reversal: the ERP id of the line it cancels.
     pub reverses_erp_id: Option<String>,
+    /// The worker's role the line was priced for (time lines).
+    pub role: Option<String>,
 }
 
 /// An engagement to create in the PSA for a won deal.
@@ -110,6 +112,7 @@ pub struct ProjectRequest {
     pub currency: Currency,
     pub psa_id: String,
     pub customer_id: String,
+    pub customer_name: String,
 }
 
 /// The contract's billing rules, attached to the ERP project.
@@ -148,6 +151,8 @@ pub struct ResourceRequest {
 pub struct CostingRequest {
     pub idempotency_key: String,
     pub worker_id: String,
+    /// `active`, `on_leave` or `terminated` from `effective_date`.
+    pub status: String,
     pub effective_date: NaiveDate,
     pub legal_entity: Option<String>,
     pub cost_center: Option<String>,

@@ -21,6 +21,7 @@ fn foreign_line(key: &str, source: &str, amount: &str) -> LineBody {
         tax_code: "STANDARD".into(),
         billing_class: "professional_services".into(),
         reverses_erp_id: None,
+        role: None,
     }
 }
 

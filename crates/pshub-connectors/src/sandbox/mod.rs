@@ -582,6 +582,7 @@ mod tests {
             tax_code: "STANDARD".into(),
             billing_class: "professional_services".into(),
             reverses_erp_id: None,
+            role: None,
         }
     }
 
@@ -594,6 +595,7 @@ mod tests {
             currency: Currency::parse("EUR").unwrap(),
             psa_id: "PSA-ENG-00001".into(),
             customer_id: "C-1".into(),
+            customer_name: "Globex GmbH".into(),
         }
     }
 

@@ -243,6 +243,7 @@ impl Deal {
                 currency: won.contract.currency,
                 psa_id: self.result(PSA)?,
                 customer_id: won.customer.customer_id.to_string(),
+                customer_name: won.customer.legal_name.clone(),
             }),
             BILLING_RULES => Request::AttachBillingRules(BillingRulesRequest {
                 idempotency_key: key,

@@ -127,6 +127,7 @@ impl Flow for TimeToBill {
                     tax_code: line.tax_code.clone(),
                     billing_class: line.billing_class.clone(),
                     reverses_erp_id,
+                    role: None,
                 }))
             })
             .collect())

@@ -202,6 +202,7 @@ fn request(step: &StepRow, change: &WorkerChange) -> Request {
         COSTING => Request::UpdateCosting(CostingRequest {
             idempotency_key: key,
             worker_id: change.worker_id.to_string(),
+            status: status_after(change.kind).to_string(),
             effective_date: change.effective_date,
             legal_entity: change.legal_entity.clone(),
             cost_center: change.cost_center.clone(),

@@ -1,0 +1,155 @@
+//! What the Tryton connector needs to know: where Tryton is, as whom it logs in, which
+//! products its lines carry, and how it batches and recovers. Read from
+//! `[connectors.<name>]` with `kind = "tryton"`; the password comes from the environment
+//! and is never printed (`Debug` shows `***`).
+
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, PartialEq)]
+pub struct TrytonConfig {
+    /// The server, `http://127.0.0.1:8000`.
+    pub url: String,
+    pub database: String,
+    /// The connector's own Tryton user (one per hub deployment, never the admin's).
+    pub user: String,
+    pub password: String,
+    /// The service product of timesheet work: `Consulting hour` in the baseline.
+    pub product: String,
+    /// The products of expense and milestone invoice lines.
+    pub expense_product: String,
+    pub milestone_product: String,
+    /// Lines per search and per create.
+    pub batch_size: u32,
+    /// How long a partial batch waits for more before it goes out.
+    pub batch_wait: Duration,
+    /// After a start, or an answer that never came, how long before the first lookup: a
+    /// create whose client went away still commits in Tryton up to about 1.25 s later.
+    pub recovery_grace: Duration,
+    /// Bounds each call.
+    pub timeout: Duration,
+    pub invoicing: Invoicing,
+}
+
+/// `[connectors.<name>.invoicing]`: Tryton's own project invoicing, per month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoicing {
+    pub enabled: bool,
+    /// How long nothing may have been posted to a project's period before it is invoiced.
+    pub after_idle: Duration,
+    /// Whether the invoice is posted (numbered) as well as created.
+    pub post: bool,
+}
+
+impl Default for Invoicing {
+    fn default() -> Self {
+        Invoicing {
+            enabled: false,
+            after_idle: Duration::from_secs(60),
+            post: true,
+        }
+    }
+}
+
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(200);
+pub const DEFAULT_RECOVERY_GRACE: Duration = Duration::from_millis(2_000);
+
+impl TrytonConfig {
+    /// A configuration with the defaults for what `url`, `database`, `user` and
+    /// `password` leave out.
+    pub fn new(url: &str, database: &str, user: &str, password: &str) -> Self {
+        TrytonConfig {
+            url: url.trim_end_matches('/').to_string(),
+            database: database.to_string(),
+            user: user.to_string(),
+            password: password.to_string(),
+            product: "Consulting hour".into(),
+            expense_product: "Expense".into(),
+            milestone_product: "Milestone".into(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            batch_wait: DEFAULT_BATCH_WAIT,
+            recovery_grace: DEFAULT_RECOVERY_GRACE,
+            timeout: Duration::from_secs(120),
+            invoicing: Invoicing::default(),
+        }
+    }
+
+    /// Every problem of the settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            problems.push(format!(
+                "url: '{}' is not an http:// or https:// URL",
+                self.url
+            ));
+        }
+        for (key, value) in [
+            ("database", &self.database),
+            ("user", &self.user),
+            ("password", &self.password),
+            ("product", &self.product),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{key}: is empty"));
+            }
+        }
+        if !(1..=10_000).contains(&self.batch_size) {
+            problems.push(format!(
+                "batch_size: {} is not from 1 to 10000",
+                self.batch_size
+            ));
+        }
+        if self.batch_wait > Duration::from_secs(60) {
+            problems.push("batch_wait_ms: more than 60000".into());
+        }
+        if self.recovery_grace > Duration::from_secs(600) {
+            problems.push("recovery_grace_ms: more than 600000".into());
+        }
+        problems
+    }
+}
+
+impl fmt::Debug for TrytonConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrytonConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("product", &self.product)
+            .field("batch_size", &self.batch_size)
+            .field("batch_wait", &self.batch_wait)
+            .field("recovery_grace", &self.recovery_grace)
+            .field("invoicing", &self.invoicing)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let config = TrytonConfig::new("http://127.0.0.1:8000", "tryton", "pshub", "s3cret-pw");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn problems_name_their_keys() {
+        let mut config = TrytonConfig::new("ftp://x", "", "pshub", "pw");
+        config.batch_size = 0;
+        let problems = config.problems().join("; ");
+        assert!(problems.contains("url: 'ftp://x'"), "{problems}");
+        assert!(problems.contains("database: is empty"), "{problems}");
+        assert!(problems.contains("batch_size: 0"), "{problems}");
+        assert!(
+            TrytonConfig::new("http://h:1", "d", "u", "p")
+                .problems()
+                .is_empty()
+        );
+    }
+}

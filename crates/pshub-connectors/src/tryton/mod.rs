@@ -1,0 +1,617 @@
+//! Tryton 8.2 as the hub's ERP, over its JSON-RPC API ([`client`]), in the user's current
+//! company, on the accounting baseline of TRYTON.md section 5 (the connector sets up no
+//! accounting). What the hub's operations become in Tryton ([`mapping`]):
+//!
+//! - a provisioned project: one `party.party` for the customer (`code` = the customer id,
+//!   unique in Tryton, so a repeated create fails instead of doubling) and one
+//!   `project.work` of type project, invoiced by timesheet, with the configured product
+//!   and `comment` = `pshub:project:<code>`;
+//! - a posted line: one `timesheet.line` on the project's task for its role and rate
+//!   (`<role> @ <rate> <ccy>`, created on first use), for the worker's `company.employee`
+//!   (party code `EMP-<worker_id>`), with `description` = `pshub:<entry_id>:<n>`;
+//! - a reversal before invoicing: the line is deleted; an invoiced line is locked in
+//!   Tryton and its reversal is refused, naming the invoice;
+//! - a worker's costing change: the employee, with its start date (hire) or end date
+//!   (termination).
+//!
+//! Tryton has no idempotency keys, so every create is preceded by a search for the hub's
+//! key in the field above, lines one search and one create per batch. A create whose client
+//! went away still commits in Tryton up to about 1.25 s later, so after a start, and after
+//! an answer that never came, the first search waits out `recovery_grace` (at least the
+//! longest create timed).
+//!
+//! Only contracts in the company's currency post: Tryton's project invoicing bills in it.
+//! Others are refused with that reason, as a case for the integration team.
+
+pub mod client;
+pub mod config;
+pub mod local;
+pub mod mapping;
+
+use client::{Client, Rpc, RpcError};
+use config::TrytonConfig;
+use mapping::*;
+use pshub_engine::ports::*;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub struct Tryton {
+    client: Client,
+    config: TrytonConfig,
+    known: Mutex<Known>,
+    /// No search before this instant (the recovery grace).
+    not_before: Mutex<Instant>,
+    longest_create: Mutex<Duration>,
+}
+
+/// Ids read from Tryton once, by the hub's keys.
+#[derive(Default)]
+struct Known {
+    currency: Option<String>,
+    product: Option<i64>,
+    /// Project code to `project.work` id.
+    projects: HashMap<String, i64>,
+    /// (project id, task name) to the task's `timesheet.work` id.
+    tasks: HashMap<(i64, String), i64>,
+    /// Worker id to `company.employee` id.
+    employees: HashMap<String, i64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn outcome<T>(result: Rpc<T>, done: impl FnOnce(T) -> ExternalId) -> Outcome {
+    match result {
+        Ok(value) => Outcome::Done(done(value)),
+        Err(RpcError::User(reason)) => Outcome::Rejected(reason),
+        Err(RpcError::Technical {
+            message,
+            retry_after,
+        }) => Outcome::Technical {
+            message,
+            retry_after,
+        },
+        Err(RpcError::Unknown(message)) => Outcome::Unknown(message),
+    }
+}
+
+fn refused<T>(reason: String) -> Rpc<T> {
+    Err(RpcError::User(reason))
+}
+
+/// The first id of an answer, or why there is none.
+fn first(value: &Value, what: &str) -> Rpc<i64> {
+    ids(value)
+        .first()
+        .copied()
+        .ok_or_else(|| RpcError::Unknown(format!("Tryton answered {value} for {what}")))
+}
+
+/// A posted line that is new to Tryton, with its values.
+struct NewLine {
+    at: usize,
+    values: Value,
+}
+
+impl Tryton {
+    pub fn connect(config: TrytonConfig) -> Result<Arc<Self>, String> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(format!("the Tryton connector: {}", problems.join("; ")));
+        }
+        let client = Client::new(&config)?;
+        Ok(Arc::new(Tryton {
+            client,
+            not_before: Mutex::new(Instant::now() + config.recovery_grace),
+            config,
+            known: Mutex::new(Known::default()),
+            longest_create: Mutex::new(Duration::ZERO),
+        }))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn config(&self) -> &TrytonConfig {
+        &self.config
+    }
+
+    /// Waits until a search can trust what it does not find.
+    fn settle(&self) {
+        let until = *lock(&self.not_before);
+        let left = until.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            tracing::debug!(wait_ms = left.as_millis() as u64, "Tryton recovery grace");
+            std::thread::sleep(left);
+        }
+    }
+
+    /// A create, timed: an unanswered one defers the next search by the grace.
+    fn create(&self, model: &str, values: Vec<Value>) -> Rpc<Vec<i64>> {
+        let started = Instant::now();
+        let answer = self
+            .client
+            .model(model, "create", vec![Value::Array(values)]);
+        let took = started.elapsed();
+        let longest = {
+            let mut longest = lock(&self.longest_create);
+            *longest = (*longest).max(took);
+            *longest
+        };
+        if let Err(RpcError::Unknown(_)) = &answer {
+            *lock(&self.not_before) = Instant::now() + self.config.recovery_grace.max(longest);
+        }
+        answer.map(|v| ids(&v))
+    }
+
+    fn search(&self, model: &str, domain: Value) -> Rpc<Vec<i64>> {
+        self.client
+            .model(
+                model,
+                "search",
+                vec![domain, json!(0), Value::Null, Value::Null],
+            )
+            .map(|v| ids(&v))
+    }
+
+    /// The company's currency code, read once.
+    fn currency(&self) -> Rpc<String> {
+        if let Some(code) = lock(&self.known).currency.clone() {
+            return Ok(code);
+        }
+        let company = self.client.company()?;
+        let read = self.client.model(
+            "company.company",
+            "read",
+            vec![json!([company]), json!(["currency.code"])],
+        )?;
+        let code = read[0]["currency."]["code"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| RpcError::User(format!("company {company} has no currency")))?;
+        lock(&self.known).currency = Some(code.clone());
+        Ok(code)
+    }
+
+    /// The configured product of timesheet work, read once.
+    fn product(&self) -> Rpc<i64> {
+        if let Some(id) = lock(&self.known).product {
+            return Ok(id);
+        }
+        let name = &self.config.product;
+        let Some(&id) = self
+            .search("product.product", json!([["name", "=", name]]))?
+            .first()
+        else {
+            return refused(format!(
+                "Tryton has no product named '{name}' (the connector's `product`); create the service product of the accounting baseline"
+            ));
+        };
+        lock(&self.known).product = Some(id);
+        Ok(id)
+    }
+
+    fn in_company_currency(&self, project_code: &str, currency: &str) -> Rpc<()> {
+        let company = self.currency()?;
+        if currency == company {
+            return Ok(());
+        }
+        refused(format!(
+            "project {project_code} bills in {currency}, and Tryton's project invoicing bills only in the company currency {company}: route this contract to an ERP that bills {currency}"
+        ))
+    }
+
+    /// The party of a customer, found by its code or created.
+    fn party(&self, code: &str, name: &str) -> Rpc<i64> {
+        let find = || self.search("party.party", json!([["code", "=", code]]));
+        if let Some(&id) = find()?.first() {
+            return Ok(id);
+        }
+        let values = json!({"name": name, "code": code, "addresses": [["create", [{}]]]});
+        match self.create("party.party", vec![values]) {
+            Ok(ids) => ids
+                .first()
+                .copied()
+                .ok_or_else(|| RpcError::Unknown(format!("no id for party {code}"))),
+            // Another writer made it meanwhile: the code is unique.
+            Err(RpcError::User(why)) if why.contains("unique") => {
+                find()?.first().copied().ok_or(RpcError::User(why))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The `project.work` of a project code, from memory or by its comment.
+    fn project(&self, project_code: &str) -> Rpc<Option<i64>> {
+        if let Some(&id) = lock(&self.known).projects.get(project_code) {
+            return Ok(Some(id));
+        }
+        let found = self
+            .search(
+                "project.work",
+                json!([
+                    ["comment", "=", project_comment(project_code)],
+                    ["type", "=", "project"]
+                ]),
+            )?
+            .first()
+            .copied();
+        if let Some(id) = found {
+            lock(&self.known)
+                .projects
+                .insert(project_code.to_string(), id);
+        }
+        Ok(found)
+    }
+
+    fn provision(&self, request: &ProjectRequest) -> Rpc<i64> {
+        self.in_company_currency(&request.project_code, request.currency.code())?;
+        self.settle();
+        if let Some(id) = self.project(&request.project_code)? {
+            return Ok(id);
+        }
+        let party = self.party(&request.customer_id, &request.customer_name)?;
+        let values = json!({
+            "name": project_name(&request.project_code, &request.name),
+            "type": "project",
+            "party": party,
+            "project_invoice_method": "timesheet",
+            "product": self.product()?,
+            "list_price": decimal(Decimal::ZERO),
+            "comment": project_comment(&request.project_code),
+            "timesheet_available": false,
+        });
+        let id = *self
+            .create("project.work", vec![values])?
+            .first()
+            .ok_or_else(|| RpcError::Unknown("no id for the project".into()))?;
+        lock(&self.known)
+            .projects
+            .insert(request.project_code.clone(), id);
+        Ok(id)
+    }
+
+    /// The `timesheet.work` of a project's task for one bill rate, created on first use.
+    fn task(&self, project: i64, name: &str, list_price: Decimal) -> Rpc<i64> {
+        let key = (project, name.to_string());
+        if let Some(&work) = lock(&self.known).tasks.get(&key) {
+            return Ok(work);
+        }
+        let found = self.search(
+            "project.work",
+            json!([
+                ["parent", "=", project],
+                ["name", "=", name],
+                ["type", "=", "task"]
+            ]),
+        )?;
+        let task = match found.first() {
+            Some(&task) => task,
+            None => {
+                let values = json!({
+                    "name": name,
+                    "type": "task",
+                    "parent": project,
+                    "product": self.product()?,
+                    "list_price": decimal(list_price),
+                    "timesheet_available": true,
+                });
+                *self
+                    .create("project.work", vec![values])?
+                    .first()
+                    .ok_or_else(|| RpcError::Unknown(format!("no id for task {name}")))?
+            }
+        };
+        let read = self.client.model(
+            "project.work",
+            "read",
+            vec![json!([task]), json!(["timesheet_works"])],
+        )?;
+        let work = first(
+            &read[0]["timesheet_works"],
+            &format!("the timesheet work of task {name}"),
+        )?;
+        lock(&self.known).tasks.insert(key, work);
+        Ok(work)
+    }
+
+    /// The employee of a worker, found by its party code (terminated ones too) or created
+    /// from `start`.
+    fn employee(&self, worker_id: &str, start: Option<chrono::NaiveDate>) -> Rpc<i64> {
+        if let Some(&id) = lock(&self.known).employees.get(worker_id) {
+            return Ok(id);
+        }
+        let code = employee_code(worker_id);
+        let found = self.client.model_with(
+            "company.employee",
+            "search",
+            vec![
+                json!([["party.code", "=", code]]),
+                json!(0),
+                json!(1),
+                Value::Null,
+            ],
+            json!({"active_test": false}),
+        )?;
+        let id = match ids(&found).first() {
+            Some(&id) => id,
+            None => {
+                let party = self.party(&code, worker_id)?;
+                let mut values = json!({"party": party, "company": self.client.company()?});
+                if let Some(start) = start {
+                    values["start_date"] = date(start);
+                }
+                *self
+                    .create("company.employee", vec![values])?
+                    .first()
+                    .ok_or_else(|| RpcError::Unknown(format!("no id for employee {code}")))?
+            }
+        };
+        lock(&self.known)
+            .employees
+            .insert(worker_id.to_string(), id);
+        Ok(id)
+    }
+
+    fn costing(&self, request: &CostingRequest) -> Rpc<i64> {
+        self.settle();
+        let start = (request.status != "terminated").then_some(request.effective_date);
+        let id = self.employee(&request.worker_id, start)?;
+        let values = match request.status.as_str() {
+            "terminated" => json!({"end_date": date(request.effective_date)}),
+            _ => return Ok(id),
+        };
+        self.client
+            .model("company.employee", "write", vec![json!([id]), values])?;
+        Ok(id)
+    }
+
+    /// One batch of lines: one search for what Tryton has, one create for the rest.
+    fn post_batch(&self, lines: &[LinePosting]) -> Vec<Outcome> {
+        let mut answers: Vec<Option<Outcome>> = vec![None; lines.len()];
+        let descriptions: Vec<String> = lines
+            .iter()
+            .map(|l| line_description(&l.source_id, l.posting))
+            .collect();
+        let found = self.client.model(
+            "timesheet.line",
+            "search_read",
+            vec![
+                json!([["description", "in", descriptions]]),
+                json!(0),
+                Value::Null,
+                Value::Null,
+                json!(["description"]),
+            ],
+        );
+        let found: HashMap<String, i64> = match found {
+            Ok(rows) => rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| Some((r["description"].as_str()?.to_string(), r["id"].as_i64()?)))
+                .collect(),
+            Err(error) => {
+                return lines
+                    .iter()
+                    .map(|_| outcome::<()>(Err(error.clone()), |_| String::new()))
+                    .collect();
+            }
+        };
+        let mut new = Vec::new();
+        for (at, line) in lines.iter().enumerate() {
+            if let Some(id) = found.get(&descriptions[at]) {
+                answers[at] = Some(Outcome::Done(id.to_string()));
+                continue;
+            }
+            if let Some(original) = &line.reverses_erp_id {
+                answers[at] = Some(outcome(self.reverse(original), |id| id));
+                continue;
+            }
+            match self.line_values(line, &descriptions[at]) {
+                Ok(values) => new.push(NewLine { at, values }),
+                Err(error) => answers[at] = Some(outcome::<()>(Err(error), |_| String::new())),
+            }
+        }
+        self.create_lines(&new, &mut answers);
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Outcome::technical("no answer for the line")))
+            .collect()
+    }
+
+    /// Creates `new` in one call; a batch that Tryton refuses is split in halves until the
+    /// refused lines are alone, so one bad line never holds back the others.
+    fn create_lines(&self, new: &[NewLine], answers: &mut [Option<Outcome>]) {
+        if new.is_empty() {
+            return;
+        }
+        let values = new.iter().map(|n| n.values.clone()).collect();
+        match self.create("timesheet.line", values) {
+            Ok(ids) if ids.len() == new.len() => {
+                for (line, id) in new.iter().zip(ids) {
+                    answers[line.at] = Some(Outcome::Done(id.to_string()));
+                }
+            }
+            Ok(ids) => {
+                let message = format!("Tryton gave {} ids for {} lines", ids.len(), new.len());
+                for line in new {
+                    answers[line.at] = Some(Outcome::Unknown(message.clone()));
+                }
+            }
+            Err(RpcError::User(_)) if new.len() > 1 => {
+                let (left, right) = new.split_at(new.len() / 2);
+                self.create_lines(left, answers);
+                self.create_lines(right, answers);
+            }
+            Err(error) => {
+                for line in new {
+                    answers[line.at] = Some(outcome::<()>(Err(error.clone()), |_| String::new()));
+                }
+            }
+        }
+    }
+
+    fn line_values(&self, line: &LinePosting, description: &str) -> Rpc<Value> {
+        self.in_company_currency(&line.project_code, line.currency.code())?;
+        let Some(project) = self.project(&line.project_code)? else {
+            return refused(format!(
+                "project {} is not in Tryton: its provisioning has not reached it",
+                line.project_code
+            ));
+        };
+        // The task's list price is in the company's currency: the rate where the contract
+        // prices in it, else what the line bills per hour after FX.
+        let list_price = if line.rate_currency == line.currency {
+            line.rate
+        } else {
+            line.amount
+                .checked_div(line.quantity)
+                .map(|p| p.round_dp(4))
+                .unwrap_or(line.rate)
+        };
+        let role = line.role.as_deref().unwrap_or(line.billing_class.as_str());
+        let task = task_name(role, list_price, line.currency.code());
+        let work = self.task(project, &task, list_price)?;
+        let employee = self.employee(&line.worker_id, None)?;
+        let Some(duration) = duration(line.quantity) else {
+            return refused(format!(
+                "{} hours is not a duration Tryton keeps",
+                line.quantity
+            ));
+        };
+        Ok(json!({
+            "employee": employee,
+            "work": work,
+            "date": date(line.date),
+            "duration": duration,
+            "description": description,
+        }))
+    }
+
+    /// Withdraws a posted line: deleted while it is not invoiced. Answers an id for the
+    /// reversal (`deleted:<id>`), also when an earlier attempt already deleted it.
+    fn reverse(&self, original: &str) -> Rpc<String> {
+        let done = format!("deleted:{original}");
+        let Ok(id) = original.parse::<i64>() else {
+            return refused(format!("'{original}' is not a Tryton timesheet line id"));
+        };
+        let read = self.client.model(
+            "timesheet.line",
+            "search_read",
+            vec![
+                json!([["id", "=", id]]),
+                json!(0),
+                json!(1),
+                Value::Null,
+                json!(["invoice_line.invoice"]),
+            ],
+        )?;
+        let Some(row) = read.as_array().and_then(|rows| rows.first()) else {
+            return Ok(done);
+        };
+        if let Some(invoice) = row["invoice_line."]["invoice"].as_i64() {
+            return refused(format!(
+                "timesheet line {id} is on Tryton invoice {invoice}, where it is locked: its reversal needs a credit on the next invoice"
+            ));
+        }
+        self.client
+            .model("timesheet.line", "delete", vec![json!([id])])?;
+        Ok(done)
+    }
+
+    /// Whether each key is in Tryton: lines by their description, projects by comment.
+    fn find(&self, keys: &[&str]) -> Rpc<Vec<Lookup>> {
+        self.settle();
+        let mut answers = vec![Lookup::NotApplied; keys.len()];
+        let mut lines = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            if let Some((entry, posting)) = line_of_key(key) {
+                lines.push((at, line_description(entry, posting)));
+            } else if let Some(code) = key.strip_prefix("pshub:opportunity_to_project:erp:")
+                && let Some(id) = self.project(code)?
+            {
+                answers[at] = Lookup::Applied(id.to_string());
+            }
+        }
+        if !lines.is_empty() {
+            let wanted: BTreeSet<&str> = lines.iter().map(|(_, d)| d.as_str()).collect();
+            let rows = self.client.model(
+                "timesheet.line",
+                "search_read",
+                vec![
+                    json!([["description", "in", wanted]]),
+                    json!(0),
+                    Value::Null,
+                    Value::Null,
+                    json!(["description"]),
+                ],
+            )?;
+            let found: HashMap<&str, i64> = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| Some((r["description"].as_str()?, r["id"].as_i64()?)))
+                .collect();
+            for (at, description) in &lines {
+                if let Some(id) = found.get(description.as_str()) {
+                    answers[*at] = Lookup::Applied(id.to_string());
+                }
+            }
+        }
+        Ok(answers)
+    }
+}
+
+impl Erp for Tryton {
+    fn provision_project(&self, request: &ProjectRequest) -> Outcome {
+        outcome(self.provision(request), |id| id.to_string())
+    }
+
+    /// Bill rates live on the project's tasks, one per rate, made as lines arrive.
+    fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome {
+        Outcome::Done(request.erp_id.clone())
+    }
+
+    fn update_costing(&self, request: &CostingRequest) -> Outcome {
+        outcome(self.costing(request), |id| id.to_string())
+    }
+
+    /// Tryton invoices time and materials from timesheets; it keeps no schedule.
+    fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {
+        Outcome::Done(format!("{}:v{}", request.project_code, request.version))
+    }
+
+    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {
+        self.settle();
+        lines
+            .chunks(self.config.batch_size as usize)
+            .flat_map(|batch| self.post_batch(batch))
+            .collect()
+    }
+
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {
+        match self.find(keys) {
+            Ok(answers) => answers,
+            Err(error) => keys
+                .iter()
+                .map(|_| Lookup::Failed(error.message().to_string()))
+                .collect(),
+        }
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "kind": "tryton",
+            "url": self.config.url,
+            "database": self.config.database,
+            "user": self.config.user,
+            "batch_size": self.config.batch_size,
+        })
+    }
+}

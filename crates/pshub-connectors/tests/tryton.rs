@@ -1,0 +1,318 @@
+//! The Tryton connector against a real Tryton 8.2 on loopback (`tests/tryton/setup.sh`
+//! installs it; `.ci/run` runs that first). Every test reads Tryton itself, as its
+//! administrator, not the connector's answers.
+
+use chrono::NaiveDate;
+use pshub_connectors::tryton::Tryton;
+use pshub_connectors::tryton::client::Client;
+use pshub_connectors::tryton::local::LocalTryton;
+use pshub_connectors::tryton::mapping::read_hours;
+use pshub_engine::ports::*;
+use pshub_model::Currency;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Setup {
+    server: LocalTryton,
+    erp: Arc<Tryton>,
+    admin: Client,
+}
+
+fn setup() -> Setup {
+    let server = LocalTryton::start(&std::env::temp_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let mut config = server.config();
+    config.recovery_grace = Duration::from_millis(50);
+    let erp = Tryton::connect(config).unwrap();
+    let admin = Client::new(&server.admin_config()).unwrap();
+    Setup { server, erp, admin }
+}
+
+impl Setup {
+    /// `search_read` as the administrator.
+    fn read(&self, model: &str, domain: Value, fields: &[&str]) -> Vec<Value> {
+        let rows = self
+            .admin
+            .model_with(
+                model,
+                "search_read",
+                vec![domain, json!(0), Value::Null, Value::Null, json!(fields)],
+                json!({"active_test": false}),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", self.server.log()));
+        rows.as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn d(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn project(code: &str, key: &str, currency: &str) -> ProjectRequest {
+    ProjectRequest {
+        idempotency_key: key.into(),
+        project_code: code.into(),
+        name: "Rollout".into(),
+        legal_entity: "DE01".into(),
+        currency: Currency::parse(currency).unwrap(),
+        psa_id: "PSA-1".into(),
+        customer_id: "C-1".into(),
+        customer_name: "Globex GmbH".into(),
+    }
+}
+
+fn line(entry: &str, posting: u32, project: &str, worker: &str, hours: &str) -> LinePosting {
+    LinePosting {
+        idempotency_key: format!("pshub:time_to_bill:post_line:time:{entry}:{posting}"),
+        kind: "time",
+        project_code: project.into(),
+        source_id: entry.into(),
+        posting,
+        worker_id: worker.into(),
+        date: day(2026, 10, 5),
+        quantity: d(hours),
+        rate: d("150.00"),
+        rate_currency: Currency::parse("EUR").unwrap(),
+        amount: d(hours) * d("150.00"),
+        currency: Currency::parse("EUR").unwrap(),
+        tax_code: "DE-VAT19".into(),
+        billing_class: "professional_services".into(),
+        reverses_erp_id: None,
+        role: Some("consultant".into()),
+    }
+}
+
+fn done(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done(id) => id.clone(),
+        other => panic!("not done: {other:?}"),
+    }
+}
+
+#[test]
+fn a_project_provisioned_again_is_still_one_party_and_one_project() {
+    let t = setup();
+    let first = done(&t.erp.provision_project(&project("P-100", "k1", "EUR")));
+    let again = done(&t.erp.provision_project(&project("P-100", "k1", "EUR")));
+    // A new key for the same project (a re-sent deal under a new event id), from a
+    // connector that remembers nothing: found by the project's comment.
+    let fresh = Tryton::connect(t.server.config()).unwrap();
+    let other_key = done(&fresh.provision_project(&project("P-100", "k2", "EUR")));
+    assert_eq!(
+        (first.as_str(), again.as_str()),
+        (other_key.as_str(), other_key.as_str())
+    );
+
+    let parties = t.read("party.party", json!([["code", "=", "C-1"]]), &["name"]);
+    assert_eq!(parties.len(), 1, "{parties:?}");
+    assert_eq!(parties[0]["name"], "Globex GmbH");
+    let projects = t.read(
+        "project.work",
+        json!([["comment", "=", "pshub:project:P-100"]]),
+        &[
+            "name",
+            "type",
+            "party",
+            "project_invoice_method",
+            "product.name",
+        ],
+    );
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    let p = &projects[0];
+    assert_eq!(p["id"].to_string(), first);
+    assert_eq!(p["name"], "P-100 Rollout");
+    assert_eq!(p["type"], "project");
+    assert_eq!(p["party"], parties[0]["id"]);
+    assert_eq!(p["project_invoice_method"], "timesheet");
+    assert_eq!(p["product."]["name"], "Consulting hour");
+}
+
+#[test]
+fn a_thousand_lines_become_a_thousand_timesheet_lines_once() {
+    let t = setup();
+    for code in ["P-1", "P-2"] {
+        done(&t.erp.provision_project(&project(code, code, "EUR")));
+    }
+    let hours = ["0.25", "1", "1.5", "2.75", "8"];
+    let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    let lines: Vec<LinePosting> = (0..1000)
+        .map(|i| {
+            let project = if i % 3 == 0 { "P-1" } else { "P-2" };
+            let worker = format!("W-{:05}", i % 7);
+            let h = hours[i % hours.len()];
+            *expected
+                .entry((format!("{project} Rollout"), format!("EMP-{worker}")))
+                .or_default() += d(h);
+            line(&format!("TS-{i}"), 1, project, &worker, h)
+        })
+        .collect();
+    let answers = t.erp.post_lines(&lines);
+    let ids: Vec<String> = answers.iter().map(done).collect();
+    // A retry of the whole batch (a replay after a lost answer) creates nothing.
+    let again: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
+    assert_eq!(ids, again);
+    let keys: Vec<&str> = lines.iter().map(|l| l.idempotency_key.as_str()).collect();
+    let found = t.erp.lookup(&keys);
+    assert!(
+        found
+            .iter()
+            .zip(&ids)
+            .all(|(f, id)| *f == Lookup::Applied(id.clone()))
+    );
+
+    let project_of_work: BTreeMap<i64, String> = t
+        .read(
+            "project.work",
+            json!([["type", "=", "task"]]),
+            &["timesheet_works", "parent.name"],
+        )
+        .iter()
+        .flat_map(|task| {
+            let name = task["parent."]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let works: Vec<i64> = task["timesheet_works"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect();
+            works.into_iter().map(move |w| (w, name.clone()))
+        })
+        .collect();
+    let rows = t.read(
+        "timesheet.line",
+        json!([["description", "like", "pshub:TS-%"]]),
+        &["description", "duration", "employee.party.code", "work"],
+    );
+    assert_eq!(rows.len(), 1000);
+    let mut by_description = std::collections::BTreeSet::new();
+    let mut actual: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for row in &rows {
+        assert!(by_description.insert(row["description"].as_str().unwrap().to_string()));
+        let project = &project_of_work[&row["work"].as_i64().unwrap()];
+        let worker = row["employee."]["party."]["code"]
+            .as_str()
+            .unwrap_or_default();
+        *actual
+            .entry((project.clone(), worker.to_string()))
+            .or_default() += read_hours(&row["duration"]).unwrap();
+    }
+    assert_eq!(actual, expected);
+    let tasks = t.read(
+        "project.work",
+        json!([["type", "=", "task"]]),
+        &["name", "list_price"],
+    );
+    assert_eq!(
+        tasks.len(),
+        2,
+        "one task per project for its one rate: {tasks:?}"
+    );
+    assert!(tasks.iter().all(|t| t["name"] == "consultant @ 150.00 EUR"));
+}
+
+#[test]
+fn a_reversal_before_invoicing_deletes_the_line_once() {
+    let t = setup();
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    let posted = done(&t.erp.post_lines(&[line("TS-9", 1, "P-1", "W-1", "2")])[0]);
+    let mut reversal = line("TS-9", 2, "P-1", "W-1", "-2");
+    reversal.reverses_erp_id = Some(posted.clone());
+    let withdrawn = done(&t.erp.post_lines(std::slice::from_ref(&reversal))[0]);
+    assert_eq!(withdrawn, format!("deleted:{posted}"));
+    assert!(
+        t.read(
+            "timesheet.line",
+            json!([["description", "like", "pshub:TS-9:%"]]),
+            &[]
+        )
+        .is_empty()
+    );
+    // Sent again (its answer was lost): the same answer, nothing else touched.
+    assert_eq!(done(&t.erp.post_lines(&[reversal])[0]), withdrawn);
+}
+
+#[test]
+fn a_contract_outside_the_company_currency_is_refused_with_the_reason() {
+    let t = setup();
+    match t.erp.provision_project(&project("P-US", "P-US", "USD")) {
+        Outcome::Rejected(reason) => {
+            assert!(
+                reason.contains("USD") && reason.contains("company currency EUR"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        t.read(
+            "project.work",
+            json!([["comment", "=", "pshub:project:P-US"]]),
+            &[]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_line_tryton_refuses_is_isolated_from_its_batch() {
+    let t = setup();
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    let hire = CostingRequest {
+        idempotency_key: "hire".into(),
+        worker_id: "W-7".into(),
+        status: "active".into(),
+        effective_date: day(2026, 1, 1),
+        legal_entity: None,
+        cost_center: None,
+        grade: None,
+    };
+    done(&t.erp.update_costing(&hire));
+    let leave = CostingRequest {
+        idempotency_key: "leave".into(),
+        status: "terminated".into(),
+        effective_date: day(2026, 9, 30),
+        ..hire
+    };
+    done(&t.erp.update_costing(&leave));
+    let employees = t.read(
+        "company.employee",
+        json!([["party.code", "=", "EMP-W-7"]]),
+        &["start_date", "end_date"],
+    );
+    assert_eq!(employees.len(), 1, "{employees:?}");
+    assert_eq!(employees[0]["end_date"]["month"], 9);
+
+    let mut lines: Vec<LinePosting> = (0..10)
+        .map(|i| line(&format!("TS-{i}"), 1, "P-1", "W-8", "1"))
+        .collect();
+    // After the worker's end date: Tryton refuses it.
+    lines[6] = line("TS-6", 1, "P-1", "W-7", "1");
+    let answers = t.erp.post_lines(&lines);
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (6, Outcome::Rejected(reason)) => assert!(!reason.is_empty()),
+            (6, other) => panic!("line 6: {other:?}"),
+            (_, Outcome::Done(_)) => {}
+            (i, other) => panic!("line {i}: {other:?}"),
+        }
+    }
+    assert_eq!(t.read("timesheet.line", json!([]), &[]).len(), 9);
+}
+
+#[test]
+fn an_expired_session_logs_in_again() {
+    let t = setup();
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    t.erp.client().logout().unwrap();
+    done(&t.erp.post_lines(&[line("TS-1", 1, "P-1", "W-1", "1")])[0]);
+    assert_eq!(t.read("timesheet.line", json!([]), &[]).len(), 1);
+}
