@@ -10,6 +10,7 @@
 //! - Settings that the environment gave before (`PSHUB_SOURCES`, `PSHUB_TAX_CODES`,
 //!   `PSHUB_MAX_DAILY_HOURS`) stay as fallbacks for what the file leaves out.
 
+use crate::config_connectors::{self, ConnectorSection, ErpSection};
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
 use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
@@ -23,11 +24,20 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A configuration file as read: its settings, where each came from, and its folder.
-#[derive(Debug)]
 pub struct ConfigFile {
     pub path: PathBuf,
     text: String,
     file: FileSections,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the text: it holds what the environment substituted, passwords included.
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("file", &self.file)
+            .finish()
+    }
 }
 
 /// A text the file holds (with where), for settings checked after parsing.
@@ -54,6 +64,10 @@ struct FileSections {
     customers: CustomersSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    erp: ErpSection,
+    #[serde(default)]
+    connectors: BTreeMap<Text, ConnectorSection>,
 }
 
 /// `[sources] allowed = ["crm", ...]`, or one `[sources.<name>]` table per system (where
@@ -562,6 +576,11 @@ impl ConfigFile {
                 }
             }
         }
+        errors.extend(config_connectors::check(
+            &file.erp,
+            &file.connectors,
+            |span| self.at(span),
+        ));
         for form in &file.customers.legal_forms {
             if form.get_ref().trim().is_empty() {
                 errors.push(format!(
@@ -667,6 +686,11 @@ impl ConfigFile {
             );
         }
         config.legal_forms = names(&file.customers.legal_forms);
+    }
+
+    /// The ERP connector the file names (`[erp] connector`), with its settings.
+    pub fn erp_connector(&self) -> Option<(String, pshub_connectors::tryton::config::TrytonConfig)> {
+        config_connectors::erp(&self.file.erp, &self.file.connectors)
     }
 
     /// Whether the file sets these (so that the environment's fallbacks stay out).

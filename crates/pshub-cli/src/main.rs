@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_generate;
+mod config_connectors;
 mod config_file;
 mod demo;
 mod demo_costing;

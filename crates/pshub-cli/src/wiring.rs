@@ -9,7 +9,8 @@ use pshub_connectors::sandbox::client::HttpSandbox;
 use pshub_connectors::sandbox::server::{PageQuery, inspect};
 use pshub_connectors::sandbox::{FaultPlan, InProcess, Sandbox};
 use pshub_engine::store::Store;
-use pshub_engine::{Config, Engine, Systems};
+use pshub_connectors::tryton::Tryton;
+use pshub_engine::{Config, Engine, Port, Systems};
 use pshub_store_postgres::PostgresStore;
 use pshub_store_sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
@@ -377,11 +378,27 @@ pub struct Wired {
     pub sandbox: SandboxLink,
 }
 
-pub fn open(store: &StoreArgs, config: Config) -> Result<Wired> {
+pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
     let sandbox = sandbox_link(&store.data_dir())?;
-    let engine = Engine::open(store.open()?, config, sandbox.systems())
+    let systems = configured_erp(sandbox.systems(), &mut config)?;
+    let engine = Engine::open(store.open()?, config, systems)
         .context("failed to rebuild the hub from its store")?;
     Ok(Wired { engine, sandbox })
+}
+
+/// The systems with the ERP that the configuration file names (`[erp] connector`) in
+/// place of the sandbox's, delivered at that connector's batch size and wait.
+fn configured_erp(systems: Systems, config: &mut Config) -> Result<Systems> {
+    let Some((name, tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
+        return Ok(systems);
+    };
+    let pacing = (tryton.batch_size, tryton.batch_wait);
+    let erp = Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
+    config
+        .delivery_pacing
+        .insert(config.erp_system.clone(), pacing);
+    tracing::info!(connector = %name, "the ERP is Tryton");
+    Ok(systems.with(&config.erp_system, Port::Erp(erp)))
 }
 
 /// Logs to stderr at `PSHUB_LOG` (an `EnvFilter`: `info`, `debug`, `pshub_engine=debug`, …;

@@ -109,6 +109,9 @@ pub struct Config {
     /// After a round that took fewer than `delivery_batch` steps, how long a system's worker
     /// waits before the next: each round is one write and one fsync.
     pub delivery_pause: Duration,
+    /// A system's own round size and pause, in place of the two above (a connector that
+    /// batches on its own terms: Tryton's `batch_size` and `batch_wait_ms`).
+    pub delivery_pacing: BTreeMap<String, (u32, Duration)>,
     /// For crash tests: exit with status 137 right after a step of this name
     /// (`opportunity_to_project.psa`) is recorded done.
     pub crash_after: Option<String>,
@@ -139,12 +142,21 @@ impl Default for Config {
             lease: Duration::from_secs(5),
             delivery_batch: 2_000,
             delivery_pause: Duration::from_millis(20),
+            delivery_pacing: BTreeMap::new(),
             crash_after: None,
         }
     }
 }
 
 impl Config {
+    /// Steps per delivery round for `system`, and the pause after a round that was not full.
+    pub fn pacing(&self, system: &str) -> (u32, Duration) {
+        self.delivery_pacing
+            .get(system)
+            .copied()
+            .unwrap_or((self.delivery_batch, self.delivery_pause))
+    }
+
     pub fn knows_source(&self, source: &str) -> bool {
         self.sources.iter().any(|known| known == source)
     }

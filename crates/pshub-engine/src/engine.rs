@@ -699,12 +699,13 @@ impl Core {
         let mut carried = Vec::new();
         // Whether the last round took all it could: more is due at once.
         let mut full = false;
+        let (batch, pause) = self.config.pacing(system);
         while !stop.load(Ordering::Relaxed) {
             beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
             let round = self
                 .round(
                     system,
-                    self.config.delivery_batch,
+                    batch,
                     std::mem::take(&mut carried),
                     full,
                 )
@@ -728,9 +729,9 @@ impl Core {
                     self.signal_work();
                     // A small round pauses before the next, so that what comes due meanwhile
                     // goes in one round, one write and one fsync, rather than many.
-                    full = delivered.steps >= self.config.delivery_batch as usize;
+                    full = delivered.steps >= batch as usize;
                     if !full {
-                        std::thread::sleep(self.config.delivery_pause);
+                        std::thread::sleep(pause);
                     }
                 }
                 Err(error) => {

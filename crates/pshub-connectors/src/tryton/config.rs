@@ -103,6 +103,9 @@ impl TrytonConfig {
         if self.batch_wait > Duration::from_secs(60) {
             problems.push("batch_wait_ms: more than 60000".into());
         }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(600) {
+            problems.push("timeout_ms: not from 1 to 600000".into());
+        }
         if self.recovery_grace > Duration::from_secs(600) {
             problems.push("recovery_grace_ms: more than 600000".into());
         }

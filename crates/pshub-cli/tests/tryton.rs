@@ -1,0 +1,226 @@
+//! `pshub serve --config examples/tryton.toml` against a real Tryton 8.2 on loopback
+//! (`tests/tryton/setup.sh`, which `.ci/run` runs first). Events go in through the front
+//! door; what is checked is read from Tryton itself, as its administrator.
+
+mod support;
+
+use pshub_connectors::tryton::client::Client;
+use pshub_connectors::tryton::local::LocalTryton;
+use pshub_connectors::tryton::mapping::read_hours;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {
+    json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
+            "occurred_at": "2026-10-01T09:00:00Z", "data": data })
+}
+
+fn won(event_id: &str) -> Value {
+    event(
+        "crm",
+        event_id,
+        "opportunity.closed_won",
+        json!({
+            "opportunity_id": "OPP-T1",
+            "customer": { "customer_id": "C-T1", "legal_name": "Globex GmbH", "tax_id": "DE999", "country": "DE", "currency": "EUR" },
+            "contract": { "contract_id": "K-T1", "billing_model": "time_and_materials", "currency": "EUR",
+                          "rate_card_id": "RC-T", "start": "2026-01-01" },
+            "project": { "project_code": "P-T1", "name": "Rollout", "legal_entity": "DE01", "region": "emea", "service_line": "advisory" }
+        }),
+    )
+}
+
+fn approval(entry: &str, worker: &str, day: u32, hours: &str) -> Value {
+    event(
+        "psa",
+        &format!("ok-{entry}"),
+        "time_entry.approved",
+        json!({ "entry_id": entry, "worker_id": worker, "project_code": "P-T1",
+                "work_date": format!("2026-10-{day:02}"), "hours": hours, "billable": true }),
+    )
+}
+
+struct Reader {
+    admin: Client,
+}
+
+impl Reader {
+    /// `search_read` as the administrator (a blocking call, off the test's runtime).
+    fn read(&self, model: &str, domain: Value, fields: &[&str]) -> Vec<Value> {
+        let rows = tokio::task::block_in_place(|| {
+            self.admin.model_with(
+                model,
+                "search_read",
+                vec![domain, json!(0), Value::Null, Value::Null, json!(fields)],
+                json!({"active_test": false}),
+            )
+        })
+        .unwrap();
+        rows.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls until `done` holds on the rows of `model`, for at most 60 s.
+    async fn until(
+        &self,
+        model: &str,
+        domain: Value,
+        fields: &[&str],
+        done: impl Fn(&[Value]) -> bool,
+        why: impl Fn() -> String,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = self.read(model, domain.clone(), fields);
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{model} never got there ({} rows): {}",
+                rows.len(),
+                why()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn serve_on_tryton(dir: &Path, tryton: &LocalTryton) -> Server {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
+    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
+    let server = serve(dir)
+        .env("PSHUB_CONFIG", example.to_str().unwrap())
+        .env("PSHUB_TRYTON_URL", &tryton.url())
+        .env("PSHUB_TRYTON_DATABASE", pshub_connectors::tryton::local::DATABASE)
+        .env("PSHUB_TRYTON_USER", user)
+        .env("PSHUB_TRYTON_PASSWORD", password)
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_line() {
+    let dir = TempDir::new("tryton-front-door");
+    let tryton = tokio::task::block_in_place(|| LocalTryton::start(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = serve_on_tryton(dir.path(), &tryton);
+    let token = create_token(dir.path(), None, "admin", None);
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    let reader = Reader {
+        admin: Client::new(&tryton.admin_config()).unwrap(),
+    };
+    let log = || server.log_tail(30);
+
+    let mut reference = vec![event(
+        "psa",
+        "rc-t",
+        "rate_card.upserted",
+        json!({ "rate_card_id": "RC-T", "currency": "EUR", "rates": [
+            { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+        ] }),
+    )];
+    for w in 1..=4 {
+        reference.push(event(
+            "hris",
+            &format!("hire-W-T{w}"),
+            "worker.hired",
+            json!({ "worker_id": format!("W-T{w}"), "effective_date": "2026-01-01", "legal_entity": "DE01",
+                    "region": "emea", "cost_center": "CC1", "role": "consultant", "grade": "G2" }),
+        ));
+    }
+    for w in 1..=4 {
+        reference.push(event(
+            "psa",
+            &format!("a-W-T{w}"),
+            "assignment.changed",
+            json!({ "assignment_id": format!("A-T{w}"), "version": 1, "worker_id": format!("W-T{w}"),
+                    "project_code": "P-T1", "role": "consultant", "start": "2026-01-01",
+                    "end": "2026-12-31", "hours": "2000", "state": "approved" }),
+        ));
+    }
+    // The deal, sent twice, and again under a new event id.
+    reference.push(won("won-1"));
+    reference.push(won("won-1"));
+    reference.push(won("won-1-again"));
+    let results = api.post_events(&reference).await.unwrap();
+    assert!(results.iter().all(|r| r["status"] != "quarantined"), "{results:?}");
+
+    let hours = ["0.5", "1", "1.25", "2", "3.5", "4", "7.75", "8"];
+    let mut expected: BTreeMap<String, Decimal> = BTreeMap::new();
+    let approvals: Vec<Value> = (0..1000)
+        .map(|i| {
+            let worker = format!("W-T{}", i % 4 + 1);
+            let h = hours[i % hours.len()];
+            *expected.entry(format!("EMP-{worker}")).or_default() += h.parse::<Decimal>().unwrap();
+            approval(&format!("TT-{i}"), &worker, (i % 28 + 1) as u32, h)
+        })
+        .collect();
+    for batch in approvals.chunks(250) {
+        let results = api.post_events(batch).await.unwrap();
+        assert!(results.iter().all(|r| r["status"] == "accepted"), "{results:?}");
+    }
+    // Sent again: nothing new.
+    let results = api.post_events(&approvals[..100]).await.unwrap();
+    assert!(results.iter().all(|r| r["status"] == "duplicate"), "{:?}", &results[..3]);
+
+    let rows = reader
+        .until(
+            "timesheet.line",
+            json!([["description", "like", "pshub:TT-%"]]),
+            &["description", "duration", "employee.party.code"],
+            |rows| rows.len() >= 1000,
+            log,
+        )
+        .await;
+    assert_eq!(rows.len(), 1000);
+    let mut actual: BTreeMap<String, Decimal> = BTreeMap::new();
+    for row in &rows {
+        let worker = row["employee."]["party."]["code"].as_str().unwrap().to_string();
+        *actual.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
+    }
+    assert_eq!(actual, expected);
+    let descriptions: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|r| r["description"].as_str()).collect();
+    assert_eq!(descriptions.len(), 1000, "every line once");
+    assert!(descriptions.contains("pshub:TT-0:1"));
+
+    let parties = reader.read("party.party", json!([["code", "=", "C-T1"]]), &["name"]);
+    assert_eq!(parties.len(), 1, "{parties:?}");
+    let projects = reader.read(
+        "project.work",
+        json!([["comment", "=", "pshub:project:P-T1"]]),
+        &["name", "party"],
+    );
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    assert_eq!(projects[0]["name"], "P-T1 Rollout");
+    assert_eq!(projects[0]["party"], parties[0]["id"]);
+    let employees = reader.read("company.employee", json!([["party.code", "like", "EMP-W-T%"]]), &[]);
+    assert_eq!(employees.len(), 4, "{employees:?}");
+    let tasks = reader.read("project.work", json!([["type", "=", "task"]]), &["name"]);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+
+    // A rejection before invoicing removes the line from Tryton.
+    let mut rejection = approval("TT-7", "W-T4", 8, "7.75");
+    rejection["id"] = json!("no-TT-7");
+    rejection["type"] = json!("time_entry.rejected");
+    let results = api.post_events(&[rejection]).await.unwrap();
+    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+    reader
+        .until(
+            "timesheet.line",
+            json!([["description", "like", "pshub:TT-%"]]),
+            &[],
+            |rows| rows.len() == 999,
+            log,
+        )
+        .await;
+    assert!(reader
+        .read("timesheet.line", json!([["description", "=", "pshub:TT-7:1"]]), &[])
+        .is_empty());
+}
