@@ -128,7 +128,10 @@ pub fn check(
         .flatten()
         {
             if *number.get_ref() < 0 {
-                errors.push(format!("{}: {table} holds a negative number", at(number.span())));
+                errors.push(format!(
+                    "{}: {table} holds a negative number",
+                    at(number.span())
+                ));
             }
         }
         if let Some(invoicing) = &section.invoicing {
@@ -172,7 +175,10 @@ pub fn erp(
 
 fn tryton(section: &ConnectorSection) -> TrytonConfig {
     let text = |t: &Option<Text>| t.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
-    let millis = |n: &Option<Spanned<i64>>| n.as_ref().map(|n| Duration::from_millis(*n.get_ref() as u64));
+    let millis = |n: &Option<Spanned<i64>>| {
+        n.as_ref()
+            .map(|n| Duration::from_millis(*n.get_ref() as u64))
+    };
     let mut config = TrytonConfig::new(
         &text(&section.url),
         &text(&section.database),

@@ -689,7 +689,9 @@ impl ConfigFile {
     }
 
     /// The ERP connector the file names (`[erp] connector`), with its settings.
-    pub fn erp_connector(&self) -> Option<(String, pshub_connectors::tryton::config::TrytonConfig)> {
+    pub fn erp_connector(
+        &self,
+    ) -> Option<(String, pshub_connectors::tryton::config::TrytonConfig)> {
         config_connectors::erp(&self.file.erp, &self.file.connectors)
     }
 

@@ -95,7 +95,10 @@ fn serve_on_tryton(dir: &Path, tryton: &LocalTryton) -> Server {
     let server = serve(dir)
         .env("PSHUB_CONFIG", example.to_str().unwrap())
         .env("PSHUB_TRYTON_URL", &tryton.url())
-        .env("PSHUB_TRYTON_DATABASE", pshub_connectors::tryton::local::DATABASE)
+        .env(
+            "PSHUB_TRYTON_DATABASE",
+            pshub_connectors::tryton::local::DATABASE,
+        )
         .env("PSHUB_TRYTON_USER", user)
         .env("PSHUB_TRYTON_PASSWORD", password)
         .log(dir.join("serve.log"))
@@ -149,7 +152,10 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     reference.push(won("won-1"));
     reference.push(won("won-1-again"));
     let results = api.post_events(&reference).await.unwrap();
-    assert!(results.iter().all(|r| r["status"] != "quarantined"), "{results:?}");
+    assert!(
+        results.iter().all(|r| r["status"] != "quarantined"),
+        "{results:?}"
+    );
 
     let hours = ["0.5", "1", "1.25", "2", "3.5", "4", "7.75", "8"];
     let mut expected: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -163,11 +169,18 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
         .collect();
     for batch in approvals.chunks(250) {
         let results = api.post_events(batch).await.unwrap();
-        assert!(results.iter().all(|r| r["status"] == "accepted"), "{results:?}");
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "{results:?}"
+        );
     }
     // Sent again: nothing new.
     let results = api.post_events(&approvals[..100]).await.unwrap();
-    assert!(results.iter().all(|r| r["status"] == "duplicate"), "{:?}", &results[..3]);
+    assert!(
+        results.iter().all(|r| r["status"] == "duplicate"),
+        "{:?}",
+        &results[..3]
+    );
 
     let rows = reader
         .until(
@@ -181,12 +194,17 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     assert_eq!(rows.len(), 1000);
     let mut actual: BTreeMap<String, Decimal> = BTreeMap::new();
     for row in &rows {
-        let worker = row["employee."]["party."]["code"].as_str().unwrap().to_string();
+        let worker = row["employee."]["party."]["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
         *actual.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
     }
     assert_eq!(actual, expected);
-    let descriptions: std::collections::BTreeSet<&str> =
-        rows.iter().filter_map(|r| r["description"].as_str()).collect();
+    let descriptions: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r["description"].as_str())
+        .collect();
     assert_eq!(descriptions.len(), 1000, "every line once");
     assert!(descriptions.contains("pshub:TT-0:1"));
 
@@ -200,10 +218,15 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     assert_eq!(projects.len(), 1, "{projects:?}");
     assert_eq!(projects[0]["name"], "P-T1 Rollout");
     assert_eq!(projects[0]["party"], parties[0]["id"]);
-    let employees = reader.read("company.employee", json!([["party.code", "like", "EMP-W-T%"]]), &[]);
+    let employees = reader.read(
+        "company.employee",
+        json!([["party.code", "like", "EMP-W-T%"]]),
+        &[],
+    );
     assert_eq!(employees.len(), 4, "{employees:?}");
     let tasks = reader.read("project.work", json!([["type", "=", "task"]]), &["name"]);
     assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["name"], "consultant @ 150.00 EUR");
 
     // A rejection before invoicing removes the line from Tryton.
     let mut rejection = approval("TT-7", "W-T4", 8, "7.75");
@@ -220,7 +243,13 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
             log,
         )
         .await;
-    assert!(reader
-        .read("timesheet.line", json!([["description", "=", "pshub:TT-7:1"]]), &[])
-        .is_empty());
+    assert!(
+        reader
+            .read(
+                "timesheet.line",
+                json!([["description", "=", "pshub:TT-7:1"]]),
+                &[]
+            )
+            .is_empty()
+    );
 }

@@ -84,6 +84,7 @@ pub fn line(id: i64, posting: u32, step_id: i64, reverses: Option<i64>) -> LineR
         created_at: "2026-03-04T17:02:12.000Z".into(),
         step_id,
         overtime_hours: None,
+        role: Some("consultant".into()),
     }
 }
 

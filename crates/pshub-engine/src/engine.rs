@@ -703,12 +703,7 @@ impl Core {
         while !stop.load(Ordering::Relaxed) {
             beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
             let round = self
-                .round(
-                    system,
-                    batch,
-                    std::mem::take(&mut carried),
-                    full,
-                )
+                .round(system, batch, std::mem::take(&mut carried), full)
                 .map(|(delivered, next)| {
                     carried = next;
                     delivered

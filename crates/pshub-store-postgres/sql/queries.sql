@@ -45,10 +45,10 @@ FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], 
 WHERE e.row_id = u.row_id AND e.version = u.version
 
 -- name: insert_lines
-INSERT INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours)
+INSERT INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours, role)
 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::bigint[], $7::text[],
     $8::text[], $9::date[], $10::numeric[], $11::numeric[], $12::text[], $13::numeric[], $14::numeric[], $15::text[],
-    $16::text[], $17::text[], $18::bigint[], $19::text[], $20::text[], $21::bigint[], $22::numeric[])
+    $16::text[], $17::text[], $18::bigint[], $19::text[], $20::text[], $21::bigint[], $22::numeric[], $23::text[])
 
 -- name: insert_steps
 INSERT INTO steps (id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner, lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version)
@@ -192,16 +192,16 @@ SELECT row_id, kind, entry_id, phase, event_seq, fingerprint, line_id, case_id, 
 
 -- name: line_by_id
 SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date, l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses, l.correlation_id, l.created_at, l.step_id,
-    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at, s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at, s.done_at, s.version, l.overtime_hours
+    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at, s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at, s.done_at, s.version, l.overtime_hours, l.role
 FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE l.id = $1
 
 -- name: lines_list
 SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project_code, l.worker_id, l.date, l.quantity, l.rate, l.rate_currency, l.fx_rate, l.amount, l.currency, l.tax_code, l.billing_class, l.reverses, l.correlation_id, l.created_at, l.step_id,
-    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at, s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at, s.done_at, s.version, l.overtime_hours
+    s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at, s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at, s.done_at, s.version, l.overtime_hours, l.role
 FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE /*where*/ ORDER BY l.id LIMIT /*limit*/
 
 -- name: lines_by_ids
-SELECT id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours FROM lines WHERE id = ANY($1)
+SELECT id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours, role FROM lines WHERE id = ANY($1)
 
 -- name: step_by_id
 SELECT id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner, lease_until, result, last_error, outcome_unknown, correlation_id, event_seq, created_at, done_at, version FROM steps WHERE id = $1

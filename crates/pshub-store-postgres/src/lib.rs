@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "costing",
         sql: include_str!("../sql/migrations/0002_costing.sql"),
     },
+    Migration {
+        version: 3,
+        name: "line_roles",
+        sql: include_str!("../sql/migrations/0003_line_roles.sql"),
+    },
 ];
 
 /// Held while migrating, so that processes starting together migrate one at a time.

@@ -152,10 +152,11 @@ pub fn payroll_load_row(r: &PgRow) -> Decoded<PayrollLoadRow> {
     })
 }
 
-/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime.
+/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime and role.
 pub fn line_row(r: &PgRow) -> Decoded<LineRow> {
     let mut line = line_row_at(r, 0)?;
     line.overtime_hours = r.try_get(21)?;
+    line.role = r.try_get(22)?;
     Ok(line)
 }
 
@@ -184,12 +185,14 @@ pub fn line_row_at(r: &PgRow, at: usize) -> Decoded<LineRow> {
         created_at: r.try_get(at + 19)?,
         step_id: r.try_get(at + 20)?,
         overtime_hours: None,
+        role: None,
     })
 }
 
 pub fn delivered_line(r: &PgRow) -> Decoded<DeliveredLine> {
     let mut line = line_row_at(r, 0)?;
     line.overtime_hours = r.try_get(41)?;
+    line.role = r.try_get(42)?;
     Ok(DeliveredLine {
         line,
         step: step_row_at(r, 21)?,

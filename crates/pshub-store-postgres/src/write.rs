@@ -210,6 +210,7 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             .bind(column(rows, |r| r.created_at.as_str()))
             .bind(column(rows, |r| r.step_id))
             .bind(column(rows, |r| r.overtime_hours))
+            .bind(column(rows, |r| r.role.as_deref()))
             .execute(&mut **tx)
             .await?;
     }

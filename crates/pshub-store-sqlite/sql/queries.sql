@@ -40,8 +40,8 @@ WHERE row_id = ? AND version = ?
 -- name: insert_line
 INSERT OR FAIL INTO lines (id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate,
     rate_currency, fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id,
-    overtime_hours)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    overtime_hours, role)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_step
 INSERT OR FAIL INTO steps (id, flow, step, system, subject, business_key, state, waits_on, attempts, next_attempt_at, lease_owner,
@@ -183,7 +183,7 @@ SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project
     l.created_at, l.step_id,
     s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at,
     s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at,
-    s.done_at, s.version, l.overtime_hours
+    s.done_at, s.version, l.overtime_hours, l.role
 FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE l.id = ?
 
 -- name: lines_list
@@ -192,12 +192,12 @@ SELECT l.id, l.kind, l.entry_row, l.posting, l.source_id, l.event_seq, l.project
     l.created_at, l.step_id,
     s.id, s.flow, s.step, s.system, s.subject, s.business_key, s.state, s.waits_on, s.attempts, s.next_attempt_at,
     s.lease_owner, s.lease_until, s.result, s.last_error, s.outcome_unknown, s.correlation_id, s.event_seq, s.created_at,
-    s.done_at, s.version, l.overtime_hours
+    s.done_at, s.version, l.overtime_hours, l.role
 FROM lines l JOIN steps s ON s.id = l.step_id AND s.subject = l.id WHERE /*where*/ ORDER BY l.id LIMIT ?
 
 -- name: lines_by_ids
 SELECT id, kind, entry_row, posting, source_id, event_seq, project_code, worker_id, date, quantity, rate, rate_currency,
-    fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours
+    fx_rate, amount, currency, tax_code, billing_class, reverses, correlation_id, created_at, step_id, overtime_hours, role
 FROM lines WHERE id IN (SELECT value FROM json_each(?))
 
 -- name: step_by_id

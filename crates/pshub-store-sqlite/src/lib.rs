@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "costing",
         sql: include_str!("../sql/migrations/0003_costing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "line_roles",
+        sql: include_str!("../sql/migrations/0004_line_roles.sql"),
+    },
 ];
 
 pub(crate) fn queries() -> &'static Queries {

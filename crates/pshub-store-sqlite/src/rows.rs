@@ -160,10 +160,11 @@ pub fn payroll_load_row(r: &Row) -> rusqlite::Result<PayrollLoadRow> {
     })
 }
 
-/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime.
+/// A line as `lines_by_ids` selects it: its 21 columns, then its overtime and role.
 pub fn line_row(r: &Row) -> rusqlite::Result<LineRow> {
     let mut line = line_row_at(r, 0)?;
     line.overtime_hours = opt_decimal_col(r, 21)?;
+    line.role = r.get(22)?;
     Ok(line)
 }
 
@@ -192,6 +193,7 @@ pub fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
         created_at: r.get(at + 19)?,
         step_id: r.get(at + 20)?,
         overtime_hours: None,
+        role: None,
     })
 }
 
@@ -200,6 +202,7 @@ pub fn line_row_at(r: &Row, at: usize) -> rusqlite::Result<LineRow> {
 pub fn delivered_line(r: &Row) -> rusqlite::Result<DeliveredLine> {
     let mut line = line_row_at(r, 0)?;
     line.overtime_hours = opt_decimal_col(r, 41)?;
+    line.role = r.get(42)?;
     Ok(DeliveredLine {
         line,
         step: step_row_at(r, 21)?,

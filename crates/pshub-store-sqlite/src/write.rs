@@ -249,6 +249,7 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             text(&r.created_at),
             int(r.step_id),
             opt_owned(r.overtime_hours.map(|h| h.to_string())),
+            opt_text(r.role.as_deref()),
         ]
     })?;
     if !commit.lines.is_empty() {

@@ -3,6 +3,7 @@
 //! key in a field the connector can search), and Tryton's class-tagged values.
 
 use chrono::{Datelike, NaiveDate};
+use pshub_model::Currency;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
@@ -18,9 +19,14 @@ pub fn project_name(project_code: &str, name: &str) -> String {
 }
 
 /// The task that carries one bill rate: a rate change adds a task, so lines already booked
-/// keep the list price they were booked at.
-pub fn task_name(role: &str, rate: Decimal, currency: &str) -> String {
-    format!("{role} @ {rate} {currency}")
+/// keep the list price they were booked at. The rate is written with at least the
+/// currency's minor units, so `150`, `150.0` and `150.00` name one task.
+pub fn task_name(role: &str, rate: Decimal, currency: Currency) -> String {
+    let mut rate = rate.normalize();
+    if rate.scale() < currency.minor_units() {
+        rate.rescale(currency.minor_units());
+    }
+    format!("{role} @ {rate} {}", currency.code())
 }
 
 /// An employee's party `code`.
@@ -101,10 +107,18 @@ mod tests {
     #[test]
     fn keys_and_names_follow_the_contract() {
         assert_eq!(project_comment("P-1"), "pshub:project:P-1");
+        let eur = Currency::parse("EUR").unwrap();
         assert_eq!(
-            task_name("consultant", d("150.00"), "EUR"),
+            task_name("consultant", d("150.00"), eur),
             "consultant @ 150.00 EUR"
         );
+        assert_eq!(
+            task_name("consultant", d("150"), eur),
+            "consultant @ 150.00 EUR"
+        );
+        assert_eq!(task_name("lead", d("150.125"), eur), "lead @ 150.125 EUR");
+        let jpy = Currency::parse("JPY").unwrap();
+        assert_eq!(task_name("lead", d("15000.0"), jpy), "lead @ 15000 JPY");
         assert_eq!(employee_code("W-00001"), "EMP-W-00001");
         assert_eq!(line_description("E-7", 2), "pshub:E-7:2");
         assert_eq!(invoice_reference("P-1", "2026-10"), "pshub:P-1:2026-10");

@@ -476,7 +476,7 @@ impl Tryton {
                 .unwrap_or(line.rate)
         };
         let role = line.role.as_deref().unwrap_or(line.billing_class.as_str());
-        let task = task_name(role, list_price, line.currency.code());
+        let task = task_name(role, list_price, line.currency);
         let work = self.task(project, &task, list_price)?;
         let employee = self.employee(&line.worker_id, None)?;
         let Some(duration) = duration(line.quantity) else {

@@ -121,6 +121,7 @@ fn create_line(
         billing_class: "milestone".into(),
         reverses: None,
         overtime_hours: None,
+        role: None,
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
         step_id,

@@ -127,7 +127,7 @@ impl Flow for TimeToBill {
                     tax_code: line.tax_code.clone(),
                     billing_class: line.billing_class.clone(),
                     reverses_erp_id,
-                    role: None,
+                    role: line.role.clone(),
                 }))
             })
             .collect())
@@ -606,6 +606,7 @@ fn create_line(
         created_at: cx.stamp(),
         step_id,
         overtime_hours: pricing.overtime_hours,
+        role: pricing.role.clone(),
     };
     // A line waits for its project's provisioning in the ERP, through that step.
     let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;

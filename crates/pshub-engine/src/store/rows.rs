@@ -262,6 +262,8 @@ pub struct LineRow {
     /// Of `quantity`, the overtime hours billed at the region's `bill_multiplier` (only on
     /// a contract that bills overtime).
     pub overtime_hours: Option<Decimal>,
+    /// The role a time line was priced for.
+    pub role: Option<String>,
 }
 
 /// A line with its delivery, as lists and the API read it.

@@ -131,6 +131,8 @@ pub struct Pricing {
     pub billing_class: String,
     /// Overtime hours billed at the region's multiplier (a contract that bills overtime).
     pub overtime_hours: Option<Decimal>,
+    /// The role a time entry was priced for.
+    pub role: Option<String>,
 }
 
 /// The outcome of the checks, with the entry's value in the billing currency wherever a
@@ -197,11 +199,14 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>, overtime: Decima
         && overtime > Decimal::ZERO
         && bill_multiplier.is_some())
     .then_some(overtime);
+    let role = match work {
+        Work::Time(entry) => entry.role.as_deref().or(assignment).or(attributes.role),
+        Work::Expense(_) => None,
+    };
     // Pricing is computed first so that a held entry still carries its value.
     let price = || -> Result<(Decimal, Decimal, Currency, Option<Decimal>, Money), Failure> {
         let (quantity, rate, rate_currency) = match work {
             Work::Time(entry) => {
-                let role = entry.role.as_deref().or(assignment).or(attributes.role);
                 let region = attributes.region;
                 let found = match (role, region) {
                     (Some(role), Some(region)) => {
@@ -333,5 +338,6 @@ pub fn evaluate(world: &World, config: &Config, work: Work<'_>, overtime: Decima
         tax_code: tax_code.to_string(),
         billing_class: billing_class.to_string(),
         overtime_hours: billed_overtime,
+        role: role.map(str::to_string),
     }))
 }
