@@ -316,3 +316,130 @@ fn an_expired_session_logs_in_again() {
     done(&t.erp.post_lines(&[line("TS-1", 1, "P-1", "W-1", "1")])[0]);
     assert_eq!(t.read("timesheet.line", json!([]), &[]).len(), 1);
 }
+
+fn dated(entry: &str, project: &str, on: NaiveDate, hours: &str) -> LinePosting {
+    LinePosting {
+        date: on,
+        ..line(entry, 1, project, "W-1", hours)
+    }
+}
+
+#[test]
+fn each_ended_period_gets_one_posted_invoice_and_late_lines_go_on_the_next() {
+    let server = LocalTryton::start(&std::env::temp_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let mut config = server.config();
+    config.recovery_grace = Duration::from_millis(50);
+    config.invoicing.enabled = true;
+    config.invoicing.after_idle = Duration::ZERO;
+    let erp = Tryton::connect(config).unwrap();
+    let t = Setup {
+        admin: Client::new(&server.admin_config()).unwrap(),
+        erp,
+        server,
+    };
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    let october: Vec<LinePosting> = (1..=10)
+        .map(|i| dated(&format!("OCT-{i}"), "P-1", day(2026, 10, i), &i.to_string()))
+        .collect();
+    t.erp
+        .post_lines(&october)
+        .iter()
+        .for_each(|o| drop(done(o)));
+    // December has not ended on 1 December: its line waits.
+    done(
+        &t.erp
+            .post_lines(&[dated("DEC-1", "P-1", day(2026, 12, 1), "3")])[0],
+    );
+
+    let today = day(2026, 12, 1);
+    let passes = t.erp.invoice_due(today);
+    assert_eq!(passes.len(), 1, "{passes:?}");
+    let invoice = passes[0].2.clone().unwrap().unwrap();
+    assert_eq!(invoice.reference, "pshub:P-1:2026-10");
+    assert_eq!(invoice.state, "posted");
+    assert!(invoice.number.is_some());
+    // 55 hours at 150.00.
+    assert_eq!(invoice.untaxed_amount, d("8250.00"));
+    let invoiced = t.read(
+        "timesheet.line",
+        json!([["description", "like", "pshub:OCT-%"]]),
+        &["invoice_line"],
+    );
+    assert!(
+        invoiced.iter().all(|l| !l["invoice_line"].is_null()),
+        "{invoiced:?}"
+    );
+    assert!(t.erp.invoice_due(today).is_empty(), "nothing is due twice");
+
+    // A late October line goes on November's invoice, never on a second October one.
+    done(
+        &t.erp
+            .post_lines(&[dated("OCT-LATE", "P-1", day(2026, 10, 20), "2")])[0],
+    );
+    let passes = t.erp.invoice_due(today);
+    let late = passes[0].2.clone().unwrap().unwrap();
+    assert_eq!(late.reference, "pshub:P-1:2026-11");
+    assert_eq!(late.untaxed_amount, d("300.00"));
+    let invoices = t.read(
+        "account.invoice",
+        json!([["type", "=", "out"]]),
+        &["reference", "state"],
+    );
+    assert_eq!(invoices.len(), 2, "{invoices:?}");
+    let december = t.read(
+        "timesheet.line",
+        json!([["description", "=", "pshub:DEC-1:1"]]),
+        &["invoice_line"],
+    );
+    assert!(december[0]["invoice_line"].is_null());
+
+    // An invoiced line is locked: its reversal is refused, naming the invoice.
+    let posted = t.read(
+        "timesheet.line",
+        json!([["description", "=", "pshub:OCT-1:1"]]),
+        &[],
+    );
+    let mut reversal = dated("OCT-1", "P-1", day(2026, 10, 1), "-1");
+    reversal.posting = 2;
+    reversal.reverses_erp_id = Some(posted[0]["id"].to_string());
+    match &t.erp.post_lines(&[reversal])[0] {
+        Outcome::Rejected(reason) => assert!(reason.contains("invoice"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_draft_left_by_a_crash_before_its_reference_is_posted_not_doubled() {
+    let t = setup();
+    let project_id: i64 = done(&t.erp.provision_project(&project("P-2", "P-2", "EUR")))
+        .parse()
+        .unwrap();
+    done(
+        &t.erp
+            .post_lines(&[dated("NOV-1", "P-2", day(2026, 11, 3), "4")])[0],
+    );
+    // What a crash right after Tryton's invoicing leaves: a draft with no reference.
+    t.admin
+        .model("project.work", "write", vec![json!([project_id]), json!({"project_invoice_timesheet_up_to": pshub_connectors::tryton::mapping::date(day(2026, 11, 30))})])
+        .unwrap();
+    t.admin
+        .model("project.work", "invoice", vec![json!([project_id])])
+        .unwrap();
+    let period = pshub_connectors::tryton::invoicing::Period::parse("2026-11").unwrap();
+    let invoice = t.erp.invoice_period("P-2", period).unwrap().unwrap();
+    assert_eq!(
+        (invoice.reference.as_str(), invoice.state.as_str()),
+        ("pshub:P-2:2026-11", "posted")
+    );
+    let invoices = t.read(
+        "account.invoice",
+        json!([["type", "=", "out"]]),
+        &["reference"],
+    );
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    // And again: found by its reference.
+    assert_eq!(
+        t.erp.invoice_period("P-2", period).unwrap().unwrap().id,
+        invoice.id
+    );
+}

@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod config;
+pub mod invoicing;
 pub mod local;
 pub mod mapping;
 
@@ -45,6 +46,8 @@ pub struct Tryton {
     /// No search before this instant (the recovery grace).
     not_before: Mutex<Instant>,
     longest_create: Mutex<Duration>,
+    /// When lines of each (project, period) last went to Tryton, for invoicing.
+    activity: Mutex<HashMap<(String, invoicing::Period), Instant>>,
 }
 
 /// Ids read from Tryton once, by the hub's keys.
@@ -94,6 +97,8 @@ fn first(value: &Value, what: &str) -> Rpc<i64> {
 /// A posted line that is new to Tryton, with its values.
 struct NewLine {
     at: usize,
+    project_code: String,
+    date: chrono::NaiveDate,
     values: Value,
 }
 
@@ -110,6 +115,7 @@ impl Tryton {
             config,
             known: Mutex::new(Known::default()),
             longest_create: Mutex::new(Duration::ZERO),
+            activity: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -414,7 +420,12 @@ impl Tryton {
                 continue;
             }
             match self.line_values(line, &descriptions[at]) {
-                Ok(values) => new.push(NewLine { at, values }),
+                Ok(values) => new.push(NewLine {
+                    at,
+                    project_code: line.project_code.clone(),
+                    date: line.date,
+                    values,
+                }),
                 Err(error) => answers[at] = Some(outcome::<()>(Err(error), |_| String::new())),
             }
         }
@@ -435,6 +446,7 @@ impl Tryton {
         match self.create("timesheet.line", values) {
             Ok(ids) if ids.len() == new.len() => {
                 for (line, id) in new.iter().zip(ids) {
+                    self.touched(&line.project_code, line.date);
                     answers[line.at] = Some(Outcome::Done(id.to_string()));
                 }
             }
