@@ -16,6 +16,7 @@
 //! batch_size = 500
 //! batch_wait_ms = 200
 //! recovery_grace_ms = 2000
+//! poll_interval_s = 30
 //!
 //! [connectors.tryton.invoicing]
 //! enabled = true
@@ -55,6 +56,7 @@ pub struct ConnectorSection {
     batch_wait_ms: Option<Spanned<i64>>,
     recovery_grace_ms: Option<Spanned<i64>>,
     timeout_ms: Option<Spanned<i64>>,
+    poll_interval_s: Option<Spanned<i64>>,
     invoicing: Option<InvoicingSection>,
 }
 
@@ -123,6 +125,7 @@ pub fn check(
             &section.batch_wait_ms,
             &section.recovery_grace_ms,
             &section.timeout_ms,
+            &section.poll_interval_s,
         ]
         .into_iter()
         .flatten()
@@ -200,6 +203,9 @@ fn tryton(section: &ConnectorSection) -> TrytonConfig {
     config.batch_wait = millis(&section.batch_wait_ms).unwrap_or(config.batch_wait);
     config.recovery_grace = millis(&section.recovery_grace_ms).unwrap_or(config.recovery_grace);
     config.timeout = millis(&section.timeout_ms).unwrap_or(config.timeout);
+    if let Some(s) = &section.poll_interval_s {
+        config.poll_interval = Duration::from_secs(*s.get_ref() as u64);
+    }
     if let Some(invoicing) = &section.invoicing {
         let defaults = Invoicing::default();
         config.invoicing = Invoicing {

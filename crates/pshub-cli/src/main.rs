@@ -6,6 +6,7 @@ mod config_connectors;
 mod config_file;
 mod demo;
 mod demo_costing;
+mod invoice;
 mod ledger;
 mod load;
 mod operate;
@@ -94,11 +95,22 @@ enum Command {
         #[command(subcommand)]
         command: reconcile::ReconcileCommand,
     },
+    /// Invoice in the ERP: a period's invoices through the Tryton connector.
+    Invoice {
+        #[command(subcommand)]
+        command: InvoiceCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum InvoiceCommand {
+    /// Invoice every project's lines of an ended month, one invoice per project and month.
+    Run(invoice::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +186,9 @@ fn main() -> Result<()> {
             command: LoadCommand::Payroll(args),
         } => load::payroll(args),
         Command::Reconcile { command } => reconcile::run(command),
+        Command::Invoice {
+            command: InvoiceCommand::Run(args),
+        } => invoice::run(args),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

@@ -1,5 +1,6 @@
 use crate::wiring::{self, SandboxLink, StoreArgs};
 use anyhow::{Context, Result};
+use pshub_connectors::tryton::Tryton;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,18 +23,26 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 pub fn run(args: ServeArgs) -> Result<()> {
     wiring::init_logging("info")?;
     let wired = wiring::open(&args.store, wiring::config_from_env()?)?;
-    serve_engine(wired.engine, wired.sandbox, args.listen)
+    serve_engine(wired.engine, wired.sandbox, wired.tryton, args.listen)
 }
 
 /// Serves the engine until Ctrl-C or SIGTERM, with the delivery workers running.
 pub fn serve_engine(
     engine: Arc<pshub_engine::Engine>,
     sandbox: SandboxLink,
+    tryton: Option<Arc<Tryton>>,
     listen: SocketAddr,
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = engine.spawn_delivery(stop.clone());
     workers.extend(engine.spawn_costing(stop.clone()));
+    if let Some(tryton) = tryton {
+        workers.push(
+            tryton
+                .spawn_worker(engine.clone(), stop.clone())
+                .context("cannot start the Tryton worker")?,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -376,29 +376,39 @@ impl SandboxLink {
 pub struct Wired {
     pub engine: Arc<Engine>,
     pub sandbox: SandboxLink,
+    /// The ERP, when it is Tryton: its worker invoices and reads invoice states back.
+    pub tryton: Option<Arc<Tryton>>,
 }
 
 pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
     let sandbox = sandbox_link(&store.data_dir())?;
-    let systems = configured_erp(sandbox.systems(), &mut config)?;
+    let mut systems = sandbox.systems();
+    let tryton = configured_tryton()?;
+    if let Some(tryton) = &tryton {
+        let pacing = (tryton.config().batch_size, tryton.config().batch_wait);
+        config
+            .delivery_pacing
+            .insert(config.erp_system.clone(), pacing);
+        systems = systems.with(&config.erp_system, Port::Erp(tryton.clone()));
+    }
     let engine = Engine::open(store.open()?, config, systems)
         .context("failed to rebuild the hub from its store")?;
-    Ok(Wired { engine, sandbox })
+    Ok(Wired {
+        engine,
+        sandbox,
+        tryton,
+    })
 }
 
-/// The systems with the ERP that the configuration file names (`[erp] connector`) in
-/// place of the sandbox's, delivered at that connector's batch size and wait.
-fn configured_erp(systems: Systems, config: &mut Config) -> Result<Systems> {
+/// The Tryton ERP that the configuration file names (`[erp] connector`), in place of the
+/// sandbox's ERP, delivered at that connector's batch size and wait.
+pub fn configured_tryton() -> Result<Option<Arc<Tryton>>> {
     let Some((name, tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
-        return Ok(systems);
+        return Ok(None);
     };
-    let pacing = (tryton.batch_size, tryton.batch_wait);
     let erp = Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
-    config
-        .delivery_pacing
-        .insert(config.erp_system.clone(), pacing);
     tracing::info!(connector = %name, "the ERP is Tryton");
-    Ok(systems.with(&config.erp_system, Port::Erp(erp)))
+    Ok(Some(erp))
 }
 
 /// Logs to stderr at `PSHUB_LOG` (an `EnvFilter`: `info`, `debug`, `pshub_engine=debug`, …;

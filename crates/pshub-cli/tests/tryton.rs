@@ -229,7 +229,7 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     assert_eq!(tasks[0]["name"], "consultant @ 150.00 EUR");
 
     // A rejection before invoicing removes the line from Tryton.
-    let mut rejection = approval("TT-7", "W-T4", 8, "7.75");
+    let mut rejection = approval("TT-7", "W-T4", 8, hours[7 % hours.len()]);
     rejection["id"] = json!("no-TT-7");
     rejection["type"] = json!("time_entry.rejected");
     let results = api.post_events(&[rejection]).await.unwrap();
@@ -252,4 +252,107 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
             )
             .is_empty()
     );
+
+    // October has ended by the hub's clock: one posted invoice for the project and month,
+    // for every hour but the rejected entry's, at 150.00.
+    let rejected: Decimal = hours[7 % hours.len()].parse().unwrap();
+    let total: Decimal = expected.values().copied().sum::<Decimal>() - rejected;
+    let invoices = reader
+        .until(
+            "account.invoice",
+            json!([["reference", "=", "pshub:P-T1:2026-10"]]),
+            &["state", "untaxed_amount", "total_amount", "party", "number"],
+            |rows| rows.len() == 1 && rows[0]["state"] == "posted",
+            log,
+        )
+        .await;
+    let invoice = &invoices[0];
+    assert_eq!(
+        pshub_connectors::tryton::mapping::read_decimal(&invoice["untaxed_amount"]),
+        Some(total * Decimal::from(150))
+    );
+    let lines = reader.read(
+        "timesheet.line",
+        json!([["description", "like", "pshub:TT-%"]]),
+        &["invoice_line.invoice"],
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["invoice_line."]["invoice"] == invoice["id"]),
+        "every line points at its invoice"
+    );
+    assert_eq!(
+        reader
+            .read("account.invoice", json!([["type", "=", "out"]]), &[])
+            .len(),
+        1
+    );
+
+    // Paid in Tryton with its pay wizard: the hub hears it and tells the CRM.
+    pay(&reader.admin, invoice);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = api.get_ok("/v1/invoices/INV-P-T1-2026-10").await;
+        if answer["crm_status"] == "paid" {
+            assert_eq!(answer["status"], "paid", "{answer}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CRM never heard of the payment: {answer}\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Pays an invoice in full with Tryton's pay wizard, as an accountant would.
+fn pay(admin: &Client, invoice: &Value) {
+    tokio::task::block_in_place(|| {
+        let id = invoice["id"].as_i64().unwrap();
+        let method = admin
+            .model(
+                "account.invoice.payment.method",
+                "search",
+                vec![json!([]), json!(0), json!(1), Value::Null],
+            )
+            .unwrap()[0]
+            .clone();
+        let context =
+            json!({"active_model": "account.invoice", "active_id": id, "active_ids": [id]});
+        let session = admin
+            .call_with(
+                "wizard.account.invoice.pay.create",
+                vec![],
+                Some(context.clone()),
+            )
+            .unwrap();
+        let sid = session[0].clone();
+        let today = chrono::Utc::now().date_naive();
+        admin
+            .call_with(
+                "wizard.account.invoice.pay.execute",
+                vec![sid.clone(), json!({}), json!("start")],
+                Some(context.clone()),
+            )
+            .unwrap();
+        let start = json!({"start": {
+            "payee": invoice["party"], "amount": invoice["total_amount"], "currency": 1, "company": 1,
+            "payment_method": method, "date": pshub_connectors::tryton::mapping::date(today),
+            "description": "paid in full",
+        }});
+        admin
+            .call_with(
+                "wizard.account.invoice.pay.execute",
+                vec![sid.clone(), start, json!("choice")],
+                Some(context.clone()),
+            )
+            .unwrap();
+        let _ = admin.call_with(
+            "wizard.account.invoice.pay.delete",
+            vec![sid],
+            Some(context),
+        );
+    });
 }

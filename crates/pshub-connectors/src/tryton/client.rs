@@ -118,7 +118,9 @@ impl Client {
         self.call_with(method, args, None)
     }
 
-    fn call_with(&self, method: &str, args: Vec<Value>, extra: Option<Value>) -> Rpc<Value> {
+    /// Calls a database method with `extra` added to the context (a wizard's
+    /// `active_model`, `active_id`, `active_ids`).
+    pub fn call_with(&self, method: &str, args: Vec<Value>, extra: Option<Value>) -> Rpc<Value> {
         let mut relogged = false;
         loop {
             let session = self.session()?;

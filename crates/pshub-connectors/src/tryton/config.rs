@@ -28,6 +28,8 @@ pub struct TrytonConfig {
     pub recovery_grace: Duration,
     /// Bounds each call.
     pub timeout: Duration,
+    /// How often invoice states are read back from Tryton.
+    pub poll_interval: Duration,
     pub invoicing: Invoicing,
 }
 
@@ -71,6 +73,7 @@ impl TrytonConfig {
             batch_wait: DEFAULT_BATCH_WAIT,
             recovery_grace: DEFAULT_RECOVERY_GRACE,
             timeout: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(30),
             invoicing: Invoicing::default(),
         }
     }
@@ -105,6 +108,9 @@ impl TrytonConfig {
         }
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(600) {
             problems.push("timeout_ms: not from 1 to 600000".into());
+        }
+        if self.poll_interval.is_zero() || self.poll_interval > Duration::from_secs(86_400) {
+            problems.push("poll_interval_s: not from 1 to 86400".into());
         }
         if self.recovery_grace > Duration::from_secs(600) {
             problems.push("recovery_grace_ms: more than 600000".into());

@@ -28,6 +28,7 @@ pub mod config;
 pub mod invoicing;
 pub mod local;
 pub mod mapping;
+mod worker;
 
 use client::{Client, Rpc, RpcError};
 use config::TrytonConfig;
