@@ -107,19 +107,9 @@ fn serve_on_tryton(dir: &Path, tryton: &LocalTryton) -> Server {
     server
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_line() {
-    let dir = TempDir::new("tryton-front-door");
-    let tryton = tokio::task::block_in_place(|| LocalTryton::start(dir.path()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let server = serve_on_tryton(dir.path(), &tryton);
-    let token = create_token(dir.path(), None, "admin", None);
-    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
-    let reader = Reader {
-        admin: Client::new(&tryton.admin_config()).unwrap(),
-    };
-    let log = || server.log_tail(30);
-
+/// A rate card, four hired and assigned consultants, and the deal, sent twice and again
+/// under a new event id.
+fn reference() -> Vec<Value> {
     let mut reference = vec![event(
         "psa",
         "rc-t",
@@ -151,22 +141,46 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     reference.push(won("won-1"));
     reference.push(won("won-1"));
     reference.push(won("won-1-again"));
+    reference
+}
+
+const HOURS: [&str; 8] = ["0.5", "1", "1.25", "2", "3.5", "4", "7.75", "8"];
+
+/// `n` approvals over the four workers in October, with the hours each worker is owed.
+fn approvals(n: usize) -> (Vec<Value>, BTreeMap<String, Decimal>) {
+    let mut expected: BTreeMap<String, Decimal> = BTreeMap::new();
+    let approvals = (0..n)
+        .map(|i| {
+            let worker = format!("W-T{}", i % 4 + 1);
+            let h = HOURS[i % HOURS.len()];
+            *expected.entry(format!("EMP-{worker}")).or_default() += h.parse::<Decimal>().unwrap();
+            approval(&format!("TT-{i}"), &worker, (i % 28 + 1) as u32, h)
+        })
+        .collect();
+    (approvals, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_line() {
+    let dir = TempDir::new("tryton-front-door");
+    let tryton = tokio::task::block_in_place(|| LocalTryton::start(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = serve_on_tryton(dir.path(), &tryton);
+    let token = create_token(dir.path(), None, "admin", None);
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    let reader = Reader {
+        admin: Client::new(&tryton.admin_config()).unwrap(),
+    };
+    let log = || server.log_tail(30);
+
+    let reference = reference();
     let results = api.post_events(&reference).await.unwrap();
     assert!(
         results.iter().all(|r| r["status"] != "quarantined"),
         "{results:?}"
     );
 
-    let hours = ["0.5", "1", "1.25", "2", "3.5", "4", "7.75", "8"];
-    let mut expected: BTreeMap<String, Decimal> = BTreeMap::new();
-    let approvals: Vec<Value> = (0..1000)
-        .map(|i| {
-            let worker = format!("W-T{}", i % 4 + 1);
-            let h = hours[i % hours.len()];
-            *expected.entry(format!("EMP-{worker}")).or_default() += h.parse::<Decimal>().unwrap();
-            approval(&format!("TT-{i}"), &worker, (i % 28 + 1) as u32, h)
-        })
-        .collect();
+    let (approvals, expected) = approvals(1000);
     for batch in approvals.chunks(250) {
         let results = api.post_events(batch).await.unwrap();
         assert!(
@@ -229,7 +243,7 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
     assert_eq!(tasks[0]["name"], "consultant @ 150.00 EUR");
 
     // A rejection before invoicing removes the line from Tryton.
-    let mut rejection = approval("TT-7", "W-T4", 8, hours[7 % hours.len()]);
+    let mut rejection = approval("TT-7", "W-T4", 8, HOURS[7 % HOURS.len()]);
     rejection["id"] = json!("no-TT-7");
     rejection["type"] = json!("time_entry.rejected");
     let results = api.post_events(&[rejection]).await.unwrap();
@@ -255,7 +269,7 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
 
     // October has ended by the hub's clock: one posted invoice for the project and month,
     // for every hour but the rejected entry's, at 150.00.
-    let rejected: Decimal = hours[7 % hours.len()].parse().unwrap();
+    let rejected: Decimal = HOURS[7 % HOURS.len()].parse().unwrap();
     let total: Decimal = expected.values().copied().sum::<Decimal>() - rejected;
     let invoices = reader
         .until(
@@ -355,4 +369,127 @@ fn pay(admin: &Client, invoice: &Value) {
             Some(context),
         );
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_while_lines_go_to_tryton_leave_every_line_and_record_there_once() {
+    let dir = TempDir::new("tryton-sigkill");
+    let tryton = tokio::task::block_in_place(|| LocalTryton::start(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut server = serve_on_tryton(dir.path(), &tryton);
+    let token = create_token(dir.path(), None, "admin", None);
+    let reader = Reader {
+        admin: Client::new(&tryton.admin_config()).unwrap(),
+    };
+    let lines = |reader: &Reader| {
+        reader.read(
+            "timesheet.line",
+            json!([["description", "like", "pshub:TT-%"]]),
+            &["description"],
+        )
+    };
+    const N: usize = 4000;
+    let (approvals, expected) = approvals(N);
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    api.post_events(&reference()).await.unwrap();
+    for batch in approvals.chunks(500) {
+        api.post_events(batch).await.unwrap();
+    }
+
+    // Killed once while the first batch is in flight, and once in the middle.
+    for at_least in [1, N / 2] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let count = lines(&reader).len();
+            if count >= at_least {
+                assert!(count < N, "every line was posted before the kill ({count})");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no lines reached Tryton: {}",
+                server.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.kill();
+        server = serve_on_tryton(dir.path(), &tryton);
+    }
+    // Everything sent again to the last process: nothing new.
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    let again = api.post_events(&reference()).await.unwrap();
+    assert!(
+        again.iter().all(|r| r["status"] == "duplicate"),
+        "{again:?}"
+    );
+    for batch in approvals.chunks(500) {
+        api.post_events(batch).await.unwrap();
+    }
+
+    let all = reader
+        .until(
+            "timesheet.line",
+            json!([["description", "like", "pshub:TT-%"]]),
+            &["description", "duration", "employee.party.code"],
+            |rows| rows.len() >= N,
+            || server.log_tail(20),
+        )
+        .await;
+    // Settled: nothing more arrives after the hub has nothing left to post.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let summary = api.summary().await;
+        if summary["lines_posted"] == N && summary["lines_undelivered"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{summary}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_after = lines(&reader);
+    assert_eq!(all_after.len(), N, "no line twice");
+    let descriptions: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter_map(|r| r["description"].as_str())
+        .collect();
+    assert_eq!(descriptions.len(), N);
+    let mut actual: BTreeMap<String, Decimal> = BTreeMap::new();
+    for row in &all {
+        let worker = row["employee."]["party."]["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *actual.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
+    }
+    assert_eq!(actual, expected);
+    assert_eq!(
+        reader
+            .read("party.party", json!([["code", "=", "C-T1"]]), &[])
+            .len(),
+        1
+    );
+    assert_eq!(
+        reader
+            .read("project.work", json!([["type", "=", "project"]]), &[])
+            .len(),
+        1
+    );
+    assert_eq!(
+        reader
+            .read("project.work", json!([["type", "=", "task"]]), &[])
+            .len(),
+        1
+    );
+    assert_eq!(reader.read("company.employee", json!([]), &[]).len(), 4);
+    // And one invoice for the month, once the restarted hub finds October open.
+    let invoices = reader
+        .until(
+            "account.invoice",
+            json!([["type", "=", "out"]]),
+            &["reference", "state"],
+            |rows| rows.iter().any(|r| r["state"] == "posted"),
+            || server.log_tail(20),
+        )
+        .await;
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0]["reference"], "pshub:P-T1:2026-10");
 }
