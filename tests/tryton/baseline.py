@@ -7,63 +7,20 @@ user `pshub` (password `pshub-connector`) in every group.
 Usage: baseline.py URL DATABASE ADMIN_LOGIN ADMIN_PASSWORD
 """
 
-import base64
 import json
+import os
 import sys
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpc import Rpc, dec, day  # noqa: E402
 
 URL, DB, LOGIN, PASSWORD = sys.argv[1:5]
 CONNECTOR_LOGIN, CONNECTOR_PASSWORD = "pshub", "pshub-connector"
 
 
-def dec(text):
-    return {"__class__": "Decimal", "decimal": text}
-
-
-def day(y, m, d):
-    return {"__class__": "date", "year": y, "month": m, "day": d}
-
-
-class Rpc:
-    def __init__(self):
-        self.auth = None
-        self.n = 0
-
-    def call(self, method, params, path=None):
-        self.n += 1
-        body = json.dumps({"id": self.n, "method": method, "params": params}).encode()
-        request = urllib.request.Request(
-            f"{URL}/{DB}/rpc/" if path is None else f"{URL}{path}",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        if self.auth:
-            request.add_header("Authorization", self.auth)
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer = json.load(response)
-        if "error" in answer and answer["error"]:
-            raise SystemExit(f"{method}: {answer['error']}")
-        return answer["result"]
-
-    def login(self, login, password):
-        user, token, _ = self.call("common.db.login", [login, {"password": password}, "en"])
-        self.auth = "Session " + base64.b64encode(f"{login}:{user}:{token}".encode()).decode()
-        return user
-
-    def model(self, name, method, *args, ctx):
-        return self.call(f"model.{name}.{method}", [*args, ctx])
-
-
 def main():
-    rpc = Rpc()
-    for _ in range(100):
-        try:
-            rpc.call("common.server.version", [], path="/rpc/")
-            break
-        except OSError:
-            import time
-
-            time.sleep(0.2)
+    rpc = Rpc(URL, DB)
+    rpc.wait_ready()
     admin = rpc.login(LOGIN, PASSWORD)
     ctx = {"language": "en"}
     m = lambda name, method, *args: rpc.model(name, method, *args, ctx=ctx)  # noqa: E731

@@ -385,7 +385,7 @@ pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
     let mut systems = sandbox.systems();
     let tryton = configured_tryton()?;
     if let Some(tryton) = &tryton {
-        let pacing = (tryton.config().batch_size, tryton.config().batch_wait);
+        let pacing = tryton.delivery_pacing();
         config
             .delivery_pacing
             .insert(config.erp_system.clone(), pacing);

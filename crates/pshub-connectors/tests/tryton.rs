@@ -443,3 +443,24 @@ fn a_draft_left_by_a_crash_before_its_reference_is_posted_not_doubled() {
         invoice.id
     );
 }
+
+#[test]
+fn an_expense_line_is_refused_with_the_reason_and_nothing_reaches_tryton() {
+    let t = setup();
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    let mut expense = line("EX-1", 1, "P-1", "W-1", "1");
+    expense.kind = "expense";
+    expense.role = None;
+    match &t.erp.post_lines(&[expense])[0] {
+        Outcome::Rejected(reason) => assert!(
+            reason.contains("expense") && reason.contains("Expense"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.read("timesheet.line", json!([]), &[]).is_empty());
+    assert!(
+        t.read("project.work", json!([["type", "=", "task"]]), &[])
+            .is_empty()
+    );
+}

@@ -11,14 +11,15 @@
 //!   (party code `EMP-<worker_id>`), with `description` = `pshub:<entry_id>:<n>`;
 //! - a reversal before invoicing: the line is deleted; an invoiced line is locked in
 //!   Tryton and its reversal is refused, naming the invoice;
+//! - expense and milestone lines are refused for now, with that reason;
 //! - a worker's costing change: the employee, with its start date (hire) or end date
 //!   (termination).
 //!
 //! Tryton has no idempotency keys, so every create is preceded by a search for the hub's
-//! key in the field above, lines one search and one create per batch. A create whose client
-//! went away still commits in Tryton up to about 1.25 s later, so after a start, and after
-//! an answer that never came, the first search waits out `recovery_grace` (at least the
-//! longest create timed).
+//! key in the field above: lines one search per delivery round (up to ten batches) and
+//! one create per batch. A create whose client went away still commits in Tryton up to
+//! about 1.25 s later, so after a start, and after an answer that never came, the first
+//! search waits out `recovery_grace` (at least the longest create timed).
 //!
 //! Only contracts in the company's currency post: Tryton's project invoicing bills in it.
 //! Others are refused with that reason, as a case for the integration team.
@@ -39,6 +40,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Batches per delivery round (see [`Tryton::delivery_pacing`]).
+const BATCHES_PER_ROUND: u32 = 10;
 
 pub struct Tryton {
     client: Client,
@@ -95,6 +99,22 @@ fn first(value: &Value, what: &str) -> Rpc<i64> {
         .ok_or_else(|| RpcError::Unknown(format!("Tryton answered {value} for {what}")))
 }
 
+/// Lines ready to create: the answers known already, and the lines to create.
+struct Prepared {
+    answers: Vec<Option<Outcome>>,
+    new: Vec<NewLine>,
+}
+
+impl Prepared {
+    /// The same answer for every line of a batch of `len`.
+    fn all(len: usize, answer: Outcome) -> Self {
+        Prepared {
+            answers: vec![Some(answer); len],
+            new: Vec::new(),
+        }
+    }
+}
+
 /// A posted line that is new to Tryton, with its values.
 struct NewLine {
     at: usize,
@@ -126,6 +146,18 @@ impl Tryton {
 
     pub fn config(&self) -> &TrytonConfig {
         &self.config
+    }
+
+    /// How the hub's delivery worker should call this ERP: rounds of several batches, so
+    /// that one commit of the hub records the outcomes of all of them, and a partial round
+    /// after `batch_wait`.
+    pub fn delivery_pacing(&self) -> (u32, Duration) {
+        let round = self
+            .config
+            .batch_size
+            .saturating_mul(BATCHES_PER_ROUND)
+            .min(10_000);
+        (round.max(self.config.batch_size), self.config.batch_wait)
     }
 
     /// Waits until a search can trust what it does not find.
@@ -378,18 +410,29 @@ impl Tryton {
         Ok(id)
     }
 
-    /// One batch of lines: one search for what Tryton has, one create for the rest.
-    fn post_batch(&self, lines: &[LinePosting]) -> Vec<Outcome> {
+    /// Lines made ready to create: one search for what Tryton has already, and the
+    /// values of the rest (their projects, tasks and employees found or made).
+    fn prepare(&self, lines: &[LinePosting]) -> Prepared {
+        let started = Instant::now();
         let mut answers: Vec<Option<Outcome>> = vec![None; lines.len()];
         let descriptions: Vec<String> = lines
             .iter()
             .map(|l| line_description(&l.source_id, l.posting))
             .collect();
+        // Within the lines' dates: Tryton indexes lines by date, not by description, so
+        // the lookup reads the lines of those days rather than the whole table.
+        let first_day = lines.iter().map(|l| l.date).min();
+        let last_day = lines.iter().map(|l| l.date).max();
+        let mut domain = vec![json!(["description", "in", descriptions])];
+        if let (Some(first_day), Some(last_day)) = (first_day, last_day) {
+            domain.push(json!(["date", ">=", date(first_day)]));
+            domain.push(json!(["date", "<=", date(last_day)]));
+        }
         let found = self.client.model(
             "timesheet.line",
             "search_read",
             vec![
-                json!([["description", "in", descriptions]]),
+                Value::Array(domain),
                 json!(0),
                 Value::Null,
                 Value::Null,
@@ -404,10 +447,7 @@ impl Tryton {
                 .filter_map(|r| Some((r["description"].as_str()?.to_string(), r["id"].as_i64()?)))
                 .collect(),
             Err(error) => {
-                return lines
-                    .iter()
-                    .map(|_| outcome::<()>(Err(error.clone()), |_| String::new()))
-                    .collect();
+                return Prepared::all(lines.len(), outcome::<()>(Err(error), |_| String::new()));
             }
         };
         let mut new = Vec::new();
@@ -430,11 +470,13 @@ impl Tryton {
                 Err(error) => answers[at] = Some(outcome::<()>(Err(error), |_| String::new())),
             }
         }
-        self.create_lines(&new, &mut answers);
-        answers
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| Outcome::technical("no answer for the line")))
-            .collect()
+        tracing::debug!(
+            lines = lines.len(),
+            new = new.len(),
+            prepare_ms = started.elapsed().as_millis() as u64,
+            "lines looked up in Tryton"
+        );
+        Prepared { answers, new }
     }
 
     /// Creates `new` in one call; a batch that Tryton refuses is split in halves until the
@@ -471,6 +513,17 @@ impl Tryton {
     }
 
     fn line_values(&self, line: &LinePosting, description: &str) -> Rpc<Value> {
+        if line.kind != "time" {
+            return refused(format!(
+                "the Tryton connector posts time as timesheet lines; {} lines (invoice lines with the {} product) are not posted to Tryton yet",
+                line.kind,
+                if line.kind == "milestone" {
+                    &self.config.milestone_product
+                } else {
+                    &self.config.expense_product
+                }
+            ));
+        }
         self.in_company_currency(&line.project_code, line.currency.code())?;
         let Some(project) = self.project(&line.project_code)? else {
             return refused(format!(
@@ -600,11 +653,24 @@ impl Erp for Tryton {
         Outcome::Done(format!("{}:v{}", request.project_code, request.version))
     }
 
+    /// One search for what Tryton already holds of a delivery round's lines, then one
+    /// create per batch of `batch_size`.
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {
         self.settle();
-        lines
-            .chunks(self.config.batch_size as usize)
-            .flat_map(|batch| self.post_batch(batch))
+        let mut prepared = self.prepare(lines);
+        let started = Instant::now();
+        for batch in prepared.new.chunks(self.config.batch_size as usize) {
+            self.create_lines(batch, &mut prepared.answers);
+        }
+        tracing::debug!(
+            created = prepared.new.len(),
+            create_ms = started.elapsed().as_millis() as u64,
+            "lines created in Tryton"
+        );
+        prepared
+            .answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Outcome::technical("no answer for the line")))
             .collect()
     }
 
