@@ -873,6 +873,57 @@ mod tests {
         assert_eq!(config.masking["crm"].hash, vec!["name"]);
         assert_eq!(file.data_dir(), Some(path.parent().unwrap().join("data")));
     }
+
+    #[test]
+    fn connector_errors_name_their_lines() {
+        let path = write(
+            "connectors",
+            "[erp]\nconnector = \"odoo\"\n\n[connectors.tryton]\nkind = \"tryton\"\nurl = \"ftp://x\"\ndatabase = \"t\"\nuser = \"u\"\npassword = \"p\"\nbatch_size = 0\n\n[connectors.tryton.invoicing]\nperiod = \"week\"\n\n[connectors.legacy]\nkind = \"sap\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        let has = |text: &str| {
+            errors
+                .iter()
+                .any(|e| e.starts_with(&name) && e.contains(text))
+        };
+        assert!(
+            has(":2: [erp] connector 'odoo' names no [connectors.odoo] table"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":13: [connectors.tryton] invoicing period 'week' is not month"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":16: [connectors.legacy] kind 'sap' is not one of tryton"),
+            "{errors:?}"
+        );
+        let path = write(
+            "connectors-values",
+            "[connectors.tryton]\nkind = \"tryton\"\nurl = \"ftp://x\"\ndatabase = \"t\"\nuser = \"u\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(":2: [connectors.tryton] needs password")),
+            "{errors:?}"
+        );
+        let path = write(
+            "connectors-range",
+            "[connectors.tryton]\nkind = \"tryton\"\nurl = \"ftp://x\"\ndatabase = \"t\"\nuser = \"u\"\npassword = \"p\"\nbatch_size = 0\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("url: 'ftp://x'")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("batch_size: 0")),
+            "{errors:?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -897,6 +948,44 @@ mod example {
         );
         assert_eq!(config.tax_code_for("DE01"), defaults.tax_code_for("DE01"));
         assert_eq!(config.max_daily_hours, Some(Decimal::from(24)));
+    }
+
+    #[test]
+    fn the_tryton_example_reads_its_connection_from_the_environment_only() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
+        let raw = std::fs::read_to_string(&path).unwrap();
+        let vars = |name: &str| match name {
+            "PSHUB_TRYTON_URL" => Some("http://127.0.0.1:8000".to_string()),
+            "PSHUB_TRYTON_DATABASE" => Some("tryton".into()),
+            "PSHUB_TRYTON_USER" => Some("pshub".into()),
+            "PSHUB_TRYTON_PASSWORD" => Some("s3cret-pw".into()),
+            _ => None,
+        };
+        let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
+        let (name, tryton) = file.erp_connector().unwrap();
+        assert_eq!(name, "tryton");
+        assert_eq!(tryton.url, "http://127.0.0.1:8000");
+        assert_eq!(tryton.password, "s3cret-pw");
+        assert_eq!(tryton.product, "Consulting hour");
+        assert_eq!(tryton.batch_size, 500);
+        assert!(tryton.invoicing.enabled && tryton.invoicing.post);
+        assert!(tryton.invoicing.after_idle <= std::time::Duration::from_secs(10));
+        assert!(
+            !format!("{file:?}").contains("s3cret-pw"),
+            "the password never shows"
+        );
+        // Only the ERP changes.
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.sources, Config::default().sources);
+        // Without the environment, each missing variable is named with its line.
+        let errors = ConfigFile::parse(&path, &raw, |_| None).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("PSHUB_TRYTON_PASSWORD is not set")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -303,6 +303,38 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
         1
     );
 
+    // On demand: nothing is left of October; a month that has not ended is refused.
+    let invoice_run = |period: &str| {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
+        let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
+        std::process::Command::new(env!("CARGO_BIN_EXE_pshub"))
+            .args(["invoice", "run", "--period", period, "--config"])
+            .arg(&example)
+            .env("PSHUB_TRYTON_URL", tryton.url())
+            .env(
+                "PSHUB_TRYTON_DATABASE",
+                pshub_connectors::tryton::local::DATABASE,
+            )
+            .env("PSHUB_TRYTON_USER", user)
+            .env("PSHUB_TRYTON_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let done = tokio::task::block_in_place(|| invoice_run("2026-10"));
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success() && said.contains("2026-10: no lines left to invoice"),
+        "{said}"
+    );
+    let open = tokio::task::block_in_place(|| invoice_run("2999-01"));
+    let said = String::from_utf8_lossy(&open.stderr);
+    assert!(
+        !open.status.success() && said.contains("has not ended"),
+        "{said}"
+    );
+    let bad = tokio::task::block_in_place(|| invoice_run("2026-13"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'2026-13' is not a month"));
+
     // Paid in Tryton with its pay wizard: the hub hears it and tells the CRM.
     pay(&reader.admin, invoice);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -111,6 +111,10 @@ impl Invoice {
     }
 }
 
+/// Whether the hub still holds a line of the project (first) dated up to the day (second)
+/// that has not reached the ERP.
+pub type Pending<'a> = &'a dyn Fn(&str, NaiveDate) -> bool;
+
 const INVOICE_FIELDS: [&str; 5] = ["reference", "state", "number", "untaxed_amount", "id"];
 
 impl Tryton {
@@ -236,10 +240,15 @@ impl Tryton {
         )
     }
 
-    /// The periods to invoice on `today`: ended, with lines posted to them and nothing
-    /// posted for `after_idle`. A period that has its invoice hands its late lines to the
-    /// next one.
-    pub fn due_periods(&self, today: NaiveDate) -> Rpc<Vec<(String, Period)>> {
+    /// The periods to invoice on `today`: ended, with lines posted to them, nothing
+    /// posted for `after_idle`, and no line of the project dated up to the period's end
+    /// still on its way (`pending`, the hub's word). A period that has its invoice hands
+    /// its late lines to the next one.
+    pub fn due_periods(
+        &self,
+        today: NaiveDate,
+        pending: Pending<'_>,
+    ) -> Rpc<Vec<(String, Period)>> {
         let idle = self.config.invoicing.after_idle;
         let candidates: Vec<((String, Period), Instant)> = lock(&self.activity)
             .iter()
@@ -254,6 +263,11 @@ impl Tryton {
             let mut period = posted_in;
             while period.ended_by(today) && self.invoice_of(&code, period)?.is_some() {
                 period = period.next();
+            }
+            if period.ended_by(today) && period.last_day().is_some_and(|last| pending(&code, last))
+            {
+                // Waits for the hub to post what it still holds for the project.
+                continue;
             }
             let mut activity = lock(&self.activity);
             let key = (code.clone(), posted_in);
@@ -285,8 +299,12 @@ impl Tryton {
     }
 
     /// One pass of invoicing on `today`: each due period, with what came of it.
-    pub fn invoice_due(&self, today: NaiveDate) -> Vec<(String, Period, Rpc<Option<Invoice>>)> {
-        let due = match self.due_periods(today) {
+    pub fn invoice_due(
+        &self,
+        today: NaiveDate,
+        pending: Pending<'_>,
+    ) -> Vec<(String, Period, Rpc<Option<Invoice>>)> {
+        let due = match self.due_periods(today, pending) {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(

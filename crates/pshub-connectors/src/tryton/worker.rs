@@ -10,6 +10,7 @@ use super::invoicing::Invoice;
 use chrono::Utc;
 use pshub_engine::Engine;
 use pshub_engine::flows::invoice_status::invoice_id;
+use pshub_engine::store::{LineFilter, LineStatus, Page};
 use pshub_model::Domain;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -53,7 +54,7 @@ impl Tryton {
                 }
             }
             if invoicing && recovered {
-                self.invoice_due(today);
+                self.invoice_due(today, &|project, up_to| holds_lines(engine, project, up_to));
             }
             if polled.is_none_or(|at| at.elapsed() >= self.config.poll_interval) {
                 polled = Some(Instant::now());
@@ -125,6 +126,23 @@ fn status_event(source: &str, invoice: &Invoice, status: &str) -> Option<Value> 
             "at": now,
         },
     }))
+}
+
+/// Whether the hub holds a line of `project` dated up to `up_to` that is still on its way
+/// to the ERP (pending, running or waiting); when it cannot tell, it says so.
+fn holds_lines(engine: &Engine, project: &str, up_to: chrono::NaiveDate) -> bool {
+    let filter = LineFilter {
+        project_code: Some(project.to_string()),
+        status: Some(LineStatus::Pending),
+        ..LineFilter::default()
+    };
+    match engine.read(|r| r.lines(&filter, Page::first(1_000))) {
+        Ok(lines) => lines.iter().any(|l| l.line.date <= up_to),
+        Err(error) => {
+            tracing::warn!(%error, project, "cannot read the project's lines on their way");
+            true
+        }
+    }
 }
 
 fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
