@@ -21,7 +21,6 @@ fn foreign_line(key: &str, source: &str, amount: &str) -> LineBody {
         tax_code: "STANDARD".into(),
         billing_class: "professional_services".into(),
         reverses_erp_id: None,
-        role: None,
     }
 }
 
