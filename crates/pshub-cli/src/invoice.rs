@@ -24,7 +24,7 @@ fn parse_period(raw: &str) -> Result<Period, String> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     wiring::init_logging("warn")?;
-    let tryton = wiring::configured_tryton()?.context(
+    let tryton = wiring::configured_tryton(None)?.context(
         "invoice run: the configuration names no ERP to invoice in; give --config FILE with [erp] connector and its [connectors.<name>] (examples/tryton.toml)",
     )?;
     let today = chrono::Utc::now().date_naive();

@@ -383,7 +383,7 @@ pub struct Wired {
 pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
     let sandbox = sandbox_link(&store.data_dir())?;
     let mut systems = sandbox.systems();
-    let tryton = configured_tryton()?;
+    let tryton = configured_tryton(Some(&store.data_dir()))?;
     if let Some(tryton) = &tryton {
         let pacing = tryton.delivery_pacing();
         config
@@ -401,11 +401,13 @@ pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
 }
 
 /// The Tryton ERP that the configuration file names (`[erp] connector`), in place of the
-/// sandbox's ERP, delivered at that connector's batch size and wait.
-pub fn configured_tryton() -> Result<Option<Arc<Tryton>>> {
-    let Some((name, tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
+/// sandbox's ERP, delivered at that connector's batch size and wait. With `data_dir`, the
+/// longest create it timed is kept there across restarts.
+pub fn configured_tryton(data_dir: Option<&Path>) -> Result<Option<Arc<Tryton>>> {
+    let Some((name, mut tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
         return Ok(None);
     };
+    tryton.timings_file = data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
     let erp = Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
     tracing::info!(connector = %name, "the ERP is Tryton");
     Ok(Some(erp))

@@ -1,10 +1,24 @@
 //! System adapters: one module per kind of external system, each translating between its
 //! system's records and the canonical model and implementing the engine's ports.
 //!
-//! For now: the sandbox systems of the embedded default (a PSA, an ERP and a CRM that run
-//! in the hub's process or as a network peer) and the simulated firm whose systems send
-//! events. Invariant: a connector depends on the model and the engine's ports, never the
-//! other way round.
+//! - `sandbox`: the sandbox systems of the embedded default (a PSA, an ERP and a CRM that
+//!   run in the hub's process or as a network peer) and the simulated firm whose systems
+//!   send events;
+//! - `tryton`: Tryton 8.2 as the ERP, over JSON-RPC (docs/TRYTON.md).
+//!
+//! Invariant: a connector depends on the model and the engine's ports, never the other way
+//! round.
 
 pub mod sandbox;
 pub mod tryton;
+
+/// The runtime a blocking connector client runs its HTTP calls on: one worker thread of its
+/// own, since the engine calls connectors from its delivery threads, outside any runtime.
+pub(crate) fn client_runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime of {name}: {e}"))
+}

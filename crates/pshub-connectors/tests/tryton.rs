@@ -471,3 +471,32 @@ fn an_expense_line_is_refused_with_the_reason_and_nothing_reaches_tryton() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_grace_after_a_start_covers_the_longest_create_an_earlier_run_timed() {
+    let t = setup();
+    done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
+    let file = std::env::temp_dir().join(format!("tryton-timings-{}", std::process::id()));
+    let mut config = t.server.config();
+    config.recovery_grace = Duration::from_millis(10);
+    config.timings_file = Some(file.clone());
+    let first = Tryton::connect(config.clone()).unwrap();
+    done(&first.post_lines(&[line("TS-1", 1, "P-1", "W-1", "1")])[0]);
+    let kept: u64 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kept > 0, "the create was timed");
+    // A later run reads it: its first lookup waits at least that long.
+    std::fs::write(&file, "700").unwrap();
+    let started = std::time::Instant::now();
+    let again = Tryton::connect(config).unwrap();
+    done(&again.post_lines(&[line("TS-1", 1, "P-1", "W-1", "1")])[0]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_file(&file);
+}

@@ -43,12 +43,7 @@ impl HttpSandbox {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!("'{url}' is not an http:// or https:// URL"));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pshub-sandbox-client")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the client's runtime: {e}"))?;
+        let runtime = crate::client_runtime("pshub-sandbox-client")?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(8)

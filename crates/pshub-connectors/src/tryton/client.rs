@@ -86,12 +86,7 @@ enum Reply {
 
 impl Client {
     pub fn new(config: &TrytonConfig) -> Result<Self, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pshub-tryton-client")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Tryton client's runtime: {e}"))?;
+        let runtime = crate::client_runtime("pshub-tryton-client")?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()

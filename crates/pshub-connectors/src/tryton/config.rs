@@ -31,6 +31,9 @@ pub struct TrytonConfig {
     /// How often invoice states are read back from Tryton.
     pub poll_interval: Duration,
     pub invoicing: Invoicing,
+    /// Where the longest create timed is kept across restarts (the hub's data folder), so
+    /// that the grace after a start covers it.
+    pub timings_file: Option<std::path::PathBuf>,
 }
 
 /// `[connectors.<name>.invoicing]`: Tryton's own project invoicing, per month.
@@ -75,6 +78,7 @@ impl TrytonConfig {
             timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(30),
             invoicing: Invoicing::default(),
+            timings_file: None,
         }
     }
 

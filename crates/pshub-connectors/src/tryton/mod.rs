@@ -130,12 +130,20 @@ impl Tryton {
             return Err(format!("the Tryton connector: {}", problems.join("; ")));
         }
         let client = Client::new(&config)?;
+        // The longest create an earlier run timed: the grace after a start covers it.
+        let longest = config
+            .timings_file
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .unwrap_or_default();
         Ok(Arc::new(Tryton {
             client,
-            not_before: Mutex::new(Instant::now() + config.recovery_grace),
+            not_before: Mutex::new(Instant::now() + config.recovery_grace.max(longest)),
             config,
             known: Mutex::new(Known::default()),
-            longest_create: Mutex::new(Duration::ZERO),
+            longest_create: Mutex::new(longest),
             activity: Mutex::new(HashMap::new()),
         }))
     }
@@ -179,7 +187,14 @@ impl Tryton {
         let took = started.elapsed();
         let longest = {
             let mut longest = lock(&self.longest_create);
-            *longest = (*longest).max(took);
+            if took > *longest {
+                *longest = took;
+                if let Some(path) = &self.config.timings_file
+                    && let Err(error) = std::fs::write(path, took.as_millis().to_string())
+                {
+                    tracing::warn!(%error, path = %path.display(), "cannot keep the longest Tryton create");
+                }
+            }
             *longest
         };
         if let Err(RpcError::Unknown(_)) = &answer {
