@@ -89,6 +89,20 @@ impl Reader {
     }
 }
 
+/// Tryton's hours per employee (party code) over timesheet lines read with
+/// `duration` and `employee.party.code`.
+fn hours_by_worker(rows: &[Value]) -> BTreeMap<String, Decimal> {
+    let mut hours: BTreeMap<String, Decimal> = BTreeMap::new();
+    for row in rows {
+        let worker = row["employee."]["party."]["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *hours.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
+    }
+    hours
+}
+
 fn serve_on_tryton(dir: &Path, tryton: &LocalTryton) -> Server {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
     let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
@@ -206,15 +220,7 @@ async fn deals_and_approved_time_reach_tryton_once_and_a_rejection_removes_its_l
         )
         .await;
     assert_eq!(rows.len(), 1000);
-    let mut actual: BTreeMap<String, Decimal> = BTreeMap::new();
-    for row in &rows {
-        let worker = row["employee."]["party."]["code"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *actual.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
-    }
-    assert_eq!(actual, expected);
+    assert_eq!(hours_by_worker(&rows), expected);
     let descriptions: std::collections::BTreeSet<&str> = rows
         .iter()
         .filter_map(|r| r["description"].as_str())
@@ -484,15 +490,7 @@ async fn sigkills_while_lines_go_to_tryton_leave_every_line_and_record_there_onc
         .filter_map(|r| r["description"].as_str())
         .collect();
     assert_eq!(descriptions.len(), N);
-    let mut actual: BTreeMap<String, Decimal> = BTreeMap::new();
-    for row in &all {
-        let worker = row["employee."]["party."]["code"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *actual.entry(worker).or_default() += read_hours(&row["duration"]).unwrap();
-    }
-    assert_eq!(actual, expected);
+    assert_eq!(hours_by_worker(&all), expected);
     assert_eq!(
         reader
             .read("party.party", json!([["code", "=", "C-T1"]]), &[])

@@ -22,3 +22,12 @@ pub(crate) fn client_runtime(name: &str) -> Result<tokio::runtime::Runtime, Stri
         .build()
         .map_err(|e| format!("cannot start the runtime of {name}: {e}"))
 }
+
+/// A `Retry-After` in seconds, when an answer gives one.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}

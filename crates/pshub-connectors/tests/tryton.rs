@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 use pshub_connectors::tryton::Tryton;
 use pshub_connectors::tryton::client::Client;
+use pshub_connectors::tryton::config::TrytonConfig;
 use pshub_connectors::tryton::local::LocalTryton;
 use pshub_connectors::tryton::mapping::read_hours;
 use pshub_engine::ports::*;
@@ -22,9 +23,15 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+/// A Tryton of its own and the connector on it, with a short grace and `edit` applied.
+fn setup_with(edit: impl FnOnce(&mut TrytonConfig)) -> Setup {
     let server = LocalTryton::start(&std::env::temp_dir()).unwrap_or_else(|e| panic!("{e}"));
     let mut config = server.config();
     config.recovery_grace = Duration::from_millis(50);
+    edit(&mut config);
     let erp = Tryton::connect(config).unwrap();
     let admin = Client::new(&server.admin_config()).unwrap();
     Setup { server, erp, admin }
@@ -314,6 +321,12 @@ fn an_expired_session_logs_in_again() {
     done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
     t.erp.client().logout().unwrap();
     done(&t.erp.post_lines(&[line("TS-1", 1, "P-1", "W-1", "1")])[0]);
+    // The old session was refused, and the call went through on a new one.
+    assert!(
+        t.server.log().contains("\" 401 -"),
+        "no refused call: {}",
+        t.server.log()
+    );
     assert_eq!(t.read("timesheet.line", json!([]), &[]).len(), 1);
 }
 
@@ -326,17 +339,10 @@ fn dated(entry: &str, project: &str, on: NaiveDate, hours: &str) -> LinePosting 
 
 #[test]
 fn each_ended_period_gets_one_posted_invoice_and_late_lines_go_on_the_next() {
-    let server = LocalTryton::start(&std::env::temp_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let mut config = server.config();
-    config.recovery_grace = Duration::from_millis(50);
-    config.invoicing.enabled = true;
-    config.invoicing.after_idle = Duration::ZERO;
-    let erp = Tryton::connect(config).unwrap();
-    let t = Setup {
-        admin: Client::new(&server.admin_config()).unwrap(),
-        erp,
-        server,
-    };
+    let t = setup_with(|config| {
+        config.invoicing.enabled = true;
+        config.invoicing.after_idle = Duration::ZERO;
+    });
     done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
     let october: Vec<LinePosting> = (1..=10)
         .map(|i| dated(&format!("OCT-{i}"), "P-1", day(2026, 10, i), &i.to_string()))

@@ -99,12 +99,7 @@ impl HttpSandbox {
                 Err(e) => return Exchange::Unknown(format!("the request to {url} broke off: {e}")),
             };
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::retry_after(response.headers());
             if status.as_u16() == 504 {
                 return Exchange::Unknown(format!("{url} answered 504: it gave up waiting"));
             }

@@ -276,12 +276,7 @@ impl Client {
             if status.as_u16() == 401 {
                 return Ok(Reply::Unauthorized);
             }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::retry_after(response.headers());
             let text = match response.text().await {
                 Ok(text) => text,
                 Err(e) => {

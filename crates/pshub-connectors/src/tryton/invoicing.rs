@@ -417,20 +417,6 @@ impl Tryton {
         invoices.sort_by_key(|i| i.id);
         Ok(invoices)
     }
-
-    pub(super) fn search_read(
-        &self,
-        model: &str,
-        domain: Value,
-        fields: &[&str],
-    ) -> Rpc<Vec<Value>> {
-        let rows = self.client.model(
-            model,
-            "search_read",
-            vec![domain, json!(0), Value::Null, Value::Null, json!(fields)],
-        )?;
-        Ok(rows.as_array().cloned().unwrap_or_default())
-    }
 }
 
 #[cfg(test)]

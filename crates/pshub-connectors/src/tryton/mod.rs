@@ -213,6 +213,24 @@ impl Tryton {
             .map(|v| ids(&v))
     }
 
+    fn search_read(&self, model: &str, domain: Value, fields: &[&str]) -> Rpc<Vec<Value>> {
+        let rows = self.client.model(
+            model,
+            "search_read",
+            vec![domain, json!(0), Value::Null, Value::Null, json!(fields)],
+        )?;
+        Ok(rows.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The hub's lines among those `domain` selects, by description: their Tryton ids.
+    fn lines_by_description(&self, domain: Value) -> Rpc<HashMap<String, i64>> {
+        let rows = self.search_read("timesheet.line", domain, &["description"])?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r["description"].as_str()?.to_string(), r["id"].as_i64()?)))
+            .collect())
+    }
+
     /// The company's currency code, read once.
     fn currency(&self) -> Rpc<String> {
         if let Some(code) = lock(&self.known).currency.clone() {
@@ -443,24 +461,8 @@ impl Tryton {
             domain.push(json!(["date", ">=", date(first_day)]));
             domain.push(json!(["date", "<=", date(last_day)]));
         }
-        let found = self.client.model(
-            "timesheet.line",
-            "search_read",
-            vec![
-                Value::Array(domain),
-                json!(0),
-                Value::Null,
-                Value::Null,
-                json!(["description"]),
-            ],
-        );
-        let found: HashMap<String, i64> = match found {
-            Ok(rows) => rows
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| Some((r["description"].as_str()?.to_string(), r["id"].as_i64()?)))
-                .collect(),
+        let found = match self.lines_by_description(Value::Array(domain)) {
+            Ok(found) => found,
             Err(error) => {
                 return Prepared::all(lines.len(), outcome::<()>(Err(error), |_| String::new()));
             }
@@ -582,18 +584,12 @@ impl Tryton {
         let Ok(id) = original.parse::<i64>() else {
             return refused(format!("'{original}' is not a Tryton timesheet line id"));
         };
-        let read = self.client.model(
+        let read = self.search_read(
             "timesheet.line",
-            "search_read",
-            vec![
-                json!([["id", "=", id]]),
-                json!(0),
-                json!(1),
-                Value::Null,
-                json!(["invoice_line.invoice"]),
-            ],
+            json!([["id", "=", id]]),
+            &["invoice_line.invoice"],
         )?;
-        let Some(row) = read.as_array().and_then(|rows| rows.first()) else {
+        let Some(row) = read.first() else {
             return Ok(done);
         };
         if let Some(invoice) = row["invoice_line."]["invoice"].as_i64() {
@@ -622,25 +618,9 @@ impl Tryton {
         }
         if !lines.is_empty() {
             let wanted: BTreeSet<&str> = lines.iter().map(|(_, d)| d.as_str()).collect();
-            let rows = self.client.model(
-                "timesheet.line",
-                "search_read",
-                vec![
-                    json!([["description", "in", wanted]]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!(["description"]),
-                ],
-            )?;
-            let found: HashMap<&str, i64> = rows
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| Some((r["description"].as_str()?, r["id"].as_i64()?)))
-                .collect();
+            let found = self.lines_by_description(json!([["description", "in", wanted]]))?;
             for (at, description) in &lines {
-                if let Some(id) = found.get(description.as_str()) {
+                if let Some(id) = found.get(description) {
                     answers[*at] = Lookup::Applied(id.to_string());
                 }
             }
