@@ -916,7 +916,20 @@ fn costing_paths() -> Value {
                 json!([path_param("worker_id", "string"), query_param("month", "YYYY-MM (default: this month)")])) },
             "/v1/projects/{project_code}/cost-variance": { "get": with_params(op("Actual (payroll spread pro rata to hours) against standard cost per worker for one month, computed from the approved hours as they stand", schema("CostVariance"), &["400", "401", "404"]),
                 json!([path_param("project_code", "string"), query_param("period", "the month, YYYY-MM (required)")])) },
-            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) }
+            "/v1/quarantine/{id}/replay": { "post": with_params(op("Replay a quarantined event: the corrected event in the body, or the stored one", schema("QuarantineReplayed"), &["400", "401", "403", "404", "409", "422"]), json!([path_param("id", "integer")])) },
+            "/v1/reports/shadow": { "get": with_params(op("A route in shadow mode: what its primary and shadow ERPs hold of the work it matches, compared per entry line (present in both, quantity, amount, currency) and per invoice (each project's month); ready when there is no difference", json!({ "type": "object", "required": ["route", "primary", "shadow", "ready", "differences"], "properties": {
+                "route": { "type": "string" }, "primary": { "type": "string" }, "shadow": { "type": "string" }, "period": { "type": ["string", "null"] },
+                "primary_lines": { "type": "integer" }, "shadow_lines": { "type": "integer" }, "invoices": { "type": "integer" }, "ready": { "type": "boolean" },
+                "differences": { "type": "array", "items": { "type": "object", "required": ["kind", "key", "project_code", "detail"], "properties": {
+                    "kind": { "type": "string", "enum": ["missing_in_primary", "missing_in_shadow", "quantity", "amount", "currency", "invoice_total"] },
+                    "key": { "type": "string" }, "entry_id": { "type": "string" }, "project_code": { "type": "string" }, "period": { "type": "string" },
+                    "primary": { "type": ["string", "null"] }, "shadow": { "type": ["string", "null"] }, "detail": { "type": "string" } } } } } }), &["400", "401", "404", "409", "422", "503"]),
+                json!([query_param("route", "the [[routes]] name (required)"), query_param("period", "YYYY-MM (default: all time)")])) },
+            "/v1/reports/onboarding": { "get": op("Each legal entity added by a configuration reload: when, its first posted line, and entity_onboarding_seconds between them", json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "type": "object", "properties": {
+                "legal_entity": { "type": "string" }, "configured_at": { "type": "string" }, "first_posted_at": { "type": ["string", "null"] }, "entity_onboarding_seconds": { "type": ["number", "null"] } } } } } }), &["401", "503"]) },
+            "/v1/config/reload": { "post": op("Reload the configuration file serve was started with: its routes, default ERP and legal entities take effect for the next events; work already routed keeps its ERP (also on SIGHUP)", json!({ "type": "object", "properties": {
+                "reloaded_at": { "type": "string" }, "routes": { "type": "array", "items": { "type": "string" } }, "default_erp": { "type": "string" },
+                "legal_entities_added": { "type": "array", "items": { "type": "string" } }, "legal_entities_removed": { "type": "array", "items": { "type": "string" } } } }), &["401", "403", "409", "422"]) }
     })
 }
 

@@ -1,6 +1,8 @@
-//! The configuration file's systems the hub calls: `[erp] connector = "<name>"` names one
-//! of the `[connectors.<name>]` tables, each with its `kind`. For now one kind, `tryton`
-//! (`examples/tryton.toml`):
+//! The configuration file's systems the hub calls: `[connectors.<name>]` tables, each with
+//! its `kind` (`tryton`, `legacy_table`); `[erp] connector = "<name>"` names the ERP of
+//! work no route matches, and `[[routes]]` send work by legal entity, region or service
+//! line to one of them, first match wins (`examples/routing.toml`, docs/ROUTING.md). A
+//! Tryton (`examples/tryton.toml`):
 //!
 //! ```toml
 //! [erp]
@@ -25,7 +27,9 @@
 //! post = true
 //! ```
 
+use pshub_connectors::legacy_table::config::LegacyTableConfig;
 use pshub_connectors::tryton::config::{Invoicing, TrytonConfig};
+use pshub_engine::config::Route;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -58,6 +62,9 @@ pub struct ConnectorSection {
     timeout_ms: Option<Spanned<i64>>,
     poll_interval_s: Option<Spanned<i64>>,
     invoicing: Option<InvoicingSection>,
+    /// `legacy_table`: the table and its watermark column.
+    table: Option<Text>,
+    watermark_column: Option<Text>,
 }
 
 impl std::fmt::Debug for ConnectorSection {
@@ -79,7 +86,145 @@ struct InvoicingSection {
     post: Option<bool>,
 }
 
-pub const KINDS: [&str; 1] = ["tryton"];
+pub const KINDS: [&str; 2] = ["tryton", "legacy_table"];
+
+/// A configured connector, by kind.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    Tryton(TrytonConfig),
+    LegacyTable(LegacyTableConfig),
+}
+
+/// `[[routes]]`: one entry of the ERP routing table (first match wins).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    name: Option<Text>,
+    legal_entity: Option<OneOrMany>,
+    region: Option<OneOrMany>,
+    service_line: Option<OneOrMany>,
+    erp: Text,
+    mode: Option<Text>,
+    shadow: Option<Text>,
+}
+
+/// A value or a list of them: `legal_entity = "DE01"` or `["DE01", "AT01"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    // Plain strings: a span does not pass through an untagged enum.
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn values(option: &Option<OneOrMany>) -> Vec<String> {
+        match option {
+            None => Vec::new(),
+            Some(OneOrMany::One(value)) => vec![value.clone()],
+            Some(OneOrMany::Many(list)) => list.clone(),
+        }
+    }
+}
+
+/// The name of the sandbox's ERP among the systems, which a route may name too.
+pub const SANDBOX_ERP: &str = "erp";
+
+/// Every error of `[[routes]]`, each with its line: an ERP that no connector is, a shadow
+/// missing or the same as the primary, a mode that is neither, a name given twice.
+pub fn check_routes(
+    routes: &[RouteSection],
+    connectors: &BTreeMap<Text, ConnectorSection>,
+    at: impl Fn(Range<usize>) -> String,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let known = |name: &str| name == SANDBOX_ERP || connectors.keys().any(|k| k.get_ref() == name);
+    let mut names = std::collections::BTreeSet::new();
+    for (i, route) in routes.iter().enumerate() {
+        let here = at(route.erp.span());
+        let name = route_name(route, i);
+        if !names.insert(name.clone()) {
+            errors.push(format!("{here}: [[routes]] name '{name}' is given twice"));
+        }
+        if !known(route.erp.get_ref()) {
+            errors.push(format!(
+                "{here}: [[routes]] {name}: erp '{}' names no [connectors.{}] table (nor the sandbox's erp)",
+                route.erp.get_ref(),
+                route.erp.get_ref()
+            ));
+        }
+        let shadow_mode = match route.mode.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("primary") => false,
+            Some("shadow") => true,
+            Some(other) => {
+                errors.push(format!(
+                    "{}: [[routes]] {name}: mode '{other}' is not primary or shadow",
+                    at(route.mode.as_ref().map_or(route.erp.span(), |m| m.span()))
+                ));
+                false
+            }
+        };
+        match (&route.shadow, shadow_mode) {
+            (None, true) => errors.push(format!(
+                "{here}: [[routes]] {name}: mode = \"shadow\" needs shadow, the ERP that receives the copy"
+            )),
+            (Some(shadow), false) => errors.push(format!(
+                "{}: [[routes]] {name}: shadow is given, but mode is not \"shadow\"",
+                at(shadow.span())
+            )),
+            (Some(shadow), true) if shadow.get_ref() == route.erp.get_ref() => errors.push(format!(
+                "{}: [[routes]] {name}: the shadow is the primary ERP itself",
+                at(shadow.span())
+            )),
+            (Some(shadow), true) if !known(shadow.get_ref()) => errors.push(format!(
+                "{}: [[routes]] {name}: shadow '{}' names no [connectors.{}] table",
+                at(shadow.span()),
+                shadow.get_ref(),
+                shadow.get_ref()
+            )),
+            _ => {}
+        }
+        for value in [&route.legal_entity, &route.region, &route.service_line]
+            .into_iter()
+            .flat_map(OneOrMany::values)
+        {
+            if value.trim().is_empty() {
+                errors.push(format!(
+                    "{here}: [[routes]] {name}: a value to match is empty"
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn route_name(route: &RouteSection, index: usize) -> String {
+    route
+        .name
+        .as_ref()
+        .map_or_else(|| format!("route-{}", index + 1), |n| n.get_ref().clone())
+}
+
+/// The routes as the engine takes them.
+pub fn routes(routes: &[RouteSection]) -> Vec<Route> {
+    routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Route {
+            name: route_name(r, i),
+            legal_entities: OneOrMany::values(&r.legal_entity),
+            regions: OneOrMany::values(&r.region),
+            service_lines: OneOrMany::values(&r.service_line),
+            erp: r.erp.get_ref().clone(),
+            shadow: r
+                .mode
+                .as_ref()
+                .filter(|m| m.get_ref() == "shadow")
+                .and(r.shadow.as_ref())
+                .map(|s| s.get_ref().clone()),
+        })
+        .collect()
+}
 
 /// Every error of `[erp]` and `[connectors]`, each with where it is (`at` turns a span
 /// into `FILE:LINE`).
@@ -110,12 +255,17 @@ pub fn check(
             ));
             continue;
         }
-        for (key, value) in [
-            ("url", &section.url),
-            ("database", &section.database),
-            ("user", &section.user),
-            ("password", &section.password),
-        ] {
+        let needs: &[(&str, &Option<Text>)] = if section.kind.get_ref() == "tryton" {
+            &[
+                ("url", &section.url),
+                ("database", &section.database),
+                ("user", &section.user),
+                ("password", &section.password),
+            ]
+        } else {
+            &[("url", &section.url), ("table", &section.table)]
+        };
+        for (key, value) in needs {
             if value.is_none() {
                 errors.push(format!("{here}: {table} needs {key}"));
             }
@@ -158,7 +308,11 @@ pub fn check(
             }
         }
         if errors.is_empty() {
-            for problem in tryton(section).problems() {
+            let problems = match connector(section) {
+                Connector::Tryton(tryton) => tryton.problems(),
+                Connector::LegacyTable(legacy) => legacy.problems(),
+            };
+            for problem in problems {
                 errors.push(format!("{here}: {table} {problem}"));
             }
         }
@@ -166,14 +320,31 @@ pub fn check(
     errors
 }
 
-/// The ERP connector the file configures, by name (checked when the file was read).
-pub fn erp(
-    erp: &ErpSection,
-    connectors: &BTreeMap<Text, ConnectorSection>,
-) -> Option<(String, TrytonConfig)> {
-    let name = erp.connector.as_ref()?.get_ref();
-    let (_, section) = connectors.iter().find(|(k, _)| k.get_ref() == name)?;
-    Some((name.clone(), tryton(section)))
+/// Every connector the file configures, by name (checked when the file was read).
+pub fn all(connectors: &BTreeMap<Text, ConnectorSection>) -> Vec<(String, Connector)> {
+    connectors
+        .iter()
+        .map(|(name, section)| (name.get_ref().clone(), connector(section)))
+        .collect()
+}
+
+fn connector(section: &ConnectorSection) -> Connector {
+    if section.kind.get_ref() == "legacy_table" {
+        let text = |t: &Option<Text>| t.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+        let mut config = LegacyTableConfig::new(&text(&section.url), &text(&section.table));
+        if let Some(column) = &section.watermark_column {
+            config.watermark_column = column.get_ref().clone();
+        }
+        if let Some(ms) = &section.timeout_ms {
+            config.timeout = Duration::from_millis(*ms.get_ref() as u64);
+        }
+        if let Some(s) = &section.poll_interval_s {
+            config.poll_interval = Duration::from_secs(*s.get_ref() as u64);
+        }
+        Connector::LegacyTable(config)
+    } else {
+        Connector::Tryton(tryton(section))
+    }
 }
 
 fn tryton(section: &ConnectorSection) -> TrytonConfig {

@@ -10,7 +10,7 @@
 //! - Settings that the environment gave before (`PSHUB_SOURCES`, `PSHUB_TAX_CODES`,
 //!   `PSHUB_MAX_DAILY_HOURS`) stay as fallbacks for what the file leaves out.
 
-use crate::config_connectors::{self, ConnectorSection, ErpSection};
+use crate::config_connectors::{self, ConnectorSection, ErpSection, RouteSection};
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
 use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
@@ -68,6 +68,8 @@ struct FileSections {
     erp: ErpSection,
     #[serde(default)]
     connectors: BTreeMap<Text, ConnectorSection>,
+    #[serde(default)]
+    routes: Vec<RouteSection>,
 }
 
 /// `[sources] allowed = ["crm", ...]`, or one `[sources.<name>]` table per system (where
@@ -581,6 +583,11 @@ impl ConfigFile {
             &file.connectors,
             |span| self.at(span),
         ));
+        errors.extend(config_connectors::check_routes(
+            &file.routes,
+            &file.connectors,
+            |span| self.at(span),
+        ));
         for form in &file.customers.legal_forms {
             if form.get_ref().trim().is_empty() {
                 errors.push(format!(
@@ -686,13 +693,26 @@ impl ConfigFile {
             );
         }
         config.legal_forms = names(&file.customers.legal_forms);
+        if let Some(erp) = &file.erp.connector {
+            config.erp_system = erp.get_ref().clone();
+        }
+        config.routes = config_connectors::routes(&file.routes);
     }
 
-    /// The ERP connector the file names (`[erp] connector`), with its settings.
+    /// Every connector the file configures, by name.
+    pub fn connectors(&self) -> Vec<(String, config_connectors::Connector)> {
+        config_connectors::all(&self.file.connectors)
+    }
+
+    /// The connector `[erp] connector` names, when it is Tryton, with its settings.
     pub fn erp_connector(
         &self,
     ) -> Option<(String, pshub_connectors::tryton::config::TrytonConfig)> {
-        config_connectors::erp(&self.file.erp, &self.file.connectors)
+        let name = self.file.erp.connector.as_ref()?.get_ref();
+        self.connectors().into_iter().find_map(|(n, c)| match c {
+            config_connectors::Connector::Tryton(t) if &n == name => Some((n, t)),
+            _ => None,
+        })
     }
 
     /// Whether the file sets these (so that the environment's fallbacks stay out).
@@ -896,7 +916,7 @@ mod tests {
             "{errors:?}"
         );
         assert!(
-            has(":16: [connectors.legacy] kind 'sap' is not one of tryton"),
+            has(":16: [connectors.legacy] kind 'sap' is not one of tryton, legacy_table"),
             "{errors:?}"
         );
         let path = write(

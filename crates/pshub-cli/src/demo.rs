@@ -213,7 +213,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "try: curl -H 'Authorization: Bearer {admin}' http://{}/v1/exceptions?owner=pmo",
         args.listen
     );
-    serve::serve_engine(engine, wired.sandbox, wired.tryton, args.listen)
+    serve::serve_engine(engine, wired.sandbox, wired.connectors, args.listen)
 }
 
 fn thousands(n: u64) -> String {

@@ -100,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: InvoiceCommand,
     },
+    /// Shadow runs of a running hub: compare a route's two ERPs.
+    Shadow {
+        #[command(subcommand)]
+        command: ShadowCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
@@ -138,6 +143,16 @@ enum ConfigCommand {
         /// The file to check.
         file: std::path::PathBuf,
     },
+    /// Make a running hub re-read its configuration file (routes, default ERP, legal
+    /// entities), as SIGHUP does.
+    Reload(operate::Remote),
+}
+
+#[derive(Subcommand)]
+enum ShadowCommand {
+    /// The differences between what a shadow route's primary and shadow ERPs hold; exits
+    /// with 1 when there is one.
+    Report(operate::ShadowArgs),
 }
 
 #[derive(Subcommand)]
@@ -177,7 +192,13 @@ fn main() -> Result<()> {
         Command::Events {
             command: EventsCommand::Send(args),
         } => send::run(args),
+        Command::Config {
+            command: ConfigCommand::Reload(remote),
+        } => operate::config_reload(remote),
         Command::Config { .. } => Ok(()),
+        Command::Shadow {
+            command: ShadowCommand::Report(args),
+        } => operate::shadow_report(args),
         Command::Exceptions { command } => operate::exceptions(command),
         Command::DeadLetters { command } => operate::dead_letters(command),
         Command::Quarantine { command } => operate::quarantine(command),

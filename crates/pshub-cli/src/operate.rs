@@ -500,3 +500,97 @@ pub fn conflicts(command: ConflictsCommand) -> Result<()> {
         }
     }
 }
+
+/// `pshub config reload`: the running hub re-reads its configuration file (as on SIGHUP).
+pub fn config_reload(remote: Remote) -> Result<()> {
+    let api = Api::new(&remote)?;
+    let (status, body) = api.call(reqwest::Method::POST, "/v1/config/reload", &[], None)?;
+    if status != 200 {
+        bail!("the hub did not reload ({status}): {}", message(&body));
+    }
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        let names = |v: &Value| {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "reloaded at {}: routes [{}], default ERP {}, legal entities added [{}], removed [{}]",
+            body["reloaded_at"].as_str().unwrap_or_default(),
+            names(&body["routes"]),
+            body["default_erp"].as_str().unwrap_or_default(),
+            names(&body["legal_entities_added"]),
+            names(&body["legal_entities_removed"]),
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShadowArgs {
+    /// The `[[routes]]` entry in shadow mode.
+    #[arg(long)]
+    route: String,
+    /// Only this month, YYYY-MM.
+    #[arg(long, value_parser = parse_month)]
+    period: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+fn parse_month(raw: &str) -> std::result::Result<String, String> {
+    pshub_engine::payroll::check_period(raw)
+        .map(|_| raw.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `pshub shadow report`: the differences between a shadow route's two ERPs. Exits with 1
+/// when there is one, so that a wave's readiness can be scripted.
+pub fn shadow_report(args: ShadowArgs) -> Result<()> {
+    let api = Api::new(&args.remote)?;
+    let mut query = vec![("route", args.route.clone())];
+    if let Some(period) = &args.period {
+        query.push(("period", period.clone()));
+    }
+    let report = api.get("/v1/reports/shadow", &query)?;
+    let differences = report["differences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if args.remote.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "route {}: {} (primary, {} lines) against {} (shadow, {} lines), {} invoices",
+            report["route"].as_str().unwrap_or_default(),
+            report["primary"].as_str().unwrap_or_default(),
+            report["primary_lines"],
+            report["shadow"].as_str().unwrap_or_default(),
+            report["shadow_lines"],
+            report["invoices"],
+        );
+        for d in &differences {
+            println!(
+                "{} {} {}: {}",
+                d["kind"].as_str().unwrap_or_default(),
+                d["project_code"].as_str().unwrap_or_default(),
+                d["key"].as_str().unwrap_or_default(),
+                d["detail"].as_str().unwrap_or_default()
+            );
+        }
+        if differences.is_empty() {
+            println!("no difference: the wave is ready");
+        }
+    }
+    if !differences.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,6 +1,5 @@
-use crate::wiring::{self, SandboxLink, StoreArgs};
+use crate::wiring::{self, Connected, SandboxLink, StoreArgs};
 use anyhow::{Context, Result};
-use pshub_connectors::tryton::Tryton;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,24 +22,24 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 pub fn run(args: ServeArgs) -> Result<()> {
     wiring::init_logging("info")?;
     let wired = wiring::open(&args.store, wiring::config_from_env()?)?;
-    serve_engine(wired.engine, wired.sandbox, wired.tryton, args.listen)
+    serve_engine(wired.engine, wired.sandbox, wired.connectors, args.listen)
 }
 
 /// Serves the engine until Ctrl-C or SIGTERM, with the delivery workers running.
 pub fn serve_engine(
     engine: Arc<pshub_engine::Engine>,
     sandbox: SandboxLink,
-    tryton: Option<Arc<Tryton>>,
+    connectors: Vec<Connected>,
     listen: SocketAddr,
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = engine.spawn_delivery(stop.clone());
     workers.extend(engine.spawn_costing(stop.clone()));
-    if let Some(tryton) = tryton {
+    for connector in connectors {
         workers.push(
-            tryton
+            connector
                 .spawn_worker(engine.clone(), stop.clone())
-                .context("cannot start the Tryton worker")?,
+                .context("cannot start a connector's worker")?,
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,6 +52,7 @@ pub fn serve_engine(
             .await
             .with_context(|| format!("failed to listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, node = engine.node(), "pshub listening");
+        tokio::spawn(reload_on_hangup(engine.clone()));
         pshub_api::serve(listener, engine, Some(inspect), shutdown_signal())
             .await
             .context("the HTTP server failed")
@@ -62,6 +62,23 @@ pub fn serve_engine(
         let _ = worker.join();
     }
     served
+}
+
+/// Reloads the configuration file on each `SIGHUP` (routes, default ERP, legal entities).
+async fn reload_on_hangup(engine: Arc<pshub_engine::Engine>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let engine = engine.clone();
+        let reloaded = tokio::task::spawn_blocking(move || engine.reload_configured()).await;
+        match reloaded {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "SIGHUP: the configuration was not reloaded"),
+            Err(error) => tracing::error!(%error, "SIGHUP: the reload stopped"),
+        }
+    }
 }
 
 pub async fn shutdown_signal() {

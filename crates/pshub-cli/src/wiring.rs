@@ -2,9 +2,11 @@
 //! in the data folder), the systems it calls (the sandbox in this process, or the one at
 //! `PSHUB_SANDBOX_URL`), and configuration from the environment.
 
+use crate::config_connectors::Connector;
 use crate::config_file::ConfigFile;
 use anyhow::{Context, Result, bail};
 use pshub_api::SandboxInspect;
+use pshub_connectors::legacy_table::LegacyTable;
 use pshub_connectors::sandbox::client::HttpSandbox;
 use pshub_connectors::sandbox::server::{PageQuery, inspect};
 use pshub_connectors::sandbox::{FaultPlan, InProcess, Sandbox};
@@ -155,8 +157,12 @@ fn env_number(name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option
 /// `PSHUB_RETRY_DELAYS_MS=1000,5000,...`, `PSHUB_BREAKER_THRESHOLD`,
 /// `PSHUB_BREAKER_COOL_DOWN_MS`, `PSHUB_DELIVERY_BATCH`, `PSHUB_DELIVERY_PAUSE_MS`.
 pub fn config_from_env() -> Result<Config> {
+    config_from(config_file())
+}
+
+/// The configuration of `file` (when one is given) and the environment, on the defaults.
+pub fn config_from(file: Option<&ConfigFile>) -> Result<Config> {
     let mut config = Config::default();
-    let file = config_file();
     if let Some(file) = file {
         file.apply_to(&mut config);
     }
@@ -376,40 +382,102 @@ impl SandboxLink {
 pub struct Wired {
     pub engine: Arc<Engine>,
     pub sandbox: SandboxLink,
-    /// The ERP, when it is Tryton: its worker invoices and reads invoice states back.
-    pub tryton: Option<Arc<Tryton>>,
+    /// The configured connectors; each has its worker beside the hub.
+    pub connectors: Vec<Connected>,
+}
+
+/// A connector as it runs: Tryton (invoicing and invoice states back) or a legacy table
+/// (statuses back by watermark).
+#[derive(Clone)]
+pub enum Connected {
+    Tryton(Arc<Tryton>),
+    LegacyTable(Arc<LegacyTable>),
+}
+
+impl Connected {
+    /// Starts the connector's worker beside the engine.
+    pub fn spawn_worker(
+        &self,
+        engine: Arc<Engine>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        match self {
+            Connected::Tryton(tryton) => tryton.spawn_worker(engine, stop),
+            Connected::LegacyTable(table) => table.spawn_worker(engine, stop),
+        }
+    }
 }
 
 pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
     let sandbox = sandbox_link(&store.data_dir())?;
     let mut systems = sandbox.systems();
-    let tryton = configured_tryton(Some(&store.data_dir()))?;
-    if let Some(tryton) = &tryton {
-        let pacing = tryton.delivery_pacing();
-        config
-            .delivery_pacing
-            .insert(config.erp_system.clone(), pacing);
-        systems = systems.with(&config.erp_system, Port::Erp(tryton.clone()));
+    let connectors = configured_connectors(Some(&store.data_dir()))?;
+    for (name, connected) in &connectors {
+        match connected {
+            Connected::Tryton(tryton) => {
+                config
+                    .delivery_pacing
+                    .insert(name.clone(), tryton.delivery_pacing());
+                systems = systems.with(name, Port::Erp(tryton.clone()));
+            }
+            Connected::LegacyTable(table) => {
+                systems = systems.with(name, Port::Erp(table.clone()));
+            }
+        }
     }
     let engine = Engine::open(store.open()?, config, systems)
         .context("failed to rebuild the hub from its store")?;
+    if let Some(file) = config_file() {
+        let path = file.path.clone();
+        engine.set_reloader(Box::new(move || reread(&path)));
+    }
     Ok(Wired {
         engine,
         sandbox,
-        tryton,
+        connectors: connectors.into_iter().map(|(_, c)| c).collect(),
     })
 }
 
-/// The Tryton ERP that the configuration file names (`[erp] connector`), in place of the
-/// sandbox's ERP, delivered at that connector's batch size and wait. With `data_dir`, the
-/// longest create it timed is kept there across restarts.
+/// The configuration as the file at `path` holds it now, with the environment.
+fn reread(path: &Path) -> std::result::Result<Config, String> {
+    let file = ConfigFile::read(path).map_err(|errors| errors.join("; "))?;
+    config_from(Some(&file)).map_err(|e| format!("{e:#}"))
+}
+
+/// Every connector the configuration file declares, connected, by name. With `data_dir`,
+/// a Tryton's longest create timed is kept there across restarts.
+pub fn configured_connectors(data_dir: Option<&Path>) -> Result<Vec<(String, Connected)>> {
+    let Some(file) = config_file() else {
+        return Ok(Vec::new());
+    };
+    let mut connected = Vec::new();
+    for (name, connector) in file.connectors() {
+        let running = match connector {
+            Connector::Tryton(mut tryton) => {
+                tryton.timings_file =
+                    data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
+                let erp = Tryton::connect(tryton)
+                    .map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
+                Connected::Tryton(erp)
+            }
+            Connector::LegacyTable(table) => Connected::LegacyTable(
+                LegacyTable::connect(&name, table)
+                    .map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?,
+            ),
+        };
+        tracing::info!(connector = %name, "connector connected");
+        connected.push((name, running));
+    }
+    Ok(connected)
+}
+
+/// The Tryton ERP that the configuration file names (`[erp] connector`), for `invoice run`.
 pub fn configured_tryton(data_dir: Option<&Path>) -> Result<Option<Arc<Tryton>>> {
     let Some((name, mut tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
         return Ok(None);
     };
     tryton.timings_file = data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
     let erp = Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
-    tracing::info!(connector = %name, "the ERP is Tryton");
     Ok(Some(erp))
 }
 

@@ -4,11 +4,13 @@
 //! - `sandbox`: the sandbox systems of the embedded default (a PSA, an ERP and a CRM that
 //!   run in the hub's process or as a network peer) and the simulated firm whose systems
 //!   send events;
-//! - `tryton`: Tryton 8.2 as the ERP, over JSON-RPC (docs/TRYTON.md).
+//! - `tryton`: Tryton 8.2 as the ERP, over JSON-RPC (docs/TRYTON.md);
+//! - `legacy_table`: a legacy ERP reached through a PostgreSQL table (docs/ROUTING.md).
 //!
 //! Invariant: a connector depends on the model and the engine's ports, never the other way
 //! round.
 
+pub mod legacy_table;
 pub mod sandbox;
 pub mod tryton;
 

@@ -90,8 +90,12 @@ pub struct Config {
     pub tax_codes: BTreeMap<String, String>,
     /// Tax code for legal entities without one of their own; `None` opens a finance case.
     pub default_tax_code: Option<String>,
-    /// The configured systems the flows call, by role.
+    /// The configured systems the flows call, by role. `erp_system` is the ERP of work that
+    /// no route matches.
     pub erp_system: String,
+    /// Where a flow's ERP operations go, by legal entity, region and service line: the
+    /// first route that matches, else `erp_system` (cut-over in waves).
+    pub routes: Vec<Route>,
     pub psa_system: String,
     pub crm_system: String,
     /// The retry schedule of steps that fail technically.
@@ -133,6 +137,7 @@ impl Default for Config {
             tax_codes: BTreeMap::new(),
             default_tax_code: Some("STANDARD".into()),
             erp_system: "erp".into(),
+            routes: Vec::new(),
             psa_system: "psa".into(),
             crm_system: "crm".into(),
             retry: RetrySchedule::default(),
@@ -148,7 +153,89 @@ impl Default for Config {
     }
 }
 
+/// One `[[routes]]` entry: the ERP of the work it matches. Each list that is not empty must
+/// hold the work's value; a route with no list matches everything.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Route {
+    pub name: String,
+    pub legal_entities: Vec<String>,
+    pub regions: Vec<String>,
+    pub service_lines: Vec<String>,
+    /// The configured ERP that receives the work for real.
+    pub erp: String,
+    /// In shadow mode, the ERP that receives the same work alongside, for comparison.
+    pub shadow: Option<String>,
+}
+
+/// What the routed work is: the attributes a route matches on. A worker has no service
+/// line; what is not known matches only routes that do not ask for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteKey<'a> {
+    pub legal_entity: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub service_line: Option<&'a str>,
+}
+
+impl<'a> RouteKey<'a> {
+    pub fn project(project: &'a pshub_model::records::Project) -> Self {
+        RouteKey {
+            legal_entity: Some(&project.legal_entity),
+            region: Some(&project.region),
+            service_line: Some(&project.service_line),
+        }
+    }
+}
+
+/// The ERPs a piece of work goes to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Routed<'a> {
+    /// The route that matched; `None` for the default ERP.
+    pub route: Option<&'a str>,
+    pub erp: &'a str,
+    pub shadow: Option<&'a str>,
+}
+
+impl Route {
+    pub fn matches(&self, key: &RouteKey<'_>) -> bool {
+        let holds = |list: &[String], value: Option<&str>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
+        };
+        holds(&self.legal_entities, key.legal_entity)
+            && holds(&self.regions, key.region)
+            && holds(&self.service_lines, key.service_line)
+    }
+}
+
 impl Config {
+    /// The ERPs of work with these attributes: the first route that matches, else the
+    /// default ERP.
+    pub fn route(&self, key: &RouteKey<'_>) -> Routed<'_> {
+        match self.routes.iter().find(|r| r.matches(key)) {
+            Some(route) => Routed {
+                route: Some(&route.name),
+                erp: &route.erp,
+                shadow: route.shadow.as_deref(),
+            },
+            None => Routed {
+                route: None,
+                erp: &self.erp_system,
+                shadow: None,
+            },
+        }
+    }
+
+    /// Every ERP a route or the default names, once each.
+    pub fn erp_systems(&self) -> Vec<&str> {
+        let mut names = vec![self.erp_system.as_str()];
+        for route in &self.routes {
+            names.push(&route.erp);
+            names.extend(route.shadow.as_deref());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(*n));
+        names
+    }
+
     /// Steps per delivery round for `system`, and the pause after a round that was not full.
     pub fn pacing(&self, system: &str) -> (u32, Duration) {
         self.delivery_pacing

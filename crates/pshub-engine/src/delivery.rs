@@ -105,7 +105,7 @@ impl Round<'_> {
         for ((claimed, request), outcome) in claimed.iter().zip(&requests).zip(outcomes) {
             if matches!(outcome, Outcome::Done(_)) {
                 done.push(claimed.step.qualified_name());
-                if let Ok(Request::PostLine(line)) = request {
+                if let (Ok(Request::PostLine(line)), false) = (request, claimed.step.is_copy()) {
                     posted_lines.push(claimed.step.subject);
                     match line.kind {
                         "reversal" => posted.1 += 1,

@@ -75,6 +75,10 @@ struct Core {
     /// Counts payroll loads made here; the costing worker wakes when it moves (and looks
     /// for loads of other processes every second).
     payroll: (Mutex<u64>, Condvar),
+    /// Where a reload reads the configuration from (`serve`'s file).
+    reloader: Mutex<Option<crate::routing::Reloader>>,
+    /// Legal entities added by a reload, by code.
+    onboarding: Mutex<BTreeMap<String, crate::routing::Onboarding>>,
 }
 
 pub struct Engine {
@@ -144,6 +148,8 @@ impl Engine {
             heartbeats,
             last_seen: Mutex::new(BTreeMap::new()),
             payroll: (Mutex::new(0), Condvar::new()),
+            reloader: Mutex::new(None),
+            onboarding: Mutex::new(BTreeMap::new()),
         });
         let writer = {
             let core = core.clone();
@@ -348,6 +354,103 @@ impl Engine {
         let mut reader = self.core.store.reader()?;
         let hub = lock(&self.core.hub);
         crate::leakage::report(hub.world(), reader.as_mut(), erp.as_ref(), period)
+    }
+
+    /// Sets where [`Engine::reload_configured`] reads the configuration from.
+    pub fn set_reloader(&self, reloader: crate::routing::Reloader) {
+        *lock(&self.core.reloader) = Some(reloader);
+    }
+
+    /// Re-reads the configuration and takes its routes, default ERP and legal entities
+    /// (`SIGHUP`, `POST /v1/config/reload`). Events already taken keep the ERP they were
+    /// routed to; the next group is decided under the new configuration.
+    pub fn reload_configured(&self) -> std::result::Result<crate::routing::Reloaded, ActionError> {
+        let config = {
+            let reloader = lock(&self.core.reloader);
+            let Some(reload) = reloader.as_ref() else {
+                return Err(ActionError::WrongState(
+                    "this hub was not started from a configuration file; there is nothing to reload".into(),
+                ));
+            };
+            reload().map_err(ActionError::Invalid)?
+        };
+        self.reload(config)
+    }
+
+    /// Takes the reloadable parts of `config` (see [`crate::routing::merge`]).
+    pub fn reload(
+        &self,
+        config: Config,
+    ) -> std::result::Result<crate::routing::Reloaded, ActionError> {
+        let mut hub = lock(&self.core.hub);
+        let (next, reloaded) = crate::routing::merge(hub.config(), config, &self.core.systems)?;
+        hub.set_config(Arc::new(next));
+        drop(hub);
+        let mut onboarding = lock(&self.core.onboarding);
+        for entity in &reloaded.legal_entities_added {
+            onboarding.insert(
+                entity.clone(),
+                crate::routing::Onboarding {
+                    legal_entity: entity.clone(),
+                    configured_at: reloaded.at,
+                    first_posted_at: None,
+                },
+            );
+        }
+        tracing::info!(
+            routes = reloaded.routes.len(),
+            added = ?reloaded.legal_entities_added,
+            default_erp = %reloaded.default_erp,
+            "configuration reloaded"
+        );
+        Ok(reloaded)
+    }
+
+    /// The configuration events are decided under now (reloads included).
+    pub fn current_config(&self) -> Arc<Config> {
+        lock(&self.core.hub).config_arc()
+    }
+
+    /// Each legal entity added by a reload, with `entity_onboarding_seconds` once its first
+    /// line is posted.
+    pub fn onboarding(&self) -> Result<Vec<crate::routing::Onboarding>> {
+        let waiting: Vec<String> = lock(&self.core.onboarding)
+            .values()
+            .filter(|o| o.first_posted_at.is_none())
+            .map(|o| o.legal_entity.clone())
+            .collect();
+        if !waiting.is_empty() {
+            let mut reader = self.core.store.reader()?;
+            let hub = lock(&self.core.hub);
+            let mut found = Vec::new();
+            for entity in waiting {
+                if let Some(at) =
+                    crate::routing::first_posted(hub.world(), reader.as_mut(), &entity)?
+                {
+                    found.push((entity, at));
+                }
+            }
+            drop(hub);
+            let mut onboarding = lock(&self.core.onboarding);
+            for (entity, at) in found {
+                if let Some(o) = onboarding.get_mut(&entity) {
+                    o.first_posted_at = Some(at.max(o.configured_at));
+                    self.core.metrics.record_onboarding(&entity, o.seconds());
+                }
+            }
+        }
+        Ok(lock(&self.core.onboarding).values().cloned().collect())
+    }
+
+    /// The shadow report of a route in shadow mode, for `period` (`YYYY-MM`) or all time.
+    pub fn shadow_report(
+        &self,
+        route: &str,
+        period: Option<&str>,
+    ) -> std::result::Result<crate::routing::ShadowReport, ActionError> {
+        let hub = lock(&self.core.hub);
+        let config = hub.config_arc();
+        crate::routing::shadow_report(&config, &self.core.systems, hub.world(), route, period)
     }
 
     /// Opens the cases of every payroll load not yet checked; answers what it found.

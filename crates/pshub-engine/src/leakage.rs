@@ -121,19 +121,19 @@ impl Report {
 
 /// A line as the ERP holds it.
 #[derive(Debug, Clone)]
-struct Held {
-    key: String,
-    kind: String,
-    posting: String,
-    source_id: String,
-    project_code: String,
-    worker_id: String,
-    date: Option<NaiveDate>,
-    quantity: Decimal,
-    rate: Decimal,
-    rate_currency: String,
-    amount: Decimal,
-    currency: String,
+pub(crate) struct Held {
+    pub(crate) key: String,
+    pub(crate) kind: String,
+    pub(crate) posting: String,
+    pub(crate) source_id: String,
+    pub(crate) project_code: String,
+    pub(crate) worker_id: String,
+    pub(crate) date: Option<NaiveDate>,
+    pub(crate) quantity: Decimal,
+    pub(crate) rate: Decimal,
+    pub(crate) rate_currency: String,
+    pub(crate) amount: Decimal,
+    pub(crate) currency: String,
 }
 
 impl Held {
@@ -172,7 +172,7 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
-fn held(item: &Value) -> Held {
+pub(crate) fn held(item: &Value) -> Held {
     Held {
         key: text(&item["idempotency_key"]),
         kind: text(&item["kind"]),
@@ -191,7 +191,11 @@ fn held(item: &Value) -> Held {
 
 /// Every record of an ERP collection, page by page, each kept as `map` makes it (not as
 /// the JSON it came as).
-fn read_all<T>(erp: &dyn Erp, collection: &str, map: impl Fn(&Value) -> T) -> Result<Vec<T>> {
+pub(crate) fn read_all<T>(
+    erp: &dyn Erp,
+    collection: &str,
+    map: impl Fn(&Value) -> T,
+) -> Result<Vec<T>> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {

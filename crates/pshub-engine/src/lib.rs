@@ -32,6 +32,7 @@ pub mod payroll;
 pub mod ports;
 pub mod resources;
 pub mod retry;
+pub mod routing;
 pub mod store;
 pub mod summary;
 pub mod world;

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub cases_opened: Counter,
     pub delivery_failures: Counter,
     pub dead_letters: Counter,
+    /// `entity_onboarding_seconds` of each legal entity added by a reload, once it posted.
+    pub onboarding: std::sync::Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Metrics {
@@ -40,6 +42,13 @@ impl Metrics {
         self.events_duplicate.add(counters.duplicates);
         self.events_conflict.add(counters.conflicts);
         self.events_quarantined.add(counters.quarantined);
+    }
+
+    pub fn record_onboarding(&self, entity: &str, seconds: Option<f64>) {
+        if let Some(seconds) = seconds {
+            let mut onboarding = self.onboarding.lock().unwrap_or_else(|p| p.into_inner());
+            onboarding.insert(entity.to_string(), seconds);
+        }
     }
 
     /// The counters in Prometheus' text format, with their help lines.
@@ -102,6 +111,15 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
                 counter.get()
             ));
+        }
+        let onboarding = self.onboarding.lock().unwrap_or_else(|p| p.into_inner());
+        if !onboarding.is_empty() {
+            text.push_str("# HELP pshub_entity_onboarding_seconds From the configuration change that added a legal entity to its first posted line.\n# TYPE pshub_entity_onboarding_seconds gauge\n");
+            for (entity, seconds) in onboarding.iter() {
+                text.push_str(&format!(
+                    "pshub_entity_onboarding_seconds{{legal_entity=\"{entity}\"}} {seconds}\n"
+                ));
+            }
         }
         text
     }

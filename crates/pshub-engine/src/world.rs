@@ -903,7 +903,12 @@ impl World {
     }
 
     pub fn project(&self, code: &ProjectCode) -> Option<&ProjectInfo> {
-        self.projects.get(&self.names.find(code.as_str())?)
+        self.project_by_code(code.as_str())
+    }
+
+    /// The project of a code as stored (a line's, a step's business key).
+    pub fn project_by_code(&self, code: &str) -> Option<&ProjectInfo> {
+        self.projects.get(&self.names.find(code)?)
     }
 
     pub fn projects(&self) -> impl Iterator<Item = &ProjectInfo> {

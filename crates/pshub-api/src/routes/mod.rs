@@ -9,5 +9,6 @@ pub mod projects;
 pub mod reference;
 pub mod reports;
 pub mod resources;
+pub mod routing;
 pub mod sandbox;
 pub mod workers;

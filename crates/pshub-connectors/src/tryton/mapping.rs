@@ -75,6 +75,16 @@ pub fn duration(hours: Decimal) -> Option<Value> {
     Some(json!({"__class__": "timedelta", "seconds": value}))
 }
 
+/// A Tryton date (`{"__class__": "date", "year": …}`).
+pub fn read_date(value: &Value) -> Option<NaiveDate> {
+    let part = |k: &str| value[k].as_i64();
+    NaiveDate::from_ymd_opt(
+        i32::try_from(part("year")?).ok()?,
+        u32::try_from(part("month")?).ok()?,
+        u32::try_from(part("day")?).ok()?,
+    )
+}
+
 /// A Tryton Decimal (`{"__class__": "Decimal", "decimal": "55.00"}`) as a decimal.
 pub fn read_decimal(value: &Value) -> Option<Decimal> {
     value["decimal"].as_str()?.parse().ok()

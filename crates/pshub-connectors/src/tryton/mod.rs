@@ -629,6 +629,30 @@ impl Tryton {
     }
 }
 
+/// A timesheet line of the hub's as its read-back record; `None` for a line without the
+/// hub's description.
+fn read_back_line(row: &Value, price: Decimal, project: &str, currency: &str) -> Option<Value> {
+    let (entry, posting) = row["description"]
+        .as_str()?
+        .strip_prefix("pshub:")?
+        .rsplit_once(':')?;
+    let hours = read_hours(&row["duration"])?;
+    let amount = hours.checked_mul(price)?.round_dp(2);
+    let worker = row["employee."]["party."]["code"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("EMP-"))
+        .unwrap_or_default();
+    let date = read_date(&row["date"])?;
+    Some(json!({
+        "id": row["id"], "idempotency_key": format!("pshub:time_to_bill:post_line:time:{entry}:{posting}"),
+        "kind": "time", "source_id": entry, "posting": posting.parse::<u32>().ok()?,
+        "project_code": project, "worker_id": worker, "date": date.to_string(),
+        "quantity": hours.normalize().to_string(), "rate": price.normalize().to_string(),
+        "rate_currency": currency, "amount": amount.normalize().to_string(), "currency": currency,
+        "invoice": row["invoice_line."]["invoice"],
+    }))
+}
+
 impl Erp for Tryton {
     fn provision_project(&self, request: &ProjectRequest) -> Outcome {
         outcome(self.provision(request), |id| id.to_string())
@@ -677,6 +701,72 @@ impl Erp for Tryton {
                 .map(|_| Lookup::Failed(error.message().to_string()))
                 .collect(),
         }
+    }
+
+    /// The hub's timesheet lines as Tryton holds them (`lines` only), by id: hours from
+    /// their duration, the amount at their task's list price in the company's currency,
+    /// the project from the task's parent, and the invoice they are on.
+    fn read_back(&self, collection: &str, after: u64, limit: u32) -> ReadBack {
+        if collection != "lines" {
+            return Err(format!(
+                "the Tryton connector reads back lines, not {collection}"
+            ));
+        }
+        let text = |e: RpcError| e.message().to_string();
+        let rows = self
+            .client
+            .model(
+                "timesheet.line",
+                "search_read",
+                vec![
+                    json!([["description", "like", "pshub:%"], ["id", ">", after]]),
+                    json!(0),
+                    json!(limit),
+                    json!([["id", "ASC"]]),
+                    json!([
+                        "description",
+                        "duration",
+                        "date",
+                        "employee.party.code",
+                        "work",
+                        "invoice_line.invoice"
+                    ]),
+                ],
+            )
+            .map_err(text)?;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        // A line's work is the timesheet work of a task: its list price and its project.
+        let works: BTreeSet<i64> = rows.iter().filter_map(|r| r["work"].as_i64()).collect();
+        let tasks = self
+            .search_read(
+                "project.work",
+                json!([["timesheet_works", "in", works]]),
+                &["timesheet_works", "list_price", "parent.comment"],
+            )
+            .map_err(text)?;
+        let mut of_work: HashMap<i64, (Decimal, String)> = HashMap::new();
+        for task in &tasks {
+            let price = read_decimal(&task["list_price"]).unwrap_or_default();
+            let comment = task["parent."]["comment"].as_str().unwrap_or_default();
+            let Some(project) = comment.strip_prefix("pshub:project:") else {
+                continue;
+            };
+            for work in ids(&task["timesheet_works"]) {
+                of_work.insert(work, (price, project.to_string()));
+            }
+        }
+        let currency = self.currency().map_err(text)?;
+        let items = rows
+            .iter()
+            .filter_map(|r| {
+                let (price, project) = of_work.get(&r["work"].as_i64()?)?;
+                read_back_line(r, *price, project, &currency)
+            })
+            .collect();
+        let next = (rows.len() as u32 == limit)
+            .then(|| rows.last().and_then(|r| r["id"].as_u64()))
+            .flatten();
+        Ok((items, next))
     }
 
     fn describe(&self) -> Value {

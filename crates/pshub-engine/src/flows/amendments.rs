@@ -55,9 +55,9 @@ impl Flow for Amendments {
                     .and_then(|code| world.project(&code))
                     .map_or(1, |p| p.schedule_version());
                 let id = cx.id(IdKind::Step)?;
-                let erp = cx.config.erp_system.clone();
+                let (erp, _) = cx.erps_of_project(project);
                 // The schedule goes to the project the ERP holds: after its provisioning.
-                let waits_on = super::opportunity_to_project::provisioning_step(cx, project)?;
+                let waits_on = super::opportunity_to_project::provisioning_step(cx, project, &erp)?;
                 cx.add_step(NewStep {
                     id,
                     flow: NAME,

@@ -4,8 +4,8 @@
 //! step as time, once per (contract, milestone) however often it is re-sent. A milestone of
 //! an unknown contract holds in `integration`; an unknown milestone holds in `finance`.
 
-use super::time_to_bill::{add_post_step, new_line};
-use super::{Cx, Flow, NewCase, Resolution, opportunity_to_project};
+use super::time_to_bill::{add_post_steps, new_line};
+use super::{Cx, Flow, NewCase, Resolution};
 use crate::Config;
 use crate::error::{ActionError, Result};
 use crate::store::*;
@@ -126,8 +126,7 @@ fn create_line(
         created_at: cx.stamp(),
         step_id,
     };
-    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
-    add_post_step(cx, &line, entry, waits_on)?;
+    add_post_steps(cx, &line, entry)?;
     cx.add_line(line);
     Ok(id)
 }

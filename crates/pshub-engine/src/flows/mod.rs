@@ -164,9 +164,9 @@ pub struct Caches {
     pub lines: HashMap<i64, usize>,
     /// Worker-days written by this commit, by (worker, day).
     pub worker_days: HashMap<(String, chrono::NaiveDate), i64>,
-    /// For each project code: its provisioning step and whether it is done (kept across
-    /// batches once done, since a done step stays done).
-    pub provisioning: HashMap<String, (i64, bool)>,
+    /// For each (project code, ERP): its provisioning step there and whether it is done
+    /// (kept across batches once done, since a done step stays done).
+    pub provisioning: HashMap<(String, String), (i64, bool)>,
     /// Approvals of billed entries suppressed in this commit.
     pub reapprovals_suppressed: u64,
     /// Approved hours billed per assignment, seeded from the store on first use and kept
@@ -309,6 +309,38 @@ impl Cx<'_> {
         self.reads
             .step(id)?
             .ok_or_else(|| EngineError::Store(format!("step {id} is referenced but missing")))
+    }
+
+    /// The ERPs that take a project's work, by its legal entity, region and service line
+    /// (`[[routes]]`): the one that takes it for real, and a shadow.
+    pub fn erps_of_project(&self, project_code: &str) -> (String, Option<String>) {
+        if self.config.routes.is_empty() {
+            return (self.config.erp_system.clone(), None);
+        }
+        let key = self
+            .world
+            .project_by_code(project_code)
+            .map(|p| crate::config::RouteKey::project(&p.project))
+            .unwrap_or_default();
+        let routed = self.config.route(&key);
+        (routed.erp.to_string(), routed.shadow.map(str::to_string))
+    }
+
+    /// The steps of `subject` in `flow`: those this commit writes, then the stored ones.
+    pub fn steps_of_subject(&mut self, flow: &str, subject: i64) -> Result<Vec<StepRow>> {
+        let mut steps: Vec<StepRow> = self
+            .commit
+            .steps
+            .iter()
+            .filter(|s| s.subject == subject && s.flow == flow)
+            .cloned()
+            .collect();
+        for stored in self.reads.steps_of_subject(flow, subject)? {
+            if !steps.iter().any(|s| s.id == stored.id) {
+                steps.push(stored);
+            }
+        }
+        Ok(steps)
     }
 
     /// Creates a step, due now or waiting for another.

@@ -8,6 +8,7 @@
 //! already has opens a case for the integration team.
 
 use super::{Cx, Flow, NewCase, NewStep, Resolution};
+use crate::config::RouteKey;
 use crate::error::{ActionError, Result};
 use crate::ports::{
     BillingRulesRequest, EngagementRequest, HUB, ProjectRequest, PublishRequest, Request,
@@ -117,7 +118,8 @@ impl Flow for OpportunityToProject {
     }
 }
 
-/// Creates the project and its five steps.
+/// Creates the project and its five steps; the ERP ones go to the ERP its route names. A
+/// route in shadow mode provisions the project in the shadow ERP too (`erp@<shadow>`).
 fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
     let code = won.project.project_code.as_str();
     let project_id = cx.id(IdKind::Project)?;
@@ -129,14 +131,17 @@ fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
     });
+    let routed = cx.config.route(&RouteKey::project(&won.project));
+    let (erp, shadow) = (routed.erp.to_string(), routed.shadow.map(str::to_string));
     let systems = [
         cx.config.psa_system.clone(),
-        cx.config.erp_system.clone(),
-        cx.config.erp_system.clone(),
+        erp.clone(),
+        erp.clone(),
         HUB.to_string(),
         cx.config.crm_system.clone(),
     ];
     let mut before: Option<i64> = None;
+    let mut psa_step = None;
     for (name, system) in STEPS.iter().zip(&systems) {
         let id = cx.id(IdKind::Step)?;
         cx.add_step(NewStep {
@@ -148,34 +153,83 @@ fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
             business_key: code.to_string(),
             waits_on: before,
         })?;
-        if *name == ERP {
-            cx.caches.provisioning.insert(code.to_string(), (id, false));
+        match *name {
+            PSA => psa_step = Some(id),
+            ERP => {
+                cx.caches
+                    .provisioning
+                    .insert((code.to_string(), erp.clone()), (id, false));
+            }
+            _ => {}
         }
         before = Some(id);
+    }
+    if let Some(shadow) = shadow {
+        provision_in(cx, project_id, code, &shadow, psa_step)?;
     }
     Ok(())
 }
 
-/// The step a line for `project_code` waits for (the project's ERP provisioning), or `None`
-/// when that is done or the hub provisions no such project.
-pub fn provisioning_step(cx: &mut Cx<'_>, project_code: &str) -> Result<Option<i64>> {
-    if let Some(&(id, done)) = cx.caches.provisioning.get(project_code) {
+/// Provisions a project in one more ERP (`erp@<system>`), after the PSA's engagement,
+/// whose id it carries: the shadow of its route, or the ERP a later route sends its work to.
+fn provision_in(
+    cx: &mut Cx<'_>,
+    project_id: i64,
+    code: &str,
+    system: &str,
+    psa_step: Option<i64>,
+) -> Result<i64> {
+    let id = cx.id(IdKind::Step)?;
+    cx.add_step(NewStep {
+        id,
+        flow: NAME,
+        step: &format!("{ERP}@{system}"),
+        system,
+        subject: project_id,
+        business_key: code.to_string(),
+        waits_on: psa_step,
+    })?;
+    cx.caches
+        .provisioning
+        .insert((code.to_string(), system.to_string()), (id, false));
+    Ok(id)
+}
+
+/// The step a line for `project_code` waits for in `system` (the project's provisioning
+/// there), or `None` when that is done or the hub provisions no such project. A project the
+/// hub provisioned elsewhere is provisioned in `system` now: its work was routed there
+/// after it was won.
+pub fn provisioning_step(cx: &mut Cx<'_>, project_code: &str, system: &str) -> Result<Option<i64>> {
+    let cache_key = (project_code.to_string(), system.to_string());
+    if let Some(&(id, done)) = cx.caches.provisioning.get(&cache_key) {
         return Ok((!done).then_some(id));
     }
     let Some(project) = cx.reads.project(project_code)? else {
         return Ok(None);
     };
-    let erp = cx
-        .reads
-        .steps_of_subject(NAME, project.id)?
-        .into_iter()
-        .find(|s| s.step == ERP);
-    let Some(erp) = erp else { return Ok(None) };
-    let done = erp.state == StepState::Done;
-    cx.caches
-        .provisioning
-        .insert(project_code.to_string(), (erp.id, done));
-    Ok((!done).then_some(erp.id))
+    let steps = cx.steps_of_subject(NAME, project.id)?;
+    if !steps.iter().any(|s| s.base_step() == ERP) {
+        return Ok(None);
+    }
+    let (id, done) = match steps
+        .iter()
+        .find(|s| s.base_step() == ERP && s.system == system)
+    {
+        Some(erp) => (erp.id, erp.state == StepState::Done),
+        None => {
+            let psa = steps
+                .iter()
+                .find(|s| s.step == PSA)
+                .filter(|s| s.state != StepState::Done)
+                .map(|s| s.id);
+            (
+                provision_in(cx, project.id, project_code, system, psa)?,
+                false,
+            )
+        }
+    };
+    cx.caches.provisioning.insert(cache_key, (id, done));
+    Ok((!done).then_some(id))
 }
 
 /// A won deal as its steps need it: the deal, and what earlier steps answered.
@@ -224,7 +278,7 @@ impl Deal {
         let won = &self.won;
         let key = step.idempotency_key();
         let code = won.project.project_code.to_string();
-        Ok(match step.step.as_str() {
+        Ok(match step.base_step() {
             PSA => Request::CreateEngagement(EngagementRequest {
                 idempotency_key: key,
                 project_code: code,

@@ -91,6 +91,14 @@ impl Flow for TimeToBill {
             .into_iter()
             .map(|s| (s.id, s.result))
             .collect();
+        let mut copies: HashMap<(i64, String), Option<String>> = HashMap::new();
+        for step in steps.iter().filter(|s| s.step != POST_LINE) {
+            if let Some(original) = lines.get(&step.subject).and_then(|l| l.reverses) {
+                for copy in reads.steps_of_subject(NAME, original)? {
+                    copies.insert((original, copy.system), copy.result);
+                }
+            }
+        }
         Ok(steps
             .iter()
             .map(|step| {
@@ -100,15 +108,23 @@ impl Flow for TimeToBill {
                 let reverses_erp_id = match line.reverses {
                     None => None,
                     Some(original) => Some(
-                        original_steps
-                            .get(&original)
-                            .and_then(|s| results.get(s).cloned().flatten())
-                            .ok_or_else(|| {
-                                format!(
-                                    "line {original} that line {} reverses is not posted",
-                                    line.id
-                                )
-                            })?,
+                        if step.step == POST_LINE {
+                            original_steps
+                                .get(&original)
+                                .and_then(|s| results.get(s).cloned().flatten())
+                        } else {
+                            // A shadow's copy cancels the shadow's copy of the line.
+                            copies
+                                .get(&(original, step.system.clone()))
+                                .cloned()
+                                .flatten()
+                        }
+                        .ok_or_else(|| {
+                            format!(
+                                "line {original} that line {} reverses is not posted",
+                                line.id
+                            )
+                        })?,
                     ),
                 };
                 Ok(Request::PostLine(LinePosting {
@@ -608,9 +624,7 @@ fn create_line(
         overtime_hours: pricing.overtime_hours,
         role: pricing.role.clone(),
     };
-    // A line waits for its project's provisioning in the ERP, through that step.
-    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code)?;
-    add_post_step(cx, &line, entry, waits_on)?;
+    add_post_steps(cx, &line, entry)?;
     count_hours(cx, &line)?;
     count_cap(cx, &line)?;
     count_assignment(cx, &line)?;
@@ -618,21 +632,37 @@ fn create_line(
     Ok(id)
 }
 
-/// The step that posts `line`, a line of `entry`. Its business key, and so its idempotency
-/// key, names the entry and the line's posting: `time:T-1:1`, `expense:X-1:2`,
-/// `milestone:K-1:M-1:1`.
-pub(crate) fn add_post_step(
+/// The steps that post `line`, a line of `entry`: one in the ERP its project's route names,
+/// after the project's provisioning there, and in shadow mode one more in the shadow ERP
+/// (`post_line@<shadow>`). The business key, and so the idempotency key, names the entry and
+/// the line's posting: `time:T-1:1`, `expense:X-1:2`, `milestone:K-1:M-1:1`.
+pub(crate) fn add_post_steps(cx: &mut Cx<'_>, line: &LineRow, entry: &EntryRow) -> Result<()> {
+    let (erp, shadow) = cx.erps_of_project(&line.project_code);
+    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, &erp)?;
+    add_post_step(cx, line, entry, line.step_id, POST_LINE, &erp, waits_on)?;
+    if let Some(shadow) = shadow {
+        let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, &shadow)?;
+        let id = cx.id(IdKind::Step)?;
+        let step = format!("{POST_LINE}@{shadow}");
+        add_post_step(cx, line, entry, id, &step, &shadow, waits_on)?;
+    }
+    Ok(())
+}
+
+fn add_post_step(
     cx: &mut Cx<'_>,
     line: &LineRow,
     entry: &EntryRow,
+    id: i64,
+    step: &str,
+    system: &str,
     waits_on: Option<i64>,
 ) -> Result<()> {
-    let system = cx.config.erp_system.clone();
     cx.add_step(NewStep {
-        id: line.step_id,
+        id,
         flow: NAME,
-        step: POST_LINE,
-        system: &system,
+        step,
+        system,
         subject: line.id,
         business_key: format!(
             "{}:{}:{}",
@@ -663,8 +693,28 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
         step_id,
         ..original.clone()
     };
+    // A reversal goes where the line it cancels went, after it: the ERP it was routed to
+    // then, and the shadow that has a copy.
     let waits_on = (original_step.state != StepState::Done).then_some(original_step.id);
-    add_post_step(cx, &reversal, entry, waits_on)?;
+    add_post_step(
+        cx,
+        &reversal,
+        entry,
+        step_id,
+        POST_LINE,
+        &original_step.system,
+        waits_on,
+    )?;
+    if !cx.config.routes.is_empty() {
+        for copy in cx.steps_of_subject(NAME, original.id)? {
+            if copy.id == original_step.id || copy.base_step() != POST_LINE {
+                continue;
+            }
+            let waits_on = (copy.state != StepState::Done).then_some(copy.id);
+            let id = cx.id(IdKind::Step)?;
+            add_post_step(cx, &reversal, entry, id, &copy.step, &copy.system, waits_on)?;
+        }
+    }
     count_hours(cx, &reversal)?;
     count_cap(cx, &reversal)?;
     count_assignment(cx, &reversal)?;

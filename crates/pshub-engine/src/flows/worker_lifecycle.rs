@@ -125,6 +125,16 @@ impl Flow for WorkerLifecycle {
         }
         let world = cx.world;
         let state = world.worker_on(&change.worker_id, change.effective_date);
+        // A worker's costing goes to the ERP of their legal entity and region.
+        let costing_erp = cx
+            .config
+            .route(&crate::config::RouteKey {
+                legal_entity: state.as_ref().and_then(|s| s.legal_entity),
+                region: state.as_ref().and_then(|s| s.region),
+                service_line: None,
+            })
+            .erp
+            .to_string();
         cx.publish(
             "worker.changed",
             format!("worker:{}", cx.event.seq),
@@ -158,12 +168,11 @@ impl Flow for WorkerLifecycle {
             change.legal_entity.is_some() || change.cost_center.is_some() || change.grade.is_some();
         if carries_costing {
             let costing = cx.id(IdKind::Step)?;
-            let erp = cx.config.erp_system.clone();
             cx.add_step(NewStep {
                 id: costing,
                 flow: NAME,
                 step: COSTING,
-                system: &erp,
+                system: &costing_erp,
                 subject: cx.event.seq,
                 business_key,
                 waits_on: None,

@@ -159,6 +159,16 @@ impl Hub {
         &self.config
     }
 
+    /// Takes a reloaded configuration: the next group of events is decided under it.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+    }
+
+    /// The configuration events are decided under now.
+    pub fn config_arc(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
     pub fn world(&self) -> &World {
         &self.world
     }

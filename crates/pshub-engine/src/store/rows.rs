@@ -401,8 +401,29 @@ pub struct StepRow {
 impl StepRow {
     /// The key that makes the step's call harmless to repeat; derived from its flow, name
     /// and business key, which the store keeps unique (see ARCHITECTURE.md).
+    /// A step repeated for a second system (`post_line@legacy`, a shadow ERP's copy) carries
+    /// the key of the step it repeats: keys are per target, and to that target it is the
+    /// same call.
     pub fn idempotency_key(&self) -> String {
-        format!("pshub:{}:{}:{}", self.flow, self.step, self.business_key)
+        format!(
+            "pshub:{}:{}:{}",
+            self.flow,
+            self.base_step(),
+            self.business_key
+        )
+    }
+
+    /// Whether the step repeats another for a second system (a shadow ERP's copy): its
+    /// success is not the work's, and it is neither counted nor published.
+    pub fn is_copy(&self) -> bool {
+        self.step.contains('@')
+    }
+
+    /// The step's name without the system it was repeated for.
+    pub fn base_step(&self) -> &str {
+        self.step
+            .split_once('@')
+            .map_or(&self.step, |(base, _)| base)
     }
 
     /// Its name where operators see it: `time_to_bill.post_line`.
