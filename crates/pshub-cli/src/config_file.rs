@@ -895,6 +895,71 @@ mod tests {
     }
 
     #[test]
+    fn route_errors_name_their_lines_and_good_routes_reach_the_engine() {
+        let path = write(
+            "routes-bad",
+            "[connectors.legacy]\nkind = \"legacy_table\"\nurl = \"postgres://root@127.0.0.1/x\"\ntable = \"lines; drop\"\n\n[[routes]]\nlegal_entity = \"DE01\"\nerp = \"sap\"\n\n[[routes]]\nname = \"fr\"\nlegal_entity = \"FR01\"\nerp = \"legacy\"\nmode = \"shadow\"\n\n[[routes]]\nname = \"fr\"\nerp = \"legacy\"\nmode = \"copy\"\nshadow = \"legacy\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let has = |text: &str| errors.iter().any(|e| e.contains(text));
+        assert!(
+            has(":2: [connectors.legacy] table 'lines; drop' is not a table name"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":8: [[routes]] route-1: erp 'sap' names no [connectors.sap] table"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":13: [[routes]] fr: mode = \"shadow\" needs shadow"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":18: [[routes]] name 'fr' is given twice"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":19: [[routes]] fr: mode 'copy' is not primary or shadow"),
+            "{errors:?}"
+        );
+        assert!(
+            has(":20: [[routes]] fr: shadow is given, but mode is not \"shadow\""),
+            "{errors:?}"
+        );
+
+        let path = write(
+            "routes-good",
+            "[erp]\nconnector = \"legacy\"\n\n[connectors.legacy]\nkind = \"legacy_table\"\nurl = \"postgres://root@127.0.0.1/x\"\ntable = \"erp.lines\"\n\n[[routes]]\nname = \"wave-1\"\nlegal_entity = [\"DE01\", \"AT01\"]\nservice_line = \"advisory\"\nerp = \"erp\"\nmode = \"shadow\"\nshadow = \"legacy\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap();
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.erp_system, "legacy");
+        assert_eq!(config.routes.len(), 1);
+        let route = &config.routes[0];
+        assert_eq!(route.name, "wave-1");
+        assert_eq!(route.legal_entities, ["DE01", "AT01"]);
+        assert_eq!(route.service_lines, ["advisory"]);
+        assert_eq!(route.shadow.as_deref(), Some("legacy"));
+        let key = |entity, line| pshub_engine::config::RouteKey {
+            legal_entity: Some(entity),
+            region: Some("emea"),
+            service_line: Some(line),
+        };
+        let routed = config.route(&key("AT01", "advisory"));
+        assert_eq!(
+            (routed.route, routed.erp, routed.shadow),
+            (Some("wave-1"), "erp", Some("legacy"))
+        );
+        let routed = config.route(&key("AT01", "audit"));
+        assert_eq!(
+            (routed.route, routed.erp),
+            (None, "legacy"),
+            "no match: the default ERP"
+        );
+    }
+
+    #[test]
     fn connector_errors_name_their_lines() {
         let path = write(
             "connectors",
@@ -1006,6 +1071,34 @@ mod example {
                 .any(|e| e.contains("PSHUB_TRYTON_PASSWORD is not set")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn the_routing_example_routes_its_waves_and_defaults_to_the_legacy_erp() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/routing.toml");
+        let raw = std::fs::read_to_string(&path).unwrap();
+        let vars = |name: &str| match name {
+            "PSHUB_LEGACY_URL" => Some("postgres://root@127.0.0.1:5432/legacy".to_string()),
+            "PSHUB_TRYTON_URL" => Some("http://127.0.0.1:8000".to_string()),
+            _ => Some("x".to_string()),
+        };
+        let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.erp_system, "legacy");
+        let names: Vec<_> = file.connectors().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["legacy", "tryton"]);
+        let of = |entity| {
+            let routed = config.route(&pshub_engine::config::RouteKey {
+                legal_entity: Some(entity),
+                region: Some("emea"),
+                service_line: Some("advisory"),
+            });
+            (routed.erp.to_string(), routed.shadow.map(str::to_string))
+        };
+        assert_eq!(of("DE01"), ("tryton".into(), None));
+        assert_eq!(of("FR01"), ("legacy".into(), Some("tryton".into())));
+        assert_eq!(of("US01"), ("legacy".into(), None));
     }
 
     #[test]

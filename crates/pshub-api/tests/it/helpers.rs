@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub engine: Arc<Engine>,
     pub sandbox: Arc<Sandbox>,
+    /// A second ERP (`erp2`, a sandbox of its own), for routing tests.
+    pub erp2: Option<Arc<Sandbox>>,
     pub dir: std::path::PathBuf,
     /// The PostgreSQL database of the test, dropped after the hub.
     database: Option<TestDatabase>,
@@ -95,12 +97,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
+    spawn(backend, config, None).await
+}
+
+/// A hub with two ERPs: the sandbox's `erp` and a second sandbox's ERP as `erp2`.
+pub async fn spawn_app_with_two_erps(backend: Backend, config: Config) -> TestApp {
+    spawn(backend, config, Some(Sandbox::in_memory())).await
+}
+
+async fn spawn(backend: Backend, config: Config, erp2: Option<Arc<Sandbox>>) -> TestApp {
     let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("pshub-api-test-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (store, database) = backend.create(&dir);
     let sandbox = Sandbox::in_memory();
-    let engine = open_engine(store, &config, &sandbox);
+    let engine = open_engine(store, &config, &sandbox, erp2.as_ref());
     let token = add_token(&engine, "admin", "test admin");
     let (address, server) = start_server(&engine, &sandbox).await;
     TestApp {
@@ -109,6 +120,7 @@ pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
         client: reqwest::Client::new(),
         engine,
         sandbox,
+        erp2,
         dir,
         database,
         backend,
@@ -117,13 +129,21 @@ pub async fn spawn_app_with(backend: Backend, config: Config) -> TestApp {
     }
 }
 
-fn open_engine(store: Arc<dyn Store>, config: &Config, sandbox: &Arc<Sandbox>) -> Arc<Engine> {
-    Engine::open(
-        store,
-        config.clone(),
-        InProcess::systems(sandbox, Systems::default()),
-    )
-    .expect("engine opens")
+fn open_engine(
+    store: Arc<dyn Store>,
+    config: &Config,
+    sandbox: &Arc<Sandbox>,
+    erp2: Option<&Arc<Sandbox>>,
+) -> Arc<Engine> {
+    let mut systems = InProcess::systems(sandbox, Systems::default());
+    if let Some(erp2) = erp2 {
+        let port = InProcess {
+            sandbox: erp2.clone(),
+            system: System::Erp,
+        };
+        systems = systems.with("erp2", pshub_engine::Port::Erp(Arc::new(port)));
+    }
+    Engine::open(store, config.clone(), systems).expect("engine opens")
 }
 
 type Server = (
@@ -201,6 +221,7 @@ impl TestApp {
                 self.backend.reopen(&self.dir, self.database.as_ref()),
                 &self.config,
                 &self.sandbox,
+                self.erp2.as_ref(),
             ),
         );
         drop(old);

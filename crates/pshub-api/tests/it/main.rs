@@ -18,6 +18,7 @@ mod opportunity;
 mod payroll;
 mod resources;
 mod restart;
+mod routing;
 mod systems_of_record;
 mod time_to_bill;
 mod workers;
@@ -46,6 +47,10 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    routing: [
+        work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_copy,
+        a_reload_moves_new_work_only_and_a_reversal_follows_its_line,
+    ],
     leakage: [
         the_leakage_report_finds_each_kind_with_its_amount_per_currency,
     ],
