@@ -50,7 +50,58 @@ pub struct Delivered {
     pub held_back_until: Option<Instant>,
 }
 
-impl Round<'_> {
+/// The part of a round that calls the system. It borrows nothing of the round, so that a
+/// batching connector's call can run on a thread of its own while the next round is
+/// claimed and built (the engine's pipelined delivery).
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub system: &'a str,
+    pub port: &'a Port,
+    pub leases: &'a LeaseKeeper,
+    pub node: i64,
+    /// Whether the call holds its steps' leases itself; else its caller holds them.
+    pub holds_leases: bool,
+}
+
+impl<'a> Round<'a> {
+    pub fn caller(&self) -> Caller<'a> {
+        Caller {
+            system: self.system,
+            port: self.port,
+            leases: self.leases,
+            node: self.node,
+            holds_leases: true,
+        }
+    }
+
+    /// The round's size as the breaker allows it: `None` while it holds calls back.
+    fn permitted(&self, limit: u32) -> std::result::Result<u32, Instant> {
+        match self.breaker.permit(Instant::now()) {
+            Permit::Calls => Ok(limit),
+            Permit::Probe => Ok(1),
+            Permit::Wait(until) => Err(until),
+        }
+    }
+
+    fn claim_request(&self, limit: u32) -> ClaimRequest {
+        ClaimRequest {
+            system: self.system.to_string(),
+            now_ms: Utc::now().timestamp_millis(),
+            limit,
+            owner: self.node,
+            lease_ms: i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000),
+        }
+    }
+
+    /// Claims up to `limit` due steps, as many as the breaker allows (none while it holds
+    /// calls back, with until when).
+    pub fn claim(&self, limit: u32) -> Result<(Vec<Claimed>, Option<Instant>)> {
+        match self.permitted(limit) {
+            Ok(limit) => Ok((self.store.claim_steps(&self.claim_request(limit))?, None)),
+            Err(until) => Ok((Vec::new(), Some(until))),
+        }
+    }
+
     /// Runs up to `limit` due steps and records how they went. `carried` are steps claimed
     /// with the previous round's outcomes (none: claim now). With `claim_next`, the next
     /// round's steps are claimed in the same write as this round's outcomes, and returned.
@@ -60,11 +111,9 @@ impl Round<'_> {
         carried: Vec<Claimed>,
         claim_next: bool,
     ) -> Result<(Delivered, Vec<Claimed>)> {
-        let permit = self.breaker.permit(Instant::now());
-        let limit = match permit {
-            Permit::Calls => limit,
-            Permit::Probe => 1,
-            Permit::Wait(until) => {
+        let limit = match self.permitted(limit) {
+            Ok(limit) => limit,
+            Err(until) => {
                 // Steps carried over keep their lease until it lapses; the breaker says wait.
                 let held = Delivered {
                     steps: 0,
@@ -73,17 +122,8 @@ impl Round<'_> {
                 return Ok((held, carried));
             }
         };
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(5_000);
-        let (system, owner) = (self.system, self.node);
-        let claim_now = move || ClaimRequest {
-            system: system.to_string(),
-            now_ms: Utc::now().timestamp_millis(),
-            limit,
-            owner,
-            lease_ms,
-        };
         let claimed = if carried.is_empty() {
-            self.store.claim_steps(&claim_now())?
+            self.store.claim_steps(&self.claim_request(limit))?
         } else {
             carried
         };
@@ -91,7 +131,20 @@ impl Round<'_> {
             return Ok((Delivered::default(), Vec::new()));
         }
         let requests = self.requests(&claimed)?;
-        let outcomes = self.outcomes(&claimed, &requests);
+        let outcomes = self.caller().outcomes(&claimed, &requests);
+        self.finish(limit, &claimed, &requests, outcomes, claim_next)
+    }
+
+    /// Records the outcomes of `claimed` in one commit; with `claim_next`, claims up to
+    /// `limit` steps of the next round in the same write and returns them.
+    pub fn finish(
+        &mut self,
+        limit: u32,
+        claimed: &[Claimed],
+        requests: &[std::result::Result<Request, String>],
+        outcomes: Vec<Outcome>,
+        claim_next: bool,
+    ) -> Result<(Delivered, Vec<Claimed>)> {
         let answered = outcomes.iter().any(|o| !o.is_failure());
         self.breaker.record(!answered, Instant::now());
         let mut commit = Commit {
@@ -102,7 +155,7 @@ impl Round<'_> {
         let mut done = Vec::new();
         let mut posted = (0, 0);
         let mut posted_lines = Vec::new();
-        for ((claimed, request), outcome) in claimed.iter().zip(&requests).zip(outcomes) {
+        for ((claimed, request), outcome) in claimed.iter().zip(requests).zip(outcomes) {
             if matches!(outcome, Outcome::Done(_)) {
                 done.push(claimed.step.qualified_name());
                 if let (Ok(Request::PostLine(line)), false) = (request, claimed.step.is_copy()) {
@@ -136,7 +189,8 @@ impl Round<'_> {
         let commit = std::sync::Arc::new(commit);
         let claim_next = claim_next && self.breaker.permit(Instant::now()) == Permit::Calls;
         let (committed, next) = if claim_next {
-            self.store.commit_and_claim(&commit, &claim_now())
+            self.store
+                .commit_and_claim(&commit, &self.claim_request(limit))
         } else {
             (self.store.commit(&commit), Ok(Vec::new()))
         };
@@ -170,7 +224,7 @@ impl Round<'_> {
     }
 
     /// Each claimed step's request, built by its flow.
-    fn requests(
+    pub fn requests(
         &mut self,
         claimed: &[Claimed],
     ) -> Result<Vec<std::result::Result<Request, String>>> {
@@ -197,78 +251,6 @@ impl Round<'_> {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err("no request".into())))
             .collect())
-    }
-
-    /// Each step's outcome: asked first where an earlier attempt may have been applied,
-    /// then called.
-    fn outcomes(
-        &self,
-        claimed: &[Claimed],
-        requests: &[std::result::Result<Request, String>],
-    ) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; claimed.len()];
-        let unsure: Vec<usize> = (0..claimed.len())
-            .filter(|&i| {
-                requests[i].is_ok() && (claimed[i].step.outcome_unknown || claimed[i].taken_over)
-            })
-            .collect();
-        if !unsure.is_empty() {
-            let keys: Vec<String> = unsure
-                .iter()
-                .map(|&i| claimed[i].step.idempotency_key())
-                .collect();
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let found = self.port.lookup(&keys);
-            for (i, answer) in unsure.iter().zip(found) {
-                outcomes[*i] = match answer {
-                    Lookup::Applied(result) => Some(Outcome::Done(result)),
-                    Lookup::NotApplied => None,
-                    Lookup::Failed(message) => Some(Outcome::Technical {
-                        message: format!("could not ask whether it was applied: {message}"),
-                        retry_after: None,
-                    }),
-                };
-            }
-        }
-        let mut to_call = Vec::new();
-        let mut called_at = Vec::new();
-        for (i, request) in requests.iter().enumerate() {
-            match (request, &outcomes[i]) {
-                (Ok(request), None) => {
-                    to_call.push(request.clone());
-                    called_at.push(i);
-                }
-                (Err(why), None) => outcomes[i] = Some(Outcome::technical(why.clone())),
-                _ => {}
-            }
-        }
-        if !to_call.is_empty() {
-            let ids: Vec<i64> = called_at.iter().map(|&i| claimed[i].step.id).collect();
-            let answers = self.call_renewing(&to_call, &ids);
-            for (i, answer) in called_at.into_iter().zip(answers) {
-                outcomes[i] = Some(answer);
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::technical("no answer")))
-            .collect()
-    }
-
-    /// Calls the system, with the steps' leases renewed while the call runs. A call that
-    /// panics has an unknown outcome: it may have reached the system.
-    fn call_renewing(&self, requests: &[Request], step_ids: &[i64]) -> Vec<Outcome> {
-        let _held = self.leases.hold(step_ids.to_vec(), self.node);
-        let (port, system) = (self.port, self.system);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| port.call(system, requests)))
-            .unwrap_or_else(|_| {
-                requests
-                    .iter()
-                    .map(|_| {
-                        Outcome::Unknown(format!("the call to {system} stopped without an answer"))
-                    })
-                    .collect()
-            })
     }
 
     /// Records one step's outcome: done, retried later, dead-lettered or held.
@@ -471,5 +453,81 @@ impl Round<'_> {
             version: 0,
         });
         Ok(())
+    }
+}
+
+impl Caller<'_> {
+    /// Each step's outcome: asked first where an earlier attempt may have been applied,
+    /// then called.
+    pub fn outcomes(
+        &self,
+        claimed: &[Claimed],
+        requests: &[std::result::Result<Request, String>],
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; claimed.len()];
+        let unsure: Vec<usize> = (0..claimed.len())
+            .filter(|&i| {
+                requests[i].is_ok() && (claimed[i].step.outcome_unknown || claimed[i].taken_over)
+            })
+            .collect();
+        if !unsure.is_empty() {
+            let keys: Vec<String> = unsure
+                .iter()
+                .map(|&i| claimed[i].step.idempotency_key())
+                .collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let found = self.port.lookup(&keys);
+            for (i, answer) in unsure.iter().zip(found) {
+                outcomes[*i] = match answer {
+                    Lookup::Applied(result) => Some(Outcome::Done(result)),
+                    Lookup::NotApplied => None,
+                    Lookup::Failed(message) => Some(Outcome::Technical {
+                        message: format!("could not ask whether it was applied: {message}"),
+                        retry_after: None,
+                    }),
+                };
+            }
+        }
+        let mut to_call = Vec::new();
+        let mut called_at = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            match (request, &outcomes[i]) {
+                (Ok(request), None) => {
+                    to_call.push(request.clone());
+                    called_at.push(i);
+                }
+                (Err(why), None) => outcomes[i] = Some(Outcome::technical(why.clone())),
+                _ => {}
+            }
+        }
+        if !to_call.is_empty() {
+            let ids: Vec<i64> = called_at.iter().map(|&i| claimed[i].step.id).collect();
+            let answers = self.call_renewing(&to_call, &ids);
+            for (i, answer) in called_at.into_iter().zip(answers) {
+                outcomes[i] = Some(answer);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::technical("no answer")))
+            .collect()
+    }
+
+    /// Calls the system, with the steps' leases renewed while the call runs. A call that
+    /// panics has an unknown outcome: it may have reached the system.
+    fn call_renewing(&self, requests: &[Request], step_ids: &[i64]) -> Vec<Outcome> {
+        let _held = self
+            .holds_leases
+            .then(|| self.leases.hold(step_ids.to_vec(), self.node));
+        let (port, system) = (self.port, self.system);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| port.call(system, requests)))
+            .unwrap_or_else(|_| {
+                requests
+                    .iter()
+                    .map(|_| {
+                        Outcome::Unknown(format!("the call to {system} stopped without an answer"))
+                    })
+                    .collect()
+            })
     }
 }

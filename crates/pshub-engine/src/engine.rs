@@ -6,14 +6,14 @@
 
 use crate::breaker::{Breaker, BreakerState};
 use crate::config::Config;
-use crate::delivery::{Delivered, Round};
+use crate::delivery::{Caller, Delivered, Round};
 use crate::error::{ActionError, EngineError, Result};
 use crate::flows::Resolution;
 use crate::hub::{Acting, Hub, Incoming, IngestResult};
 use crate::ids::Ids;
 use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
-use crate::ports::{Port, Systems};
+use crate::ports::{Outcome, Port, Systems};
 use crate::store::{Claimed, IdKind, Outbound, Page, StepState, Store, StoreReader};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -46,6 +46,15 @@ const READERS: usize = 4;
 
 /// A worker whose heartbeat is older than this is reported dead by `/healthz`.
 const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30);
+
+type Requests = Vec<std::result::Result<crate::ports::Request, String>>;
+
+/// A round under call on its own thread, with what it was built from.
+struct InFlight<'scope> {
+    claimed: Vec<Claimed>,
+    requests: Requests,
+    call: std::thread::ScopedJoinHandle<'scope, Vec<crate::ports::Outcome>>,
+}
 
 struct Core {
     hub: Mutex<Hub>,
@@ -795,7 +804,31 @@ impl Core {
         .run(limit, carried, claim_next)
     }
 
+    /// A system's delivery round, with its reader locked for as long as `f` runs.
+    fn with_round<R>(&self, system: &str, f: impl FnOnce(&mut Round<'_>) -> R) -> Option<R> {
+        let port = self.systems.get(system)?;
+        let breaker = self.breakers.get(system)?;
+        let leases = self.leases.get(system)?;
+        let mut reader = lock(self.round_readers.get(system)?);
+        let mut round = Round {
+            system,
+            port,
+            breaker,
+            store: self.store.as_ref(),
+            reads: reader.as_mut(),
+            ids: &self.ids,
+            config: &self.config,
+            metrics: &self.metrics,
+            node: self.node,
+            leases,
+        };
+        Some(f(&mut round))
+    }
+
     fn delivery_loop(&self, system: &str, stop: &AtomicBool) {
+        if self.config.delivery_pacing.contains_key(system) {
+            return self.pipelined_loop(system, stop);
+        }
         let beat = &self.heartbeats[system];
         let mut seen = 0;
         // Steps claimed together with the last round's outcomes, for the next round.
@@ -838,6 +871,130 @@ impl Core {
                 }
             }
         }
+        beat.store(0, Ordering::Relaxed);
+    }
+
+    /// The delivery of a connector that batches on its own terms (`delivery_pacing`): while
+    /// one round's call runs on a thread of its own, the previous round's outcomes are
+    /// recorded, the next round claimed in the same write, and its requests built; so the
+    /// target never waits for the hub's commit. The steps under call and those claimed
+    /// after them are held (their leases renewed) together.
+    fn pipelined_loop(&self, system: &str, stop: &AtomicBool) {
+        let (Some(port), Some(leases)) = (self.systems.get(system), self.leases.get(system)) else {
+            return;
+        };
+        let caller = Caller {
+            system,
+            port,
+            leases,
+            node: self.node,
+            holds_leases: false,
+        };
+        let beat = &self.heartbeats[system];
+        let (batch, pause) = self.config.pacing(system);
+        let holding = leases.hold(Vec::new(), self.node);
+        let ids = |steps: &[&[Claimed]]| -> Vec<i64> {
+            steps
+                .iter()
+                .flat_map(|s| s.iter().map(|c| c.step.id))
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            // The round claimed and built, to call as soon as the one under call answers.
+            let mut ready: Option<(Vec<Claimed>, Requests)> = None;
+            let mut in_flight: Option<InFlight<'_>> = None;
+            loop {
+                beat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+                let stopping = stop.load(Ordering::Relaxed);
+                // 1. The answers of the round under call.
+                let finished = in_flight.take().map(|f| {
+                    let outcomes = f.call.join().unwrap_or_else(|_| {
+                        let lost = format!("the call to {system} stopped without an answer");
+                        f.claimed
+                            .iter()
+                            .map(|_| Outcome::Unknown(lost.clone()))
+                            .collect()
+                    });
+                    (f.claimed, f.requests, outcomes)
+                });
+                // 2. The next call, at once. On a stop, a round not yet sent is left to lapse.
+                if let Some((claimed, requests)) = ready.take().filter(|_| !stopping) {
+                    let call = {
+                        let (claimed, requests) = (claimed.clone(), requests.clone());
+                        scope.spawn(move || caller.outcomes(&claimed, &requests))
+                    };
+                    in_flight = Some(InFlight {
+                        claimed,
+                        requests,
+                        call,
+                    });
+                }
+                // 3. The answered round recorded, and the round after the one just sent
+                //    claimed in the same write.
+                let mut claimed = Vec::new();
+                let mut small = false;
+                if let Some((answered, requests, outcomes)) = finished {
+                    match self.with_round(system, |r| {
+                        r.finish(batch, &answered, &requests, outcomes, !stopping)
+                    }) {
+                        Some(Ok((delivered, next))) => {
+                            claimed = next;
+                            small = delivered.steps < batch as usize;
+                            self.signal_work();
+                        }
+                        Some(Err(error)) => {
+                            // The outcomes are lost with the commit: the steps' leases lapse
+                            // and their next attempt asks the system first.
+                            tracing::error!(%error, system, "recording a delivery round failed");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                        None => return,
+                    }
+                } else if !stopping {
+                    match self.with_round(system, |r| r.claim(batch)) {
+                        Some(Ok((next, held_back))) => {
+                            if next.is_empty() && in_flight.is_none() {
+                                let wait = held_back
+                                    .map(|u| u.saturating_duration_since(Instant::now()))
+                                    .unwrap_or(Duration::from_millis(250))
+                                    .min(Duration::from_millis(250));
+                                let mut seen = lock(&self.work.0).get(system).copied().unwrap_or(0);
+                                self.wait_for_work(system, &mut seen, wait);
+                                continue;
+                            }
+                            claimed = next;
+                        }
+                        Some(Err(error)) => {
+                            tracing::error!(%error, system, "claiming a delivery round failed");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                        None => return,
+                    }
+                }
+                if stopping && in_flight.is_none() {
+                    break;
+                }
+                holding.replace(ids(&[
+                    in_flight.as_ref().map_or(&[][..], |f| &f.claimed[..]),
+                    &claimed,
+                ]));
+                // 4. Its requests, built while the round before it is under call.
+                if !claimed.is_empty() {
+                    match self.with_round(system, |r| r.requests(&claimed)) {
+                        Some(Ok(requests)) => ready = Some((claimed, requests)),
+                        Some(Err(error)) => {
+                            tracing::error!(%error, system, "building a delivery round failed")
+                        }
+                        None => return,
+                    }
+                } else if small && in_flight.is_none() {
+                    // A round that was not full pauses, so that what comes due meanwhile
+                    // goes in one round.
+                    std::thread::sleep(pause);
+                }
+            }
+        });
+        drop(holding);
         beat.store(0, Ordering::Relaxed);
     }
 

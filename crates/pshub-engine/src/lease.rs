@@ -34,6 +34,17 @@ pub struct LeaseKeeper {
 /// Leases kept while this lives.
 pub struct Holding<'a>(&'a LeaseKeeper);
 
+impl Holding<'_> {
+    /// Holds `steps` instead, on the same renewal schedule (the pipelined delivery holds the
+    /// round under call and the one claimed after it).
+    pub fn replace(&self, steps: Vec<i64>) {
+        if let Some((held, _, _)) = &mut lock(&self.0.shared).steps {
+            *held = steps;
+        }
+        self.0.shared.changed.notify_all();
+    }
+}
+
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
         lock(&self.0.shared).steps = None;
@@ -86,7 +97,8 @@ fn keep(shared: &Shared, store: &dyn Store, system: &str, lease: Duration) {
         if held.closed {
             return;
         }
-        let Some((steps, owner, since)) = &held.steps else {
+        let Some((steps, owner, since)) = held.steps.as_ref().filter(|(s, _, _)| !s.is_empty())
+        else {
             held = shared.changed.wait(held).unwrap_or_else(|p| p.into_inner());
             continue;
         };
