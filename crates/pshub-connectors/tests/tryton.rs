@@ -406,19 +406,43 @@ fn each_ended_period_gets_one_posted_invoice_and_late_lines_go_on_the_next() {
     );
     assert!(december[0]["invoice_line"].is_null());
 
-    // An invoiced line is locked: its reversal is refused, naming the invoice.
+    // An invoiced line is locked: its reversal is a credit on the next invoice.
     let posted = t.read(
         "timesheet.line",
         json!([["description", "=", "pshub:OCT-1:1"]]),
         &[],
     );
     let mut reversal = dated("OCT-1", "P-1", day(2026, 10, 1), "-1");
+    reversal.idempotency_key = "pshub:time_to_bill:post_line:time:OCT-1:2".into();
     reversal.posting = 2;
+    reversal.kind = "reversal";
     reversal.reverses_erp_id = Some(posted[0]["id"].to_string());
-    match &t.erp.post_lines(&[reversal])[0] {
-        Outcome::Rejected(reason) => assert!(reason.contains("invoice"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
+    let credit = done(&t.erp.post_lines(std::slice::from_ref(&reversal))[0]);
+    assert!(credit.starts_with("invoice_line:"), "{credit}");
+    assert_eq!(
+        done(&t.erp.post_lines(&[reversal])[0]),
+        credit,
+        "sent again: the same credit"
+    );
+    // October and November are invoiced: the credit waits for December's invoice.
+    assert!(t.erp.invoice_due(today, &|_, _| false).is_empty());
+    let passes = t.erp.invoice_due(day(2027, 1, 1), &|_, _| false);
+    assert_eq!(passes.len(), 1, "{passes:?}");
+    let next = passes[0].2.clone().unwrap().unwrap();
+    assert_eq!(next.reference, "pshub:P-1:2026-12");
+    // DEC-1's 3 hours, less the hour credited, at 150.00.
+    assert_eq!(next.untaxed_amount, d("300.00"));
+    let lines = t.read(
+        "account.invoice.line",
+        json!([["invoice", "=", next.id]]),
+        &["quantity", "description"],
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["description"] == "pshub:OCT-1:2" && l["quantity"].as_f64() == Some(-1.0)),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -457,24 +481,111 @@ fn a_draft_left_by_a_crash_before_its_reference_is_posted_not_doubled() {
     );
 }
 
+/// An expense (`entry`, `amount`) or a milestone (`entry` = `<contract>:<milestone>`).
+fn charge(
+    kind: &'static str,
+    entry: &str,
+    project: &str,
+    on: NaiveDate,
+    amount: &str,
+) -> LinePosting {
+    LinePosting {
+        idempotency_key: format!("pshub:time_to_bill:post_line:{kind}:{entry}:1"),
+        kind,
+        source_id: entry.rsplit(':').next().unwrap().into(),
+        quantity: Decimal::ONE,
+        rate: d(amount),
+        amount: d(amount),
+        role: None,
+        billing_class: kind.into(),
+        ..dated(entry, project, on, "1")
+    }
+}
+
 #[test]
-fn an_expense_line_is_refused_with_the_reason_and_nothing_reaches_tryton() {
+fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
     let t = setup();
     done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
-    let mut expense = line("EX-1", 1, "P-1", "W-1", "1");
-    expense.kind = "expense";
-    expense.role = None;
-    match &t.erp.post_lines(&[expense])[0] {
-        Outcome::Rejected(reason) => assert!(
-            reason.contains("expense") && reason.contains("Expense"),
-            "{reason}"
-        ),
-        other => panic!("{other:?}"),
-    }
-    assert!(t.read("timesheet.line", json!([]), &[]).is_empty());
+    let lines = [
+        dated("T-1", "P-1", day(2026, 10, 5), "2"),
+        charge("expense", "X-1", "P-1", day(2026, 10, 6), "120.50"),
+        charge("milestone", "K-1:M-1", "P-1", day(2026, 10, 7), "5000"),
+    ];
+    let first: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
+    assert!(first[1].starts_with("invoice_line:") && first[2].starts_with("invoice_line:"));
+    let again: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
+    assert_eq!(again, first, "sent again: found by their descriptions");
+    let keys: Vec<&str> = lines.iter().map(|l| l.idempotency_key.as_str()).collect();
+    let found = t.erp.lookup(&keys);
+    assert_eq!(found[2], Lookup::Applied(first[2].clone()), "{found:?}");
+    let standalone = t.read(
+        "account.invoice.line",
+        json!([["description", "like", "pshub:%"]]),
+        &["description", "product.name", "unit_price", "invoice"],
+    );
+    assert_eq!(standalone.len(), 2, "{standalone:?}");
     assert!(
-        t.read("project.work", json!([["type", "=", "task"]]), &[])
-            .is_empty()
+        standalone
+            .iter()
+            .any(|l| l["description"] == "pshub:K-1:M-1:1" && l["product."]["name"] == "Milestone")
+    );
+    assert!(standalone.iter().all(|l| l["invoice"].is_null()));
+
+    // A reversal before invoicing deletes the expense line.
+    let mut reversal = charge("expense", "X-2", "P-1", day(2026, 10, 8), "-40");
+    let posted = done(
+        &t.erp
+            .post_lines(&[charge("expense", "X-2", "P-1", day(2026, 10, 8), "40")])[0],
+    );
+    reversal.idempotency_key = "pshub:time_to_bill:post_line:expense:X-2:2".into();
+    reversal.posting = 2;
+    reversal.kind = "reversal";
+    reversal.reverses_erp_id = Some(posted);
+    assert!(done(&t.erp.post_lines(&[reversal])[0]).starts_with("deleted:"));
+    assert!(
+        t.read(
+            "account.invoice.line",
+            json!([["description", "=", "pshub:X-2:1"]]),
+            &[]
+        )
+        .is_empty()
+    );
+
+    let period = pshub_connectors::tryton::invoicing::Period::parse("2026-10").unwrap();
+    let invoice = t.erp.invoice_period("P-1", period).unwrap().unwrap();
+    assert_eq!(invoice.state, "posted");
+    // 2 hours at 150.00, the expense and the milestone.
+    assert_eq!(invoice.untaxed_amount, d("5420.50"));
+    let on_invoice = t.read(
+        "account.invoice.line",
+        json!([["invoice", "=", invoice.id]]),
+        &["product.name"],
+    );
+    let mut products: Vec<&str> = on_invoice
+        .iter()
+        .filter_map(|l| l["product."]["name"].as_str())
+        .collect();
+    products.sort_unstable();
+    assert_eq!(products, ["Consulting hour", "Expense", "Milestone"]);
+
+    // A project whose month holds only an expense gets an invoice of its own.
+    done(&t.erp.provision_project(&ProjectRequest {
+        customer_id: "C-3".into(),
+        ..project("P-3", "P-3", "EUR")
+    }));
+    done(
+        &t.erp
+            .post_lines(&[charge("expense", "X-3", "P-3", day(2026, 10, 9), "75")])[0],
+    );
+    let own = t.erp.invoice_period("P-3", period).unwrap().unwrap();
+    assert_eq!(
+        (own.state.as_str(), own.untaxed_amount),
+        ("posted", d("75"))
+    );
+    assert_eq!(own.reference, "pshub:P-3:2026-10");
+    assert_eq!(
+        t.erp.invoice_period("P-3", period).unwrap().unwrap().id,
+        own.id
     );
 }
 

@@ -8,7 +8,8 @@
 //! so a crash between create and post posts the same draft; a draft that a crash left
 //! without its reference is found again through its lines. A line posted after its period
 //! was invoiced waits for the next period that is not, so a closed period never gets a
-//! second invoice.
+//! second invoice. Expenses, milestones and credits are standalone invoice lines
+//! (`invoice_lines`) that the period's invoice takes when it is made.
 
 use super::client::{Rpc, RpcError};
 use super::mapping::{date, ids, invoice_reference, read_decimal};
@@ -146,7 +147,12 @@ impl Tryton {
             return Err(RpcError::User(format!("{period} is not a period")));
         };
         let reference = invoice_reference(project_code, &period.to_string());
+        let standalone = self.open_standalone(project_code, up_to)?;
         if let Some(invoice) = self.invoice_of(project_code, period)? {
+            // A draft that a crash left before it was posted still takes what is open.
+            if invoice.state == "draft" {
+                self.attach(invoice.id, &standalone)?;
+            }
             return self.finish(invoice).map(Some);
         }
         let lines = self.lines_up_to(project, up_to)?;
@@ -157,16 +163,20 @@ impl Tryton {
                 .then(|| invoice["id"].as_i64())
                 .flatten()
         });
-        let invoice = match orphan {
-            Some(id) => id,
-            None => {
-                let Some(open) = lines
-                    .iter()
-                    .find(|l| l["invoice_line"].is_null())
-                    .and_then(|l| l["id"].as_i64())
-                else {
-                    return Ok(None);
-                };
+        let open = lines
+            .iter()
+            .find(|l| l["invoice_line"].is_null())
+            .and_then(|l| l["id"].as_i64());
+        let orphan = match orphan {
+            Some(id) => Some(id),
+            None => self.standalone_orphan(project_code)?,
+        };
+        let invoice = match (orphan, open) {
+            (Some(id), _) => id,
+            // Only expenses, milestones or credits: an invoice of their own.
+            (None, None) if !standalone.is_empty() => self.new_invoice(project)?,
+            (None, None) => return Ok(None),
+            (None, Some(open)) => {
                 self.client.model(
                     "project.work",
                     "write",
@@ -189,6 +199,7 @@ impl Tryton {
                 })?
             }
         };
+        self.attach(invoice, &standalone)?;
         self.client.model(
             "account.invoice",
             "write",
@@ -401,6 +412,11 @@ impl Tryton {
                 Some((code.clone(), Period::of(day)))
             })
             .collect();
+        for (code, day) in self.open_standalone_days()? {
+            if day <= to && from.is_none_or(|from| day >= from) {
+                open.push((code, Period::of(day)));
+            }
+        }
         open.sort();
         open.dedup();
         Ok(open)

@@ -26,6 +26,7 @@
 
 pub mod client;
 pub mod config;
+pub mod invoice_lines;
 pub mod invoicing;
 pub mod local;
 pub mod mapping;
@@ -66,6 +67,11 @@ struct Known {
     tasks: HashMap<(i64, String), i64>,
     /// Worker id to `company.employee` id.
     employees: HashMap<String, i64>,
+    /// Products of standalone invoice lines, by name.
+    billed: HashMap<String, invoice_lines::Billed>,
+    /// Project id to its party's id.
+    parties: HashMap<i64, i64>,
+    currency_id: Option<i64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,7 +108,10 @@ fn first(value: &Value, what: &str) -> Rpc<i64> {
 /// Lines ready to create: the answers known already, and the lines to create.
 struct Prepared {
     answers: Vec<Option<Outcome>>,
+    /// Timesheet lines to create.
     new: Vec<NewLine>,
+    /// Standalone invoice lines to create: expenses, milestones, credits.
+    standalone: Vec<NewLine>,
 }
 
 impl Prepared {
@@ -111,11 +120,27 @@ impl Prepared {
         Prepared {
             answers: vec![Some(answer); len],
             new: Vec::new(),
+            standalone: Vec::new(),
         }
     }
 }
 
 /// A posted line that is new to Tryton, with its values.
+/// A line's `description` in Tryton: the entry and posting its key names
+/// (`pshub:<entry_id>:<n>`; a milestone's entry is `<contract>:<milestone>`).
+fn description_of(line: &LinePosting) -> String {
+    match line_of_key(&line.idempotency_key) {
+        Some((entry, posting)) => line_description(entry, posting),
+        None => line_description(&line.source_id, line.posting),
+    }
+}
+
+/// How a reversal goes: done (its line deleted), or a credit line to create.
+enum Reversed {
+    Done(String),
+    Credit(Value),
+}
+
 struct NewLine {
     at: usize,
     project_code: String,
@@ -448,10 +473,7 @@ impl Tryton {
     fn prepare(&self, lines: &[LinePosting]) -> Prepared {
         let started = Instant::now();
         let mut answers: Vec<Option<Outcome>> = vec![None; lines.len()];
-        let descriptions: Vec<String> = lines
-            .iter()
-            .map(|l| line_description(&l.source_id, l.posting))
-            .collect();
+        let descriptions: Vec<String> = lines.iter().map(description_of).collect();
         // Within the lines' dates: Tryton indexes lines by date, not by description, so
         // the lookup reads the lines of those days rather than the whole table.
         let first_day = lines.iter().map(|l| l.date).min();
@@ -461,29 +483,70 @@ impl Tryton {
             domain.push(json!(["date", ">=", date(first_day)]));
             domain.push(json!(["date", "<=", date(last_day)]));
         }
-        let found = match self.lines_by_description(Value::Array(domain)) {
-            Ok(found) => found,
+        let mut found = match self.lines_by_description(Value::Array(domain)) {
+            Ok(found) => found
+                .into_iter()
+                .map(|(d, id)| (d, id.to_string()))
+                .collect::<HashMap<_, _>>(),
             Err(error) => {
                 return Prepared::all(lines.len(), outcome::<()>(Err(error), |_| String::new()));
             }
         };
+        // Expenses, milestones and reversals may be standalone invoice lines.
+        let others: Vec<&str> = lines
+            .iter()
+            .zip(&descriptions)
+            .filter(|(l, _)| l.kind != "time")
+            .map(|(_, d)| d.as_str())
+            .collect();
+        if !others.is_empty() {
+            match self.standalone_by_description(&others) {
+                Ok(more) => found.extend(more),
+                Err(error) => {
+                    return Prepared::all(
+                        lines.len(),
+                        outcome::<()>(Err(error), |_| String::new()),
+                    );
+                }
+            }
+        }
         let mut new = Vec::new();
+        let mut standalone = Vec::new();
         for (at, line) in lines.iter().enumerate() {
             if let Some(id) = found.get(&descriptions[at]) {
-                answers[at] = Some(Outcome::Done(id.to_string()));
+                answers[at] = Some(Outcome::Done(id.clone()));
                 continue;
             }
-            if let Some(original) = &line.reverses_erp_id {
-                answers[at] = Some(outcome(self.reverse(original), |id| id));
-                continue;
-            }
-            match self.line_values(line, &descriptions[at]) {
-                Ok(values) => new.push(NewLine {
-                    at,
-                    project_code: line.project_code.clone(),
-                    date: line.date,
-                    values,
-                }),
+            let values = match &line.reverses_erp_id {
+                Some(original) => match self.reverse(line, original, &descriptions[at]) {
+                    Ok(Reversed::Done(id)) => {
+                        answers[at] = Some(Outcome::Done(id));
+                        continue;
+                    }
+                    Ok(Reversed::Credit(values)) => Ok((true, values)),
+                    Err(error) => Err(error),
+                },
+                None if line.kind == "time" => self
+                    .line_values(line, &descriptions[at])
+                    .map(|v| (false, v)),
+                None => self
+                    .charge_values(line, &descriptions[at])
+                    .map(|v| (true, v)),
+            };
+            match values {
+                Ok((is_standalone, values)) => {
+                    let line = NewLine {
+                        at,
+                        project_code: line.project_code.clone(),
+                        date: line.date,
+                        values,
+                    };
+                    if is_standalone {
+                        standalone.push(line);
+                    } else {
+                        new.push(line);
+                    }
+                }
                 Err(error) => answers[at] = Some(outcome::<()>(Err(error), |_| String::new())),
             }
         }
@@ -493,21 +556,32 @@ impl Tryton {
             prepare_ms = started.elapsed().as_millis() as u64,
             "lines looked up in Tryton"
         );
-        Prepared { answers, new }
+        Prepared {
+            answers,
+            new,
+            standalone,
+        }
     }
 
-    /// Creates `new` in one call; a batch that Tryton refuses is split in halves until the
-    /// refused lines are alone, so one bad line never holds back the others.
-    fn create_lines(&self, new: &[NewLine], answers: &mut [Option<Outcome>]) {
+    /// Creates `new` as `model` records in one call; a batch that Tryton refuses is split in
+    /// halves until the refused lines are alone, so one bad line never holds back the
+    /// others. `answer` turns an id into the step's result.
+    fn create_lines(
+        &self,
+        model: &str,
+        new: &[NewLine],
+        answers: &mut [Option<Outcome>],
+        answer: fn(i64) -> String,
+    ) {
         if new.is_empty() {
             return;
         }
         let values = new.iter().map(|n| n.values.clone()).collect();
-        match self.create("timesheet.line", values) {
+        match self.create(model, values) {
             Ok(ids) if ids.len() == new.len() => {
                 for (line, id) in new.iter().zip(ids) {
                     self.touched(&line.project_code, line.date);
-                    answers[line.at] = Some(Outcome::Done(id.to_string()));
+                    answers[line.at] = Some(Outcome::Done(answer(id)));
                 }
             }
             Ok(ids) => {
@@ -518,8 +592,8 @@ impl Tryton {
             }
             Err(RpcError::User(_)) if new.len() > 1 => {
                 let (left, right) = new.split_at(new.len() / 2);
-                self.create_lines(left, answers);
-                self.create_lines(right, answers);
+                self.create_lines(model, left, answers, answer);
+                self.create_lines(model, right, answers, answer);
             }
             Err(error) => {
                 for line in new {
@@ -529,18 +603,25 @@ impl Tryton {
         }
     }
 
+    /// The hub's standalone invoice lines among `descriptions`: their ids as answered.
+    fn standalone_by_description(&self, descriptions: &[&str]) -> Rpc<HashMap<String, String>> {
+        let rows = self.search_read(
+            "account.invoice.line",
+            json!([["description", "in", descriptions]]),
+            &["description"],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r["description"].as_str()?.to_string(),
+                    invoice_lines::standalone_id(r["id"].as_i64()?),
+                ))
+            })
+            .collect())
+    }
+
     fn line_values(&self, line: &LinePosting, description: &str) -> Rpc<Value> {
-        if line.kind != "time" {
-            return refused(format!(
-                "the Tryton connector posts time as timesheet lines; {} lines (invoice lines with the {} product) are not posted to Tryton yet",
-                line.kind,
-                if line.kind == "milestone" {
-                    &self.config.milestone_product
-                } else {
-                    &self.config.expense_product
-                }
-            ));
-        }
         self.in_company_currency(&line.project_code, line.currency.code())?;
         let Some(project) = self.project(&line.project_code)? else {
             return refused(format!(
@@ -577,9 +658,20 @@ impl Tryton {
         }))
     }
 
-    /// Withdraws a posted line: deleted while it is not invoiced. Answers an id for the
-    /// reversal (`deleted:<id>`), also when an earlier attempt already deleted it.
-    fn reverse(&self, original: &str) -> Rpc<String> {
+    /// Withdraws a posted line: deleted while it is not invoiced (answered `deleted:<id>`,
+    /// also when an earlier attempt already deleted it); once invoiced, where Tryton locks
+    /// it, credited on the project's next invoice.
+    fn reverse(&self, reversal: &LinePosting, original: &str, description: &str) -> Rpc<Reversed> {
+        if let Some(id) = invoice_lines::standalone_of(original) {
+            return match self.reverse_standalone(id)? {
+                Some(done) => Ok(Reversed::Done(done)),
+                None => Ok(Reversed::Credit(self.standalone_credit_values(
+                    reversal,
+                    id,
+                    description,
+                )?)),
+            };
+        }
         let done = format!("deleted:{original}");
         let Ok(id) = original.parse::<i64>() else {
             return refused(format!("'{original}' is not a Tryton timesheet line id"));
@@ -590,16 +682,18 @@ impl Tryton {
             &["invoice_line.invoice"],
         )?;
         let Some(row) = read.first() else {
-            return Ok(done);
+            return Ok(Reversed::Done(done));
         };
-        if let Some(invoice) = row["invoice_line."]["invoice"].as_i64() {
-            return refused(format!(
-                "timesheet line {id} is on Tryton invoice {invoice}, where it is locked: its reversal needs a credit on the next invoice"
-            ));
+        if row["invoice_line."]["invoice"].as_i64().is_some() {
+            return Ok(Reversed::Credit(self.credit_values(
+                reversal,
+                id,
+                description,
+            )?));
         }
         self.client
             .model("timesheet.line", "delete", vec![json!([id])])?;
-        Ok(done)
+        Ok(Reversed::Done(done))
     }
 
     /// Whether each key is in Tryton: lines by their description, projects by comment.
@@ -619,9 +713,20 @@ impl Tryton {
         if !lines.is_empty() {
             let wanted: BTreeSet<&str> = lines.iter().map(|(_, d)| d.as_str()).collect();
             let found = self.lines_by_description(json!([["description", "in", wanted]]))?;
+            let wanted: Vec<&str> = wanted
+                .into_iter()
+                .filter(|d| !found.contains_key(*d))
+                .collect();
+            let standalone = if wanted.is_empty() {
+                HashMap::new()
+            } else {
+                self.standalone_by_description(&wanted)?
+            };
             for (at, description) in &lines {
                 if let Some(id) = found.get(description) {
                     answers[*at] = Lookup::Applied(id.to_string());
+                } else if let Some(id) = standalone.get(description) {
+                    answers[*at] = Lookup::Applied(id.clone());
                 }
             }
         }
@@ -678,8 +783,19 @@ impl Erp for Tryton {
         self.settle();
         let mut prepared = self.prepare(lines);
         let started = Instant::now();
-        for batch in prepared.new.chunks(self.config.batch_size as usize) {
-            self.create_lines(batch, &mut prepared.answers);
+        let size = self.config.batch_size as usize;
+        for batch in prepared.new.chunks(size) {
+            self.create_lines("timesheet.line", batch, &mut prepared.answers, |id| {
+                id.to_string()
+            });
+        }
+        for batch in prepared.standalone.chunks(size) {
+            self.create_lines(
+                "account.invoice.line",
+                batch,
+                &mut prepared.answers,
+                invoice_lines::standalone_id,
+            );
         }
         tracing::debug!(
             created = prepared.new.len(),
