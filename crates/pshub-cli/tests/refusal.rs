@@ -3,8 +3,8 @@
 
 use pshub_connectors::sandbox::{FirmSpec, InProcess, Sandbox, SimulatedFirm};
 use pshub_engine::ports::{
-    BillingRulesRequest, CostingRequest, Erp, LinePosting, Lookup, Outcome, Port, ProjectRequest,
-    ScheduleRequest,
+    BillingRulesRequest, CostPriceRequest, CostingRequest, Erp, LinePosting, Lookup, Outcome, Port,
+    ProjectRequest, ScheduleRequest,
 };
 use pshub_engine::store::{CaseFilter, Page};
 use pshub_engine::summary::Summary;
@@ -40,6 +40,10 @@ impl Erp for ChoosyErp {
 
     fn update_costing(&self, costing: &CostingRequest) -> Outcome {
         Outcome::Done(format!("COSTING-{}", costing.worker_id))
+    }
+
+    fn update_cost_price(&self, price: &CostPriceRequest) -> Outcome {
+        Outcome::Done(format!("COST-{}", price.worker_id))
     }
 
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {

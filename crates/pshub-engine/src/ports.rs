@@ -159,6 +159,16 @@ pub struct CostingRequest {
     pub grade: Option<String>,
 }
 
+/// A worker's hourly cost from a date, for the ERP's costing of their time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostPriceRequest {
+    pub idempotency_key: String,
+    pub worker_id: String,
+    pub valid_from: NaiveDate,
+    pub hourly_cost: Decimal,
+    pub currency: Currency,
+}
+
 /// An invoice's status, written back to the CRM account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvoiceStatusRequest {
@@ -205,6 +215,7 @@ pub enum Request {
     Publish(PublishRequest),
     UpdateResource(ResourceRequest),
     UpdateCosting(CostingRequest),
+    UpdateCostPrice(CostPriceRequest),
     UpdateInvoiceStatus(InvoiceStatusRequest),
     IssueSchedule(ScheduleRequest),
 }
@@ -220,6 +231,7 @@ impl Request {
             Request::Publish(r) => &r.idempotency_key,
             Request::UpdateResource(r) => &r.idempotency_key,
             Request::UpdateCosting(r) => &r.idempotency_key,
+            Request::UpdateCostPrice(r) => &r.idempotency_key,
             Request::UpdateInvoiceStatus(r) => &r.idempotency_key,
             Request::IssueSchedule(r) => &r.idempotency_key,
         }
@@ -235,6 +247,7 @@ impl Request {
             Request::Publish(_) => "publish",
             Request::UpdateResource(_) => "update_resource",
             Request::UpdateCosting(_) => "update_costing",
+            Request::UpdateCostPrice(_) => "update_cost_price",
             Request::UpdateInvoiceStatus(_) => "update_invoice_status",
             Request::IssueSchedule(_) => "issue_schedule",
         }
@@ -249,6 +262,8 @@ pub trait Erp: Send + Sync {
     fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome;
     /// Records a worker's costing attributes from a date.
     fn update_costing(&self, request: &CostingRequest) -> Outcome;
+    /// Records a worker's hourly cost from a date (dated cost prices).
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome;
     /// Records a contract's invoice schedule as of a version.
     fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome;
     /// Posts lines, one answer per line in order.
@@ -329,6 +344,7 @@ impl Port {
                 (Port::Erp(erp), Request::ProvisionProject(r)) => erp.provision_project(r),
                 (Port::Erp(erp), Request::AttachBillingRules(r)) => erp.attach_billing_rules(r),
                 (Port::Erp(erp), Request::UpdateCosting(r)) => erp.update_costing(r),
+                (Port::Erp(erp), Request::UpdateCostPrice(r)) => erp.update_cost_price(r),
                 (Port::Erp(erp), Request::IssueSchedule(r)) => erp.issue_schedule(r),
                 (Port::Psa(psa), Request::CreateEngagement(r)) => psa.create_engagement(r),
                 (Port::Psa(psa), Request::UpdateResource(r)) => psa.update_resource(r),

@@ -83,6 +83,7 @@ front_door_suite! {
         a_termination_and_a_leave_with_open_assignments_open_pmo_cases_naming_them,
         a_late_older_assignment_version_neither_undoes_an_approval_nor_revives_a_cancellation,
         an_assignment_approved_for_dates_when_the_worker_cannot_work_opens_a_case,
+        a_workers_cost_rate_reaches_the_erp_as_a_dated_cost_price,
     ],
     customers: [
         a_customer_resent_under_another_spelling_with_the_same_tax_id_is_one_customer,

@@ -270,3 +270,32 @@ pub async fn an_assignment_approved_for_dates_when_the_worker_cannot_work_opens_
         late[0]
     );
 }
+
+pub async fn a_workers_cost_rate_reaches_the_erp_as_a_dated_cost_price(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.with_firm().await;
+    let rate = event(
+        "psa",
+        "cost-w1",
+        "cost_rate.upserted",
+        json!({ "worker_id": "W-1", "currency": "EUR", "hourly_cost": "80.00", "valid_from": "2026-01-01" }),
+    );
+    // A grade's rate stays in the hub: it costs each worker of the grade there.
+    let grade = event(
+        "psa",
+        "cost-g2",
+        "cost_rate.upserted",
+        json!({ "grade": "G2", "currency": "EUR", "hourly_cost": "70.00", "valid_from": "2026-01-01" }),
+    );
+    app.send(json!([rate, grade])).await;
+    app.send(json!([rate])).await;
+    app.settle().await;
+    let (status, page) = app.get("/v1/sandbox/erp/cost-prices").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "once, however often it is sent: {page}");
+    assert_eq!(items[0]["worker_id"], "W-1");
+    assert_eq!(items[0]["valid_from"], "2026-01-01");
+    assert_eq!(items[0]["hourly_cost"], "80");
+    assert_eq!(items[0]["currency"], "EUR");
+}

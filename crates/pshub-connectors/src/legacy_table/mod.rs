@@ -9,8 +9,8 @@
 //! - `worker`: statuses back into the hub as `invoice.status_changed`.
 //!
 //! The table takes invoice lines only: projects are known to it by their code, and the
-//! other ERP operations (billing rules, costing, schedules) are answered done without a
-//! write, since the legacy system keeps them itself.
+//! other ERP operations (billing rules, costing, cost prices, schedules) are answered done
+//! without a write, since the legacy system keeps them itself.
 
 pub mod config;
 pub mod mapping;
@@ -189,6 +189,10 @@ impl Erp for LegacyTable {
 
     fn update_costing(&self, request: &CostingRequest) -> Outcome {
         Outcome::Done(request.worker_id.clone())
+    }
+
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
+        Outcome::Done(format!("{}:{}", request.worker_id, request.valid_from))
     }
 
     fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {

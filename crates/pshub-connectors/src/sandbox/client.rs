@@ -220,6 +220,14 @@ impl Erp for HttpPort {
         )
     }
 
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
+        self.create(
+            "/erp/cost-prices",
+            &request.idempotency_key,
+            &CostPriceBody::from(request),
+        )
+    }
+
     fn provision_project(&self, request: &ProjectRequest) -> Outcome {
         self.create(
             "/erp/projects",

@@ -121,6 +121,14 @@ impl Erp for InProcess {
         )
     }
 
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
+        self.keep(
+            "cost-prices",
+            &request.idempotency_key,
+            &CostPriceBody::from(request),
+        )
+    }
+
     fn provision_project(&self, request: &ProjectRequest) -> Outcome {
         self.one(|| {
             self.sandbox

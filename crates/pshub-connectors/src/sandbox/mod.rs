@@ -73,6 +73,7 @@ impl System {
                 "billing-rules",
                 "lines",
                 "employees",
+                "cost-prices",
                 "schedules",
             ],
             System::Crm => &["opportunities", "invoices"],
@@ -112,9 +113,10 @@ struct ErpState {
 
 /// The updates each system keeps as they come (a worker's resource status, costing
 /// attributes, an invoice's status), one collection each, with an id of the system's own.
-const KEPT: [(System, &str); 4] = [
+const KEPT: [(System, &str); 5] = [
     (System::Psa, "resources"),
     (System::Erp, "employees"),
+    (System::Erp, "cost-prices"),
     (System::Erp, "schedules"),
     (System::Crm, "invoices"),
 ];
@@ -143,7 +145,7 @@ fn record_id(text: &str, field: &str) -> Option<String> {
 /// The id field of each collection's records.
 fn id_field(system: System, collection: &str) -> &'static str {
     match (system, collection) {
-        (_, "resources" | "employees" | "schedules" | "invoices") => "update_id",
+        (_, "resources" | "employees" | "cost-prices" | "schedules" | "invoices") => "update_id",
         (System::Psa, _) => "psa_id",
         (System::Crm, _) => "opportunity_id",
         (System::Erp, "billing-rules") => "rules_id",
@@ -517,6 +519,7 @@ impl Sandbox {
         json!({
             "psa_resources": kept_of(System::Psa, "resources"),
             "erp_employees": kept_of(System::Erp, "employees"),
+            "erp_cost_prices": kept_of(System::Erp, "cost-prices"),
             "erp_schedules": kept_of(System::Erp, "schedules"),
             "crm_invoices": kept_of(System::Crm, "invoices"),
             "psa": of(psa.stats, psa.records.len()),

@@ -197,6 +197,15 @@ async fn update_costing(
     keep_update(sandbox, &headers, System::Erp, "employees", body).await
 }
 
+async fn update_cost_price(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<CostPriceBody>,
+) -> Response {
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
+    keep_update(sandbox, &headers, System::Erp, "cost-prices", body).await
+}
+
 async fn issue_schedule(
     State(sandbox): State<Shared>,
     headers: HeaderMap,
@@ -374,6 +383,7 @@ pub fn router(sandbox: Shared) -> Router {
         .route("/psa/engagements", post(create_engagement))
         .route("/psa/resources", post(update_resource))
         .route("/erp/employees", post(update_costing))
+        .route("/erp/cost-prices", post(update_cost_price))
         .route("/erp/schedules", post(issue_schedule))
         .route("/erp/projects", post(provision_project))
         .route("/erp/billing-rules", post(attach_billing_rules))

@@ -2,8 +2,8 @@
 //! from the engine's typed requests to them. Decimals and dates travel as strings.
 
 use pshub_engine::ports::{
-    BillingRulesRequest, CostingRequest, EngagementRequest, InvoiceStatusRequest, LinePosting,
-    ProjectRequest, ResourceRequest, ScheduleRequest, WriteBackRequest,
+    BillingRulesRequest, CostPriceRequest, CostingRequest, EngagementRequest, InvoiceStatusRequest,
+    LinePosting, ProjectRequest, ResourceRequest, ScheduleRequest, WriteBackRequest,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -196,6 +196,26 @@ impl From<&ResourceRequest> for ResourceBody {
             effective_date: r.effective_date.to_string(),
             role: r.role.clone(),
             region: r.region.clone(),
+        }
+    }
+}
+
+/// A worker's hourly cost from a date, as the ERP keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostPriceBody {
+    pub worker_id: String,
+    pub valid_from: String,
+    pub hourly_cost: Decimal,
+    pub currency: String,
+}
+
+impl From<&CostPriceRequest> for CostPriceBody {
+    fn from(r: &CostPriceRequest) -> Self {
+        CostPriceBody {
+            worker_id: r.worker_id.clone(),
+            valid_from: r.valid_from.to_string(),
+            hourly_cost: r.hourly_cost,
+            currency: r.currency.to_string(),
         }
     }
 }

@@ -468,6 +468,43 @@ impl Tryton {
         Ok(id)
     }
 
+    /// A worker's hourly cost from a date: the employee's dated cost price (one per
+    /// employee and date, so a rate sent again rewrites the same one). Tryton costs a
+    /// timesheet line at the price of its date when the line is written.
+    fn cost_price(&self, request: &CostPriceRequest) -> Rpc<i64> {
+        self.settle();
+        let company = self.currency()?;
+        if request.currency.code() != company {
+            return refused(format!(
+                "worker {}'s cost rate is in {}, and Tryton keeps cost prices in the company currency {company}",
+                request.worker_id, request.currency
+            ));
+        }
+        let employee = self.employee(&request.worker_id, None)?;
+        let price = decimal(request.hourly_cost);
+        let found = self.search(
+            "company.employee_cost_price",
+            json!([
+                ["employee", "=", employee],
+                ["date", "=", date(request.valid_from)]
+            ]),
+        )?;
+        if let Some(&id) = found.first() {
+            self.client.model(
+                "company.employee_cost_price",
+                "write",
+                vec![json!([id]), json!({"cost_price": price})],
+            )?;
+            return Ok(id);
+        }
+        let values =
+            json!({"employee": employee, "date": date(request.valid_from), "cost_price": price});
+        self.create("company.employee_cost_price", vec![values])?
+            .first()
+            .copied()
+            .ok_or_else(|| RpcError::Unknown("no id for the cost price".into()))
+    }
+
     /// Lines made ready to create: one search for what Tryton has already, and the
     /// values of the rest (their projects, tasks and employees found or made).
     fn prepare(&self, lines: &[LinePosting]) -> Prepared {
@@ -770,6 +807,10 @@ impl Erp for Tryton {
 
     fn update_costing(&self, request: &CostingRequest) -> Outcome {
         outcome(self.costing(request), |id| id.to_string())
+    }
+
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
+        outcome(self.cost_price(request), |id| id.to_string())
     }
 
     /// Tryton invoices time and materials from timesheets; it keeps no schedule.

@@ -2,16 +2,22 @@
 //! change, the PSA's availability, the worker's own cost rate) publishes `resource.changed`
 //! with the view as it now stands (`crate::resources`). Names and emails ride along only
 //! when the change carried them, and a downstream target sees them only where its
-//! `[masking]` policy allows them.
+//! `[masking]` policy allows them. A worker's own cost rate also goes to the ERP of their
+//! legal entity as a dated cost price (step `cost_price`); a grade's rate stays in the hub,
+//! which applies it to each worker of the grade when it costs their time.
 
-use super::{Cx, Flow};
+use super::{Cx, Flow, NewStep};
 use crate::error::Result;
+use crate::ports::{CostPriceRequest, Request};
+use crate::store::{IdKind, StepRow, StoreReader};
 use crate::world::Applied;
 use pshub_model::records::CostSubject;
 use pshub_model::{Event, EventData, EventType};
 use serde_json::{Value, json};
 
 pub const NAME: &str = "resources";
+/// The step that sends a worker's cost rate to the ERP.
+pub const COST_PRICE: &str = "cost_price";
 /// The outbound event of a changed resource.
 pub const RESOURCE_CHANGED: &str = "resource.changed";
 
@@ -33,13 +39,76 @@ impl Flow for Resources {
         let worker = match &event.data {
             EventData::Availability(a) => a.worker_id.as_str(),
             EventData::CostRate(rate) => match &rate.subject {
-                CostSubject::Worker(w) => w.as_str(),
+                CostSubject::Worker(w) => {
+                    send_cost_price(cx, w, rate.valid_from)?;
+                    w.as_str()
+                }
                 CostSubject::Grade(_) => return Ok(()),
             },
             _ => return Ok(()),
         };
         publish(cx, worker, None)
     }
+
+    fn requests(
+        &self,
+        steps: &[&StepRow],
+        reads: &mut dyn StoreReader,
+    ) -> Result<Vec<std::result::Result<Request, String>>> {
+        let mut answers = Vec::with_capacity(steps.len());
+        for step in steps {
+            let rate = match reads.event(step.event_seq)? {
+                Some(row) => match crate::hub::parse_stored(&row) {
+                    Ok(EventData::CostRate(rate)) => Ok(rate),
+                    Ok(_) => Err(format!("event {} is not a cost rate", row.seq)),
+                    Err(why) => Err(why),
+                },
+                None => Err(format!("the cost rate {} is not stored", step.event_seq)),
+            };
+            answers.push(rate.and_then(|rate| match &rate.subject {
+                CostSubject::Worker(worker) => Ok(Request::UpdateCostPrice(CostPriceRequest {
+                    idempotency_key: step.idempotency_key(),
+                    worker_id: worker.to_string(),
+                    valid_from: rate.valid_from,
+                    hourly_cost: rate.hourly_cost,
+                    currency: rate.currency,
+                })),
+                CostSubject::Grade(grade) => {
+                    Err(format!("the cost rate of grade {grade} is not a worker's"))
+                }
+            }));
+        }
+        Ok(answers)
+    }
+}
+
+/// The step that sends a worker's rate to the ERP of their legal entity and region.
+fn send_cost_price(
+    cx: &mut Cx<'_>,
+    worker: &pshub_model::WorkerId,
+    valid_from: chrono::NaiveDate,
+) -> Result<()> {
+    let world = cx.world;
+    let state = world.worker_on(worker, valid_from);
+    let erp = cx
+        .config
+        .route(&crate::config::RouteKey {
+            legal_entity: state.as_ref().and_then(|s| s.legal_entity),
+            region: state.as_ref().and_then(|s| s.region),
+            service_line: None,
+        })
+        .erp
+        .to_string();
+    let id = cx.id(IdKind::Step)?;
+    cx.add_step(NewStep {
+        id,
+        flow: NAME,
+        step: COST_PRICE,
+        system: &erp,
+        subject: cx.event.seq,
+        business_key: format!("{worker}:{valid_from}:{}", cx.event.seq),
+        waits_on: None,
+    })
 }
 
 /// Publishes the worker's view; `personal` is (name, email) when the change carried them.
