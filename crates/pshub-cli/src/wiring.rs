@@ -110,19 +110,7 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     )
 }
 
-/// A URL as it may be logged: without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use pshub_connectors::redact;
 
 fn parse_list(name: &str, raw: &str) -> Result<Vec<String>> {
     let items: Vec<String> = raw

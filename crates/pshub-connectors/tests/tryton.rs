@@ -632,13 +632,22 @@ fn cost(worker: &str, from: NaiveDate, hourly: &str, currency: &str) -> CostPric
 fn cost_rates_become_dated_cost_prices_that_cost_later_lines() {
     let t = setup();
     done(&t.erp.provision_project(&project("P-1", "P-1", "EUR")));
-    let first = done(&t.erp.update_cost_price(&cost("W-1", day(2026, 1, 1), "60", "EUR")));
+    let first = done(
+        &t.erp
+            .update_cost_price(&cost("W-1", day(2026, 1, 1), "60", "EUR")),
+    );
     // The same date again rewrites its price; a later date adds one.
     assert_eq!(
-        done(&t.erp.update_cost_price(&cost("W-1", day(2026, 1, 1), "65", "EUR"))),
+        done(
+            &t.erp
+                .update_cost_price(&cost("W-1", day(2026, 1, 1), "65", "EUR"))
+        ),
         first
     );
-    done(&t.erp.update_cost_price(&cost("W-1", day(2026, 7, 1), "70", "EUR")));
+    done(
+        &t.erp
+            .update_cost_price(&cost("W-1", day(2026, 7, 1), "70", "EUR")),
+    );
     let prices = t.read(
         "company.employee_cost_price",
         json!([["employee.party.code", "=", "EMP-W-1"]]),
@@ -656,8 +665,14 @@ fn cost_rates_become_dated_cost_prices_that_cost_later_lines() {
     seen.sort();
     assert_eq!(seen, vec![(1, d("65")), (7, d("70"))], "{prices:?}");
     // Tryton costs a line at the price of its date.
-    done(&t.erp.post_lines(&[dated("AUG-1", "P-1", day(2026, 8, 3), "2")])[0]);
-    done(&t.erp.post_lines(&[dated("MAR-1", "P-1", day(2026, 3, 3), "2")])[0]);
+    done(
+        &t.erp
+            .post_lines(&[dated("AUG-1", "P-1", day(2026, 8, 3), "2")])[0],
+    );
+    done(
+        &t.erp
+            .post_lines(&[dated("MAR-1", "P-1", day(2026, 3, 3), "2")])[0],
+    );
     let lines = t.read(
         "timesheet.line",
         json!([["description", "in", ["pshub:AUG-1:1", "pshub:MAR-1:1"]]]),
@@ -672,7 +687,10 @@ fn cost_rates_become_dated_cost_prices_that_cost_later_lines() {
     assert_eq!(cost_of("pshub:AUG-1:1"), Some(d("70")), "{lines:?}");
     assert_eq!(cost_of("pshub:MAR-1:1"), Some(d("65")), "{lines:?}");
     // A rate in another currency than the company's is refused with the reason.
-    match t.erp.update_cost_price(&cost("W-1", day(2026, 9, 1), "90", "USD")) {
+    match t
+        .erp
+        .update_cost_price(&cost("W-1", day(2026, 9, 1), "90", "USD"))
+    {
         Outcome::Rejected(reason) => assert!(reason.contains("USD"), "{reason}"),
         other => panic!("{other:?}"),
     }

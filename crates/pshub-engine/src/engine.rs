@@ -780,28 +780,8 @@ impl Core {
         carried: Vec<Claimed>,
         claim_next: bool,
     ) -> Result<(Delivered, Vec<Claimed>)> {
-        let (Some(port), Some(breaker), Some(reader), Some(leases)) = (
-            self.systems.get(system),
-            self.breakers.get(system),
-            self.round_readers.get(system),
-            self.leases.get(system),
-        ) else {
-            return Ok((Delivered::default(), Vec::new()));
-        };
-        let mut reader = lock(reader);
-        Round {
-            system,
-            port,
-            breaker,
-            store: self.store.as_ref(),
-            reads: reader.as_mut(),
-            ids: &self.ids,
-            config: &self.config,
-            metrics: &self.metrics,
-            node: self.node,
-            leases,
-        }
-        .run(limit, carried, claim_next)
+        self.with_round(system, |round| round.run(limit, carried, claim_next))
+            .unwrap_or_else(|| Ok((Delivered::default(), Vec::new())))
     }
 
     /// A system's delivery round, with its reader locked for as long as `f` runs.

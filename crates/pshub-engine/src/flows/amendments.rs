@@ -86,13 +86,11 @@ impl Flow for Amendments {
                 }
                 None => (step.business_key.clone(), 1),
             };
-            let stored = reads.event(step.event_seq)?;
-            let amendment = match stored.as_ref().map(crate::hub::parse_stored) {
-                Some(Ok(EventData::ContractAmended(amendment))) => Ok(amendment),
-                Some(Ok(_)) => Err(format!("event {} is not an amendment", step.event_seq)),
-                Some(Err(why)) => Err(why),
-                None => Err(format!("the amendment {} is not stored", step.event_seq)),
-            };
+            let amendment =
+                super::stored_data(reads, step.event_seq, "an amendment", |data| match data {
+                    EventData::ContractAmended(amendment) => Some(amendment),
+                    _ => None,
+                })?;
             let billing_period = match reads.project(&project)? {
                 Some(row) => match reads
                     .event(row.event_seq)?

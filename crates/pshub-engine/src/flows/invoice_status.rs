@@ -205,13 +205,9 @@ pub fn stored_change(
     reads: &mut dyn StoreReader,
     seq: i64,
 ) -> Result<std::result::Result<InvoiceStatusChange, String>> {
-    Ok(match reads.event(seq)? {
-        Some(row) => match crate::hub::parse_stored(&row) {
-            Ok(EventData::InvoiceStatus(change)) => Ok(change),
-            Ok(_) => Err(format!("event {seq} is not an invoice status change")),
-            Err(why) => Err(why),
-        },
-        None => Err(format!("the invoice status change {seq} is not stored")),
+    super::stored_data(reads, seq, "an invoice status change", |data| match data {
+        EventData::InvoiceStatus(change) => Some(change),
+        _ => None,
     })
 }
 

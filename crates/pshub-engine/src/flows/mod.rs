@@ -225,6 +225,23 @@ pub struct NewCase<'a> {
     pub evidence: Option<String>,
 }
 
+/// The data of the stored event `seq` that a step acts on, when `pick` takes it (else why
+/// not: not stored, not of its kind, no longer read), named `what` in the reason.
+pub fn stored_data<T>(
+    reads: &mut dyn StoreReader,
+    seq: i64,
+    what: &str,
+    pick: impl FnOnce(pshub_model::EventData) -> Option<T>,
+) -> Result<std::result::Result<T, String>> {
+    Ok(match reads.event(seq)? {
+        Some(row) => match crate::hub::parse_stored(&row) {
+            Ok(data) => pick(data).ok_or_else(|| format!("event {seq} is not {what}")),
+            Err(why) => Err(why),
+        },
+        None => Err(format!("event {seq}, {what}, is not stored")),
+    })
+}
+
 /// A step to create.
 pub struct NewStep<'a> {
     /// Its id, reserved by the caller (so that the row it acts for can name it).

@@ -57,14 +57,11 @@ impl Flow for Resources {
     ) -> Result<Vec<std::result::Result<Request, String>>> {
         let mut answers = Vec::with_capacity(steps.len());
         for step in steps {
-            let rate = match reads.event(step.event_seq)? {
-                Some(row) => match crate::hub::parse_stored(&row) {
-                    Ok(EventData::CostRate(rate)) => Ok(rate),
-                    Ok(_) => Err(format!("event {} is not a cost rate", row.seq)),
-                    Err(why) => Err(why),
-                },
-                None => Err(format!("the cost rate {} is not stored", step.event_seq)),
-            };
+            let rate =
+                super::stored_data(reads, step.event_seq, "a cost rate", |data| match data {
+                    EventData::CostRate(rate) => Some(rate),
+                    _ => None,
+                })?;
             answers.push(rate.and_then(|rate| match &rate.subject {
                 CostSubject::Worker(worker) => Ok(Request::UpdateCostPrice(CostPriceRequest {
                     idempotency_key: step.idempotency_key(),

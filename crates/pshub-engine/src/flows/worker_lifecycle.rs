@@ -188,17 +188,16 @@ impl Flow for WorkerLifecycle {
     ) -> Result<Vec<std::result::Result<Request, String>>> {
         let mut answers = Vec::with_capacity(steps.len());
         for step in steps {
-            let change = match reads.event(step.event_seq)? {
-                Some(row) => match crate::hub::parse_stored(&row) {
-                    Ok(EventData::Worker(change)) => Ok(change),
-                    Ok(_) => Err(format!("event {} is not a worker change", row.seq)),
-                    Err(why) => Err(why),
-                },
-                None => Err(format!(
-                    "the worker change {} is not stored",
-                    step.event_seq
-                )),
-            };
+            let change =
+                super::stored_data(
+                    reads,
+                    step.event_seq,
+                    "a worker change",
+                    |data| match data {
+                        EventData::Worker(change) => Some(change),
+                        _ => None,
+                    },
+                )?;
             answers.push(change.map(|change| request(step, &change)));
         }
         Ok(answers)
