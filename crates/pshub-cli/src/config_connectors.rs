@@ -40,9 +40,15 @@ type Text = Spanned<String>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ErpSection {
-    /// The `[connectors.<name>]` that is the ERP; else the sandbox's.
+pub struct RoleSection {
+    /// `[erp]` or `[psa]`: the `[connectors.<name>]` that takes the role; else the
+    /// sandbox's.
     pub connector: Option<Text>,
+}
+
+/// The system name of a connector in the PSA role: a connector is one system per role.
+pub fn psa_system(connector: &str) -> String {
+    format!("{connector}-psa")
 }
 
 #[derive(Deserialize)]
@@ -226,14 +232,35 @@ pub fn routes(routes: &[RouteSection]) -> Vec<Route> {
         .collect()
 }
 
-/// Every error of `[erp]` and `[connectors]`, each with where it is (`at` turns a span
-/// into `FILE:LINE`).
+/// Every error of `[erp]`, `[psa]` and `[connectors]`, each with where it is (`at` turns
+/// a span into `FILE:LINE`).
 pub fn check(
-    erp: &ErpSection,
+    erp: &RoleSection,
+    psa: &RoleSection,
     connectors: &BTreeMap<Text, ConnectorSection>,
     at: impl Fn(Range<usize>) -> String,
 ) -> Vec<String> {
     let mut errors = Vec::new();
+    if let Some(name) = &psa.connector {
+        match connectors
+            .iter()
+            .find(|(k, _)| k.get_ref() == name.get_ref())
+        {
+            None => errors.push(format!(
+                "{}: [psa] connector '{}' names no [connectors.{}] table",
+                at(name.span()),
+                name.get_ref(),
+                name.get_ref()
+            )),
+            Some((_, section)) if section.kind.get_ref() != "tryton" => errors.push(format!(
+                "{}: [psa] connector '{}' is a {}, which is no PSA (tryton is)",
+                at(name.span()),
+                name.get_ref(),
+                section.kind.get_ref()
+            )),
+            Some(_) => {}
+        }
+    }
     if let Some(name) = &erp.connector
         && !connectors.keys().any(|k| k.get_ref() == name.get_ref())
     {

@@ -10,7 +10,7 @@
 //! - Settings that the environment gave before (`PSHUB_SOURCES`, `PSHUB_TAX_CODES`,
 //!   `PSHUB_MAX_DAILY_HOURS`) stay as fallbacks for what the file leaves out.
 
-use crate::config_connectors::{self, ConnectorSection, ErpSection, RouteSection};
+use crate::config_connectors::{self, ConnectorSection, RoleSection, RouteSection};
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
 use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
@@ -65,7 +65,9 @@ struct FileSections {
     #[serde(default)]
     store: StoreSection,
     #[serde(default)]
-    erp: ErpSection,
+    erp: RoleSection,
+    #[serde(default)]
+    psa: RoleSection,
     #[serde(default)]
     connectors: BTreeMap<Text, ConnectorSection>,
     #[serde(default)]
@@ -580,6 +582,7 @@ impl ConfigFile {
         }
         errors.extend(config_connectors::check(
             &file.erp,
+            &file.psa,
             &file.connectors,
             |span| self.at(span),
         ));
@@ -695,6 +698,9 @@ impl ConfigFile {
         config.legal_forms = names(&file.customers.legal_forms);
         if let Some(erp) = &file.erp.connector {
             config.erp_system = erp.get_ref().clone();
+        }
+        if let Some(psa) = &file.psa.connector {
+            config.psa_system = config_connectors::psa_system(psa.get_ref());
         }
         config.routes = config_connectors::routes(&file.routes);
     }
@@ -956,6 +962,32 @@ mod tests {
             (routed.route, routed.erp),
             (None, "legacy"),
             "no match: the default ERP"
+        );
+    }
+
+    #[test]
+    fn a_tryton_connector_may_be_the_psa_and_a_legacy_table_may_not() {
+        let tryton = "[connectors.tryton]\nkind = \"tryton\"\nurl = \"http://127.0.0.1:8000\"\ndatabase = \"t\"\nuser = \"u\"\npassword = \"p\"\n";
+        let path = write(
+            "psa-good",
+            &format!("[psa]\nconnector = \"tryton\"\n\n{tryton}"),
+        );
+        let file = ConfigFile::read(&path).unwrap();
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.psa_system, "tryton-psa");
+        assert_eq!(config.erp_system, "erp", "the ERP stays the sandbox's");
+        let path = write(
+            "psa-bad",
+            "[psa]\nconnector = \"legacy\"\n\n[connectors.legacy]\nkind = \"legacy_table\"\nurl = \"postgres://root@127.0.0.1/x\"\ntable = \"lines\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e
+                    .contains(":2: [psa] connector 'legacy' is a legacy_table, which is no PSA")),
+            "{errors:?}"
         );
     }
 

@@ -407,6 +407,10 @@ pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
                     .delivery_pacing
                     .insert(name.clone(), tryton.delivery_pacing());
                 systems = systems.with(name, Port::Erp(tryton.clone()));
+                let psa = crate::config_connectors::psa_system(name);
+                if config.psa_system == psa {
+                    systems = systems.with(&psa, Port::Psa(tryton.clone()));
+                }
             }
             Connected::LegacyTable(table) => {
                 systems = systems.with(name, Port::Erp(table.clone()));

@@ -165,7 +165,7 @@ fn a_thousand_lines_become_a_thousand_timesheet_lines_once() {
     let again: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
     assert_eq!(ids, again);
     let keys: Vec<&str> = lines.iter().map(|l| l.idempotency_key.as_str()).collect();
-    let found = t.erp.lookup(&keys);
+    let found = Erp::lookup(t.erp.as_ref(), &keys);
     assert!(
         found
             .iter()
@@ -516,7 +516,7 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
     let again: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
     assert_eq!(again, first, "sent again: found by their descriptions");
     let keys: Vec<&str> = lines.iter().map(|l| l.idempotency_key.as_str()).collect();
-    let found = t.erp.lookup(&keys);
+    let found = Erp::lookup(t.erp.as_ref(), &keys);
     assert_eq!(found[2], Lookup::Applied(first[2].clone()), "{found:?}");
     let standalone = t.read(
         "account.invoice.line",
@@ -694,4 +694,65 @@ fn cost_rates_become_dated_cost_prices_that_cost_later_lines() {
         Outcome::Rejected(reason) => assert!(reason.contains("USD"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn as_the_psa_an_engagement_is_the_project_the_erp_step_finds_again() {
+    let t = setup();
+    let engagement = EngagementRequest {
+        idempotency_key: "pshub:opportunity_to_project:psa:P-9".into(),
+        project_code: "P-9".into(),
+        name: "Rollout".into(),
+        opportunity_id: "OPP-9".into(),
+        customer_id: "C-9".into(),
+        customer_name: "Initech AG".into(),
+        start: day(2026, 1, 1),
+        end: None,
+    };
+    let psa: &dyn Psa = t.erp.as_ref();
+    let made = done(&psa.create_engagement(&engagement));
+    assert_eq!(
+        done(&psa.create_engagement(&engagement)),
+        made,
+        "again: the same"
+    );
+    assert_eq!(
+        psa.lookup(&["pshub:opportunity_to_project:psa:P-9"]),
+        vec![Lookup::Applied(made.clone())]
+    );
+    // The ERP's provisioning that follows finds the project the PSA step made.
+    let provisioned = done(&t.erp.provision_project(&ProjectRequest {
+        customer_id: "C-9".into(),
+        customer_name: "Initech AG".into(),
+        ..project("P-9", "pshub:opportunity_to_project:erp:P-9", "EUR")
+    }));
+    assert_eq!(provisioned, made);
+    let projects = t.read(
+        "project.work",
+        json!([["comment", "=", "pshub:project:P-9"]]),
+        &["party.code"],
+    );
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    assert_eq!(projects[0]["party."]["code"], "C-9");
+
+    // A worker's resource status is their employee's dates.
+    let resource = |status: &str, on: NaiveDate| ResourceRequest {
+        idempotency_key: format!("pshub:worker_lifecycle:resource:W-9:{status}"),
+        worker_id: "W-9".into(),
+        status: status.into(),
+        effective_date: on,
+        role: Some("consultant".into()),
+        region: Some("emea".into()),
+    };
+    done(&psa.update_resource(&resource("active", day(2026, 2, 1))));
+    done(&psa.update_resource(&resource("on_leave", day(2026, 5, 1))));
+    done(&psa.update_resource(&resource("terminated", day(2026, 9, 30))));
+    let employees = t.read(
+        "company.employee",
+        json!([["party.code", "=", "EMP-W-9"]]),
+        &["start_date", "end_date"],
+    );
+    assert_eq!(employees.len(), 1, "{employees:?}");
+    assert_eq!(employees[0]["start_date"]["month"], 2);
+    assert_eq!(employees[0]["end_date"]["month"], 9);
 }

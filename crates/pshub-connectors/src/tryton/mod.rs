@@ -30,6 +30,7 @@ pub mod invoice_lines;
 pub mod invoicing;
 pub mod local;
 pub mod mapping;
+mod psa;
 mod worker;
 
 use client::{Client, Rpc, RpcError};
@@ -348,19 +349,35 @@ impl Tryton {
 
     fn provision(&self, request: &ProjectRequest) -> Rpc<i64> {
         self.in_company_currency(&request.project_code, request.currency.code())?;
+        self.project_work(
+            &request.project_code,
+            &request.name,
+            &request.customer_id,
+            &request.customer_name,
+        )
+    }
+
+    /// The project of a code, found by its comment or made for the customer's party.
+    fn project_work(
+        &self,
+        project_code: &str,
+        name: &str,
+        customer_id: &str,
+        customer_name: &str,
+    ) -> Rpc<i64> {
         self.settle();
-        if let Some(id) = self.project(&request.project_code)? {
+        if let Some(id) = self.project(project_code)? {
             return Ok(id);
         }
-        let party = self.party(&request.customer_id, &request.customer_name)?;
+        let party = self.party(customer_id, customer_name)?;
         let values = json!({
-            "name": project_name(&request.project_code, &request.name),
+            "name": project_name(project_code, name),
             "type": "project",
             "party": party,
             "project_invoice_method": "timesheet",
             "product": self.product()?,
             "list_price": decimal(Decimal::ZERO),
-            "comment": project_comment(&request.project_code),
+            "comment": project_comment(project_code),
             "timesheet_available": false,
         });
         let id = *self
@@ -369,7 +386,7 @@ impl Tryton {
             .ok_or_else(|| RpcError::Unknown("no id for the project".into()))?;
         lock(&self.known)
             .projects
-            .insert(request.project_code.clone(), id);
+            .insert(project_code.to_string(), id);
         Ok(id)
     }
 
@@ -741,7 +758,9 @@ impl Tryton {
         for (at, key) in keys.iter().enumerate() {
             if let Some((entry, posting)) = line_of_key(key) {
                 lines.push((at, line_description(entry, posting)));
-            } else if let Some(code) = key.strip_prefix("pshub:opportunity_to_project:erp:")
+            } else if let Some(code) = key
+                .strip_prefix("pshub:opportunity_to_project:erp:")
+                .or_else(|| key.strip_prefix("pshub:opportunity_to_project:psa:"))
                 && let Some(id) = self.project(code)?
             {
                 answers[at] = Lookup::Applied(id.to_string());
