@@ -28,7 +28,7 @@
 //! ```
 
 use pshub_connectors::legacy_table::config::LegacyTableConfig;
-use pshub_connectors::tryton::config::{Invoicing, TrytonConfig};
+use pshub_connectors::tryton::config::{Invoicing, Opportunities, TrytonConfig};
 use pshub_engine::config::Route;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -68,6 +68,7 @@ pub struct ConnectorSection {
     timeout_ms: Option<Spanned<i64>>,
     poll_interval_s: Option<Spanned<i64>>,
     invoicing: Option<InvoicingSection>,
+    opportunities: Option<OpportunitiesSection>,
     /// `legacy_table`: the table and its watermark column.
     table: Option<Text>,
     watermark_column: Option<Text>,
@@ -92,12 +93,26 @@ struct InvoicingSection {
     post: Option<bool>,
 }
 
+/// `[connectors.<name>.opportunities]`: won deals read from Tryton.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpportunitiesSection {
+    enabled: Option<bool>,
+    rate_card_id: Option<Text>,
+    billing_model: Option<Text>,
+    legal_entity: Option<Text>,
+    region: Option<Text>,
+    service_line: Option<Text>,
+    country: Option<Text>,
+    project_prefix: Option<Text>,
+}
+
 pub const KINDS: [&str; 2] = ["tryton", "legacy_table"];
 
 /// A configured connector, by kind.
 #[derive(Debug, Clone)]
 pub enum Connector {
-    Tryton(TrytonConfig),
+    Tryton(Box<TrytonConfig>),
     LegacyTable(LegacyTableConfig),
 }
 
@@ -370,7 +385,7 @@ fn connector(section: &ConnectorSection) -> Connector {
         }
         Connector::LegacyTable(config)
     } else {
-        Connector::Tryton(tryton(section))
+        Connector::Tryton(Box::new(tryton(section)))
     }
 }
 
@@ -403,6 +418,25 @@ fn tryton(section: &ConnectorSection) -> TrytonConfig {
     config.timeout = millis(&section.timeout_ms).unwrap_or(config.timeout);
     if let Some(s) = &section.poll_interval_s {
         config.poll_interval = Duration::from_secs(*s.get_ref() as u64);
+    }
+    if let Some(o) = section
+        .opportunities
+        .as_ref()
+        .filter(|o| o.enabled != Some(false))
+    {
+        let text = |t: &Option<Text>, default: &str| {
+            t.as_ref()
+                .map_or_else(|| default.to_string(), |t| t.get_ref().clone())
+        };
+        config.opportunities = Some(Opportunities {
+            rate_card_id: text(&o.rate_card_id, ""),
+            billing_model: text(&o.billing_model, "time_and_materials"),
+            legal_entity: text(&o.legal_entity, ""),
+            region: text(&o.region, ""),
+            service_line: text(&o.service_line, ""),
+            country: text(&o.country, ""),
+            project_prefix: text(&o.project_prefix, "TRY-"),
+        });
     }
     if let Some(invoicing) = &section.invoicing {
         let defaults = Invoicing::default();

@@ -716,7 +716,7 @@ impl ConfigFile {
     ) -> Option<(String, pshub_connectors::tryton::config::TrytonConfig)> {
         let name = self.file.erp.connector.as_ref()?.get_ref();
         self.connectors().into_iter().find_map(|(n, c)| match c {
-            config_connectors::Connector::Tryton(t) if &n == name => Some((n, t)),
+            config_connectors::Connector::Tryton(t) if &n == name => Some((n, *t)),
             _ => None,
         })
     }
@@ -987,6 +987,29 @@ mod tests {
                 .iter()
                 .any(|e| e
                     .contains(":2: [psa] connector 'legacy' is a legacy_table, which is no PSA")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn opportunities_need_what_a_tryton_opportunity_does_not_hold() {
+        let path = write(
+            "opportunities",
+            "[connectors.tryton]\nkind = \"tryton\"\nurl = \"http://127.0.0.1:8000\"\ndatabase = \"t\"\nuser = \"u\"\npassword = \"p\"\n\n[connectors.tryton.opportunities]\nregion = \"emea\"\nbilling_model = \"capped_tm\"\ncountry = \"Germany\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let has = |text: &str| errors.iter().any(|e| e.contains(text));
+        assert!(
+            has(":2: [connectors.tryton] opportunities rate_card_id: is required"),
+            "{errors:?}"
+        );
+        assert!(has("opportunities legal_entity: is required"), "{errors:?}");
+        assert!(
+            has("opportunities billing_model: 'capped_tm' is not time_and_materials"),
+            "{errors:?}"
+        );
+        assert!(
+            has("opportunities country: 'Germany' is not an ISO 3166 country code"),
             "{errors:?}"
         );
     }

@@ -445,7 +445,8 @@ pub fn configured_connectors(data_dir: Option<&Path>) -> Result<Vec<(String, Con
     let mut connected = Vec::new();
     for (name, connector) in file.connectors() {
         let running = match connector {
-            Connector::Tryton(mut tryton) => {
+            Connector::Tryton(tryton) => {
+                let mut tryton = *tryton;
                 tryton.timings_file =
                     data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
                 let erp = Tryton::connect(tryton)

@@ -523,3 +523,107 @@ async fn sigkills_while_lines_go_to_tryton_leave_every_line_and_record_there_onc
     assert_eq!(invoices.len(), 1, "{invoices:?}");
     assert_eq!(invoices[0]["reference"], "pshub:P-T1:2026-10");
 }
+
+/// A deal converted in Tryton's opportunities, read by `write_date`, becomes the hub's
+/// project (through its steps, the Tryton project among them) with no event sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_tryton_opportunity_becomes_a_project_of_the_hub_and_of_tryton() {
+    let dir = TempDir::new("tryton-opportunities");
+    let tryton = tokio::task::block_in_place(|| LocalTryton::start(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
+    let config = dir.join("pshub.toml");
+    let text = std::fs::read_to_string(example).unwrap()
+        + "\n[connectors.tryton.opportunities]\nrate_card_id = \"RC-T\"\nlegal_entity = \"DE01\"\nregion = \"emea\"\nservice_line = \"advisory\"\ncountry = \"DE\"\n";
+    std::fs::write(&config, text).unwrap();
+    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config.to_str().unwrap())
+        .env("PSHUB_TRYTON_URL", &tryton.url())
+        .env(
+            "PSHUB_TRYTON_DATABASE",
+            pshub_connectors::tryton::local::DATABASE,
+        )
+        .env("PSHUB_TRYTON_USER", user)
+        .env("PSHUB_TRYTON_PASSWORD", password)
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    let reader = Reader {
+        admin: Client::new(&tryton.admin_config()).unwrap(),
+    };
+
+    // What a salesperson does in Tryton.
+    let admin = &reader.admin;
+    let company = tokio::task::block_in_place(|| admin.company()).unwrap();
+    let create = |model: &str, values: Value| -> i64 {
+        tokio::task::block_in_place(|| admin.model(model, "create", vec![json!([values])])).unwrap()
+            [0]
+        .as_i64()
+        .unwrap()
+    };
+    let party = create(
+        "party.party",
+        json!({"name": "Umbrella GmbH", "code": "C-UMB", "addresses": [["create", [{}]]]}),
+    );
+    let seller = create("party.party", json!({"name": "Sales Person"}));
+    let employee = create(
+        "company.employee",
+        json!({"party": seller, "company": company}),
+    );
+    let currency =
+        reader.read("currency.currency", json!([["code", "=", "EUR"]]), &[])[0]["id"].clone();
+    let opportunity = create(
+        "sale.opportunity",
+        json!({"party": party, "description": "Data platform", "currency": currency, "company": company,
+               "employee": employee, "start_date": pshub_connectors::tryton::mapping::date(chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()),
+               "conversion_probability": 0.5}),
+    );
+    for button in ["opportunity", "convert"] {
+        tokio::task::block_in_place(|| {
+            admin.model("sale.opportunity", button, vec![json!([opportunity])])
+        })
+        .unwrap_or_else(|e| panic!("{button}: {e:?}"));
+    }
+    let number = reader.read(
+        "sale.opportunity",
+        json!([["id", "=", opportunity]]),
+        &["number"],
+    )[0]["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = format!("TRY-{number}");
+
+    let project = eventually(
+        "the hub has the project",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            let (status, body) = api.get(&format!("/v1/projects/{code}")).await?;
+            (status == 200)
+                .then_some(body.clone())
+                .ok_or(format!("{status} {body}"))
+        },
+    )
+    .await;
+    assert_eq!(
+        project["opportunity_id"],
+        format!("TRYTON-OPP-{number}"),
+        "{project}"
+    );
+    let projects = reader
+        .until(
+            "project.work",
+            json!([["comment", "=", format!("pshub:project:{code}")]]),
+            &["name", "party.code"],
+            |rows| !rows.is_empty(),
+            || server.log_tail(20),
+        )
+        .await;
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    assert_eq!(projects[0]["party."]["code"], "C-UMB");
+    assert_eq!(projects[0]["name"], format!("{code} Data platform"));
+}

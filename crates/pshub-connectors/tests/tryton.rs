@@ -756,3 +756,84 @@ fn as_the_psa_an_engagement_is_the_project_the_erp_step_finds_again() {
     assert_eq!(employees[0]["start_date"]["month"], 2);
     assert_eq!(employees[0]["end_date"]["month"], 9);
 }
+
+/// An opportunity made and converted in Tryton as its users would: party, salesperson,
+/// opportunity, then the `opportunity` and `convert` buttons.
+fn converted_opportunity(t: &Setup, party_code: &str, description: &str) -> i64 {
+    let company = t.admin.company().unwrap();
+    let create = |model: &str, values: Value| -> i64 {
+        t.admin
+            .model(model, "create", vec![json!([values])])
+            .unwrap()[0]
+            .as_i64()
+            .unwrap()
+    };
+    let party = create(
+        "party.party",
+        json!({"name": format!("{description} Ltd"), "code": party_code, "addresses": [["create", [{}]]]}),
+    );
+    let seller = create("party.party", json!({"name": "Sales Person"}));
+    let employee = create(
+        "company.employee",
+        json!({"party": seller, "company": company}),
+    );
+    let currency = t.read("currency.currency", json!([["code", "=", "EUR"]]), &[])[0]["id"].clone();
+    let opportunity = create(
+        "sale.opportunity",
+        json!({"party": party, "description": description, "currency": currency, "company": company,
+               "employee": employee, "start_date": pshub_connectors::tryton::mapping::date(day(2026, 11, 2)),
+               "end_date": pshub_connectors::tryton::mapping::date(day(2027, 3, 31)),
+               "conversion_probability": 0.5}),
+    );
+    for button in ["opportunity", "convert"] {
+        t.admin
+            .model("sale.opportunity", button, vec![json!([opportunity])])
+            .unwrap_or_else(|e| panic!("{button}: {e:?}"));
+    }
+    opportunity
+}
+
+#[test]
+fn converted_opportunities_are_read_as_won_deals_by_their_write_date() {
+    let t = setup_with(|config| {
+        config.opportunities = Some(pshub_connectors::tryton::config::Opportunities {
+            rate_card_id: "RC-T".into(),
+            billing_model: "time_and_materials".into(),
+            legal_entity: "DE01".into(),
+            region: "emea".into(),
+            service_line: "advisory".into(),
+            country: "DE".into(),
+            project_prefix: "TRY-".into(),
+        });
+    });
+    let (none, _) = t.erp.won_deals(None, "crm").unwrap();
+    assert!(none.is_empty());
+    let id = converted_opportunity(&t, "C-OPP-1", "Data platform rollout");
+    let (events, newest) = t.erp.won_deals(None, "crm").unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["id"], format!("tryton-opportunity-{id}"));
+    assert_eq!(event["type"], "opportunity.closed_won");
+    let number = t.read("sale.opportunity", json!([["id", "=", id]]), &["number"])[0]["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        event["data"]["project"]["project_code"],
+        format!("TRY-{number}")
+    );
+    assert_eq!(event["data"]["project"]["name"], "Data platform rollout");
+    assert_eq!(event["data"]["customer"]["customer_id"], "C-OPP-1");
+    assert_eq!(event["data"]["customer"]["country"], "DE");
+    assert_eq!(event["data"]["contract"]["start"], "2026-11-02");
+    assert_eq!(event["data"]["contract"]["end"], "2027-03-31");
+    // The hub reads it as a closed-won deal.
+    let parsed = pshub_model::Event::parse_text(&event.to_string(), |s| s == "crm");
+    assert!(parsed.is_ok(), "{parsed:?}");
+    // From the newest write on: the same instant again, nothing older.
+    let (again, _) = t.erp.won_deals(newest, "crm").unwrap();
+    assert_eq!(again.len(), 1);
+    let later = newest.map(|n| n + chrono::Duration::seconds(1));
+    let (after, _) = t.erp.won_deals(later, "crm").unwrap();
+    assert!(after.is_empty(), "{after:?}");
+}

@@ -31,6 +31,8 @@ pub struct TrytonConfig {
     /// How often invoice states are read back from Tryton.
     pub poll_interval: Duration,
     pub invoicing: Invoicing,
+    /// `[connectors.<name>.opportunities]`: won deals read from Tryton's opportunities.
+    pub opportunities: Option<Opportunities>,
     /// Where the longest create timed is kept across restarts (the hub's data folder), so
     /// that the grace after a start covers it.
     pub timings_file: Option<std::path::PathBuf>,
@@ -56,6 +58,23 @@ impl Default for Invoicing {
     }
 }
 
+/// `[connectors.<name>.opportunities]`: Tryton's `sale.opportunity` records that reach
+/// `converted` or `won` become `opportunity.closed_won` events, read by `write_date`. What a
+/// Tryton opportunity does not hold comes from here: the contract's rate card and billing
+/// model, the project's legal entity, region and service line, and the customer's
+/// country where the party's address has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opportunities {
+    pub rate_card_id: String,
+    pub billing_model: String,
+    pub legal_entity: String,
+    pub region: String,
+    pub service_line: String,
+    pub country: String,
+    /// The project code is this and the opportunity's number.
+    pub project_prefix: String,
+}
+
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(200);
 pub const DEFAULT_RECOVERY_GRACE: Duration = Duration::from_millis(2_000);
@@ -78,6 +97,7 @@ impl TrytonConfig {
             timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(30),
             invoicing: Invoicing::default(),
+            opportunities: None,
             timings_file: None,
         }
     }
@@ -119,6 +139,32 @@ impl TrytonConfig {
         if self.recovery_grace > Duration::from_secs(600) {
             problems.push("recovery_grace_ms: more than 600000".into());
         }
+        if let Some(o) = &self.opportunities {
+            for (key, value) in [
+                ("rate_card_id", &o.rate_card_id),
+                ("legal_entity", &o.legal_entity),
+                ("region", &o.region),
+                ("service_line", &o.service_line),
+            ] {
+                if value.trim().is_empty() {
+                    problems.push(format!("opportunities {key}: is required"));
+                }
+            }
+            // A capped contract needs its cap and a fixed fee its milestones, which an
+            // opportunity does not hold.
+            if o.billing_model != "time_and_materials" {
+                problems.push(format!(
+                    "opportunities billing_model: '{}' is not time_and_materials (a cap or milestones are not in a Tryton opportunity)",
+                    o.billing_model
+                ));
+            }
+            if o.country.len() != 2 || !o.country.chars().all(|c| c.is_ascii_uppercase()) {
+                problems.push(format!(
+                    "opportunities country: '{}' is not an ISO 3166 country code such as DE",
+                    o.country
+                ));
+            }
+        }
         problems
     }
 }
@@ -135,6 +181,7 @@ impl fmt::Debug for TrytonConfig {
             .field("batch_wait", &self.batch_wait)
             .field("recovery_grace", &self.recovery_grace)
             .field("invoicing", &self.invoicing)
+            .field("opportunities", &self.opportunities)
             .finish()
     }
 }

@@ -30,6 +30,7 @@ pub mod invoice_lines;
 pub mod invoicing;
 pub mod local;
 pub mod mapping;
+pub mod opportunities;
 mod psa;
 mod worker;
 

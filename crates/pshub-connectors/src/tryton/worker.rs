@@ -37,6 +37,8 @@ impl Tryton {
         let mut recovered = !invoicing;
         let mut reported: HashSet<(i64, &'static str)> = HashSet::new();
         let mut polled: Option<Instant> = None;
+        // Won deals read up to this `write_date` (in Tryton's clock).
+        let mut deals_read: Option<chrono::NaiveDateTime> = None;
         while !stop.load(Ordering::Relaxed) {
             let today = Utc::now().date_naive();
             if !recovered {
@@ -59,8 +61,38 @@ impl Tryton {
             if polled.is_none_or(|at| at.elapsed() >= self.config.poll_interval) {
                 polled = Some(Instant::now());
                 self.report_states(engine, &mut reported);
+                self.send_won_deals(engine, &mut deals_read);
             }
             sleep_unless_stopped(stop, Duration::from_secs(1));
+        }
+    }
+
+    /// Sends the hub the won deals Tryton's opportunities hold since the last read.
+    fn send_won_deals(&self, engine: &Engine, read_up_to: &mut Option<chrono::NaiveDateTime>) {
+        if self.config.opportunities.is_none() {
+            return;
+        }
+        let source = engine.config().owner_of(Domain::Opportunity).to_string();
+        match self.won_deals(*read_up_to, &source) {
+            Ok((events, newest)) if events.is_empty() => *read_up_to = newest,
+            Ok((events, newest)) => match engine.submit(events) {
+                Ok(results) => {
+                    for refused in results
+                        .iter()
+                        .filter(|r| r.status.as_str() == "quarantined")
+                    {
+                        tracing::warn!(reason = ?refused.reason, "a Tryton opportunity did not make a deal");
+                    }
+                    *read_up_to = newest;
+                }
+                Err(error) => tracing::warn!(%error, "cannot send Tryton's won deals to the hub"),
+            },
+            Err(error) => {
+                tracing::warn!(
+                    error = error.message(),
+                    "cannot read Tryton's opportunities"
+                )
+            }
         }
     }
 
