@@ -458,6 +458,12 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
     assert_eq!(at["legal_entity"], "AT01");
     let seconds = at["entity_onboarding_seconds"].as_f64().unwrap();
     assert!((0.0..60.0).contains(&seconds), "{onboarding}");
+    let summary = api.summary().await;
+    assert_eq!(
+        summary["entity_onboarding_seconds"]["AT01"].as_f64(),
+        Some(seconds),
+        "the KPI in the summary: {summary}"
+    );
     let metrics = api.get_text("/metrics").await.unwrap();
     assert!(
         metric(

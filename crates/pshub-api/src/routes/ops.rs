@@ -47,8 +47,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = state.engine.clone();
-    let summary = blocking(move || engine.read(|r| Summary::compute(r))).await??;
-    Ok(Json(summary.to_json()))
+    let (summary, onboarding) = blocking(move || {
+        let summary = engine.read(|r| Summary::compute(r))?;
+        Ok::<_, pshub_engine::EngineError>((summary, engine.onboarding()?))
+    })
+    .await??;
+    let mut answer = summary.to_json();
+    // The KPI of each legal entity a reload added: from the change to its first posted line.
+    answer["entity_onboarding_seconds"] = onboarding
+        .iter()
+        .map(|o| (o.legal_entity.clone(), json!(o.seconds())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    Ok(Json(answer))
 }
 
 pub async fn systems(State(state): State<AppState>) -> Json<Value> {
