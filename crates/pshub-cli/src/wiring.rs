@@ -447,6 +447,7 @@ pub fn configured_connectors(data_dir: Option<&Path>) -> Result<Vec<(String, Con
         let running = match connector {
             Connector::Tryton(tryton) => {
                 let mut tryton = *tryton;
+                tryton.system = name.clone();
                 tryton.timings_file =
                     data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
                 let erp = Tryton::connect(tryton)

@@ -521,10 +521,11 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
     .await;
 
     // A status the legacy system sets comes back by the watermark: paid reaches the CRM.
+    // Where the table is only FR01's shadow, its statuses are not the invoice's.
     legacy_sql(
         &database.url,
         &format!(
-            "UPDATE {TABLE} SET status = 'paid', invoice_number = 'L-1', updated_at = now() WHERE project_code = 'P-US'"
+            "UPDATE {TABLE} SET status = 'paid', invoice_number = 'L-1', updated_at = now() WHERE project_code IN ('P-US', 'P-FR')"
         ),
     );
     eventually(
@@ -541,5 +542,10 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         },
     )
     .await;
+    let (_, shadowed) = api.get("/v1/invoices/INV-P-FR-2026-10").await.unwrap();
+    assert_ne!(
+        shadowed["status"], "paid",
+        "a shadow's paid is not the invoice's: {shadowed}"
+    );
     drop(server);
 }

@@ -47,3 +47,10 @@ pub fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// Whether `system` is, by the current routes, only the shadow of `project`'s ERP: what a
+/// shadow holds is for comparison, and its invoice states are not the invoice's.
+pub(crate) fn shadow_only(engine: &pshub_engine::Engine, project: &str, system: &str) -> bool {
+    let (erp, shadow) = engine.erps_of_project(project);
+    erp != system && shadow.as_deref() == Some(system)
+}

@@ -512,6 +512,15 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
         charge("milestone", "K-1:M-1", "P-1", day(2026, 10, 7), "5000"),
     ];
     let first: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
+    // An expense whose id is a time entry's is a line of its own.
+    let twin = done(
+        &t.erp
+            .post_lines(&[charge("expense", "T-1", "P-1", day(2026, 10, 6), "9")])[0],
+    );
+    assert!(
+        twin.starts_with("invoice_line:") && !first.contains(&twin),
+        "{twin}"
+    );
     assert!(first[1].starts_with("invoice_line:") && first[2].starts_with("invoice_line:"));
     let again: Vec<String> = t.erp.post_lines(&lines).iter().map(done).collect();
     assert_eq!(again, first, "sent again: found by their descriptions");
@@ -523,11 +532,12 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
         json!([["description", "like", "pshub:%"]]),
         &["description", "product.name", "unit_price", "invoice"],
     );
-    assert_eq!(standalone.len(), 2, "{standalone:?}");
+    assert_eq!(standalone.len(), 3, "{standalone:?}");
     assert!(
         standalone
             .iter()
-            .any(|l| l["description"] == "pshub:K-1:M-1:1" && l["product."]["name"] == "Milestone")
+            .any(|l| l["description"] == "pshub:milestone:K-1:M-1:1"
+                && l["product."]["name"] == "Milestone")
     );
     assert!(standalone.iter().all(|l| l["invoice"].is_null()));
 
@@ -545,7 +555,7 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
     assert!(
         t.read(
             "account.invoice.line",
-            json!([["description", "=", "pshub:X-2:1"]]),
+            json!([["description", "=", "pshub:expense:X-2:1"]]),
             &[]
         )
         .is_empty()
@@ -554,8 +564,8 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
     let period = pshub_connectors::tryton::invoicing::Period::parse("2026-10").unwrap();
     let invoice = t.erp.invoice_period("P-1", period).unwrap().unwrap();
     assert_eq!(invoice.state, "posted");
-    // 2 hours at 150.00, the expense and the milestone.
-    assert_eq!(invoice.untaxed_amount, d("5420.50"));
+    // 2 hours at 150.00, the two expenses and the milestone.
+    assert_eq!(invoice.untaxed_amount, d("5429.50"));
     let on_invoice = t.read(
         "account.invoice.line",
         json!([["invoice", "=", invoice.id]]),
@@ -566,7 +576,10 @@ fn expenses_and_milestones_go_on_their_months_invoice_with_their_products() {
         .filter_map(|l| l["product."]["name"].as_str())
         .collect();
     products.sort_unstable();
-    assert_eq!(products, ["Consulting hour", "Expense", "Milestone"]);
+    assert_eq!(
+        products,
+        ["Consulting hour", "Expense", "Expense", "Milestone"]
+    );
 
     // A project whose month holds only an expense gets an invoice of its own.
     done(&t.erp.provision_project(&ProjectRequest {

@@ -224,6 +224,16 @@ impl Config {
         }
     }
 
+    /// The ERPs of a project's work, by its legal entity, region and service line (a
+    /// project the hub does not know matches only routes that ask for nothing).
+    pub fn route_of_project(&self, world: &crate::world::World, project_code: &str) -> Routed<'_> {
+        let key = world
+            .project_by_code(project_code)
+            .map(|p| RouteKey::project(&p.project))
+            .unwrap_or_default();
+        self.route(&key)
+    }
+
     /// Every ERP a route or the default names, once each.
     pub fn erp_systems(&self) -> Vec<&str> {
         let mut names = vec![self.erp_system.as_str()];

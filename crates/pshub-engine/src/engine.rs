@@ -374,15 +374,15 @@ impl Engine {
     /// (`SIGHUP`, `POST /v1/config/reload`). Events already taken keep the ERP they were
     /// routed to; the next group is decided under the new configuration.
     pub fn reload_configured(&self) -> std::result::Result<crate::routing::Reloaded, ActionError> {
-        let config = {
-            let reloader = lock(&self.core.reloader);
-            let Some(reload) = reloader.as_ref() else {
-                return Err(ActionError::WrongState(
-                    "this hub was not started from a configuration file; there is nothing to reload".into(),
-                ));
-            };
-            reload().map_err(ActionError::Invalid)?
+        // Held until the file read is taken, so that two reloads apply in the order read.
+        let reloader = lock(&self.core.reloader);
+        let Some(reload) = reloader.as_ref() else {
+            return Err(ActionError::WrongState(
+                "this hub was not started from a configuration file; there is nothing to reload"
+                    .into(),
+            ));
         };
+        let config = reload().map_err(ActionError::Invalid)?;
         self.reload(config)
     }
 
@@ -413,6 +413,14 @@ impl Engine {
             "configuration reloaded"
         );
         Ok(reloaded)
+    }
+
+    /// The ERP that takes a project's work now (by the current routes), and its shadow: a
+    /// connector reports invoice states only of the projects it is the ERP of.
+    pub fn erps_of_project(&self, project_code: &str) -> (String, Option<String>) {
+        let hub = lock(&self.core.hub);
+        let routed = hub.config().route_of_project(hub.world(), project_code);
+        (routed.erp.to_string(), routed.shadow.map(str::to_string))
     }
 
     /// The configuration events are decided under now (reloads included).
@@ -457,9 +465,14 @@ impl Engine {
         route: &str,
         period: Option<&str>,
     ) -> std::result::Result<crate::routing::ShadowReport, ActionError> {
-        let hub = lock(&self.core.hub);
-        let config = hub.config_arc();
-        crate::routing::shadow_report(&config, &self.core.systems, hub.world(), route, period)
+        // What the route matches, read under the hub's lock; the ERPs are read outside it.
+        let (config, projects) = {
+            let hub = lock(&self.core.hub);
+            let config = hub.config_arc();
+            let projects = crate::routing::projects_of_route(&config, hub.world(), route);
+            (config, projects)
+        };
+        crate::routing::shadow_report(&config, &self.core.systems, &projects, route, period)
     }
 
     /// Opens the cases of every payroll load not yet checked; answers what it found.
@@ -897,8 +910,23 @@ impl Core {
                     });
                     (f.claimed, f.requests, outcomes)
                 });
-                // 2. The next call, at once. On a stop, a round not yet sent is left to lapse.
-                if let Some((claimed, requests)) = ready.take().filter(|_| !stopping) {
+                // 2. The next call, at once, when the breaker lets calls through. On a stop,
+                //    a round not yet sent is left to lapse.
+                if ready.is_some()
+                    && !stopping
+                    && let Some(breaker) = self.breakers.get(system)
+                    && let crate::breaker::Permit::Wait(until) = breaker.permit(Instant::now())
+                {
+                    // Held, with its leases, until the breaker lets a call through.
+                    if finished.is_none() {
+                        std::thread::sleep(
+                            until
+                                .saturating_duration_since(Instant::now())
+                                .min(Duration::from_millis(250)),
+                        );
+                        continue;
+                    }
+                } else if let Some((claimed, requests)) = ready.take().filter(|_| !stopping) {
                     let call = {
                         let (claimed, requests) = (claimed.clone(), requests.clone());
                         scope.spawn(move || caller.outcomes(&claimed, &requests))
@@ -956,14 +984,24 @@ impl Core {
                 }
                 holding.replace(ids(&[
                     in_flight.as_ref().map_or(&[][..], |f| &f.claimed[..]),
+                    ready.as_ref().map_or(&[][..], |(c, _)| &c[..]),
                     &claimed,
                 ]));
                 // 4. Its requests, built while the round before it is under call.
                 if !claimed.is_empty() {
                     match self.with_round(system, |r| r.requests(&claimed)) {
-                        Some(Ok(requests)) => ready = Some((claimed, requests)),
+                        Some(Ok(requests)) => match &mut ready {
+                            // A round held by the breaker takes these too.
+                            Some((held, built)) => {
+                                held.extend(claimed);
+                                built.extend(requests);
+                            }
+                            None => ready = Some((claimed, requests)),
+                        },
                         Some(Err(error)) => {
-                            tracing::error!(%error, system, "building a delivery round failed")
+                            // Its steps lapse and are claimed again.
+                            tracing::error!(%error, system, "building a delivery round failed");
+                            std::thread::sleep(Duration::from_secs(1));
                         }
                         None => return,
                     }

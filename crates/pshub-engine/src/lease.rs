@@ -32,15 +32,20 @@ pub struct LeaseKeeper {
 }
 
 /// Leases kept while this lives.
-pub struct Holding<'a>(&'a LeaseKeeper);
+pub struct Holding<'a>(&'a LeaseKeeper, i64);
 
 impl Holding<'_> {
     /// Holds `steps` instead, on the same renewal schedule (the pipelined delivery holds the
     /// round under call and the one claimed after it).
     pub fn replace(&self, steps: Vec<i64>) {
-        if let Some((held, _, _)) = &mut lock(&self.0.shared).steps {
-            *held = steps;
-        }
+        let mut held = lock(&self.0.shared);
+        // Also when another holding took the slot in between and let it go.
+        let since = held
+            .steps
+            .as_ref()
+            .map_or_else(Instant::now, |(_, _, since)| *since);
+        held.steps = Some((steps, self.1, since));
+        drop(held);
         self.0.shared.changed.notify_all();
     }
 }
@@ -75,7 +80,7 @@ impl LeaseKeeper {
     pub fn hold(&self, steps: Vec<i64>, owner: i64) -> Holding<'_> {
         lock(&self.shared).steps = Some((steps, owner, Instant::now()));
         self.shared.changed.notify_all();
-        Holding(self)
+        Holding(self, owner)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `Cx::erps_of_project`): a step keeps the ERP it was written for, so a reload changes
 //! where new work goes and never moves work in flight.
 
-use crate::config::{Config, Route};
+use crate::config::Config;
 use crate::error::{ActionError, Result};
 use crate::leakage::{Held, read_all};
 use crate::ports::{Port, Systems};
@@ -234,7 +234,7 @@ impl ShadowReport {
 pub fn shadow_report(
     config: &Config,
     systems: &Systems,
-    world: &World,
+    projects: &std::collections::HashSet<String>,
     route_name: &str,
     period: Option<&str>,
 ) -> std::result::Result<ShadowReport, ActionError> {
@@ -262,7 +262,7 @@ pub fn shadow_report(
         let lines = read_all(erp.as_ref(), "lines", crate::leakage::held)?;
         Ok(lines
             .into_iter()
-            .filter(|l| of_route(route, world, &l.project_code, config))
+            .filter(|l| projects.contains(&l.project_code))
             .filter(|l| match (range, l.date) {
                 (None, _) => true,
                 (Some((from, to)), Some(d)) => from <= d && d <= to,
@@ -378,13 +378,17 @@ pub fn shadow_report(
     })
 }
 
-/// Whether a project's work is the route's: the first route that matches it is this one.
-fn of_route(route: &Route, world: &World, project_code: &str, config: &Config) -> bool {
-    let Some(project) = world.project_by_code(project_code) else {
-        return false;
-    };
-    let key = crate::config::RouteKey::project(&project.project);
-    config.route(&key).route == Some(route.name.as_str())
+/// The projects whose work is the route's: the first route that matches them is this one.
+pub fn projects_of_route(
+    config: &Config,
+    world: &World,
+    route: &str,
+) -> std::collections::HashSet<String> {
+    world
+        .projects()
+        .map(|p| p.project.project_code.to_string())
+        .filter(|code| config.route_of_project(world, code).route == Some(route))
+        .collect()
 }
 
 /// The invoice a line is on as the hub names them, with its project, month and currency.

@@ -125,12 +125,39 @@ pub async fn work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_cop
         ])
     );
 
+    // The wave ends and its routes go: a line copied under them is still cancelled in both.
+    let engine = app.engine.clone();
+    tokio::task::spawn_blocking(move || engine.reload(test_config()))
+        .await
+        .unwrap()
+        .unwrap();
+    app.send(json!([rejection("P-1", 1)])).await;
+    app.settle().await;
+    assert_eq!(
+        erp_lines(erp2),
+        counts(&[
+            ("P-1", "time", 3),
+            ("P-1", "reversal", 2),
+            ("P-FR", "time", 2)
+        ])
+    );
+    let mut config = test_config();
+    config.routes = vec![
+        route("fr-wave", "FR01", "erp2", None),
+        route("de-shadow", "DE01", "erp", Some("erp2")),
+    ];
+    let engine = app.engine.clone();
+    tokio::task::spawn_blocking(move || engine.reload(config))
+        .await
+        .unwrap()
+        .unwrap();
+
     let (status, report) = app.get("/v1/reports/shadow?route=de-shadow").await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["ready"], true, "{report}");
-    assert_eq!(report["primary_lines"], 4);
+    assert_eq!(report["primary_lines"], 5);
     assert_eq!(
-        report["shadow_lines"], 4,
+        report["shadow_lines"], 5,
         "only the route's work is compared"
     );
     let (status, body) = app.get("/v1/reports/shadow?route=fr-wave").await;

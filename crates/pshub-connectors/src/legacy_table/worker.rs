@@ -2,8 +2,10 @@
 //! system set since the watermark are read and sent into the hub as
 //! `invoice.status_changed` events for the hub's invoice of each project month
 //! (`INV-<project>-<YYYY-MM>`), from the source that owns invoice status, keyed
-//! `<connector>-<invoice>-<status>`, so that `paid` reaches the CRM. The watermark starts at
-//! the beginning after a restart: the hub drops repeats by event id.
+//! `<connector>-<invoice>-<status>`, so that `paid` reaches the CRM. Each read starts a few
+//! seconds before the watermark, for rows a long transaction stamped earlier than it
+//! committed; the watermark starts at the beginning after a restart, and the hub drops
+//! repeats by event id. A shadow's statuses are not sent (they are not the invoice's).
 
 use super::LegacyTable;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How far before the watermark each read starts.
+const OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// One project month's status as the legacy system set it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,11 +48,14 @@ impl LegacyTable {
         let mut watermark = DateTime::<Utc>::UNIX_EPOCH;
         let mut reported: HashSet<String> = HashSet::new();
         while !stop.load(Ordering::Relaxed) {
-            match self.statuses_since(watermark) {
+            // Read from a little before the watermark: a row stamped earlier by a transaction
+            // that committed later is still seen (what was sent is not sent again).
+            match self.statuses_since(watermark - OVERLAP) {
                 Ok(statuses) => {
                     let source = engine.config().owner_of(Domain::InvoiceStatus).to_string();
                     let events: Vec<Value> = statuses
                         .iter()
+                        .filter(|s| !crate::shadow_only(engine, &s.project_code, &self.name))
                         .filter_map(|s| self.status_event(&source, s))
                         .filter(|e| !reported.contains(e["id"].as_str().unwrap_or_default()))
                         .collect();

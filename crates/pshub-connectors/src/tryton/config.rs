@@ -8,6 +8,8 @@ use std::time::Duration;
 
 #[derive(Clone, PartialEq)]
 pub struct TrytonConfig {
+    /// The system name the hub gives this connector (its `[connectors.<name>]`).
+    pub system: String,
     /// The server, `http://127.0.0.1:8000`.
     pub url: String,
     pub database: String,
@@ -84,6 +86,7 @@ impl TrytonConfig {
     /// `password` leave out.
     pub fn new(url: &str, database: &str, user: &str, password: &str) -> Self {
         TrytonConfig {
+            system: "tryton".into(),
             url: url.trim_end_matches('/').to_string(),
             database: database.to_string(),
             user: user.to_string(),

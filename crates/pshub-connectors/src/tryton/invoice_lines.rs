@@ -303,8 +303,9 @@ impl Tryton {
     }
 
     /// A draft customer invoice for the project's party, for a period whose only lines are
-    /// standalone ones (project invoicing makes an invoice from timesheets only).
-    pub(super) fn new_invoice(&self, project: i64) -> Rpc<i64> {
+    /// standalone ones (project invoicing makes an invoice from timesheets only): made with
+    /// its reference and its lines in one call, so a crash leaves no draft to find.
+    pub(super) fn new_invoice(&self, project: i64, reference: &str, lines: &[i64]) -> Rpc<i64> {
         let party = self.party_of(project)?;
         let parties = self.search_read(
             "party.party",
@@ -343,6 +344,8 @@ impl Tryton {
             "currency": self.currency_id()?,
             "account": receivable,
             "journal": journals.first(),
+            "reference": reference,
+            "lines": [["add", lines]],
         });
         self.create("account.invoice", vec![values])?
             .first()
@@ -397,6 +400,33 @@ impl Tryton {
         lock(&self.known).currency_id = Some(id);
         Ok(id)
     }
+}
+
+/// A standalone line as its read-back record (as a timesheet line's, in `mod.rs`): a
+/// negative quantity is a credit, the reversal of its line.
+pub(super) fn read_back_standalone(row: &Value, currency: &str) -> Option<Value> {
+    let description = row["description"].as_str()?;
+    let key = super::mapping::key_of_description(description)?;
+    let (kind, entry, posting) = super::mapping::entry_of_key(&key)?;
+    let (project, day) = note_of(row["note"].as_str()?)?;
+    let quantity = Decimal::try_from(row["quantity"].as_f64()?)
+        .ok()?
+        .round_dp(6);
+    let price = read_decimal(&row["unit_price"])?;
+    let amount = quantity.checked_mul(price)?.round_dp(2);
+    let kind = if quantity.is_sign_negative() {
+        "reversal"
+    } else {
+        kind
+    };
+    Some(json!({
+        "id": standalone_id(row["id"].as_i64()?), "idempotency_key": key, "kind": kind,
+        "source_id": entry, "posting": posting, "project_code": project, "worker_id": "",
+        "date": day.to_string(), "quantity": quantity.normalize().to_string(),
+        "rate": price.normalize().to_string(), "rate_currency": currency,
+        "amount": amount.normalize().to_string(), "currency": currency,
+        "invoice": row["invoice"],
+    }))
 }
 
 #[cfg(test)]

@@ -174,7 +174,9 @@ impl Tryton {
         let invoice = match (orphan, open) {
             (Some(id), _) => id,
             // Only expenses, milestones or credits: an invoice of their own.
-            (None, None) if !standalone.is_empty() => self.new_invoice(project)?,
+            (None, None) if !standalone.is_empty() => {
+                self.new_invoice(project, &reference, &standalone)?
+            }
             (None, None) => return Ok(None),
             (None, Some(open)) => {
                 self.client.model(

@@ -47,10 +47,40 @@ pub fn invoice_reference(project_code: &str, period: &str) -> String {
 /// The entry and posting of a line step's idempotency key
 /// (`pshub:time_to_bill:post_line:<kind>:<entry_id>:<n>`).
 pub fn line_of_key(key: &str) -> Option<(&str, u32)> {
+    let (_, entry, posting) = entry_of_key(key)?;
+    Some((entry, posting))
+}
+
+/// The entry kind, entry and posting of a line step's idempotency key.
+pub fn entry_of_key(key: &str) -> Option<(&str, &str, u32)> {
     let rest = key.strip_prefix("pshub:time_to_bill:post_line:")?;
-    let (_kind, rest) = rest.split_once(':')?;
+    let (kind, rest) = rest.split_once(':')?;
     let (entry, posting) = rest.rsplit_once(':')?;
-    Some((entry, posting.parse().ok()?))
+    Some((kind, entry, posting.parse().ok()?))
+}
+
+/// The `description` a line's key is kept under in Tryton: `pshub:<entry_id>:<n>` for time,
+/// `pshub:<kind>:<entry_id>:<n>` for the other kinds, so that an expense and a time entry of
+/// the same id never share one.
+pub fn description_of_key(key: &str) -> Option<String> {
+    let (kind, entry, posting) = entry_of_key(key)?;
+    Some(match kind {
+        "time" => line_description(entry, posting),
+        other => format!("pshub:{other}:{entry}:{posting}"),
+    })
+}
+
+/// The key of a description (the inverse of [`description_of_key`]).
+pub fn key_of_description(description: &str) -> Option<String> {
+    let rest = description.strip_prefix("pshub:")?;
+    let (rest, posting) = rest.rsplit_once(':')?;
+    let (kind, entry) = match rest.split_once(':') {
+        Some((kind @ ("expense" | "milestone"), entry)) => (kind, entry),
+        _ => ("time", rest),
+    };
+    Some(format!(
+        "pshub:time_to_bill:post_line:{kind}:{entry}:{posting}"
+    ))
 }
 
 pub fn decimal(value: Decimal) -> Value {
@@ -141,6 +171,18 @@ mod tests {
             Some(("a:b", 1))
         );
         assert_eq!(line_of_key("pshub:opportunity_to_project:erp:P-1"), None);
+        for key in [
+            "pshub:time_to_bill:post_line:time:TS-1:2",
+            "pshub:time_to_bill:post_line:expense:TS-1:1",
+            "pshub:time_to_bill:post_line:milestone:K-1:M-1:1",
+        ] {
+            let description = description_of_key(key).unwrap();
+            assert_eq!(key_of_description(&description).as_deref(), Some(key));
+        }
+        assert_eq!(
+            description_of_key("pshub:time_to_bill:post_line:expense:TS-1:1").as_deref(),
+            Some("pshub:expense:TS-1:1")
+        );
     }
 
     #[test]

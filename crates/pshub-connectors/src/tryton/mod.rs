@@ -56,6 +56,8 @@ pub struct Tryton {
     longest_create: Mutex<Duration>,
     /// When lines of each (project, period) last went to Tryton, for invoicing.
     activity: Mutex<HashMap<(String, invoicing::Period), Instant>>,
+    /// Held while a record that two workers may both need is found or made.
+    making: Mutex<()>,
 }
 
 /// Ids read from Tryton once, by the hub's keys.
@@ -127,14 +129,11 @@ impl Prepared {
     }
 }
 
-/// A posted line that is new to Tryton, with its values.
-/// A line's `description` in Tryton: the entry and posting its key names
-/// (`pshub:<entry_id>:<n>`; a milestone's entry is `<contract>:<milestone>`).
+/// A line's `description` in Tryton: the kind (but for time), entry and posting its key
+/// names (`pshub:<entry_id>:<n>`, `pshub:milestone:<contract>:<milestone>:<n>`).
 fn description_of(line: &LinePosting) -> String {
-    match line_of_key(&line.idempotency_key) {
-        Some((entry, posting)) => line_description(entry, posting),
-        None => line_description(&line.source_id, line.posting),
-    }
+    description_of_key(&line.idempotency_key)
+        .unwrap_or_else(|| line_description(&line.source_id, line.posting))
 }
 
 /// How a reversal goes: done (its line deleted), or a credit line to create.
@@ -143,6 +142,7 @@ enum Reversed {
     Credit(Value),
 }
 
+/// A posted line that is new to Tryton, with its values.
 struct NewLine {
     at: usize,
     project_code: String,
@@ -172,6 +172,7 @@ impl Tryton {
             known: Mutex::new(Known::default()),
             longest_create: Mutex::new(longest),
             activity: Mutex::new(HashMap::new()),
+            making: Mutex::new(()),
         }))
     }
 
@@ -441,6 +442,8 @@ impl Tryton {
         if let Some(&id) = lock(&self.known).employees.get(worker_id) {
             return Ok(id);
         }
+        // The ERP's and the PSA's workers may both make a worker's employee: one at a time.
+        let _making = lock(&self.making);
         let code = employee_code(worker_id);
         let found = self.client.model_with(
             "company.employee",
@@ -757,8 +760,8 @@ impl Tryton {
         let mut answers = vec![Lookup::NotApplied; keys.len()];
         let mut lines = Vec::new();
         for (at, key) in keys.iter().enumerate() {
-            if let Some((entry, posting)) = line_of_key(key) {
-                lines.push((at, line_description(entry, posting)));
+            if let Some(description) = description_of_key(key) {
+                lines.push((at, description));
             } else if let Some(code) = key
                 .strip_prefix("pshub:opportunity_to_project:erp:")
                 .or_else(|| key.strip_prefix("pshub:opportunity_to_project:psa:"))
@@ -933,7 +936,7 @@ impl Erp for Tryton {
             }
         }
         let currency = self.currency().map_err(text)?;
-        let items = rows
+        let mut items: Vec<Value> = rows
             .iter()
             .filter_map(|r| {
                 let (price, project) = of_work.get(&r["work"].as_i64()?)?;
@@ -943,6 +946,24 @@ impl Erp for Tryton {
         let next = (rows.len() as u32 == limit)
             .then(|| rows.last().and_then(|r| r["id"].as_u64()))
             .flatten();
+        if next.is_none() {
+            // The last page also holds the standalone lines: expenses, milestones, credits.
+            let standalone = self
+                .search_read(
+                    "account.invoice.line",
+                    json!([
+                        ["description", "like", "pshub:%"],
+                        ["note", "like", "pshub:%"]
+                    ]),
+                    &["description", "quantity", "unit_price", "note", "invoice"],
+                )
+                .map_err(text)?;
+            items.extend(
+                standalone
+                    .iter()
+                    .filter_map(|r| invoice_lines::read_back_standalone(r, &currency)),
+            );
+        }
         Ok((items, next))
     }
 

@@ -113,6 +113,12 @@ impl Tryton {
         let mut events = Vec::new();
         let mut sent = Vec::new();
         for invoice in &invoices {
+            // A shadow's invoices are for comparison: their states are not the invoice's.
+            if let Some((project, _)) = invoice.period()
+                && crate::shadow_only(engine, project, &self.config.system)
+            {
+                continue;
+            }
             for status in statuses(invoice) {
                 if reported.contains(&(invoice.id, status)) {
                     continue;

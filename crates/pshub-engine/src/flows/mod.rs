@@ -334,12 +334,7 @@ impl Cx<'_> {
         if self.config.routes.is_empty() {
             return (self.config.erp_system.clone(), None);
         }
-        let key = self
-            .world
-            .project_by_code(project_code)
-            .map(|p| crate::config::RouteKey::project(&p.project))
-            .unwrap_or_default();
-        let routed = self.config.route(&key);
+        let routed = self.config.route_of_project(self.world, project_code);
         (routed.erp.to_string(), routed.shadow.map(str::to_string))
     }
 

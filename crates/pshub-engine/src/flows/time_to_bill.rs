@@ -674,6 +674,27 @@ fn add_post_step(
     })
 }
 
+/// The copies of a line's step for other systems (a shadow ERP's): from this commit when
+/// the line is new in it, else from the store.
+fn copies_of_line(cx: &mut Cx<'_>, line_id: i64) -> Result<Vec<StepRow>> {
+    let is_copy = |s: &StepRow| s.subject == line_id && s.flow == NAME && s.is_copy();
+    if cx.caches.lines.contains_key(&line_id) {
+        return Ok(cx
+            .commit
+            .steps
+            .iter()
+            .filter(|s| is_copy(s))
+            .cloned()
+            .collect());
+    }
+    Ok(cx
+        .reads
+        .steps_of_subject(NAME, line_id)?
+        .into_iter()
+        .filter(is_copy)
+        .collect())
+}
+
 /// Posts the negative of a line: the entry's billing is withdrawn, once. The reversal waits
 /// for the line it cancels to be posted.
 fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<()> {
@@ -705,15 +726,11 @@ fn reverse_line(cx: &mut Cx<'_>, line_id: i64, entry: &mut EntryRow) -> Result<(
         &original_step.system,
         waits_on,
     )?;
-    if !cx.config.routes.is_empty() {
-        for copy in cx.steps_of_subject(NAME, original.id)? {
-            if copy.id == original_step.id || copy.base_step() != POST_LINE {
-                continue;
-            }
-            let waits_on = (copy.state != StepState::Done).then_some(copy.id);
-            let id = cx.id(IdKind::Step)?;
-            add_post_step(cx, &reversal, entry, id, &copy.step, &copy.system, waits_on)?;
-        }
+    // Whatever the routes say now: a copy made under an earlier one is cancelled too.
+    for copy in copies_of_line(cx, original.id)? {
+        let waits_on = (copy.state != StepState::Done).then_some(copy.id);
+        let id = cx.id(IdKind::Step)?;
+        add_post_step(cx, &reversal, entry, id, &copy.step, &copy.system, waits_on)?;
     }
     count_hours(cx, &reversal)?;
     count_cap(cx, &reversal)?;
