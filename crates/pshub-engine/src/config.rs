@@ -234,6 +234,17 @@ impl Config {
         self.route(&key)
     }
 
+    /// The ERPs that take work for real: the default and each route's (not the shadows).
+    pub fn primary_erps(&self) -> Vec<&str> {
+        let mut names = vec![self.erp_system.as_str()];
+        for route in &self.routes {
+            if !names.contains(&route.erp.as_str()) {
+                names.push(&route.erp);
+            }
+        }
+        names
+    }
+
     /// Every ERP a route or the default names, once each.
     pub fn erp_systems(&self) -> Vec<&str> {
         let mut names = vec![self.erp_system.as_str()];

@@ -354,15 +354,19 @@ impl Engine {
     /// the configured ERP holds (read back through its port), for `period` (`YYYY-MM`) or
     /// all time.
     pub fn leakage(&self, period: Option<&str>) -> Result<crate::leakage::Report> {
-        let erp_system = &self.core.config.erp_system;
-        let Some(crate::ports::Port::Erp(erp)) = self.core.systems.get(erp_system) else {
-            return Err(EngineError::Store(format!(
-                "the configured ERP {erp_system} is not an ERP this hub can read"
-            )));
-        };
+        let config = self.current_config();
+        let mut erps: Vec<(&str, &dyn crate::ports::Erp)> = Vec::new();
+        for name in config.primary_erps() {
+            let Some(crate::ports::Port::Erp(erp)) = self.core.systems.get(name) else {
+                return Err(EngineError::Store(format!(
+                    "the configured ERP {name} is not an ERP this hub can read"
+                )));
+            };
+            erps.push((name, erp.as_ref()));
+        }
         let mut reader = self.core.store.reader()?;
         let hub = lock(&self.core.hub);
-        crate::leakage::report(hub.world(), reader.as_mut(), erp.as_ref(), period)
+        crate::leakage::report(hub.world(), &config, reader.as_mut(), &erps, period)
     }
 
     /// Sets where [`Engine::reload_configured`] reads the configuration from.

@@ -234,14 +234,28 @@ fn entry_date(reads: &mut dyn StoreReader, entry: &EntryRow) -> Result<Option<Na
     })
 }
 
+/// The report against what `erps` hold together, by name: the ERPs the hub's work is
+/// routed to. What an ERP holds as a route's shadow is a copy, not the work, and is left out.
 pub fn report(
     world: &World,
+    config: &crate::Config,
     reads: &mut dyn StoreReader,
-    erp: &dyn Erp,
+    erps: &[(&str, &dyn Erp)],
     period: Option<&str>,
 ) -> Result<Report> {
     let range = period.and_then(crate::costing::month_range);
-    let erp_lines: Vec<Held> = read_all(erp, "lines", held)?;
+    let mut erp_lines: Vec<Held> = Vec::new();
+    for (name, erp) in erps {
+        let shadow_copy = |line: &Held| {
+            let routed = config.route_of_project(world, &line.project_code);
+            routed.erp != *name && routed.shadow == Some(*name)
+        };
+        erp_lines.extend(
+            read_all(*erp, "lines", held)?
+                .into_iter()
+                .filter(|l| !shadow_copy(l)),
+        );
+    }
     let hub_lines = reads.lines(&LineFilter::default(), Page::ALL)?;
     let mut leaks = Vec::new();
 
@@ -403,7 +417,9 @@ pub fn report(
         });
     }
 
-    leaks.extend(terms(world, erp)?);
+    for (_, erp) in erps {
+        leaks.extend(terms(world, *erp)?);
+    }
     // Amounts in their currency's minor unit (a rate difference times hours, rounded).
     for leak in &mut leaks {
         if let Ok(currency) = pshub_model::Currency::parse(&leak.currency) {

@@ -160,6 +160,10 @@ pub async fn work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_cop
         report["shadow_lines"], 5,
         "only the route's work is compared"
     );
+    // The leakage report reads every ERP the work is routed to, and leaves the copies out.
+    let (status, leakage) = app.get("/v1/reports/leakage").await;
+    assert_eq!(status, 200, "{leakage}");
+    assert_eq!(leakage["items"], json!([]), "{leakage}");
     let (status, body) = app.get("/v1/reports/shadow?route=fr-wave").await;
     assert_eq!(status, 409, "{body}");
     let (status, body) = app.get("/v1/reports/shadow?route=nope").await;

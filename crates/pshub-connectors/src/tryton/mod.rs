@@ -887,10 +887,15 @@ impl Erp for Tryton {
     /// their duration, the amount at their task's list price in the company's currency,
     /// the project from the task's parent, and the invoice they are on.
     fn read_back(&self, collection: &str, after: u64, limit: u32) -> ReadBack {
-        if collection != "lines" {
-            return Err(format!(
-                "the Tryton connector reads back lines, not {collection}"
-            ));
+        match collection {
+            "lines" => {}
+            // Tryton keeps prices on tasks and no billing rules of the hub's.
+            "billing-rules" => return Ok((Vec::new(), None)),
+            other => {
+                return Err(format!(
+                    "the Tryton connector reads back lines, not {other}"
+                ));
+            }
         }
         let text = |e: RpcError| e.message().to_string();
         let rows = self
