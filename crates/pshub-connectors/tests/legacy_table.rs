@@ -260,7 +260,10 @@ fn read_back_pages_through_every_line_in_id_order() {
     let (all, next) = erp.read_back("lines", 0, 100).unwrap();
     assert_eq!((all.len(), next), (7, None));
     // The legacy system keeps its billing rules itself: none are read back.
-    assert_eq!(erp.read_back("billing-rules", 0, 10).unwrap(), (vec![], None));
+    assert_eq!(
+        erp.read_back("billing-rules", 0, 10).unwrap(),
+        (vec![], None)
+    );
     assert!(erp.read_back("projects", 0, 10).is_err());
 }
 
