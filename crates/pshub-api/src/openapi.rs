@@ -814,6 +814,11 @@ fn core_answer_schemas() -> Vec<(&'static str, Value)> {
                         "straight_through_rate",
                         json!({ "type": ["number", "null"] }),
                     ),
+                    (
+                        "entity_onboarding_seconds",
+                        json!({ "type": "object", "description": "per legal entity a configuration reload added: seconds from the reload to its first posted line (null until then)",
+                                "additionalProperties": { "type": ["number", "null"] } }),
+                    ),
                 ],
             ),
         ),
