@@ -11,6 +11,7 @@ use pshub_connectors::sandbox::client::HttpSandbox;
 use pshub_connectors::sandbox::server::{PageQuery, inspect};
 use pshub_connectors::sandbox::{FaultPlan, InProcess, Sandbox};
 use pshub_connectors::tryton::Tryton;
+use pshub_connectors::tryton::config::TrytonConfig;
 use pshub_engine::store::Store;
 use pshub_engine::{Config, Engine, Port, Systems};
 use pshub_store_postgres::PostgresStore;
@@ -446,13 +447,7 @@ pub fn configured_connectors(data_dir: Option<&Path>) -> Result<Vec<(String, Con
     for (name, connector) in file.connectors() {
         let running = match connector {
             Connector::Tryton(tryton) => {
-                let mut tryton = *tryton;
-                tryton.system = name.clone();
-                tryton.timings_file =
-                    data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
-                let erp = Tryton::connect(tryton)
-                    .map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
-                Connected::Tryton(erp)
+                Connected::Tryton(connect_tryton(&name, *tryton, data_dir)?)
             }
             Connector::LegacyTable(table) => Connected::LegacyTable(
                 LegacyTable::connect(&name, table)
@@ -467,12 +462,22 @@ pub fn configured_connectors(data_dir: Option<&Path>) -> Result<Vec<(String, Con
 
 /// The Tryton ERP that the configuration file names (`[erp] connector`), for `invoice run`.
 pub fn configured_tryton(data_dir: Option<&Path>) -> Result<Option<Arc<Tryton>>> {
-    let Some((name, mut tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
+    let Some((name, tryton)) = config_file().and_then(ConfigFile::erp_connector) else {
         return Ok(None);
     };
+    connect_tryton(&name, tryton, data_dir).map(Some)
+}
+
+/// Connects the Tryton of `[connectors.<name>]`, the system `name`; with `data_dir`, the
+/// longest create it timed is kept there across restarts.
+fn connect_tryton(
+    name: &str,
+    mut tryton: TrytonConfig,
+    data_dir: Option<&Path>,
+) -> Result<Arc<Tryton>> {
+    tryton.system = name.to_string();
     tryton.timings_file = data_dir.map(|dir| dir.join(format!("tryton-{name}.longest-create-ms")));
-    let erp = Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))?;
-    Ok(Some(erp))
+    Tryton::connect(tryton).map_err(|e| anyhow::anyhow!("[connectors.{name}]: {e}"))
 }
 
 /// Logs to stderr at `PSHUB_LOG` (an `EnvFilter`: `info`, `debug`, `pshub_engine=debug`, …;

@@ -13,11 +13,12 @@ use pshub_engine::ports::Erp;
 use pshub_store_postgres::testing::TestDatabase;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 use support::*;
 
 const TABLE: &str = "legacy_erp_lines";
+/// The legal entity onboarded by configuration.
+const AT01: &str = "\n[legal_entities.AT01]\ncurrency = \"EUR\"\ntax_code = \"AT-VAT20\"\n";
 
 fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {
     json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
@@ -150,23 +151,6 @@ shadow = "legacy"
     )
 }
 
-fn serve_with(dir: &Path, config: &Path, tryton: &LocalTryton) -> Server {
-    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
-    let server = serve(dir)
-        .env("PSHUB_CONFIG", config.to_str().unwrap())
-        .env("PSHUB_TRYTON_URL", &tryton.url())
-        .env(
-            "PSHUB_TRYTON_DATABASE",
-            pshub_connectors::tryton::local::DATABASE,
-        )
-        .env("PSHUB_TRYTON_USER", user)
-        .env("PSHUB_TRYTON_PASSWORD", password)
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
-    server
-}
-
 /// Lines per project as Tryton holds them (the entry ids name their project).
 fn tryton_lines(admin: &Client) -> BTreeMap<String, usize> {
     let rows = tokio::task::block_in_place(|| {
@@ -269,7 +253,7 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         .unwrap_or_else(|e| panic!("{e}"));
     let config_path = dir.join("pshub.toml");
     std::fs::write(&config_path, config(&database.url, "", "")).unwrap();
-    let server = serve_with(dir.path(), &config_path, &tryton);
+    let server = serve_with_tryton(dir.path(), &config_path, &tryton);
     let token = create_token(dir.path(), None, "admin", None);
     let api = Api::new(&reqwest::Client::new(), &server.base, &token);
     let admin = Client::new(&tryton.admin_config()).unwrap();
@@ -397,7 +381,7 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         &config_path,
         config(
             &database.url,
-            "\n[legal_entities.AT01]\ncurrency = \"EUR\"\ntax_code = \"AT-VAT20\"\n",
+            AT01,
             "\n[[routes]]\nname = \"at-legacy\"\nlegal_entity = \"AT01\"\nerp = \"legacy\"\n",
         ),
     )
@@ -480,7 +464,7 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         &config_path,
         config(
             &database.url,
-            "\n[legal_entities.AT01]\ncurrency = \"EUR\"\ntax_code = \"AT-VAT20\"\n",
+            AT01,
             "\n[[routes]]\nname = \"at-legacy\"\nlegal_entity = [\"AT01\", \"DE01\"]\nerp = \"legacy\"\n",
         ),
     )

@@ -105,20 +105,7 @@ fn hours_by_worker(rows: &[Value]) -> BTreeMap<String, Decimal> {
 
 fn serve_on_tryton(dir: &Path, tryton: &LocalTryton) -> Server {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tryton.toml");
-    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
-    let server = serve(dir)
-        .env("PSHUB_CONFIG", example.to_str().unwrap())
-        .env("PSHUB_TRYTON_URL", &tryton.url())
-        .env(
-            "PSHUB_TRYTON_DATABASE",
-            pshub_connectors::tryton::local::DATABASE,
-        )
-        .env("PSHUB_TRYTON_USER", user)
-        .env("PSHUB_TRYTON_PASSWORD", password)
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
-    server
+    serve_with_tryton(dir, &example, tryton)
 }
 
 /// A rate card, four hired and assigned consultants, and the deal, sent twice and again
@@ -536,19 +523,7 @@ async fn a_converted_tryton_opportunity_becomes_a_project_of_the_hub_and_of_tryt
     let text = std::fs::read_to_string(example).unwrap()
         + "\n[connectors.tryton.opportunities]\nrate_card_id = \"RC-T\"\nlegal_entity = \"DE01\"\nregion = \"emea\"\nservice_line = \"advisory\"\ncountry = \"DE\"\n";
     std::fs::write(&config, text).unwrap();
-    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
-    let server = serve(dir.path())
-        .env("PSHUB_CONFIG", config.to_str().unwrap())
-        .env("PSHUB_TRYTON_URL", &tryton.url())
-        .env(
-            "PSHUB_TRYTON_DATABASE",
-            pshub_connectors::tryton::local::DATABASE,
-        )
-        .env("PSHUB_TRYTON_USER", user)
-        .env("PSHUB_TRYTON_PASSWORD", password)
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
+    let server = serve_with_tryton(dir.path(), &config, &tryton);
     let token = create_token(dir.path(), None, "admin", None);
     let api = Api::new(&reqwest::Client::new(), &server.base, &token);
     let reader = Reader {
@@ -556,37 +531,17 @@ async fn a_converted_tryton_opportunity_becomes_a_project_of_the_hub_and_of_tryt
     };
 
     // What a salesperson does in Tryton.
-    let admin = &reader.admin;
-    let company = tokio::task::block_in_place(|| admin.company()).unwrap();
-    let create = |model: &str, values: Value| -> i64 {
-        tokio::task::block_in_place(|| admin.model(model, "create", vec![json!([values])])).unwrap()
-            [0]
-        .as_i64()
-        .unwrap()
-    };
-    let party = create(
-        "party.party",
-        json!({"name": "Umbrella GmbH", "code": "C-UMB", "addresses": [["create", [{}]]]}),
-    );
-    let seller = create("party.party", json!({"name": "Sales Person"}));
-    let employee = create(
-        "company.employee",
-        json!({"party": seller, "company": company}),
-    );
-    let currency =
-        reader.read("currency.currency", json!([["code", "=", "EUR"]]), &[])[0]["id"].clone();
-    let opportunity = create(
-        "sale.opportunity",
-        json!({"party": party, "description": "Data platform", "currency": currency, "company": company,
-               "employee": employee, "start_date": pshub_connectors::tryton::mapping::date(chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()),
-               "conversion_probability": 0.5}),
-    );
-    for button in ["opportunity", "convert"] {
-        tokio::task::block_in_place(|| {
-            admin.model("sale.opportunity", button, vec![json!([opportunity])])
-        })
-        .unwrap_or_else(|e| panic!("{button}: {e:?}"));
-    }
+    let opportunity = tokio::task::block_in_place(|| {
+        pshub_connectors::tryton::local::converted_opportunity(
+            &reader.admin,
+            "C-UMB",
+            "Umbrella GmbH",
+            "Data platform",
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+            None,
+        )
+    })
+    .unwrap();
     let number = reader.read(
         "sale.opportunity",
         json!([["id", "=", opportunity]]),

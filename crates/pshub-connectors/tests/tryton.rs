@@ -770,42 +770,6 @@ fn as_the_psa_an_engagement_is_the_project_the_erp_step_finds_again() {
     assert_eq!(employees[0]["end_date"]["month"], 9);
 }
 
-/// An opportunity made and converted in Tryton as its users would: party, salesperson,
-/// opportunity, then the `opportunity` and `convert` buttons.
-fn converted_opportunity(t: &Setup, party_code: &str, description: &str) -> i64 {
-    let company = t.admin.company().unwrap();
-    let create = |model: &str, values: Value| -> i64 {
-        t.admin
-            .model(model, "create", vec![json!([values])])
-            .unwrap()[0]
-            .as_i64()
-            .unwrap()
-    };
-    let party = create(
-        "party.party",
-        json!({"name": format!("{description} Ltd"), "code": party_code, "addresses": [["create", [{}]]]}),
-    );
-    let seller = create("party.party", json!({"name": "Sales Person"}));
-    let employee = create(
-        "company.employee",
-        json!({"party": seller, "company": company}),
-    );
-    let currency = t.read("currency.currency", json!([["code", "=", "EUR"]]), &[])[0]["id"].clone();
-    let opportunity = create(
-        "sale.opportunity",
-        json!({"party": party, "description": description, "currency": currency, "company": company,
-               "employee": employee, "start_date": pshub_connectors::tryton::mapping::date(day(2026, 11, 2)),
-               "end_date": pshub_connectors::tryton::mapping::date(day(2027, 3, 31)),
-               "conversion_probability": 0.5}),
-    );
-    for button in ["opportunity", "convert"] {
-        t.admin
-            .model("sale.opportunity", button, vec![json!([opportunity])])
-            .unwrap_or_else(|e| panic!("{button}: {e:?}"));
-    }
-    opportunity
-}
-
 #[test]
 fn converted_opportunities_are_read_as_won_deals_by_their_write_date() {
     let t = setup_with(|config| {
@@ -821,7 +785,15 @@ fn converted_opportunities_are_read_as_won_deals_by_their_write_date() {
     });
     let (none, _) = t.erp.won_deals(None, "crm").unwrap();
     assert!(none.is_empty());
-    let id = converted_opportunity(&t, "C-OPP-1", "Data platform rollout");
+    let id = pshub_connectors::tryton::local::converted_opportunity(
+        &t.admin,
+        "C-OPP-1",
+        "Data platform rollout Ltd",
+        "Data platform rollout",
+        day(2026, 11, 2),
+        Some(day(2027, 3, 31)),
+    )
+    .unwrap();
     let (events, newest) = t.erp.won_deals(None, "crm").unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];

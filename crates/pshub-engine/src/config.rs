@@ -227,11 +227,30 @@ impl Config {
     /// The ERPs of a project's work, by its legal entity, region and service line (a
     /// project the hub does not know matches only routes that ask for nothing).
     pub fn route_of_project(&self, world: &crate::world::World, project_code: &str) -> Routed<'_> {
+        if self.routes.is_empty() {
+            return self.route(&RouteKey::default());
+        }
         let key = world
             .project_by_code(project_code)
             .map(|p| RouteKey::project(&p.project))
             .unwrap_or_default();
         self.route(&key)
+    }
+
+    /// The ERPs of a worker's work on `date`, by their legal entity and region then (a
+    /// worker has no service line).
+    pub fn route_of_worker(
+        &self,
+        world: &crate::world::World,
+        worker: &pshub_model::WorkerId,
+        date: chrono::NaiveDate,
+    ) -> Routed<'_> {
+        let state = world.worker_on(worker, date);
+        self.route(&RouteKey {
+            legal_entity: state.as_ref().and_then(|s| s.legal_entity),
+            region: state.as_ref().and_then(|s| s.region),
+            service_line: None,
+        })
     }
 
     /// The ERPs that take work for real: the default and each route's (not the shadows).

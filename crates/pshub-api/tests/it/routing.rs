@@ -42,6 +42,27 @@ fn route(name: &str, entity: &str, erp: &str, shadow: Option<&str>) -> Route {
     }
 }
 
+/// FR01 cut over to erp2; DE01 on erp with erp2 as its shadow.
+fn waves() -> Vec<Route> {
+    vec![
+        route("fr-wave", "FR01", "erp2", None),
+        route("de-shadow", "DE01", "erp", Some("erp2")),
+    ]
+}
+
+/// The test configuration with `routes`, taken as a reload would.
+async fn reload(
+    app: &TestApp,
+    routes: Vec<Route>,
+) -> Result<pshub_engine::routing::Reloaded, pshub_engine::ActionError> {
+    let mut config = test_config();
+    config.routes = routes;
+    let engine = app.engine.clone();
+    tokio::task::spawn_blocking(move || engine.reload(config))
+        .await
+        .unwrap()
+}
+
 /// A won deal for `project` of legal entity `entity` on the firm's rate card.
 fn won_for(project: &str, entity: &str) -> Value {
     let mut won = closed_won(project, "EUR", "RC-EUR", "2026-01-01", None);
@@ -78,10 +99,7 @@ pub async fn work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_cop
     backend: Backend,
 ) {
     let mut config = test_config();
-    config.routes = vec![
-        route("fr-wave", "FR01", "erp2", None),
-        route("de-shadow", "DE01", "erp", Some("erp2")),
-    ];
+    config.routes = waves();
     let app = spawn_app_with_two_erps(backend, config).await;
     app.with_firm().await;
     let mut events = vec![
@@ -126,11 +144,7 @@ pub async fn work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_cop
     );
 
     // The wave ends and its routes go: a line copied under them is still cancelled in both.
-    let engine = app.engine.clone();
-    tokio::task::spawn_blocking(move || engine.reload(test_config()))
-        .await
-        .unwrap()
-        .unwrap();
+    reload(&app, Vec::new()).await.unwrap();
     app.send(json!([rejection("P-1", 1)])).await;
     app.settle().await;
     assert_eq!(
@@ -141,16 +155,7 @@ pub async fn work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_cop
             ("P-FR", "time", 2)
         ])
     );
-    let mut config = test_config();
-    config.routes = vec![
-        route("fr-wave", "FR01", "erp2", None),
-        route("de-shadow", "DE01", "erp", Some("erp2")),
-    ];
-    let engine = app.engine.clone();
-    tokio::task::spawn_blocking(move || engine.reload(config))
-        .await
-        .unwrap()
-        .unwrap();
+    reload(&app, waves()).await.unwrap();
 
     let (status, report) = app.get("/v1/reports/shadow?route=de-shadow").await;
     assert_eq!(status, 200, "{report}");
@@ -183,12 +188,8 @@ pub async fn a_reload_moves_new_work_only_and_a_reversal_follows_its_line(backen
     // The wave: DE01 moves to erp2 while a line is on its way to erp.
     app.erp_faults(failing_erp());
     app.send(Value::Array(entries("P-1", 2, 1))).await;
-    let mut config = test_config();
-    config.routes = vec![route("de-wave", "DE01", "erp2", None)];
-    let engine = app.engine.clone();
-    let reloaded = tokio::task::spawn_blocking(move || engine.reload(config))
+    let reloaded = reload(&app, vec![route("de-wave", "DE01", "erp2", None)])
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(reloaded.routes, vec!["de-wave".to_string()]);
     app.send(Value::Array(entries("P-1", 3, 2))).await;
@@ -209,12 +210,8 @@ pub async fn a_reload_moves_new_work_only_and_a_reversal_follows_its_line(backen
     );
 
     // A route to an ERP this hub does not deliver to is refused, and changes nothing.
-    let mut config = test_config();
-    config.routes = vec![route("bad", "DE01", "erp3", None)];
-    let engine = app.engine.clone();
-    let refused = tokio::task::spawn_blocking(move || engine.reload(config))
+    let refused = reload(&app, vec![route("bad", "DE01", "erp3", None)])
         .await
-        .unwrap()
         .unwrap_err();
     assert!(refused.to_string().contains("erp3"), "{refused}");
     assert_eq!(app.engine.current_config().routes[0].name, "de-wave");

@@ -293,6 +293,29 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
     panic!("{base} did not become healthy");
 }
 
+/// `pshub serve --config CONFIG` on `tryton` (its URL, database and the connector's user in
+/// `PSHUB_TRYTON_*`), logging to `serve.log` in `dir`, once it listens.
+pub fn serve_with_tryton(
+    dir: &Path,
+    config: &Path,
+    tryton: &pshub_connectors::tryton::local::LocalTryton,
+) -> Server {
+    let (user, password) = pshub_connectors::tryton::local::CONNECTOR_USER;
+    let server = serve(dir)
+        .env("PSHUB_CONFIG", config.to_str().unwrap())
+        .env("PSHUB_TRYTON_URL", &tryton.url())
+        .env(
+            "PSHUB_TRYTON_DATABASE",
+            pshub_connectors::tryton::local::DATABASE,
+        )
+        .env("PSHUB_TRYTON_USER", user)
+        .env("PSHUB_TRYTON_PASSWORD", password)
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    server
+}
+
 /// The same, for tests without an async runtime: waits until the port takes connections.
 pub fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -103,7 +103,7 @@ impl Tryton {
         let billed = self.billed(product)?;
         let party = self.party_of(project)?;
         let company = self.client.company()?;
-        let currency = self.currency_id()?;
+        let currency = self.company_currency()?.0;
         Ok(json!({
             "type": "line",
             "invoice_type": "out",
@@ -341,7 +341,7 @@ impl Tryton {
             "party": party,
             "invoice_address": address,
             "company": self.client.company()?,
-            "currency": self.currency_id()?,
+            "currency": self.company_currency()?.0,
             "account": receivable,
             "journal": journals.first(),
             "reference": reference,
@@ -381,24 +381,6 @@ impl Tryton {
             .ok_or_else(|| RpcError::User(format!("project {project} has no party in Tryton")))?;
         lock(&self.known).parties.insert(project, party);
         Ok(party)
-    }
-
-    /// The company currency's id, read once.
-    fn currency_id(&self) -> Rpc<i64> {
-        if let Some(id) = lock(&self.known).currency_id {
-            return Ok(id);
-        }
-        let company = self.client.company()?;
-        let read = self.client.model(
-            "company.company",
-            "read",
-            vec![json!([company]), json!(["currency"])],
-        )?;
-        let id = read[0]["currency"]
-            .as_i64()
-            .ok_or_else(|| RpcError::User(format!("company {company} has no currency")))?;
-        lock(&self.known).currency_id = Some(id);
-        Ok(id)
     }
 }
 

@@ -131,3 +131,55 @@ fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| e.to_string())
 }
+
+/// What a salesperson does in Tryton, for tests: a customer party (`party_code`, named
+/// `party_name`), a salesperson, an opportunity from `start` described `description`, then
+/// its `opportunity` and `convert` buttons. Answers the opportunity's id. `end` is its end
+/// date, if any.
+pub fn converted_opportunity(
+    admin: &super::client::Client,
+    party_code: &str,
+    party_name: &str,
+    description: &str,
+    start: chrono::NaiveDate,
+    end: Option<chrono::NaiveDate>,
+) -> super::client::Rpc<i64> {
+    use serde_json::json;
+    let company = admin.company()?;
+    let create = |model: &str, values: serde_json::Value| -> super::client::Rpc<i64> {
+        let made = admin.model(model, "create", vec![json!([values])])?;
+        made[0]
+            .as_i64()
+            .ok_or_else(|| super::client::RpcError::Unknown(format!("no id for the new {model}")))
+    };
+    let party = create(
+        "party.party",
+        json!({"name": party_name, "code": party_code, "addresses": [["create", [{}]]]}),
+    )?;
+    let seller = create("party.party", json!({"name": "Sales Person"}))?;
+    let employee = create(
+        "company.employee",
+        json!({"party": seller, "company": company}),
+    )?;
+    let currencies = admin.model(
+        "currency.currency",
+        "search",
+        vec![
+            json!([["code", "=", "EUR"]]),
+            json!(0),
+            json!(1),
+            serde_json::Value::Null,
+        ],
+    )?;
+    let mut values = json!({"party": party, "description": description, "currency": currencies[0],
+                            "company": company, "employee": employee,
+                            "start_date": super::mapping::date(start), "conversion_probability": 0.5});
+    if let Some(end) = end {
+        values["end_date"] = super::mapping::date(end);
+    }
+    let opportunity = create("sale.opportunity", values)?;
+    for button in ["opportunity", "convert"] {
+        admin.model("sale.opportunity", button, vec![json!([opportunity])])?;
+    }
+    Ok(opportunity)
+}

@@ -63,7 +63,8 @@ pub struct Tryton {
 /// Ids read from Tryton once, by the hub's keys.
 #[derive(Default)]
 struct Known {
-    currency: Option<String>,
+    /// The company's currency: its id and code.
+    currency: Option<(i64, String)>,
     product: Option<i64>,
     /// Project code to `project.work` id.
     projects: HashMap<String, i64>,
@@ -75,7 +76,6 @@ struct Known {
     billed: HashMap<String, invoice_lines::Billed>,
     /// Project id to its party's id.
     parties: HashMap<i64, i64>,
-    currency_id: Option<i64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -259,23 +259,31 @@ impl Tryton {
             .collect())
     }
 
-    /// The company's currency code, read once.
+    /// The company's currency code.
     fn currency(&self) -> Rpc<String> {
-        if let Some(code) = lock(&self.known).currency.clone() {
-            return Ok(code);
+        self.company_currency().map(|(_, code)| code)
+    }
+
+    /// The company's currency, its id and code, read once.
+    fn company_currency(&self) -> Rpc<(i64, String)> {
+        if let Some(currency) = lock(&self.known).currency.clone() {
+            return Ok(currency);
         }
         let company = self.client.company()?;
         let read = self.client.model(
             "company.company",
             "read",
-            vec![json!([company]), json!(["currency.code"])],
+            vec![json!([company]), json!(["currency", "currency.code"])],
         )?;
-        let code = read[0]["currency."]["code"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| RpcError::User(format!("company {company} has no currency")))?;
-        lock(&self.known).currency = Some(code.clone());
-        Ok(code)
+        let (Some(id), Some(code)) = (
+            read[0]["currency"].as_i64(),
+            read[0]["currency."]["code"].as_str(),
+        ) else {
+            return Err(RpcError::User(format!("company {company} has no currency")));
+        };
+        let currency = (id, code.to_string());
+        lock(&self.known).currency = Some(currency.clone());
+        Ok(currency)
     }
 
     /// The configured product of timesheet work, read once.

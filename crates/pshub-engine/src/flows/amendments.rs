@@ -55,14 +55,14 @@ impl Flow for Amendments {
                     .and_then(|code| world.project(&code))
                     .map_or(1, |p| p.schedule_version());
                 let id = cx.id(IdKind::Step)?;
-                let (erp, _) = cx.erps_of_project(project);
+                let erp = cx.erps_of_project(project).erp;
                 // The schedule goes to the project the ERP holds: after its provisioning.
-                let waits_on = super::opportunity_to_project::provisioning_step(cx, project, &erp)?;
+                let waits_on = super::opportunity_to_project::provisioning_step(cx, project, erp)?;
                 cx.add_step(NewStep {
                     id,
                     flow: NAME,
                     step: SCHEDULE,
-                    system: &erp,
+                    system: erp,
                     subject: cx.event.seq,
                     business_key: format!("{project}:v{version}"),
                     waits_on,

@@ -164,9 +164,9 @@ pub struct Caches {
     pub lines: HashMap<i64, usize>,
     /// Worker-days written by this commit, by (worker, day).
     pub worker_days: HashMap<(String, chrono::NaiveDate), i64>,
-    /// For each (project code, ERP): its provisioning step there and whether it is done
-    /// (kept across batches once done, since a done step stays done).
-    pub provisioning: HashMap<(String, String), (i64, bool)>,
+    /// For each project code, its provisioning step in each ERP (system, step, done), kept
+    /// across batches once done, since a done step stays done. Looked up for every line.
+    pub provisioning: HashMap<String, Vec<(String, i64, bool)>>,
     /// Approvals of billed entries suppressed in this commit.
     pub reapprovals_suppressed: u64,
     /// Approved hours billed per assignment, seeded from the store on first use and kept
@@ -180,6 +180,24 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// The provisioning step of a project in `system`, and whether it is done.
+    pub fn provisioned(&self, project_code: &str, system: &str) -> Option<(i64, bool)> {
+        self.provisioning
+            .get(project_code)?
+            .iter()
+            .find(|(erp, _, _)| erp == system)
+            .map(|&(_, step, done)| (step, done))
+    }
+
+    pub fn note_provisioning(&mut self, project_code: &str, system: &str, step: i64, done: bool) {
+        let erps = self
+            .provisioning
+            .entry(project_code.to_string())
+            .or_default();
+        erps.retain(|(erp, _, _)| erp != system);
+        erps.push((system.to_string(), step, done));
+    }
+
     /// Forgets what only this commit knew; keeps facts that stay true.
     pub fn end_of_commit(&mut self, kept: bool) {
         self.entries.clear();
@@ -188,7 +206,10 @@ impl Caches {
         self.open_cases.clear();
         self.reapprovals_suppressed = 0;
         if !kept {
-            self.provisioning.retain(|_, (_, done)| *done);
+            self.provisioning.retain(|_, erps| {
+                erps.retain(|(_, _, done)| *done);
+                !erps.is_empty()
+            });
             self.assignment_hours.clear();
             self.assignments_over.clear();
         }
@@ -259,7 +280,7 @@ pub fn stamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
     pub fn id(&self, kind: IdKind) -> Result<i64> {
         self.ids.next(kind)
     }
@@ -330,12 +351,17 @@ impl Cx<'_> {
 
     /// The ERPs that take a project's work, by its legal entity, region and service line
     /// (`[[routes]]`): the one that takes it for real, and a shadow.
-    pub fn erps_of_project(&self, project_code: &str) -> (String, Option<String>) {
-        if self.config.routes.is_empty() {
-            return (self.config.erp_system.clone(), None);
-        }
-        let routed = self.config.route_of_project(self.world, project_code);
-        (routed.erp.to_string(), routed.shadow.map(str::to_string))
+    pub fn erps_of_project(&self, project_code: &str) -> crate::config::Routed<'a> {
+        self.config.route_of_project(self.world, project_code)
+    }
+
+    /// The ERP of a worker's costing on `date`: by their legal entity and region then.
+    pub fn erp_of_worker(
+        &self,
+        worker: &pshub_model::WorkerId,
+        date: chrono::NaiveDate,
+    ) -> &'a str {
+        self.config.route_of_worker(self.world, worker, date).erp
     }
 
     /// The steps of `subject` in `flow`: those this commit writes, then the stored ones.

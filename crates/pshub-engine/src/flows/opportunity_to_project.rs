@@ -155,11 +155,7 @@ fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
         })?;
         match *name {
             PSA => psa_step = Some(id),
-            ERP => {
-                cx.caches
-                    .provisioning
-                    .insert((code.to_string(), erp.clone()), (id, false));
-            }
+            ERP => cx.caches.note_provisioning(code, &erp, id, false),
             _ => {}
         }
         before = Some(id);
@@ -189,9 +185,7 @@ fn provision_in(
         business_key: code.to_string(),
         waits_on: psa_step,
     })?;
-    cx.caches
-        .provisioning
-        .insert((code.to_string(), system.to_string()), (id, false));
+    cx.caches.note_provisioning(code, system, id, false);
     Ok(id)
 }
 
@@ -200,8 +194,7 @@ fn provision_in(
 /// hub provisioned elsewhere is provisioned in `system` now: its work was routed there
 /// after it was won.
 pub fn provisioning_step(cx: &mut Cx<'_>, project_code: &str, system: &str) -> Result<Option<i64>> {
-    let cache_key = (project_code.to_string(), system.to_string());
-    if let Some(&(id, done)) = cx.caches.provisioning.get(&cache_key) {
+    if let Some((id, done)) = cx.caches.provisioned(project_code, system) {
         return Ok((!done).then_some(id));
     }
     let Some(project) = cx.reads.project(project_code)? else {
@@ -228,7 +221,7 @@ pub fn provisioning_step(cx: &mut Cx<'_>, project_code: &str, system: &str) -> R
             )
         }
     };
-    cx.caches.provisioning.insert(cache_key, (id, done));
+    cx.caches.note_provisioning(project_code, system, id, done);
     Ok((!done).then_some(id))
 }
 

@@ -85,23 +85,13 @@ fn send_cost_price(
     worker: &pshub_model::WorkerId,
     valid_from: chrono::NaiveDate,
 ) -> Result<()> {
-    let world = cx.world;
-    let state = world.worker_on(worker, valid_from);
-    let erp = cx
-        .config
-        .route(&crate::config::RouteKey {
-            legal_entity: state.as_ref().and_then(|s| s.legal_entity),
-            region: state.as_ref().and_then(|s| s.region),
-            service_line: None,
-        })
-        .erp
-        .to_string();
+    let erp = cx.erp_of_worker(worker, valid_from);
     let id = cx.id(IdKind::Step)?;
     cx.add_step(NewStep {
         id,
         flow: NAME,
         step: COST_PRICE,
-        system: &erp,
+        system: erp,
         subject: cx.event.seq,
         business_key: format!("{worker}:{valid_from}:{}", cx.event.seq),
         waits_on: None,

@@ -637,14 +637,22 @@ fn create_line(
 /// (`post_line@<shadow>`). The business key, and so the idempotency key, names the entry and
 /// the line's posting: `time:T-1:1`, `expense:X-1:2`, `milestone:K-1:M-1:1`.
 pub(crate) fn add_post_steps(cx: &mut Cx<'_>, line: &LineRow, entry: &EntryRow) -> Result<()> {
-    let (erp, shadow) = cx.erps_of_project(&line.project_code);
-    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, &erp)?;
-    add_post_step(cx, line, entry, line.step_id, POST_LINE, &erp, waits_on)?;
-    if let Some(shadow) = shadow {
-        let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, &shadow)?;
+    let routed = cx.erps_of_project(&line.project_code);
+    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, routed.erp)?;
+    add_post_step(
+        cx,
+        line,
+        entry,
+        line.step_id,
+        POST_LINE,
+        routed.erp,
+        waits_on,
+    )?;
+    if let Some(shadow) = routed.shadow {
+        let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, shadow)?;
         let id = cx.id(IdKind::Step)?;
         let step = format!("{POST_LINE}@{shadow}");
-        add_post_step(cx, line, entry, id, &step, &shadow, waits_on)?;
+        add_post_step(cx, line, entry, id, &step, shadow, waits_on)?;
     }
     Ok(())
 }

@@ -126,15 +126,7 @@ impl Flow for WorkerLifecycle {
         let world = cx.world;
         let state = world.worker_on(&change.worker_id, change.effective_date);
         // A worker's costing goes to the ERP of their legal entity and region.
-        let costing_erp = cx
-            .config
-            .route(&crate::config::RouteKey {
-                legal_entity: state.as_ref().and_then(|s| s.legal_entity),
-                region: state.as_ref().and_then(|s| s.region),
-                service_line: None,
-            })
-            .erp
-            .to_string();
+        let costing_erp = cx.erp_of_worker(&change.worker_id, change.effective_date);
         cx.publish(
             "worker.changed",
             format!("worker:{}", cx.event.seq),
@@ -172,7 +164,7 @@ impl Flow for WorkerLifecycle {
                 id: costing,
                 flow: NAME,
                 step: COSTING,
-                system: &costing_erp,
+                system: costing_erp,
                 subject: cx.event.seq,
                 business_key,
                 waits_on: None,
