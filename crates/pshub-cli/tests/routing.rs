@@ -222,6 +222,15 @@ async fn until_posted(
     .await
 }
 
+/// Sends `events`, each of which the hub must accept.
+async fn send_accepted(api: &Api, events: &[Value]) {
+    let results = api.post_events(events).await.unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+}
+
 /// Runs `statement` on the legacy database, as the legacy system would.
 fn legacy_sql(url: &str, statement: &str) {
     // On a thread of its own: its runtime may not run, nor be dropped, inside the test's.
@@ -271,20 +280,12 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         events.push(won(code, entity, region, currency));
         events.extend(assignments(code));
     }
-    let results = api.post_events(&events).await.unwrap();
-    assert!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "{results:?}"
-    );
+    send_accepted(&api, &events).await;
     let mut work = Vec::new();
     for code in ["P-DE", "P-FR", "P-US"] {
         work.extend(approvals(code, 0, 10));
     }
-    let results = api.post_events(&work).await.unwrap();
-    assert!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "{results:?}"
-    );
+    send_accepted(&api, &work).await;
 
     // DE01 in Tryton only, US01 in the legacy table only, FR01 in both.
     until_posted(
@@ -412,11 +413,7 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
     let mut events = vec![won("P-AT", "AT01", "emea", "EUR")];
     events.extend(assignments("P-AT"));
     events.extend(approvals("P-AT", 0, 5));
-    let results = api.post_events(&events).await.unwrap();
-    assert!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "{results:?}"
-    );
+    send_accepted(&api, &events).await;
     until_posted(
         &admin,
         &table,
@@ -490,11 +487,7 @@ async fn entities_post_to_their_routed_erp_a_shadow_finds_a_difference_and_waves
         },
     )
     .await;
-    let results = api.post_events(&approvals("P-DE", 10, 4)).await.unwrap();
-    assert!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "{results:?}"
-    );
+    send_accepted(&api, &approvals("P-DE", 10, 4)).await;
     until_posted(
         &admin,
         &table,
