@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs wrk with one_event_per_request.lua and times it from the script's marks.
 
-    drive_wrk.py --url URL --file work.jsonl --connections C [--threads T] [--token TOK]
+    drive_wrk.py --url URL --file work.jsonl --connections C [--threads T] [--token TOK] [--path /v1/hooks/psa]
                  [--timeout SECONDS] [--json]
 
 wrk sleeps for its whole -d duration even when every thread has stopped, so this driver
@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--connections", type=int, required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--token", default="")
+    ap.add_argument("--path", default="/v1/events",
+                    help="where to post: /v1/events, or a webhook such as /v1/hooks/psa (then FILE holds signed requests)")
     ap.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     ap.add_argument("--wrk-timeout", default="30s", help="wrk's --timeout per request (default 30s)")
     ap.add_argument("--json", action="store_true")
@@ -42,7 +44,7 @@ def main():
     script = os.path.join(HERE, "one_event_per_request.lua")
     command = ["wrk", "-t", str(threads), "-c", str(args.connections), "-d", f"{int(args.timeout) + 60}s",
                "--timeout", args.wrk_timeout, "--latency", "-s", script, args.url,
-               "--", os.path.abspath(args.file), str(threads), args.token]
+               "--", os.path.abspath(args.file), str(threads), args.token, args.path]
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop_wrk(signum, _frame):

@@ -146,10 +146,10 @@ wait_http() {
     return 1
 }
 
-# start_pshub DIR PORT: a fresh store in DIR, an admin token in DIR/token, `pshub serve` on
+# start_pshub DIR PORT [CONFIG]: a fresh store in DIR, an admin token in DIR/token, `pshub serve` (with --config CONFIG when given) on
 # PORT; sets PSHUB_PID and PSHUB_TOKEN.
 start_pshub() {
-    local dir="$1" port="$2"
+    local dir="$1" port="$2" config="${3:-}"
     port_free "$port" || die "port $port is taken; choose another with --pshub-port"
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -157,7 +157,7 @@ start_pshub() {
     PSHUB_TOKEN="$("$PSHUB" token create --role admin --name bench --data-dir "$dir" 2>"$dir/token.err" | tail -n 1)"
     [[ -n "$PSHUB_TOKEN" ]] || die "pshub token create failed: $(cat "$dir/token.err")"
     echo "$PSHUB_TOKEN" >"$dir/token"
-    "$PSHUB" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$dir/serve.log" 2>&1 &
+    "$PSHUB" serve --listen "127.0.0.1:$port" --data-dir "$dir" ${config:+--config "$config"} >"$dir/serve.log" 2>&1 &
     PSHUB_PID=$!
     STARTED_PIDS+=("$PSHUB_PID")
     wait_http "http://127.0.0.1:$port/healthz" 30 || die "pshub serve did not answer on port $port: $(tail -n 5 "$dir/serve.log")"

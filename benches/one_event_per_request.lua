@@ -1,6 +1,10 @@
 -- wrk script: POST /v1/events with one event per request, each work event exactly once.
 --
---   wrk -t T -c C -d 600s --latency -s one_event_per_request.lua URL -- FILE T [TOKEN]
+--   wrk -t T -c C -d 600s --latency -s one_event_per_request.lua URL -- FILE T [TOKEN] [PATH]
+--
+-- PATH (default /v1/events) other than /v1/events is a webhook (/v1/hooks/psa): each line
+-- of FILE is then `SIGNATURE<TAB>BODY` (benches/to_webhooks.py), sent as the body with the
+-- header X-Signature, and an entry's key is its object's id.
 --
 -- Slices. Every thread reads FILE (JSON lines) and keeps its own slice: the events whose
 -- entry or expense id hashes to it, in file order. The slices are disjoint, and every event
@@ -34,6 +38,7 @@ end
 
 local function key_of(line, number)
    local key = line:match('"entry_id"%s*:%s*"([^"]*)"') or line:match('"expense_id"%s*:%s*"([^"]*)"')
+      or line:match('"object"%s*:%s*{%s*"id"%s*:%s*"([^"]*)"')
    return key or ("#" .. number)
 end
 
@@ -61,6 +66,8 @@ function init(args)
    local file = args[1]
    local total = tonumber(args[2])
    local token = args[3]
+   local path = args[4] or "/v1/events"
+   local hook = path ~= "/v1/events"
    assert(file and total, "give the work file and the number of threads (-t) after --")
    local headers = { ["Content-Type"] = "application/json" }
    if token and token ~= "" then
@@ -77,7 +84,14 @@ function init(args)
             n = n + 1
             keys[n] = key
             ids[n] = line:match('"id"%s*:%s*"([^"]*)"') or ("#" .. number)
-            texts[n] = wrk.format("POST", "/v1/events", headers, "[" .. line .. "]")
+            if hook then
+               local signature, body = line:match("^([^\t]*)\t(.*)$")
+               assert(body, "line " .. number .. " is not SIGNATURE<TAB>BODY")
+               headers["X-Signature"] = signature
+               texts[n] = wrk.format("POST", path, headers, body)
+            else
+               texts[n] = wrk.format("POST", path, headers, "[" .. line .. "]")
+            end
          end
       end
    end

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// More of the answer, beside `code` and `message` in `error`.
+    pub detail: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -20,7 +22,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The error with more fields beside its code and message (`detail` is an object).
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -50,7 +59,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(serde_json::Value::Object(detail)) = self.detail {
+            for (key, value) in detail {
+                error[key] = value;
+            }
+        }
+        let body = Json(json!({ "error": error }));
         (self.status, body).into_response()
     }
 }

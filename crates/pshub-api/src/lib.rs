@@ -147,6 +147,12 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
         ));
     Router::new()
         .route("/healthz", get(routes::ops::healthz))
+        // A webhook proves its sender by its signature, not by a token.
+        .route(
+            "/v1/hooks/{source}",
+            post(routes::hooks::post_hook)
+                .layer(DefaultBodyLimit::max(routes::hooks::MAX_HOOK_BYTES)),
+        )
         .merge(protected)
         .fallback(routes::ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1032,6 +1032,17 @@ fn paths_and_components() -> Value {
                     "400": { "description": "not JSON, or not an event or array of events" }, "401": { "description": "no valid token" },
                     "403": { "description": "role may not send events" }, "413": { "description": "body or array too large" },
                     "503": { "description": "the store could not commit; nothing was recorded" } } } },
+            "/v1/hooks/{source}": { "post": {
+                "summary": "A source's webhook ([sources.<name>] connector = \"webhook\"): signed with X-Signature: sha256=<hex HMAC-SHA256(secret, raw body)> or Stripe-Signature: t=...,v1=...; no bearer token. The body is mapped to a canonical event by the source's mapping and kept as it arrived",
+                "security": [],
+                "parameters": [path_param("source", "string")],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "description": "the vendor's record, in its published format" } } } },
+                "responses": {
+                    "200": { "description": "one result: applied, duplicate, quarantined (the mapping failed: mapping, version, path and value named), or ignored (a record the mapping does not take)", "content": { "application/json": { "schema": { "type": "object", "properties": { "results": { "type": "array", "items": schema("IngestResult") } } } } } },
+                    "401": { "description": "the signature is missing, does not match, or is outside the tolerance window; the request is kept in the quarantine as unverified_payload and never applied" },
+                    "404": { "description": "no webhook source of this name is configured" },
+                    "413": { "description": "the body is larger than 1 MiB" },
+                    "503": { "description": "the store could not commit; nothing was recorded" } } } },
             "/v1/events/{source}/{id}": { "get": with_params(op("Where an event stands: pending, applied, recorded (kept, no flow acts on it yet), held, blocked or quarantined", schema("EventStatus"), &["401", "404"]),
                 json!([path_param("source", "string"), path_param("id", "string")])) },
             "/v1/projects/{project_code}": { "get": with_params(op("A project: its ids in each system, customer, billing rules and provisioning steps", schema("Project"), &["401", "404"]), json!([path_param("project_code", "string")])) },

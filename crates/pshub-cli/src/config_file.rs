@@ -11,6 +11,7 @@
 //!   `PSHUB_MAX_DAILY_HOURS`) stay as fallbacks for what the file leaves out.
 
 use crate::config_connectors::{self, ConnectorSection, RoleSection, RouteSection};
+use crate::config_sources::{self, MappingsSection, SourceSection};
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
 use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
@@ -72,6 +73,8 @@ struct FileSections {
     connectors: BTreeMap<Text, ConnectorSection>,
     #[serde(default)]
     routes: Vec<RouteSection>,
+    #[serde(default)]
+    mappings: MappingsSection,
 }
 
 /// `[sources] allowed = ["crm", ...]`, or one `[sources.<name>]` table per system (where
@@ -82,15 +85,6 @@ struct SourcesSection {
     allowed: Option<Spanned<Vec<Text>>>,
     #[serde(flatten)]
     named: BTreeMap<String, SourceSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SourceSection {
-    /// What the system is, for people reading `GET /v1/systems`.
-    #[serde(default)]
-    #[allow(dead_code)]
-    description: Option<String>,
 }
 
 /// A number as TOML writes it (integer, float or a quoted decimal), kept exact.
@@ -591,6 +585,24 @@ impl ConfigFile {
             &file.connectors,
             |span| self.at(span),
         ));
+        let mappings = match config_sources::mappings(&file.mappings, self.folder()) {
+            Ok(mappings) => Some(mappings),
+            Err(error) => {
+                let at = self.text.find("[mappings]").unwrap_or(0);
+                errors.push(format!("{}: {error}", self.at(at..at)));
+                None
+            }
+        };
+        if let Some(sources) = &file.sources {
+            errors.extend(config_sources::check(
+                &sources.named,
+                mappings.as_ref(),
+                |name| {
+                    let at = self.text.find(&format!("sources.{name}")).unwrap_or(0);
+                    self.at(at..at)
+                },
+            ));
+        }
         for form in &file.customers.legal_forms {
             if form.get_ref().trim().is_empty() {
                 errors.push(format!(
@@ -607,6 +619,12 @@ impl ConfigFile {
         let file = &self.file;
         if let Some(sources) = self.sources() {
             config.sources = sources;
+        }
+        if let Some(sources) = &file.sources {
+            config.inbound = config_sources::inbound(&sources.named);
+        }
+        if let Ok(mappings) = config_sources::mappings(&file.mappings, self.folder()) {
+            config.mappings = std::sync::Arc::new(mappings);
         }
         for (domain, owner) in &file.owners {
             if let Some(domain) = Domain::parse(domain.get_ref()) {
@@ -840,6 +858,63 @@ mod tests {
             "{errors:?}"
         );
         assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn a_webhook_source_reaches_the_engine_with_its_mapping_from_the_folder() {
+        let path = write(
+            "webhook",
+            "[mappings]\ndir = \"maps\"\n\n[sources.stripe]\nconnector = \"webhook\"\nsignature = \"stripe\"\nsecret = \"whsec_1\"\ntolerance_s = 120\nmapping = \"stripe/invoice.v1\"\n\n[sources.psa]\nconnector = \"webhook\"\nsignature = \"hmac-sha256\"\nsecret = \"s\"\n\n[sources.crm]\n",
+        );
+        let maps = path.parent().unwrap().join("maps/acme");
+        std::fs::create_dir_all(&maps).unwrap();
+        let file = ConfigFile::read(&path).unwrap();
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.sources, ["crm", "psa", "stripe"].map(String::from));
+        let stripe = &config.inbound["stripe"];
+        assert_eq!(stripe.signature, pshub_engine::hooks::Signature::Stripe);
+        assert_eq!(stripe.tolerance_s, 120);
+        assert_eq!(stripe.mappings, ["stripe/invoice.v1"]);
+        assert_eq!(format!("{:?}", stripe.secret), "Secret(***)");
+        assert_eq!(config.inbound["psa"].tolerance_s, 300);
+        assert!(!config.inbound.contains_key("crm"));
+        assert!(config.mappings.get("stripe/invoice.v1").is_some());
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_with_their_lines() {
+        let path = write(
+            "webhook-errors",
+            "[sources.stripe]\nconnector = \"webhook\"\nsignature = \"md5\"\ntolerance_s = 0\nmapping = \"stripe/nope.v9\"\n\n[sources.psa]\nconnector = \"ftp\"\nsignature = \"stripe\"\nsecret = \"s\"\n\n[mappings]\ndir = \"missing\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            format!("{name}:1: [sources.stripe] signature 'md5' is not a scheme"),
+            format!("{name}:1: [sources.stripe] gives no secret"),
+            format!("{name}:1: [sources.stripe] tolerance_s 0 is out of bounds"),
+            format!("{name}:7: [sources.psa] connector 'ftp' is not a connector kind"),
+            format!("{name}:12: [mappings] dir "),
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        // The mapping is checked against the shipped ones when the folder is missing.
+        let path = write(
+            "webhook-mapping",
+            "[sources.stripe]\nconnector = \"webhook\"\nsignature = \"stripe\"\nsecret = \"s\"\nmapping = \"stripe/nope.v9\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .contains("mapping 'stripe/nope.v9' is not a mapping this hub knows; it knows ")
+                && errors[0].contains("stripe/invoice.v1"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -1124,6 +1199,34 @@ mod example {
             errors
                 .iter()
                 .any(|e| e.contains("PSHUB_TRYTON_PASSWORD is not set")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_connectors_example_reads_its_secrets_from_the_environment() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/connectors.toml");
+        let raw = std::fs::read_to_string(&path).unwrap();
+        let vars = |name: &str| match name {
+            "STRIPE_WEBHOOK_SECRET" => Some("whsec_example".to_string()),
+            "PSA_WEBHOOK_SECRET" => Some("psa-example".to_string()),
+            _ => None,
+        };
+        let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.inbound.keys().collect::<Vec<_>>(), ["psa", "stripe"]);
+        assert_eq!(
+            config.inbound["stripe"].secret,
+            pshub_engine::hooks::Secret::new("whsec_example".into())
+        );
+        assert!(config.knows_source("stripe"));
+        assert_eq!(config.owner_of(Domain::InvoiceStatus), "stripe");
+        let errors = ConfigFile::parse(&path, &raw, |_| None).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("STRIPE_WEBHOOK_SECRET is not set")),
             "{errors:?}"
         );
     }

@@ -4,11 +4,13 @@ mod bench;
 mod bench_generate;
 mod config_connectors;
 mod config_file;
+mod config_sources;
 mod demo;
 mod demo_costing;
 mod invoice;
 mod ledger;
 mod load;
+mod mapping;
 mod operate;
 mod reconcile;
 mod sandbox;
@@ -105,11 +107,22 @@ enum Command {
         #[command(subcommand)]
         command: ShadowCommand,
     },
+    /// Declarative mappings of sources' records to canonical events.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
     /// Measure the hub on this machine.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum MappingCommand {
+    /// Print a mapping's canonical output on each fixture, or its errors (exit 1 if any).
+    Test(mapping::TestArgs),
 }
 
 #[derive(Subcommand)]
@@ -210,6 +223,9 @@ fn main() -> Result<()> {
         Command::Invoice {
             command: InvoiceCommand::Run(args),
         } => invoice::run(args),
+        Command::Mapping {
+            command: MappingCommand::Test(args),
+        } => mapping::test(args),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

@@ -1,6 +1,6 @@
-//! The dependency direction of ARCHITECTURE.md, checked: model <- engine <- store, connectors
-//! <- api <- cli and model <- reconcile <- cli, and no database, HTTP or broker crate at the
-//! engine level or below, nor in the reconciliation.
+//! The dependency direction of ARCHITECTURE.md, checked: model <- mapping <- engine <- store,
+//! connectors <- api <- cli and model <- reconcile <- cli, and no database, HTTP or broker
+//! crate at the engine level or below, nor in the mappings or the reconciliation.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +8,8 @@ use std::path::Path;
 /// Which workspace crates each crate may depend on.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("pshub-model", &[]),
-    ("pshub-engine", &["pshub-model"]),
+    ("pshub-mapping", &["pshub-model"]),
+    ("pshub-engine", &["pshub-model", "pshub-mapping"]),
     ("pshub-store-sqlite", &["pshub-model", "pshub-engine"]),
     ("pshub-store-postgres", &["pshub-model", "pshub-engine"]),
     ("pshub-connectors", &["pshub-model", "pshub-engine"]),
@@ -18,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "pshub-cli",
         &[
             "pshub-model",
+            "pshub-mapping",
             "pshub-engine",
             "pshub-store-sqlite",
             "pshub-store-postgres",
@@ -93,7 +95,14 @@ fn crates_depend_only_in_the_stated_direction() {
                 "{name} depends on {dep}, against the dependency direction"
             );
         }
-        if ["pshub-model", "pshub-engine", "pshub-reconcile"].contains(&name.as_str()) {
+        if [
+            "pshub-model",
+            "pshub-mapping",
+            "pshub-engine",
+            "pshub-reconcile",
+        ]
+        .contains(&name.as_str())
+        {
             for dep in deps {
                 assert!(
                     !INFRASTRUCTURE.contains(&dep.as_str()),

@@ -226,3 +226,54 @@ fn a_configuration_file_is_checked_and_read_by_every_command() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("good"));
 }
+
+#[test]
+fn mapping_test_prints_canonical_output_or_names_mapping_version_and_path() {
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../mappings/stripe/fixtures"
+    );
+    let output = Command::new(BIN)
+        .args(["mapping", "test", "stripe/invoice.v1"])
+        .arg(format!("{fixtures}/invoice.paid.json"))
+        .arg(format!("{fixtures}/customer.created.json"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("\"type\": \"invoice.status_changed\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"invoice_id\": \"INV-P-1001-2026-11\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("not taken: stripe/invoice.v1"),
+        "{printed}"
+    );
+
+    let dir = temp_dir("mapping-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paid: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{fixtures}/invoice.paid.json")).unwrap(),
+    )
+    .unwrap();
+    paid["data"]["object"]["metadata"] = serde_json::json!({ "pshub_invoice_id": 7 });
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, paid.to_string()).unwrap();
+    let output = Command::new(BIN)
+        .args(["mapping", "test", "stripe/invoice.v1"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(
+            "error: data.invoice_id: mapping stripe/invoice v1 (`.data.object.metadata.pshub_invoice_id`)"
+        ) && printed.contains("found 7"),
+        "{printed}"
+    );
+}

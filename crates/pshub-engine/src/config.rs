@@ -119,6 +119,11 @@ pub struct Config {
     /// For crash tests: exit with status 137 right after a step of this name
     /// (`opportunity_to_project.psa`) is recorded done.
     pub crash_after: Option<String>,
+    /// Sources whose records arrive through a connector of the system-API layer (a signed
+    /// webhook), by source name, with the mapping that makes them canonical.
+    pub inbound: BTreeMap<String, crate::hooks::Inbound>,
+    /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
+    pub mappings: std::sync::Arc<pshub_mapping::Mappings>,
 }
 
 impl Default for Config {
@@ -149,6 +154,8 @@ impl Default for Config {
             delivery_pause: Duration::from_millis(20),
             delivery_pacing: BTreeMap::new(),
             crash_after: None,
+            inbound: BTreeMap::new(),
+            mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }
     }
 }

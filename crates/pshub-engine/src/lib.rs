@@ -22,6 +22,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod flows;
 pub mod forecast;
+pub mod hooks;
 pub mod hub;
 pub mod ids;
 pub mod index;

@@ -91,16 +91,7 @@ pub async fn post_events(
         let engine = engine.clone();
         blocking(move || parse(texts, &engine)).await?
     };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    engine.submit_parsed(
-        incoming,
-        Box::new(move |result| {
-            let _ = reply.send(result);
-        }),
-    );
-    let results = answer
-        .await
-        .map_err(|_| ApiError::unavailable("the writer stopped; nothing was recorded, retry"))??;
+    let results = submit(&engine, incoming).await?;
     let correlation = results
         .first()
         .and_then(|r| r.correlation_id.clone())
@@ -110,6 +101,23 @@ pub async fn post_events(
             .into_response();
     response.extensions_mut().insert(CorrelationId(correlation));
     Ok(response)
+}
+
+/// Hands parsed events to the engine's writer and waits until they are durable.
+pub async fn submit(
+    engine: &pshub_engine::Engine,
+    incoming: Vec<Incoming>,
+) -> Result<Vec<pshub_engine::IngestResult>, ApiError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    engine.submit_parsed(
+        incoming,
+        Box::new(move |result| {
+            let _ = reply.send(result);
+        }),
+    );
+    Ok(answer
+        .await
+        .map_err(|_| ApiError::unavailable("the writer stopped; nothing was recorded, retry"))??)
 }
 
 pub async fn get_event(

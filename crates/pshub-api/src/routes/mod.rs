@@ -2,6 +2,7 @@ pub mod costing;
 pub mod customers;
 pub mod events;
 pub mod exceptions;
+pub mod hooks;
 pub mod invoices;
 pub mod lines;
 pub mod ops;

@@ -10,6 +10,7 @@ mod decimals;
 mod exceptions;
 mod forecast;
 mod helpers;
+mod hooks;
 mod invoices;
 mod leakage;
 mod lines;
@@ -47,6 +48,12 @@ macro_rules! front_door_suite {
 }
 
 front_door_suite! {
+    hooks: [
+        a_signed_stripe_invoice_paid_reaches_the_invoice_and_the_crm,
+        a_request_that_does_not_verify_is_refused_with_401_and_kept_never_applied,
+        a_record_that_fails_its_mapping_is_quarantined_with_mapping_version_and_path,
+        a_psa_in_kantatas_shape_bills_as_the_canonical_path_does,
+    ],
     routing: [
         work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_copy,
         a_reload_moves_new_work_only_and_a_reversal_follows_its_line,

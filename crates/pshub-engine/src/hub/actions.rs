@@ -261,12 +261,28 @@ impl Hub {
                 "quarantined event {id} was already replayed"
             )));
         }
-        let text = if row.kind == QUARANTINE_PAYROLL_ROW {
-            payroll_row_event(&row, corrected.as_deref(), &self.config, now)?
-        } else {
-            corrected.unwrap_or(row.raw.clone())
+        let incoming = match row.kind.as_str() {
+            QUARANTINE_UNVERIFIED => {
+                return Err(ActionError::WrongState(format!(
+                    "quarantined request {id} did not prove its sender (its signature failed); it is kept for inspection and is never applied: have the sender send it again, signed"
+                )));
+            }
+            QUARANTINE_PAYROLL_ROW => Incoming::parse(
+                payroll_row_event(&row, corrected.as_deref(), &self.config, now)?,
+                &self.config,
+            ),
+            QUARANTINE_MAPPED_RECORD => {
+                match crate::hooks::remap(&row.raw, corrected, &self.config)
+                    .map_err(ActionError::Invalid)?
+                {
+                    crate::hooks::Received::Event(incoming) => incoming,
+                    crate::hooks::Received::NotTaken(why) => {
+                        return Err(ActionError::Invalid(why));
+                    }
+                }
+            }
+            _ => Incoming::parse(corrected.unwrap_or(row.raw.clone()), &self.config),
         };
-        let incoming = Incoming::parse(text, &self.config);
         if let Incoming::Invalid { error, .. } = &incoming {
             return Err(ActionError::Invalid(format!(
                 "the event is still invalid: {error}"

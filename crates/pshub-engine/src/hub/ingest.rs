@@ -84,8 +84,9 @@ impl Hub {
                     error,
                     raw,
                     correlation_id,
+                    kind,
                 } => self
-                    .quarantine(error, raw, correlation_id, now, &mut commit)
+                    .quarantine(error, raw, correlation_id, kind, now, &mut commit)
                     .map_err(Rebuild::Failed)?,
                 Incoming::Valid {
                     event,
@@ -160,6 +161,7 @@ impl Hub {
         error: &EventError,
         raw: &str,
         correlation_id: &Option<String>,
+        kind: &str,
         now: DateTime<Utc>,
         commit: &mut Commit,
     ) -> Result<IngestResult> {
@@ -176,7 +178,7 @@ impl Hub {
             state: "open".into(),
             replayed_seq: None,
             version: 0,
-            kind: QUARANTINE_EVENT.into(),
+            kind: kind.into(),
             file: None,
             line: None,
         });

@@ -72,23 +72,28 @@ pub enum Incoming {
         error: EventError,
         raw: String,
         correlation_id: Option<String>,
+        /// What the quarantine keeps it as (`event`, `mapped_record`, `unverified_payload`).
+        kind: &'static str,
     },
 }
 
 impl Incoming {
+    /// An event already parsed, with the text kept of it.
+    pub fn valid(event: Event, raw: String) -> Self {
+        let data = event.data.canonical_json();
+        let fingerprint = fingerprint(&[&data]);
+        Incoming::Valid {
+            event: Box::new(event),
+            data,
+            raw,
+            fingerprint,
+        }
+    }
+
     /// Parses one event from its text as it arrived.
     pub fn parse(raw: String, config: &Config) -> Self {
         match Event::parse_text(&raw, |s| config.knows_source(s)) {
-            Ok(event) => {
-                let data = event.data.canonical_json();
-                let fingerprint = fingerprint(&[&data]);
-                Incoming::Valid {
-                    event: Box::new(event),
-                    data,
-                    raw,
-                    fingerprint,
-                }
-            }
+            Ok(event) => Incoming::valid(event, raw),
             Err(error) => {
                 let correlation_id = serde_json::from_str::<Value>(&raw)
                     .ok()
@@ -97,6 +102,7 @@ impl Incoming {
                     error,
                     raw,
                     correlation_id,
+                    kind: QUARANTINE_EVENT,
                 }
             }
         }

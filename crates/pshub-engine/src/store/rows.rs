@@ -76,6 +76,10 @@ pub struct QuarantineRow {
 /// What a quarantined item is.
 pub const QUARANTINE_EVENT: &str = "event";
 pub const QUARANTINE_PAYROLL_ROW: &str = "payroll_row";
+/// A source's record that its mapping could not make canonical (kept as its payload).
+pub const QUARANTINE_MAPPED_RECORD: &str = "mapped_record";
+/// A webhook request whose signature did not verify: kept for inspection, never applied.
+pub const QUARANTINE_UNVERIFIED: &str = "unverified_payload";
 
 /// A body received under an event's id that differs from the first: kept, never applied.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,87 @@
+//! `POST /v1/hooks/{source}`: the inbound webhook connector. A source's request proves its
+//! sender by its signature (HMAC-SHA256 over the raw body, or Stripe's scheme), not by a
+//! bearer token. A request that does not verify is refused with 401 and kept, unverified,
+//! in the quarantine; one that does is mapped (`hooks::receive`) and goes to the engine as
+//! any event does.
+
+use crate::error::ApiError;
+use crate::logging::CorrelationId;
+use crate::routes::events::submit;
+use crate::{AppState, wire};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pshub_engine::hooks::{self, KEPT_HEADERS, Received};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Largest webhook body accepted (413 above): a vendor's event is kilobytes.
+pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+
+pub async fn post_hook(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine.clone();
+    let config = engine.config();
+    let Some(inbound) = config.inbound.get(&source) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_hook",
+            format!(
+                "no webhook source '{source}' is configured ([sources.{source}] connector = \"webhook\")"
+            ),
+        ));
+    };
+    let body = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), "unreadable_body", rejection.body_text())
+    })?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let kept: BTreeMap<String, String> = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), header(name)?.to_string())))
+        .collect();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let now = chrono::Utc::now().timestamp();
+    if let Err(why) = inbound.verify(&body, header, now) {
+        tracing::warn!(source = %source, reason = %why, "webhook refused: signature");
+        let kept_as = submit(
+            &engine,
+            vec![hooks::unverified(&source, &kept, &text, &why)],
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            format!(
+                "{why}; the request is kept for inspection (GET /v1/quarantine) and is never applied"
+            ),
+        )
+        .with_detail(json!({ "kept": kept_as.first().map(wire::ingest_result) })));
+    }
+    let incoming = match hooks::receive(&source, &inbound.mappings, &kept, &text, config) {
+        Received::Event(incoming) => incoming,
+        Received::NotTaken(why) => {
+            tracing::debug!(source = %source, reason = %why, "webhook record not for its mapping");
+            return Ok(
+                Json(json!({ "results": [{ "status": "ignored", "reason": why }] }))
+                    .into_response(),
+            );
+        }
+    };
+    let results = submit(&engine, vec![incoming]).await?;
+    let correlation = results
+        .first()
+        .and_then(|r| r.correlation_id.clone())
+        .unwrap_or_default();
+    let mut response =
+        Json(json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }))
+            .into_response();
+    response.extensions_mut().insert(CorrelationId(correlation));
+    Ok(response)
+}

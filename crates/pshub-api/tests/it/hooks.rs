@@ -1,0 +1,431 @@
+//! Inbound webhooks (`POST /v1/hooks/{source}`): Stripe's signed `invoice.paid`, in its
+//! published shape, mapped by `stripe/invoice.v1`, reaches the hub's invoice and the CRM;
+//! a request that does not verify is refused with 401 and kept, never applied; a record
+//! that fails its mapping is quarantined naming mapping, version, path and value, and a
+//! corrected replay applies once.
+
+use crate::helpers::*;
+use hmac::{Hmac, Mac};
+use pshub_engine::hooks::{Inbound, Secret, Signature};
+use pshub_model::Domain;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const STRIPE_SECRET: &str = "whsec_test_5f2b1c";
+const PSA_SECRET: &str = "psa-secret";
+
+fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `Stripe-Signature` for `body` made at `t`.
+fn stripe_signature(body: &str, t: i64) -> String {
+    let v1 = hex_hmac(
+        STRIPE_SECRET,
+        &[t.to_string().as_bytes(), b".", body.as_bytes()],
+    );
+    format!("t={t},v1={v1}")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Stripe's event for a paid invoice (its published Event and Invoice objects), for the
+/// hub's invoice `invoice` (`None`: the metadata pshub writes is missing).
+fn invoice_paid(event_id: &str, invoice: Option<&str>) -> Value {
+    let metadata = match invoice {
+        Some(id) => json!({ "pshub_invoice_id": id }),
+        None => json!({}),
+    };
+    json!({
+        "id": event_id, "object": "event", "api_version": "2024-06-20", "created": now(),
+        "data": { "object": {
+            "id": "in_1QpTn22eZvKYlo2CbWvXk3Qj", "object": "invoice",
+            "amount_due": 45000, "amount_paid": 45000, "amount_remaining": 0, "currency": "eur",
+            "customer": "cus_R9XqPzK2mLw0aB", "metadata": metadata, "paid": true, "status": "paid",
+            "status_transitions": { "finalized_at": now() - 3600, "paid_at": now() - 60,
+                                    "voided_at": null, "marked_uncollectible_at": null }
+        } },
+        "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": "invoice.paid"
+    })
+}
+
+fn config() -> pshub_engine::Config {
+    let mut config = test_config();
+    config.sources.push("stripe".into());
+    // Stripe says whether an invoice is paid.
+    config.owners.insert(Domain::InvoiceStatus, "stripe".into());
+    config.inbound.insert(
+        "stripe".into(),
+        Inbound {
+            signature: Signature::Stripe,
+            secret: Secret::new(STRIPE_SECRET.into()),
+            tolerance_s: 300,
+            mappings: vec!["stripe/invoice.v1".into()],
+        },
+    );
+    // The PSA may also push its canonical events to a webhook, signed.
+    config.inbound.insert(
+        "psa".into(),
+        Inbound {
+            signature: Signature::HmacSha256,
+            secret: Secret::new(PSA_SECRET.into()),
+            tolerance_s: 300,
+            mappings: Vec::new(),
+        },
+    );
+    config
+}
+
+impl TestApp {
+    async fn hook(&self, source: &str, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/hooks/{source}", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stripe(&self, event: &Value) -> (u16, Value) {
+        let body = event.to_string();
+        let signature = stripe_signature(&body, now());
+        self.hook("stripe", &body, &[("stripe-signature", signature)])
+            .await
+    }
+
+    async fn quarantined(&self, kind: &str) -> Vec<Value> {
+        let (_, listed) = self.get("/v1/quarantine").await;
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+}
+
+pub async fn a_signed_stripe_invoice_paid_reaches_the_invoice_and_the_crm(store: Backend) {
+    let app = spawn_app_with(store, config()).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "t1",
+        "T1",
+        "W-1",
+        "2026-03-04",
+        json!("3")
+    )]))
+    .await;
+    app.settle().await;
+    let invoice = "INV-P-1-2026-03";
+
+    let paid = invoice_paid("evt_1QpTnV2eZvKYlo2C0cEx6JxS", Some(invoice));
+    // As Stripe writes it: indented, on several lines.
+    let text = serde_json::to_string_pretty(&paid).unwrap();
+    let signature = stripe_signature(&text, now());
+    let (status, body) = app
+        .hook("stripe", &text, &[("stripe-signature", signature)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    // Stripe sends an event again until it hears 2xx: the same event is a duplicate.
+    let (_, again) = app.stripe(&paid).await;
+    assert_eq!(again["results"][0]["status"], "duplicate", "{again}");
+    app.settle().await;
+    let (_, seen) = app.get(&format!("/v1/invoices/{invoice}")).await;
+    assert_eq!(
+        (seen["status"].clone(), seen["crm_status"].clone()),
+        (json!("paid"), json!("paid")),
+        "{seen}"
+    );
+
+    // What the inbox keeps: the canonical event, and the payload exactly as it arrived.
+    let (_, event) = app
+        .get("/v1/events/stripe/evt_1QpTnV2eZvKYlo2C0cEx6JxS")
+        .await;
+    assert_eq!(event["status"], "applied", "{event}");
+    let stored = app
+        .engine
+        .store()
+        .reader()
+        .unwrap()
+        .event_by_key("stripe", "evt_1QpTnV2eZvKYlo2C0cEx6JxS")
+        .unwrap()
+        .unwrap();
+    let raw: Value = serde_json::from_str(&stored.raw).unwrap();
+    assert!(
+        stored.raw.contains(&format!("\"payload\":{text}")),
+        "the payload is kept byte for byte: {}",
+        stored.raw
+    );
+    assert_eq!(raw["origin"]["payload"], paid);
+    assert_eq!(raw["origin"]["mapping"], "stripe/invoice.v1");
+    assert!(
+        raw["origin"]["headers"]["stripe-signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("t=")
+    );
+    assert_eq!(raw["data"]["invoice_id"], invoice);
+
+    // Another kind of Stripe event is not for this mapping: answered, not applied.
+    let mut other = paid.clone();
+    other["id"] = json!("evt_customer");
+    other["type"] = json!("customer.created");
+    let (status, body) = app.stripe(&other).await;
+    assert_eq!(
+        (status, body["results"][0]["status"].clone()),
+        (200, json!("ignored"))
+    );
+}
+
+pub async fn a_request_that_does_not_verify_is_refused_with_401_and_kept_never_applied(
+    store: Backend,
+) {
+    let app = spawn_app_with(store, config()).await;
+    app.with_firm().await;
+    let paid = invoice_paid("evt_forged", Some("INV-P-1-2026-03")).to_string();
+    let forged = stripe_signature(&paid.replace("45000", "1"), now());
+    let stale = stripe_signature(&paid, now() - 3_600);
+    let cases: [(&str, Vec<(&str, String)>, &str); 4] = [
+        (
+            "stripe",
+            vec![("stripe-signature", forged)],
+            "no v1 signature",
+        ),
+        (
+            "stripe",
+            vec![("stripe-signature", stale)],
+            "past the tolerance of 300 s",
+        ),
+        ("stripe", vec![], "has no stripe-signature header"),
+        (
+            "psa",
+            vec![(
+                "x-signature",
+                format!("sha256={}", hex_hmac("wrong", &[paid.as_bytes()])),
+            )],
+            "does not match",
+        ),
+    ];
+    for (source, headers, why) in &cases {
+        let (status, body) = app.hook(source, &paid, headers).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "bad_signature");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{message}");
+        assert_eq!(body["error"]["kept"]["status"], "quarantined", "{body}");
+    }
+    // Anyone can send a request: of one that does not verify, 64 KiB are kept; a body over
+    // 1 MiB is refused before anything is read.
+    let large = format!("{{\"padding\": \"{}\"}}", "x".repeat(100_000));
+    let (status, body) = app.hook("stripe", &large, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = app.hook("stripe", &"x".repeat(2 * 1024 * 1024), &[]).await;
+    assert_eq!(status, 413);
+    let kept = app.quarantined("unverified_payload").await;
+    assert_eq!(kept.len(), cases.len() + 1);
+    let cut = kept.iter().find(|q| {
+        q["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the first 65536 of its 100015 bytes are kept")
+    });
+    assert!(cut.is_some(), "{kept:?}");
+    // Kept as it came, and never applied: a replay is refused.
+    let first = &kept[0];
+    assert_eq!(first["event"]["payload"]["id"], "evt_forged", "{first}");
+    assert_eq!(first["field"], "signature");
+    let id = first["id"].as_i64().unwrap();
+    let replay = app
+        .post_raw(&format!("/v1/quarantine/{id}/replay"), "", Some(&app.token))
+        .await;
+    assert_eq!(replay.status(), 409);
+    let (_, event) = app.get("/v1/events/stripe/evt_forged").await;
+    assert_ne!(event["status"], "applied", "{event}");
+
+    // The generic scheme: a canonical event signed over its raw body.
+    let event = time_entry("psa-hook-1", "T9", "W-1", "2026-03-05", json!("1")).to_string();
+    let signature = format!("sha256={}", hex_hmac(PSA_SECRET, &[event.as_bytes()]));
+    let (status, body) = app.hook("psa", &event, &[("x-signature", signature)]).await;
+    assert_eq!(
+        (status, body["results"][0]["status"].clone()),
+        (200, json!("accepted")),
+        "{body}"
+    );
+    let (status, _) = app.hook("nobody", &event, &[]).await;
+    assert_eq!(status, 404);
+}
+
+pub async fn a_record_that_fails_its_mapping_is_quarantined_with_mapping_version_and_path(
+    store: Backend,
+) {
+    let app = spawn_app_with(store, config()).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "t1",
+        "T1",
+        "W-1",
+        "2026-03-04",
+        json!("3")
+    )]))
+    .await;
+    app.settle().await;
+
+    let unnamed = invoice_paid("evt_no_metadata", None);
+    let (status, body) = app.stripe(&unnamed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "quarantined");
+    let reason = body["results"][0]["reason"].as_str().unwrap();
+    for part in [
+        "data.invoice_id",
+        "mapping stripe/invoice v1",
+        "`.data.object.metadata.pshub_invoice_id`",
+        "found nothing",
+    ] {
+        assert!(reason.contains(part), "{part} in {reason}");
+    }
+    let kept = app.quarantined("mapped_record").await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["event"]["payload"], unnamed);
+    let id = kept[0]["id"].as_i64().unwrap();
+
+    // Replayed as it is, it fails the same way; with the payload corrected, it applies once.
+    let replay = |body: String| {
+        let app = &app;
+        async move {
+            app.post_raw(
+                &format!("/v1/quarantine/{id}/replay"),
+                body,
+                Some(&app.token),
+            )
+            .await
+        }
+    };
+    assert_eq!(replay(String::new()).await.status(), 422);
+    let corrected = invoice_paid("evt_no_metadata", Some("INV-P-1-2026-03"));
+    let response = replay(corrected.to_string()).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["status"], "accepted", "{answer}");
+    assert_eq!(replay(corrected.to_string()).await.status(), 409);
+    app.settle().await;
+    let (_, seen) = app.get("/v1/invoices/INV-P-1-2026-03").await;
+    assert_eq!(seen["status"], "paid", "{seen}");
+}
+
+/// A Kantata-shaped record of the PSA, in the envelope its webhook sends.
+fn kantata_time(id: &str, event: &str, entry: &str, minutes: u32) -> String {
+    json!({
+        "id": id, "event": event, "created_at": "2026-03-04T18:00:00Z",
+        "object": { "id": entry, "date_performed": "2026-03-04", "time_in_minutes": minutes,
+                    "billable": true, "user_id": "W-1", "workspace_id": "P-1" }
+    })
+    .to_string()
+}
+
+pub async fn a_psa_in_kantatas_shape_bills_as_the_canonical_path_does(store: Backend) {
+    let mut config = config();
+    config.inbound.get_mut("psa").unwrap().mappings = [
+        "kantata/time_entry.v1",
+        "kantata/time_entry_rejected.v1",
+        "kantata/expense.v1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    let signed = |body: &str| {
+        vec![(
+            "x-signature",
+            format!("sha256={}", hex_hmac(PSA_SECRET, &[body.as_bytes()])),
+        )]
+    };
+    // The same work, once through the webhook in Kantata's shape and once canonical.
+    let approved = kantata_time("k-1", "time_entry.approved", "K1", 150);
+    let (status, body) = app.hook("psa", &approved, &signed(&approved)).await;
+    assert_eq!(
+        (status, body["results"][0]["status"].clone()),
+        (200, json!("accepted")),
+        "{body}"
+    );
+    app.send(json!([time_entry(
+        "c-1",
+        "C1",
+        "W-1",
+        "2026-03-04",
+        json!("2.5")
+    )]))
+    .await;
+    app.settle().await;
+    let (hooked, plain) = (&app.lines_of("K1").await[0], &app.lines_of("C1").await[0]);
+    for field in [
+        "quantity",
+        "rate",
+        "amount",
+        "currency",
+        "project_code",
+        "worker_id",
+        "date",
+    ] {
+        assert_eq!(
+            hooked[field], plain[field],
+            "{field}: {hooked} against {plain}"
+        );
+    }
+    // Another record type of the same hook goes to its own mapping: the rejection reverses.
+    let rejected = kantata_time("k-2", "time_entry.rejected", "K1", 150);
+    let (_, body) = app.hook("psa", &rejected, &signed(&rejected)).await;
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    app.settle().await;
+    assert_eq!(
+        app.lines_of("K1").await.len(),
+        2,
+        "the line and its reversal"
+    );
+    // A record type none of the hook's mappings takes is answered, not applied.
+    let other = kantata_time("k-3", "time_entry.submitted", "K2", 60);
+    let (status, body) = app.hook("psa", &other, &signed(&other)).await;
+    assert_eq!(
+        (status, body["results"][0]["status"].clone()),
+        (200, json!("ignored"))
+    );
+    assert!(
+        body["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("kantata/time_entry.v1, kantata/time_entry_rejected.v1")
+    );
+    // Minutes that are no exact decimal of hours are refused by the mapping, not rounded.
+    let odd = kantata_time("k-4", "time_entry.approved", "K3", 100);
+    let (_, body) = app.hook("psa", &odd, &signed(&odd)).await;
+    assert_eq!(body["results"][0]["status"], "quarantined", "{body}");
+    assert_eq!(
+        body["results"][0]["id"], "k-4",
+        "quarantined under the id the mapping gives"
+    );
+    assert!(
+        body["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not divide exactly by 60; found 100"),
+        "{body}"
+    );
+}

@@ -1,0 +1,535 @@
+//! Declarative, versioned mappings from a source system's records to canonical events.
+//!
+//! A mapping file (`mappings/<source>/<record>.v<N>.toml`) names its source, record type,
+//! version and target event type, and gives a jq expression (run by jaq) for each field of
+//! the envelope and of `data`. Money and time stay out of jq: a field declared `decimal` is
+//! read from the text of the number or string its expression yields, exactly, and scaled
+//! from minor units in Rust; a field declared `timestamp` turns Unix seconds or RFC 3339
+//! into the envelope's form in Rust. The output is a canonical envelope, which the engine
+//! parses as it parses any event, so a mapping can produce nothing the front door refuses.
+//!
+//! Invariant: pure. No IO besides reading the folder `Mappings::with_dir` is given.
+
+mod jq;
+
+use jaq_json::Val;
+use pshub_model::currency::Currency;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use jq::Expr;
+
+/// The mappings pshub ships, built into the binary: (file name under `mappings/`, text).
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "stripe/invoice.v1.toml",
+        include_str!("../../../mappings/stripe/invoice.v1.toml"),
+    ),
+    (
+        "kantata/time_entry.v1.toml",
+        include_str!("../../../mappings/kantata/time_entry.v1.toml"),
+    ),
+    (
+        "kantata/time_entry_rejected.v1.toml",
+        include_str!("../../../mappings/kantata/time_entry_rejected.v1.toml"),
+    ),
+    (
+        "kantata/expense.v1.toml",
+        include_str!("../../../mappings/kantata/expense.v1.toml"),
+    ),
+    (
+        "kantata/expense_rejected.v1.toml",
+        include_str!("../../../mappings/kantata/expense_rejected.v1.toml"),
+    ),
+];
+
+/// Why a record did not map: the mapping and version, the field, the jq expression that
+/// failed and the value it found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mapping {mapping} v{version}, {field} (`{path}`): {problem}{}", found_text(.found))]
+pub struct MappingError {
+    pub mapping: String,
+    pub version: u32,
+    /// The canonical field: `id`, `occurred_at`, `data.hours`, ...
+    pub field: String,
+    /// The jq expression of that field.
+    pub path: String,
+    /// The value the expression yielded, as JSON (cut to 200 characters).
+    pub found: Option<String>,
+    pub problem: String,
+}
+
+impl MappingError {
+    /// The error without its field, for where the field is named beside it.
+    pub fn problem_of_field(&self) -> String {
+        format!(
+            "mapping {} v{} (`{}`): {}{}",
+            self.mapping,
+            self.version,
+            self.path,
+            self.problem,
+            found_text(&self.found)
+        )
+    }
+}
+
+fn found_text(found: &Option<String>) -> String {
+    match found {
+        Some(value) => format!("; found {value}"),
+        None => String::new(),
+    }
+}
+
+/// A mapping file that cannot be used, with the file named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct FileError {
+    pub file: String,
+    pub problem: String,
+}
+
+/// How a field's value is read.
+#[derive(Debug)]
+enum Kind {
+    /// Whatever JSON the expression yields (a string, a boolean, an object, an integer).
+    Json,
+    /// A decimal, exact; `minor_units_of` yields the currency whose minor units the source
+    /// counts in (Stripe's `amount_paid: 12345` in EUR is 123.45); `divide_by` a unit the
+    /// source counts in (minutes, for hours: 60), refused where it does not divide exactly.
+    Decimal {
+        minor_units_of: Option<Expr>,
+        divide_by: Option<u32>,
+    },
+    /// Unix seconds (an integer) or an RFC 3339 text, written as RFC 3339 in UTC.
+    Timestamp,
+}
+
+#[derive(Debug)]
+struct Field {
+    /// Where it goes: `id`, `data.hours`, `data.customer.name`.
+    name: String,
+    expr: Expr,
+    kind: Kind,
+}
+
+/// One mapping, compiled.
+#[derive(Debug)]
+pub struct Mapping {
+    /// `<source>/<record>.v<version>`, as configurations and events name it.
+    pub name: String,
+    pub source: String,
+    pub record: String,
+    pub version: u32,
+    /// The canonical event type it produces.
+    pub target: String,
+    pub description: String,
+    /// Which records it takes; the others are not for this mapping (`apply` answers `None`).
+    when: Option<Expr>,
+    fields: Vec<Field>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    source: String,
+    record: String,
+    version: u32,
+    target: String,
+    #[serde(default)]
+    description: String,
+    when: Option<String>,
+    envelope: BTreeMap<String, FieldFile>,
+    data: BTreeMap<String, FieldFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FieldFile {
+    Jq(String),
+    Decimal {
+        decimal: String,
+        minor_units_of: Option<String>,
+        divide_by: Option<u32>,
+    },
+    Timestamp {
+        timestamp: String,
+    },
+}
+
+/// The envelope fields a mapping gives; `source`, `type` and `schema_version` are its own.
+const ENVELOPE: &[&str] = &["id", "occurred_at", "correlation_id"];
+
+impl Mapping {
+    /// Reads a mapping from its file's text; `file` names it in errors and must be
+    /// `<source>/<record>.v<version>.toml` for what the text says.
+    pub fn parse(file: &str, text: &str) -> Result<Mapping, FileError> {
+        let fail = |problem: String| FileError {
+            file: file.to_string(),
+            problem,
+        };
+        let parsed: MappingFile = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+        let name = format!("{}/{}.v{}", parsed.source, parsed.record, parsed.version);
+        if file.trim_end_matches(".toml") != name {
+            return Err(fail(format!(
+                "the file says source {}, record {}, version {}: name it {name}.toml",
+                parsed.source, parsed.record, parsed.version
+            )));
+        }
+        if pshub_model::EventType::parse(&parsed.target).is_none() {
+            return Err(fail(format!(
+                "target '{}' is not a canonical event type",
+                parsed.target
+            )));
+        }
+        for required in ["id", "occurred_at"] {
+            if !parsed.envelope.contains_key(required) {
+                return Err(fail(format!("[envelope] gives no {required}")));
+            }
+        }
+        if let Some(extra) = parsed
+            .envelope
+            .keys()
+            .find(|k| !ENVELOPE.contains(&k.as_str()))
+        {
+            return Err(fail(format!(
+                "[envelope] {extra} is not an envelope field a mapping gives ({})",
+                ENVELOPE.join(", ")
+            )));
+        }
+        let compile = |text: &str| Expr::compile(text).map_err(fail);
+        let mut fields = Vec::new();
+        let named = parsed
+            .envelope
+            .iter()
+            .map(|(k, f)| (k.clone(), f))
+            .chain(parsed.data.iter().map(|(k, f)| (format!("data.{k}"), f)));
+        for (name, field) in named {
+            let (expr, kind) = match field {
+                FieldFile::Jq(text) => (compile(text)?, Kind::Json),
+                FieldFile::Decimal {
+                    decimal,
+                    minor_units_of,
+                    divide_by,
+                } => {
+                    if *divide_by == Some(0) {
+                        return Err(fail(format!("{name}: divide_by must not be 0")));
+                    }
+                    (
+                        compile(decimal)?,
+                        Kind::Decimal {
+                            minor_units_of: minor_units_of.as_deref().map(compile).transpose()?,
+                            divide_by: *divide_by,
+                        },
+                    )
+                }
+                FieldFile::Timestamp { timestamp } => (compile(timestamp)?, Kind::Timestamp),
+            };
+            fields.push(Field { name, expr, kind });
+        }
+        Ok(Mapping {
+            name,
+            source: parsed.source,
+            record: parsed.record,
+            version: parsed.version,
+            target: parsed.target,
+            description: parsed.description,
+            when: parsed.when.as_deref().map(compile).transpose()?,
+            fields,
+        })
+    }
+
+    /// Maps one record to a canonical envelope, `None` when the mapping does not take it
+    /// (its `when` does not hold), or the first field that fails.
+    pub fn apply(&self, record: &Value) -> Result<Option<Value>, Box<MappingError>> {
+        let input = Val::from(record.clone());
+        if let Some(when) = &self.when {
+            let taken = when
+                .holds(&input)
+                .map_err(|problem| self.error("when", &when.text, None, problem))?;
+            if !taken {
+                return Ok(None);
+            }
+        }
+        let mut envelope = Map::new();
+        envelope.insert("source".into(), Value::from(self.source.clone()));
+        envelope.insert("type".into(), Value::from(self.target.clone()));
+        envelope.insert("schema_version".into(), Value::from(1));
+        let mut data = Map::new();
+        for field in &self.fields {
+            let found = field
+                .expr
+                .first(&input)
+                .map_err(|problem| self.error(&field.name, &field.expr.text, None, problem))?;
+            let value = self.read(field, Value::from(found), &input)?;
+            if value.is_null() {
+                continue;
+            }
+            match field.name.strip_prefix("data.") {
+                Some(path) => put(&mut data, path, value),
+                None => {
+                    envelope.insert(field.name.clone(), value);
+                }
+            }
+        }
+        envelope.insert("data".into(), Value::Object(data));
+        Ok(Some(Value::Object(envelope)))
+    }
+
+    /// The event id the mapping gives `record`, where it gives a text: what a record that
+    /// fails elsewhere is quarantined under.
+    pub fn id_of(&self, record: &Value) -> Option<String> {
+        let field = self.fields.iter().find(|f| f.name == "id")?;
+        match Value::from(field.expr.first(&Val::from(record.clone())).ok()?) {
+            Value::String(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The jq expression that gives a canonical field (`data.hours`), for errors found
+    /// after mapping, when the canonical record is checked.
+    pub fn path_of(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| f.name == field || field.starts_with(&format!("{}.", f.name)))
+            .map(|f| f.expr.text.as_str())
+    }
+
+    fn read(&self, field: &Field, found: Value, input: &Val) -> Result<Value, Box<MappingError>> {
+        let fail =
+            |problem: String| self.error(&field.name, &field.expr.text, Some(&found), problem);
+        match &field.kind {
+            Kind::Json => match &found {
+                Value::Number(n) if !is_integer(n) => Err(fail(
+                    "is a number with a fraction: declare the field { decimal = ... } so that it is read exactly".into(),
+                )),
+                _ => Ok(found.clone()),
+            },
+            Kind::Decimal {
+                minor_units_of,
+                divide_by,
+            } => {
+                let text = match &found {
+                    Value::Null => return Ok(Value::Null),
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => return Err(fail("is not a number".into())),
+                };
+                let mut value = pshub_model::decimal::parse_exact(&text).map_err(fail)?;
+                if let Some(currency) = minor_units_of {
+                    let code = currency.first(input).map_err(|problem| {
+                        self.error(&field.name, &currency.text, None, problem)
+                    })?;
+                    let code = Value::from(code);
+                    let currency_of = |problem: String| {
+                        self.error(&field.name, &currency.text, Some(&code), problem)
+                    };
+                    let text = code
+                        .as_str()
+                        .ok_or_else(|| currency_of("is not a currency code".into()))?;
+                    let currency =
+                        Currency::parse(&text.to_ascii_uppercase()).map_err(currency_of)?;
+                    value = minor_to_major(value, currency.minor_units()).ok_or_else(|| {
+                        fail(format!(
+                            "cannot be counted in minor units of {}",
+                            currency.code()
+                        ))
+                    })?;
+                }
+                if let Some(unit) = divide_by {
+                    value = exact_quotient(value, *unit)
+                        .ok_or_else(|| fail(format!("does not divide exactly by {unit}")))?;
+                }
+                Ok(Value::String(value.to_string()))
+            }
+            Kind::Timestamp => match &found {
+                Value::Null => Ok(Value::Null),
+                Value::Number(n) => {
+                    let seconds = n
+                        .as_i64()
+                        .ok_or_else(|| fail("is not whole Unix seconds".into()))?;
+                    let at = chrono::DateTime::from_timestamp(seconds, 0)
+                        .ok_or_else(|| fail("is out of the range of dates".into()))?;
+                    Ok(Value::String(at.to_rfc3339_opts(
+                        chrono::SecondsFormat::AutoSi,
+                        true,
+                    )))
+                }
+                Value::String(text) => {
+                    let at = chrono::DateTime::parse_from_rfc3339(text)
+                        .map_err(|_| fail("is not an RFC 3339 timestamp".into()))?;
+                    Ok(Value::String(
+                        at.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    ))
+                }
+                _ => Err(fail("is not a timestamp (Unix seconds or RFC 3339)".into())),
+            },
+        }
+    }
+
+    /// `<source>/<record>`, the mapping without its version.
+    pub fn record_name(&self) -> String {
+        format!("{}/{}", self.source, self.record)
+    }
+
+    /// An error of this mapping about `field`.
+    pub fn error(
+        &self,
+        field: &str,
+        path: &str,
+        found: Option<&Value>,
+        problem: String,
+    ) -> Box<MappingError> {
+        Box::new(MappingError {
+            mapping: self.record_name(),
+            version: self.version,
+            field: field.to_string(),
+            path: path.to_string(),
+            found: found.map(|v| {
+                let text = v.to_string();
+                match text.char_indices().nth(200) {
+                    Some((at, _)) => format!("{}…", &text[..at]),
+                    None => text,
+                }
+            }),
+            problem,
+        })
+    }
+}
+
+fn is_integer(n: &serde_json::Number) -> bool {
+    n.as_i64().is_some() || n.as_u64().is_some()
+}
+
+/// `value` minor units in major units (`12345` cents → `123.45`), exactly.
+fn minor_to_major(value: Decimal, minor_units: u32) -> Option<Decimal> {
+    let scale = value.scale().checked_add(minor_units)?;
+    let mut major = value;
+    major.set_scale(scale).ok()?;
+    Some(major)
+}
+
+/// `value / unit` where that is exact (225 minutes are 3.75 hours; 100 are not a decimal).
+/// A quotient is a finite decimal when the unit's factors other than 2 and 5 divide the
+/// value's digits; checking the product instead would be fooled by rounding at 28 digits.
+fn exact_quotient(value: Decimal, unit: u32) -> Option<Decimal> {
+    if unit == 0 {
+        return None;
+    }
+    let mut rest = unit;
+    while rest.is_multiple_of(2) {
+        rest /= 2;
+    }
+    while rest.is_multiple_of(5) {
+        rest /= 5;
+    }
+    if value.mantissa() % i128::from(rest) != 0 {
+        return None;
+    }
+    let quotient = value.checked_div(Decimal::from(unit))?.normalize();
+    (quotient.checked_mul(Decimal::from(unit))? == value).then_some(quotient)
+}
+
+/// Puts `value` at the dotted `path` of `object`, making the objects between.
+fn put(object: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            object.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let inner = object
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !inner.is_object() {
+                *inner = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = inner {
+                put(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Every mapping a hub knows, by name: those shipped, then those of a folder, which add to
+/// them or replace them by name.
+#[derive(Debug, Default)]
+pub struct Mappings {
+    by_name: BTreeMap<String, Mapping>,
+}
+
+impl Mappings {
+    /// The mappings pshub ships.
+    pub fn shipped() -> Mappings {
+        let mut mappings = Mappings::default();
+        for (file, text) in SHIPPED {
+            // A shipped mapping that does not compile fails the tests, not a deployment.
+            if let Ok(mapping) = Mapping::parse(file, text) {
+                mappings.by_name.insert(mapping.name.clone(), mapping);
+            }
+        }
+        mappings
+    }
+
+    /// The shipped mappings and those under `dir` (`<source>/<record>.v<N>.toml`).
+    pub fn with_dir(dir: &Path) -> Result<Mappings, FileError> {
+        let mut mappings = Mappings::shipped();
+        let unreadable = |path: &Path, e: std::io::Error| FileError {
+            file: path.display().to_string(),
+            problem: format!("cannot be read: {e}"),
+        };
+        let mut files = Vec::new();
+        for source in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
+            let source = source.map_err(|e| unreadable(dir, e))?.path();
+            if !source.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&source).map_err(|e| unreadable(&source, e))? {
+                let file = file.map_err(|e| unreadable(&source, e))?.path();
+                if file.extension().is_some_and(|e| e == "toml") {
+                    files.push(file);
+                }
+            }
+        }
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| unreadable(&file, e))?;
+            let name = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let mapping = Mapping::parse(&name, &text).map_err(|mut e| {
+                e.file = file.display().to_string();
+                e
+            })?;
+            mappings.by_name.insert(mapping.name.clone(), mapping);
+        }
+        Ok(mappings)
+    }
+
+    /// A mapping by name: `stripe/invoice.v1`.
+    pub fn get(&self, name: &str) -> Option<&Mapping> {
+        self.by_name.get(name)
+    }
+
+    /// The same record type of `name` at another version.
+    pub fn version_of(&self, name: &str, version: u32) -> Option<&Mapping> {
+        let (record, _) = name.rsplit_once(".v")?;
+        self.get(&format!("{record}.v{version}"))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
+        self.by_name.values()
+    }
+
+    /// The names, for errors that list what there is.
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

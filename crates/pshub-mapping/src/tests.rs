@@ -1,0 +1,240 @@
+use super::*;
+use serde_json::json;
+
+/// A PSA's time entry, as a test source sends it: hours as text or as a number, a rate in
+/// cents.
+const TIME_ENTRY: &str = r#"
+source = "acme-psa"
+record = "time_entry"
+version = 1
+target = "time_entry.approved"
+when = '.state == "approved"'
+
+[envelope]
+id = '"acme-" + .uuid'
+occurred_at = { timestamp = ".approved_at" }
+
+[data]
+entry_id = ".uuid"
+worker_id = ".person.code"
+project_code = ".job"
+work_date = ".day"
+hours = { decimal = ".duration_hours" }
+billable = ".billable // true"
+"rate.amount" = { decimal = ".rate_cents", minor_units_of = ".currency" }
+"#;
+
+fn time_entry() -> Mapping {
+    Mapping::parse("acme-psa/time_entry.v1.toml", TIME_ENTRY).unwrap()
+}
+
+fn entry(hours: Value) -> Value {
+    json!({
+        "uuid": "T-9", "state": "approved", "approved_at": 1764590400,
+        "person": { "code": "W-1" }, "job": "P-1", "day": "2026-12-01",
+        "duration_hours": hours, "rate_cents": 15050, "currency": "eur"
+    })
+}
+
+/// Maps `record` and compares with `expected`: the mapped `data`, or the error's text.
+fn check(mapping: &Mapping, record: Value, expected: Result<Value, &str>) {
+    let got = mapping.apply(&record);
+    match (got, expected) {
+        (Ok(Some(envelope)), Ok(data)) => assert_eq!(envelope["data"], data, "{envelope}"),
+        (Err(error), Err(text)) => assert_eq!(error.to_string(), text),
+        (got, expected) => panic!("got {got:?}, expected {expected:?}"),
+    }
+}
+
+#[test]
+fn decimals_are_read_exactly_and_scaled_from_minor_units_in_rust() {
+    let m = time_entry();
+    let data = |hours: &str| {
+        json!({ "entry_id": "T-9", "worker_id": "W-1", "project_code": "P-1",
+                "work_date": "2026-12-01", "hours": hours, "billable": true,
+                "rate": { "amount": "150.50" } })
+    };
+    check(&m, entry(json!("7.5")), Ok(data("7.5")));
+    // A number keeps its digits: no float on the way through jq.
+    let exact: Value = serde_json::from_str("1.0000000000000000000000000001").unwrap();
+    check(&m, entry(exact), Ok(data("1.0000000000000000000000000001")));
+    check(&m, entry(json!(8)), Ok(data("8")));
+}
+
+#[test]
+fn a_failing_field_names_mapping_version_field_path_and_value() {
+    let m = time_entry();
+    check(
+        &m,
+        entry(json!("seven")),
+        Err(
+            "mapping acme-psa/time_entry v1, data.hours (`.duration_hours`): 'seven' is not a decimal number; found \"seven\"",
+        ),
+    );
+    check(
+        &m,
+        entry(json!(true)),
+        Err(
+            "mapping acme-psa/time_entry v1, data.hours (`.duration_hours`): is not a number; found true",
+        ),
+    );
+    let mut record = entry(json!("1"));
+    record["currency"] = json!("XXQ");
+    let error = m.apply(&record).unwrap_err();
+    assert_eq!(error.field, "data.rate.amount");
+    assert_eq!(error.path, ".currency");
+    assert_eq!(error.found.as_deref(), Some("\"XXQ\""));
+    record["approved_at"] = json!("yesterday");
+    let error = m
+        .apply(&entry(json!("1")))
+        .map(|_| ())
+        .and(m.apply(&record))
+        .unwrap_err();
+    assert_eq!(
+        (error.field.as_str(), error.path.as_str()),
+        ("occurred_at", ".approved_at")
+    );
+}
+
+#[test]
+fn a_fraction_outside_a_decimal_field_is_refused_not_rounded() {
+    let m = Mapping::parse(
+        "t/x.v1.toml",
+        r#"
+source = "t"
+record = "x"
+version = 1
+target = "time_entry.approved"
+[envelope]
+id = ".id"
+occurred_at = ".at"
+[data]
+hours = ".h * 2"
+"#,
+    )
+    .unwrap();
+    let error = m
+        .apply(&json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "h": 1.25 }))
+        .unwrap_err();
+    assert_eq!(error.field, "data.hours");
+    assert!(
+        error.problem.contains("declare the field { decimal"),
+        "{error}"
+    );
+}
+
+#[test]
+fn records_the_mapping_does_not_take_are_not_mapped() {
+    let mut record = entry(json!("1"));
+    record["state"] = json!("submitted");
+    assert_eq!(time_entry().apply(&record), Ok(None));
+}
+
+#[test]
+fn a_mapping_file_is_checked_when_read() {
+    let bad = |file: &str, text: &str| Mapping::parse(file, text).unwrap_err().to_string();
+    assert!(
+        bad("acme-psa/time_entry.v2.toml", TIME_ENTRY)
+            .contains("name it acme-psa/time_entry.v1.toml")
+    );
+    let no_id = TIME_ENTRY.replace("id = '\"acme-\" + .uuid'\n", "");
+    assert!(bad("acme-psa/time_entry.v1.toml", &no_id).contains("[envelope] gives no id"));
+    let bad_jq = TIME_ENTRY.replace(".person.code", ".person.code |||");
+    assert!(bad("acme-psa/time_entry.v1.toml", &bad_jq).contains("does not parse"));
+    let undefined = TIME_ENTRY.replace(".person.code", "nosuchfilter(.person)");
+    assert!(bad("acme-psa/time_entry.v1.toml", &undefined).contains("nosuchfilter"));
+    let target = TIME_ENTRY.replace("time_entry.approved", "time_entry.done");
+    assert!(bad("acme-psa/time_entry.v1.toml", &target).contains("not a canonical event type"));
+}
+
+#[test]
+fn a_folder_adds_mappings_and_replaces_shipped_ones_by_name() {
+    let dir = std::env::temp_dir().join(format!("pshub-mappings-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("acme-psa")).unwrap();
+    std::fs::create_dir_all(dir.join("stripe")).unwrap();
+    std::fs::write(dir.join("acme-psa/time_entry.v1.toml"), TIME_ENTRY).unwrap();
+    let replaced = SHIPPED[0]
+        .1
+        .replace("description = \"", "description = \"Replaced: ");
+    std::fs::write(dir.join("stripe/invoice.v1.toml"), replaced).unwrap();
+    let mappings = Mappings::with_dir(&dir).unwrap();
+    assert!(mappings.get("acme-psa/time_entry.v1").is_some());
+    assert!(
+        mappings
+            .get("stripe/invoice.v1")
+            .unwrap()
+            .description
+            .starts_with("Replaced: ")
+    );
+    std::fs::write(dir.join("stripe/invoice.v1.toml"), "source = 1").unwrap();
+    let error = Mappings::with_dir(&dir).unwrap_err();
+    assert!(error.file.ends_with("stripe/invoice.v1.toml"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every shipped mapping, on every fixture of its source (`mappings/<source>/fixtures/`):
+/// the canonical envelope, or that the mapping does not take the record.
+#[test]
+fn shipped_mappings_on_their_fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
+    let shipped = Mappings::shipped();
+    assert_eq!(
+        shipped.names().len(),
+        SHIPPED.len(),
+        "a shipped mapping does not compile"
+    );
+    for mapping in shipped.iter() {
+        let fixtures = root.join(&mapping.source).join("fixtures");
+        let mut files: Vec<_> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{} has no fixtures", mapping.name);
+        for file in files {
+            let record: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let output = match mapping.apply(&record) {
+                Ok(Some(envelope)) => serde_json::to_string_pretty(&envelope).unwrap(),
+                Ok(None) => "not taken by this mapping".to_string(),
+                Err(error) => format!("error: {error}"),
+            };
+            let fixture = file.file_stem().unwrap().to_string_lossy().to_string();
+            insta::assert_snapshot!(
+                format!("{}__{fixture}", mapping.name.replace('/', "_")),
+                output
+            );
+        }
+    }
+}
+
+#[test]
+fn a_unit_divides_exactly_or_the_field_is_refused() {
+    let m = Mapping::parse(
+        "t/minutes.v1.toml",
+        r#"
+source = "t"
+record = "minutes"
+version = 1
+target = "time_entry.approved"
+[envelope]
+id = ".id"
+occurred_at = ".at"
+[data]
+hours = { decimal = ".minutes", divide_by = 60 }
+"#,
+    )
+    .unwrap();
+    let hours = |minutes: Value| {
+        m.apply(&json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "minutes": minutes }))
+            .map(|e| e.unwrap()["data"]["hours"].clone())
+            .map_err(|e| e.problem)
+    };
+    assert_eq!(hours(json!(225)), Ok(json!("3.75")));
+    assert_eq!(hours(json!(90)), Ok(json!("1.5")));
+    assert_eq!(hours(json!("0.6")), Ok(json!("0.01")));
+    assert_eq!(
+        hours(json!(100)),
+        Err("does not divide exactly by 60".to_string())
+    );
+}
