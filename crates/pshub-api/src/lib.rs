@@ -134,6 +134,7 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
         .route("/v1/outbound", get(routes::ops::outbound))
         .route("/v1/summary", get(routes::ops::summary))
         .route("/v1/systems", get(routes::ops::systems))
+        .route("/v1/catalog", get(routes::ops::catalog))
         .route("/v1/sandbox/stats", get(routes::sandbox::stats))
         .route(
             "/v1/sandbox/{system}/{collection}",

@@ -880,6 +880,18 @@ fn core_answer_schemas() -> Vec<(&'static str, Value)> {
 }
 
 /// The paths this document describes, as `(method, path)`.
+/// The catalog's answer: systems by name (built apart: the document's one `json!` is deep).
+fn catalog_answer() -> Value {
+    json!({ "type": "object", "properties": { "systems": { "type": "object",
+        "additionalProperties": { "type": "object", "properties": {
+            "owns": { "type": "array", "items": { "type": "string" } },
+            "owner_team": { "type": "string" },
+            "inbound": { "type": "array", "items": { "type": "object" } },
+            "outbound": { "type": ["object", "null"] },
+            "flows": { "type": "array", "items": { "type": "string" } },
+            "health": { "type": "object" } } } } } })
+}
+
 #[cfg(test)]
 pub fn described_routes() -> Vec<(String, String)> {
     let doc = build();
@@ -1073,6 +1085,7 @@ fn paths_and_components() -> Value {
             "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events and refused payroll rows", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
             "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", schema("Summary"), &["401"]) },
             "/v1/systems": { "get": op("What each connected system says of itself", schema("Systems"), &["401"]) },
+            "/v1/catalog": { "get": op("The integration catalog: per configured system, the domains it owns and its owner team, its inbound connectors (transport, mappings with their versions) and outbound connector, the flows that use it, and its health (last seen, last success, calls, error rate, breaker)", catalog_answer(), &["401"]) },
         }
     })
 }

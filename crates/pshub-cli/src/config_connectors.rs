@@ -132,14 +132,14 @@ pub struct RouteSection {
 /// A value or a list of them: `legal_entity = "DE01"` or `["DE01", "AT01"]`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub enum OneOrMany {
     // Plain strings: a span does not pass through an untagged enum.
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn values(option: &Option<OneOrMany>) -> Vec<String> {
+    pub fn values(option: &Option<OneOrMany>) -> Vec<String> {
         match option {
             None => Vec::new(),
             Some(OneOrMany::One(value)) => vec![value.clone()],

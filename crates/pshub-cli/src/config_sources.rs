@@ -13,6 +13,7 @@
 //! mapping = "stripe/invoice.v1"  # or a list, tried in order: the first that takes a record
 //! ```
 
+use crate::config_connectors::OneOrMany;
 use pshub_engine::hooks::{Inbound, Secret, Signature};
 use pshub_mapping::Mappings;
 use serde::Deserialize;
@@ -38,23 +39,6 @@ pub struct SourceSection {
     secret: Option<String>,
     tolerance_s: Option<i64>,
     mapping: Option<OneOrMany>,
-}
-
-/// One mapping's name, or several.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn names(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(name) => vec![name.clone()],
-            OneOrMany::Many(names) => names.clone(),
-        }
-    }
 }
 
 impl SourceSection {
@@ -138,7 +122,10 @@ pub fn check(
                 "tolerance_s {tolerance} is out of bounds: 1 to 86400 seconds"
             ));
         }
-        let named = section.mapping.as_ref().map(OneOrMany::names);
+        let named = section
+            .mapping
+            .is_some()
+            .then(|| OneOrMany::values(&section.mapping));
         if named.as_ref().is_some_and(Vec::is_empty) {
             fail("mapping names no mapping".into());
         }
@@ -169,7 +156,7 @@ pub fn inbound(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, In
                         .tolerance_s
                         .and_then(|t| u64::try_from(t).ok())
                         .unwrap_or(DEFAULT_TOLERANCE_S),
-                    mappings: s.mapping.as_ref().map(OneOrMany::names).unwrap_or_default(),
+                    mappings: OneOrMany::values(&s.mapping),
                 },
             ))
         })

@@ -107,6 +107,9 @@ enum Command {
         #[command(subcommand)]
         command: ShadowCommand,
     },
+    /// Every configured system of a running hub: what it owns, how it connects, the flows
+    /// that use it, its health.
+    Catalog(operate::Remote),
     /// Declarative mappings of sources' records to canonical events.
     Mapping {
         #[command(subcommand)]
@@ -226,6 +229,7 @@ fn main() -> Result<()> {
         Command::Mapping {
             command: MappingCommand::Test(args),
         } => mapping::test(args),
+        Command::Catalog(remote) => operate::catalog(remote),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),
         } => bench::time_to_bill(args),

@@ -502,6 +502,67 @@ pub fn conflicts(command: ConflictsCommand) -> Result<()> {
 }
 
 /// `pshub config reload`: the running hub re-reads its configuration file (as on SIGHUP).
+/// `pshub catalog`: every configured system of a running hub, as `GET /v1/catalog` lists it.
+pub fn catalog(remote: Remote) -> Result<()> {
+    let api = Api::new(&remote)?;
+    let catalog = api.get("/v1/catalog", &[])?;
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(&catalog)?);
+        return Ok(());
+    }
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let Some(systems) = catalog["systems"].as_object() else {
+        bail!("the hub's catalog is not a list of systems: {catalog}");
+    };
+    for (name, s) in systems {
+        println!("{name} (team {})", s["owner_team"].as_str().unwrap_or("?"));
+        println!("  owns: {}", list(&s["owns"]));
+        for inbound in s["inbound"].as_array().into_iter().flatten() {
+            let mappings: Vec<String> = inbound["mappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["name"].as_str().unwrap_or("?").to_string())
+                .collect();
+            println!(
+                "  in: {} over {}{}",
+                inbound["connector"].as_str().unwrap_or("?"),
+                inbound["transport"].as_str().unwrap_or("?"),
+                if mappings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", mapped by {}", mappings.join(", "))
+                }
+            );
+        }
+        if let Some(connector) = s["outbound"]["connector"].as_str() {
+            println!("  out: {connector}");
+        }
+        println!("  flows: {}", list(&s["flows"]));
+        let h = &s["health"];
+        println!(
+            "  health: last seen {}, last success {}, calls {}, error rate {}, breaker {}",
+            h["last_seen"].as_str().unwrap_or("never"),
+            h["last_success"].as_str().unwrap_or("never"),
+            h["calls"].as_u64().map_or("-".into(), |c| c.to_string()),
+            h["error_rate"]
+                .as_f64()
+                .map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+            h["breaker"].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
+
 pub fn config_reload(remote: Remote) -> Result<()> {
     let api = Api::new(&remote)?;
     let (status, body) = api.call(reqwest::Method::POST, "/v1/config/reload", &[], None)?;

@@ -58,6 +58,11 @@ pub struct Breaker {
     cool_down: Duration,
     pub opened: AtomicU64,
     pub closed_again: AtomicU64,
+    /// Calls recorded since the process started, and those that failed technically.
+    pub calls: AtomicU64,
+    pub failed_calls: AtomicU64,
+    /// When a call last succeeded (Unix milliseconds; 0: never since the start).
+    pub last_success_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Breaker {
@@ -68,6 +73,9 @@ impl Breaker {
             cool_down,
             opened: AtomicU64::new(0),
             closed_again: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            failed_calls: AtomicU64::new(0),
+            last_success_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -99,6 +107,13 @@ impl Breaker {
 
     /// Records one call: `failed` when the system gave no proper answer to any request in it.
     pub fn record(&self, failed: bool, now: Instant) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed_calls.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.last_success_ms
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
         let mut phase = self.lock();
         let next = match (*phase, failed) {
             (Phase::HalfOpen, false) => {

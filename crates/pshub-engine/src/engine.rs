@@ -600,6 +600,11 @@ impl Engine {
         self.core.systems.get(system)
     }
 
+    /// The circuit breaker of a configured target system, with its call counts.
+    pub fn breaker(&self, system: &str) -> Option<&Breaker> {
+        self.core.breakers.get(system)
+    }
+
     pub fn breaker_state(&self, system: &str) -> Option<BreakerState> {
         self.core.breakers.get(system).map(Breaker::state)
     }

@@ -11,6 +11,7 @@
 //! HTTP or broker crate.
 
 pub mod breaker;
+pub mod catalog;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

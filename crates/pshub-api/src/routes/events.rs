@@ -91,7 +91,11 @@ pub async fn post_events(
         let engine = engine.clone();
         blocking(move || parse(texts, &engine)).await?
     };
-    let results = submit(&engine, incoming).await?;
+    Ok(results_response(&submit(&engine, incoming).await?))
+}
+
+/// `{"results": [...]}`, one per event, logged under the first event's correlation id.
+pub fn results_response(results: &[pshub_engine::IngestResult]) -> Response {
     let correlation = results
         .first()
         .and_then(|r| r.correlation_id.clone())
@@ -100,7 +104,7 @@ pub async fn post_events(
         Json(json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }))
             .into_response();
     response.extensions_mut().insert(CorrelationId(correlation));
-    Ok(response)
+    response
 }
 
 /// Hands parsed events to the engine's writer and waits until they are durable.

@@ -5,8 +5,7 @@
 //! any event does.
 
 use crate::error::ApiError;
-use crate::logging::CorrelationId;
-use crate::routes::events::submit;
+use crate::routes::events::{results_response, submit};
 use crate::{AppState, wire};
 use axum::Json;
 use axum::body::Bytes;
@@ -74,14 +73,5 @@ pub async fn post_hook(
             );
         }
     };
-    let results = submit(&engine, vec![incoming]).await?;
-    let correlation = results
-        .first()
-        .and_then(|r| r.correlation_id.clone())
-        .unwrap_or_default();
-    let mut response =
-        Json(json!({ "results": results.iter().map(wire::ingest_result).collect::<Vec<_>>() }))
-            .into_response();
-    response.extensions_mut().insert(CorrelationId(correlation));
-    Ok(response)
+    Ok(results_response(&submit(&engine, vec![incoming]).await?))
 }

@@ -66,6 +66,10 @@ pub async fn systems(State(state): State<AppState>) -> Json<Value> {
     Json(state.engine.systems())
 }
 
+pub async fn catalog(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "systems": state.engine.catalog() }))
+}
+
 fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::bad_request(

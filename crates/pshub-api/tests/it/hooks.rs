@@ -429,3 +429,72 @@ pub async fn a_psa_in_kantatas_shape_bills_as_the_canonical_path_does(store: Bac
         "{body}"
     );
 }
+
+pub async fn the_catalog_lists_each_system_with_its_connectors_flows_and_health(store: Backend) {
+    let app = spawn_app_with(store, config()).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "t1",
+        "T1",
+        "W-1",
+        "2026-03-04",
+        json!("3")
+    )]))
+    .await;
+    app.settle().await;
+    let (status, catalog) = app.get("/v1/catalog").await;
+    assert_eq!(status, 200, "{catalog}");
+    let systems = &catalog["systems"];
+    let stripe = &systems["stripe"];
+    assert_eq!(stripe["owns"], json!(["invoice_status"]), "{stripe}");
+    assert_eq!(stripe["owner_team"], "finance");
+    let hook = &stripe["inbound"][1];
+    assert_eq!(hook["connector"], "webhook", "{stripe}");
+    assert_eq!(
+        hook["mappings"][0],
+        json!({ "name": "stripe/invoice.v1", "record": "invoice", "version": 1, "target": "invoice.status_changed" })
+    );
+    assert!(
+        hook["transport"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/hooks/stripe")
+    );
+    assert!(
+        stripe["flows"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("invoice_status"))
+    );
+    // The PSA sends through both doors; the ERP is called by the billing flows.
+    let psa = &systems["psa"];
+    let doors: Vec<&str> = psa["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["connector"].as_str().unwrap())
+        .collect();
+    assert_eq!(doors, ["events_api", "webhook"], "{psa}");
+    assert_eq!(psa["owner_team"], "pmo");
+    let erp = &systems["erp"];
+    for flow in ["time_to_bill", "opportunity_to_project"] {
+        assert!(
+            erp["flows"].as_array().unwrap().contains(&json!(flow)),
+            "{flow} in {erp}"
+        );
+    }
+    assert!(erp["outbound"]["connector"].is_string(), "{erp}");
+    let health = &erp["health"];
+    assert!(health["calls"].as_u64().unwrap() > 0, "{health}");
+    assert!(health["last_success"].is_string(), "{health}");
+    assert_eq!(
+        (health["error_rate"].as_f64(), health["breaker"].as_str()),
+        (Some(0.0), Some("closed")),
+        "{health}"
+    );
+    // A system the hub only hears from has no calls to count.
+    assert!(
+        stripe["health"]["calls"].is_null() && stripe["outbound"].is_null(),
+        "{stripe}"
+    );
+}

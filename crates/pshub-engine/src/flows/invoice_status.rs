@@ -93,6 +93,11 @@ impl Flow for InvoiceStatusFlow {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Crm]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         event_type == EventType::InvoiceStatusChanged
     }

@@ -157,6 +157,11 @@ impl Flow for Milestones {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Erp]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         event_type == EventType::MilestoneReached
     }

@@ -34,6 +34,10 @@ pub trait Flow: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether this flow acts on events of this type.
     fn reacts_to(&self, event_type: EventType) -> bool;
+    /// The kinds of system its steps call (for the catalog); none by default.
+    fn calls(&self) -> &'static [Calls] {
+        &[]
+    }
     /// Acts on an accepted event, after the world applied it when it is reference data.
     fn apply(&self, cx: &mut Cx<'_>, event: &Event, applied: &Applied) -> Result<()>;
     /// The request of each claimed step of this flow, in order; a step whose request cannot
@@ -87,6 +91,15 @@ pub const NOTICES: &[&str] = &[
 ];
 
 /// Every flow, in the order they are asked.
+/// A kind of system a flow's steps call: which configured systems that is follows from the
+/// configuration (`psa_system`, the ERPs of `[[routes]]`, `crm_system`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    Psa,
+    Erp,
+    Crm,
+}
+
 pub static ALL: &[&dyn Flow] = &[
     &time_to_bill::TimeToBill,
     &opportunity_to_project::OpportunityToProject,

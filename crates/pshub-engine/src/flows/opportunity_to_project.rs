@@ -40,6 +40,11 @@ impl Flow for OpportunityToProject {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Psa, Calls::Erp, Calls::Crm]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         event_type == EventType::OpportunityClosedWon
     }

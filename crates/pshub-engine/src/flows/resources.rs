@@ -28,6 +28,11 @@ impl Flow for Resources {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Erp]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         matches!(
             event_type,

@@ -50,6 +50,11 @@ impl Flow for TimeToBill {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Erp]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         matches!(
             event_type,

@@ -95,6 +95,11 @@ impl Flow for WorkerLifecycle {
         NAME
     }
 
+    fn calls(&self) -> &'static [crate::flows::Calls] {
+        use crate::flows::Calls;
+        &[Calls::Psa, Calls::Erp]
+    }
+
     fn reacts_to(&self, event_type: EventType) -> bool {
         matches!(
             event_type,
