@@ -277,3 +277,48 @@ fn mapping_test_prints_canonical_output_or_names_mapping_version_and_path() {
         "{printed}"
     );
 }
+
+#[test]
+fn the_deployment_files_use_only_flags_and_variables_pshub_has() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    let help = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let (serve, sandbox) = (help(&["serve"]), help(&["sandbox"]));
+    for file in [
+        "pshub.service",
+        "Containerfile",
+        "compose.yaml",
+        "k8s/pshub.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        for word in text.split(|c: char| c.is_whitespace() || "[]\",{}:=".contains(c)) {
+            let flag = word.starts_with("--") && word.len() > 2 && !word.starts_with("---");
+            if flag && !word.starts_with("--from") {
+                let known = [
+                    "--locked",
+                    "--release",
+                    "--no-install-recommends",
+                    "--system",
+                    "--home-dir",
+                    "--create-home",
+                    "--interval",
+                    "--timeout",
+                    "--build",
+                    "--now",
+                ];
+                assert!(
+                    serve.contains(word) || sandbox.contains(word) || known.contains(&word),
+                    "{file}: {word} is not a flag of pshub serve or sandbox"
+                );
+            }
+            if word.starts_with("PSHUB_") {
+                let documented = serve.contains(word)
+                    || sandbox.contains(word)
+                    || ["PSHUB_LOG_FORMAT", "PSHUB_SANDBOX_URL"].contains(&word);
+                assert!(documented, "{file}: {word} is not a variable pshub reads");
+            }
+        }
+    }
+}
