@@ -502,6 +502,18 @@ pub fn conflicts(command: ConflictsCommand) -> Result<()> {
 }
 
 /// `pshub config reload`: the running hub re-reads its configuration file (as on SIGHUP).
+/// The texts of a JSON array, joined with commas (empty for anything else).
+fn texts(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// `pshub catalog`: every configured system of a running hub, as `GET /v1/catalog` lists it.
 pub fn catalog(remote: Remote) -> Result<()> {
     let api = Api::new(&remote)?;
@@ -510,22 +522,12 @@ pub fn catalog(remote: Remote) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&catalog)?);
         return Ok(());
     }
-    let list = |v: &Value| {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
     let Some(systems) = catalog["systems"].as_object() else {
         bail!("the hub's catalog is not a list of systems: {catalog}");
     };
     for (name, s) in systems {
         println!("{name} (team {})", s["owner_team"].as_str().unwrap_or("?"));
-        println!("  owns: {}", list(&s["owns"]));
+        println!("  owns: {}", texts(&s["owns"]));
         for inbound in s["inbound"].as_array().into_iter().flatten() {
             let mappings: Vec<String> = inbound["mappings"]
                 .as_array()
@@ -547,7 +549,7 @@ pub fn catalog(remote: Remote) -> Result<()> {
         if let Some(connector) = s["outbound"]["connector"].as_str() {
             println!("  out: {connector}");
         }
-        println!("  flows: {}", list(&s["flows"]));
+        println!("  flows: {}", texts(&s["flows"]));
         let h = &s["health"];
         println!(
             "  health: last seen {}, last success {}, calls {}, error rate {}, breaker {}",
@@ -572,23 +574,13 @@ pub fn config_reload(remote: Remote) -> Result<()> {
     if remote.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
-        let names = |v: &Value| {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        };
         println!(
             "reloaded at {}: routes [{}], default ERP {}, legal entities added [{}], removed [{}]",
             body["reloaded_at"].as_str().unwrap_or_default(),
-            names(&body["routes"]),
+            texts(&body["routes"]),
             body["default_erp"].as_str().unwrap_or_default(),
-            names(&body["legal_entities_added"]),
-            names(&body["legal_entities_removed"]),
+            texts(&body["legal_entities_added"]),
+            texts(&body["legal_entities_removed"]),
         );
     }
     Ok(())

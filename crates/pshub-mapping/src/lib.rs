@@ -515,12 +515,6 @@ impl Mappings {
         self.by_name.get(name)
     }
 
-    /// The same record type of `name` at another version.
-    pub fn version_of(&self, name: &str, version: u32) -> Option<&Mapping> {
-        let (record, _) = name.rsplit_once(".v")?;
-        self.get(&format!("{record}.v{version}"))
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
         self.by_name.values()
     }

@@ -84,35 +84,26 @@ fn a_failing_field_names_mapping_version_field_path_and_value() {
     assert_eq!(error.field, "data.rate.amount");
     assert_eq!(error.path, ".currency");
     assert_eq!(error.found.as_deref(), Some("\"XXQ\""));
+    // The envelope is read before the data: its error is the one named.
     record["approved_at"] = json!("yesterday");
-    let error = m
-        .apply(&entry(json!("1")))
-        .map(|_| ())
-        .and(m.apply(&record))
-        .unwrap_err();
+    let error = m.apply(&record).unwrap_err();
     assert_eq!(
         (error.field.as_str(), error.path.as_str()),
         ("occurred_at", ".approved_at")
     );
 }
 
+/// A mapping `t/<record>.v1` of time entries whose `[data]` is `data`.
+fn small(record: &str, data: &str) -> Mapping {
+    let text = format!(
+        "source = \"t\"\nrecord = \"{record}\"\nversion = 1\ntarget = \"time_entry.approved\"\n[envelope]\nid = \".id\"\noccurred_at = \".at\"\n[data]\n{data}\n"
+    );
+    Mapping::parse(&format!("t/{record}.v1.toml"), &text).unwrap()
+}
+
 #[test]
 fn a_fraction_outside_a_decimal_field_is_refused_not_rounded() {
-    let m = Mapping::parse(
-        "t/x.v1.toml",
-        r#"
-source = "t"
-record = "x"
-version = 1
-target = "time_entry.approved"
-[envelope]
-id = ".id"
-occurred_at = ".at"
-[data]
-hours = ".h * 2"
-"#,
-    )
-    .unwrap();
+    let m = small("x", "hours = \".h * 2\"");
     let error = m
         .apply(&json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "h": 1.25 }))
         .unwrap_err();
@@ -210,21 +201,10 @@ fn shipped_mappings_on_their_fixtures() {
 
 #[test]
 fn a_unit_divides_exactly_or_the_field_is_refused() {
-    let m = Mapping::parse(
-        "t/minutes.v1.toml",
-        r#"
-source = "t"
-record = "minutes"
-version = 1
-target = "time_entry.approved"
-[envelope]
-id = ".id"
-occurred_at = ".at"
-[data]
-hours = { decimal = ".minutes", divide_by = 60 }
-"#,
-    )
-    .unwrap();
+    let m = small(
+        "minutes",
+        "hours = { decimal = \".minutes\", divide_by = 60 }",
+    );
     let hours = |minutes: Value| {
         m.apply(&json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "minutes": minutes }))
             .map(|e| e.unwrap()["data"]["hours"].clone())

@@ -88,6 +88,22 @@ fn config() -> pshub_engine::Config {
     config
 }
 
+/// A hub with the firm and one approved entry posted: invoice `INV-P-1-2026-03` exists.
+async fn with_invoiced_work(store: Backend) -> TestApp {
+    let app = spawn_app_with(store, config()).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "t1",
+        "T1",
+        "W-1",
+        "2026-03-04",
+        json!("3")
+    )]))
+    .await;
+    app.settle().await;
+    app
+}
+
 impl TestApp {
     async fn hook(&self, source: &str, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
         let mut request = self
@@ -123,17 +139,7 @@ impl TestApp {
 }
 
 pub async fn a_signed_stripe_invoice_paid_reaches_the_invoice_and_the_crm(store: Backend) {
-    let app = spawn_app_with(store, config()).await;
-    app.with_firm().await;
-    app.send(json!([time_entry(
-        "t1",
-        "T1",
-        "W-1",
-        "2026-03-04",
-        json!("3")
-    )]))
-    .await;
-    app.settle().await;
+    let app = with_invoiced_work(store).await;
     let invoice = "INV-P-1-2026-03";
 
     let paid = invoice_paid("evt_1QpTnV2eZvKYlo2C0cEx6JxS", Some(invoice));
@@ -277,17 +283,7 @@ pub async fn a_request_that_does_not_verify_is_refused_with_401_and_kept_never_a
 pub async fn a_record_that_fails_its_mapping_is_quarantined_with_mapping_version_and_path(
     store: Backend,
 ) {
-    let app = spawn_app_with(store, config()).await;
-    app.with_firm().await;
-    app.send(json!([time_entry(
-        "t1",
-        "T1",
-        "W-1",
-        "2026-03-04",
-        json!("3")
-    )]))
-    .await;
-    app.settle().await;
+    let app = with_invoiced_work(store).await;
 
     let unnamed = invoice_paid("evt_no_metadata", None);
     let (status, body) = app.stripe(&unnamed).await;
@@ -431,17 +427,7 @@ pub async fn a_psa_in_kantatas_shape_bills_as_the_canonical_path_does(store: Bac
 }
 
 pub async fn the_catalog_lists_each_system_with_its_connectors_flows_and_health(store: Backend) {
-    let app = spawn_app_with(store, config()).await;
-    app.with_firm().await;
-    app.send(json!([time_entry(
-        "t1",
-        "T1",
-        "W-1",
-        "2026-03-04",
-        json!("3")
-    )]))
-    .await;
-    app.settle().await;
+    let app = with_invoiced_work(store).await;
     let (status, catalog) = app.get("/v1/catalog").await;
     assert_eq!(status, 200, "{catalog}");
     let systems = &catalog["systems"];
