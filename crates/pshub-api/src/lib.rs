@@ -130,6 +130,7 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             "/v1/quarantine/{id}/replay",
             post(routes::ops::replay_quarantined),
         )
+        .route("/v1/mappings/replay", post(routes::mappings::replay))
         .route("/v1/conflicts", get(routes::ops::conflicts))
         .route("/v1/outbound", get(routes::ops::outbound))
         .route("/v1/summary", get(routes::ops::summary))

@@ -892,6 +892,29 @@ fn catalog_answer() -> Value {
             "health": { "type": "object" } } } } } })
 }
 
+/// `POST /v1/mappings/replay`: its body and answer (built apart, as the catalog's).
+fn replay_operation() -> Value {
+    let mut operation = op(
+        "Map a source's kept payloads again under another version of their mappings: per stored event mapped by version `from`, the record before and after (`changes` by field) and, on a dry run, what the flows would write (`downstream`: lines, steps, cases, entries); without dry_run each changed record is taken in once as `<event id>~v<to>` under the original's correlation id. An event a later one superseded is left alone",
+        json!({ "type": "object", "required": ["source", "from", "to", "dry_run", "examined", "counts", "events"], "properties": {
+            "source": { "type": "string" }, "from": { "type": "integer" }, "to": { "type": "integer" }, "dry_run": { "type": "boolean" },
+            "examined": { "type": "integer" }, "counts": { "type": "object", "additionalProperties": { "type": "integer" } },
+            "events": { "type": "array", "items": { "type": "object", "required": ["seq", "event_id", "from_mapping", "to_mapping", "status", "changes"], "properties": {
+                "seq": { "type": "integer" }, "event_id": { "type": "string" }, "correlation_id": { "type": "string" },
+                "from_mapping": { "type": "string" }, "to_mapping": { "type": "string" }, "replayed_as": { "type": "string" },
+                "status": { "type": "string", "enum": ["unchanged", "changed", "applied", "already_replayed", "superseded", "error"] },
+                "before": { "type": "object" }, "after": { "type": "object" },
+                "changes": { "type": "array", "items": { "type": "object", "properties": { "field": { "type": "string" }, "before": {}, "after": {} } } },
+                "error": { "type": "string" }, "downstream": { "type": "object" }, "result": { "type": "object" } } } } } }),
+        &["400", "401", "403", "404", "422"],
+    );
+    operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["source", "from", "to"], "additionalProperties": false, "properties": {
+        "source": { "type": "string" }, "from": { "type": "integer", "minimum": 1 }, "to": { "type": "integer", "minimum": 1 },
+        "since": { "type": "string", "description": "YYYY-MM-DD (UTC) or RFC 3339: only payloads received since" },
+        "dry_run": { "type": "boolean", "default": false } } } } } });
+    operation
+}
+
 #[cfg(test)]
 pub fn described_routes() -> Vec<(String, String)> {
     let doc = build();
@@ -1085,6 +1108,7 @@ fn paths_and_components() -> Value {
             "/v1/quarantine": { "get": with_params(op("Quarantined (malformed) events and refused payroll rows", page_of("Quarantined"), &["400", "401"]), Value::Array(paging())) },
             "/v1/summary": { "get": op("Figures of the current store: events, lines, exceptions, money by currency", schema("Summary"), &["401"]) },
             "/v1/systems": { "get": op("What each connected system says of itself", schema("Systems"), &["401"]) },
+            "/v1/mappings/replay": { "post": replay_operation() },
             "/v1/catalog": { "get": op("The integration catalog: per configured system, the domains it owns and its owner team, its inbound connectors (transport, mappings with their versions) and outbound connector, the flows that use it, and its health (last seen, last success, calls, error rate, breaker)", catalog_answer(), &["401"]) },
         }
     })

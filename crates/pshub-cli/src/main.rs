@@ -126,6 +126,10 @@ enum Command {
 enum MappingCommand {
     /// Print a mapping's canonical output on each fixture, or its errors (exit 1 if any).
     Test(mapping::TestArgs),
+    /// Map a source's kept payloads again under another mapping version, through a running
+    /// hub: with --dry-run, show per event the record before and after and what the flows
+    /// would write; without it, apply the changes once.
+    Replay(mapping::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -229,6 +233,9 @@ fn main() -> Result<()> {
         Command::Mapping {
             command: MappingCommand::Test(args),
         } => mapping::test(args),
+        Command::Mapping {
+            command: MappingCommand::Replay(args),
+        } => mapping::replay(args),
         Command::Catalog(remote) => operate::catalog(remote),
         Command::Bench {
             command: BenchCommand::TimeToBill(args),

@@ -20,7 +20,7 @@ pub struct Remote {
     token: String,
     /// Print the API's answers as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// A page of a list.
@@ -154,7 +154,7 @@ pub enum ConflictsCommand {
 }
 
 /// A blocking client of the hub's API.
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: String,
     client: reqwest::Client,
@@ -162,7 +162,7 @@ struct Api {
 }
 
 impl Api {
-    fn new(remote: &Remote) -> Result<Self> {
+    pub(crate) fn new(remote: &Remote) -> Result<Self> {
         let base = remote.url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--url: '{}' is not an http:// or https:// URL", remote.url);
@@ -209,6 +209,15 @@ impl Api {
     }
 
     /// A GET that must succeed.
+    /// POSTs a JSON body; an answer other than 200 is an error with the hub's message.
+    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let (status, answer) = self.call(reqwest::Method::POST, path, &[], Some(body))?;
+        if status != 200 {
+            bail!("POST {path} answered {status}: {}", message(&answer));
+        }
+        Ok(answer)
+    }
+
     fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
         let (status, body) = self.call(reqwest::Method::GET, path, query, None)?;
         if status != 200 {

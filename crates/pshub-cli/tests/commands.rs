@@ -322,3 +322,47 @@ fn the_deployment_files_use_only_flags_and_variables_pshub_has() {
         }
     }
 }
+
+#[test]
+fn mapping_replay_checks_its_flags_before_calling_the_hub() {
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args([
+                "mapping",
+                "replay",
+                "--token",
+                "t",
+                "--url",
+                "http://127.0.0.1:9",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let err = run(&["--source", "psa", "--from", "0", "--to", "2"]);
+    assert!(err.contains("--from"), "{err}");
+    let err = run(&[
+        "--source",
+        "psa",
+        "--from",
+        "1",
+        "--to",
+        "2",
+        "--since",
+        "last week",
+    ]);
+    assert!(
+        err.contains("'last week' is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"),
+        "{err}"
+    );
+    let err = run(&["--from", "1", "--to", "2"]);
+    assert!(err.contains("--source"), "{err}");
+    // Flags that read reach the hub: here, nobody listens.
+    let err = run(&["--source", "psa", "--from", "1", "--to", "2", "--dry-run"]);
+    assert!(
+        err.contains("cannot reach the hub at http://127.0.0.1:9"),
+        "{err}"
+    );
+}

@@ -746,9 +746,22 @@ pub fn lists_page_and_filter(store: &dyn Store) {
     cases.put(case(3, OwnerTeam::Finance));
     let mut entries = Rows::default();
     entries.put(entry(1, "T-1"));
+    let inbox_rows = (1..=5)
+        .map(|seq| {
+            let mut row = inbox(
+                seq,
+                if seq == 3 { "crm" } else { "psa" },
+                &format!("e{seq}"),
+                None,
+            );
+            row.received_at = format!("2026-03-0{seq}T09:00:00.000Z");
+            row
+        })
+        .collect();
     commit(
         store,
         Commit {
+            inbox: inbox_rows,
             lines,
             steps,
             cases,
@@ -791,6 +804,23 @@ pub fn lists_page_and_filter(store: &dyn Store) {
             .map(|c| c.id)
             .collect::<Vec<_>>(),
         [1, 3]
+    );
+    // A source's events in the order received, from a time on, a page at a time.
+    let seqs = |rows: Vec<InboxRow>| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(r.events_of_source("psa", None, Page::ALL).unwrap()),
+        [1, 2, 4, 5]
+    );
+    let since = Some("2026-03-02T09:00:00.000Z");
+    assert_eq!(
+        seqs(r.events_of_source("psa", since, Page::first(2)).unwrap()),
+        [2, 4]
+    );
+    let next = Page { after: 4, limit: 2 };
+    assert_eq!(seqs(r.events_of_source("psa", since, next).unwrap()), [5]);
+    assert_eq!(
+        seqs(r.events_of_source("crm", None, Page::ALL).unwrap()),
+        [3]
     );
     assert_eq!(
         r.steps_in_state(StepState::Pending, Page::first(2))

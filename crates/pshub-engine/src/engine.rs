@@ -229,9 +229,14 @@ impl Engine {
             .into_iter()
             .map(|raw| Incoming::parse(raw, config))
             .collect();
+        self.submit_incoming(parsed)
+    }
+
+    /// Takes parsed events and returns once they are durably committed.
+    pub fn submit_incoming(&self, events: Vec<Incoming>) -> Result<Vec<IngestResult>> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit_parsed(
-            parsed,
+            events,
             Box::new(move |result| {
                 let _ = tx.send(result);
             }),

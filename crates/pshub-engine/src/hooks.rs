@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use pshub_model::EventError;
 use pshub_model::fields::FieldError;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 
@@ -95,7 +95,12 @@ pub const KEPT_HEADERS: &[&str] = &[
     "x-signature",
     "stripe-signature",
     "idempotency-key",
+    "x-schema-version",
 ];
+
+/// The header (or query parameter `schema_version`) by which a request names the version
+/// of its records' mapping.
+pub const SCHEMA_VERSION_HEADER: &str = "x-schema-version";
 
 /// What became of a request's payload.
 pub enum Received {
@@ -164,6 +169,22 @@ impl Inbound {
         }
     }
 
+    /// The mappings a request is mapped by: the configured ones, or, when the request names
+    /// a version of its records (`schema_version`), that version of each configured record.
+    pub fn mappings_for(&self, version: Option<u32>) -> Vec<String> {
+        match version {
+            None => self.mappings.clone(),
+            Some(version) => self
+                .mappings
+                .iter()
+                .map(|name| {
+                    let record = name.rsplit_once(".v").map_or(name.as_str(), |(r, _)| r);
+                    format!("{record}.v{version}")
+                })
+                .collect(),
+        }
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC takes a key of any length.
         HmacSha256::new_from_slice(self.secret.bytes()).expect("HMAC takes any key length")
@@ -196,13 +217,28 @@ pub fn origin_record(
     headers: &BTreeMap<String, String>,
     body: &str,
 ) -> String {
-    let meta = json!({
+    origin_record_of(source, mapping, headers, body, None)
+}
+
+/// As [`origin_record`], for a payload mapped again: `replay_of` names the stored event
+/// it was first mapped into.
+pub fn origin_record_of(
+    source: &str,
+    mapping: Option<&str>,
+    headers: &BTreeMap<String, String>,
+    body: &str,
+    replay_of: Option<Value>,
+) -> String {
+    let mut meta = json!({
         "connector": "webhook",
         "source": source,
         "mapping": mapping,
         "headers": headers,
-    })
-    .to_string();
+    });
+    if let Some(replay_of) = replay_of {
+        meta["replay_of"] = replay_of;
+    }
+    let meta = meta.to_string();
     let payload = if serde_json::from_str::<&RawValue>(body).is_ok() {
         body.to_string()
     } else {
@@ -312,14 +348,8 @@ pub fn receive(
                     return refused(name, &error.field, error.problem, mapping.id_of(&record));
                 }
             };
-        // What the inbox keeps: the canonical envelope, and the payload beside it.
-        let canonical = envelope.to_string();
-        let with_origin = format!(
-            "{},\"origin\":{}}}",
-            canonical.strip_suffix('}').unwrap_or(&canonical),
-            origin_record(source, Some(name), headers, body)
-        );
-        return Received::Event(Incoming::valid(event, with_origin));
+        let kept = with_origin(&envelope, &origin_record(source, Some(name), headers, body));
+        return Received::Event(Incoming::valid(event, kept));
     }
     Received::NotTaken(format!(
         "no mapping of {source} takes this record ({})",
@@ -327,27 +357,87 @@ pub fn receive(
     ))
 }
 
+/// What the inbox keeps of a mapped event: its canonical envelope with the origin record
+/// beside it.
+pub fn with_origin(envelope: &Value, origin: &str) -> String {
+    let canonical = envelope.to_string();
+    format!(
+        "{},\"origin\":{origin}}}",
+        canonical.strip_suffix('}').unwrap_or(&canonical)
+    )
+}
+
+/// A kept origin record, read back.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub source: String,
+    pub mapping: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// The payload as its bytes arrived.
+    pub payload: String,
+    /// For a payload mapped again by a replay: the stored event it was first mapped into,
+    /// the mapping it was then, and who asked.
+    pub replay_of: Option<Value>,
+}
+
+impl Origin {
+    /// Reads an origin record (the text [`origin_record`] made).
+    pub fn parse(text: &str) -> Result<Origin, String> {
+        #[derive(serde::Deserialize)]
+        struct Kept<'a> {
+            source: String,
+            mapping: Option<String>,
+            #[serde(default)]
+            headers: BTreeMap<String, String>,
+            #[serde(borrow)]
+            payload: Option<&'a RawValue>,
+            replay_of: Option<Value>,
+        }
+        let kept: Kept<'_> = serde_json::from_str(text)
+            .map_err(|e| format!("the kept payload record does not parse: {e}"))?;
+        let payload = kept
+            .payload
+            .ok_or("the kept payload record holds no payload")?
+            .get();
+        // A body that was not JSON is kept as a JSON string of its text.
+        let payload = serde_json::from_str::<String>(payload).unwrap_or_else(|_| payload.into());
+        Ok(Origin {
+            source: kept.source,
+            mapping: kept.mapping,
+            headers: kept.headers,
+            payload,
+            replay_of: kept.replay_of,
+        })
+    }
+
+    /// The origin kept beside a stored event, when a mapping made it; `None` for an event
+    /// that arrived canonical.
+    pub fn of_stored(raw: &str) -> Option<Result<Origin, String>> {
+        #[derive(serde::Deserialize)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            origin: Option<&'a RawValue>,
+        }
+        let stored: Stored<'_> = serde_json::from_str(raw).ok()?;
+        Some(Origin::parse(stored.origin?.get()))
+    }
+}
+
 /// Maps a kept origin record again (a replay from the quarantine) under the mapping that
 /// refused it, as the hub now has it, with `corrected` as its payload when given.
 pub fn remap(stored: &str, corrected: Option<String>, config: &Config) -> Result<Received, String> {
-    let origin: Map<String, Value> = serde_json::from_str(stored)
-        .map_err(|e| format!("the kept payload record does not parse: {e}"))?;
-    let text = |key: &str| origin.get(key).and_then(Value::as_str).map(str::to_string);
-    let source = text("source").ok_or("the kept payload record names no source")?;
-    let mapping = text("mapping").ok_or("the kept payload record names no mapping")?;
-    let headers: BTreeMap<String, String> = origin
-        .get("headers")
-        .and_then(|h| serde_json::from_value(h.clone()).ok())
-        .unwrap_or_default();
-    let body = match corrected {
-        Some(body) => body,
-        None => match origin.get("payload") {
-            Some(Value::String(text)) => text.clone(),
-            Some(value) => value.to_string(),
-            None => return Err("the kept payload record holds no payload".into()),
-        },
-    };
-    Ok(receive(&source, &[mapping], &headers, &body, config))
+    let origin = Origin::parse(stored)?;
+    let mapping = origin
+        .mapping
+        .ok_or("the kept payload record names no mapping")?;
+    let body = corrected.unwrap_or(origin.payload);
+    Ok(receive(
+        &origin.source,
+        &[mapping],
+        &origin.headers,
+        &body,
+        config,
+    ))
 }
 
 /// A record mapped to a canonical envelope of `source` and checked as the front door checks

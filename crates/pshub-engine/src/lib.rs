@@ -29,6 +29,7 @@ pub mod ids;
 pub mod index;
 pub mod leakage;
 pub mod lease;
+pub mod mapping_replay;
 pub mod metrics;
 pub mod payroll;
 pub mod ports;

@@ -161,6 +161,9 @@ SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_
 -- name: event_by_key
 SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version FROM inbox WHERE source = $1 AND event_id = $2
 
+-- name: events_of_source
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version FROM inbox WHERE /*where*/ ORDER BY seq LIMIT /*limit*/
+
 -- name: events_of_correlation
 SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version FROM inbox WHERE correlation_id = $1 ORDER BY seq
 

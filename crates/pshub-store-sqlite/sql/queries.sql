@@ -138,6 +138,10 @@ SELECT seq, source, event_id FROM inbox
 SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
 FROM inbox WHERE ref_version > ? AND ref_version <= ? ORDER BY ref_version
 
+-- name: events_of_source
+SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
+FROM inbox WHERE /*where*/ ORDER BY seq LIMIT ?
+
 -- name: events_of_correlation
 SELECT seq, source, event_id, event_type, correlation_id, occurred_at, received_at, raw, data, ref_version
 FROM inbox WHERE correlation_id = ? ORDER BY seq

@@ -339,6 +339,18 @@ impl StoreReader for SqliteReader {
         )
     }
 
+    fn events_of_source(
+        &mut self,
+        source: &str,
+        since: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<InboxRow>> {
+        let mut filter = Filter::new("seq > ?", page.after);
+        filter.add("source = ?", Some(source.to_string()));
+        filter.add("received_at >= ?", since.map(str::to_string));
+        filter.run(&self.conn, "events_of_source", page, inbox_row)
+    }
+
     fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>> {
         self.all("events_of_correlation", &[&correlation_id], inbox_row)
     }

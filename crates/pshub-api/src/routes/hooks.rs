@@ -10,7 +10,7 @@ use crate::{AppState, wire};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pshub_engine::hooks::{self, KEPT_HEADERS, Received};
@@ -23,6 +23,7 @@ pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
 pub async fn post_hook(
     State(state): State<AppState>,
     Path(source): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -63,7 +64,20 @@ pub async fn post_hook(
         )
         .with_detail(json!({ "kept": kept_as.first().map(wire::ingest_result) })));
     }
-    let incoming = match hooks::receive(&source, &inbound.mappings, &kept, &text, config) {
+    let version = header(hooks::SCHEMA_VERSION_HEADER)
+        .or(query.get("schema_version").map(String::as_str))
+        .map(|v| {
+            v.parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_schema_version",
+                    format!("schema_version: '{v}' is not a mapping version (1, 2, ...)"),
+                )
+            })
+        })
+        .transpose()?;
+    let mappings = inbound.mappings_for(version);
+    let incoming = match hooks::receive(&source, &mappings, &kept, &text, config) {
         Received::Event(incoming) => incoming,
         Received::NotTaken(why) => {
             tracing::debug!(source = %source, reason = %why, "webhook record not for its mapping");

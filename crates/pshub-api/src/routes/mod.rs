@@ -5,6 +5,7 @@ pub mod exceptions;
 pub mod hooks;
 pub mod invoices;
 pub mod lines;
+pub mod mappings;
 pub mod ops;
 pub mod projects;
 pub mod reference;

@@ -98,6 +98,18 @@ pub async fn transaction(
             json!({ "at": e.received_at, "step": "received", "system": e.source,
             "detail": format!("{} {} (seq {})", e.event_type, e.event_id, e.seq) }),
         ));
+        // A record mapped again under another mapping version says what it replays.
+        if let Some(Ok(origin)) = pshub_engine::hooks::Origin::of_stored(&e.raw)
+            && let Some(of) = origin.replay_of
+        {
+            steps.push((
+                e.received_at.clone(),
+                json!({ "at": e.received_at, "step": "remapped", "system": e.source,
+                "actor": of["by"],
+                "detail": format!("{} mapped again by {} (was {}, seq {})", of["event_id"].as_str().unwrap_or("?"),
+                    origin.mapping.as_deref().unwrap_or("?"), of["mapping"].as_str().unwrap_or("?"), of["seq"]) }),
+            ));
+        }
     }
     for c in &trail.cases {
         steps.push((

@@ -11,6 +11,9 @@ use pshub_model::Domain;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// Request headers by name.
+type Headers<'a> = Vec<(&'a str, String)>;
+
 const STRIPE_SECRET: &str = "whsec_test_5f2b1c";
 const PSA_SECRET: &str = "psa-secret";
 
@@ -210,7 +213,7 @@ pub async fn a_request_that_does_not_verify_is_refused_with_401_and_kept_never_a
     let paid = invoice_paid("evt_forged", Some("INV-P-1-2026-03")).to_string();
     let forged = stripe_signature(&paid.replace("45000", "1"), now());
     let stale = stripe_signature(&paid, now() - 3_600);
-    let cases: [(&str, Vec<(&str, String)>, &str); 4] = [
+    let cases: [(&str, Headers, &str); 4] = [
         (
             "stripe",
             vec![("stripe-signature", forged)],
@@ -483,4 +486,246 @@ pub async fn the_catalog_lists_each_system_with_its_connectors_flows_and_health(
         stripe["health"]["calls"].is_null() && stripe["outbound"].is_null(),
         "{stripe}"
     );
+}
+
+/// A version 2 of the Kantata time mapping beside the shipped ones: hours from the minutes
+/// the project manager approved, where Kantata gives them, else from the minutes logged.
+fn mappings_with_a_second_version() -> std::sync::Arc<pshub_mapping::Mappings> {
+    let dir = std::env::temp_dir().join(format!(
+        "pshub-mappings-{}-{}",
+        std::process::id(),
+        now_nanos()
+    ));
+    std::fs::create_dir_all(dir.join("kantata")).unwrap();
+    std::fs::write(
+        dir.join("kantata/time_entry.v2.toml"),
+        include_str!("../../../../mappings/kantata/time_entry.v1.toml")
+            .replace("version = 1", "version = 2")
+            .replace(
+                r#"hours = { decimal = ".object.time_in_minutes", divide_by = 60 }"#,
+                r#"hours = { decimal = ".object.approved_minutes // .object.time_in_minutes", divide_by = 60 }"#,
+            ),
+    )
+    .unwrap();
+    let mappings = pshub_mapping::Mappings::with_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let v2 = mappings.get("kantata/time_entry.v2").expect("v2 is read");
+    assert_eq!(v2.version, 2);
+    std::sync::Arc::new(mappings)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+pub async fn a_replay_under_a_new_mapping_version_shows_the_difference_dry_and_applies_once(
+    store: Backend,
+) {
+    let mut config = config();
+    config.mappings = mappings_with_a_second_version();
+    config.inbound.get_mut("psa").unwrap().mappings = vec!["kantata/time_entry.v1".into()];
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    let signed = |body: &str| {
+        vec![(
+            "x-signature",
+            format!("sha256={}", hex_hmac(PSA_SECRET, &[body.as_bytes()])),
+        )]
+    };
+    // K1 logged 150 minutes of which 120 were approved; K2 has nothing approved apart.
+    let mut k1: Value =
+        serde_json::from_str(&kantata_time("k-1", "time_entry.approved", "K1", 150)).unwrap();
+    k1["object"]["approved_minutes"] = json!(120);
+    let k1 = k1.to_string();
+    let k2 = kantata_time("k-2", "time_entry.approved", "K2", 60);
+    // K3 came through the webhook, then was corrected by a later event of the PSA.
+    let mut k3: Value =
+        serde_json::from_str(&kantata_time("k-3", "time_entry.approved", "K3", 90)).unwrap();
+    k3["object"]["approved_minutes"] = json!(60);
+    let k3 = k3.to_string();
+    for body in [&k1, &k2, &k3] {
+        let (status, answer) = app.hook("psa", body, &signed(body)).await;
+        assert_eq!(
+            answer["results"][0]["status"], "accepted",
+            "{status} {answer}"
+        );
+    }
+    app.send(json!([time_entry(
+        "c-3",
+        "K3",
+        "W-1",
+        "2026-03-04",
+        json!("1.25")
+    )]))
+    .await;
+    app.settle().await;
+    let billed = app.lines_of("K1").await;
+    assert_eq!(billed.len(), 1);
+    assert_eq!(billed[0]["quantity"], "2.5", "v1 bills the minutes logged");
+
+    // A dry run shows each event's record before and after and what would be written.
+    let ask = |dry_run: bool| json!({"source": "psa", "from": 1, "to": 2, "dry_run": dry_run});
+    let (status, dry) = app.post_json("/v1/mappings/replay", ask(true)).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["examined"], 3, "{dry}");
+    assert_eq!(
+        dry["counts"],
+        json!({"changed": 1, "superseded": 1, "unchanged": 1}),
+        "{dry}"
+    );
+    let events = dry["events"].as_array().unwrap();
+    let k3_dry = events.iter().find(|e| e["event_id"] == "k-3").unwrap();
+    assert!(
+        k3_dry["error"]
+            .as_str()
+            .unwrap()
+            .contains("changed this entry after it"),
+        "a later event's figures are not undone: {k3_dry}"
+    );
+    let changed = events.iter().find(|e| e["event_id"] == "k-1").unwrap();
+    assert_eq!(changed["from_mapping"], "kantata/time_entry.v1");
+    assert_eq!(changed["to_mapping"], "kantata/time_entry.v2");
+    assert_eq!(
+        changed["changes"],
+        json!([{"field": "data.hours", "before": "2.5", "after": "2"}]),
+        "{changed}"
+    );
+    let lines = changed["downstream"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "a reversal and the line again: {changed}");
+    let reversal = lines.iter().find(|l| !l["reverses"].is_null()).unwrap();
+    assert_eq!(reversal["reverses"], billed[0]["id"], "{changed}");
+    assert_eq!(reversal["quantity"], "-2.5");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["quantity"] == "2" && l["reverses"].is_null())
+    );
+    let unchanged = events.iter().find(|e| e["event_id"] == "k-2").unwrap();
+    assert_eq!(unchanged["status"], "unchanged");
+    assert_eq!(unchanged["changes"], json!([]));
+    // ... and changes nothing.
+    app.settle().await;
+    assert_eq!(
+        app.lines_of("K1").await.len(),
+        1,
+        "a dry run writes nothing"
+    );
+    let (status, _) = app.get("/v1/events/psa/k-1~v2").await;
+    assert_eq!(status, 404, "a dry run takes no event in");
+
+    // For real: the change goes through the flows once, on the original's timeline.
+    let (status, applied) = app.post_json("/v1/mappings/replay", ask(false)).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(
+        applied["counts"],
+        json!({"applied": 1, "superseded": 1, "unchanged": 1}),
+        "{applied}"
+    );
+    let k3_lines = app.lines_of("K3").await;
+    assert_eq!(k3_lines.len(), 3, "K3 as the PSA last said: {k3_lines:?}");
+    let k1_replay = applied["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_id"] == "k-1")
+        .unwrap()
+        .clone();
+    assert_eq!(k1_replay["result"]["status"], "accepted", "{k1_replay}");
+    app.settle().await;
+    let after = app.lines_of("K1").await;
+    assert_eq!(
+        after.len(),
+        3,
+        "the line, its reversal and the line at 2 h: {after:?}"
+    );
+    let mut quantities: Vec<&str> = after
+        .iter()
+        .map(|l| l["quantity"].as_str().unwrap())
+        .collect();
+    quantities.sort();
+    assert_eq!(quantities, ["-2.5", "2", "2.5"]);
+    let (status, stored) = app.get("/v1/events/psa/k-1~v2").await;
+    assert_eq!(status, 200, "{stored}");
+    let correlation = k1_replay["correlation_id"].as_str().unwrap();
+    let (_, trail) = app.get(&format!("/v1/transactions/{correlation}")).await;
+    let steps = trail["steps"].as_array().unwrap();
+    let received: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["step"] == "received")
+        .map(|s| s["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(received.len(), 2, "{trail}");
+    assert!(received[1].contains("k-1~v2"), "{trail}");
+    let remapped = steps.iter().find(|s| s["step"] == "remapped").unwrap();
+    assert_eq!(
+        remapped["detail"],
+        "k-1 mapped again by kantata/time_entry.v2 (was kantata/time_entry.v1, seq 1)"
+            .replace("seq 1", &format!("seq {}", k1_replay["seq"])),
+        "{trail}"
+    );
+    assert_eq!(trail["lines"].as_array().unwrap().len(), 3, "{trail}");
+
+    // Again: nothing more is taken in.
+    let (_, again) = app.post_json("/v1/mappings/replay", ask(false)).await;
+    assert_eq!(
+        again["counts"],
+        json!({"already_replayed": 1, "superseded": 1, "unchanged": 1}),
+        "{again}"
+    );
+    app.settle().await;
+    assert_eq!(app.lines_of("K1").await.len(), 3);
+
+    // A version that does not exist is an error per event, and nothing is taken in.
+    let (status, missing) = app
+        .post_json(
+            "/v1/mappings/replay",
+            json!({"source": "psa", "from": 1, "to": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{missing}");
+    assert_eq!(missing["counts"], json!({"errors": 3}), "{missing}");
+    assert!(
+        missing["events"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("'kantata/time_entry.v3' is not a mapping this hub knows")
+    );
+    let (status, bad) = app
+        .post_json("/v1/mappings/replay", json!({"source": "psa", "from": 1}))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `to`")
+    );
+
+    // A request names its records' mapping version; the configured one is the default.
+    let mut k4: Value =
+        serde_json::from_str(&kantata_time("k-4", "time_entry.approved", "K4", 60)).unwrap();
+    k4["object"]["approved_minutes"] = json!(30);
+    let k4 = k4.to_string();
+    let mut headers = signed(&k4);
+    headers.push(("x-schema-version", "2".into()));
+    let (_, answer) = app.hook("psa", &k4, &headers).await;
+    assert_eq!(answer["results"][0]["status"], "accepted", "{answer}");
+    app.settle().await;
+    assert_eq!(
+        app.lines_of("K4").await[0]["quantity"],
+        "0.5",
+        "mapped by v2"
+    );
+    let (_, stored) = app.get("/v1/events/psa/k-4").await;
+    assert!(
+        stored.to_string().contains("kantata/time_entry.v2"),
+        "{stored}"
+    );
+    headers[1].1 = "two".into();
+    let (status, answer) = app.hook("psa", &k4, &headers).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "bad_schema_version");
 }

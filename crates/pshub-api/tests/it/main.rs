@@ -54,6 +54,7 @@ front_door_suite! {
         a_record_that_fails_its_mapping_is_quarantined_with_mapping_version_and_path,
         a_psa_in_kantatas_shape_bills_as_the_canonical_path_does,
         the_catalog_lists_each_system_with_its_connectors_flows_and_health,
+        a_replay_under_a_new_mapping_version_shows_the_difference_dry_and_applies_once,
     ],
     routing: [
         work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_copy,

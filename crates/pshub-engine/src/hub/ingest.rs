@@ -60,6 +60,28 @@ impl Hub {
         }
     }
 
+    /// What a batch would do: decided as [`Self::ingest`] decides it, then undone, so that
+    /// nothing is written and memory is as it was (a mapping replay's dry run).
+    pub fn preview(
+        &mut self,
+        batch: &[Incoming],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<IngestResult>, Commit)> {
+        if self.dirty {
+            self.rebuild()?;
+        }
+        let mark = self.world.mark();
+        let version = self.world.version;
+        self.dirty = true;
+        let built = self.build(batch, now);
+        self.undo_since(mark, version);
+        self.dirty = false;
+        built.map_err(|e| match e {
+            Rebuild::Failed(e) => e,
+            Rebuild::Conflict(why) => crate::EngineError::Store(why),
+        })
+    }
+
     /// Builds the commit of a batch, and the answer to each event.
     pub(super) fn build(
         &mut self,

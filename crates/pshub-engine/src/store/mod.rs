@@ -201,6 +201,14 @@ pub trait StoreReader: Send {
     /// Loads, oldest first; only those whose cases are still to open, if asked.
     fn payroll_loads(&mut self, unchecked_only: bool, page: Page) -> Result<Vec<PayrollLoadRow>>;
 
+    /// The events of one source in the order they were received, those received at or
+    /// after `since` (an RFC 3339 stamp) if given: what a mapping replay reads.
+    fn events_of_source(
+        &mut self,
+        source: &str,
+        since: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<InboxRow>>;
     /// The events of one correlation id, in the order they were received.
     fn events_of_correlation(&mut self, correlation_id: &str) -> Result<Vec<InboxRow>>;
     /// The timeline rows of one correlation id, oldest first.
