@@ -145,7 +145,7 @@ pub fn quarantined(q: &QuarantineRow) -> Value {
             "replayed_seq": q.replayed_seq,
         });
     }
-    json!({
+    let mut answer = json!({
         "id": q.id,
         "kind": q.kind,
         "source": q.source,
@@ -156,7 +156,13 @@ pub fn quarantined(q: &QuarantineRow) -> Value {
         "state": q.state,
         "replayed_seq": q.replayed_seq,
         "event": json_of(&q.raw),
-    })
+    });
+    // A row of a CSV drop says where it was read.
+    if let (Some(file), Some(line)) = (&q.file, q.line) {
+        answer["file"] = json!(file);
+        answer["line"] = json!(line);
+    }
+    answer
 }
 
 pub fn conflict(c: &ConflictRow) -> Value {

@@ -597,6 +597,7 @@ impl ConfigFile {
             errors.extend(config_sources::check(
                 &sources.named,
                 mappings.as_ref(),
+                self.folder(),
                 |name| {
                     let at = self.text.find(&format!("sources.{name}")).unwrap_or(0);
                     self.at(at..at)
@@ -622,6 +623,7 @@ impl ConfigFile {
         }
         if let Some(sources) = &file.sources {
             config.inbound = config_sources::inbound(&sources.named);
+            config.csv_drops = config_sources::csv_drops(&sources.named, self.folder());
         }
         if let Ok(mappings) = config_sources::mappings(&file.mappings, self.folder()) {
             config.mappings = std::sync::Arc::new(mappings);
@@ -915,6 +917,51 @@ mod tests {
                 && errors[0].contains("stripe/invoice.v1"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_csv_drop_reaches_the_engine_with_its_folder_and_its_checks_name_their_lines() {
+        let path = write(
+            "csv-drop",
+            "[sources.bureau]\nconnector = \"csv_drop\"\ndir = \"drop\"\ncolumns = [\"employee_id\", \"total_cost\"]\nready = \"marker\"\npoll_ms = 200\ndelimiter = \";\"\nmapping = \"payroll_bureau/actuals.v1\"\n",
+        );
+        let folder = path.parent().unwrap();
+        std::fs::create_dir_all(folder.join("drop")).unwrap();
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let drop = &config.csv_drops["bureau"];
+        assert_eq!(drop.dir, folder.join("drop"));
+        assert_eq!(drop.columns, ["employee_id", "total_cost"]);
+        assert_eq!(drop.ready, pshub_engine::csv_drop::Ready::Marker);
+        assert_eq!(drop.poll, std::time::Duration::from_millis(200));
+        assert_eq!(drop.delimiter, b';');
+        assert_eq!(drop.mappings, ["payroll_bureau/actuals.v1"]);
+        assert!(config.knows_source("bureau"));
+        assert!(!config.inbound.contains_key("bureau"));
+
+        let path = write(
+            "csv-drop-errors",
+            "[sources.bureau]\nconnector = \"csv_drop\"\ndir = \"nowhere\"\nready = \"soon\"\nstable_ms = 5\npoll_ms = 0\ndelimiter = \"ab\"\nsignature = \"stripe\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "dir ",
+            "ready 'soon' is not a rule",
+            "stable_ms 5 is out of bounds",
+            "poll_ms 0 is out of bounds",
+            "delimiter 'ab' must be one ASCII character",
+            "signature is not a setting of connector csv_drop",
+            "gives no mapping",
+        ] {
+            let expected = format!("{name}:1: [sources.bureau] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 7, "{errors:?}");
     }
 
     #[test]
@@ -1216,6 +1263,12 @@ mod example {
         let mut config = Config::default();
         file.apply_to(&mut config);
         assert_eq!(config.inbound.keys().collect::<Vec<_>>(), ["psa", "stripe"]);
+        assert_eq!(config.csv_drops.keys().collect::<Vec<_>>(), ["bureau"]);
+        assert!(
+            config.csv_drops["bureau"]
+                .dir
+                .ends_with("examples/drop/bureau")
+        );
         assert_eq!(
             config.inbound["stripe"].secret,
             pshub_engine::hooks::Secret::new("whsec_example".into())

@@ -11,9 +11,19 @@
 //! secret = "${STRIPE_WEBHOOK_SECRET}"
 //! tolerance_s = 300
 //! mapping = "stripe/invoice.v1"  # or a list, tried in order: the first that takes a record
+//!
+//! [sources.bureau]
+//! connector = "csv_drop"
+//! dir = "drop/bureau"             # relative to the file; done/ and failed/ beneath it
+//! columns = ["employee_number", "pay_period", "gross_pay", "currency"]
+//! ready = "size_stable"           # or "marker": <file>.ready beside it
+//! stable_ms = 2000
+//! poll_ms = 1000
+//! mapping = "payroll_bureau/actuals.v1"
 //! ```
 
 use crate::config_connectors::OneOrMany;
+use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
 use pshub_mapping::Mappings;
 use serde::Deserialize;
@@ -21,7 +31,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The connector kinds a source may name.
-const CONNECTORS: &[&str] = &["webhook"];
+const CONNECTORS: &[&str] = &["webhook", "csv_drop"];
+
+/// A CSV drop's defaults: a file is whole when it held still 2 s; the folder is looked at
+/// every second.
+const DEFAULT_STABLE_MS: i64 = 2_000;
+const DEFAULT_POLL_MS: i64 = 1_000;
 
 /// Seconds a Stripe-style signature may lie from now, unless the file says otherwise
 /// (Stripe's own libraries use 300).
@@ -39,16 +54,48 @@ pub struct SourceSection {
     secret: Option<String>,
     tolerance_s: Option<i64>,
     mapping: Option<OneOrMany>,
+    dir: Option<String>,
+    columns: Option<Vec<String>>,
+    ready: Option<String>,
+    stable_ms: Option<i64>,
+    poll_ms: Option<i64>,
+    delimiter: Option<String>,
 }
 
 impl SourceSection {
     /// Whether the source has settings of a connector (else it only names a system).
     fn has_connector_settings(&self) -> bool {
         self.connector.is_some()
-            || self.signature.is_some()
-            || self.secret.is_some()
-            || self.tolerance_s.is_some()
+            || !self.webhook_settings().is_empty()
+            || !self.csv_drop_settings().is_empty()
             || self.mapping.is_some()
+    }
+
+    /// The webhook's settings this table gives, by name.
+    fn webhook_settings(&self) -> Vec<&'static str> {
+        [
+            ("signature", self.signature.is_some()),
+            ("secret", self.secret.is_some()),
+            ("tolerance_s", self.tolerance_s.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// The CSV drop's settings this table gives, by name.
+    fn csv_drop_settings(&self) -> Vec<&'static str> {
+        [
+            ("dir", self.dir.is_some()),
+            ("columns", self.columns.is_some()),
+            ("ready", self.ready.is_some()),
+            ("stable_ms", self.stable_ms.is_some()),
+            ("poll_ms", self.poll_ms.is_some()),
+            ("delimiter", self.delimiter.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
     }
 }
 
@@ -77,6 +124,7 @@ pub fn mappings(section: &MappingsSection, folder: &Path) -> Result<Mappings, St
 pub fn check(
     sources: &BTreeMap<String, SourceSection>,
     mappings: Option<&Mappings>,
+    folder: &Path,
     at: impl Fn(&str) -> String,
 ) -> Vec<String> {
     let mut errors = Vec::new();
@@ -97,6 +145,43 @@ pub fn check(
             )),
             Some(_) => {}
         }
+        let (own, foreign) = match section.connector.as_deref() {
+            Some("csv_drop") => ("csv_drop", section.webhook_settings()),
+            _ => ("webhook", section.csv_drop_settings()),
+        };
+        for setting in foreign {
+            fail(format!("{setting} is not a setting of connector {own}"));
+        }
+        if own == "csv_drop" {
+            check_csv_drop(section, folder, &mut fail);
+        } else {
+            check_webhook(section, &mut fail);
+        }
+        let named = section
+            .mapping
+            .is_some()
+            .then(|| OneOrMany::values(&section.mapping));
+        if own == "csv_drop" && named.is_none() {
+            fail("gives no mapping: a CSV row is mapped to a canonical event".into());
+        }
+        if named.as_ref().is_some_and(Vec::is_empty) {
+            fail("mapping names no mapping".into());
+        }
+        if let (Some(named), Some(known)) = (named, mappings) {
+            for mapping in named.iter().filter(|m| known.get(m).is_none()) {
+                fail(format!(
+                    "mapping '{mapping}' is not a mapping this hub knows; it knows {}",
+                    known.names().join(", ")
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// A webhook's settings: every webhook is signed.
+fn check_webhook(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    {
         match section.signature.as_deref() {
             None => fail(
                 "gives no signature: \"hmac-sha256\" or \"stripe\" (every webhook is signed)"
@@ -122,23 +207,79 @@ pub fn check(
                 "tolerance_s {tolerance} is out of bounds: 1 to 86400 seconds"
             ));
         }
-        let named = section
-            .mapping
-            .is_some()
-            .then(|| OneOrMany::values(&section.mapping));
-        if named.as_ref().is_some_and(Vec::is_empty) {
-            fail("mapping names no mapping".into());
-        }
-        if let (Some(named), Some(known)) = (named, mappings) {
-            for mapping in named.iter().filter(|m| known.get(m).is_none()) {
-                fail(format!(
-                    "mapping '{mapping}' is not a mapping this hub knows; it knows {}",
-                    known.names().join(", ")
-                ));
-            }
-        }
     }
-    errors
+}
+
+/// A CSV drop's settings: its folder, readiness and pacing.
+fn check_csv_drop(section: &SourceSection, folder: &Path, fail: &mut impl FnMut(String)) {
+    match section.dir.as_deref() {
+        None => fail("gives no dir: the folder the files are dropped in".into()),
+        Some(dir) if !folder.join(dir).is_dir() => fail(format!(
+            "dir {} is not a folder",
+            folder.join(dir).display()
+        )),
+        Some(_) => {}
+    }
+    if let Some(columns) = &section.columns
+        && columns.iter().any(|c| c.trim().is_empty())
+    {
+        fail("columns holds an empty column name".into());
+    }
+    if let Some(ready) = section.ready.as_deref()
+        && !matches!(ready, "marker" | "size_stable")
+    {
+        fail(format!(
+            "ready '{ready}' is not a rule; use \"size_stable\" or \"marker\" (<file>.ready beside it)"
+        ));
+    }
+    if let Some(ms) = section.stable_ms
+        && !(100..=600_000).contains(&ms)
+    {
+        fail(format!("stable_ms {ms} is out of bounds: 100 to 600000"));
+    }
+    if let Some(ms) = section.poll_ms
+        && !(50..=60_000).contains(&ms)
+    {
+        fail(format!("poll_ms {ms} is out of bounds: 50 to 60000"));
+    }
+    if let Some(delimiter) = section.delimiter.as_deref()
+        && !(delimiter.len() == 1 && delimiter.is_ascii() && delimiter != "\"")
+    {
+        fail(format!(
+            "delimiter '{delimiter}' must be one ASCII character other than a quote"
+        ));
+    }
+}
+
+/// The CSV drops, as the engine takes them (the file was checked); `folder` is the
+/// configuration file's.
+pub fn csv_drops(
+    sources: &BTreeMap<String, SourceSection>,
+    folder: &Path,
+) -> BTreeMap<String, CsvDrop> {
+    let ms = |ms: Option<i64>, default: i64| {
+        std::time::Duration::from_millis(u64::try_from(ms.unwrap_or(default)).unwrap_or(1_000))
+    };
+    sources
+        .iter()
+        .filter(|(_, s)| s.connector.as_deref() == Some("csv_drop"))
+        .filter_map(|(name, s)| {
+            Some((
+                name.clone(),
+                CsvDrop {
+                    dir: folder.join(s.dir.as_deref()?),
+                    columns: s.columns.clone().unwrap_or_default(),
+                    mappings: OneOrMany::values(&s.mapping),
+                    ready: match s.ready.as_deref() {
+                        Some("marker") => Ready::Marker,
+                        _ => Ready::SizeStable(ms(s.stable_ms, DEFAULT_STABLE_MS)),
+                    },
+                    poll: ms(s.poll_ms, DEFAULT_POLL_MS),
+                    delimiter: s.delimiter.as_deref().map_or(b',', |d| d.as_bytes()[0]),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The sources with a connector, as the engine takes them (the file was checked).

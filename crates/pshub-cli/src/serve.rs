@@ -42,6 +42,15 @@ pub fn serve_engine(
                 .context("cannot start a connector's worker")?,
         );
     }
+    // The sources' watched folders.
+    for (source, drop) in engine.config().csv_drops.clone() {
+        let watcher = pshub_connectors::csv_drop::Watcher::new(engine.clone(), &source, drop);
+        workers.push(
+            watcher
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the CSV drop of {source}"))?,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -58,6 +58,7 @@ impl Engine {
             .map(|all| all.keys().cloned().collect())
             .unwrap_or_default();
         names.extend(config.inbound.keys().cloned());
+        names.extend(config.csv_drops.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -75,9 +76,8 @@ impl Engine {
                     "transport": "HTTP POST /v1/events, canonical events, bearer token",
                 }));
             }
-            if let Some(hook) = config.inbound.get(&name) {
-                let mappings: Vec<Value> = hook
-                    .mappings
+            let mappings_of = |names: &[String]| -> Vec<Value> {
+                names
                     .iter()
                     .map(|m| match config.mappings.get(m) {
                         Some(mapping) => json!({
@@ -86,11 +86,20 @@ impl Engine {
                         }),
                         None => json!({ "name": m, "missing": true }),
                     })
-                    .collect();
+                    .collect()
+            };
+            if let Some(hook) = config.inbound.get(&name) {
                 inbound.push(json!({
                     "connector": "webhook",
                     "transport": format!("HTTP POST /v1/hooks/{name}, signed {}", hook.signature.as_str()),
-                    "mappings": mappings,
+                    "mappings": mappings_of(&hook.mappings),
+                }));
+            }
+            if let Some(drop) = config.csv_drops.get(&name) {
+                inbound.push(json!({
+                    "connector": "csv_drop",
+                    "transport": format!("CSV files in {}", drop.dir.display()),
+                    "mappings": mappings_of(&drop.mappings),
                 }));
             }
             let calls_it = |calls: Calls| match calls {

@@ -122,6 +122,8 @@ pub struct Config {
     /// Sources whose records arrive through a connector of the system-API layer (a signed
     /// webhook), by source name, with the mapping that makes them canonical.
     pub inbound: BTreeMap<String, crate::hooks::Inbound>,
+    /// Sources whose records arrive as CSV files in a watched folder, by source name.
+    pub csv_drops: BTreeMap<String, crate::csv_drop::CsvDrop>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
     pub mappings: std::sync::Arc<pshub_mapping::Mappings>,
 }
@@ -155,6 +157,7 @@ impl Default for Config {
             delivery_pacing: BTreeMap::new(),
             crash_after: None,
             inbound: BTreeMap::new(),
+            csv_drops: BTreeMap::new(),
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }
     }

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use pshub_model::EventError;
 use pshub_model::fields::FieldError;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 
@@ -208,46 +208,49 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The record kept of a payload: connector, source, mapping, headers, and the payload as
-/// its bytes arrived: the body's own text where it is JSON (its keys in their order, its
-/// numbers as written), else that text as a JSON string.
-pub fn origin_record(
-    source: &str,
-    mapping: Option<&str>,
-    headers: &BTreeMap<String, String>,
-    body: &str,
-) -> String {
-    origin_record_of(source, mapping, headers, body, None)
-}
+/// How a payload came in, kept beside it: the connector and what it says of the payload
+/// (a webhook's headers that matter, a file's name and line), as a JSON object.
+#[derive(Debug, Clone)]
+pub struct Via(Map<String, Value>);
 
-/// As [`origin_record`], for a payload mapped again: `replay_of` names the stored event
-/// it was first mapped into.
-pub fn origin_record_of(
-    source: &str,
-    mapping: Option<&str>,
-    headers: &BTreeMap<String, String>,
-    body: &str,
-    replay_of: Option<Value>,
-) -> String {
-    let mut meta = json!({
-        "connector": "webhook",
-        "source": source,
-        "mapping": mapping,
-        "headers": headers,
-    });
-    if let Some(replay_of) = replay_of {
-        meta["replay_of"] = replay_of;
+impl Via {
+    /// A webhook's request, with its headers that matter.
+    pub fn webhook(headers: &BTreeMap<String, String>) -> Via {
+        let mut via = Via::connector("webhook");
+        via.0.insert("headers".into(), json!(headers));
+        via
     }
-    let meta = meta.to_string();
-    let payload = if serde_json::from_str::<&RawValue>(body).is_ok() {
-        body.to_string()
-    } else {
-        Value::String(body.to_string()).to_string()
-    };
-    format!(
-        "{},\"payload\":{payload}}}",
-        meta.strip_suffix('}').unwrap_or(&meta)
-    )
+
+    /// A payload of `connector`; [`Via::with`] adds what it says of it.
+    pub fn connector(connector: &str) -> Via {
+        let mut meta = Map::new();
+        meta.insert("connector".into(), Value::from(connector));
+        Via(meta)
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Via {
+        self.0.insert(key.into(), value);
+        self
+    }
+
+    /// The record kept of a payload: how it came, source, mapping, and the payload as its
+    /// bytes arrived: the body's own text where it is JSON (its keys in their order, its
+    /// numbers as written), else that text as a JSON string.
+    pub fn record(&self, source: &str, mapping: Option<&str>, body: &str) -> String {
+        let mut meta = self.0.clone();
+        meta.insert("source".into(), Value::from(source));
+        meta.insert("mapping".into(), json!(mapping));
+        let meta = Value::Object(meta).to_string();
+        let payload = if serde_json::from_str::<&RawValue>(body).is_ok() {
+            body.to_string()
+        } else {
+            Value::String(body.to_string()).to_string()
+        };
+        format!(
+            "{},\"payload\":{payload}}}",
+            meta.strip_suffix('}').unwrap_or(&meta)
+        )
+    }
 }
 
 /// Of a request that did not verify, at most this much of its body is kept: anyone can send
@@ -284,9 +287,10 @@ pub fn unverified(
                 problem: format!("{why}; the request was refused and is kept unverified"),
             },
         },
-        raw: origin_record(source, None, headers, body),
+        raw: Via::webhook(headers).record(source, None, body),
         correlation_id: None,
         kind: QUARANTINE_UNVERIFIED,
+        at: None,
     }
 }
 
@@ -303,22 +307,53 @@ pub fn receive(
     if mappings.is_empty() {
         return Received::Event(Incoming::parse(body.to_string(), config));
     }
+    map_payload(source, mappings, &Via::webhook(headers), body, None, config)
+}
+
+/// A payload of `source` that `mapping` (or its connector) refused, for the quarantine as
+/// `mapped_record`: kept as it came, at its file's line when it has one.
+pub fn refused_record(
+    (source, mapping): (&str, &str),
+    via: &Via,
+    body: &str,
+    at: Option<(&str, u64)>,
+    error: FieldError,
+    id: Option<String>,
+) -> Incoming {
+    Incoming::Invalid {
+        error: EventError {
+            id,
+            source: Some(source.to_string()),
+            error,
+        },
+        raw: via.record(source, Some(mapping), body),
+        correlation_id: None,
+        kind: QUARANTINE_MAPPED_RECORD,
+        at: at.map(|(file, line)| Box::new((file.to_string(), line))),
+    }
+}
+
+/// A payload of `source` that came `via` a connector, through the first of `mappings` that
+/// takes it: an event with the payload kept beside it, a record quarantined as
+/// `mapped_record` (at `at`, a file's line, when given) with why, or not taken.
+pub fn map_payload(
+    source: &str,
+    mappings: &[String],
+    via: &Via,
+    body: &str,
+    at: Option<(&str, u64)>,
+    config: &Config,
+) -> Received {
     let refused = |mapping: &str, field: &str, problem: String, id: Option<String>| {
-        Received::Event(Incoming::Invalid {
-            error: EventError {
-                id,
-                source: Some(source.to_string()),
-                error: FieldError {
-                    field: field.to_string(),
-                    problem,
-                },
-            },
-            raw: origin_record(source, Some(mapping), headers, body),
-            correlation_id: None,
-            kind: QUARANTINE_MAPPED_RECORD,
-        })
+        let error = FieldError {
+            field: field.to_string(),
+            problem,
+        };
+        Received::Event(refused_record((source, mapping), via, body, at, error, id))
     };
-    let first = mappings[0].as_str();
+    let Some(first) = mappings.first() else {
+        return Received::NotTaken(format!("{source} has no mapping"));
+    };
     let record: Value = match serde_json::from_str(body) {
         Ok(record) => record,
         Err(e) => return refused(first, "", format!("the payload is not JSON: {e}"), None),
@@ -348,7 +383,7 @@ pub fn receive(
                     return refused(name, &error.field, error.problem, mapping.id_of(&record));
                 }
             };
-        let kept = with_origin(&envelope, &origin_record(source, Some(name), headers, body));
+        let kept = with_origin(&envelope, &via.record(source, Some(name), body));
         return Received::Event(Incoming::valid(event, kept));
     }
     Received::NotTaken(format!(
@@ -372,41 +407,40 @@ pub fn with_origin(envelope: &Value, origin: &str) -> String {
 pub struct Origin {
     pub source: String,
     pub mapping: Option<String>,
-    pub headers: BTreeMap<String, String>,
+    /// How it came: the connector and what it said of the payload.
+    pub via: Via,
     /// The payload as its bytes arrived.
     pub payload: String,
-    /// For a payload mapped again by a replay: the stored event it was first mapped into,
-    /// the mapping it was then, and who asked.
-    pub replay_of: Option<Value>,
 }
 
 impl Origin {
-    /// Reads an origin record (the text [`origin_record`] made).
+    /// Reads an origin record (the text [`Via::record`] made).
     pub fn parse(text: &str) -> Result<Origin, String> {
-        #[derive(serde::Deserialize)]
-        struct Kept<'a> {
-            source: String,
-            mapping: Option<String>,
-            #[serde(default)]
-            headers: BTreeMap<String, String>,
-            #[serde(borrow)]
-            payload: Option<&'a RawValue>,
-            replay_of: Option<Value>,
-        }
-        let kept: Kept<'_> = serde_json::from_str(text)
+        let mut kept: BTreeMap<String, &RawValue> = serde_json::from_str(text)
             .map_err(|e| format!("the kept payload record does not parse: {e}"))?;
         let payload = kept
-            .payload
+            .remove("payload")
             .ok_or("the kept payload record holds no payload")?
             .get();
         // A body that was not JSON is kept as a JSON string of its text.
         let payload = serde_json::from_str::<String>(payload).unwrap_or_else(|_| payload.into());
+        let mut meta = Map::new();
+        for (key, value) in kept {
+            let value: Value = serde_json::from_str(value.get())
+                .map_err(|e| format!("the kept payload record's {key} does not parse: {e}"))?;
+            meta.insert(key, value);
+        }
+        let text = |meta: &mut Map<String, Value>, key: &str| match meta.remove(key) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        };
+        let source = text(&mut meta, "source").ok_or("the kept payload record names no source")?;
+        let mapping = text(&mut meta, "mapping");
         Ok(Origin {
-            source: kept.source,
-            mapping: kept.mapping,
-            headers: kept.headers,
+            source,
+            mapping,
+            via: Via(meta),
             payload,
-            replay_of: kept.replay_of,
         })
     }
 
@@ -421,6 +455,18 @@ impl Origin {
         let stored: Stored<'_> = serde_json::from_str(raw).ok()?;
         Some(Origin::parse(stored.origin?.get()))
     }
+
+    /// For a payload mapped again by a replay: the stored event it was first mapped into,
+    /// the mapping it was then, and who asked.
+    pub fn replay_of(&self) -> Option<&Value> {
+        self.via.0.get("replay_of")
+    }
+
+    /// The file and line a CSV drop read it from.
+    pub fn at(&self) -> Option<(String, u64)> {
+        let file = self.via.0.get("file")?.as_str()?.to_string();
+        Some((file, self.via.0.get("line")?.as_u64()?))
+    }
 }
 
 /// Maps a kept origin record again (a replay from the quarantine) under the mapping that
@@ -429,13 +475,17 @@ pub fn remap(stored: &str, corrected: Option<String>, config: &Config) -> Result
     let origin = Origin::parse(stored)?;
     let mapping = origin
         .mapping
+        .clone()
         .ok_or("the kept payload record names no mapping")?;
-    let body = corrected.unwrap_or(origin.payload);
-    Ok(receive(
+    let body = corrected.unwrap_or_else(|| origin.payload.clone());
+    let at = origin.at();
+    let at = at.as_ref().map(|(file, line)| (file.as_str(), *line));
+    Ok(map_payload(
         &origin.source,
         &[mapping],
-        &origin.headers,
+        &origin.via,
         &body,
+        at,
         config,
     ))
 }

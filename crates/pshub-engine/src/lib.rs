@@ -16,6 +16,7 @@ pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod costing;
+pub mod csv_drop;
 pub mod customers;
 pub mod delivery;
 pub mod engine;

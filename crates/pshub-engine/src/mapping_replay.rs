@@ -11,7 +11,7 @@
 
 use crate::engine::Engine;
 use crate::error::ActionError;
-use crate::hooks::{Origin, canonical, origin_record_of, with_origin};
+use crate::hooks::{Origin, canonical, with_origin};
 use crate::hub::Incoming;
 use crate::store::{Commit, EntryKind, InboxRow, Page};
 use chrono::{DateTime, Utc};
@@ -318,12 +318,10 @@ impl Engine {
             "mapping": replayed.from_mapping,
             "by": request.actor,
         });
-        let origin = origin_record_of(
+        let origin = origin.via.with("replay_of", replay_of).record(
             &row.source,
             Some(&to_mapping),
-            &origin.headers,
             &origin.payload,
-            Some(replay_of),
         );
         replayed.status = ReplayStatus::Changed;
         let kept = with_origin(&envelope, &origin);

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub dead_letters: Counter,
     /// `entity_onboarding_seconds` of each legal entity added by a reload, once it posted.
     pub onboarding: std::sync::Mutex<std::collections::BTreeMap<String, f64>>,
+    /// What each source's connector did, by (source, event): files taken, polls, ...
+    pub connector_events: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -42,6 +44,27 @@ impl Metrics {
         self.events_duplicate.add(counters.duplicates);
         self.events_conflict.add(counters.conflicts);
         self.events_quarantined.add(counters.quarantined);
+    }
+
+    /// Counts one event of a source's connector (its typed event logs it).
+    pub fn connector_event(&self, source: &str, event: &'static str) {
+        let mut events = self
+            .connector_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *events.entry((source.to_string(), event)).or_insert(0) += 1;
+    }
+
+    /// How often `source`'s connector had `event`.
+    pub fn connector_count(&self, source: &str, event: &'static str) -> u64 {
+        let events = self
+            .connector_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        events
+            .get(&(source.to_string(), event))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn record_onboarding(&self, entity: &str, seconds: Option<f64>) {
@@ -118,6 +141,19 @@ impl Metrics {
             for (entity, seconds) in onboarding.iter() {
                 text.push_str(&format!(
                     "pshub_entity_onboarding_seconds{{legal_entity=\"{entity}\"}} {seconds}\n"
+                ));
+            }
+        }
+        drop(onboarding);
+        let events = self
+            .connector_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !events.is_empty() {
+            text.push_str("# HELP pshub_connector_events_total What each source's connector did: files taken or failed, folder scans, polls.\n# TYPE pshub_connector_events_total counter\n");
+            for ((source, event), count) in events.iter() {
+                text.push_str(&format!(
+                    "pshub_connector_events_total{{source=\"{source}\",event=\"{event}\"}} {count}\n"
                 ));
             }
         }

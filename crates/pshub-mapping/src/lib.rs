@@ -44,6 +44,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "kantata/expense_rejected.v1.toml",
         include_str!("../../../mappings/kantata/expense_rejected.v1.toml"),
     ),
+    (
+        "payroll_bureau/actuals.v1.toml",
+        include_str!("../../../mappings/payroll_bureau/actuals.v1.toml"),
+    ),
 ];
 
 /// Why a record did not map: the mapping and version, the field, the jq expression that

@@ -100,7 +100,7 @@ pub async fn transaction(
         ));
         // A record mapped again under another mapping version says what it replays.
         if let Some(Ok(origin)) = pshub_engine::hooks::Origin::of_stored(&e.raw)
-            && let Some(of) = origin.replay_of
+            && let Some(of) = origin.replay_of()
         {
             steps.push((
                 e.received_at.clone(),

@@ -107,8 +107,16 @@ impl Hub {
                     raw,
                     correlation_id,
                     kind,
+                    at,
                 } => self
-                    .quarantine(error, raw, correlation_id, kind, now, &mut commit)
+                    .quarantine(
+                        error,
+                        raw,
+                        correlation_id,
+                        (kind, at.as_deref()),
+                        now,
+                        &mut commit,
+                    )
                     .map_err(Rebuild::Failed)?,
                 Incoming::Valid {
                     event,
@@ -183,7 +191,7 @@ impl Hub {
         error: &EventError,
         raw: &str,
         correlation_id: &Option<String>,
-        kind: &str,
+        (kind, at): (&str, Option<&(String, u64)>),
         now: DateTime<Utc>,
         commit: &mut Commit,
     ) -> Result<IngestResult> {
@@ -201,8 +209,8 @@ impl Hub {
             replayed_seq: None,
             version: 0,
             kind: kind.into(),
-            file: None,
-            line: None,
+            file: at.map(|(file, _)| file.clone()),
+            line: at.map(|&(_, line)| line),
         });
         Ok(IngestResult {
             id: error.id.clone(),

@@ -74,6 +74,8 @@ pub enum Incoming {
         correlation_id: Option<String>,
         /// What the quarantine keeps it as (`event`, `mapped_record`, `unverified_payload`).
         kind: &'static str,
+        /// The file and line it was read from (a row of a CSV drop).
+        at: Option<Box<(String, u64)>>,
     },
 }
 
@@ -103,6 +105,7 @@ impl Incoming {
                     raw,
                     correlation_id,
                     kind: QUARANTINE_EVENT,
+                    at: None,
                 }
             }
         }
