@@ -624,6 +624,7 @@ impl ConfigFile {
         if let Some(sources) = &file.sources {
             config.inbound = config_sources::inbound(&sources.named);
             config.csv_drops = config_sources::csv_drops(&sources.named, self.folder());
+            config.rest_polls = config_sources::rest_polls(&sources.named);
         }
         if let Ok(mappings) = config_sources::mappings(&file.mappings, self.folder()) {
             config.mappings = std::sync::Arc::new(mappings);
@@ -965,6 +966,53 @@ mod tests {
     }
 
     #[test]
+    fn a_polling_source_reaches_the_engine_and_its_checks_name_their_lines() {
+        let path = write(
+            "rest-poll",
+            "[sources.workday]\nconnector = \"rest_poll\"\nurl = \"https://wd.example/ccx/service/customreport2/acme/ISU/Workers?format=json&Updated_From={cursor}\"\nrecords = \".Report_Entry\"\ncursor = \".Last_Updated\"\noverlap_s = 120\npoll_ms = 5000\nstart = \"2026-01-01T00:00:00Z\"\ntoken = \"t0ken\"\nmapping = [\"workday/worker.v1\", \"workday/worker_terminated.v1\"]\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let poll = &config.rest_polls["workday"];
+        assert!(poll.url.ends_with("Updated_From={cursor}"));
+        assert_eq!(poll.records.text, ".Report_Entry");
+        assert!(poll.next.is_none());
+        assert_eq!(poll.overlap, std::time::Duration::from_secs(120));
+        assert_eq!(poll.poll, std::time::Duration::from_millis(5000));
+        assert_eq!(poll.start.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(format!("{:?}", poll.token), "Some(Secret(***))");
+        assert_eq!(poll.mappings.len(), 2);
+        assert!(config.knows_source("workday"));
+
+        let path = write(
+            "rest-poll-errors",
+            "[sources.sf]\nconnector = \"rest_poll\"\nurl = \"ftp://x\"\nnext = \".a |||\"\noverlap_s = -1\npoll_ms = 1\nstart = \"March\"\ntoken = \" \"\ndir = \"d\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "url 'ftp://x' is not an http:// or https:// URL",
+            "gives no records",
+            "gives no cursor",
+            "next: `.a |||` does not parse",
+            "overlap_s -1 is out of bounds",
+            "poll_ms 1 is out of bounds",
+            "start 'March' is not an RFC 3339 timestamp",
+            "token is empty",
+            "dir is not a setting of connector rest_poll",
+            "gives no mapping",
+        ] {
+            let expected = format!("{name}:1: [sources.sf] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 10, "{errors:?}");
+    }
+
+    #[test]
     fn a_sources_section_that_names_no_system_is_an_error() {
         let path = write(
             "no-sources",
@@ -1257,6 +1305,7 @@ mod example {
         let vars = |name: &str| match name {
             "STRIPE_WEBHOOK_SECRET" => Some("whsec_example".to_string()),
             "PSA_WEBHOOK_SECRET" => Some("psa-example".to_string()),
+            "SALESFORCE_TOKEN" | "WORKDAY_TOKEN" => Some("token".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
@@ -1264,6 +1313,10 @@ mod example {
         file.apply_to(&mut config);
         assert_eq!(config.inbound.keys().collect::<Vec<_>>(), ["psa", "stripe"]);
         assert_eq!(config.csv_drops.keys().collect::<Vec<_>>(), ["bureau"]);
+        assert_eq!(
+            config.rest_polls.keys().collect::<Vec<_>>(),
+            ["salesforce", "workday"]
+        );
         assert!(
             config.csv_drops["bureau"]
                 .dir

@@ -20,18 +20,66 @@
 //! stable_ms = 2000
 //! poll_ms = 1000
 //! mapping = "payroll_bureau/actuals.v1"
+//!
+//! [sources.workday]
+//! connector = "rest_poll"
+//! url = "https://.../Report2/acme/pshub/Workers?format=json&Updated_From={cursor}"
+//! records = ".Report_Entry"       # where a page holds its records
+//! next = ".nextRecordsUrl"        # where a page names the next one (none: one page)
+//! cursor = ".Last_Updated"        # a record's modification time
+//! overlap_s = 300
+//! poll_ms = 60000
+//! start = "2026-01-01T00:00:00Z"  # the first window's start
+//! token = "${WORKDAY_TOKEN}"      # Authorization: Bearer
+//! mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
 //! ```
 
 use crate::config_connectors::OneOrMany;
 use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
+use pshub_engine::rest_poll::RestPoll;
 use pshub_mapping::Mappings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The connector kinds a source may name.
-const CONNECTORS: &[&str] = &["webhook", "csv_drop"];
+const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll"];
+
+/// Each connector kind's own settings (besides `connector`, `mapping` and `description`).
+const SETTINGS: &[(&str, &[&str])] = &[
+    ("webhook", &["signature", "secret", "tolerance_s"]),
+    (
+        "csv_drop",
+        &[
+            "dir",
+            "columns",
+            "ready",
+            "stable_ms",
+            "poll_ms",
+            "delimiter",
+        ],
+    ),
+    (
+        "rest_poll",
+        &[
+            "url",
+            "records",
+            "next",
+            "cursor",
+            "overlap_s",
+            "poll_ms",
+            "start",
+            "token",
+        ],
+    ),
+];
+
+/// A polling source's defaults: a window a minute, reaching five minutes back.
+const DEFAULT_REST_POLL_MS: i64 = 60_000;
+const DEFAULT_OVERLAP_S: i64 = 300;
 
 /// A CSV drop's defaults: a file is whole when it held still 2 s; the folder is looked at
 /// every second.
@@ -60,38 +108,40 @@ pub struct SourceSection {
     stable_ms: Option<i64>,
     poll_ms: Option<i64>,
     delimiter: Option<String>,
+    url: Option<String>,
+    records: Option<String>,
+    next: Option<String>,
+    cursor: Option<String>,
+    overlap_s: Option<i64>,
+    start: Option<String>,
+    token: Option<String>,
 }
 
 impl SourceSection {
     /// Whether the source has settings of a connector (else it only names a system).
     fn has_connector_settings(&self) -> bool {
-        self.connector.is_some()
-            || !self.webhook_settings().is_empty()
-            || !self.csv_drop_settings().is_empty()
-            || self.mapping.is_some()
+        self.connector.is_some() || !self.settings_given().is_empty() || self.mapping.is_some()
     }
 
-    /// The webhook's settings this table gives, by name.
-    fn webhook_settings(&self) -> Vec<&'static str> {
+    /// The connector settings this table gives, by name.
+    fn settings_given(&self) -> Vec<&'static str> {
         [
             ("signature", self.signature.is_some()),
             ("secret", self.secret.is_some()),
             ("tolerance_s", self.tolerance_s.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, given)| given.then_some(name))
-        .collect()
-    }
-
-    /// The CSV drop's settings this table gives, by name.
-    fn csv_drop_settings(&self) -> Vec<&'static str> {
-        [
             ("dir", self.dir.is_some()),
             ("columns", self.columns.is_some()),
             ("ready", self.ready.is_some()),
             ("stable_ms", self.stable_ms.is_some()),
             ("poll_ms", self.poll_ms.is_some()),
             ("delimiter", self.delimiter.is_some()),
+            ("url", self.url.is_some()),
+            ("records", self.records.is_some()),
+            ("next", self.next.is_some()),
+            ("cursor", self.cursor.is_some()),
+            ("overlap_s", self.overlap_s.is_some()),
+            ("start", self.start.is_some()),
+            ("token", self.token.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -145,17 +195,25 @@ pub fn check(
             )),
             Some(_) => {}
         }
-        let (own, foreign) = match section.connector.as_deref() {
-            Some("csv_drop") => ("csv_drop", section.webhook_settings()),
-            _ => ("webhook", section.csv_drop_settings()),
-        };
-        for setting in foreign {
-            fail(format!("{setting} is not a setting of connector {own}"));
+        // An unknown kind was named above; its settings are checked as a webhook's.
+        let own = CONNECTORS
+            .iter()
+            .copied()
+            .find(|kind| section.connector.as_deref() == Some(kind))
+            .unwrap_or("webhook");
+        let settings = SETTINGS
+            .iter()
+            .find(|(kind, _)| *kind == own)
+            .map_or(&[][..], |(_, settings)| *settings);
+        for setting in section.settings_given() {
+            if !settings.contains(&setting) {
+                fail(format!("{setting} is not a setting of connector {own}"));
+            }
         }
-        if own == "csv_drop" {
-            check_csv_drop(section, folder, &mut fail);
-        } else {
-            check_webhook(section, &mut fail);
+        match own {
+            "csv_drop" => check_csv_drop(section, folder, &mut fail),
+            "rest_poll" => check_rest_poll(section, &mut fail),
+            _ => check_webhook(section, &mut fail),
         }
         let named = section
             .mapping
@@ -163,6 +221,9 @@ pub fn check(
             .then(|| OneOrMany::values(&section.mapping));
         if own == "csv_drop" && named.is_none() {
             fail("gives no mapping: a CSV row is mapped to a canonical event".into());
+        }
+        if own == "rest_poll" && named.is_none() {
+            fail("gives no mapping: a polled record is mapped to a canonical event".into());
         }
         if named.as_ref().is_some_and(Vec::is_empty) {
             fail("mapping names no mapping".into());
@@ -249,6 +310,96 @@ fn check_csv_drop(section: &SourceSection, folder: &Path, fail: &mut impl FnMut(
             "delimiter '{delimiter}' must be one ASCII character other than a quote"
         ));
     }
+}
+
+/// A polling source's settings: where it reads, how a page holds its records, and pacing.
+fn check_rest_poll(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    match section.url.as_deref() {
+        None => fail("gives no url: the first page of a window".into()),
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            fail(format!("url '{url}' is not an http:// or https:// URL"))
+        }
+        Some(_) => {}
+    }
+    for (name, expr, required) in [
+        ("records", &section.records, true),
+        ("cursor", &section.cursor, true),
+        ("next", &section.next, false),
+    ] {
+        match expr.as_deref() {
+            None if required => fail(format!(
+                "gives no {name}: {}",
+                if name == "records" {
+                    "the jq path of a page's records (\".records\", \".Report_Entry\")"
+                } else {
+                    "the jq path of a record's modification time (\".SystemModstamp\")"
+                }
+            )),
+            Some(text) => {
+                if let Err(why) = pshub_mapping::Expr::compile(text) {
+                    fail(format!("{name}: {why}"));
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(s) = section.overlap_s
+        && !(0..=86_400).contains(&s)
+    {
+        fail(format!("overlap_s {s} is out of bounds: 0 to 86400"));
+    }
+    if let Some(ms) = section.poll_ms
+        && !(50..=86_400_000).contains(&ms)
+    {
+        fail(format!("poll_ms {ms} is out of bounds: 50 to 86400000"));
+    }
+    if let Some(start) = section.start.as_deref()
+        && pshub_mapping::parse_timestamp(start).is_none()
+    {
+        fail(format!(
+            "start '{start}' is not an RFC 3339 timestamp (2026-01-01T00:00:00Z)"
+        ));
+    }
+    if section
+        .token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        fail("token is empty".into());
+    }
+}
+
+/// The polling sources, as the engine takes them (the file was checked).
+pub fn rest_polls(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, RestPoll> {
+    let compile = |text: &str| pshub_mapping::Expr::compile(text).ok().map(Arc::new);
+    sources
+        .iter()
+        .filter(|(_, s)| s.connector.as_deref() == Some("rest_poll"))
+        .filter_map(|(name, s)| {
+            let ms = u64::try_from(s.poll_ms.unwrap_or(DEFAULT_REST_POLL_MS)).ok()?;
+            let overlap = u64::try_from(s.overlap_s.unwrap_or(DEFAULT_OVERLAP_S)).ok()?;
+            Some((
+                name.clone(),
+                RestPoll {
+                    url: s.url.clone()?,
+                    records: compile(s.records.as_deref()?)?,
+                    next: match s.next.as_deref() {
+                        Some(next) => Some(compile(next)?),
+                        None => None,
+                    },
+                    cursor: compile(s.cursor.as_deref()?)?,
+                    overlap: Duration::from_secs(overlap),
+                    poll: Duration::from_millis(ms),
+                    start: match s.start.as_deref() {
+                        Some(start) => pshub_mapping::parse_timestamp(start)?,
+                        None => chrono::DateTime::UNIX_EPOCH,
+                    },
+                    token: s.token.clone().map(Secret::new),
+                    mappings: OneOrMany::values(&s.mapping),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The CSV drops, as the engine takes them (the file was checked); `folder` is the

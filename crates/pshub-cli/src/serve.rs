@@ -51,6 +51,16 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the CSV drop of {source}"))?,
         );
     }
+    // The sources read by polling.
+    for (source, poll) in engine.config().rest_polls.clone() {
+        let poller = pshub_connectors::rest_poll::Poller::new(engine.clone(), &source, poll)
+            .map_err(|e| anyhow::anyhow!("cannot start the poller of {source}: {e}"))?;
+        workers.push(
+            poller
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the poller of {source}"))?,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

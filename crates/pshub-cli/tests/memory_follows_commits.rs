@@ -45,6 +45,9 @@ impl Store for Flaky {
     fn reader(&self) -> Result<Box<dyn StoreReader>> {
         self.inner.reader()
     }
+    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()> {
+        self.inner.save_cursor(name, cursor, saved_at)
+    }
     fn reserve_ids(&self, kind: IdKind, count: u32) -> Result<i64> {
         self.inner.reserve_ids(kind, count)
     }

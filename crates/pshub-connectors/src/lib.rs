@@ -6,13 +6,15 @@
 //!   send events;
 //! - `tryton`: Tryton 8.2 as the ERP, over JSON-RPC (docs/TRYTON.md);
 //! - `legacy_table`: a legacy ERP reached through a PostgreSQL table (docs/ROUTING.md);
-//! - `csv_drop`: a watched folder of CSV files per source (docs/CONNECTORS.md).
+//! - `csv_drop`: a watched folder of CSV files per source (docs/CONNECTORS.md);
+//! - `rest_poll`: a REST source polled with a durable cursor (docs/CONNECTORS.md).
 //!
 //! Invariant: a connector depends on the model and the engine's ports, never the other way
 //! round.
 
 pub mod csv_drop;
 pub mod legacy_table;
+pub mod rest_poll;
 pub mod sandbox;
 pub mod tryton;
 

@@ -59,6 +59,7 @@ impl Engine {
             .unwrap_or_default();
         names.extend(config.inbound.keys().cloned());
         names.extend(config.csv_drops.keys().cloned());
+        names.extend(config.rest_polls.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -100,6 +101,13 @@ impl Engine {
                     "connector": "csv_drop",
                     "transport": format!("CSV files in {}", drop.dir.display()),
                     "mappings": mappings_of(&drop.mappings),
+                }));
+            }
+            if let Some(poll) = config.rest_polls.get(&name) {
+                inbound.push(json!({
+                    "connector": "rest_poll",
+                    "transport": format!("HTTP GET {} every {} ms, by modification time", poll.url, poll.poll.as_millis()),
+                    "mappings": mappings_of(&poll.mappings),
                 }));
             }
             let calls_it = |calls: Calls| match calls {

@@ -124,6 +124,8 @@ pub struct Config {
     pub inbound: BTreeMap<String, crate::hooks::Inbound>,
     /// Sources whose records arrive as CSV files in a watched folder, by source name.
     pub csv_drops: BTreeMap<String, crate::csv_drop::CsvDrop>,
+    /// Sources read by polling a REST endpoint with a durable cursor.
+    pub rest_polls: BTreeMap<String, crate::rest_poll::RestPoll>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
     pub mappings: std::sync::Arc<pshub_mapping::Mappings>,
 }
@@ -158,6 +160,7 @@ impl Default for Config {
             crash_after: None,
             inbound: BTreeMap::new(),
             csv_drops: BTreeMap::new(),
+            rest_polls: BTreeMap::new(),
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }
     }

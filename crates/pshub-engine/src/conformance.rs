@@ -852,6 +852,30 @@ pub fn tokens_are_found_by_hash(store: &dyn Store) {
     assert_eq!(r.token("hash-2").unwrap(), None);
 }
 
+/// A connector's cursor reads back as last saved, one per name.
+pub fn cursors_read_back_as_last_saved(store: &dyn Store) {
+    let mut r = store.reader().unwrap();
+    assert_eq!(r.cursor("rest_poll:workday").unwrap(), None);
+    store
+        .save_cursor("rest_poll:workday", "2026-03-01T00:00:00Z", "t1")
+        .unwrap();
+    store
+        .save_cursor("rest_poll:salesforce", "2026-02-01T00:00:00Z", "t1")
+        .unwrap();
+    store
+        .save_cursor("rest_poll:workday", "2026-03-02T00:00:00Z", "t2")
+        .unwrap();
+    let mut r = store.reader().unwrap();
+    assert_eq!(
+        r.cursor("rest_poll:workday").unwrap().as_deref(),
+        Some("2026-03-02T00:00:00Z")
+    );
+    assert_eq!(
+        r.cursor("rest_poll:salesforce").unwrap().as_deref(),
+        Some("2026-02-01T00:00:00Z")
+    );
+}
+
 /// A consistent read sees one snapshot: what commits while it runs is not in it.
 pub fn a_consistent_read_sees_one_snapshot(store: &dyn Store) {
     let with_entry = |row_id: i64, id: &str| {
@@ -907,6 +931,7 @@ macro_rules! store_conformance_tests {
             id_blocks_never_overlap,
             lists_page_and_filter,
             tokens_are_found_by_hash,
+            cursors_read_back_as_last_saved,
             a_consistent_read_sees_one_snapshot,
         );
     };

@@ -66,6 +66,11 @@ impl Secret {
     fn bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The secret itself, for the one header that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Secret {

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod payroll;
 pub mod ports;
 pub mod resources;
+pub mod rest_poll;
 pub mod retry;
 pub mod routing;
 pub mod store;

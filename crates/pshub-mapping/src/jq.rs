@@ -63,6 +63,12 @@ impl Expr {
         }
     }
 
+    /// The expression's first value on a JSON value (`null` when it yields none).
+    pub fn first_of(&self, input: &serde_json::Value) -> Result<serde_json::Value, String> {
+        self.first(&Val::from(input.clone()))
+            .map(serde_json::Value::from)
+    }
+
     /// Whether the expression holds on `input` (jq's truth: neither `false` nor `null`).
     pub fn holds(&self, input: &Val) -> Result<bool, String> {
         Ok(!matches!(self.first(input)?, Val::Null | Val::Bool(false)))

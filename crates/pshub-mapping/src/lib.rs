@@ -48,7 +48,29 @@ const SHIPPED: &[(&str, &str)] = &[
         "payroll_bureau/actuals.v1.toml",
         include_str!("../../../mappings/payroll_bureau/actuals.v1.toml"),
     ),
+    (
+        "salesforce/account.v1.toml",
+        include_str!("../../../mappings/salesforce/account.v1.toml"),
+    ),
+    (
+        "workday/worker.v1.toml",
+        include_str!("../../../mappings/workday/worker.v1.toml"),
+    ),
+    (
+        "workday/worker_terminated.v1.toml",
+        include_str!("../../../mappings/workday/worker_terminated.v1.toml"),
+    ),
 ];
+
+/// A timestamp as systems write them: RFC 3339 (`2026-03-01T10:00:00Z`,
+/// `2026-03-01T10:00:00.000-08:00`), or ISO 8601 with an offset of four digits, as
+/// Salesforce writes `SystemModstamp` (`2026-03-01T10:00:00.000+0000`).
+pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
 
 /// Why a record did not map: the mapping and version, the field, the jq expression that
 /// failed and the value it found.
@@ -362,11 +384,10 @@ impl Mapping {
                     )))
                 }
                 Value::String(text) => {
-                    let at = chrono::DateTime::parse_from_rfc3339(text)
-                        .map_err(|_| fail("is not an RFC 3339 timestamp".into()))?;
+                    let at = parse_timestamp(text)
+                        .ok_or_else(|| fail("is not an RFC 3339 timestamp".into()))?;
                     Ok(Value::String(
-                        at.with_timezone(&chrono::Utc)
-                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                     ))
                 }
                 _ => Err(fail("is not a timestamp (Unix seconds or RFC 3339)".into())),

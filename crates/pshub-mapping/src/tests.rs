@@ -218,3 +218,15 @@ fn a_unit_divides_exactly_or_the_field_is_refused() {
         Err("does not divide exactly by 60".to_string())
     );
 }
+
+#[test]
+fn timestamps_are_read_as_rfc_3339_or_with_salesforces_offset() {
+    let utc = |text: &str| crate::parse_timestamp(text).map(|at| at.to_rfc3339());
+    let ten = Some("2026-03-01T10:00:00+00:00".to_string());
+    assert_eq!(utc("2026-03-01T10:00:00Z"), ten);
+    assert_eq!(utc("2026-03-01T10:00:00.000+0000"), ten);
+    assert_eq!(utc("2026-03-01T02:00:00.000-0800"), ten);
+    assert_eq!(utc("2026-03-01T02:00:00-08:00"), ten);
+    assert_eq!(utc("2026-03-01 10:00"), None);
+    assert_eq!(utc("2026-03-01"), None);
+}

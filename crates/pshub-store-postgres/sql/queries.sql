@@ -310,3 +310,10 @@ WHERE id > $1 AND (NOT $2 OR NOT checked) ORDER BY id LIMIT $3
 
 -- name: payroll_changed_by_load
 SELECT count(*) FROM payroll_actuals WHERE load_id = $1
+
+-- name: save_cursor
+INSERT INTO connector_cursors (name, cursor, saved_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, saved_at = excluded.saved_at
+
+-- name: cursor
+SELECT cursor FROM connector_cursors WHERE name = $1

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "line_roles",
         sql: include_str!("../sql/migrations/0003_line_roles.sql"),
     },
+    Migration {
+        version: 4,
+        name: "connector_cursors",
+        sql: include_str!("../sql/migrations/0004_connector_cursors.sql"),
+    },
 ];
 
 /// Held while migrating, so that processes starting together migrate one at a time.
@@ -417,6 +422,19 @@ impl Store for PostgresStore {
                 .bind(&token.role)
                 .bind(&token.name)
                 .bind(&token.created_at)
+                .execute(&self.pg.pool)
+                .await
+                .map(|_| ())
+                .map_err(pg)
+        })
+    }
+
+    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()> {
+        self.pg.block_on(async {
+            sqlx::query(q("save_cursor")?)
+                .bind(name)
+                .bind(cursor)
+                .bind(saved_at)
                 .execute(&self.pg.pool)
                 .await
                 .map(|_| ())

@@ -478,6 +478,12 @@ impl StoreReader for PostgresReader {
         self.one(sqlx::query(q("token_by_hash")?).bind(token_hash), token_row)
     }
 
+    fn cursor(&mut self, name: &str) -> Result<Option<String>> {
+        self.one(sqlx::query(q("cursor")?).bind(name), |r| {
+            sqlx::Row::try_get(r, 0)
+        })
+    }
+
     fn consistent(
         &mut self,
         read: &mut dyn FnMut(&mut dyn StoreReader) -> Result<()>,

@@ -347,3 +347,10 @@ WHERE id > ?1 AND (?2 = 0 OR checked = 0) ORDER BY id LIMIT ?3
 
 -- name: payroll_changed_by_load
 SELECT count(*) FROM payroll_actuals WHERE load_id = ?
+
+-- name: save_cursor
+INSERT INTO connector_cursors (name, cursor, saved_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, saved_at = excluded.saved_at
+
+-- name: cursor
+SELECT cursor FROM connector_cursors WHERE name = ?

@@ -34,6 +34,8 @@ pub enum Job {
         count: u32,
     },
     Token(TokenRow),
+    /// A connector's cursor: name, cursor, when saved.
+    Cursor([String; 3]),
     Payroll(Box<PayrollLoad>),
 }
 
@@ -150,7 +152,7 @@ fn failed(job: &Job, error: EngineError) -> JobResult {
         Job::Lease { .. } | Job::Claim(_) => JobResult::Claimed(Err(error)),
         Job::Renew { .. } => JobResult::Renewed(Err(error)),
         Job::Reserve { .. } => JobResult::Reserved(Err(error)),
-        Job::Token(_) => JobResult::Done(Err(error)),
+        Job::Token(_) | Job::Cursor(_) => JobResult::Done(Err(error)),
         Job::Payroll(_) => JobResult::Loaded(Err(error)),
     }
 }
@@ -243,6 +245,11 @@ fn run_job(conn: &Connection, job: &Job) -> JobResult {
             });
             JobResult::Loaded(loaded)
         }
+        Job::Cursor(cursor) => JobResult::Done(q("save_cursor").and_then(|sql| {
+            conn.execute(sql, params![cursor[0], cursor[1], cursor[2]])
+                .map(|_| ())
+                .map_err(db)
+        })),
         Job::Token(token) => JobResult::Done(q("insert_token").and_then(|sql| {
             conn.execute(
                 sql,

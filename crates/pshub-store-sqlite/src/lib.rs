@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "line_roles",
         sql: include_str!("../sql/migrations/0004_line_roles.sql"),
     },
+    Migration {
+        version: 5,
+        name: "connector_cursors",
+        sql: include_str!("../sql/migrations/0005_connector_cursors.sql"),
+    },
 ];
 
 pub(crate) fn queries() -> &'static Queries {
@@ -444,6 +449,14 @@ impl Store for SqliteStore {
 
     fn add_token(&self, token: &TokenRow) -> Result<()> {
         match self.group.run(Job::Token(token.clone())) {
+            JobResult::Done(done) => done,
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()> {
+        let job = Job::Cursor([name, cursor, saved_at].map(String::from));
+        match self.group.run(job) {
             JobResult::Done(done) => done,
             other => Err(other.unexpected()),
         }

@@ -420,6 +420,10 @@ impl StoreReader for SqliteReader {
         self.one("token_by_hash", &[&token_hash], token_row)
     }
 
+    fn cursor(&mut self, name: &str) -> Result<Option<String>> {
+        self.one("cursor", &[&name], |r| r.get(0))
+    }
+
     fn consistent(
         &mut self,
         read: &mut dyn FnMut(&mut dyn StoreReader) -> Result<()>,

@@ -257,6 +257,8 @@ pub trait StoreReader: Send {
     /// How many steps wait on a step that failed or is held.
     fn blocked_steps(&mut self) -> Result<u64>;
     fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>>;
+    /// Where the polling connector `name` has read to, as it saved it.
+    fn cursor(&mut self, name: &str) -> Result<Option<String>>;
     /// A trivial read: the store answers.
     fn ping(&mut self) -> Result<()>;
     /// Runs `read` on one snapshot of the store: every read it makes sees the same commits,
@@ -316,4 +318,8 @@ pub trait Store: Send + Sync {
     fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow>;
     /// Stores an API token by its hash.
     fn add_token(&self, token: &TokenRow) -> Result<()>;
+    /// Saves where the polling connector `name` has read to, replacing what it saved before.
+    /// A connector saves it after the events it read were committed, so that a crash
+    /// between the two reads them again (and the hub drops them as duplicates by id).
+    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()>;
 }

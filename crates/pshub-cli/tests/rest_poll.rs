@@ -1,0 +1,591 @@
+//! The polling REST connector as a deployment runs it: `pshub serve` with sources read by
+//! polling, against local stand-ins of two vendors' published APIs (vendor systems cannot
+//! be reached from here):
+//!
+//! - Salesforce's REST query API: `GET /services/data/v60.0/query?q=<SOQL>` answering
+//!   `{totalSize, done, records, nextRecordsUrl}`, the next pages at
+//!   `/services/data/v60.0/query/<locator>`, records with `attributes` and a
+//!   `SystemModstamp` such as `2026-03-01T10:00:00.000+0000`, a bearer session;
+//! - a Workday Report-as-a-Service report: `GET /ccx/service/customreport2/<tenant>/<owner>/
+//!   <report>?format=json&Updated_From=<prompt>` answering `{"Report_Entry": [...]}`.
+//!
+//! A window stopped by a SIGKILL between two pages is read again whole after the restart:
+//! no record is skipped (not even one Salesforce stamped earlier than the saved cursor, as
+//! a late commit does), none is taken twice. A Workday termination read from the report
+//! gates billing, and a 429 with `Retry-After` is waited out.
+
+mod support;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Records per page of the Salesforce stand-in (Salesforce's own is 2,000).
+const PAGE: usize = 2;
+const SF_TOKEN: &str = "00Dxx0000001gEF!stand-in-session";
+
+/// What the stand-ins hold and saw.
+#[derive(Default)]
+struct Vendors {
+    accounts: Vec<Value>,
+    workers: Vec<Value>,
+    /// Each query's results, by locator number, as Salesforce keeps a query cursor.
+    queries: Vec<Vec<Value>>,
+    /// A page that hangs while set (a source slow to answer): the page at this offset of
+    /// every query from this locator number on.
+    hold: Option<(usize, usize)>,
+    /// The next report call answers 429 with `Retry-After: 2`.
+    throttle_next: bool,
+    /// Each request: its path and query, and when it came.
+    requests: Vec<(String, Instant)>,
+}
+
+type Shared = Arc<Mutex<Vendors>>;
+
+fn modstamp(record: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
+    let text = record[field].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .unwrap()
+        .to_utc()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {SF_TOKEN}"))
+}
+
+fn invalid_session() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(
+            json!([{ "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }]),
+        ),
+    )
+        .into_response()
+}
+
+/// A page of a query's results from `offset`, as Salesforce writes it.
+fn query_page(locator: usize, results: &[Value], offset: usize) -> Value {
+    let end = (offset + PAGE).min(results.len());
+    let mut page = json!({
+        "totalSize": results.len(),
+        "done": end == results.len(),
+        "records": results[offset.min(end)..end],
+    });
+    if end < results.len() {
+        page["nextRecordsUrl"] = json!(format!(
+            "/services/data/v60.0/query/01gSTANDIN{locator}-{end}"
+        ));
+    }
+    page
+}
+
+async fn soql_query(
+    State(vendors): State<Shared>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return invalid_session();
+    }
+    let q = params.get("q").cloned().unwrap_or_default();
+    let mut v = vendors.lock().unwrap();
+    v.requests.push((format!("query?q={q}"), Instant::now()));
+    // The one query shape the poller sends: ... WHERE SystemModstamp >= <literal> ...
+    let Some(literal) = q
+        .split_once("SystemModstamp >= ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+    else {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!([{ "message": format!("unexpected query {q}"), "errorCode": "MALFORMED_QUERY" }]))).into_response();
+    };
+    let from = chrono::DateTime::parse_from_rfc3339(literal)
+        .unwrap()
+        .to_utc();
+    let mut results: Vec<Value> = v
+        .accounts
+        .iter()
+        .filter(|a| modstamp(a, "SystemModstamp") >= from)
+        .cloned()
+        .collect();
+    results.sort_by_key(|a| modstamp(a, "SystemModstamp"));
+    let locator = v.queries.len();
+    v.queries.push(results.clone());
+    axum::Json(query_page(locator, &results, 0)).into_response()
+}
+
+async fn soql_more(
+    State(vendors): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(locator): UrlPath<String>,
+) -> Response {
+    if !authorized(&headers) {
+        return invalid_session();
+    }
+    let (number, offset) = locator
+        .strip_prefix("01gSTANDIN")
+        .and_then(|rest| rest.split_once('-'))
+        .map(|(n, o)| (n.parse::<usize>().unwrap(), o.parse::<usize>().unwrap()))
+        .unwrap();
+    vendors
+        .lock()
+        .unwrap()
+        .requests
+        .push((format!("query/{locator}"), Instant::now()));
+    // A held page answers once released (or never, when the hub is killed meanwhile).
+    while vendors
+        .lock()
+        .unwrap()
+        .hold
+        .is_some_and(|(from, at)| number >= from && offset == at)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let v = vendors.lock().unwrap();
+    axum::Json(query_page(number, &v.queries[number], offset)).into_response()
+}
+
+async fn raas_report(
+    State(vendors): State<Shared>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut v = vendors.lock().unwrap();
+    v.requests.push(("report".into(), Instant::now()));
+    if std::mem::take(&mut v.throttle_next) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "2")],
+            "slow down",
+        )
+            .into_response();
+    }
+    let from = params
+        .get("Updated_From")
+        .map(|p| chrono::DateTime::parse_from_rfc3339(p).unwrap().to_utc())
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    let entries: Vec<&Value> = v
+        .workers
+        .iter()
+        .filter(|w| modstamp(w, "Last_Updated") >= from)
+        .collect();
+    axum::Json(json!({ "Report_Entry": entries })).into_response()
+}
+
+/// Starts the stand-ins on a free port; answers their base URL.
+async fn stand_ins(vendors: Shared) -> String {
+    let app = axum::Router::new()
+        .route("/services/data/v60.0/query", axum::routing::get(soql_query))
+        .route(
+            "/services/data/v60.0/query/{locator}",
+            axum::routing::get(soql_more),
+        )
+        .route(
+            "/ccx/service/customreport2/acme/ISU_pshub/Workers",
+            axum::routing::get(raas_report),
+        )
+        .with_state(vendors);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn account(id: &str, stamp: &str) -> Value {
+    json!({
+        "attributes": { "type": "Account", "url": format!("/services/data/v60.0/sobjects/Account/{id}") },
+        "Id": id, "Name": format!("Client {id}"), "BillingCountryCode": "DE", "CurrencyIsoCode": "EUR",
+        "Tax_ID__c": format!("DE{id}"), "SystemModstamp": stamp,
+    })
+}
+
+fn config(base: &str) -> String {
+    format!(
+        r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[owners]
+customer = "salesforce"
+worker = "workday"
+
+[sources.salesforce]
+connector = "rest_poll"
+url = "{base}/services/data/v60.0/query?q=SELECT+Id,Name,BillingCountryCode,CurrencyIsoCode,Tax_ID__c,SystemModstamp+FROM+Account+WHERE+SystemModstamp+%3E%3D+{{cursor}}+ORDER+BY+SystemModstamp"
+records = ".records"
+next = ".nextRecordsUrl"
+cursor = ".SystemModstamp"
+overlap_s = 300
+poll_ms = 100
+start = "2026-01-01T00:00:00Z"
+token = "{SF_TOKEN}"
+mapping = "salesforce/account.v1"
+
+[sources.workday]
+connector = "rest_poll"
+url = "{base}/ccx/service/customreport2/acme/ISU_pshub/Workers?format=json&Updated_From={{cursor}}"
+records = ".Report_Entry"
+cursor = ".Last_Updated"
+overlap_s = 300
+poll_ms = 100
+start = "2026-01-01T00:00:00Z"
+mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
+"#
+    )
+}
+
+async fn connector_events(api: &Api, source: &str, event: &str) -> f64 {
+    let text = api.get_text("/metrics").await.unwrap();
+    metric(
+        &text,
+        &format!("pshub_connector_events_total{{source=\"{source}\",event=\"{event}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+async fn until_windows(api: &Api, source: &str, at_least: f64) {
+    eventually(
+        "a window is read to its end",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let done = connector_events(api, source, "window_done").await;
+            if done >= at_least {
+                Ok(())
+            } else {
+                Err(format!("{done} windows done"))
+            }
+        },
+    )
+    .await
+}
+
+async fn until_accepted(api: &Api, source: &str, id: &str) {
+    eventually(
+        "the record's event is accepted",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match api.get(&format!("/v1/events/{source}/{id}")).await {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{id}: {other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_window_killed_between_pages_is_read_again_with_no_gap_and_no_double() {
+    let vendors: Shared = Arc::default();
+    let base = stand_ins(vendors.clone()).await;
+    {
+        let mut v = vendors.lock().unwrap();
+        for (id, stamp) in [
+            ("001A", "2026-03-01T10:00:00.000+0000"),
+            ("001B", "2026-03-01T10:01:00.000+0000"),
+            ("001C", "2026-03-01T10:02:00.000+0000"),
+        ] {
+            v.accounts.push(account(id, stamp));
+        }
+    }
+    let dir = TempDir::new("rest-poll-restart");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config(&base)).unwrap();
+    let start = |dir: &TempDir, log: &str| {
+        let server = serve(dir.path())
+            .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+            .log(dir.join(log))
+            .spawn();
+        wait_listening(server.port);
+        server
+    };
+    let mut server = start(&dir, "serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+
+    // The first window: two pages, three accounts; the cursor is saved at 10:02.
+    until_windows(&api, "salesforce", 1.0).await;
+    for id in [
+        "001A@2026-03-01T10:00:00.000+0000",
+        "001B@2026-03-01T10:01:00.000+0000",
+        "001C@2026-03-01T10:02:00.000+0000",
+    ] {
+        until_accepted(&api, "salesforce", id).await;
+    }
+    // Later changes, and one Salesforce stamped before the saved cursor (a late commit):
+    // the next window starts an overlap before 10:02 and so finds it. Its third page hangs.
+    {
+        let mut v = vendors.lock().unwrap();
+        for (id, stamp) in [
+            ("001L", "2026-03-01T10:01:30.000+0000"),
+            ("001D", "2026-03-01T10:03:00.000+0000"),
+            ("001E", "2026-03-01T10:04:00.000+0000"),
+            ("001F", "2026-03-01T10:05:00.000+0000"),
+        ] {
+            v.accounts.push(account(id, stamp));
+        }
+        v.hold = Some((v.queries.len(), 2 * PAGE));
+        v.requests.clear();
+    }
+    // The window of 09:57 on: 001A, 001B | 001L, 001C | 001D, 001E (held) | 001F. Its
+    // second page, with the late 001L, is committed before the hub is killed.
+    until_accepted(&api, "salesforce", "001L@2026-03-01T10:01:30.000+0000").await;
+    eventually(
+        "the hub asks for the held page",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || async {
+            let asked = vendors
+                .lock()
+                .unwrap()
+                .requests
+                .iter()
+                .any(|(r, _)| r.ends_with(&format!("-{}", 2 * PAGE)));
+            if asked { Ok(()) } else { Err("not yet".into()) }
+        },
+    )
+    .await;
+    let (_, before) = api.get("/v1/summary").await.unwrap();
+    server.kill();
+
+    // Killed mid-window. The source answers again; the hub starts again.
+    vendors.lock().unwrap().hold = None;
+    vendors.lock().unwrap().requests.clear();
+    let server = start(&dir, "serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    until_windows(&api, "salesforce", 2.0).await;
+    let stamps = [
+        ("001A", "10:00:00"),
+        ("001B", "10:01:00"),
+        ("001L", "10:01:30"),
+        ("001C", "10:02:00"),
+        ("001D", "10:03:00"),
+        ("001E", "10:04:00"),
+        ("001F", "10:05:00"),
+    ];
+    for (id, at) in stamps {
+        until_accepted(
+            &api,
+            "salesforce",
+            &format!("{id}@2026-03-01T{at}.000+0000"),
+        )
+        .await;
+    }
+    // The restarted window began where the saved cursor said, less the overlap: at 09:57.
+    let first = vendors
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .find(|(r, _)| r.starts_with("query?"))
+        .map(|(r, _)| r.clone())
+        .unwrap();
+    assert!(
+        first.contains("SystemModstamp >= 2026-03-01T09:57:00Z"),
+        "{first}"
+    );
+    let (_, summary) = api.get("/v1/summary").await.unwrap();
+    assert_eq!(
+        summary["accepted"], 7,
+        "each version of each account taken once: {summary} (before the kill: {before})"
+    );
+    assert!(
+        summary["duplicates_suppressed"].as_u64().unwrap() >= 3,
+        "what was read again came back as duplicates: {summary}"
+    );
+    let (status, customer) = api.get("/v1/customers/001F").await.unwrap();
+    assert_eq!(status, 200, "{customer}");
+}
+
+fn worker_entry(termination: &str, updated: &str) -> Value {
+    json!({
+        "Employee_ID": "21001", "Worker": "Logan McNeil", "Email_-_Work": "lmcneil@example.com",
+        "Hire_Date": "2024-01-08", "Termination_Date": termination, "Company_ID": "DE01",
+        "Region": "emea", "Cost_Center_ID": "CC-41000", "Job_Profile": "consultant",
+        "Management_Level": "G2", "Worker_Type": "Employee", "Last_Updated": updated,
+    })
+}
+
+fn psa_event(id: &str, event_type: &str, data: Value) -> Value {
+    json!({ "id": id, "source": "psa", "type": event_type, "schema_version": 1, "occurred_at": "2026-03-04T17:02:11Z", "data": data })
+}
+
+fn time_entry(entry: &str, date: &str) -> Value {
+    psa_event(
+        &format!("e-{entry}"),
+        "time_entry.approved",
+        json!({ "entry_id": entry, "worker_id": "21001", "project_code": "P-1", "work_date": date, "hours": "8", "billable": true }),
+    )
+}
+
+async fn worker_state(api: &Api) -> String {
+    match api.get("/v1/workers/21001").await {
+        Ok((200, worker)) => worker["status"].as_str().unwrap_or("").to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_waited_out() {
+    let vendors: Shared = Arc::default();
+    let base = stand_ins(vendors.clone()).await;
+    vendors
+        .lock()
+        .unwrap()
+        .workers
+        .push(worker_entry("", "2026-03-01T09:15:00.000-08:00"));
+    let dir = TempDir::new("rest-poll-workday");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config(&base)).unwrap();
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+
+    // The worker comes from the report; the project, its rate card and the staffing from
+    // the CRM and the PSA.
+    eventually(
+        "the report's worker is hired",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match worker_state(&api).await.as_str() {
+                "active" => Ok(()),
+                other => Err(other.to_string()),
+            }
+        },
+    )
+    .await;
+    let mut won = closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None);
+    won["data"]["customer"]["customer_id"] = json!("001A");
+    let results = api
+        .post_events(&[
+            psa_event(
+                "rc-1",
+                "rate_card.upserted",
+                json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+                    { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+                ] }),
+            ),
+            won,
+            psa_event(
+                "as-1",
+                "assignment.changed",
+                json!({ "assignment_id": "A-1", "version": 1, "worker_id": "21001", "project_code": "P-1",
+                        "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+
+    // Workday terminates the worker on the 15th; the report's next call is throttled first.
+    {
+        let mut v = vendors.lock().unwrap();
+        v.throttle_next = true;
+        v.requests.clear();
+        v.workers[0] = worker_entry("2026-03-15", "2026-03-16T07:40:00.000-07:00");
+    }
+    eventually(
+        "the report's termination is read",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match worker_state(&api).await.as_str() {
+                "terminated" => Ok(()),
+                other => Err(other.to_string()),
+            }
+        },
+    )
+    .await;
+    // The 429 asked for 2 s: the next call came no sooner, though the source polls every 100 ms.
+    {
+        let v = vendors.lock().unwrap();
+        let report: Vec<Instant> = v
+            .requests
+            .iter()
+            .filter(|(r, _)| r == "report")
+            .map(|(_, at)| *at)
+            .collect();
+        assert!(report.len() >= 2, "{:?}", v.requests);
+        let waited = report[1] - report[0];
+        assert!(
+            waited >= Duration::from_millis(1_950),
+            "Retry-After: 2 waited out, not {waited:?}"
+        );
+    }
+    assert_eq!(connector_events(&api, "workday", "throttled").await, 1.0);
+
+    let results = api
+        .post_events(&[
+            time_entry("T-14", "2026-03-14"),
+            time_entry("T-16", "2026-03-16"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+    let case = eventually(
+        "the entry after the termination is held",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let (_, cases) = api
+                .get("/v1/exceptions?kind=worker_inactive")
+                .await
+                .map_err(|e| e.to_string())?;
+            cases["items"]
+                .as_array()
+                .and_then(|items| items.first().cloned())
+                .ok_or_else(|| cases.to_string())
+        },
+    )
+    .await;
+    assert_eq!(case["business_key"], "T-16");
+    assert_eq!(
+        case["reason"],
+        "worker 21001 was terminated on 2026-03-15; the work is dated 2026-03-16"
+    );
+    let lines = |entry: &'static str| {
+        let api = &api;
+        async move {
+            let (_, body) = api
+                .get(&format!("/v1/invoice-lines?source_id={entry}"))
+                .await
+                .unwrap();
+            body["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    eventually(
+        "the entry before the termination is billed",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match lines("T-14").await {
+                1 => Ok(()),
+                n => Err(format!("{n} lines")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        lines("T-16").await,
+        0,
+        "nothing is billed after the termination"
+    );
+}
