@@ -75,6 +75,9 @@ struct FileSections {
     routes: Vec<RouteSection>,
     #[serde(default)]
     mappings: MappingsSection,
+    /// The NATS JetStream bus of a deployment of several processes (`nats://HOST:PORT`).
+    #[serde(default)]
+    bus: Option<Text>,
 }
 
 /// `[sources] allowed = ["crm", ...]`, or one `[sources.<name>]` table per system (where
@@ -604,6 +607,11 @@ impl ConfigFile {
                 },
             ));
         }
+        if let Some(bus) = &file.bus
+            && let Err(why) = crate::wiring::check_bus_url(bus.get_ref())
+        {
+            errors.push(format!("{}: bus {why}", self.at(bus.span())));
+        }
         for form in &file.customers.legal_forms {
             if form.get_ref().trim().is_empty() {
                 errors.push(format!(
@@ -625,6 +633,13 @@ impl ConfigFile {
             config.inbound = config_sources::inbound(&sources.named);
             config.csv_drops = config_sources::csv_drops(&sources.named, self.folder());
             config.rest_polls = config_sources::rest_polls(&sources.named);
+        }
+        if let Some(bus) = &file.bus {
+            config.bus = Some(pshub_engine::config::Bus {
+                url: bus.get_ref().clone(),
+                ack_wait: crate::wiring::DEFAULT_BUS_ACK_WAIT,
+                namespace: pshub_engine::config::Bus::DEFAULT_NAMESPACE.to_string(),
+            });
         }
         if let Ok(mappings) = config_sources::mappings(&file.mappings, self.folder()) {
             config.mappings = std::sync::Arc::new(mappings);
@@ -743,6 +758,10 @@ impl ConfigFile {
     }
 
     /// Whether the file sets these (so that the environment's fallbacks stay out).
+    pub fn sets_bus(&self) -> bool {
+        self.file.bus.is_some()
+    }
+
     pub fn sets_sources(&self) -> bool {
         self.file.sources.is_some()
     }
@@ -1010,6 +1029,32 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), 10, "{errors:?}");
+    }
+
+    #[test]
+    fn the_bus_is_a_nats_url_checked_with_its_line() {
+        let path = write(
+            "bus",
+            "bus = \"nats://10.0.0.5:4222,nats://10.0.0.6:4222\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let bus = config.bus.expect("a bus");
+        assert_eq!(bus.url, "nats://10.0.0.5:4222,nats://10.0.0.6:4222");
+        assert_eq!(bus.events_subjects(), "pshub.events.>");
+        assert_eq!(bus.events_stream(), "PSHUB_EVENTS");
+        assert_eq!(bus.consumer(), "pshub-hub");
+        let path = write("bus-bad", "\nbus = \"http://10.0.0.5:4222\"\n");
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "{}:2: bus 'http://10.0.0.5:4222' is not a NATS URL",
+                path.display()
+            )),
+            "{errors:?}"
+        );
     }
 
     #[test]

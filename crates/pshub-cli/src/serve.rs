@@ -51,6 +51,13 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the CSV drop of {source}"))?,
         );
     }
+    // Events on the bus, when the deployment has one.
+    if let Some(bus) = engine.config().bus.clone() {
+        workers.push(
+            pshub_bus_nats::spawn_inbound(engine.clone(), bus, stop.clone())
+                .map_err(|e| anyhow::anyhow!("cannot consume the bus: {e}"))?,
+        );
+    }
     // The sources read by polling.
     for (source, poll) in engine.config().rest_polls.clone() {
         let poller = pshub_connectors::rest_poll::Poller::new(engine.clone(), &source, poll)

@@ -1,5 +1,5 @@
 //! The dependency direction of ARCHITECTURE.md, checked: model <- mapping <- engine <- store,
-//! connectors <- api <- cli and model <- reconcile <- cli, and no database, HTTP or broker
+//! connectors, bus <- api <- cli and model <- reconcile <- cli, and no database, HTTP or broker
 //! crate at the engine level or below, nor in the mappings or the reconciliation.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pshub-store-sqlite", &["pshub-model", "pshub-engine"]),
     ("pshub-store-postgres", &["pshub-model", "pshub-engine"]),
     ("pshub-connectors", &["pshub-model", "pshub-engine"]),
+    ("pshub-bus-nats", &["pshub-engine"]),
     ("pshub-api", &["pshub-model", "pshub-engine"]),
     ("pshub-reconcile", &["pshub-model"]),
     (
@@ -24,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pshub-store-sqlite",
             "pshub-store-postgres",
             "pshub-connectors",
+            "pshub-bus-nats",
             "pshub-api",
             "pshub-reconcile",
         ],

@@ -54,6 +54,37 @@ pub struct Overtime {
     pub bill_multiplier: Decimal,
 }
 
+/// The event bus of a deployment of several hub processes (`bus = "nats://..."`): where it
+/// is, and how long a message taken but not acknowledged waits before it is delivered again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bus {
+    pub url: String,
+    pub ack_wait: Duration,
+    /// The first token of the bus's subjects and the name of its stream and consumer
+    /// (`pshub`: `pshub.events.>`, `PSHUB_EVENTS`, `pshub-hub`), so that two deployments,
+    /// a staging and a production hub, can share one NATS server.
+    pub namespace: String,
+}
+
+impl Bus {
+    pub const DEFAULT_NAMESPACE: &str = "pshub";
+
+    /// The subjects inbound events are published on.
+    pub fn events_subjects(&self) -> String {
+        format!("{}.events.>", self.namespace)
+    }
+
+    /// The stream that holds them.
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.namespace.to_uppercase())
+    }
+
+    /// The durable consumer every hub process shares.
+    pub fn consumer(&self) -> String {
+        format!("{}-hub", self.namespace)
+    }
+}
+
 /// What a downstream target must not see as it is: fields dropped, hashed or masked.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Masking {
@@ -124,6 +155,9 @@ pub struct Config {
     pub inbound: BTreeMap<String, crate::hooks::Inbound>,
     /// Sources whose records arrive as CSV files in a watched folder, by source name.
     pub csv_drops: BTreeMap<String, crate::csv_drop::CsvDrop>,
+    /// The NATS JetStream bus, when the deployment has one (else events come only through
+    /// the hub's own doors).
+    pub bus: Option<Bus>,
     /// Sources read by polling a REST endpoint with a durable cursor.
     pub rest_polls: BTreeMap<String, crate::rest_poll::RestPoll>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
@@ -161,6 +195,7 @@ impl Default for Config {
             inbound: BTreeMap::new(),
             csv_drops: BTreeMap::new(),
             rest_polls: BTreeMap::new(),
+            bus: None,
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }
     }

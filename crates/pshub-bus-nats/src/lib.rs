@@ -1,0 +1,198 @@
+//! NATS JetStream as the hub's event bus, for deployments of several hub processes
+//! (`bus = "nats://..."` or `PSHUB_BUS`; the default stays in-process).
+//!
+//! **Inbound.** Systems publish canonical events, one JSON envelope a message, on
+//! `pshub.events.<source>`. The stream `PSHUB_EVENTS` holds them; one durable pull
+//! consumer, `pshub-hub`, is shared by every hub process (`pshub` is the bus's namespace,
+//! `PSHUB_BUS_NAMESPACE`), so that each message goes to one
+//! of them. A process takes a batch, submits it to its engine as `POST /v1/events` does, and
+//! acknowledges each message **only after the batch is committed**. A process that dies
+//! between receipt and commit acknowledges nothing: after the consumer's ack wait the
+//! messages are delivered again, to it or another process, and applied once (the inbox's
+//! `(source, event_id)` is unique; a redelivery of what was committed is a duplicate). A
+//! batch whose commit fails is negatively acknowledged and redelivered after a second. A
+//! message that is not a valid event is committed to the quarantine like a bad request
+//! body, and acknowledged: nothing accepted is lost, and nothing is retried forever.
+//!
+//! Invariant: the engine never depends on this crate; it sees only `Engine::submit_texts`.
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
+use async_nats::jetstream::{self, AckKind};
+use futures_util::StreamExt;
+use pshub_engine::Engine;
+use pshub_engine::config::Bus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The most messages one batch takes (one commit).
+const BATCH: usize = 500;
+/// How long a fetch waits for messages before it looks at `stop` again.
+const FETCH_WAIT: Duration = Duration::from_millis(500);
+/// What the metrics and the log call the bus.
+const SOURCE: &str = "bus";
+
+/// What the consumer does, each logged and counted (`pshub_connector_events_total`).
+enum BusEvent<'a> {
+    /// A batch was committed and acknowledged.
+    Batch { messages: usize, redelivered: usize },
+    /// A batch's commit failed; its messages are delivered again.
+    Nak { messages: usize, why: &'a str },
+    /// The server could not be reached or answered an error.
+    Trouble { what: &'a str },
+}
+
+impl BusEvent<'_> {
+    fn emit(&self, engine: &Engine) {
+        let name = match self {
+            BusEvent::Batch {
+                messages,
+                redelivered,
+            } => {
+                tracing::debug!(
+                    messages,
+                    redelivered,
+                    "bus: batch committed and acknowledged"
+                );
+                let metrics = engine.metrics();
+                for _ in 0..*redelivered {
+                    metrics.connector_event(SOURCE, "redelivered");
+                }
+                "batch"
+            }
+            BusEvent::Nak { messages, why } => {
+                tracing::warn!(messages, why, "bus: batch not committed; delivered again");
+                "nak"
+            }
+            BusEvent::Trouble { what } => {
+                tracing::warn!(what, "bus: trouble");
+                "trouble"
+            }
+        };
+        engine.metrics().connector_event(SOURCE, name);
+    }
+}
+
+/// The stream and the shared consumer, created when missing (every process may do it: the
+/// same configuration is idempotent).
+pub async fn consumer(bus: &Bus) -> Result<PullConsumer, String> {
+    let client = async_nats::connect(&bus.url)
+        .await
+        .map_err(|e| format!("cannot reach the bus at {}: {e}", bus.url))?;
+    let js = jetstream::new(client);
+    let (name, consumer) = (bus.events_stream(), bus.consumer());
+    let stream = js
+        .get_or_create_stream(StreamConfig {
+            name: name.clone(),
+            subjects: vec![bus.events_subjects()],
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("the stream {name}: {e}"))?;
+    stream
+        .get_or_create_consumer(
+            &consumer,
+            pull::Config {
+                durable_name: Some(consumer.clone()),
+                filter_subject: bus.events_subjects(),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ack_wait: bus.ack_wait,
+                max_deliver: -1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("the consumer {consumer}: {e}"))
+}
+
+/// Consumes the inbound stream on a thread of its own until `stop` is set. Fails when the
+/// bus cannot be reached at start; later outages are waited out.
+pub fn spawn_inbound(
+    engine: Arc<Engine>,
+    bus: Bus,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the bus's runtime: {e}"))?;
+    let consumer = runtime.block_on(consumer(&bus))?;
+    tracing::info!(url = %bus.url, stream = bus.events_stream(), consumer = bus.consumer(), "bus: consuming");
+    std::thread::Builder::new()
+        .name("bus-inbound".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(what) = runtime.block_on(take_batch(&engine, &consumer)) {
+                    BusEvent::Trouble { what: &what }.emit(&engine);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the bus's thread: {e}"))
+}
+
+/// Takes one batch: commits it, then acknowledges each of its messages.
+async fn take_batch(engine: &Arc<Engine>, consumer: &PullConsumer) -> Result<(), String> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(BATCH)
+        .expires(FETCH_WAIT)
+        .messages()
+        .await
+        .map_err(|e| format!("fetch: {e}"))?;
+    let mut messages = Vec::new();
+    while let Some(message) = batch.next().await {
+        messages.push(message.map_err(|e| format!("fetch: {e}"))?);
+    }
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let redelivered = messages
+        .iter()
+        .filter(|m| m.info().is_ok_and(|info| info.delivered > 1))
+        .count();
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    let submitting = engine.clone();
+    let committed = tokio::task::spawn_blocking(move || submitting.submit_texts(texts))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match committed {
+        Ok(_) => {
+            for message in &messages {
+                // A lost acknowledgement only means a redelivery, which is a duplicate.
+                if let Err(e) = message.ack().await {
+                    BusEvent::Trouble {
+                        what: &format!("ack: {e}"),
+                    }
+                    .emit(engine);
+                }
+            }
+            BusEvent::Batch {
+                messages: messages.len(),
+                redelivered,
+            }
+            .emit(engine);
+        }
+        Err(why) => {
+            for message in &messages {
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            BusEvent::Nak {
+                messages: messages.len(),
+                why: &why,
+            }
+            .emit(engine);
+        }
+    }
+    Ok(())
+}

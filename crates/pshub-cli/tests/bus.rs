@@ -1,0 +1,241 @@
+//! NATS JetStream as the bus, against the NATS server of the machine (127.0.0.1:4222, with
+//! JetStream; `.ci/run` starts it when it does not answer): events published on
+//! `<namespace>.events.<source>` are consumed by the one durable consumer every hub process
+//! shares, and acknowledged only after their commit.
+//!
+//! - A hub killed between receipt and commit (its store held locked by another process,
+//!   so that it has taken a batch it cannot commit) acknowledged nothing: after the restart
+//!   every message is delivered again and applied once.
+//! - Two hub processes on one PostgreSQL store share the consumer: each takes part of the
+//!   stream, and together they apply every event once.
+//!
+//! Each test has a namespace of its own, so that tests running at once share no stream.
+
+mod support;
+
+use async_nats::jetstream::{self, consumer::pull};
+use pshub_store_postgres::testing::TestDatabase;
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+const NATS: &str = "nats://127.0.0.1:4222";
+
+fn hired(i: usize) -> String {
+    json!({
+        "id": format!("hire-{i}"), "source": "hris", "type": "worker.hired", "schema_version": 1,
+        "occurred_at": "2026-03-04T17:02:11Z",
+        "data": { "worker_id": format!("W-{i}"), "effective_date": "2025-01-01", "legal_entity": "DE01",
+                  "region": "emea", "role": "consultant" }
+    })
+    .to_string()
+}
+
+/// The server's JetStream, the namespace's stream removed (a test run before left it).
+async fn jetstream_for(namespace: &str) -> jetstream::Context {
+    let client = async_nats::connect(NATS)
+        .await
+        .unwrap_or_else(|e| panic!("NATS does not answer on {NATS} ({e}); .ci/run starts it"));
+    let js = jetstream::new(client);
+    let _ = js
+        .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
+        .await;
+    js
+}
+
+/// Publishes `count` events and waits for the stream to have each (in runs of 500: the
+/// client allows only so many acknowledgements outstanding).
+async fn publish(js: &jetstream::Context, namespace: &str, count: usize) {
+    for run in (0..count).collect::<Vec<_>>().chunks(500) {
+        let mut acks = Vec::with_capacity(run.len());
+        for i in run {
+            let ack = js
+                .publish(format!("{namespace}.events.hris"), hired(*i).into())
+                .await
+                .unwrap();
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    }
+}
+
+/// The shared consumer's (pending, acknowledgement pending) counts.
+async fn consumer_counts(js: &jetstream::Context, namespace: &str) -> (u64, usize) {
+    let stream = js
+        .get_stream(format!("{}_EVENTS", namespace.to_uppercase()))
+        .await
+        .unwrap();
+    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_consumer(&format!("{namespace}-hub"))
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    (info.num_pending, info.num_ack_pending)
+}
+
+async fn bus_count(api: &Api, event: &str) -> f64 {
+    let text = api.get_text("/metrics").await.unwrap();
+    metric(
+        &text,
+        &format!("pshub_connector_events_total{{source=\"bus\",event=\"{event}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+async fn until_accepted(api: &Api, count: u64) -> serde_json::Value {
+    eventually(
+        "every event on the stream is applied",
+        Duration::from_secs(90),
+        Duration::from_millis(50),
+        || async {
+            let (_, summary) = api.get("/v1/summary").await.map_err(|e| e.to_string())?;
+            if summary["accepted"].as_u64() == Some(count) {
+                Ok(summary)
+            } else {
+                Err(summary.to_string())
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_applies_them_once() {
+    const COUNT: usize = 2_000;
+    let namespace = format!("t{}kill", std::process::id());
+    let js = jetstream_for(&namespace).await;
+    let dir = TempDir::new("bus-kill");
+    let start = |log: &str| {
+        let server = serve(dir.path())
+            .env("PSHUB_BUS", NATS)
+            .env("PSHUB_BUS_NAMESPACE", &namespace)
+            .env("PSHUB_BUS_ACK_WAIT_S", "2")
+            .log(dir.join(log))
+            .spawn();
+        wait_listening(server.port);
+        server
+    };
+    let mut server = start("serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+
+    // Another process holds the store's write lock: the hub can take messages but not
+    // commit them.
+    let database = dir.join(pshub_store_sqlite::DB_FILE);
+    let mut lock = Command::new("sqlite3")
+        .arg(&database)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    {
+        use std::io::Write;
+        let stdin = lock.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN EXCLUSIVE;").unwrap();
+        writeln!(stdin, "SELECT 'locked';").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+    }
+    publish(&js, &namespace, COUNT).await;
+    eventually(
+        "the hub has taken messages it has not acknowledged",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match consumer_counts(&js, &namespace).await {
+                (_, pending) if pending > 0 => Ok(()),
+                counts => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let (_, summary) = api.get("/v1/summary").await.unwrap();
+    assert_eq!(summary["accepted"], 0, "nothing was committed: {summary}");
+    server.kill();
+    lock.kill().unwrap();
+    lock.wait().unwrap();
+
+    let server = start("serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    let summary = until_accepted(&api, COUNT as u64).await;
+    assert_eq!(
+        summary["duplicates_suppressed"], 0,
+        "nothing had been committed, so nothing comes twice: {summary}"
+    );
+    assert!(
+        bus_count(&api, "redelivered").await >= 1.0,
+        "what the killed hub had taken came again"
+    );
+    eventually(
+        "every message is acknowledged",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match consumer_counts(&js, &namespace).await {
+                (0, 0) => Ok(()),
+                counts => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let (status, worker) = api
+        .get(&format!("/v1/workers/W-{}", COUNT - 1))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{worker}");
+    let _ = js
+        .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
+        .await;
+}
+
+#[tokio::test]
+async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
+    const COUNT: usize = 6_000;
+    let namespace = format!("t{}two", std::process::id());
+    let js = jetstream_for(&namespace).await;
+    let database = TestDatabase::create("bus_two_hubs");
+    let dir = TempDir::new("bus-two");
+    let servers: Vec<_> = (0..2)
+        .map(|i| {
+            let server = serve(&dir.join(&format!("hub-{i}")))
+                .store(&database.url)
+                .env("PSHUB_BUS", NATS)
+                .env("PSHUB_BUS_NAMESPACE", &namespace)
+                .log(dir.join(&format!("hub-{i}.log")))
+                .spawn();
+            wait_listening(server.port);
+            server
+        })
+        .collect();
+    let token = create_token(&dir.join("token"), Some(&database.url), "admin", None);
+    let client = reqwest::Client::new();
+    let hubs: Vec<Api> = servers
+        .iter()
+        .map(|s| Api::new(&client, &s.base, &token))
+        .collect();
+
+    publish(&js, &namespace, COUNT).await;
+    let summary = until_accepted(&hubs[0], COUNT as u64).await;
+    assert_eq!(summary["duplicates_suppressed"], 0, "{summary}");
+    for (i, hub) in hubs.iter().enumerate() {
+        assert!(
+            bus_count(hub, "batch").await >= 1.0,
+            "hub {i} took part of the stream"
+        );
+    }
+    let (_, other) = hubs[1].get("/v1/summary").await.unwrap();
+    assert_eq!(other["accepted"], COUNT, "both read one store: {other}");
+    let _ = js
+        .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
+        .await;
+}
