@@ -12,6 +12,7 @@
 
 use crate::config_connectors::{self, ConnectorSection, RoleSection, RouteSection};
 use crate::config_sources::{self, MappingsSection, SourceSection};
+use crate::config_targets;
 use anyhow::{Context, Result, bail};
 use pshub_engine::Config;
 use pshub_engine::config::{LegalEntity, Masking, Overtime, Region};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
 /// A configuration file as read: its settings, where each came from, and its folder.
@@ -75,6 +77,9 @@ struct FileSections {
     routes: Vec<RouteSection>,
     #[serde(default)]
     mappings: MappingsSection,
+    /// Systems called through their REST API (`[targets.<name>]`).
+    #[serde(default)]
+    targets: BTreeMap<String, config_targets::TargetSection>,
     /// The NATS JetStream bus of a deployment of several processes (`nats://HOST:PORT`).
     #[serde(default)]
     bus: Option<Text>,
@@ -607,6 +612,10 @@ impl ConfigFile {
                 },
             ));
         }
+        errors.extend(config_targets::check(&file.targets, |name| {
+            let at = self.text.find(&format!("targets.{name}")).unwrap_or(0);
+            self.at(at..at)
+        }));
         if let Some(bus) = &file.bus
             && let Err(why) = crate::wiring::check_bus_url(bus.get_ref())
         {
@@ -738,7 +747,20 @@ impl ConfigFile {
         if let Some(psa) = &file.psa.connector {
             config.psa_system = config_connectors::psa_system(psa.get_ref());
         }
+        if let Some(crm) = config_targets::crm_target(&file.targets) {
+            config.crm_system = crm;
+        }
         config.routes = config_connectors::routes(&file.routes);
+    }
+
+    /// The REST targets the file configures, connected, by name.
+    pub fn targets(
+        &self,
+    ) -> std::result::Result<
+        Vec<(String, Arc<pshub_connectors::salesforce_crm::SalesforceCrm>)>,
+        String,
+    > {
+        config_targets::connect(&self.file.targets)
     }
 
     /// Every connector the file configures, by name.
@@ -1058,6 +1080,52 @@ mod tests {
     }
 
     #[test]
+    fn a_rest_target_takes_the_crm_role_and_its_checks_name_their_lines() {
+        let path = write(
+            "targets",
+            "[targets.salesforce]\nconnector = \"rest\"\napi = \"salesforce\"\nrole = \"crm\"\nurl = \"https://acme.my.salesforce.com\"\nauth = \"oauth2\"\ntoken_url = \"https://acme.my.salesforce.com/services/oauth2/token\"\nclient_id = \"app\"\nclient_secret = \"s\"\nrate_per_s = 20\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.crm_system, "salesforce");
+        let targets = file.targets().unwrap();
+        assert_eq!(targets.len(), 1);
+        let described = pshub_engine::ports::Crm::describe(&*targets[0].1);
+        assert_eq!(described["auth"], "oauth2_client_credentials");
+        assert_eq!(described["rate_per_s"], 20);
+        assert!(
+            !described.to_string().contains("\"s\""),
+            "no secret shown: {described}"
+        );
+
+        let path = write(
+            "targets-bad",
+            "[targets.sf]\nconnector = \"soap\"\nrole = \"crm\"\nurl = \"ftp://x\"\nauth = \"oauth2\"\nrate_per_s = 0\ntimeout_ms = 5\n\n[targets.other]\nconnector = \"rest\"\napi = \"salesforce\"\nrole = \"crm\"\nurl = \"http://x\"\nauth = \"api_key\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            format!("{name}:9: [targets.other] auth \"api_key\" needs api_key"),
+            format!("{name}:1: [targets.sf] connector 'soap' is not known"),
+            format!("{name}:1: [targets.sf] gives no api"),
+            format!("{name}:1: [targets.sf] url 'ftp://x' is not an http"),
+            format!("{name}:1: [targets.sf] auth \"oauth2\" needs token_url"),
+            format!("{name}:1: [targets.sf] auth \"oauth2\" needs client_id"),
+            format!("{name}:1: [targets.sf] auth \"oauth2\" needs client_secret"),
+            format!("{name}:1: [targets.sf] rate_per_s 0 is out of bounds"),
+            format!("{name}:1: [targets.sf] timeout_ms 5 is out of bounds"),
+            format!("{name}:1: targets other, sf all take the role crm"),
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 10, "{errors:?}");
+    }
+
+    #[test]
     fn a_sources_section_that_names_no_system_is_an_error() {
         let path = write(
             "no-sources",
@@ -1351,6 +1419,7 @@ mod example {
             "STRIPE_WEBHOOK_SECRET" => Some("whsec_example".to_string()),
             "PSA_WEBHOOK_SECRET" => Some("psa-example".to_string()),
             "SALESFORCE_TOKEN" | "WORKDAY_TOKEN" => Some("token".to_string()),
+            "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" => Some("app".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
@@ -1362,6 +1431,7 @@ mod example {
             config.rest_polls.keys().collect::<Vec<_>>(),
             ["salesforce", "workday"]
         );
+        assert_eq!(config.crm_system, "salesforce");
         assert!(
             config.csv_drops["bureau"]
                 .dir

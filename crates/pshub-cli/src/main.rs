@@ -5,6 +5,7 @@ mod bench_generate;
 mod config_connectors;
 mod config_file;
 mod config_sources;
+mod config_targets;
 mod demo;
 mod demo_costing;
 mod invoice;

@@ -7,7 +7,9 @@
 //! - `tryton`: Tryton 8.2 as the ERP, over JSON-RPC (docs/TRYTON.md);
 //! - `legacy_table`: a legacy ERP reached through a PostgreSQL table (docs/ROUTING.md);
 //! - `csv_drop`: a watched folder of CSV files per source (docs/CONNECTORS.md);
-//! - `rest_poll`: a REST source polled with a durable cursor (docs/CONNECTORS.md).
+//! - `rest_poll`: a REST source polled with a durable cursor (docs/CONNECTORS.md);
+//! - `rest_target`: an outbound REST target (OAuth2 client credentials or an API key, a rate
+//!   budget, `Retry-After`), and `salesforce_crm`, Salesforce as the CRM on it.
 //!
 //! Invariant: a connector depends on the model and the engine's ports, never the other way
 //! round.
@@ -15,6 +17,8 @@
 pub mod csv_drop;
 pub mod legacy_table;
 pub mod rest_poll;
+pub mod rest_target;
+pub mod salesforce_crm;
 pub mod sandbox;
 pub mod tryton;
 

@@ -1,0 +1,188 @@
+//! `[targets.<name>]`: systems the hub calls through their REST API (the outbound REST
+//! target), each taking a role whose operations its vendor adapter speaks. Checked with
+//! their lines like the rest of the file.
+//!
+//! ```toml
+//! [targets.salesforce]
+//! connector = "rest"
+//! api = "salesforce"              # the vendor API the operations are written for
+//! role = "crm"                    # the hub's CRM: write-backs and invoice statuses
+//! url = "https://acme.my.salesforce.com"
+//! auth = "oauth2"                 # or "api_key", "none"
+//! token_url = "https://acme.my.salesforce.com/services/oauth2/token"
+//! client_id = "${SALESFORCE_CLIENT_ID}"
+//! client_secret = "${SALESFORCE_CLIENT_SECRET}"
+//! rate_per_s = 20                 # at most 20 calls a second, shared by all work for it
+//! timeout_ms = 30000
+//! ```
+
+use pshub_connectors::rest_target::{Auth, RestClient, RestTargetConfig};
+use pshub_connectors::salesforce_crm::SalesforceCrm;
+use pshub_engine::hooks::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONNECTORS: &[&str] = &["rest"];
+const APIS: &[&str] = &["salesforce"];
+const ROLES: &[&str] = &["crm"];
+const DEFAULT_TIMEOUT_MS: i64 = 30_000;
+const DEFAULT_API_KEY_HEADER: &str = "X-Api-Key";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    connector: Option<String>,
+    api: Option<String>,
+    role: Option<String>,
+    url: Option<String>,
+    auth: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    api_key: Option<String>,
+    api_key_header: Option<String>,
+    rate_per_s: Option<i64>,
+    timeout_ms: Option<i64>,
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// Every error of the targets; `at(name)` says where a target's table is.
+pub fn check(
+    targets: &BTreeMap<String, TargetSection>,
+    at: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut crm = Vec::new();
+    for (name, t) in targets {
+        let at = at(name);
+        let mut fail = |what: String| errors.push(format!("{at}: [targets.{name}] {what}"));
+        let one_of = |value: Option<&str>, key: &str, allowed: &[&str]| match value {
+            None => Some(format!("gives no {key}: one of {}", allowed.join(", "))),
+            Some(v) if !allowed.contains(&v) => Some(format!(
+                "{key} '{v}' is not known; one of {}",
+                allowed.join(", ")
+            )),
+            Some(_) => None,
+        };
+        for error in [
+            one_of(t.connector.as_deref(), "connector", CONNECTORS),
+            one_of(t.api.as_deref(), "api", APIS),
+            one_of(t.role.as_deref(), "role", ROLES),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fail(error);
+        }
+        if t.role.as_deref() == Some("crm") {
+            crm.push(name.clone());
+        }
+        match t.url.as_deref() {
+            None => fail("gives no url: where the API is".into()),
+            Some(url) if !is_http(url) => {
+                fail(format!("url '{url}' is not an http:// or https:// URL"))
+            }
+            Some(_) => {}
+        }
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match t.auth.as_deref().unwrap_or("none") {
+            "none" => {}
+            "oauth2" => {
+                for (key, value) in [
+                    ("token_url", &t.token_url),
+                    ("client_id", &t.client_id),
+                    ("client_secret", &t.client_secret),
+                ] {
+                    if !given(value) {
+                        fail(format!("auth \"oauth2\" needs {key}"));
+                    }
+                }
+                if let Some(url) = t.token_url.as_deref()
+                    && !is_http(url)
+                {
+                    fail(format!(
+                        "token_url '{url}' is not an http:// or https:// URL"
+                    ));
+                }
+            }
+            "api_key" => {
+                if !given(&t.api_key) {
+                    fail("auth \"api_key\" needs api_key".into());
+                }
+            }
+            other => fail(format!(
+                "auth '{other}' is not a scheme; use \"oauth2\", \"api_key\" or \"none\""
+            )),
+        }
+        if let Some(rate) = t.rate_per_s
+            && !(1..=10_000).contains(&rate)
+        {
+            fail(format!("rate_per_s {rate} is out of bounds: 1 to 10000"));
+        }
+        if let Some(ms) = t.timeout_ms
+            && !(100..=600_000).contains(&ms)
+        {
+            fail(format!("timeout_ms {ms} is out of bounds: 100 to 600000"));
+        }
+    }
+    if crm.len() > 1 {
+        errors.push(format!(
+            "{}: targets {} all take the role crm; one system is the CRM",
+            at(&crm[1]),
+            crm.join(", ")
+        ));
+    }
+    errors
+}
+
+/// The target that takes the CRM role, if any.
+pub fn crm_target(targets: &BTreeMap<String, TargetSection>) -> Option<String> {
+    targets
+        .iter()
+        .find(|(_, t)| t.role.as_deref() == Some("crm"))
+        .map(|(name, _)| name.clone())
+}
+
+/// The targets' clients, by name (the file was checked).
+pub fn connect(
+    targets: &BTreeMap<String, TargetSection>,
+) -> Result<Vec<(String, Arc<SalesforceCrm>)>, String> {
+    let mut connected = Vec::new();
+    for (name, t) in targets {
+        let secret = |v: &Option<String>| Secret::new(v.clone().unwrap_or_default());
+        let auth = match t.auth.as_deref() {
+            Some("oauth2") => Auth::OAuth2 {
+                token_url: t.token_url.clone().unwrap_or_default(),
+                client_id: t.client_id.clone().unwrap_or_default(),
+                client_secret: secret(&t.client_secret),
+                scope: t.scope.clone(),
+            },
+            Some("api_key") => Auth::ApiKey {
+                header: t
+                    .api_key_header
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_string()),
+                key: secret(&t.api_key),
+            },
+            _ => Auth::None,
+        };
+        let client = RestClient::new(RestTargetConfig {
+            name: name.clone(),
+            base_url: t.url.clone().unwrap_or_default(),
+            auth,
+            rate_per_s: t.rate_per_s.and_then(|r| u32::try_from(r).ok()),
+            timeout: Duration::from_millis(
+                u64::try_from(t.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)).unwrap_or(30_000),
+            ),
+        })
+        .map_err(|e| format!("[targets.{name}]: {e}"))?;
+        connected.push((name.clone(), Arc::new(SalesforceCrm::new(client))));
+    }
+    Ok(connected)
+}

@@ -1,0 +1,386 @@
+//! The outbound REST target as a deployment runs it: `pshub serve` whose CRM is Salesforce
+//! (`[targets.salesforce] connector = "rest"`, `api = "salesforce"`, `role = "crm"`),
+//! against a local stand-in of Salesforce's published REST API (vendor systems cannot be
+//! reached from here): the OAuth 2.0 client-credentials flow at `/services/oauth2/token`
+//! (no `expires_in`, as Salesforce answers), sObject PATCHes under
+//! `/services/data/v60.0/sobjects/`, and Salesforce's error bodies
+//! (`[{"message", "errorCode"}]`).
+//!
+//! Won deals write their PSA and ERP ids back to the Opportunity; a Stripe `invoice.paid`
+//! (signed, mapped by `stripe/invoice.v1`) reaches the CRM's invoice. On the way: a token
+//! that expires mid-run is fetched again and the call made again, a 429 with
+//! `Retry-After` is waited out, and the calls keep to the target's rate budget.
+
+mod support;
+
+use axum::extract::{Form, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+const SECRET: &str = "whsec_rest_target";
+/// API calls one token is good for, after which Salesforce answers INVALID_SESSION_ID.
+const CALLS_PER_TOKEN: usize = 2;
+const RATE_PER_S: u32 = 4;
+
+#[derive(Default)]
+struct Salesforce {
+    tokens_issued: usize,
+    /// The live token and the calls it has left.
+    token: Option<(String, usize)>,
+    opportunities: HashMap<String, Value>,
+    invoices: HashMap<String, Value>,
+    throttle_next: bool,
+    /// Each sObject call: its path, when it came and what it was answered.
+    calls: Vec<(String, Instant, u16)>,
+}
+
+type Shared = Arc<Mutex<Salesforce>>;
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!([{ "message": message, "errorCode": code }])),
+    )
+        .into_response()
+}
+
+async fn token(State(sf): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
+        && form.get("client_id").map(String::as_str) == Some("pshub-connected-app")
+        && form.get("client_secret").map(String::as_str) == Some("s3cret");
+    if !ok {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_client", "error_description": "invalid client credentials" })),
+        )
+            .into_response();
+    }
+    let mut sf = sf.lock().unwrap();
+    sf.tokens_issued += 1;
+    let access = format!("00Dxx!token-{}", sf.tokens_issued);
+    sf.token = Some((access.clone(), CALLS_PER_TOKEN));
+    axum::Json(json!({
+        "access_token": access, "instance_url": "http://stand-in", "token_type": "Bearer",
+        "issued_at": "1796126400000", "signature": "stand-in",
+    }))
+    .into_response()
+}
+
+/// The call's answer when its session is not valid (else it uses up one call of it).
+fn session(sf: &mut Salesforce, headers: &HeaderMap) -> Option<Response> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    match &mut sf.token {
+        Some((live, left)) if Some(&*live) == given.as_ref() && *left > 0 => {
+            *left -= 1;
+            None
+        }
+        _ => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )),
+    }
+}
+
+async fn patch_opportunity(
+    State(sf): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    axum::Json(fields): axum::Json<Value>,
+) -> Response {
+    let mut sf = sf.lock().unwrap();
+    let path = format!("Opportunity/{id}");
+    if let Some(refused) = session(&mut sf, &headers) {
+        sf.calls.push((path, Instant::now(), 401));
+        return refused;
+    }
+    if std::mem::take(&mut sf.throttle_next) {
+        sf.calls.push((path, Instant::now(), 429));
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "").into_response();
+    }
+    sf.calls.push((path, Instant::now(), 204));
+    let record = sf.opportunities.entry(id).or_insert_with(|| json!({}));
+    for (k, v) in fields.as_object().unwrap() {
+        record[k] = v.clone();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn upsert_invoice(
+    State(sf): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    axum::Json(fields): axum::Json<Value>,
+) -> Response {
+    let mut sf = sf.lock().unwrap();
+    let path = format!("Pshub_Invoice__c/{id}");
+    if let Some(refused) = session(&mut sf, &headers) {
+        sf.calls.push((path, Instant::now(), 401));
+        return refused;
+    }
+    let created = !sf.invoices.contains_key(&id);
+    sf.calls
+        .push((path, Instant::now(), if created { 201 } else { 204 }));
+    let record = sf.invoices.entry(id).or_insert_with(|| json!({}));
+    for (k, v) in fields.as_object().unwrap() {
+        record[k] = v.clone();
+    }
+    if created {
+        (
+            StatusCode::CREATED,
+            axum::Json(json!({ "id": "a01Dn000001Inv1AAA", "success": true, "errors": [], "created": true })),
+        )
+            .into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+async fn stand_in(sf: Shared) -> String {
+    let app = axum::Router::new()
+        .route("/services/oauth2/token", axum::routing::post(token))
+        .route(
+            "/services/data/v60.0/sobjects/Opportunity/{id}",
+            axum::routing::patch(patch_opportunity),
+        )
+        .route(
+            "/services/data/v60.0/sobjects/Pshub_Invoice__c/Pshub_Invoice_Id__c/{id}",
+            axum::routing::patch(upsert_invoice),
+        )
+        .with_state(sf);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn config(base: &str) -> String {
+    format!(
+        r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[owners]
+invoice_status = "stripe"
+
+[sources.stripe]
+connector = "webhook"
+signature = "stripe"
+secret = "{SECRET}"
+mapping = "stripe/invoice.v1"
+
+[targets.salesforce]
+connector = "rest"
+api = "salesforce"
+role = "crm"
+url = "{base}"
+auth = "oauth2"
+token_url = "{base}/services/oauth2/token"
+client_id = "pshub-connected-app"
+client_secret = "s3cret"
+rate_per_s = {RATE_PER_S}
+"#
+    )
+}
+
+fn event(source: &str, id: &str, event_type: &str, data: Value) -> Value {
+    json!({ "id": id, "source": source, "type": event_type, "schema_version": 1, "occurred_at": "2026-03-04T17:02:11Z", "data": data })
+}
+
+/// Stripe's `invoice.paid` for the hub's invoice, signed as Stripe signs it.
+fn invoice_paid(invoice: &str) -> (String, String) {
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../mappings/stripe/fixtures/invoice.paid.json"),
+    )
+    .unwrap();
+    let mut paid: Value = serde_json::from_str(&fixture).unwrap();
+    paid["data"]["object"]["metadata"]["pshub_invoice_id"] = json!(invoice);
+    let body = paid.to_string();
+    let t = chrono::Utc::now().timestamp();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let v1: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (body, format!("t={t},v1={v1}"))
+}
+
+#[tokio::test]
+async fn salesforce_as_the_crm_gets_write_backs_and_paid_invoices_through_expiring_tokens_and_a_429()
+ {
+    let sf: Shared = Arc::default();
+    sf.lock().unwrap().throttle_next = true;
+    let base = stand_in(sf.clone()).await;
+    let dir = TempDir::new("rest-target");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config(&base)).unwrap();
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+
+    let mut events = vec![event(
+        "psa",
+        "rc-1",
+        "rate_card.upserted",
+        json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+            { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+        ] }),
+    )];
+    for project in ["P-1", "P-2", "P-3"] {
+        events.push(closed_won(project, "EUR", "RC-EUR", "2026-01-01", None));
+    }
+    events.push(event(
+        "hris",
+        "hire-W-1",
+        "worker.hired",
+        json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
+    ));
+    events.push(event(
+        "psa",
+        "as-1",
+        "assignment.changed",
+        json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
+                "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+    ));
+    events.push(event(
+        "psa",
+        "t1",
+        "time_entry.approved",
+        json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1", "work_date": "2026-03-04", "hours": "2", "billable": true }),
+    ));
+    let results = api.post_events(&events).await.unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+
+    // Each won deal's ids reach its Opportunity.
+    let written = eventually(
+        "the write-backs reach Salesforce",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let sf = sf.lock().unwrap();
+            let done: Vec<Value> = ["OPP-P-1", "OPP-P-2", "OPP-P-3"]
+                .iter()
+                .filter_map(|id| sf.opportunities.get(*id).cloned())
+                .collect();
+            if done.len() == 3 {
+                Ok(done)
+            } else {
+                Err(format!("{:?}", sf.calls))
+            }
+        },
+    )
+    .await;
+    for (record, project) in written.iter().zip(["P-1", "P-2", "P-3"]) {
+        assert_eq!(record["Pshub_Project_Code__c"], project, "{record}");
+        assert!(
+            record["PSA_Engagement_Id__c"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+                && record["ERP_Project_Id__c"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+            "{record}"
+        );
+    }
+
+    // The paid invoice, from Stripe's signed webhook, reaches the CRM's invoice object.
+    let invoice = "INV-P-1-2026-03";
+    eventually(
+        "the entry's line is posted to its invoice",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match api.get(&format!("/v1/invoices/{invoice}")).await {
+                Ok((200, body)) => Ok(body),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let (body, signature) = invoice_paid(invoice);
+    let answer = client
+        .post(format!("{}/v1/hooks/stripe", server.base))
+        .header("content-type", "application/json")
+        .header("stripe-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let record = eventually(
+        "the paid status reaches Salesforce",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let sf = sf.lock().unwrap();
+            match sf.invoices.get(invoice) {
+                Some(record) if record["Status__c"] == "paid" => Ok(record.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(record["Project_Code__c"], "P-1", "{record}");
+
+    let text = api.get_text("/metrics").await.unwrap();
+    let sf = sf.lock().unwrap();
+    // The tokens ran out mid-run: each refusal fetched a new one and the call went again.
+    let refused = sf.calls.iter().filter(|(_, _, s)| *s == 401).count();
+    assert!(refused >= 1, "{:?}", sf.calls);
+    assert!(sf.tokens_issued >= 2, "{} tokens", sf.tokens_issued);
+    let count = |event: &str| {
+        metric(
+            &text,
+            &format!("pshub_connector_events_total{{source=\"salesforce\",event=\"{event}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("token_refused"), refused as f64);
+    assert_eq!(count("throttled"), 1.0);
+    // The 429 asked for a second: that call came again no sooner.
+    let (throttled, at, _) = sf.calls.iter().find(|(_, _, s)| *s == 429).unwrap();
+    let again = sf
+        .calls
+        .iter()
+        .find(|(path, when, s)| path == throttled && when > at && *s != 401)
+        .expect("the throttled call was made again");
+    assert!(
+        again.1 - *at >= Duration::from_millis(990),
+        "Retry-After: 1 waited out, not {:?}",
+        again.1 - *at
+    );
+    // The budget: no two calls closer than a quarter of a second.
+    let every = Duration::from_secs(1) / RATE_PER_S;
+    for pair in sf.calls.windows(2) {
+        assert!(
+            pair[1].1 - pair[0].1 >= every - Duration::from_millis(15),
+            "{:?} then {:?}: {:?} apart",
+            pair[0].0,
+            pair[1].0,
+            pair[1].1 - pair[0].1
+        );
+    }
+}
