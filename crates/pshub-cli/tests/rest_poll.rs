@@ -189,10 +189,7 @@ async fn stand_ins(vendors: Shared) -> String {
             axum::routing::get(raas_report),
         )
         .with_state(vendors);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    serve_stand_in(app).await
 }
 
 fn account(id: &str, stamp: &str) -> Value {

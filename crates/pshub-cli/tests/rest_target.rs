@@ -159,10 +159,7 @@ async fn stand_in(sf: Shared) -> String {
             axum::routing::patch(upsert_invoice),
         )
         .with_state(sf);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    serve_stand_in(app).await
 }
 
 fn config(base: &str) -> String {

@@ -42,6 +42,21 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::t
         .map(std::time::Duration::from_secs)
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters: a URL's path segment, or a
+/// value of a form (`application/x-www-form-urlencoded` takes `%20` for a space too).
+pub(crate) fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
 /// A URL as it may be logged or shown: without its password.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

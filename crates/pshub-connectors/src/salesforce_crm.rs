@@ -72,24 +72,12 @@ fn salesforce_error(text: &str) -> String {
     }
 }
 
-/// A path segment as Salesforce takes it in a URL.
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl Crm for SalesforceCrm {
     fn write_back_ids(&self, request: &WriteBackRequest) -> Outcome {
         self.patch(
             &format!(
                 "{API}/sobjects/Opportunity/{}",
-                segment(&request.opportunity_id)
+                crate::percent_encode(&request.opportunity_id)
             ),
             json!({
                 "PSA_Engagement_Id__c": request.psa_id,
@@ -104,7 +92,7 @@ impl Crm for SalesforceCrm {
         self.patch(
             &format!(
                 "{API}/sobjects/Pshub_Invoice__c/Pshub_Invoice_Id__c/{}",
-                segment(&request.invoice_id)
+                crate::percent_encode(&request.invoice_id)
             ),
             json!({
                 "Status__c": request.status,

@@ -661,3 +661,12 @@ pub fn node_of(log: &Path) -> Option<i64> {
             .flatten()
     })
 }
+
+/// Serves `app` (a stand-in of a vendor's API) on a free loopback port for the rest of the
+/// test; answers its base URL.
+pub async fn serve_stand_in(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}

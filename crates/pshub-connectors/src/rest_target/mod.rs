@@ -300,7 +300,7 @@ impl RestClient {
         }
         let body = form
             .iter()
-            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .map(|(k, v)| format!("{k}={}", crate::percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let answer = self
@@ -359,19 +359,4 @@ fn short(text: &str) -> String {
     } else {
         cut
     }
-}
-
-/// `application/x-www-form-urlencoded` for one value.
-fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
