@@ -81,6 +81,7 @@ pub fn router(engine: Arc<Engine>, sandbox: Option<Arc<dyn SandboxInspect>>) -> 
             get(routes::customers::get_one),
         )
         .route("/v1/invoices/{invoice_id}", get(routes::invoices::get_one))
+        .route("/v1/xref/{kind}/{id}", get(routes::xref::get_one))
         .route("/v1/projects", get(routes::reference::projects))
         .route(
             "/v1/projects/{project_code}/cost-variance",

@@ -998,7 +998,7 @@ fn paths_and_components() -> Value {
             json!([path_param("id", "integer")]),
         )
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "pshub", "version": env!("CARGO_PKG_VERSION"),
                   "description": "The integration hub for professional-services firms. Every route but /healthz needs 'Authorization: Bearer <token>'." },
@@ -1111,7 +1111,10 @@ fn paths_and_components() -> Value {
             "/v1/mappings/replay": { "post": replay_operation() },
             "/v1/catalog": { "get": op("The integration catalog: per configured system, the domains it owns and its owner team, its inbound connectors (transport, mappings with their versions) and outbound connector, the flows that use it, and its health (last seen, last success, calls, error rate, breaker)", catalog_answer(), &["401"]) },
         }
-    })
+    });
+    // Beside the literal, which is at the macro's recursion limit.
+    doc["paths"]["/v1/xref/{kind}/{id}"] = json!({ "get": with_params(op("The id registry: every system's id of one project or customer, asked by the hub's id or any system's", xref_answer(), &["400", "401", "404"]), json!([path_param("kind", "string"), path_param("id", "string")])) });
+    doc
 }
 
 /// `POST /v1/payroll`: a `text/csv` body.
@@ -1304,4 +1307,13 @@ mod tests {
         described.sort();
         assert_eq!(in_router, described);
     }
+}
+
+/// `GET /v1/xref/{kind}/{id}`'s answer.
+fn xref_answer() -> Value {
+    json!({ "type": "object", "properties": {
+        "kind": { "type": "string" }, "id": { "type": "string", "description": "the hub's own id" },
+        "ids": { "type": "object", "description": "by system (hub, crm, psa, erp, ...)" },
+        "entries": { "type": "array", "items": { "type": "object" } }
+    } })
 }

@@ -852,6 +852,56 @@ pub fn tokens_are_found_by_hash(store: &dyn Store) {
     assert_eq!(r.token("hash-2").unwrap(), None);
 }
 
+/// The id registry finds a thing by the hub's id or any system's, and keeps one row per
+/// system id however often it is registered.
+pub fn xrefs_are_found_by_any_id_and_kept_once(store: &dyn Store) {
+    let xref = |canonical: &str, system: &str, id: &str| XrefRow {
+        kind: "project".into(),
+        canonical_id: canonical.into(),
+        system: system.into(),
+        system_id: id.into(),
+        correlation_id: format!("cor-{canonical}"),
+        created_at: format!("2026-03-01T00:00:0{}Z", id.len() % 10),
+    };
+    commit(
+        store,
+        Commit {
+            xrefs: vec![
+                xref("P-1", "crm", "OPP-1"),
+                xref("P-1", "psa", "ENG-1"),
+                xref("P-2", "crm", "OPP-2"),
+            ],
+            ..Commit::default()
+        },
+    );
+    // A step done again registers its id again: still one row.
+    commit(
+        store,
+        Commit {
+            xrefs: vec![xref("P-1", "psa", "ENG-1"), xref("P-1", "erp", "PRJ-1")],
+            ..Commit::default()
+        },
+    );
+    let mut r = store.reader().unwrap();
+    for asked in ["P-1", "OPP-1", "ENG-1", "PRJ-1"] {
+        let found = r.xrefs("project", asked).unwrap();
+        let mut systems: Vec<(&str, &str)> = found
+            .iter()
+            .map(|x| (x.system.as_str(), x.system_id.as_str()))
+            .collect();
+        systems.sort();
+        assert_eq!(
+            systems,
+            [("crm", "OPP-1"), ("erp", "PRJ-1"), ("psa", "ENG-1")],
+            "{asked}"
+        );
+        assert!(found.iter().all(|x| x.canonical_id == "P-1"));
+    }
+    assert_eq!(r.xrefs("project", "OPP-2").unwrap().len(), 1);
+    assert!(r.xrefs("project", "OPP-3").unwrap().is_empty());
+    assert!(r.xrefs("customer", "OPP-1").unwrap().is_empty());
+}
+
 /// A connector's cursor reads back as last saved, one per name.
 pub fn cursors_read_back_as_last_saved(store: &dyn Store) {
     let mut r = store.reader().unwrap();
@@ -932,6 +982,7 @@ macro_rules! store_conformance_tests {
             lists_page_and_filter,
             tokens_are_found_by_hash,
             cursors_read_back_as_last_saved,
+            xrefs_are_found_by_any_id_and_kept_once,
             a_consistent_read_sees_one_snapshot,
         );
     };

@@ -294,6 +294,18 @@ impl<'a> Round<'a> {
                         published_at: stamp(now),
                     });
                 }
+                if let Some(kind) = flows::named(&step.flow).and_then(|f| f.registers(&step))
+                    && !result.is_empty()
+                {
+                    commit.xrefs.push(XrefRow {
+                        kind: kind.to_string(),
+                        canonical_id: step.business_key.clone(),
+                        system: step.system.clone(),
+                        system_id: result.clone(),
+                        correlation_id: step.correlation_id.clone(),
+                        created_at: stamp(now),
+                    });
+                }
                 step.state = StepState::Done;
                 step.result = Some(result);
                 step.done_at = Some(stamp(now));

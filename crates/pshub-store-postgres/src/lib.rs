@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "connector_cursors",
         sql: include_str!("../sql/migrations/0004_connector_cursors.sql"),
     },
+    Migration {
+        version: 5,
+        name: "xrefs",
+        sql: include_str!("../sql/migrations/0005_xrefs.sql"),
+    },
 ];
 
 /// Held while migrating, so that processes starting together migrate one at a time.

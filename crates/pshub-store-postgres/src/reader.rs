@@ -478,6 +478,20 @@ impl StoreReader for PostgresReader {
         self.one(sqlx::query(q("token_by_hash")?).bind(token_hash), token_row)
     }
 
+    fn xrefs(&mut self, kind: &str, id: &str) -> Result<Vec<XrefRow>> {
+        self.all(sqlx::query(q("xrefs_of")?).bind(kind).bind(id), |r| {
+            use sqlx::Row;
+            Ok(XrefRow {
+                kind: r.try_get(0)?,
+                canonical_id: r.try_get(1)?,
+                system: r.try_get(2)?,
+                system_id: r.try_get(3)?,
+                correlation_id: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+            })
+        })
+    }
+
     fn cursor(&mut self, name: &str) -> Result<Option<String>> {
         self.one(sqlx::query(q("cursor")?).bind(name), |r| {
             sqlx::Row::try_get(r, 0)

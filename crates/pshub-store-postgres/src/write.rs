@@ -330,6 +330,17 @@ pub async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Resul
             .execute(&mut **tx)
             .await?;
     }
+    for r in &commit.xrefs {
+        sqlx::query(q("insert_xref")?)
+            .bind(&r.kind)
+            .bind(&r.canonical_id)
+            .bind(&r.system)
+            .bind(&r.system_id)
+            .bind(&r.correlation_id)
+            .bind(&r.created_at)
+            .execute(&mut **tx)
+            .await?;
+    }
     for r in &commit.outbound {
         sqlx::query(q("insert_outbound")?)
             .bind(r.id)

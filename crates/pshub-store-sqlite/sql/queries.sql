@@ -354,3 +354,11 @@ ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, saved_at = excluded.s
 
 -- name: cursor
 SELECT cursor FROM connector_cursors WHERE name = ?
+
+-- name: insert_xref
+INSERT OR IGNORE INTO xrefs (kind, canonical_id, system, system_id, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: xrefs_of
+SELECT kind, canonical_id, system, system_id, correlation_id, created_at FROM xrefs
+WHERE kind = ?1 AND canonical_id IN (SELECT canonical_id FROM xrefs WHERE kind = ?1 AND (canonical_id = ?2 OR system_id = ?2))
+ORDER BY canonical_id, created_at, system

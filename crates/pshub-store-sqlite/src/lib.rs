@@ -59,6 +59,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "connector_cursors",
         sql: include_str!("../sql/migrations/0005_connector_cursors.sql"),
     },
+    Migration {
+        version: 6,
+        name: "xrefs",
+        sql: include_str!("../sql/migrations/0006_xrefs.sql"),
+    },
 ];
 
 pub(crate) fn queries() -> &'static Queries {

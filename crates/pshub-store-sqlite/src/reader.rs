@@ -420,6 +420,19 @@ impl StoreReader for SqliteReader {
         self.one("token_by_hash", &[&token_hash], token_row)
     }
 
+    fn xrefs(&mut self, kind: &str, id: &str) -> Result<Vec<XrefRow>> {
+        self.all("xrefs_of", &[&kind, &id], |r| {
+            Ok(XrefRow {
+                kind: r.get(0)?,
+                canonical_id: r.get(1)?,
+                system: r.get(2)?,
+                system_id: r.get(3)?,
+                correlation_id: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })
+    }
+
     fn cursor(&mut self, name: &str) -> Result<Option<String>> {
         self.one("cursor", &[&name], |r| r.get(0))
     }

@@ -379,6 +379,16 @@ pub(crate) fn write(tx: &Connection, commit: &Commit) -> std::result::Result<(),
             r.created_at
         ])?;
     }
+    for r in &commit.xrefs {
+        tx.prepare_cached(q("insert_xref")?)?.execute(params![
+            r.kind,
+            r.canonical_id,
+            r.system,
+            r.system_id,
+            r.correlation_id,
+            r.created_at
+        ])?;
+    }
     for r in &commit.outbound {
         tx.prepare_cached(q("insert_outbound")?)?.execute(params![
             r.id,

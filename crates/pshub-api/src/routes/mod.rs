@@ -14,3 +14,4 @@ pub mod resources;
 pub mod routing;
 pub mod sandbox;
 pub mod workers;
+pub mod xref;

@@ -69,6 +69,34 @@ pub async fn a_deal_sent_again_and_under_new_ids_provisions_each_system_once(sto
     assert_eq!(write_backs[0]["psa_id"], psa_id);
     assert_eq!(write_backs[0]["erp_id"], erp_id);
 
+    // The id registry answers every system's id of the project, asked by any of them.
+    for asked in [
+        "P-7",
+        "OPP-P-7",
+        psa_id.as_str().unwrap(),
+        erp_id.as_str().unwrap(),
+    ] {
+        let (status, xref) = app.get(&format!("/v1/xref/project/{asked}")).await;
+        assert_eq!(status, 200, "{asked}: {xref}");
+        assert_eq!(
+            xref["ids"],
+            json!({ "hub": "P-7", "crm": "OPP-P-7", "psa": psa_id, "erp": erp_id }),
+            "{asked}: {xref}"
+        );
+        assert_eq!(xref["entries"].as_array().unwrap().len(), 3, "{xref}");
+    }
+    let (status, _) = app.get("/v1/xref/project/P-404").await;
+    assert_eq!(status, 404);
+    let (status, body) = app.get("/v1/xref/planet/P-7").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, customer) = app.get("/v1/xref/customer/C-1").await;
+    assert_eq!(status, 200, "{customer}");
+    assert_eq!(customer["ids"]["crm"], "C-1", "{customer}");
+    let hub_id = customer["id"].as_str().unwrap();
+    assert!(hub_id.starts_with("CUS-"), "{customer}");
+    let (_, again) = app.get(&format!("/v1/xref/customer/{hub_id}")).await;
+    assert_eq!(again["ids"], customer["ids"]);
+
     let (_, stats) = app.get("/v1/sandbox/stats").await;
     for system in ["psa", "erp_projects", "erp_billing_rules", "crm"] {
         let created =

@@ -38,6 +38,11 @@ pub trait Flow: Send + Sync {
     fn calls(&self) -> &'static [Calls] {
         &[]
     }
+    /// What a done step's result is the target's id of, for the id registry: the kind of
+    /// the thing its business key names (`project`), or `None` when the result is no such id.
+    fn registers(&self, _step: &StepRow) -> Option<&'static str> {
+        None
+    }
     /// Acts on an accepted event, after the world applied it when it is reference data.
     fn apply(&self, cx: &mut Cx<'_>, event: &Event, applied: &Applied) -> Result<()>;
     /// The request of each claimed step of this flow, in order; a step whose request cannot

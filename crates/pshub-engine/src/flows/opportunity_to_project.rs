@@ -32,6 +32,8 @@ pub const CRM: &str = "crm";
 pub const STEPS: [&str; 5] = [PSA, ERP, BILLING_RULES, PUBLISH, CRM];
 
 pub const PROJECT_TAKEN: &str = "project_code_taken";
+/// What the id registry calls a project.
+pub const XREF_KIND: &str = "project";
 
 pub struct OpportunityToProject;
 
@@ -47,6 +49,13 @@ impl Flow for OpportunityToProject {
 
     fn reacts_to(&self, event_type: EventType) -> bool {
         event_type == EventType::OpportunityClosedWon
+    }
+
+    fn registers(&self, step: &StepRow) -> Option<&'static str> {
+        // The PSA's engagement and each ERP's project (`erp`, `erp@<system>`) are the
+        // project as that system names it.
+        let provisions = step.step == PSA || step.step == ERP || step.step.starts_with("erp@");
+        provisions.then_some(XREF_KIND)
     }
 
     fn apply(&self, cx: &mut Cx<'_>, event: &Event, applied: &Applied) -> Result<()> {
@@ -133,6 +142,15 @@ fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
         project_code: code.to_string(),
         opportunity_id: won.opportunity_id.to_string(),
         event_seq: cx.event.seq,
+        correlation_id: cx.event.correlation_id.clone(),
+        created_at: cx.stamp(),
+    });
+    // The CRM's opportunity is the project as the CRM names it.
+    cx.commit.xrefs.push(XrefRow {
+        kind: XREF_KIND.into(),
+        canonical_id: code.to_string(),
+        system: cx.config.crm_system.clone(),
+        system_id: won.opportunity_id.to_string(),
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
     });

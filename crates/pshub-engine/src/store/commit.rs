@@ -82,6 +82,8 @@ pub struct Commit {
     pub steps: Rows<StepRow>,
     pub cases: Rows<CaseRow>,
     pub projects: Vec<ProjectRow>,
+    /// Ids registered (a repeat of a known one is kept once).
+    pub xrefs: Vec<XrefRow>,
     pub outbound: Vec<OutboundRow>,
     pub timeline: Vec<TimelineRow>,
     pub worker_days: Rows<WorkerDayRow>,
@@ -108,6 +110,7 @@ impl Commit {
             && self.entries.is_empty()
             && self.lines.is_empty()
             && self.steps.is_empty()
+            && self.xrefs.is_empty()
             && self.cases.is_empty()
             && self.projects.is_empty()
             && self.outbound.is_empty()

@@ -257,6 +257,9 @@ pub trait StoreReader: Send {
     /// How many steps wait on a step that failed or is held.
     fn blocked_steps(&mut self) -> Result<u64>;
     fn token(&mut self, token_hash: &str) -> Result<Option<TokenRow>>;
+    /// Every system's id of the `kind` thing that `id` names, the hub's own id or any
+    /// system's (the id registry); empty when none does.
+    fn xrefs(&mut self, kind: &str, id: &str) -> Result<Vec<XrefRow>>;
     /// Where the polling connector `name` has read to, as it saved it.
     fn cursor(&mut self, name: &str) -> Result<Option<String>>;
     /// A trivial read: the store answers.

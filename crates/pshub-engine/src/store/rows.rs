@@ -484,6 +484,21 @@ pub struct ProjectRow {
     pub created_at: String,
 }
 
+/// One system's id of one thing the hub knows (the id registry): the CRM's opportunity,
+/// the PSA's engagement and the ERP's project of the hub's project `P-1`. Unique by
+/// (kind, system, system id): each system's id names one thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XrefRow {
+    /// What the thing is: `project`, `customer`, `invoice`.
+    pub kind: String,
+    /// The hub's own id of it (the project code, the customer id, the invoice id).
+    pub canonical_id: String,
+    pub system: String,
+    pub system_id: String,
+    pub correlation_id: String,
+    pub created_at: String,
+}
+
 /// A business event on the hub's outbound stream (`project.provisioned`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRow {
