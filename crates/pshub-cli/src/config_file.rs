@@ -780,10 +780,6 @@ impl ConfigFile {
     }
 
     /// Whether the file sets these (so that the environment's fallbacks stay out).
-    pub fn sets_bus(&self) -> bool {
-        self.file.bus.is_some()
-    }
-
     pub fn sets_sources(&self) -> bool {
         self.file.sources.is_some()
     }

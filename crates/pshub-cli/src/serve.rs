@@ -11,6 +11,33 @@ pub struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     store: StoreArgs,
+    /// NATS JetStream to consume events from as well (nats://HOST:PORT, several
+    /// comma-separated); overrides the configuration file's `bus`.
+    #[arg(long, env = "PSHUB_BUS", value_parser = parse_bus)]
+    bus: Option<String>,
+    /// Seconds a message taken but not acknowledged waits before it is delivered again
+    /// (1 to 3600; default 30).
+    #[arg(long, env = "PSHUB_BUS_ACK_WAIT_S", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    bus_ack_wait_s: Option<u64>,
+    /// Names the bus's subjects, stream and consumer (`<ns>.events.>`, `<NS>_EVENTS`,
+    /// `<ns>-hub`; default pshub): 1 to 32 letters, digits or _.
+    #[arg(long, env = "PSHUB_BUS_NAMESPACE", value_parser = parse_namespace)]
+    bus_namespace: Option<String>,
+}
+
+fn parse_bus(raw: &str) -> Result<String, String> {
+    wiring::check_bus_url(raw).map(|()| raw.to_string())
+}
+
+fn parse_namespace(raw: &str) -> Result<String, String> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 32
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(raw.to_string())
+    } else {
+        Err(format!("'{raw}' must be 1 to 32 letters, digits or _"))
+    }
 }
 
 /// A listen address, `HOST:PORT` with a numeric host.
@@ -21,7 +48,23 @@ pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
 
 pub fn run(args: ServeArgs) -> Result<()> {
     wiring::init_logging("info")?;
-    let wired = wiring::open(&args.store, wiring::config_from_env()?)?;
+    let mut config = wiring::config_from_env()?;
+    if let Some(url) = args.bus {
+        config.bus = Some(pshub_engine::config::Bus {
+            url,
+            ack_wait: wiring::DEFAULT_BUS_ACK_WAIT,
+            namespace: pshub_engine::config::Bus::DEFAULT_NAMESPACE.to_string(),
+        });
+    }
+    if let Some(bus) = &mut config.bus {
+        if let Some(seconds) = args.bus_ack_wait_s {
+            bus.ack_wait = std::time::Duration::from_secs(seconds);
+        }
+        if let Some(namespace) = args.bus_namespace {
+            bus.namespace = namespace;
+        }
+    }
+    let wired = wiring::open(&args.store, config)?;
     serve_engine(wired.engine, wired.sandbox, wired.connectors, args.listen)
 }
 

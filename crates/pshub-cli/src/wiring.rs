@@ -172,47 +172,6 @@ pub fn config_from(file: Option<&ConfigFile>) -> Result<Config> {
         file.apply_to(&mut config);
     }
     let from_file = |set: fn(&ConfigFile) -> bool| file.is_some_and(set);
-    if let Ok(url) = std::env::var("PSHUB_BUS")
-        && !url.trim().is_empty()
-        && !from_file(ConfigFile::sets_bus)
-    {
-        check_bus_url(&url).map_err(|why| anyhow::anyhow!("PSHUB_BUS: {why}"))?;
-        config.bus = Some(pshub_engine::config::Bus {
-            url,
-            ack_wait: DEFAULT_BUS_ACK_WAIT,
-            namespace: pshub_engine::config::Bus::DEFAULT_NAMESPACE.to_string(),
-        });
-    }
-    if let Ok(namespace) = std::env::var("PSHUB_BUS_NAMESPACE") {
-        let valid = !namespace.is_empty()
-            && namespace.len() <= 32
-            && namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
-            anyhow::bail!(
-                "PSHUB_BUS_NAMESPACE: '{namespace}' must be 1 to 32 letters, digits or _"
-            );
-        }
-        if let Some(bus) = &mut config.bus {
-            bus.namespace = namespace;
-        }
-    }
-    if let Ok(seconds) = std::env::var("PSHUB_BUS_ACK_WAIT_S") {
-        let wait = seconds
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=3_600).contains(s))
-            .with_context(|| {
-                format!(
-                    "PSHUB_BUS_ACK_WAIT_S: '{seconds}' is not a number of seconds from 1 to 3600"
-                )
-            })?;
-        if let Some(bus) = &mut config.bus {
-            bus.ack_wait = std::time::Duration::from_secs(wait);
-        }
-    }
     if let Ok(sources) = std::env::var("PSHUB_SOURCES")
         && !from_file(ConfigFile::sets_sources)
     {

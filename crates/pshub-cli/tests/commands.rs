@@ -366,3 +366,38 @@ fn mapping_replay_checks_its_flags_before_calling_the_hub() {
         "{err}"
     );
 }
+
+#[test]
+fn serve_checks_its_bus_flags_before_it_starts() {
+    let dir = temp_dir("serve-bus-flags");
+    for (args, expected) in [
+        (
+            vec!["--bus", "http://127.0.0.1:4222"],
+            "'http://127.0.0.1:4222' is not a NATS URL",
+        ),
+        (
+            vec!["--bus", "nats://127.0.0.1:4222", "--bus-ack-wait-s", "0"],
+            "--bus-ack-wait-s",
+        ),
+        (
+            vec!["--bus", "nats://127.0.0.1:4222", "--bus-namespace", "a.b"],
+            "'a.b' must be 1 to 32 letters, digits or _",
+        ),
+    ] {
+        let output = Command::new(BIN)
+            .arg("serve")
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(&args)
+            .env_remove("PSHUB_BUS")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

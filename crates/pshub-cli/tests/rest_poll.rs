@@ -33,6 +33,7 @@ const SF_TOKEN: &str = "00Dxx0000001gEF!stand-in-session";
 #[derive(Default)]
 struct Vendors {
     accounts: Vec<Value>,
+    opportunities: Vec<Value>,
     workers: Vec<Value>,
     /// Each query's results, by locator number, as Salesforce keeps a query cursor.
     queries: Vec<Vec<Value>>,
@@ -107,8 +108,12 @@ async fn soql_query(
     let from = chrono::DateTime::parse_from_rfc3339(literal)
         .unwrap()
         .to_utc();
-    let mut results: Vec<Value> = v
-        .accounts
+    let records = if q.contains("FROM Opportunity") {
+        &v.opportunities
+    } else {
+        &v.accounts
+    };
+    let mut results: Vec<Value> = records
         .iter()
         .filter(|a| modstamp(a, "SystemModstamp") >= from)
         .cloned()
@@ -208,6 +213,7 @@ allowed = ["crm", "psa", "hris", "erp", "payroll"]
 
 [owners]
 customer = "salesforce"
+opportunity = "sf_deals"
 worker = "workday"
 
 [sources.salesforce]
@@ -221,6 +227,17 @@ poll_ms = 100
 start = "2026-01-01T00:00:00Z"
 token = "{SF_TOKEN}"
 mapping = "salesforce/account.v1"
+
+[sources.sf_deals]
+connector = "rest_poll"
+url = "{base}/services/data/v60.0/query?q=SELECT+Id,Name,IsWon,CurrencyIsoCode,Project_Code__c,Rate_Card__c,Billing_Model__c,Contract_Start__c,Contract_End__c,Legal_Entity__c,Region__c,Service_Line__c,Account.Id,Account.Name,Account.BillingCountryCode,Account.Tax_ID__c,SystemModstamp+FROM+Opportunity+WHERE+IsWon+%3D+true+AND+SystemModstamp+%3E%3D+{{cursor}}+ORDER+BY+SystemModstamp"
+records = ".records"
+next = ".nextRecordsUrl"
+cursor = ".SystemModstamp"
+poll_ms = 100
+start = "2026-01-01T00:00:00Z"
+token = "{SF_TOKEN}"
+mapping = "salesforce/opportunity.v1"
 
 [sources.workday]
 connector = "rest_poll"
@@ -465,6 +482,8 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
     .await;
     let mut won = closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None);
     won["data"]["customer"]["customer_id"] = json!("001A");
+    // Deals come from the source that owns them here.
+    won["source"] = json!("sf_deals");
     let results = api
         .post_events(&[
             psa_event(
@@ -585,4 +604,94 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
         0,
         "nothing is billed after the termination"
     );
+}
+
+fn won_opportunity(name: &str, stamp: &str) -> Value {
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../mappings/salesforce/fixtures/opportunity_won.json"),
+    )
+    .unwrap();
+    let mut won: Value = serde_json::from_str(&fixture).unwrap();
+    won["Name"] = json!(name);
+    won["SystemModstamp"] = json!(stamp);
+    won
+}
+
+#[tokio::test]
+async fn a_won_opportunity_read_by_soql_becomes_one_project_however_often_it_changes() {
+    let vendors: Shared = Arc::default();
+    let base = stand_ins(vendors.clone()).await;
+    vendors.lock().unwrap().opportunities.push(won_opportunity(
+        "Client GmbH audit 2026",
+        "2026-03-04T17:02:11.000+0000",
+    ));
+    let dir = TempDir::new("rest-poll-deals");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config(&base)).unwrap();
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+    let results = api
+        .post_events(&[psa_event(
+            "rc-1",
+            "rate_card.upserted",
+            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+            ] }),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+
+    let engagements = |api: &Api| {
+        let api = api.clone();
+        async move {
+            let (_, body) = api.get("/v1/sandbox/psa/engagements").await.unwrap();
+            body["items"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let project = eventually(
+        "the won deal is provisioned",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match api.get("/v1/projects/P-1001").await {
+                Ok((200, project)) if !engagements(&api).await.is_empty() => Ok(project),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(project["opportunity_id"], "006Dn000004Won1AAA", "{project}");
+    // The deal changes in Salesforce after it was won: a new version, the same project.
+    vendors.lock().unwrap().opportunities[0] = won_opportunity(
+        "Client GmbH audit 2026 (renamed)",
+        "2026-03-05T08:00:00.000+0000",
+    );
+    until_accepted(
+        &api,
+        "sf_deals",
+        "006Dn000004Won1AAA@2026-03-05T08:00:00.000+0000",
+    )
+    .await;
+    until_windows(&api, "sf_deals", 3.0).await;
+    assert_eq!(
+        engagements(&api).await.len(),
+        1,
+        "one engagement for the deal"
+    );
+    let (_, projects) = api.get("/v1/sandbox/erp/projects").await.unwrap();
+    assert_eq!(projects["items"].as_array().unwrap().len(), 1, "{projects}");
+    let (status, xref) = api
+        .get("/v1/xref/project/006Dn000004Won1AAA")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{xref}");
+    assert_eq!(xref["id"], "P-1001", "{xref}");
 }

@@ -60,6 +60,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "workday/worker_terminated.v1.toml",
         include_str!("../../../mappings/workday/worker_terminated.v1.toml"),
     ),
+    (
+        "salesforce/opportunity.v1.toml",
+        include_str!("../../../mappings/salesforce/opportunity.v1.toml"),
+    ),
 ];
 
 /// A timestamp as systems write them: RFC 3339 (`2026-03-01T10:00:00Z`,

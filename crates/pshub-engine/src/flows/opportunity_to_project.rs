@@ -63,7 +63,7 @@ impl Flow for OpportunityToProject {
             return Ok(());
         };
         match &applied.project {
-            ProjectChange::NewProject => provision(cx, won),
+            ProjectChange::NewProject => provision(cx, won, &event.source),
             ProjectChange::ProjectTaken { by } => {
                 let code = won.project.project_code.as_str();
                 cx.open_case(NewCase {
@@ -134,7 +134,7 @@ impl Flow for OpportunityToProject {
 
 /// Creates the project and its five steps; the ERP ones go to the ERP its route names. A
 /// route in shadow mode provisions the project in the shadow ERP too (`erp@<shadow>`).
-fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
+fn provision(cx: &mut Cx<'_>, won: &ClosedWon, source: &str) -> Result<()> {
     let code = won.project.project_code.as_str();
     let project_id = cx.id(IdKind::Project)?;
     cx.commit.projects.push(ProjectRow {
@@ -145,11 +145,11 @@ fn provision(cx: &mut Cx<'_>, won: &ClosedWon) -> Result<()> {
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
     });
-    // The CRM's opportunity is the project as the CRM names it.
+    // The opportunity is the project as the system that won it (the CRM) names it.
     cx.commit.xrefs.push(XrefRow {
         kind: XREF_KIND.into(),
         canonical_id: code.to_string(),
-        system: cx.config.crm_system.clone(),
+        system: source.to_string(),
         system_id: won.opportunity_id.to_string(),
         correlation_id: cx.event.correlation_id.clone(),
         created_at: cx.stamp(),
