@@ -1122,6 +1122,27 @@ mod tests {
     }
 
     #[test]
+    fn a_change_event_source_must_wake_a_polling_source() {
+        let path = write(
+            "wakes",
+            "[sources.cdc]\nconnector = \"webhook\"\nsignature = \"hmac-sha256\"\nsecret = \"s\"\nwakes = \"crm\"\nwake_on = [\"\"]\n\n[sources.crm]\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "wakes 'crm', which is no [sources.crm] with connector = \"rest_poll\"",
+            "wake_on holds an empty entity name",
+        ] {
+            let expected = format!("{name}:1: [sources.cdc] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
     fn a_sources_section_that_names_no_system_is_an_error() {
         let path = write(
             "no-sources",
@@ -1416,16 +1437,24 @@ mod example {
             "PSA_WEBHOOK_SECRET" => Some("psa-example".to_string()),
             "SALESFORCE_TOKEN" | "WORKDAY_TOKEN" => Some("token".to_string()),
             "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" => Some("app".to_string()),
+            "SALESFORCE_CDC_SECRET" => Some("cdc".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
         let mut config = Config::default();
         file.apply_to(&mut config);
-        assert_eq!(config.inbound.keys().collect::<Vec<_>>(), ["psa", "stripe"]);
+        assert_eq!(
+            config.inbound.keys().collect::<Vec<_>>(),
+            ["psa", "salesforce_cdc", "stripe"]
+        );
+        assert_eq!(
+            config.inbound["salesforce_cdc"].wakes.as_deref(),
+            Some("sf_deals")
+        );
         assert_eq!(config.csv_drops.keys().collect::<Vec<_>>(), ["bureau"]);
         assert_eq!(
             config.rest_polls.keys().collect::<Vec<_>>(),
-            ["salesforce", "workday"]
+            ["salesforce", "sf_deals", "workday"]
         );
         assert_eq!(config.crm_system, "salesforce");
         assert!(

@@ -50,7 +50,10 @@ const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll"];
 
 /// Each connector kind's own settings (besides `connector`, `mapping` and `description`).
 const SETTINGS: &[(&str, &[&str])] = &[
-    ("webhook", &["signature", "secret", "tolerance_s"]),
+    (
+        "webhook",
+        &["signature", "secret", "tolerance_s", "wakes", "wake_on"],
+    ),
     (
         "csv_drop",
         &[
@@ -115,6 +118,8 @@ pub struct SourceSection {
     overlap_s: Option<i64>,
     start: Option<String>,
     token: Option<String>,
+    wakes: Option<String>,
+    wake_on: Option<Vec<String>>,
 }
 
 impl SourceSection {
@@ -142,6 +147,8 @@ impl SourceSection {
             ("overlap_s", self.overlap_s.is_some()),
             ("start", self.start.is_some()),
             ("token", self.token.is_some()),
+            ("wakes", self.wakes.is_some()),
+            ("wake_on", self.wake_on.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -214,6 +221,21 @@ pub fn check(
             "csv_drop" => check_csv_drop(section, folder, &mut fail),
             "rest_poll" => check_rest_poll(section, &mut fail),
             _ => check_webhook(section, &mut fail),
+        }
+        if let Some(poll) = section.wakes.as_deref()
+            && sources.get(poll).and_then(|s| s.connector.as_deref()) != Some("rest_poll")
+        {
+            fail(format!(
+                "wakes '{poll}', which is no [sources.{poll}] with connector = \"rest_poll\""
+            ));
+        }
+        if section
+            .wake_on
+            .iter()
+            .flatten()
+            .any(|e| e.trim().is_empty())
+        {
+            fail("wake_on holds an empty entity name".into());
         }
         let named = section
             .mapping
@@ -449,6 +471,8 @@ pub fn inbound(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, In
                         .and_then(|t| u64::try_from(t).ok())
                         .unwrap_or(DEFAULT_TOLERANCE_S),
                     mappings: OneOrMany::values(&s.mapping),
+                    wakes: s.wakes.clone(),
+                    wake_on: s.wake_on.clone().unwrap_or_default(),
                 },
             ))
         })

@@ -28,6 +28,7 @@ use support::*;
 /// Records per page of the Salesforce stand-in (Salesforce's own is 2,000).
 const PAGE: usize = 2;
 const SF_TOKEN: &str = "00Dxx0000001gEF!stand-in-session";
+const CDC_SECRET: &str = "cdc-relay-secret";
 
 /// What the stand-ins hold and saw.
 #[derive(Default)]
@@ -206,6 +207,11 @@ fn account(id: &str, stamp: &str) -> Value {
 }
 
 fn config(base: &str) -> String {
+    config_with(base, 100)
+}
+
+/// The configuration, the deals read every `deals_poll_ms`.
+fn config_with(base: &str, deals_poll_ms: u64) -> String {
     format!(
         r#"
 [sources]
@@ -234,10 +240,17 @@ url = "{base}/services/data/v60.0/query?q=SELECT+Id,Name,IsWon,CurrencyIsoCode,P
 records = ".records"
 next = ".nextRecordsUrl"
 cursor = ".SystemModstamp"
-poll_ms = 100
+poll_ms = {deals_poll_ms}
 start = "2026-01-01T00:00:00Z"
 token = "{SF_TOKEN}"
 mapping = "salesforce/opportunity.v1"
+
+[sources.salesforce_cdc]
+connector = "webhook"
+signature = "hmac-sha256"
+secret = "{CDC_SECRET}"
+wakes = "sf_deals"
+wake_on = ["Opportunity"]
 
 [sources.workday]
 connector = "rest_poll"
@@ -397,7 +410,7 @@ async fn a_window_killed_between_pages_is_read_again_with_no_gap_and_no_double()
         .unwrap()
         .requests
         .iter()
-        .find(|(r, _)| r.starts_with("query?"))
+        .find(|(r, _)| r.starts_with("query?") && r.contains("FROM Account"))
         .map(|(r, _)| r.clone())
         .unwrap();
     assert!(
@@ -606,6 +619,32 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
     );
 }
 
+/// A hub on `config` with the deals' rate card; answers it, a client and an admin's view.
+async fn hub_with_rate_card(dir: &TempDir, config: &str) -> (Server, reqwest::Client, Api) {
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+    let results = api
+        .post_events(&[psa_event(
+            "rc-1",
+            "rate_card.upserted",
+            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+            ] }),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+    (server, client, api)
+}
+
 fn won_opportunity(name: &str, stamp: &str) -> Value {
     let fixture = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -627,27 +666,7 @@ async fn a_won_opportunity_read_by_soql_becomes_one_project_however_often_it_cha
         "2026-03-04T17:02:11.000+0000",
     ));
     let dir = TempDir::new("rest-poll-deals");
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config(&base)).unwrap();
-    let server = serve(dir.path())
-        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
-    let token = create_token(dir.path(), None, "admin", None);
-    let client = reqwest::Client::new();
-    let api = Api::new(&client, &server.base, &token);
-    let results = api
-        .post_events(&[psa_event(
-            "rc-1",
-            "rate_card.upserted",
-            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
-                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
-            ] }),
-        )])
-        .await
-        .unwrap();
-    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+    let (_server, _, api) = hub_with_rate_card(&dir, &config(&base)).await;
 
     let engagements = |api: &Api| {
         let api = api.clone();
@@ -694,4 +713,126 @@ async fn a_won_opportunity_read_by_soql_becomes_one_project_however_often_it_cha
         .unwrap();
     assert_eq!(status, 200, "{xref}");
     assert_eq!(xref["id"], "P-1001", "{xref}");
+}
+
+/// A Change Data Capture event as Salesforce publishes it (the Pub/Sub API's event, as a
+/// relay forwards it), for `entity`'s record `id`.
+fn change_event(entity: &str, id: &str, replay: u64) -> String {
+    json!({
+        "data": {
+            "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
+            "payload": {
+                "ChangeEventHeader": {
+                    "entityName": entity, "recordIds": [id], "changeType": "UPDATE",
+                    "changeOrigin": "com/salesforce/api/soap/60.0;client=SfdcInternalAPI/",
+                    "transactionKey": "0002343d-9d90-e395-ed20-cf416ba652ad", "sequenceNumber": 1,
+                    "commitTimestamp": 1_772_643_731_000_i64, "commitNumber": 10_769_622_537_387_i64,
+                    "commitUser": "005Dn000001AbcdIAC",
+                    "changedFields": ["StageName", "IsWon", "LastModifiedDate"]
+                },
+                "StageName": "Closed Won", "IsWon": true, "LastModifiedDate": "2026-03-04T17:02:11.000Z"
+            },
+            "event": { "replayId": replay }
+        },
+        "channel": format!("/data/{entity}ChangeEvent")
+    })
+    .to_string()
+}
+
+async fn post_change(client: &reqwest::Client, base: &str, body: &str) -> (u16, Value) {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CDC_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let answer = client
+        .post(format!("{base}/v1/hooks/salesforce_cdc"))
+        .header("content-type", "application/json")
+        .header("x-signature", format!("sha256={hex}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_salesforce_change_event_of_a_won_deal_wakes_its_query_and_becomes_one_project() {
+    let vendors: Shared = Arc::default();
+    let base = stand_ins(vendors.clone()).await;
+    let dir = TempDir::new("rest-poll-cdc");
+    // The deals are polled once an hour: only the change event explains a quick read.
+    let (server, client, api) = hub_with_rate_card(&dir, &config_with(&base, 3_600_000)).await;
+    // The first window (at start) found nothing: the deal is won afterwards.
+    until_windows(&api, "sf_deals", 1.0).await;
+    vendors.lock().unwrap().opportunities.push(won_opportunity(
+        "Client GmbH audit 2026",
+        "2026-03-04T17:02:11.000+0000",
+    ));
+
+    let (status, answer) = post_change(
+        &client,
+        &server.base,
+        &change_event("Opportunity", "006Dn000004Won1AAA", 47_218),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["status"], "woke");
+    assert_eq!(answer["poll"], "sf_deals");
+    assert_eq!(
+        answer["change"]["record_ids"],
+        json!(["006Dn000004Won1AAA"])
+    );
+    assert_eq!(answer["change"]["change_type"], "UPDATE");
+    eventually(
+        "the woken query provisions the won deal",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            match api.get("/v1/projects/P-1001").await {
+                Ok((200, project)) => Ok(project),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    // The same change delivered again, and a change of another entity: one project still.
+    let (status, _) = post_change(
+        &client,
+        &server.base,
+        &change_event("Opportunity", "006Dn000004Won1AAA", 47_218),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, ignored) = post_change(
+        &client,
+        &server.base,
+        &change_event("Account", "001Dn00000Abc01AAA", 47_219),
+    )
+    .await;
+    assert_eq!(
+        (status, ignored["status"].as_str()),
+        (200, Some("ignored")),
+        "{ignored}"
+    );
+    until_windows(&api, "sf_deals", 3.0).await;
+    let (_, projects) = api.get("/v1/sandbox/erp/projects").await.unwrap();
+    assert_eq!(projects["items"].as_array().unwrap().len(), 1, "{projects}");
+    assert_eq!(connector_events(&api, "sf_deals", "woken").await, 2.0);
+    // A body that is no change event is refused; an unsigned one is refused and kept.
+    let (status, refused) = post_change(&client, &server.base, "{\"hello\": 1}").await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_a_change_event");
+    let unsigned = client
+        .post(format!("{}/v1/hooks/salesforce_cdc", server.base))
+        .body(change_event("Opportunity", "006Dn000004Won1AAA", 47_220))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
 }

@@ -43,6 +43,8 @@ enum PollEvent<'a> {
     },
     /// The source asked to be called later.
     Throttled { retry_after_s: u64 },
+    /// A change event woke the poller before its next poll.
+    Woken,
     /// The window stopped part way; it is read again on the next run.
     Failed { why: &'a str },
 }
@@ -53,6 +55,7 @@ impl PollEvent<'_> {
             PollEvent::Page { .. } => "page",
             PollEvent::Window { .. } => "window_done",
             PollEvent::Throttled { .. } => "throttled",
+            PollEvent::Woken => "woken",
             PollEvent::Failed { .. } => "window_failed",
         }
     }
@@ -78,6 +81,7 @@ impl PollEvent<'_> {
                 tracing::warn!(source, retry_after_s, "rest poll: the source asks to wait")
             }
             PollEvent::Failed { why } => tracing::warn!(source, why, "rest poll: window failed"),
+            PollEvent::Woken => tracing::debug!(source, "rest poll: woken by a change event"),
         }
         engine.metrics().connector_event(source, self.name());
     }
@@ -120,15 +124,26 @@ impl Poller {
         std::thread::Builder::new()
             .name(format!("rest-poll-{}", self.source))
             .spawn(move || {
+                let wake = self.engine.waker(&self.source);
                 while !stop.load(Ordering::Relaxed) {
-                    let wait = match runtime.block_on(self.run_window()) {
-                        Ok(()) => self.poll.poll,
-                        Err(Stop::Throttled(wait)) => wait.max(self.poll.poll),
-                        Err(Stop::Failed(_)) => self.poll.poll,
+                    // A change event wakes the next window early, unless the source asked
+                    // to be left alone for a while.
+                    let (wait, wakeable) = match runtime.block_on(self.run_window()) {
+                        Ok(()) => (self.poll.poll, true),
+                        Err(Stop::Throttled(wait)) => (wait.max(self.poll.poll), false),
+                        Err(Stop::Failed(_)) => (self.poll.poll, true),
                     };
                     let until = Instant::now() + wait;
-                    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-                        std::thread::sleep(Duration::from_millis(50).min(wait));
+                    while !stop.load(Ordering::Relaxed) {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        let woken = wake.wait(left.min(Duration::from_millis(100)));
+                        if woken && wakeable {
+                            self.emit(PollEvent::Woken);
+                            break;
+                        }
                     }
                 }
             })

@@ -93,6 +93,8 @@ struct Core {
 pub struct Engine {
     core: Arc<Core>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Per polling source, what wakes its poller before its next poll.
+    wakers: Mutex<BTreeMap<String, Arc<crate::rest_poll::Wake>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -170,7 +172,16 @@ impl Engine {
         Ok(Arc::new(Engine {
             core,
             writer: Mutex::new(Some(writer)),
+            wakers: Mutex::default(),
         }))
+    }
+
+    /// What wakes the poller of `source` (a change event says there is something to read).
+    pub fn waker(&self, source: &str) -> Arc<crate::rest_poll::Wake> {
+        lock(&self.wakers)
+            .entry(source.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn config(&self) -> &Config {

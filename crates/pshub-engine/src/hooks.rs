@@ -91,6 +91,12 @@ pub struct Inbound {
     /// the first whose `when` takes a record maps it. None: the source sends canonical
     /// events.
     pub mappings: Vec<String>,
+    /// A source whose requests are change events (Salesforce's Change Data Capture) that
+    /// wake the poller of this polling source instead of being mapped: the change says
+    /// something changed, the poller's query reads the whole record through its cursor.
+    pub wakes: Option<String>,
+    /// The entities whose change events wake it (`Opportunity`); none: any.
+    pub wake_on: Vec<String>,
 }
 
 /// The headers worth keeping beside a payload: the signatures and what names the sender.

@@ -101,6 +101,73 @@ impl RestPoll {
     }
 }
 
+/// Wakes a poller before its next poll: a change event (Salesforce's Change Data Capture)
+/// says there is something to read, and the poller reads its window now.
+#[derive(Debug, Default)]
+pub struct Wake {
+    woken: std::sync::Mutex<bool>,
+    signal: std::sync::Condvar,
+}
+
+impl Wake {
+    pub fn wake(&self) {
+        *self.woken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.signal.notify_all();
+    }
+
+    /// Waits until woken or `timeout` has passed; answers whether it was woken (and takes
+    /// the wake: the next wait waits again).
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let woken = self.woken.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut woken, _) = self
+            .signal
+            .wait_timeout_while(woken, timeout, |w| !*w)
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *woken)
+    }
+}
+
+/// A Salesforce Change Data Capture event's header, in its published JSON shape: the event
+/// as the Pub/Sub API or CometD delivers it (`{"data": {"payload": {...}}}`), its payload,
+/// or the header itself under `ChangeEventHeader`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    pub entity: String,
+    pub change_type: String,
+    pub record_ids: Vec<String>,
+    pub changed_fields: Vec<String>,
+    pub commit_timestamp: Option<i64>,
+}
+
+impl ChangeEvent {
+    pub fn parse(body: &Value) -> Option<ChangeEvent> {
+        let header = [
+            "/ChangeEventHeader",
+            "/payload/ChangeEventHeader",
+            "/data/payload/ChangeEventHeader",
+        ]
+        .iter()
+        .find_map(|at| body.pointer(at))?;
+        let texts = |key: &str| -> Vec<String> {
+            header[key]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Some(ChangeEvent {
+            entity: header["entityName"].as_str()?.to_string(),
+            change_type: header["changeType"].as_str()?.to_string(),
+            record_ids: texts("recordIds"),
+            changed_fields: texts("changedFields"),
+            commit_timestamp: header["commitTimestamp"].as_i64(),
+        })
+    }
+}
+
 /// A cursor as saved and as sent: RFC 3339 in UTC, to the millisecond.
 pub fn cursor_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

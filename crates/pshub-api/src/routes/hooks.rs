@@ -14,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pshub_engine::hooks::{self, KEPT_HEADERS, Received};
+use pshub_engine::rest_poll::ChangeEvent;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -64,6 +65,9 @@ pub async fn post_hook(
         )
         .with_detail(json!({ "kept": kept_as.first().map(wire::ingest_result) })));
     }
+    if let Some(poll) = &inbound.wakes {
+        return wake(&engine, &source, poll, &inbound.wake_on, &text);
+    }
     let version = header(hooks::SCHEMA_VERSION_HEADER)
         .or(query.get("schema_version").map(String::as_str))
         .map(|v| {
@@ -88,4 +92,41 @@ pub async fn post_hook(
         }
     };
     Ok(results_response(&submit(&engine, vec![incoming]).await?))
+}
+
+/// A verified change event for a source that wakes a poller: answered 202 with what the
+/// event says changed, and the poller reads its window now. A body that is no change event
+/// is refused (400); a change of another entity is answered `ignored`.
+fn wake(
+    engine: &pshub_engine::Engine,
+    source: &str,
+    poll: &str,
+    wake_on: &[String],
+    text: &str,
+) -> Result<Response, ApiError> {
+    let change = serde_json::from_str(text)
+        .ok()
+        .and_then(|body| ChangeEvent::parse(&body))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "not_a_change_event",
+                "the body is no change event: it has no ChangeEventHeader with entityName and changeType (itself, under payload, or under data.payload)",
+            )
+        })?;
+    let what = json!({ "entity": change.entity, "change_type": change.change_type,
+                       "record_ids": change.record_ids, "changed_fields": change.changed_fields,
+                       "commit_timestamp": change.commit_timestamp });
+    if !wake_on.is_empty() && !wake_on.contains(&change.entity) {
+        engine.metrics().connector_event(source, "change_ignored");
+        return Ok(Json(json!({ "status": "ignored", "reason": format!("{source} wakes {poll} on {} only", wake_on.join(", ")), "change": what })).into_response());
+    }
+    tracing::info!(source, poll, entity = %change.entity, change_type = %change.change_type, records = change.record_ids.len(), "change event: waking the poller");
+    engine.metrics().connector_event(source, "change_woke");
+    engine.waker(poll).wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "woke", "poll": poll, "change": what })),
+    )
+        .into_response())
 }

@@ -76,6 +76,8 @@ fn config() -> pshub_engine::Config {
             secret: Secret::new(STRIPE_SECRET.into()),
             tolerance_s: 300,
             mappings: vec!["stripe/invoice.v1".into()],
+            wakes: None,
+            wake_on: Vec::new(),
         },
     );
     // The PSA may also push its canonical events to a webhook, signed.
@@ -86,6 +88,8 @@ fn config() -> pshub_engine::Config {
             secret: Secret::new(PSA_SECRET.into()),
             tolerance_s: 300,
             mappings: Vec::new(),
+            wakes: None,
+            wake_on: Vec::new(),
         },
     );
     config
