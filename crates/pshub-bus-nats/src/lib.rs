@@ -36,8 +36,11 @@ const SOURCE: &str = "bus";
 
 /// What the consumer does, each logged and counted (`pshub_connector_events_total`).
 enum BusEvent<'a> {
+    /// A batch was taken; `redelivered` of its messages had been delivered before (to a
+    /// process that died, or whose commit failed). Counted before the commit.
+    Taken { messages: usize, redelivered: usize },
     /// A batch was committed and acknowledged.
-    Batch { messages: usize, redelivered: usize },
+    Batch { messages: usize },
     /// A batch's commit failed; its messages are delivered again.
     Nak { messages: usize, why: &'a str },
     /// The server could not be reached or answered an error.
@@ -47,19 +50,19 @@ enum BusEvent<'a> {
 impl BusEvent<'_> {
     fn emit(&self, engine: &Engine) {
         let name = match self {
-            BusEvent::Batch {
+            BusEvent::Taken {
                 messages,
                 redelivered,
             } => {
-                tracing::debug!(
-                    messages,
-                    redelivered,
-                    "bus: batch committed and acknowledged"
-                );
+                tracing::trace!(messages, redelivered, "bus: batch taken");
                 let metrics = engine.metrics();
                 for _ in 0..*redelivered {
                     metrics.connector_event(SOURCE, "redelivered");
                 }
+                "taken"
+            }
+            BusEvent::Batch { messages } => {
+                tracing::debug!(messages, "bus: batch committed and acknowledged");
                 "batch"
             }
             BusEvent::Nak { messages, why } => {
@@ -155,6 +158,11 @@ async fn take_batch(engine: &Arc<Engine>, consumer: &PullConsumer) -> Result<(),
         .iter()
         .filter(|m| m.info().is_ok_and(|info| info.delivered > 1))
         .count();
+    BusEvent::Taken {
+        messages: messages.len(),
+        redelivered,
+    }
+    .emit(engine);
     let texts: Vec<String> = messages
         .iter()
         .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
@@ -177,7 +185,6 @@ async fn take_batch(engine: &Arc<Engine>, consumer: &PullConsumer) -> Result<(),
             }
             BusEvent::Batch {
                 messages: messages.len(),
-                redelivered,
             }
             .emit(engine);
         }

@@ -1125,13 +1125,14 @@ mod tests {
     fn a_change_event_source_must_wake_a_polling_source() {
         let path = write(
             "wakes",
-            "[sources.cdc]\nconnector = \"webhook\"\nsignature = \"hmac-sha256\"\nsecret = \"s\"\nwakes = \"crm\"\nwake_on = [\"\"]\n\n[sources.crm]\n",
+            "[sources.cdc]\nconnector = \"webhook\"\nsignature = \"hmac-sha256\"\nsecret = \"s\"\nwakes = \"crm\"\nwake_on = [\"\"]\nmapping = \"stripe/invoice.v1\"\n\n[sources.crm]\n",
         );
         let errors = ConfigFile::read(&path).unwrap_err();
         let name = path.display().to_string();
         for expected in [
             "wakes 'crm', which is no [sources.crm] with connector = \"rest_poll\"",
             "wake_on holds an empty entity name",
+            "has both wakes and mapping",
         ] {
             let expected = format!("{name}:1: [sources.cdc] {expected}");
             assert!(
@@ -1139,7 +1140,7 @@ mod tests {
                 "{expected} in {errors:?}"
             );
         }
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors.len(), 3, "{errors:?}");
     }
 
     #[test]

@@ -229,6 +229,12 @@ pub fn check(
                 "wakes '{poll}', which is no [sources.{poll}] with connector = \"rest_poll\""
             ));
         }
+        if section.wakes.is_some() && section.mapping.is_some() {
+            fail(
+                "has both wakes and mapping: a change event wakes a poller and is not mapped"
+                    .into(),
+            );
+        }
         if section
             .wake_on
             .iter()
