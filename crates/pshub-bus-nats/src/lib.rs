@@ -129,7 +129,7 @@ pub fn spawn_inbound(
         .name("bus-inbound".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Err(what) = runtime.block_on(take_batch(&engine, &consumer)) {
+                if let Err(what) = runtime.block_on(take_batch(&engine, &consumer, bus.ack_wait)) {
                     BusEvent::Trouble { what: &what }.emit(&engine);
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -139,7 +139,13 @@ pub fn spawn_inbound(
 }
 
 /// Takes one batch: commits it, then acknowledges each of its messages.
-async fn take_batch(engine: &Arc<Engine>, consumer: &PullConsumer) -> Result<(), String> {
+/// While its commit runs, the batch's messages are marked in progress every half ack wait,
+/// so that a slow commit does not have them delivered again meanwhile.
+async fn take_batch(
+    engine: &Arc<Engine>,
+    consumer: &PullConsumer,
+    ack_wait: Duration,
+) -> Result<(), String> {
     let mut batch = consumer
         .fetch()
         .max_messages(BATCH)
@@ -168,10 +174,21 @@ async fn take_batch(engine: &Arc<Engine>, consumer: &PullConsumer) -> Result<(),
         .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
         .collect();
     let submitting = engine.clone();
-    let committed = tokio::task::spawn_blocking(move || submitting.submit_texts(texts))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let mut commit = tokio::task::spawn_blocking(move || submitting.submit_texts(texts));
+    let committed = loop {
+        tokio::select! {
+            done = &mut commit => {
+                break done
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+            }
+            _ = tokio::time::sleep(ack_wait / 2) => {
+                for message in &messages {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    };
     match committed {
         Ok(_) => {
             for message in &messages {

@@ -168,13 +168,16 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
     let summary = until_accepted(&api, COUNT as u64).await;
-    assert_eq!(
-        summary["duplicates_suppressed"], 0,
-        "nothing had been committed, so nothing comes twice: {summary}"
-    );
+    let redelivered = bus_count(&api, "redelivered").await;
     assert!(
-        bus_count(&api, "redelivered").await >= 1.0,
+        redelivered >= 1.0,
         "what the killed hub had taken came again"
+    );
+    // Nothing had been committed: a duplicate can only be a message delivered again (a
+    // commit slower than the ack wait on a loaded machine), never a second application.
+    assert!(
+        summary["duplicates_suppressed"].as_f64().unwrap() <= redelivered,
+        "{summary}, {redelivered} redelivered"
     );
     eventually(
         "every message is acknowledged",
@@ -226,7 +229,14 @@ async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
 
     publish(&js, &namespace, COUNT).await;
     let summary = until_accepted(&hubs[0], COUNT as u64).await;
-    assert_eq!(summary["duplicates_suppressed"], 0, "{summary}");
+    let mut redelivered = 0.0;
+    for hub in &hubs {
+        redelivered += bus_count(hub, "redelivered").await;
+    }
+    assert!(
+        summary["duplicates_suppressed"].as_f64().unwrap() <= redelivered,
+        "a duplicate is only a message delivered again: {summary}"
+    );
     for (i, hub) in hubs.iter().enumerate() {
         assert!(
             bus_count(hub, "batch").await >= 1.0,

@@ -170,9 +170,7 @@ impl Poller {
         let name = RestPoll::cursor_name(&self.source);
         let saved = self
             .engine
-            .store()
-            .reader()
-            .and_then(|mut r| r.cursor(&name))
+            .read(|r| r.cursor(&name))
             .map_err(|e| Stop::Failed(format!("the cursor cannot be read: {e}")))?;
         let from = self
             .poll
