@@ -342,6 +342,18 @@ async fn salesforce_as_the_crm_gets_write_backs_and_paid_invoices_through_expiri
     .await;
     assert_eq!(record["Project_Code__c"], "P-1", "{record}");
 
+    // The target as the hub shows it: the CRM, its breaker closed, its secret nowhere.
+    let (_, systems) = api.get("/v1/systems").await.unwrap();
+    let target = &systems["salesforce"];
+    assert_eq!(target["kind"], "crm", "{target}");
+    assert_eq!(target["breaker"]["state"], "closed", "{target}");
+    assert_eq!(
+        target["target"]["auth"], "oauth2_client_credentials",
+        "{target}"
+    );
+    assert_eq!(target["target"]["rate_per_s"], RATE_PER_S, "{target}");
+    let (_, catalog) = api.get("/v1/catalog").await.unwrap();
+    assert!(!systems.to_string().contains("s3cret") && !catalog.to_string().contains("s3cret"));
     let text = api.get_text("/metrics").await.unwrap();
     let sf = sf.lock().unwrap();
     // The tokens ran out mid-run: each refusal fetched a new one and the call went again.
