@@ -270,32 +270,29 @@ pub fn check(
 
 /// A webhook's settings: every webhook is signed.
 fn check_webhook(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    match section.signature.as_deref() {
+        None => fail(
+            "gives no signature: \"hmac-sha256\" or \"stripe\" (every webhook is signed)".into(),
+        ),
+        Some(scheme) if Signature::parse(scheme).is_none() => fail(format!(
+            "signature '{scheme}' is not a scheme; use \"hmac-sha256\" or \"stripe\""
+        )),
+        Some(_) => {}
+    }
+    match section.secret.as_deref() {
+        None => fail(
+            "gives no secret (write secret = \"${VARIABLE}\" to read it from the environment)"
+                .into(),
+        ),
+        Some(secret) if secret.trim().is_empty() => fail("secret is empty".into()),
+        Some(_) => {}
+    }
+    if let Some(tolerance) = section.tolerance_s
+        && !(1..=86_400).contains(&tolerance)
     {
-        match section.signature.as_deref() {
-            None => fail(
-                "gives no signature: \"hmac-sha256\" or \"stripe\" (every webhook is signed)"
-                    .into(),
-            ),
-            Some(scheme) if Signature::parse(scheme).is_none() => fail(format!(
-                "signature '{scheme}' is not a scheme; use \"hmac-sha256\" or \"stripe\""
-            )),
-            Some(_) => {}
-        }
-        match section.secret.as_deref() {
-            None => fail(
-                "gives no secret (write secret = \"${VARIABLE}\" to read it from the environment)"
-                    .into(),
-            ),
-            Some(secret) if secret.trim().is_empty() => fail("secret is empty".into()),
-            Some(_) => {}
-        }
-        if let Some(tolerance) = section.tolerance_s
-            && !(1..=86_400).contains(&tolerance)
-        {
-            fail(format!(
-                "tolerance_s {tolerance} is out of bounds: 1 to 86400 seconds"
-            ));
-        }
+        fail(format!(
+            "tolerance_s {tolerance} is out of bounds: 1 to 86400 seconds"
+        ));
     }
 }
 

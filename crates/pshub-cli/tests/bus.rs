@@ -76,15 +76,6 @@ async fn consumer_counts(js: &jetstream::Context, namespace: &str) -> (u64, usiz
     (info.num_pending, info.num_ack_pending)
 }
 
-async fn bus_count(api: &Api, event: &str) -> f64 {
-    let text = api.get_text("/metrics").await.unwrap();
-    metric(
-        &text,
-        &format!("pshub_connector_events_total{{source=\"bus\",event=\"{event}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 async fn until_accepted(api: &Api, count: u64) -> serde_json::Value {
     eventually(
         "every event on the stream is applied",
@@ -168,7 +159,7 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
     let summary = until_accepted(&api, COUNT as u64).await;
-    let redelivered = bus_count(&api, "redelivered").await;
+    let redelivered = api.connector_count("bus", "redelivered").await;
     assert!(
         redelivered >= 1.0,
         "what the killed hub had taken came again"
@@ -231,7 +222,7 @@ async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
     let summary = until_accepted(&hubs[0], COUNT as u64).await;
     let mut redelivered = 0.0;
     for hub in &hubs {
-        redelivered += bus_count(hub, "redelivered").await;
+        redelivered += hub.connector_count("bus", "redelivered").await;
     }
     assert!(
         summary["duplicates_suppressed"].as_f64().unwrap() <= redelivered,
@@ -239,7 +230,7 @@ async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
     );
     for (i, hub) in hubs.iter().enumerate() {
         assert!(
-            bus_count(hub, "batch").await >= 1.0,
+            hub.connector_count("bus", "batch").await >= 1.0,
             "hub {i} took part of the stream"
         );
     }

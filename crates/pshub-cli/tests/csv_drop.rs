@@ -41,34 +41,15 @@ payroll = "bureau"
     )
 }
 
-/// How often the source's watcher has looked at its folder.
-async fn scans(api: &Api, source: &str) -> f64 {
-    let text = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metric(
-        &text,
-        &format!("pshub_connector_events_total{{source=\"{source}\",event=\"scan\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 /// Waits until the watcher of `source` has looked at its folder `more` times from now.
 async fn after_scans(api: &Api, source: &str, more: f64) {
-    let from = scans(api, source).await;
+    let from = api.connector_count(source, "scan").await;
     eventually(
         "the watcher looks at its folder",
         Duration::from_secs(20),
         Duration::from_millis(20),
         || async {
-            let now = scans(api, source).await;
+            let now = api.connector_count(source, "scan").await;
             if now >= from + more {
                 Ok(())
             } else {
@@ -105,16 +86,7 @@ async fn a_dropped_register_is_mapped_once_whole_and_bad_files_and_rows_are_set_
     let (stable, marked) = (dir.join("bureau"), dir.join("marked"));
     std::fs::create_dir_all(&stable).unwrap();
     std::fs::create_dir_all(&marked).unwrap();
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config(&stable, &marked)).unwrap();
-    let log = dir.join("serve.log");
-    let mut server = serve(dir.path())
-        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-        .log(log)
-        .spawn();
-    wait_listening(server.port);
-    let token = create_token(dir.path(), None, "admin", None);
-    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    let (mut server, api) = serve_with_config(&dir, &config(&stable, &marked));
 
     // Half a file: the header and half a row, no line end. The bureau is still writing.
     let register = stable.join("register-2026-03.csv");

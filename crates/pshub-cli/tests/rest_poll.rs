@@ -265,22 +265,13 @@ mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
     )
 }
 
-async fn connector_events(api: &Api, source: &str, event: &str) -> f64 {
-    let text = api.get_text("/metrics").await.unwrap();
-    metric(
-        &text,
-        &format!("pshub_connector_events_total{{source=\"{source}\",event=\"{event}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 async fn until_windows(api: &Api, source: &str, at_least: f64) {
     eventually(
         "a window is read to its end",
         Duration::from_secs(30),
         Duration::from_millis(20),
         || async {
-            let done = connector_events(api, source, "window_done").await;
+            let done = api.connector_count(source, "window_done").await;
             if done >= at_least {
                 Ok(())
             } else {
@@ -451,11 +442,20 @@ fn time_entry(entry: &str, date: &str) -> Value {
     )
 }
 
-async fn worker_state(api: &Api) -> String {
-    match api.get("/v1/workers/21001").await {
-        Ok((200, worker)) => worker["status"].as_str().unwrap_or("").to_string(),
-        other => format!("{other:?}"),
-    }
+/// Waits until the hub holds worker 21001 in `status`.
+async fn until_worker(api: &Api, what: &str, status: &str) {
+    eventually(
+        what,
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match api.get("/v1/workers/21001").await {
+                Ok((200, worker)) if worker["status"] == status => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -468,31 +468,11 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
         .workers
         .push(worker_entry("", "2026-03-01T09:15:00.000-08:00"));
     let dir = TempDir::new("rest-poll-workday");
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config(&base)).unwrap();
-    let server = serve(dir.path())
-        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
-    let token = create_token(dir.path(), None, "admin", None);
-    let client = reqwest::Client::new();
-    let api = Api::new(&client, &server.base, &token);
+    let (_server, api) = serve_with_config(&dir, &config(&base));
 
     // The worker comes from the report; the project, its rate card and the staffing from
     // the CRM and the PSA.
-    eventually(
-        "the report's worker is hired",
-        Duration::from_secs(30),
-        Duration::from_millis(20),
-        || async {
-            match worker_state(&api).await.as_str() {
-                "active" => Ok(()),
-                other => Err(other.to_string()),
-            }
-        },
-    )
-    .await;
+    until_worker(&api, "the report's worker is hired", "active").await;
     let mut won = closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None);
     won["data"]["customer"]["customer_id"] = json!("001A");
     // Deals come from the source that owns them here.
@@ -528,18 +508,7 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
         v.requests.clear();
         v.workers[0] = worker_entry("2026-03-15", "2026-03-16T07:40:00.000-07:00");
     }
-    eventually(
-        "the report's termination is read",
-        Duration::from_secs(30),
-        Duration::from_millis(20),
-        || async {
-            match worker_state(&api).await.as_str() {
-                "terminated" => Ok(()),
-                other => Err(other.to_string()),
-            }
-        },
-    )
-    .await;
+    until_worker(&api, "the report's termination is read", "terminated").await;
     // The 429 asked for 2 s: the next call came no sooner, though the source polls every 100 ms.
     {
         let v = vendors.lock().unwrap();
@@ -556,7 +525,7 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
             "Retry-After: 2 waited out, not {waited:?}"
         );
     }
-    assert_eq!(connector_events(&api, "workday", "throttled").await, 1.0);
+    assert_eq!(api.connector_count("workday", "throttled").await, 1.0);
 
     let results = api
         .post_events(&[
@@ -619,18 +588,9 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
     );
 }
 
-/// A hub on `config` with the deals' rate card; answers it, a client and an admin's view.
-async fn hub_with_rate_card(dir: &TempDir, config: &str) -> (Server, reqwest::Client, Api) {
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let server = serve(dir.path())
-        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
-    let token = create_token(dir.path(), None, "admin", None);
-    let client = reqwest::Client::new();
-    let api = Api::new(&client, &server.base, &token);
+/// A hub on `config` with the deals' rate card.
+async fn hub_with_rate_card(dir: &TempDir, config: &str) -> (Server, Api) {
+    let (server, api) = serve_with_config(dir, config);
     let results = api
         .post_events(&[psa_event(
             "rc-1",
@@ -642,7 +602,7 @@ async fn hub_with_rate_card(dir: &TempDir, config: &str) -> (Server, reqwest::Cl
         .await
         .unwrap();
     assert_eq!(results[0]["status"], "accepted", "{results:?}");
-    (server, client, api)
+    (server, api)
 }
 
 fn won_opportunity(name: &str, stamp: &str) -> Value {
@@ -666,7 +626,7 @@ async fn a_won_opportunity_read_by_soql_becomes_one_project_however_often_it_cha
         "2026-03-04T17:02:11.000+0000",
     ));
     let dir = TempDir::new("rest-poll-deals");
-    let (_server, _, api) = hub_with_rate_card(&dir, &config(&base)).await;
+    let (_server, api) = hub_with_rate_card(&dir, &config(&base)).await;
 
     let engagements = |api: &Api| {
         let api = api.clone();
@@ -767,7 +727,8 @@ async fn a_salesforce_change_event_of_a_won_deal_wakes_its_query_and_becomes_one
     let base = stand_ins(vendors.clone()).await;
     let dir = TempDir::new("rest-poll-cdc");
     // The deals are polled once an hour: only the change event explains a quick read.
-    let (server, client, api) = hub_with_rate_card(&dir, &config_with(&base, 3_600_000)).await;
+    let (server, api) = hub_with_rate_card(&dir, &config_with(&base, 3_600_000)).await;
+    let client = api.client.clone();
     // The first window (at start) found nothing: the deal is won afterwards.
     until_windows(&api, "sf_deals", 1.0).await;
     vendors.lock().unwrap().opportunities.push(won_opportunity(
@@ -823,7 +784,7 @@ async fn a_salesforce_change_event_of_a_won_deal_wakes_its_query_and_becomes_one
     until_windows(&api, "sf_deals", 3.0).await;
     let (_, projects) = api.get("/v1/sandbox/erp/projects").await.unwrap();
     assert_eq!(projects["items"].as_array().unwrap().len(), 1, "{projects}");
-    assert_eq!(connector_events(&api, "sf_deals", "woken").await, 2.0);
+    assert_eq!(api.connector_count("sf_deals", "woken").await, 2.0);
     // A body that is no change event is refused; an unsigned one is refused and kept.
     let (status, refused) = post_change(&client, &server.base, "{\"hello\": 1}").await;
     assert_eq!(status, 400, "{refused}");

@@ -456,6 +456,17 @@ impl Api {
             .map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// How often `source`'s connector had `event` (`pshub_connector_events_total`; 0
+    /// before the first).
+    pub async fn connector_count(&self, source: &str, event: &str) -> f64 {
+        let text = self.get_text("/metrics").await.unwrap();
+        metric(
+            &text,
+            &format!("pshub_connector_events_total{{source=\"{source}\",event=\"{event}\"}}"),
+        )
+        .unwrap_or(0.0)
+    }
+
     /// A POST with the token and no body.
     pub async fn post(&self, path: &str) -> Result<(u16, Value), String> {
         let response = self
@@ -669,4 +680,19 @@ pub async fn serve_stand_in(app: axum::Router) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
+}
+
+/// `pshub serve` over `dir` with `config` as its configuration file (`dir/pshub.toml`),
+/// logging to `dir/serve.log`, once it listens; with an admin's view of it.
+pub fn serve_with_config(dir: &TempDir, config: &str) -> (Server, Api) {
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+        .log(dir.join("serve.log"))
+        .spawn();
+    wait_listening(server.port);
+    let token = create_token(dir.path(), None, "admin", None);
+    let api = Api::new(&reqwest::Client::new(), &server.base, &token);
+    (server, api)
 }
