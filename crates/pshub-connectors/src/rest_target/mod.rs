@@ -186,7 +186,6 @@ impl RestClient {
         );
         // A refused token is fetched again once; a second refusal is the API's answer.
         for attempt in 0..2 {
-            self.wait_for_budget().await;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -202,6 +201,9 @@ impl RestClient {
                     Err(reply) => return reply,
                 },
             }
+            // The budget is taken last, just before the send: a token fetched first
+            // would otherwise eat into the spacing of this call from the next.
+            self.wait_for_budget().await;
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if e.is_timeout() => {
