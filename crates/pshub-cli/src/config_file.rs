@@ -23,7 +23,6 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use toml::Spanned;
 
 /// A configuration file as read: its settings, where each came from, and its folder.
@@ -747,19 +746,15 @@ impl ConfigFile {
         if let Some(psa) = &file.psa.connector {
             config.psa_system = config_connectors::psa_system(psa.get_ref());
         }
-        if let Some(crm) = config_targets::crm_target(&file.targets) {
+        if let Some(crm) = config_targets::target_of_role(&file.targets, "crm") {
             config.crm_system = crm;
         }
+        config.tax_system = config_targets::target_of_role(&file.targets, "tax");
         config.routes = config_connectors::routes(&file.routes);
     }
 
     /// The REST targets the file configures, connected, by name.
-    pub fn targets(
-        &self,
-    ) -> std::result::Result<
-        Vec<(String, Arc<pshub_connectors::salesforce_crm::SalesforceCrm>)>,
-        String,
-    > {
+    pub fn targets(&self) -> std::result::Result<Vec<(String, config_targets::Connected)>, String> {
         config_targets::connect(&self.file.targets)
     }
 
@@ -1050,6 +1045,44 @@ mod tests {
     }
 
     #[test]
+    fn avalara_takes_the_tax_role_with_basic_auth() {
+        let path = write(
+            "avalara",
+            "[targets.avalara]\nconnector = \"rest\"\napi = \"avalara\"\nrole = \"tax\"\nurl = \"https://sandbox-rest.avatax.com\"\nauth = \"basic\"\nusername = \"1100012345\"\npassword = \"lic3nse\"\ncompany_code = \"ACME\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.tax_system.as_deref(), Some("avalara"));
+        let targets = file.targets().unwrap();
+        let port = targets[0].1.port();
+        assert_eq!(port.kind(), "tax");
+        let described = port.describe();
+        assert_eq!(described["auth"], "basic");
+        assert_eq!(described["company_code"], "ACME");
+        assert!(!described.to_string().contains("lic3nse"), "{described}");
+
+        let path = write(
+            "avalara-bad",
+            "[targets.avalara]\nconnector = \"rest\"\napi = \"avalara\"\nrole = \"crm\"\nurl = \"https://x\"\nauth = \"basic\"\nusername = \"1100012345\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            format!(
+                "{name}:1: [targets.avalara] api 'avalara' speaks the tax role's operations, not role 'crm'"
+            ),
+            format!("{name}:1: [targets.avalara] auth \"basic\" needs password"),
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
     fn the_bus_is_a_nats_url_checked_with_its_line() {
         let path = write(
             "bus",
@@ -1087,7 +1120,7 @@ mod tests {
         assert_eq!(config.crm_system, "salesforce");
         let targets = file.targets().unwrap();
         assert_eq!(targets.len(), 1);
-        let described = pshub_engine::ports::Crm::describe(&*targets[0].1);
+        let described = targets[0].1.port().describe();
         assert_eq!(described["auth"], "oauth2_client_credentials");
         assert_eq!(described["rate_per_s"], 20);
         assert!(
@@ -1439,6 +1472,7 @@ mod example {
             "SALESFORCE_TOKEN" | "WORKDAY_TOKEN" => Some("token".to_string()),
             "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" => Some("app".to_string()),
             "SALESFORCE_CDC_SECRET" => Some("cdc".to_string()),
+            "AVATAX_ACCOUNT_ID" | "AVATAX_LICENSE_KEY" => Some("avatax".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
@@ -1458,6 +1492,7 @@ mod example {
             ["salesforce", "sf_deals", "workday"]
         );
         assert_eq!(config.crm_system, "salesforce");
+        assert_eq!(config.tax_system.as_deref(), Some("avalara"));
         assert!(
             config.csv_drops["bureau"]
                 .dir

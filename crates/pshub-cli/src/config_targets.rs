@@ -14,19 +14,34 @@
 //! client_secret = "${SALESFORCE_CLIENT_SECRET}"
 //! rate_per_s = 20                 # at most 20 calls a second, shared by all work for it
 //! timeout_ms = 30000
+//!
+//! [targets.avalara]
+//! connector = "rest"
+//! api = "avalara"                 # AvaTax REST v2
+//! role = "tax"                    # the tax of each new invoice line, before the ERP
+//! url = "https://rest.avatax.com"
+//! auth = "basic"
+//! username = "${AVATAX_ACCOUNT_ID}"
+//! password = "${AVATAX_LICENSE_KEY}"
+//! company_code = "ACME"
+//! location_code = "HQ"            # the company location lines are taxed at
 //! ```
 
+use pshub_connectors::avalara_tax::AvalaraTax;
 use pshub_connectors::rest_target::{Auth, RestClient, RestTargetConfig};
 use pshub_connectors::salesforce_crm::SalesforceCrm;
 use pshub_engine::hooks::Secret;
+use pshub_engine::ports::Port;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 const CONNECTORS: &[&str] = &["rest"];
-const APIS: &[&str] = &["salesforce"];
-const ROLES: &[&str] = &["crm"];
+/// Each vendor API, with the role its adapter takes.
+const APIS: &[(&str, &str)] = &[("salesforce", "crm"), ("avalara", "tax")];
+const ROLES: &[&str] = &["crm", "tax"];
+const DEFAULT_COMPANY_CODE: &str = "DEFAULT";
 const DEFAULT_TIMEOUT_MS: i64 = 30_000;
 const DEFAULT_API_KEY_HEADER: &str = "X-Api-Key";
 
@@ -44,6 +59,10 @@ pub struct TargetSection {
     scope: Option<String>,
     api_key: Option<String>,
     api_key_header: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    company_code: Option<String>,
+    location_code: Option<String>,
     rate_per_s: Option<i64>,
     timeout_ms: Option<i64>,
 }
@@ -58,7 +77,7 @@ pub fn check(
     at: impl Fn(&str) -> String,
 ) -> Vec<String> {
     let mut errors = Vec::new();
-    let mut crm = Vec::new();
+    let mut by_role: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, t) in targets {
         let at = at(name);
         let mut fail = |what: String| errors.push(format!("{at}: [targets.{name}] {what}"));
@@ -70,9 +89,10 @@ pub fn check(
             )),
             Some(_) => None,
         };
+        let apis: Vec<&str> = APIS.iter().map(|(api, _)| *api).collect();
         for error in [
             one_of(t.connector.as_deref(), "connector", CONNECTORS),
-            one_of(t.api.as_deref(), "api", APIS),
+            one_of(t.api.as_deref(), "api", &apis),
             one_of(t.role.as_deref(), "role", ROLES),
         ]
         .into_iter()
@@ -80,8 +100,21 @@ pub fn check(
         {
             fail(error);
         }
-        if t.role.as_deref() == Some("crm") {
-            crm.push(name.clone());
+        if let (Some(api), Some(role)) = (t.api.as_deref(), t.role.as_deref())
+            && let Some((_, takes)) = APIS.iter().find(|(a, _)| *a == api)
+            && ROLES.contains(&role)
+            && *takes != role
+        {
+            fail(format!(
+                "api '{api}' speaks the {takes} role's operations, not role '{role}'"
+            ));
+        }
+        if let Some(role) = t
+            .role
+            .as_deref()
+            .and_then(|r| ROLES.iter().find(|x| **x == r))
+        {
+            by_role.entry(role).or_default().push(name.clone());
         }
         match t.url.as_deref() {
             None => fail("gives no url: where the API is".into()),
@@ -116,8 +149,15 @@ pub fn check(
                     fail("auth \"api_key\" needs api_key".into());
                 }
             }
+            "basic" => {
+                for (key, value) in [("username", &t.username), ("password", &t.password)] {
+                    if !given(value) {
+                        fail(format!("auth \"basic\" needs {key}"));
+                    }
+                }
+            }
             other => fail(format!(
-                "auth '{other}' is not a scheme; use \"oauth2\", \"api_key\" or \"none\""
+                "auth '{other}' is not a scheme; use \"oauth2\", \"api_key\", \"basic\" or \"none\""
             )),
         }
         if let Some(rate) = t.rate_per_s
@@ -131,28 +171,54 @@ pub fn check(
             fail(format!("timeout_ms {ms} is out of bounds: 100 to 600000"));
         }
     }
-    if crm.len() > 1 {
-        errors.push(format!(
-            "{}: targets {} all take the role crm; one system is the CRM",
-            at(&crm[1]),
-            crm.join(", ")
-        ));
+    for (role, names) in by_role {
+        if names.len() > 1 {
+            errors.push(format!(
+                "{}: targets {} all take the role {role}; one system takes it",
+                at(&names[1]),
+                names.join(", ")
+            ));
+        }
     }
     errors
 }
 
-/// The target that takes the CRM role, if any.
-pub fn crm_target(targets: &BTreeMap<String, TargetSection>) -> Option<String> {
+/// The target that takes `role` (`crm`, `tax`), if any.
+pub fn target_of_role(targets: &BTreeMap<String, TargetSection>, role: &str) -> Option<String> {
     targets
         .iter()
-        .find(|(_, t)| t.role.as_deref() == Some("crm"))
+        .find(|(_, t)| t.role.as_deref() == Some(role))
         .map(|(name, _)| name.clone())
 }
 
-/// The targets' clients, by name (the file was checked).
+/// A connected target: its vendor adapter.
+pub enum Connected {
+    Crm(Arc<SalesforceCrm>),
+    Tax(Arc<AvalaraTax>),
+}
+
+impl Connected {
+    /// The port the engine calls it through.
+    pub fn port(&self) -> Port {
+        match self {
+            Connected::Crm(crm) => Port::Crm(crm.clone()),
+            Connected::Tax(tax) => Port::Tax(tax.clone()),
+        }
+    }
+
+    /// The client that counts its events on the engine.
+    pub fn client(&self) -> &RestClient {
+        match self {
+            Connected::Crm(crm) => crm.client(),
+            Connected::Tax(tax) => tax.client(),
+        }
+    }
+}
+
+/// The targets' adapters, by name (the file was checked).
 pub fn connect(
     targets: &BTreeMap<String, TargetSection>,
-) -> Result<Vec<(String, Arc<SalesforceCrm>)>, String> {
+) -> Result<Vec<(String, Connected)>, String> {
     let mut connected = Vec::new();
     for (name, t) in targets {
         let secret = |v: &Option<String>| Secret::new(v.clone().unwrap_or_default());
@@ -170,6 +236,10 @@ pub fn connect(
                     .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_string()),
                 key: secret(&t.api_key),
             },
+            Some("basic") => Auth::Basic {
+                username: t.username.clone().unwrap_or_default(),
+                password: secret(&t.password),
+            },
             _ => Auth::None,
         };
         let client = RestClient::new(RestTargetConfig {
@@ -182,7 +252,17 @@ pub fn connect(
             ),
         })
         .map_err(|e| format!("[targets.{name}]: {e}"))?;
-        connected.push((name.clone(), Arc::new(SalesforceCrm::new(client))));
+        let adapter = match t.api.as_deref() {
+            Some("avalara") => Connected::Tax(Arc::new(AvalaraTax::new(
+                client,
+                t.company_code
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_COMPANY_CODE.to_string()),
+                t.location_code.clone(),
+            ))),
+            _ => Connected::Crm(Arc::new(SalesforceCrm::new(client))),
+        };
+        connected.push((name.clone(), adapter));
     }
     Ok(connected)
 }

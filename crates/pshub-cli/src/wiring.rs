@@ -438,13 +438,13 @@ pub fn open(store: &StoreArgs, mut config: Config) -> Result<Wired> {
         Some(file) => file.targets().map_err(|e| anyhow::anyhow!(e))?,
         None => Vec::new(),
     };
-    for (name, crm) in &targets {
-        systems = systems.with(name, Port::Crm(crm.clone()));
+    for (name, target) in &targets {
+        systems = systems.with(name, target.port());
     }
     let engine = Engine::open(store.open()?, config, systems)
         .context("failed to rebuild the hub from its store")?;
-    for (_, crm) in &targets {
-        crm.client().count_on(engine.clone());
+    for (_, target) in &targets {
+        target.client().count_on(engine.clone());
     }
     if let Some(file) = config_file() {
         let path = file.path.clone();

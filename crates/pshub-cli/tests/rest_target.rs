@@ -10,10 +10,16 @@
 //! (signed, mapped by `stripe/invoice.v1`) reaches the CRM's invoice. On the way: a token
 //! that expires mid-run is fetched again and the call made again, a 429 with
 //! `Retry-After` is waited out, and the calls keep to the target's rate budget.
+//!
+//! Avalara as the tax engine (`api = "avalara"`, `role = "tax"`), against a stand-in of
+//! AvaTax's published REST v2 `POST /api/v2/transactions/create` (HTTP Basic, the
+//! `CreateTransactionModel` in, a `TransactionModel` out, AvaTax's error bodies): each new
+//! line's tax is determined before it goes to the ERP, and a tax code other than the
+//! configured one holds the line in a finance case.
 
 mod support;
 
-use axum::extract::{Form, Path as UrlPath, State};
+use axum::extract::{Form, Json, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -395,4 +401,311 @@ async fn salesforce_as_the_crm_gets_write_backs_and_paid_invoices_through_expiri
             pair[1].1 - pair[0].1
         );
     }
+}
+
+/// HTTP Basic of the AvaTax account `1100012345` with license key `lic3nse-key`.
+const AVATAX_BASIC: &str = "Basic MTEwMDAxMjM0NTpsaWMzbnNlLWtleQ==";
+
+/// A stand-in of AvaTax: its item catalog classifies what is sold, and the catalog's tax
+/// code is what AvaTax applies to a line of that item, whatever code the line asked for.
+#[derive(Default)]
+struct AvaTax {
+    items: HashMap<String, String>,
+    /// Each transaction created, as it came.
+    documents: Vec<Value>,
+    /// Calls refused for their credentials.
+    unauthenticated: usize,
+}
+
+type SharedAvaTax = Arc<Mutex<AvaTax>>;
+
+async fn create_transaction(
+    State(avatax): State<SharedAvaTax>,
+    headers: HeaderMap,
+    Json(model): Json<Value>,
+) -> Response {
+    let mut avatax = avatax.lock().unwrap();
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(AVATAX_BASIC) {
+        avatax.unauthenticated += 1;
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": { "code": "AuthenticationException", "message": "Authentication failed.",
+                "details": [{ "code": "AuthenticationException", "number": 34, "severity": "Error",
+                              "description": "Missing authentication or unable to authenticate the user or the account." }] } })),
+        )
+            .into_response();
+    }
+    avatax.documents.push(model.clone());
+    let line = &model["lines"][0];
+    let item = line["itemCode"].as_str().unwrap_or_default();
+    let applied = avatax
+        .items
+        .get(item)
+        .cloned()
+        .or_else(|| line["taxCode"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "P0000000".into());
+    let id = avatax.documents.len();
+    axum::Json(json!({
+        "id": id, "code": model["code"], "companyId": 7, "date": model["date"], "status": "Saved",
+        "type": "SalesInvoice", "currencyCode": model["currencyCode"], "customerCode": model["customerCode"],
+        "totalAmount": line["amount"], "totalTax": "0",
+        "lines": [{ "id": id * 10, "lineNumber": "1", "itemCode": item, "taxCode": applied,
+                    "lineAmount": line["amount"], "quantity": line["quantity"], "tax": "0" }],
+    }))
+    .into_response()
+}
+
+async fn avatax_stand_in(avatax: SharedAvaTax) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/api/v2/transactions/create",
+            axum::routing::post(create_transaction),
+        )
+        .with_state(avatax);
+    serve_stand_in(app).await
+}
+
+fn avalara_config(base: &str) -> String {
+    format!(
+        r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[legal_entities.DE01]
+currency = "EUR"
+tax_code = "DE-VAT19"
+
+[targets.avalara]
+connector = "rest"
+api = "avalara"
+role = "tax"
+url = "{base}"
+auth = "basic"
+username = "1100012345"
+password = "lic3nse-key"
+company_code = "ACME"
+location_code = "HQ"
+"#
+    )
+}
+
+/// The ERP's lines, as the sandbox holds them.
+async fn erp_lines(api: &Api) -> Vec<Value> {
+    api.get_ok("/v1/sandbox/erp/lines?limit=1000").await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for_finance() {
+    let avatax: SharedAvaTax = Arc::default();
+    {
+        let mut avatax = avatax.lock().unwrap();
+        avatax
+            .items
+            .insert("professional_services".into(), "DE-VAT19".into());
+        // The expense item is classified under a reduced rate: not what DE01 invoices.
+        avatax
+            .items
+            .insert("reimbursable_expense".into(), "DE-VAT7".into());
+    }
+    let base = avatax_stand_in(avatax.clone()).await;
+    let dir = TempDir::new("avalara");
+    let (_server, api) = serve_with_config(&dir, &avalara_config(&base));
+
+    let events = vec![
+        event(
+            "psa",
+            "rc-1",
+            "rate_card.upserted",
+            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+            ] }),
+        ),
+        closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
+        event(
+            "hris",
+            "hire-W-1",
+            "worker.hired",
+            json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
+        ),
+        event(
+            "psa",
+            "as-1",
+            "assignment.changed",
+            json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
+                    "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+        ),
+        event(
+            "psa",
+            "t1",
+            "time_entry.approved",
+            json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1", "work_date": "2026-03-04", "hours": "2", "billable": true }),
+        ),
+        event(
+            "psa",
+            "x1",
+            "expense.approved",
+            json!({ "expense_id": "X1", "worker_id": "W-1", "project_code": "P-1", "spent_on": "2026-03-04",
+                    "amount": "80.00", "currency": "EUR", "category": "travel", "billable": true }),
+        ),
+    ];
+    let results = api.post_events(&events).await.unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+
+    // The time line goes to the ERP with the tax code AvaTax applied; the expense line is
+    // held in a finance case, its mismatch in evidence.
+    let case = eventually(
+        "the time line is posted and the expense's mismatch opens a case",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let lines = erp_lines(&api).await;
+            let cases = api
+                .get_ok("/v1/exceptions?kind=tax_code_mismatch&state=open")
+                .await;
+            match (
+                lines.as_slice(),
+                cases["items"].as_array().unwrap().as_slice(),
+            ) {
+                ([line], [case]) if line["source_id"] == "T1" => Ok((line.clone(), case.clone())),
+                _ => Err(format!("{lines:?} {cases}")),
+            }
+        },
+    )
+    .await;
+    let (time_line, case) = case;
+    assert_eq!(time_line["tax_code"], "DE-VAT19", "{time_line}");
+    assert_eq!(time_line["amount"], "300.00", "{time_line}");
+    assert_eq!(case["owner"], "finance", "{case}");
+    let evidence: Value = match &case["evidence"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(evidence["expected_tax_code"], "DE-VAT19", "{case}");
+    assert_eq!(evidence["applied_tax_code"], "DE-VAT7", "{case}");
+    assert_eq!(evidence["item_code"], "reimbursable_expense", "{case}");
+    assert_eq!(evidence["amount"], "80.00", "{case}");
+    let expense_document = evidence["document_code"].as_str().unwrap().to_string();
+    {
+        let avatax = avatax.lock().unwrap();
+        assert_eq!(avatax.unauthenticated, 0);
+        assert_eq!(avatax.documents.len(), 2, "{:?}", avatax.documents);
+        // The documents in AvaTax's published shape, one per line.
+        let time = avatax
+            .documents
+            .iter()
+            .find(|d| d["lines"][0]["ref1"] == "T1")
+            .expect("T1's document");
+        assert_eq!(time["type"], "SalesInvoice", "{time}");
+        assert_eq!(time["companyCode"], "ACME", "{time}");
+        assert_eq!(time["customerCode"], "P-1", "{time}");
+        assert_eq!(time["currencyCode"], "EUR", "{time}");
+        assert_eq!(time["commit"], false, "{time}");
+        assert_eq!(time["date"], "2026-03-04", "{time}");
+        assert_eq!(time["lines"][0]["taxCode"], "DE-VAT19", "{time}");
+        assert_eq!(
+            time["lines"][0]["itemCode"], "professional_services",
+            "{time}"
+        );
+        assert_eq!(time["lines"][0]["amount"], "300.00", "{time}");
+        assert_eq!(
+            time["addresses"]["singleLocation"]["locationCode"], "HQ",
+            "{time}"
+        );
+        assert!(
+            avatax
+                .documents
+                .iter()
+                .any(|d| d["code"] == expense_document.as_str()),
+            "{expense_document}"
+        );
+    }
+
+    // Finance corrects the item's classification in AvaTax and resolves the case: the tax
+    // engine is asked again under the same document code and the line is posted, once.
+    avatax
+        .lock()
+        .unwrap()
+        .items
+        .insert("reimbursable_expense".into(), "DE-VAT19".into());
+    let (status, body) = api
+        .post(&format!("/v1/exceptions/{}/resolve", case["id"]))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let expense_line = eventually(
+        "the expense line is posted after the case is resolved",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let lines = erp_lines(&api).await;
+            match lines.iter().find(|l| l["source_id"] == "X1") {
+                Some(line) => Ok(line.clone()),
+                None => Err(format!("{lines:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(expense_line["tax_code"], "DE-VAT19", "{expense_line}");
+    assert_eq!(expense_line["amount"], "80.00", "{expense_line}");
+    let documents: Vec<Value> = avatax.lock().unwrap().documents.clone();
+    let asked: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["code"] == expense_document.as_str())
+        .collect();
+    assert_eq!(asked.len(), 2, "asked twice under one code: {documents:?}");
+
+    // A rejection after billing reverses the line: a reversal is not taxed again.
+    let results = api
+        .post_events(&[event(
+            "psa",
+            "t1-rejected",
+            "time_entry.rejected",
+            json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1", "work_date": "2026-03-04", "hours": "2", "billable": true }),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+    let reversal = eventually(
+        "the reversal is posted",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let lines = erp_lines(&api).await;
+            match lines.iter().find(|l| !l["reverses_erp_id"].is_null()) {
+                Some(line) => Ok(line.clone()),
+                None => Err(format!("{lines:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        reversal["reverses_erp_id"], time_line["erp_id"],
+        "{reversal}"
+    );
+    assert_eq!(erp_lines(&api).await.len(), 3);
+    assert_eq!(avatax.lock().unwrap().documents.len(), 3);
+
+    // The tax engine as the hub shows it; its license key nowhere.
+    let (_, systems) = api.get("/v1/systems").await.unwrap();
+    let target = &systems["avalara"];
+    assert_eq!(target["kind"], "tax", "{target}");
+    assert_eq!(target["target"]["auth"], "basic", "{target}");
+    assert_eq!(target["target"]["company_code"], "ACME", "{target}");
+    let (_, catalog) = api.get("/v1/catalog").await.unwrap();
+    let entry = &catalog["systems"]["avalara"];
+    assert!(
+        entry["flows"]
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("time_to_bill"))),
+        "{entry}"
+    );
+    assert_eq!(entry["health"]["failed_calls"], 0, "{entry}");
+    assert!(entry["health"]["last_success"].is_string(), "{entry}");
+    assert!(!systems.to_string().contains("lic3nse") && !catalog.to_string().contains("lic3nse"));
 }

@@ -109,17 +109,6 @@ impl Crm for SalesforceCrm {
     }
 
     fn describe(&self) -> Value {
-        let config = self.client.config();
-        json!({
-            "kind": "salesforce",
-            "connector": "rest",
-            "url": config.base_url,
-            "auth": match config.auth {
-                crate::rest_target::Auth::None => "none",
-                crate::rest_target::Auth::ApiKey { .. } => "api_key",
-                crate::rest_target::Auth::OAuth2 { .. } => "oauth2_client_credentials",
-            },
-            "rate_per_s": config.rate_per_s,
-        })
+        self.client.describe("salesforce")
     }
 }

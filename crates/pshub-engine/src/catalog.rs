@@ -114,6 +114,7 @@ impl Engine {
                 Calls::Psa => config.psa_system == name,
                 Calls::Erp => erps.contains(&name.as_str()),
                 Calls::Crm => config.crm_system == name,
+                Calls::Tax => config.tax_system.as_deref() == Some(name.as_str()),
             };
             let used_by: Vec<&str> = flows::ALL
                 .iter()

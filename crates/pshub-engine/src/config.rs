@@ -129,6 +129,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub psa_system: String,
     pub crm_system: String,
+    /// The tax engine each invoice line's tax is determined by before it is posted, when the
+    /// deployment has one (else lines carry the configured tax code as it is).
+    pub tax_system: Option<String>,
     /// The retry schedule of steps that fail technically.
     pub retry: RetrySchedule,
     /// A worker's approved hours on one day beyond this open a `pmo` case.
@@ -183,6 +186,7 @@ impl Default for Config {
             routes: Vec::new(),
             psa_system: "psa".into(),
             crm_system: "crm".into(),
+            tax_system: None,
             retry: RetrySchedule::default(),
             max_daily_hours: None,
             breaker_threshold: 5,

@@ -306,11 +306,36 @@ impl<'a> Round<'a> {
                         created_at: stamp(now),
                     });
                 }
-                step.state = StepState::Done;
+                let finding = match (flows::named(&step.flow), request) {
+                    (Some(flow), Some(request)) => flow.examine(&step, request, &result),
+                    _ => None,
+                };
                 step.result = Some(result);
-                step.done_at = Some(stamp(now));
-                step.last_error = None;
                 step.outcome_unknown = false;
+                if let Some(finding) = finding {
+                    commit.timeline.push(note(
+                        "held",
+                        format!("{}: {}", finding.kind, finding.reason),
+                    ));
+                    self.open_case(
+                        commit,
+                        &step,
+                        CaseOf {
+                            kind: finding.kind,
+                            owner: finding.owner,
+                            reason: finding.reason.clone(),
+                            fix: finding.suggested_fix,
+                            evidence: finding.evidence,
+                        },
+                        now,
+                    )?;
+                    step.state = StepState::Held;
+                    step.last_error = Some(finding.reason);
+                } else {
+                    step.state = StepState::Done;
+                    step.done_at = Some(stamp(now));
+                    step.last_error = None;
+                }
             }
             Outcome::Rejected(reason) => {
                 commit.timeline.push(note(
@@ -321,13 +346,17 @@ impl<'a> Round<'a> {
                         step.idempotency_key()
                     ),
                 ));
+                let kind = format!("{}_rejected", self.port.kind());
                 self.open_case(
                     commit,
                     &step,
-                    &format!("{}_rejected", self.port.kind()),
-                    format!("{} refused {}: {reason}", self.system, step.idempotency_key()),
-                    "Correct the record in the target system (for example provision the project), then resolve this case to send it again.",
-                    None,
+                    CaseOf {
+                        kind: &kind,
+                        owner: OwnerTeam::Integration,
+                        reason: format!("{} refused {}: {reason}", self.system, step.idempotency_key()),
+                        fix: "Correct the record in the target system (for example provision the project), then resolve this case to send it again.",
+                        evidence: None,
+                    },
                     now,
                 )?;
                 step.state = StepState::Held;
@@ -416,15 +445,18 @@ impl<'a> Round<'a> {
                 self.open_case(
                     commit,
                     step,
-                    "delivery_failed",
-                    format!(
-                        "{} to {} gave up after {} attempts (a technical failure): {message}",
-                        step.qualified_name(),
-                        self.system,
-                        step.attempts
-                    ),
-                    "Check that the target system is up and reachable, then resolve this case (or replay the dead letter) to send it again.",
-                    Some(serde_json::json!({ "attempts": history, "idempotency_key": step.idempotency_key() }).to_string()),
+                    CaseOf {
+                        kind: "delivery_failed",
+                        owner: OwnerTeam::Integration,
+                        reason: format!(
+                            "{} to {} gave up after {} attempts (a technical failure): {message}",
+                            step.qualified_name(),
+                            self.system,
+                            step.attempts
+                        ),
+                        fix: "Check that the target system is up and reachable, then resolve this case (or replay the dead letter) to send it again.",
+                        evidence: Some(serde_json::json!({ "attempts": history, "idempotency_key": step.idempotency_key() }).to_string()),
+                    },
                     now,
                 )?;
             }
@@ -432,21 +464,24 @@ impl<'a> Round<'a> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn open_case(
         &self,
         commit: &mut Commit,
         step: &StepRow,
-        kind: &str,
-        reason: String,
-        fix: &str,
-        evidence: Option<String>,
+        case: CaseOf<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let CaseOf {
+            kind,
+            owner,
+            reason,
+            fix,
+            evidence,
+        } = case;
         commit.cases.put(CaseRow {
             id: self.ids.next(IdKind::Case)?,
             kind: kind.to_string(),
-            owner: OwnerTeam::Integration,
+            owner,
             business_key: step.business_key.clone(),
             state: ExceptionState::Open,
             reason,
@@ -466,6 +501,15 @@ impl<'a> Round<'a> {
         });
         Ok(())
     }
+}
+
+/// A case a step's delivery opens, holding the step.
+struct CaseOf<'a> {
+    kind: &'a str,
+    owner: OwnerTeam,
+    reason: String,
+    fix: &'a str,
+    evidence: Option<String>,
 }
 
 impl Caller<'_> {

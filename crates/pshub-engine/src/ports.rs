@@ -196,6 +196,26 @@ pub struct ScheduleRequest {
     pub end: Option<NaiveDate>,
 }
 
+/// An invoice line for the tax engine to determine its tax: the tax code the hub expects
+/// (its legal entity's), which the tax engine confirms or replaces with the one it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaxRequest {
+    /// Also the tax document's code: asking again replaces the same document.
+    pub idempotency_key: String,
+    pub project_code: String,
+    pub source_id: String,
+    pub worker_id: String,
+    pub date: NaiveDate,
+    pub quantity: Decimal,
+    pub amount: Decimal,
+    pub currency: Currency,
+    /// The tax code the hub's configuration gives the line.
+    pub tax_code: String,
+    /// What is sold, as the tax engine's item catalog knows it: the line's billing class.
+    pub item_code: String,
+    pub description: String,
+}
+
 /// A business event for the hub's outbound stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishRequest {
@@ -218,6 +238,7 @@ pub enum Request {
     UpdateCostPrice(CostPriceRequest),
     UpdateInvoiceStatus(InvoiceStatusRequest),
     IssueSchedule(ScheduleRequest),
+    DetermineTax(TaxRequest),
 }
 
 impl Request {
@@ -234,6 +255,7 @@ impl Request {
             Request::UpdateCostPrice(r) => &r.idempotency_key,
             Request::UpdateInvoiceStatus(r) => &r.idempotency_key,
             Request::IssueSchedule(r) => &r.idempotency_key,
+            Request::DetermineTax(r) => &r.idempotency_key,
         }
     }
 
@@ -250,6 +272,7 @@ impl Request {
             Request::UpdateCostPrice(_) => "update_cost_price",
             Request::UpdateInvoiceStatus(_) => "update_invoice_status",
             Request::IssueSchedule(_) => "issue_schedule",
+            Request::DetermineTax(_) => "determine_tax",
         }
     }
 }
@@ -308,12 +331,23 @@ pub trait Crm: Send + Sync {
     }
 }
 
+/// The tax engine: the tax of each invoice line, before the ERP is sent it.
+pub trait Tax: Send + Sync {
+    /// Records the line's tax document; done answers the tax code the engine applied.
+    fn determine_tax(&self, request: &TaxRequest) -> Outcome;
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup>;
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
 /// A configured system the hub calls, by its kind.
 #[derive(Clone)]
 pub enum Port {
     Erp(Arc<dyn Erp>),
     Psa(Arc<dyn Psa>),
     Crm(Arc<dyn Crm>),
+    Tax(Arc<dyn Tax>),
     /// The hub's own outbound stream: publishing is written by the step's own commit.
     Outbound,
 }
@@ -324,6 +358,7 @@ impl Port {
             Port::Erp(_) => "erp",
             Port::Psa(_) => "psa",
             Port::Crm(_) => "crm",
+            Port::Tax(_) => "tax",
             Port::Outbound => "outbound",
         }
     }
@@ -350,6 +385,7 @@ impl Port {
                 (Port::Psa(psa), Request::UpdateResource(r)) => psa.update_resource(r),
                 (Port::Crm(crm), Request::WriteBackIds(r)) => crm.write_back_ids(r),
                 (Port::Crm(crm), Request::UpdateInvoiceStatus(r)) => crm.update_invoice_status(r),
+                (Port::Tax(tax), Request::DetermineTax(r)) => tax.determine_tax(r),
                 (Port::Outbound, Request::Publish(r)) => Outcome::Done(r.idempotency_key.clone()),
                 (port, request) => Outcome::Rejected(format!(
                     "system {system} is configured as a {} and cannot {}",
@@ -379,6 +415,7 @@ impl Port {
             Port::Erp(erp) => erp.lookup(keys),
             Port::Psa(psa) => psa.lookup(keys),
             Port::Crm(crm) => crm.lookup(keys),
+            Port::Tax(tax) => tax.lookup(keys),
             // The outbound stream is written in the step's own commit: never half done.
             Port::Outbound => keys.iter().map(|_| Lookup::NotApplied).collect(),
         }
@@ -389,6 +426,7 @@ impl Port {
             Port::Erp(erp) => erp.describe(),
             Port::Psa(psa) => psa.describe(),
             Port::Crm(crm) => crm.describe(),
+            Port::Tax(tax) => tax.describe(),
             Port::Outbound => serde_json::json!({ "kind": "outbound stream" }),
         }
     }

@@ -4,8 +4,9 @@
 //!
 //! - **Authentication**: OAuth2 client credentials (the token is fetched once, cached until
 //!   an `expires_in` less a minute, and fetched again when it lapses or when the API answers
-//!   401: a token revoked or expired mid-run costs one retried call, not a failure), or an
-//!   API key in a header. Secrets are never logged or shown.
+//!   401: a token revoked or expired mid-run costs one retried call, not a failure), an
+//!   API key in a header, or HTTP Basic (AvaTax's account id and license key). Secrets are
+//!   never logged or shown.
 //! - **A rate budget per target**, shared by every call made to it: at most `rate_per_s`
 //!   calls a second, a caller waiting its turn (each target has its own delivery worker,
 //!   so a target at its budget holds up no other).
@@ -17,7 +18,7 @@
 
 use pshub_engine::Engine;
 use pshub_engine::hooks::Secret;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,11 @@ pub enum Auth {
         header: String,
         key: Secret,
     },
+    /// HTTP Basic: `Authorization: Basic base64(<username>:<password>)`.
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// OAuth2's client-credentials grant at `token_url`.
     OAuth2 {
         token_url: String,
@@ -37,6 +43,18 @@ pub enum Auth {
         client_secret: Secret,
         scope: Option<String>,
     },
+}
+
+impl Auth {
+    /// The scheme's name, as the catalog shows it (never the secret).
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::ApiKey { .. } => "api_key",
+            Auth::Basic { .. } => "basic",
+            Auth::OAuth2 { .. } => "oauth2_client_credentials",
+        }
+    }
 }
 
 /// A target's settings, as the configuration file gives them.
@@ -139,6 +157,17 @@ impl RestClient {
         &self.config
     }
 
+    /// The target as `GET /v1/systems` shows it, for the adapter of `api`: never a secret.
+    pub fn describe(&self, api: &str) -> Value {
+        json!({
+            "kind": api,
+            "connector": "rest",
+            "url": self.config.base_url,
+            "auth": self.config.auth.scheme(),
+            "rate_per_s": self.config.rate_per_s,
+        })
+    }
+
     /// The engine whose metrics count what the client does (set once the engine is open).
     pub fn count_on(&self, engine: Arc<Engine>) {
         *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
@@ -196,6 +225,9 @@ impl RestClient {
             match &self.config.auth {
                 Auth::None => {}
                 Auth::ApiKey { header, key } => request = request.header(header, key.expose()),
+                Auth::Basic { username, password } => {
+                    request = request.basic_auth(username, Some(password.expose()));
+                }
                 Auth::OAuth2 { .. } => match self.access_token().await {
                     Ok(token) => request = request.bearer_auth(token),
                     Err(reply) => return reply,

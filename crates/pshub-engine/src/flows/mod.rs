@@ -43,6 +43,12 @@ pub trait Flow: Send + Sync {
     fn registers(&self, _step: &StepRow) -> Option<&'static str> {
         None
     }
+    /// Examines what a step answered before the steps that wait on it run: a finding
+    /// holds the step, its result kept, in a case for the team it names; resolving the case
+    /// asks the system again. By default every answer is taken as it is.
+    fn examine(&self, _step: &StepRow, _request: &Request, _result: &str) -> Option<Finding> {
+        None
+    }
     /// Acts on an accepted event, after the world applied it when it is reference data.
     fn apply(&self, cx: &mut Cx<'_>, event: &Event, applied: &Applied) -> Result<()>;
     /// The request of each claimed step of this flow, in order; a step whose request cannot
@@ -97,12 +103,13 @@ pub const NOTICES: &[&str] = &[
 
 /// Every flow, in the order they are asked.
 /// A kind of system a flow's steps call: which configured systems that is follows from the
-/// configuration (`psa_system`, the ERPs of `[[routes]]`, `crm_system`).
+/// configuration (`psa_system`, the ERPs of `[[routes]]`, `crm_system`, `tax_system`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Calls {
     Psa,
     Erp,
     Crm,
+    Tax,
 }
 
 pub static ALL: &[&dyn Flow] = &[
@@ -248,6 +255,16 @@ pub struct Cx<'a> {
     pub event: EventMeta,
     /// The person acting (resolving, dismissing), with their note; `None` while ingesting.
     pub actor: Option<(Actor, Option<String>)>,
+}
+
+/// What a step's answer shows that stops the work after it, as [`Flow::examine`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub owner: OwnerTeam,
+    pub reason: String,
+    pub suggested_fix: &'static str,
+    pub evidence: Option<String>,
 }
 
 /// A case to open.

@@ -3,23 +3,30 @@
 //! step that waits for its project's provisioning, or it is held by a case for the team that
 //! owns the failed check. A rejection after billing posts a reversal (a step that waits for
 //! the line it cancels); a re-approval posts again, once.
+//!
+//! With a tax engine in the deployment (`tax_system`), a new line's tax is determined
+//! first by a `tax_line` step, which its `post_line` waits for: the line goes to the ERP
+//! with the tax code the engine applied, and a code other than the one configured for the
+//! line's legal entity holds the line in a `tax_code_mismatch` case for finance.
 
 mod overtime;
 pub mod rules;
 
-use super::{Cx, Flow, NewCase, NewStep, Resolution, opportunity_to_project};
+use super::{Cx, Finding, Flow, NewCase, NewStep, Resolution, opportunity_to_project};
 use crate::error::{ActionError, Result};
-use crate::ports::{LinePosting, Request};
+use crate::ports::{LinePosting, Request, TaxRequest};
 use crate::store::*;
 use crate::world::Applied;
-use pshub_model::records::{ExceptionState, LineKind};
+use pshub_model::records::{ExceptionState, LineKind, OwnerTeam};
 use pshub_model::{Event, EventData, EventType, Money};
 use rules::{Failure, FailureKind, Pricing, Work};
 use std::collections::HashMap;
 
 pub const NAME: &str = "time_to_bill";
-/// The one step of this flow: posting a line to the ERP.
+/// Posting a line to the ERP.
 pub const POST_LINE: &str = "post_line";
+/// Determining a new line's tax in the tax engine, before it is posted.
+pub const TAX_LINE: &str = "tax_line";
 
 /// Approved hours beyond an assignment's hours: they still bill; the case holds nothing.
 pub const HOURS_OVER_ASSIGNMENT: &str = "hours_over_assignment";
@@ -52,7 +59,36 @@ impl Flow for TimeToBill {
 
     fn calls(&self) -> &'static [crate::flows::Calls] {
         use crate::flows::Calls;
-        &[Calls::Erp]
+        &[Calls::Erp, Calls::Tax]
+    }
+
+    fn examine(&self, step: &StepRow, request: &Request, applied: &str) -> Option<Finding> {
+        let Request::DetermineTax(tax) = request else {
+            return None;
+        };
+        if step.step != TAX_LINE || applied == tax.tax_code {
+            return None;
+        }
+        Some(Finding {
+            kind: FailureKind::TaxCodeMismatch.as_str(),
+            owner: OwnerTeam::Finance,
+            reason: format!(
+                "{} applied tax code {applied} to line {} ({} on project {}); the configuration gives {}",
+                step.system, tax.source_id, tax.item_code, tax.project_code, tax.tax_code
+            ),
+            suggested_fix: "Correct the item's tax code in the tax engine (or the legal entity's tax code in the configuration), then resolve this case to ask the tax engine again.",
+            evidence: Some(
+                serde_json::json!({
+                    "document_code": tax.idempotency_key,
+                    "expected_tax_code": tax.tax_code,
+                    "applied_tax_code": applied,
+                    "item_code": tax.item_code,
+                    "amount": tax.amount.to_string(),
+                    "currency": tax.currency.to_string(),
+                })
+                .to_string(),
+            ),
+        })
     }
 
     fn reacts_to(&self, event_type: EventType) -> bool {
@@ -90,14 +126,23 @@ impl Flow for TimeToBill {
             .into_iter()
             .map(|l| (l.id, l.step_id))
             .collect();
-        let step_ids: Vec<i64> = original_steps.values().copied().collect();
-        let results: HashMap<i64, Option<String>> = reads
-            .steps_by_ids(&step_ids)?
-            .into_iter()
-            .map(|s| (s.id, s.result))
+        // A line whose tax was determined goes with the code the tax engine applied: the
+        // result of the `tax_line` step its posting waited for.
+        let step_ids: Vec<i64> = original_steps
+            .values()
+            .copied()
+            .chain(steps.iter().filter_map(|s| s.waits_on))
             .collect();
+        let earlier = reads.steps_by_ids(&step_ids)?;
+        let applied_tax: HashMap<i64, String> = earlier
+            .iter()
+            .filter(|s| s.flow == NAME && s.step == TAX_LINE && s.state == StepState::Done)
+            .filter_map(|s| Some((s.id, s.result.clone()?)))
+            .collect();
+        let results: HashMap<i64, Option<String>> =
+            earlier.into_iter().map(|s| (s.id, s.result)).collect();
         let mut copies: HashMap<(i64, String), Option<String>> = HashMap::new();
-        for step in steps.iter().filter(|s| s.step != POST_LINE) {
+        for step in steps.iter().filter(|s| s.is_copy()) {
             if let Some(original) = lines.get(&step.subject).and_then(|l| l.reverses) {
                 for copy in reads.steps_of_subject(NAME, original)? {
                     copies.insert((original, copy.system), copy.result);
@@ -110,6 +155,13 @@ impl Flow for TimeToBill {
                 let line = lines.get(&step.subject).ok_or_else(|| {
                     format!("line {} of step {} is missing", step.subject, step.id)
                 })?;
+                if step.step == TAX_LINE {
+                    return Ok(Request::DetermineTax(tax_request(step, line)));
+                }
+                let tax_code = step
+                    .waits_on
+                    .and_then(|id| applied_tax.get(&id))
+                    .unwrap_or(&line.tax_code);
                 let reverses_erp_id = match line.reverses {
                     None => None,
                     Some(original) => Some(
@@ -145,7 +197,7 @@ impl Flow for TimeToBill {
                     rate_currency: line.rate_currency,
                     amount: line.amount,
                     currency: line.currency,
-                    tax_code: line.tax_code.clone(),
+                    tax_code: tax_code.clone(),
                     billing_class: line.billing_class.clone(),
                     reverses_erp_id,
                     role: line.role.clone(),
@@ -637,13 +689,45 @@ fn create_line(
     Ok(id)
 }
 
+/// The tax document of a line: its code is the step's idempotency key, so asking again
+/// replaces the same document.
+fn tax_request(step: &StepRow, line: &LineRow) -> TaxRequest {
+    TaxRequest {
+        idempotency_key: step.idempotency_key(),
+        project_code: line.project_code.clone(),
+        source_id: line.source_id.clone(),
+        worker_id: line.worker_id.clone(),
+        date: line.date,
+        quantity: line.quantity,
+        amount: line.amount,
+        currency: line.currency,
+        tax_code: line.tax_code.clone(),
+        item_code: line.billing_class.clone(),
+        description: format!(
+            "{} {} by {} on {}",
+            line.kind.as_str(),
+            line.source_id,
+            line.worker_id,
+            line.project_code
+        ),
+    }
+}
+
 /// The steps that post `line`, a line of `entry`: one in the ERP its project's route names,
 /// after the project's provisioning there, and in shadow mode one more in the shadow ERP
-/// (`post_line@<shadow>`). The business key, and so the idempotency key, names the entry and
-/// the line's posting: `time:T-1:1`, `expense:X-1:2`, `milestone:K-1:M-1:1`.
+/// (`post_line@<shadow>`). With a tax engine, a new line's posting waits for its `tax_line`
+/// step, which waits for the provisioning. The business key, and so the idempotency key,
+/// names the entry and the line's posting: `time:T-1:1`, `expense:X-1:2`,
+/// `milestone:K-1:M-1:1`.
 pub(crate) fn add_post_steps(cx: &mut Cx<'_>, line: &LineRow, entry: &EntryRow) -> Result<()> {
     let routed = cx.erps_of_project(&line.project_code);
-    let waits_on = opportunity_to_project::provisioning_step(cx, &line.project_code, routed.erp)?;
+    let mut waits_on =
+        opportunity_to_project::provisioning_step(cx, &line.project_code, routed.erp)?;
+    if let (Some(tax), None) = (cx.config.tax_system.clone(), line.reverses) {
+        let id = cx.id(IdKind::Step)?;
+        add_post_step(cx, line, entry, id, TAX_LINE, &tax, waits_on)?;
+        waits_on = Some(id);
+    }
     add_post_step(
         cx,
         line,
