@@ -641,6 +641,7 @@ impl ConfigFile {
             config.inbound = config_sources::inbound(&sources.named);
             config.csv_drops = config_sources::csv_drops(&sources.named, self.folder());
             config.rest_polls = config_sources::rest_polls(&sources.named);
+            config.amqp_sources = config_sources::amqp_sources(&sources.named);
         }
         if let Some(bus) = &file.bus {
             config.bus = Some(pshub_engine::config::Bus {
@@ -1042,6 +1043,44 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), 10, "{errors:?}");
+    }
+
+    #[test]
+    fn an_amqp_source_reaches_the_engine_and_its_checks_name_their_lines() {
+        let path = write(
+            "amqp",
+            "[sources.ledger]\nconnector = \"amqp\"\nurl = \"amqp://pshub:s3cret@mq.internal:5672/%2f\"\nqueue = \"ledger.events\"\nprefetch = 50\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let amqp = &config.amqp_sources["ledger"];
+        assert_eq!(amqp.queue, "ledger.events");
+        assert_eq!(amqp.prefetch, 50);
+        assert!(amqp.mappings.is_empty());
+        assert_eq!(amqp.shown_url(), "amqp://pshub:***@mq.internal:5672/%2f");
+        assert!(!format!("{amqp:?}").contains("s3cret"));
+
+        let path = write(
+            "amqp-errors",
+            "[sources.mq]\nconnector = \"amqp\"\nurl = \"http://guest:s3cret@x\"\nprefetch = 0\nrecords = \".r\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "url is not an amqp:// or amqps:// URL",
+            "gives no queue",
+            "prefetch 0 is out of bounds: 1 to 10000",
+            "records is not a setting of connector amqp",
+        ] {
+            let expected = format!("{name}:1: [sources.mq] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(!errors.iter().any(|e| e.contains("s3cret")), "{errors:?}");
     }
 
     #[test]
@@ -1473,6 +1512,7 @@ mod example {
             "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" => Some("app".to_string()),
             "SALESFORCE_CDC_SECRET" => Some("cdc".to_string()),
             "AVATAX_ACCOUNT_ID" | "AVATAX_LICENSE_KEY" => Some("avatax".to_string()),
+            "LEDGER_MQ_PASSWORD" => Some("mq".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
@@ -1493,6 +1533,7 @@ mod example {
         );
         assert_eq!(config.crm_system, "salesforce");
         assert_eq!(config.tax_system.as_deref(), Some("avalara"));
+        assert_eq!(config.amqp_sources["ledger"].queue, "ledger.events");
         assert!(
             config.csv_drops["bureau"]
                 .dir

@@ -32,9 +32,17 @@
 //! start = "2026-01-01T00:00:00Z"  # the first window's start
 //! token = "${WORKDAY_TOKEN}"      # Authorization: Bearer
 //! mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
+//!
+//! [sources.ledger]
+//! connector = "amqp"
+//! url = "amqp://pshub:${LEDGER_MQ_PASSWORD}@mq.internal:5672/%2f"
+//! queue = "ledger.events"         # declared durable when missing
+//! prefetch = 500                  # messages unacknowledged at most: the largest batch
+//! mapping = "..."                 # none: each message is a canonical event envelope
 //! ```
 
 use crate::config_connectors::OneOrMany;
+use pshub_engine::amqp::{AmqpSource, DEFAULT_PREFETCH};
 use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
 use pshub_engine::rest_poll::RestPoll;
@@ -46,7 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The connector kinds a source may name.
-const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll"];
+const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll", "amqp"];
 
 /// Each connector kind's own settings (besides `connector`, `mapping` and `description`).
 const SETTINGS: &[(&str, &[&str])] = &[
@@ -78,6 +86,7 @@ const SETTINGS: &[(&str, &[&str])] = &[
             "token",
         ],
     ),
+    ("amqp", &["url", "queue", "prefetch"]),
 ];
 
 /// A polling source's defaults: a window a minute, reaching five minutes back.
@@ -118,6 +127,8 @@ pub struct SourceSection {
     overlap_s: Option<i64>,
     start: Option<String>,
     token: Option<String>,
+    queue: Option<String>,
+    prefetch: Option<i64>,
     wakes: Option<String>,
     wake_on: Option<Vec<String>>,
 }
@@ -147,6 +158,8 @@ impl SourceSection {
             ("overlap_s", self.overlap_s.is_some()),
             ("start", self.start.is_some()),
             ("token", self.token.is_some()),
+            ("queue", self.queue.is_some()),
+            ("prefetch", self.prefetch.is_some()),
             ("wakes", self.wakes.is_some()),
             ("wake_on", self.wake_on.is_some()),
         ]
@@ -220,6 +233,7 @@ pub fn check(
         match own {
             "csv_drop" => check_csv_drop(section, folder, &mut fail),
             "rest_poll" => check_rest_poll(section, &mut fail),
+            "amqp" => check_amqp(section, &mut fail),
             _ => check_webhook(section, &mut fail),
         }
         if let Some(poll) = section.wakes.as_deref()
@@ -337,6 +351,29 @@ fn check_csv_drop(section: &SourceSection, folder: &Path, fail: &mut impl FnMut(
     }
 }
 
+/// An AMQP source's settings: the broker, the queue and how many messages a batch takes.
+fn check_amqp(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    match section.url.as_deref() {
+        None => fail("gives no url: the broker, amqp://user:password@host:5672/vhost".into()),
+        Some(url) if !(url.starts_with("amqp://") || url.starts_with("amqps://")) => {
+            fail("url is not an amqp:// or amqps:// URL".into())
+        }
+        Some(_) => {}
+    }
+    match section.queue.as_deref() {
+        None => fail("gives no queue: the queue its messages are consumed from".into()),
+        Some(queue) if queue.trim().is_empty() || queue.len() > 255 => {
+            fail(format!("queue '{queue}' must be 1 to 255 bytes"))
+        }
+        Some(_) => {}
+    }
+    if let Some(prefetch) = section.prefetch
+        && !(1..=10_000).contains(&prefetch)
+    {
+        fail(format!("prefetch {prefetch} is out of bounds: 1 to 10000"));
+    }
+}
+
 /// A polling source's settings: where it reads, how a page holds its records, and pacing.
 fn check_rest_poll(section: &SourceSection, fail: &mut impl FnMut(String)) {
     match section.url.as_deref() {
@@ -420,6 +457,28 @@ pub fn rest_polls(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String,
                         None => chrono::DateTime::UNIX_EPOCH,
                     },
                     token: s.token.clone().map(Secret::new),
+                    mappings: OneOrMany::values(&s.mapping),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The AMQP sources, as the engine takes them (the file was checked).
+pub fn amqp_sources(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, AmqpSource> {
+    sources
+        .iter()
+        .filter(|(_, s)| s.connector.as_deref() == Some("amqp"))
+        .filter_map(|(name, s)| {
+            Some((
+                name.clone(),
+                AmqpSource {
+                    url: Secret::new(s.url.clone()?),
+                    queue: s.queue.clone()?,
+                    prefetch: s
+                        .prefetch
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or(DEFAULT_PREFETCH),
                     mappings: OneOrMany::values(&s.mapping),
                 },
             ))

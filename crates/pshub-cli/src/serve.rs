@@ -111,6 +111,15 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the poller of {source}"))?,
         );
     }
+    // The sources whose messages arrive on a RabbitMQ queue.
+    for (source, amqp) in engine.config().amqp_sources.clone() {
+        let consumer = pshub_connectors::amqp::Consumer::new(engine.clone(), &source, amqp);
+        workers.push(
+            consumer
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the AMQP consumer of {source}"))?,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

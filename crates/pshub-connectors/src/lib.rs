@@ -14,6 +14,7 @@
 //! Invariant: a connector depends on the model and the engine's ports, never the other way
 //! round.
 
+pub mod amqp;
 pub mod avalara_tax;
 pub mod csv_drop;
 pub mod legacy_table;

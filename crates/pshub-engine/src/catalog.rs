@@ -60,6 +60,7 @@ impl Engine {
         names.extend(config.inbound.keys().cloned());
         names.extend(config.csv_drops.keys().cloned());
         names.extend(config.rest_polls.keys().cloned());
+        names.extend(config.amqp_sources.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -108,6 +109,13 @@ impl Engine {
                     "connector": "rest_poll",
                     "transport": format!("HTTP GET {} every {} ms, by modification time", poll.url, poll.poll.as_millis()),
                     "mappings": mappings_of(&poll.mappings),
+                }));
+            }
+            if let Some(amqp) = config.amqp_sources.get(&name) {
+                inbound.push(json!({
+                    "connector": "amqp",
+                    "transport": format!("AMQP 0-9-1 queue {} at {}, acknowledged after commit", amqp.queue, amqp.shown_url()),
+                    "mappings": mappings_of(&amqp.mappings),
                 }));
             }
             let calls_it = |calls: Calls| match calls {

@@ -163,6 +163,8 @@ pub struct Config {
     pub bus: Option<Bus>,
     /// Sources read by polling a REST endpoint with a durable cursor.
     pub rest_polls: BTreeMap<String, crate::rest_poll::RestPoll>,
+    /// Sources whose records arrive on a RabbitMQ queue, by source name.
+    pub amqp_sources: BTreeMap<String, crate::amqp::AmqpSource>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
     pub mappings: std::sync::Arc<pshub_mapping::Mappings>,
 }
@@ -199,6 +201,7 @@ impl Default for Config {
             inbound: BTreeMap::new(),
             csv_drops: BTreeMap::new(),
             rest_polls: BTreeMap::new(),
+            amqp_sources: BTreeMap::new(),
             bus: None,
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }

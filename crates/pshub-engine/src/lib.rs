@@ -10,6 +10,7 @@
 //! traits, implemented by other crates), has no async code, and never imports a database,
 //! HTTP or broker crate.
 
+pub mod amqp;
 pub mod breaker;
 pub mod catalog;
 pub mod config;

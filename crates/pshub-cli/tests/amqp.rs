@@ -1,0 +1,346 @@
+//! The AMQP connector against the RabbitMQ of the machine (127.0.0.1:5672, guest/guest;
+//! `.ci/run` starts it when it does not answer): a source whose records arrive on a queue
+//! (`[sources.<name>] connector = "amqp"`), acknowledged only after their commit.
+//!
+//! - A hub killed between receipt and commit (its store held locked by another process, so
+//!   that it has taken a batch it cannot commit) acknowledged nothing: after the restart
+//!   every message is delivered again and applied once, and the queue ends empty with
+//!   nothing unacknowledged.
+//! - A mapped source: a Workday worker published on the queue becomes the hub's worker; a
+//!   message that is not JSON is quarantined with the queue and routing key it came by, and
+//!   acknowledged.
+//!
+//! Each test has a queue of its own, deleted before and after.
+
+mod support;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+const RABBITMQ: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn hired(i: usize) -> String {
+    json!({
+        "id": format!("hire-{i}"), "source": "hris", "type": "worker.hired", "schema_version": 1,
+        "occurred_at": "2026-03-04T17:02:11Z",
+        "data": { "worker_id": format!("W-{i}"), "effective_date": "2025-01-01", "legal_entity": "DE01",
+                  "region": "emea", "role": "consultant" }
+    })
+    .to_string()
+}
+
+/// A channel on the broker, with `queue` deleted (a test run before left it) and declared
+/// again, durable, as the hub declares it.
+async fn channel_for(queue: &str) -> (Connection, Channel) {
+    let connection = Connection::connect(RABBITMQ, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("RabbitMQ does not answer on {RABBITMQ} ({e}); .ci/run starts it")
+        });
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (connection, channel)
+}
+
+/// Publishes each body, persistent, to `queue` through the default exchange, and waits for
+/// the broker's confirmation of each.
+async fn publish(channel: &Channel, queue: &str, bodies: impl Iterator<Item = String>) {
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut confirms = futures_util::stream::FuturesUnordered::new();
+    for (i, body) in bodies.enumerate() {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_message_id(format!("m-{i}").into()),
+            )
+            .await
+            .unwrap();
+        confirms.push(confirm);
+    }
+    while let Some(confirm) = confirms.next().await {
+        confirm.unwrap();
+    }
+}
+
+/// The queue's messages ready and unacknowledged, as the broker counts them.
+fn queue_counts(queue: &str) -> Option<(u64, u64)> {
+    let output = Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ])
+        .output()
+        .expect("rabbitmqctl runs (it is installed with the server)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [name, ready, unacked] if *name == queue => {
+                    Some((ready.parse().ok()?, unacked.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+}
+
+/// A hub whose `source` takes its messages from `queue`: a canonical envelope each, or
+/// records of `mapping`, whose source then owns the workers.
+fn config(source: &str, queue: &str, mapping: Option<&str>) -> String {
+    let owner = if mapping.is_some() { source } else { "hris" };
+    let mapping = mapping.map_or(String::new(), |m| format!("mapping = {m}\n"));
+    format!(
+        r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll", "workday"]
+
+[owners]
+worker = "{owner}"
+
+[sources.{source}]
+connector = "amqp"
+url = "{RABBITMQ}"
+queue = "{queue}"
+prefetch = 200
+{mapping}"#
+    )
+}
+
+async fn until_accepted(api: &Api, count: u64) -> Value {
+    eventually(
+        "every message on the queue is applied",
+        Duration::from_secs(90),
+        Duration::from_millis(50),
+        || async {
+            let (_, summary) = api.get("/v1/summary").await.map_err(|e| e.to_string())?;
+            if summary["accepted"].as_u64() == Some(count) {
+                Ok(summary)
+            } else {
+                Err(summary.to_string())
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_applies_them_once() {
+    const COUNT: usize = 2_000;
+    let queue = format!("pshub-test-{}-kill", std::process::id());
+    let (_connection, channel) = channel_for(&queue).await;
+    let dir = TempDir::new("amqp-kill");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(&config_path, config("hris_mq", &queue, None)).unwrap();
+    let start = |log: &str| {
+        let server = serve(dir.path())
+            .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+            .log(dir.join(log))
+            .spawn();
+        wait_listening(server.port);
+        server
+    };
+    let mut server = start("serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+
+    // Another process holds the store's write lock: the hub can take messages but not
+    // commit them.
+    let database = dir.join(pshub_store_sqlite::DB_FILE);
+    let mut lock = Command::new("sqlite3")
+        .arg(&database)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    {
+        use std::io::Write;
+        let stdin = lock.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN EXCLUSIVE;").unwrap();
+        writeln!(stdin, "SELECT 'locked';").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+    }
+    publish(&channel, &queue, (0..COUNT).map(hired)).await;
+    eventually(
+        "the hub has taken a batch it cannot commit",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            match api.connector_count("hris_mq", "taken").await {
+                taken if taken >= 1.0 => Ok(()),
+                taken => Err(format!("{taken} batches taken")),
+            }
+        },
+    )
+    .await;
+    let (_, summary) = api.get("/v1/summary").await.unwrap();
+    assert_eq!(summary["accepted"], 0, "nothing was committed: {summary}");
+    assert_eq!(api.connector_count("hris_mq", "batch").await, 0.0);
+    server.kill();
+    lock.kill().unwrap();
+    lock.wait().unwrap();
+
+    let server = start("serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    let summary = until_accepted(&api, COUNT as u64).await;
+    let redelivered = api.connector_count("hris_mq", "redelivered").await;
+    assert!(
+        redelivered >= 1.0,
+        "what the killed hub had taken came again, marked redelivered"
+    );
+    // Nothing had been committed: nothing can have been applied twice.
+    assert_eq!(summary["duplicates_suppressed"], 0, "{summary}");
+    eventually(
+        "every message is acknowledged",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            match queue_counts(&queue) {
+                Some((0, 0)) => Ok(()),
+                counts => Err(format!("{counts:?} ready and unacknowledged")),
+            }
+        },
+    )
+    .await;
+    let (status, worker) = api
+        .get(&format!("/v1/workers/W-{}", COUNT - 1))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{worker}");
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_mapped_queue_turns_vendor_records_into_events_and_quarantines_what_is_not_json() {
+    let queue = format!("pshub-test-{}-mapped", std::process::id());
+    let (_connection, channel) = channel_for(&queue).await;
+    let dir = TempDir::new("amqp-mapped");
+    let (_server, api) = serve_with_config(
+        &dir,
+        &config(
+            "workday",
+            &queue,
+            Some(r#"["workday/worker.v1", "workday/worker_terminated.v1"]"#),
+        ),
+    );
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../mappings/workday/fixtures/worker_active.json"),
+    )
+    .unwrap();
+    publish(
+        &channel,
+        &queue,
+        [fixture.trim().to_string(), "<not json>".to_string()].into_iter(),
+    )
+    .await;
+
+    let worker = eventually(
+        "the Workday worker is the hub's",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match api.get("/v1/workers/21001").await {
+                Ok((200, worker)) => Ok(worker),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(worker["legal_entity"], "DE01", "{worker}");
+    let quarantined = eventually(
+        "the message that is not JSON is quarantined",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let quarantine = api.get_ok("/v1/quarantine").await;
+            quarantine["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|q| q["source"] == "workday")
+                .cloned()
+                .ok_or_else(|| quarantine.to_string())
+        },
+    )
+    .await;
+    assert_eq!(quarantined["kind"], "mapped_record", "{quarantined}");
+    // What came in, as the quarantine keeps it: the payload and how it came.
+    let raw = &quarantined["event"];
+    assert_eq!(raw["connector"], "amqp", "{raw}");
+    assert_eq!(raw["queue"], queue.as_str(), "{raw}");
+    assert_eq!(raw["routing_key"], queue.as_str(), "{raw}");
+    assert_eq!(raw["message_id"], "m-1", "{raw}");
+    assert_eq!(raw["payload"], "<not json>", "{raw}");
+    eventually(
+        "both messages are acknowledged",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            match queue_counts(&queue) {
+                Some((0, 0)) => Ok(()),
+                counts => Err(format!("{counts:?} ready and unacknowledged")),
+            }
+        },
+    )
+    .await;
+    let (_, catalog) = api.get("/v1/catalog").await.unwrap();
+    let inbound = &catalog["systems"]["workday"]["inbound"];
+    let amqp = inbound
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["connector"] == "amqp")
+        .unwrap_or_else(|| panic!("{inbound}"));
+    assert!(
+        amqp["transport"]
+            .as_str()
+            .is_some_and(|t| t.contains(&queue) && t.contains("guest:***@")),
+        "{amqp}"
+    );
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
