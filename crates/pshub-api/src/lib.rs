@@ -10,7 +10,7 @@ mod error;
 mod logging;
 pub mod openapi;
 mod routes;
-mod wire;
+pub mod wire;
 
 pub use auth::{Caller, Role, hash_token, new_token};
 pub use error::ApiError;

@@ -190,6 +190,62 @@ pub fn outbound(o: &OutboundRow) -> Value {
     })
 }
 
+/// The events of outbound rows as the stream's readers see them (`GET /v1/outbound` and the
+/// bus's `pshub.out.<type>`): a row of posted lines is one event per line, each shown as the
+/// line is, in the row's place in the stream; a case opened shows the case; with a target's
+/// `policy`, its masking applied and personal fields of `resource.changed` left out unless
+/// it is allowed them.
+pub fn outbound_events(
+    r: &mut dyn pshub_engine::store::StoreReader,
+    rows: &[OutboundRow],
+    policy: Option<&pshub_engine::config::Masking>,
+) -> pshub_engine::error::Result<Vec<Value>> {
+    let mut items = Vec::new();
+    for row in rows {
+        let mut item = outbound(row);
+        if item["type"] == pshub_engine::flows::EXCEPTION_OPENED
+            && let Some(id) = item["data"]["case_id"].as_i64()
+            && let Some(case) = r.case(id)?
+        {
+            item["data"] = self::case(&case);
+        }
+        if item["type"] != pshub_engine::delivery::INVOICE_LINE_POSTED {
+            items.push(item);
+            continue;
+        }
+        let ids: Vec<i64> = item["data"]["line_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .collect();
+        for id in ids {
+            if let Some(line) = r.line(id)? {
+                let mut event = item.clone();
+                event["key"] = json!(format!("line:{id}"));
+                event["correlation_id"] = json!(line.line.correlation_id);
+                event["data"] = self::line(&line);
+                items.push(event);
+            }
+        }
+    }
+    if let Some(policy) = policy {
+        for item in &mut items {
+            if item["type"] == pshub_engine::flows::resources::RESOURCE_CHANGED
+                && let Some(data) = item["data"].as_object_mut()
+            {
+                for field in PII_FIELDS {
+                    if !policy.allow.iter().any(|a| a == field) {
+                        data.remove(field);
+                    }
+                }
+            }
+            mask(&mut item["data"], policy);
+        }
+    }
+    Ok(items)
+}
+
 /// `limit` and `cursor` of list endpoints.
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {

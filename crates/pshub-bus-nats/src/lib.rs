@@ -14,7 +14,13 @@
 //! message that is not a valid event is committed to the quarantine like a bad request
 //! body, and acknowledged: nothing accepted is lost, and nothing is retried forever.
 //!
-//! Invariant: the engine never depends on this crate; it sees only `Engine::submit_texts`.
+//! The outbound stream is [`outbound`]'s.
+//!
+//! Invariant: the engine never depends on this crate; it sees only `Engine::submit_texts`
+//! and the store's outbound rows.
+
+pub mod outbound;
+pub use outbound::spawn_outbound;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};

@@ -97,8 +97,16 @@ pub fn serve_engine(
     // Events on the bus, when the deployment has one.
     if let Some(bus) = engine.config().bus.clone() {
         workers.push(
-            pshub_bus_nats::spawn_inbound(engine.clone(), bus, stop.clone())
+            pshub_bus_nats::spawn_inbound(engine.clone(), bus.clone(), stop.clone())
                 .map_err(|e| anyhow::anyhow!("cannot consume the bus: {e}"))?,
+        );
+        // The business events, as `GET /v1/outbound?target=bus` shows them.
+        let render: pshub_bus_nats::outbound::Render = Box::new(|reads, rows, policy| {
+            pshub_api::wire::outbound_events(reads, rows, policy).map_err(|e| e.to_string())
+        });
+        workers.push(
+            pshub_bus_nats::spawn_outbound(engine.clone(), bus, render, stop.clone())
+                .map_err(|e| anyhow::anyhow!("cannot publish to the bus: {e}"))?,
         );
     }
     // The sources read by polling.

@@ -9,13 +9,17 @@
 //! - Two hub processes on one PostgreSQL store share the consumer: each takes part of the
 //!   stream, and together they apply every event once.
 //!
+//! - The outbound stream: the hub's business events reach `<namespace>.out.<type>`, as
+//!   `GET /v1/outbound?target=bus` shows them (a posted line one event, `[masking.bus]`
+//!   applied), and a restart, which reads its window again, publishes nothing twice.
+//!
 //! Each test has a namespace of its own, so that tests running at once share no stream.
 
 mod support;
 
 use async_nats::jetstream::{self, consumer::pull};
 use pshub_store_postgres::testing::TestDatabase;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
@@ -236,6 +240,160 @@ async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
     }
     let (_, other) = hubs[1].get("/v1/summary").await.unwrap();
     assert_eq!(other["accepted"], COUNT, "both read one store: {other}");
+    let _ = js
+        .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
+        .await;
+}
+
+/// Every message on the namespace's outbound stream: (subject, event), in stream order.
+async fn outbound_messages(js: &jetstream::Context, namespace: &str) -> Vec<(String, Value)> {
+    let stream = js
+        .get_stream(format!("{}_OUT", namespace.to_uppercase()))
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10_000)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while let Some(message) = futures_util::StreamExt::next(&mut batch).await {
+        let message = message.unwrap();
+        messages.push((
+            message.subject.to_string(),
+            serde_json::from_slice(&message.payload).unwrap(),
+        ));
+    }
+    messages
+}
+
+#[tokio::test]
+async fn business_events_reach_the_outbound_stream_masked_for_the_bus_and_once_across_a_restart() {
+    let namespace = format!("t{}out", std::process::id());
+    let js = jetstream_for(&namespace).await;
+    let _ = js
+        .delete_stream(format!("{}_OUT", namespace.to_uppercase()))
+        .await;
+    let dir = TempDir::new("bus-out");
+    let config_path = dir.join("pshub.toml");
+    std::fs::write(
+        &config_path,
+        "[sources]\nallowed = [\"crm\", \"psa\", \"hris\", \"erp\", \"payroll\"]\n\n[masking.bus]\nmask = [\"worker_id\"]\n",
+    )
+    .unwrap();
+    let start = |log: &str| {
+        let server = serve(dir.path())
+            .env("PSHUB_BUS", NATS)
+            .env("PSHUB_BUS_NAMESPACE", &namespace)
+            .env("PSHUB_CONFIG", config_path.to_str().unwrap())
+            .log(dir.join(log))
+            .spawn();
+        wait_listening(server.port);
+        server
+    };
+    let mut server = start("serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+    let event = |id: &str, source: &str, kind: &str, data: Value| {
+        json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
+                "occurred_at": "2026-03-04T17:02:11Z", "data": data })
+    };
+    let results = api
+        .post_events(&[
+            event("rc-1", "psa", "rate_card.upserted", json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" } ] })),
+            closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
+            serde_json::from_str(&hired(1)).unwrap(),
+            event("as-1", "psa", "assignment.changed", json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1",
+                "project_code": "P-1", "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" })),
+            event("t1", "psa", "time_entry.approved", json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1",
+                "work_date": "2026-03-04", "hours": "2", "billable": true })),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+
+    let messages = eventually(
+        "the project and the line reach the outbound stream",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let messages = outbound_messages(&js, &namespace).await;
+            let has = |kind: &str| messages.iter().any(|(_, e)| e["type"] == kind);
+            if has("project.provisioned") && has("invoice_line.posted") {
+                Ok(messages)
+            } else {
+                Err(format!("{messages:?}"))
+            }
+        },
+    )
+    .await;
+    let (subject, line) = messages
+        .iter()
+        .find(|(_, e)| e["type"] == "invoice_line.posted")
+        .unwrap();
+    assert_eq!(subject, &format!("{namespace}.out.invoice_line.posted"));
+    assert_eq!(line["data"]["source_id"], "T1", "{line}");
+    assert_eq!(
+        line["data"]["worker_id"], "***",
+        "masked for the bus: {line}"
+    );
+    // What the stream carries is what the hub's outbound view shows the bus.
+    let (status, shown) = api.get("/v1/outbound?target=bus").await.unwrap();
+    assert_eq!(status, 200, "{shown}");
+    let shown_line = shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "invoice_line.posted")
+        .cloned()
+        .unwrap();
+    assert_eq!(&shown_line, line);
+
+    // A restart reads its window again: the stream keeps one copy of each event.
+    server.kill();
+    let server = start("serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    // Its relay starts with nothing sent, so it publishes the window again.
+    eventually(
+        "the restarted relay publishes its window again",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            match api.connector_count("bus_out", "published").await {
+                n if n >= 1.0 => Ok(()),
+                n => Err(format!("{n} passes published")),
+            }
+        },
+    )
+    .await;
+    let again = outbound_messages(&js, &namespace).await;
+    let mut keys: Vec<&str> = again
+        .iter()
+        .map(|(_, e)| e["key"].as_str().unwrap())
+        .collect();
+    let all = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "no event twice: {again:?}");
+    assert!(all >= messages.len());
+    let _ = js
+        .delete_stream(format!("{}_OUT", namespace.to_uppercase()))
+        .await;
     let _ = js
         .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
         .await;

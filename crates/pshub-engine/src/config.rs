@@ -83,6 +83,21 @@ impl Bus {
     pub fn consumer(&self) -> String {
         format!("{}-hub", self.namespace)
     }
+
+    /// The stream of the hub's business events, `<namespace>.out.<type>`.
+    pub fn out_stream(&self) -> String {
+        format!("{}_OUT", self.namespace.to_uppercase())
+    }
+
+    /// The subject of an outbound event of `event_type` (`pshub.out.invoice_line.posted`).
+    pub fn out_subject(&self, event_type: &str) -> String {
+        format!("{}.out.{event_type}", self.namespace)
+    }
+
+    /// The name the relay's cursor is saved under.
+    pub fn out_cursor(&self) -> String {
+        format!("bus_out:{}", self.namespace)
+    }
 }
 
 /// What a downstream target must not see as it is: fields dropped, hashed or masked.

@@ -191,7 +191,7 @@ pub fn rows_read_back_as_written(store: &dyn Store) {
                 key: "k-1".into(),
                 data: "{\"project_code\":\"P-1\"}".into(),
                 correlation_id: "cor-2".into(),
-                published_at: "t".into(),
+                published_at: "2026-03-04T10:00:00.000Z".into(),
             }],
             timeline: vec![TimelineRow {
                 correlation_id: "cor-1".into(),
@@ -266,6 +266,18 @@ pub fn rows_read_back_as_written(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+    // By the time of publication: at or after the stamp given.
+    for (from, found) in [
+        ("2026-03-04T09:59:59.999Z", 1),
+        ("2026-03-04T10:00:00.000Z", 1),
+        ("2026-03-04T10:00:00.001Z", 0),
+    ] {
+        assert_eq!(
+            r.outbound_since(from, Page::ALL).unwrap().len(),
+            found,
+            "{from}"
+        );
+    }
     assert_eq!(r.timeline_of_step(1).unwrap().len(), 1);
     assert_eq!(r.counters().unwrap().received, 3);
     assert_eq!(store.reference_version().unwrap(), 1);

@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "xrefs",
         sql: include_str!("../sql/migrations/0005_xrefs.sql"),
     },
+    Migration {
+        version: 6,
+        name: "outbound_published",
+        sql: include_str!("../sql/migrations/0006_outbound_published.sql"),
+    },
 ];
 
 /// Held while migrating, so that processes starting together migrate one at a time.

@@ -64,6 +64,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "xrefs",
         sql: include_str!("../sql/migrations/0006_xrefs.sql"),
     },
+    Migration {
+        version: 7,
+        name: "outbound_published",
+        sql: include_str!("../sql/migrations/0007_outbound_published.sql"),
+    },
 ];
 
 pub(crate) fn queries() -> &'static Queries {

@@ -290,6 +290,12 @@ impl StoreReader for SqliteReader {
         filter.run(&self.conn, "outbound_list", page, outbound_row)
     }
 
+    fn outbound_since(&mut self, published_from: &str, page: Page) -> Result<Vec<OutboundRow>> {
+        let mut filter = Filter::new("id > ?", page.after);
+        filter.add("published_at >= ?", Some(published_from.to_string()));
+        filter.run(&self.conn, "outbound_list", page, outbound_row)
+    }
+
     fn worker_day(
         &mut self,
         worker_id: &str,

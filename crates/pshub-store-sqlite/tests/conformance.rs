@@ -171,7 +171,7 @@ fn a_store_from_before_the_posting_lists_keeps_finding_its_lines_by_project() {
          ALTER TABLE entries DROP COLUMN overtime_hours; ALTER TABLE quarantine DROP COLUMN kind;
          ALTER TABLE quarantine DROP COLUMN file; ALTER TABLE quarantine DROP COLUMN line;
          ALTER TABLE lines DROP COLUMN overtime_hours; ALTER TABLE lines DROP COLUMN role;
-         DROP TABLE connector_cursors; DROP TABLE xrefs;
+         DROP TABLE connector_cursors; DROP TABLE xrefs; DROP INDEX outbound_published;
          DELETE FROM schema_migrations WHERE version > 1;",
     )
     .unwrap();

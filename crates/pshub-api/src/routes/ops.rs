@@ -339,9 +339,11 @@ pub async fn outbound(
     let policy = match &query.target {
         None => None,
         Some(target) => {
+            // The bus is a target of its own: its readers get `[masking.bus]`.
             let known = config.masking.contains_key(target)
                 || config.knows_source(target)
-                || state.engine.port(target).is_some();
+                || state.engine.port(target).is_some()
+                || (config.bus.is_some() && target == "bus");
             if !known {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
@@ -355,56 +357,11 @@ pub async fn outbound(
         engine.read(|r| -> Result<Value, ApiError> {
             let rows = r.outbound(event_type.as_deref(), page)?;
             let mut answer = wire::page_of(&rows, page, |o| o.id, wire::outbound);
-            // A row of posted lines is one event per line, each shown as the line is, in
-            // the row's place in the stream (`line_id` orders them within it).
-            let mut items = Vec::new();
-            for mut item in answer["items"].as_array().cloned().unwrap_or_default() {
-                if item["type"] == pshub_engine::flows::EXCEPTION_OPENED
-                    && let Some(id) = item["data"]["case_id"].as_i64()
-                    && let Some(case) = r.case(id)?
-                {
-                    item["data"] = wire::case(&case);
-                }
-                if item["type"] != pshub_engine::delivery::INVOICE_LINE_POSTED {
-                    items.push(item);
-                    continue;
-                }
-                let ids: Vec<i64> = item["data"]["line_ids"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                    .collect();
-                for id in ids {
-                    if let Some(line) = r.line(id)? {
-                        let mut event = item.clone();
-                        event["key"] = json!(format!("line:{id}"));
-                        event["correlation_id"] = json!(line.line.correlation_id);
-                        event["data"] = wire::line(&line);
-                        items.push(event);
-                    }
-                }
-            }
-            answer["items"] = Value::Array(items);
+            answer["items"] = Value::Array(wire::outbound_events(r, &rows, policy.as_ref())?);
             Ok(answer)
         })
     })
     .await??;
-    if let Some(policy) = policy {
-        for item in answer["items"].as_array_mut().into_iter().flatten() {
-            if item["type"] == pshub_engine::flows::resources::RESOURCE_CHANGED
-                && let Some(data) = item["data"].as_object_mut()
-            {
-                // The resource view shares personal fields only with targets allowed them.
-                for field in wire::PII_FIELDS {
-                    if !policy.allow.iter().any(|a| a == field) {
-                        data.remove(field);
-                    }
-                }
-            }
-            wire::mask(&mut item["data"], &policy);
-        }
-    }
     if role == Role::Viewer {
         wire::strip_pii(&mut answer);
     }

@@ -184,6 +184,8 @@ pub trait StoreReader: Send {
 
     fn project(&mut self, project_code: &str) -> Result<Option<ProjectRow>>;
     fn outbound(&mut self, event_type: Option<&str>, page: Page) -> Result<Vec<OutboundRow>>;
+    /// The outbound events published at or after `published_from` (a stamp), by id.
+    fn outbound_since(&mut self, published_from: &str, page: Page) -> Result<Vec<OutboundRow>>;
     fn worker_day(
         &mut self,
         worker_id: &str,
