@@ -19,7 +19,7 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOption
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::*;
 
@@ -115,6 +115,22 @@ fn queue_counts(queue: &str) -> Option<(u64, u64)> {
         })
 }
 
+/// Waits until the broker holds nothing of `queue`: no message ready, none unacknowledged.
+async fn until_acknowledged(queue: &str) {
+    eventually(
+        "every message is acknowledged",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            match queue_counts(queue) {
+                Some((0, 0)) => Ok(()),
+                counts => Err(format!("{counts:?} ready and unacknowledged")),
+            }
+        },
+    )
+    .await
+}
+
 /// A hub whose `source` takes its messages from `queue`: a canonical envelope each, or
 /// records of `mapping`, whose source then owns the workers.
 fn config(source: &str, queue: &str, mapping: Option<&str>) -> String {
@@ -177,40 +193,10 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
 
     // Another process holds the store's write lock: the hub can take messages but not
     // commit them.
-    let database = dir.join(pshub_store_sqlite::DB_FILE);
-    let mut lock = Command::new("sqlite3")
-        .arg(&database)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sqlite3 runs");
-    {
-        use std::io::Write;
-        let stdin = lock.stdin.as_mut().unwrap();
-        writeln!(stdin, "BEGIN EXCLUSIVE;").unwrap();
-        writeln!(stdin, "SELECT 'locked';").unwrap();
-        stdin.flush().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "locked");
-    }
+    let mut lock = hold_write_lock(dir.path());
     publish(&channel, &queue, (0..COUNT).map(hired)).await;
-    eventually(
-        "the hub has taken a batch it cannot commit",
-        Duration::from_secs(30),
-        Duration::from_millis(20),
-        || async {
-            match api.connector_count("hris_mq", "taken").await {
-                taken if taken >= 1.0 => Ok(()),
-                taken => Err(format!("{taken} batches taken")),
-            }
-        },
-    )
-    .await;
+    // The hub has taken a batch it cannot commit.
+    api.until_counted("hris_mq", "taken").await;
     let (_, summary) = api.get("/v1/summary").await.unwrap();
     assert_eq!(summary["accepted"], 0, "nothing was committed: {summary}");
     assert_eq!(api.connector_count("hris_mq", "batch").await, 0.0);
@@ -228,18 +214,7 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
     );
     // Nothing had been committed: nothing can have been applied twice.
     assert_eq!(summary["duplicates_suppressed"], 0, "{summary}");
-    eventually(
-        "every message is acknowledged",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || async {
-            match queue_counts(&queue) {
-                Some((0, 0)) => Ok(()),
-                counts => Err(format!("{counts:?} ready and unacknowledged")),
-            }
-        },
-    )
-    .await;
+    until_acknowledged(&queue).await;
     let (status, worker) = api
         .get(&format!("/v1/workers/W-{}", COUNT - 1))
         .await
@@ -313,18 +288,7 @@ async fn a_mapped_queue_turns_vendor_records_into_events_and_quarantines_what_is
     assert_eq!(raw["routing_key"], queue.as_str(), "{raw}");
     assert_eq!(raw["message_id"], "m-1", "{raw}");
     assert_eq!(raw["payload"], "<not json>", "{raw}");
-    eventually(
-        "both messages are acknowledged",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || async {
-            match queue_counts(&queue) {
-                Some((0, 0)) => Ok(()),
-                counts => Err(format!("{counts:?} ready and unacknowledged")),
-            }
-        },
-    )
-    .await;
+    until_acknowledged(&queue).await;
     let (_, catalog) = api.get("/v1/catalog").await.unwrap();
     let inbound = &catalog["systems"]["workday"]["inbound"];
     let amqp = inbound

@@ -20,7 +20,6 @@ mod support;
 use async_nats::jetstream::{self, consumer::pull};
 use pshub_store_postgres::testing::TestDatabase;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -120,27 +119,7 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
 
     // Another process holds the store's write lock: the hub can take messages but not
     // commit them.
-    let database = dir.join(pshub_store_sqlite::DB_FILE);
-    let mut lock = Command::new("sqlite3")
-        .arg(&database)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sqlite3 runs");
-    {
-        use std::io::Write;
-        let stdin = lock.stdin.as_mut().unwrap();
-        writeln!(stdin, "BEGIN EXCLUSIVE;").unwrap();
-        writeln!(stdin, "SELECT 'locked';").unwrap();
-        stdin.flush().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "locked");
-    }
+    let mut lock = hold_write_lock(dir.path());
     publish(&js, &namespace, COUNT).await;
     eventually(
         "the hub has taken messages it has not acknowledged",
@@ -369,18 +348,7 @@ async fn business_events_reach_the_outbound_stream_masked_for_the_bus_and_once_a
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
     // Its relay starts with nothing sent, so it publishes the window again.
-    eventually(
-        "the restarted relay publishes its window again",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || async {
-            match api.connector_count("bus_out", "published").await {
-                n if n >= 1.0 => Ok(()),
-                n => Err(format!("{n} passes published")),
-            }
-        },
-    )
-    .await;
+    api.until_counted("bus_out", "published").await;
     let again = outbound_messages(&js, &namespace).await;
     let mut keys: Vec<&str> = again
         .iter()

@@ -467,6 +467,22 @@ impl Api {
         .unwrap_or(0.0)
     }
 
+    /// Waits until `source`'s connector has had `event` at least once.
+    pub async fn until_counted(&self, source: &str, event: &str) {
+        eventually(
+            &format!("{source} counts {event}"),
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || async {
+                match self.connector_count(source, event).await {
+                    n if n >= 1.0 => Ok(()),
+                    n => Err(format!("{n}")),
+                }
+            },
+        )
+        .await
+    }
+
     /// A POST with the token and no body.
     pub async fn post(&self, path: &str) -> Result<(u16, Value), String> {
         let response = self
@@ -695,4 +711,28 @@ pub fn serve_with_config(dir: &TempDir, config: &str) -> (Server, Api) {
     let token = create_token(dir.path(), None, "admin", None);
     let api = Api::new(&reqwest::Client::new(), &server.base, &token);
     (server, api)
+}
+
+/// Another process holding the write lock of the SQLite store in `data_dir` until it is
+/// killed: the hub can take work in but not commit it.
+pub fn hold_write_lock(data_dir: &Path) -> Child {
+    let mut lock = Command::new("sqlite3")
+        .arg(data_dir.join(pshub_store_sqlite::DB_FILE))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    use std::io::Write;
+    let stdin = lock.stdin.as_mut().unwrap();
+    writeln!(stdin, "BEGIN EXCLUSIVE;").unwrap();
+    writeln!(stdin, "SELECT 'locked';").unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    lock
 }
