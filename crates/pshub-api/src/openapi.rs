@@ -289,14 +289,15 @@ fn event_data_schemas() -> Vec<(&'static str, Value)> {
             "invoice.status_changed",
             object(
                 &[
-                    ("invoice_id", text()),
                     (
                         "status",
                         json!({ "enum": ["draft", "posted", "sent", "paid", "disputed", "void"] }),
                     ),
                     ("at", json!({ "type": "string", "format": "date-time" })),
                 ],
-                &[],
+                // One of the two names the invoice: the hub's id, or the sender's own id,
+                // found through the id registry (registered when both are given).
+                &[("invoice_id", text()), ("system_invoice_id", text())],
             ),
         ),
         (

@@ -458,13 +458,18 @@ impl Origin {
     /// The origin kept beside a stored event, when a mapping made it; `None` for an event
     /// that arrived canonical.
     pub fn of_stored(raw: &str) -> Option<Result<Origin, String>> {
+        Some(Origin::parse(Origin::record_of_stored(raw)?))
+    }
+
+    /// The origin record kept beside a stored event, as its text was kept.
+    pub fn record_of_stored(raw: &str) -> Option<&str> {
         #[derive(serde::Deserialize)]
         struct Stored<'a> {
             #[serde(borrow)]
             origin: Option<&'a RawValue>,
         }
         let stored: Stored<'_> = serde_json::from_str(raw).ok()?;
-        Some(Origin::parse(stored.origin?.get()))
+        Some(stored.origin?.get())
     }
 
     /// For a payload mapped again by a replay: the stored event it was first mapped into,

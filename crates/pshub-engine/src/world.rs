@@ -716,7 +716,12 @@ impl World {
 
     /// Applies an invoice's status change in the order of `at`.
     fn apply_invoice(&mut self, seq: i64, change: &InvoiceStatusChange) -> InvoiceChange {
-        let id = self.names.intern(change.invoice_id.as_str());
+        // The hub finds an invoice named only by its sender's id before it accepts the
+        // event (or quarantines it): one without the hub's id changes nothing here.
+        let Some(invoice) = &change.invoice_id else {
+            return InvoiceChange::Stale;
+        };
+        let id = self.names.intern(invoice.as_str());
         let before = self.invoices.get(&id).cloned();
         let from = before.as_ref().map_or(InvoiceStatus::Posted, |b| b.status);
         if before.as_ref().is_some_and(|b| change.at <= b.at) {

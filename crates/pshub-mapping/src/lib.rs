@@ -29,6 +29,14 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../mappings/stripe/invoice.v1.toml"),
     ),
     (
+        "stripe/invoice.v2.toml",
+        include_str!("../../../mappings/stripe/invoice.v2.toml"),
+    ),
+    (
+        "stripe/charge.v1.toml",
+        include_str!("../../../mappings/stripe/charge.v1.toml"),
+    ),
+    (
         "kantata/time_entry.v1.toml",
         include_str!("../../../mappings/kantata/time_entry.v1.toml"),
     ),

@@ -188,7 +188,7 @@ impl EventData {
             EventData::TimeEntry { entry, .. } => format!("time_entry:{}", entry.entry_id),
             EventData::Expense { expense, .. } => format!("expense:{}", expense.expense_id),
             EventData::MilestoneReached(r) => format!("milestone:{}", r.milestone_id),
-            EventData::InvoiceStatus(r) => format!("invoice:{}", r.invoice_id),
+            EventData::InvoiceStatus(r) => format!("invoice:{}", r.invoice_key()),
             EventData::PayrollActual(r) => format!("payroll:{}:{}", r.worker_id, r.period),
             EventData::Availability(r) => format!("worker:{}", r.worker_id),
         }
@@ -212,7 +212,7 @@ impl EventData {
             EventData::TimeEntry { entry, .. } => entry.entry_id.to_string(),
             EventData::Expense { expense, .. } => expense.expense_id.to_string(),
             EventData::MilestoneReached(r) => r.milestone_id.to_string(),
-            EventData::InvoiceStatus(r) => r.invoice_id.to_string(),
+            EventData::InvoiceStatus(r) => r.invoice_key().to_string(),
             EventData::PayrollActual(r) => r.worker_id.to_string(),
             EventData::Availability(r) => r.worker_id.to_string(),
         }
@@ -914,7 +914,8 @@ mod round_trip {
             ),
             (key(InvoiceId::parse), 0i64..2_000_000_000).prop_map(|(invoice_id, secs)| {
                 EventData::InvoiceStatus(InvoiceStatusChange {
-                    invoice_id,
+                    invoice_id: Some(invoice_id),
+                    system_invoice_id: None,
                     status: InvoiceStatus::Sent,
                     at: DateTime::from_timestamp(secs, 0).expect("a time"),
                 })

@@ -716,7 +716,8 @@ impl InvoiceStatus {
 
     /// Whether an invoice may move from `self` to `to`: forward along draft → posted →
     /// sent → paid (skipping states is fine); to disputed or void from any state but paid
-    /// and void; and to paid from disputed.
+    /// and void; from paid only to disputed (a refund or a chargeback reopens it for
+    /// finance); and to paid from disputed.
     pub fn may_become(self, to: InvoiceStatus) -> bool {
         use InvoiceStatus::*;
         let rank = |s: InvoiceStatus| match s {
@@ -727,6 +728,7 @@ impl InvoiceStatus {
             Disputed | Void => None,
         };
         match (self, to) {
+            (Paid, Disputed) => true,
             (Paid | Void, _) => false,
             (_, Disputed | Void) => self != to,
             (Disputed, Paid) => true,
@@ -738,16 +740,41 @@ impl InvoiceStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InvoiceStatusChange {
-    pub invoice_id: InvoiceId,
+    /// The hub's invoice. Absent when the sender names the invoice only by its own id,
+    /// which the hub finds through the id registry before it accepts the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<InvoiceId>,
+    /// The sender's own id of the invoice (Stripe's `in_...`): registered when it comes with
+    /// `invoice_id`, and looked up when it comes alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_invoice_id: Option<String>,
     pub status: InvoiceStatus,
     pub at: DateTime<Utc>,
 }
 
 impl InvoiceStatusChange {
+    /// The invoice as the event names it: the hub's id, else the sender's own.
+    pub fn invoice_key(&self) -> &str {
+        match (&self.invoice_id, &self.system_invoice_id) {
+            (Some(id), _) => id.as_str(),
+            (None, Some(id)) => id,
+            (None, None) => "",
+        }
+    }
+
     pub fn parse(obj: &Obj) -> FieldResult<Self> {
         let at = obj.str("at")?;
+        let invoice_id = obj.opt_key("invoice_id", InvoiceId::parse)?;
+        let system_invoice_id = opt_label(obj, "system_invoice_id")?;
+        if invoice_id.is_none() && system_invoice_id.is_none() {
+            return Err(obj.error(
+                "invoice_id",
+                "is required, unless system_invoice_id gives the sender's own id of the invoice (found through the id registry)",
+            ));
+        }
         Ok(InvoiceStatusChange {
-            invoice_id: obj.key("invoice_id", InvoiceId::parse)?,
+            invoice_id,
+            system_invoice_id,
             status: obj.one_of(
                 "status",
                 &[
@@ -895,13 +922,14 @@ mod invoice_tests {
     use super::InvoiceStatus::{self, *};
 
     #[test]
-    fn invoice_statuses_move_forward_and_reach_disputed_or_void_until_paid() {
-        let table: [(InvoiceStatus, InvoiceStatus, bool); 14] = [
+    fn invoice_statuses_move_forward_reach_disputed_or_void_until_paid_and_paid_may_be_disputed() {
+        let table: [(InvoiceStatus, InvoiceStatus, bool); 15] = [
             (Draft, Posted, true),
             (Posted, Paid, true),
             (Sent, Posted, false),
             (Paid, Draft, false),
-            (Paid, Disputed, false),
+            (Paid, Disputed, true),
+            (Paid, Void, false),
             (Void, Paid, false),
             (Posted, Disputed, true),
             (Sent, Void, true),

@@ -1,7 +1,8 @@
 //! `GET /v1/xref/{kind}/{id}`: the id registry. Every system's id of one thing, whichever
 //! system's id is asked (or the hub's own): a project's CRM opportunity, PSA engagement and
 //! ERP projects, registered as the flow's steps got them; a customer's record in each
-//! system that sent one, from the customer registry.
+//! system that sent one, from the customer registry; an invoice's id in each system that
+//! named it beside the hub's (Stripe's `in_...`).
 
 use crate::error::ApiError;
 use crate::{AppState, blocking};
@@ -10,7 +11,7 @@ use axum::extract::{Path, State};
 use serde_json::{Map, Value, json};
 
 /// The kinds of thing the registry knows.
-pub const KINDS: &[&str] = &["project", "customer"];
+pub const KINDS: &[&str] = &["project", "customer", "invoice"];
 
 pub async fn get_one(
     State(state): State<AppState>,

@@ -292,22 +292,24 @@ pub async fn a_record_that_fails_its_mapping_is_quarantined_with_mapping_version
 ) {
     let app = with_invoiced_work(store).await;
 
-    let unnamed = invoice_paid("evt_no_metadata", None);
-    let (status, body) = app.stripe(&unnamed).await;
+    // A payment time that is not a time.
+    let mut unreadable = invoice_paid("evt_bad_paid_at", Some("INV-P-1-2026-03"));
+    unreadable["data"]["object"]["status_transitions"]["paid_at"] = json!("soon");
+    let (status, body) = app.stripe(&unreadable).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["status"], "quarantined");
     let reason = body["results"][0]["reason"].as_str().unwrap();
     for part in [
-        "data.invoice_id",
+        "data.at",
         "mapping stripe/invoice v1",
-        "`.data.object.metadata.pshub_invoice_id`",
-        "found nothing",
+        "`.data.object.status_transitions",
+        "\"soon\"",
     ] {
         assert!(reason.contains(part), "{part} in {reason}");
     }
     let kept = app.quarantined("mapped_record").await;
     assert_eq!(kept.len(), 1);
-    assert_eq!(kept[0]["event"]["payload"], unnamed);
+    assert_eq!(kept[0]["event"]["payload"], unreadable);
     let id = kept[0]["id"].as_i64().unwrap();
 
     // Replayed as it is, it fails the same way; with the payload corrected, it applies once.
@@ -323,7 +325,7 @@ pub async fn a_record_that_fails_its_mapping_is_quarantined_with_mapping_version
         }
     };
     assert_eq!(replay(String::new()).await.status(), 422);
-    let corrected = invoice_paid("evt_no_metadata", Some("INV-P-1-2026-03"));
+    let corrected = invoice_paid("evt_bad_paid_at", Some("INV-P-1-2026-03"));
     let response = replay(corrected.to_string()).await;
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
@@ -732,4 +734,114 @@ pub async fn a_replay_under_a_new_mapping_version_shows_the_difference_dry_and_a
     let (status, answer) = app.hook("psa", &k4, &headers).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "bad_schema_version");
+}
+
+/// Stripe's `charge.refunded` for the charge that paid Stripe's invoice `stripe_invoice`,
+/// refunded in full: a Charge names its invoice only by Stripe's id.
+fn charge_refunded(event_id: &str, stripe_invoice: &str) -> Value {
+    json!({
+        "id": event_id, "object": "event", "api_version": "2024-06-20", "created": now(),
+        "data": { "object": {
+            "id": "ch_3QpTn52eZvKYlo2C0aBcDeFg", "object": "charge", "amount": 45000,
+            "amount_captured": 45000, "amount_refunded": 45000, "captured": true, "currency": "eur",
+            "customer": "cus_R9XqPzK2mLw0aB", "invoice": stripe_invoice, "metadata": {},
+            "paid": true, "refunded": true, "status": "succeeded"
+        }, "previous_attributes": { "amount_refunded": 0, "refunded": false } },
+        "livemode": false, "pending_webhooks": 1,
+        "request": { "id": "req_Hq7Xk2LmN0pQrS", "idempotency_key": null },
+        "type": "charge.refunded"
+    })
+}
+
+pub async fn stripe_events_without_the_metadata_find_the_invoice_through_the_id_registry(
+    store: Backend,
+) {
+    let mut config = config();
+    config.inbound.get_mut("stripe").unwrap().mappings =
+        vec!["stripe/invoice.v2".into(), "stripe/charge.v1".into()];
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    app.send(json!([time_entry(
+        "t1",
+        "T1",
+        "W-1",
+        "2026-03-04",
+        json!("3")
+    )]))
+    .await;
+    app.settle().await;
+    let invoice = "INV-P-1-2026-03";
+    let stripe_invoice = "in_1QpTn22eZvKYlo2CbWvXk3Qj";
+
+    // Before the registry knows Stripe's id, an event that names only it is kept aside.
+    let unnamed = invoice_paid("evt_paid_unnamed", None);
+    let (_, body) = app.stripe(&unnamed).await;
+    assert_eq!(body["results"][0]["status"], "quarantined", "{body}");
+    let reason = body["results"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("data.system_invoice_id")
+            && reason.contains(stripe_invoice)
+            && reason.contains("id registry"),
+        "{reason}"
+    );
+    let kept = app.quarantined("mapped_record").await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["event"]["payload"], unnamed);
+
+    // The invoice with pshub's metadata: paid, and Stripe's id registered.
+    let (_, body) = app.stripe(&invoice_paid("evt_paid", Some(invoice))).await;
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    app.settle().await;
+    for asked in [invoice, stripe_invoice] {
+        let (status, xref) = app.get(&format!("/v1/xref/invoice/{asked}")).await;
+        assert_eq!(status, 200, "{xref}");
+        assert!(
+            xref.to_string().contains(stripe_invoice) && xref.to_string().contains(invoice),
+            "{asked}: {xref}"
+        );
+    }
+
+    // A refund names only Stripe's invoice: found through the registry, it reopens the paid
+    // invoice for finance.
+    let (_, body) = app
+        .stripe(&charge_refunded("evt_refund", stripe_invoice))
+        .await;
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    app.settle().await;
+    let (_, seen) = app.get(&format!("/v1/invoices/{invoice}")).await;
+    assert_eq!(seen["status"], "disputed", "{seen}");
+    let disputed = app.exceptions("kind=invoice_disputed").await;
+    assert_eq!(disputed.len(), 1, "{disputed:?}");
+    assert_eq!(disputed[0]["owner"], "finance");
+    assert_eq!(disputed[0]["business_key"], invoice);
+    // The stored event names the hub's invoice: it parses the same after a restart.
+    let stored = app
+        .engine
+        .store()
+        .reader()
+        .unwrap()
+        .event_by_key("stripe", "evt_refund")
+        .unwrap()
+        .unwrap();
+    let data: Value = serde_json::from_str(&stored.data).unwrap();
+    assert_eq!(data["invoice_id"], invoice, "{data}");
+    assert_eq!(data["system_invoice_id"], stripe_invoice, "{data}");
+    // Stripe sends the refund again: a duplicate, not a second change.
+    let (_, again) = app
+        .stripe(&charge_refunded("evt_refund", stripe_invoice))
+        .await;
+    assert_eq!(again["results"][0]["status"], "duplicate", "{again}");
+
+    // The event kept aside, replayed now that the registry knows the id, is accepted.
+    let id = kept[0]["id"].as_i64().unwrap();
+    let response = app
+        .post_raw(
+            &format!("/v1/quarantine/{id}/replay"),
+            String::new(),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["status"], "accepted", "{answer}");
 }

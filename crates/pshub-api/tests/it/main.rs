@@ -55,6 +55,7 @@ front_door_suite! {
         a_psa_in_kantatas_shape_bills_as_the_canonical_path_does,
         the_catalog_lists_each_system_with_its_connectors_flows_and_health,
         a_replay_under_a_new_mapping_version_shows_the_difference_dry_and_applies_once,
+        stripe_events_without_the_metadata_find_the_invoice_through_the_id_registry,
     ],
     routing: [
         work_goes_to_the_erp_its_route_names_and_a_shadow_route_posts_a_copy,

@@ -4,7 +4,9 @@
 //! is applied in the order of `at` (the world keeps it; an older one is ignored), and every
 //! status is written back to the CRM as a step. A forbidden transition and an unknown
 //! invoice open `integration` cases; `disputed` opens one `finance` case per invoice, which
-//! a later `paid` or `void` resolves.
+//! a later `paid` or `void` resolves. A sender that names the invoice by its own id as well
+//! (Stripe's `in_...`) has it registered; one that names it only by its own id has it found
+//! through the registry before the event is accepted (`Hub::find_invoices`).
 
 use super::{Cx, Flow, NewCase, NewStep};
 use crate::error::Result;
@@ -22,6 +24,8 @@ pub const CRM: &str = "crm";
 pub const UNKNOWN_INVOICE: &str = "unknown_invoice";
 pub const FORBIDDEN_TRANSITION: &str = "forbidden_invoice_transition";
 pub const DISPUTED: &str = "invoice_disputed";
+/// What the id registry calls an invoice.
+pub const XREF_KIND: &str = "invoice";
 
 pub struct InvoiceStatusFlow;
 
@@ -106,8 +110,20 @@ impl Flow for InvoiceStatusFlow {
         let EventData::InvoiceStatus(change) = &event.data else {
             return Ok(());
         };
-        let invoice = change.invoice_id.as_str();
+        let invoice = change.invoice_key();
         let status = change.status.as_str();
+        // The sender's own id of the invoice, given with the hub's, goes in the registry:
+        // a later event that names only it (a Stripe refund) finds the hub's invoice.
+        if let (Some(hub), Some(own)) = (&change.invoice_id, &change.system_invoice_id) {
+            cx.commit.xrefs.push(XrefRow {
+                kind: XREF_KIND.into(),
+                canonical_id: hub.to_string(),
+                system: event.source.to_string(),
+                system_id: own.clone(),
+                correlation_id: cx.event.correlation_id.clone(),
+                created_at: cx.stamp(),
+            });
+        }
         match applied.invoice {
             Some(InvoiceChange::Stale) | None => {}
             Some(InvoiceChange::Forbidden { from }) => {
@@ -194,8 +210,8 @@ impl Flow for InvoiceStatusFlow {
             answers.push(change.map(|change| {
                 Request::UpdateInvoiceStatus(InvoiceStatusRequest {
                     idempotency_key: step.idempotency_key(),
-                    project_code: invoice_period(change.invoice_id.as_str()).map(|(p, _)| p),
-                    invoice_id: change.invoice_id.to_string(),
+                    project_code: invoice_period(change.invoice_key()).map(|(p, _)| p),
+                    invoice_id: change.invoice_key().to_string(),
                     status: change.status.as_str().to_string(),
                     at: change.at.to_rfc3339(),
                 })

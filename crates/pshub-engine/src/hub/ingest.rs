@@ -96,6 +96,8 @@ impl Hub {
             }),
             ..Commit::default()
         };
+        let batch = self.find_invoices(batch).map_err(Rebuild::Failed)?;
+        let batch = batch.as_ref();
         let stored = self.prefetch(batch).map_err(Rebuild::Failed)?;
         let mut accepted_here: HashMap<(&str, &str), usize> = HashMap::new();
         let mut results = Vec::with_capacity(batch.len());

@@ -11,6 +11,7 @@
 mod actions;
 pub use actions::Acting;
 mod ingest;
+mod registry;
 mod systems_of_record;
 pub use systems_of_record::{NOT_SYSTEM_OF_RECORD, POSSIBLE_DUPLICATE_CUSTOMER};
 
