@@ -97,7 +97,12 @@ fn config() -> pshub_engine::Config {
 
 /// A hub with the firm and one approved entry posted: invoice `INV-P-1-2026-03` exists.
 async fn with_invoiced_work(store: Backend) -> TestApp {
-    let app = spawn_app_with(store, config()).await;
+    with_invoiced_work_on(store, config()).await
+}
+
+/// The same, on `config`.
+async fn with_invoiced_work_on(store: Backend, config: pshub_engine::Config) -> TestApp {
+    let app = spawn_app_with(store, config).await;
     app.with_firm().await;
     app.send(json!([time_entry(
         "t1",
