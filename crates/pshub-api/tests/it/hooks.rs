@@ -764,17 +764,7 @@ pub async fn stripe_events_without_the_metadata_find_the_invoice_through_the_id_
     let mut config = config();
     config.inbound.get_mut("stripe").unwrap().mappings =
         vec!["stripe/invoice.v2".into(), "stripe/charge.v1".into()];
-    let app = spawn_app_with(store, config).await;
-    app.with_firm().await;
-    app.send(json!([time_entry(
-        "t1",
-        "T1",
-        "W-1",
-        "2026-03-04",
-        json!("3")
-    )]))
-    .await;
-    app.settle().await;
+    let app = with_invoiced_work_on(store, config).await;
     let invoice = "INV-P-1-2026-03";
     let stripe_invoice = "in_1QpTn22eZvKYlo2CbWvXk3Qj";
 
