@@ -642,6 +642,7 @@ impl ConfigFile {
             config.csv_drops = config_sources::csv_drops(&sources.named, self.folder());
             config.rest_polls = config_sources::rest_polls(&sources.named);
             config.amqp_sources = config_sources::amqp_sources(&sources.named);
+            config.pg_tables = config_sources::pg_tables(&sources.named);
         }
         if let Some(bus) = &file.bus {
             config.bus = Some(pshub_engine::config::Bus {
@@ -1080,6 +1081,52 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(!errors.iter().any(|e| e.contains("s3cret")), "{errors:?}");
+    }
+
+    #[test]
+    fn a_table_source_reaches_the_engine_and_its_checks_name_their_lines() {
+        let path = write(
+            "pg-table",
+            "[sources.legacy_hr]\nconnector = \"pg_table\"\nurl = \"postgres://pshub:s3cret@db.internal:5432/hr\"\ntable = \"hr.worker_changes\"\nwatermark = \"changed_at\"\nkey = \"id\"\nbatch = 50\nmapping = \"workday/worker.v1\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let table = &config.pg_tables["legacy_hr"];
+        assert_eq!(
+            (
+                table.table.as_str(),
+                table.watermark.as_str(),
+                table.key.as_str()
+            ),
+            ("hr.worker_changes", "changed_at", "id")
+        );
+        assert_eq!(table.batch, 50);
+        assert_eq!(table.overlap, std::time::Duration::from_secs(60));
+        assert!(!format!("{table:?}").contains("s3cret"));
+
+        let path = write(
+            "pg-table-errors",
+            "[sources.t]\nconnector = \"pg_table\"\nurl = \"mysql://root:s3cret@x/db\"\ntable = \"workers; drop table x\"\nwatermark = \"1st\"\nbatch = 0\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "url is not a postgres:// URL",
+            "table 'workers; drop table x' is not a table name",
+            "watermark '1st' is not a column name",
+            "gives no key",
+            "batch 0 is out of bounds: 1 to 10000",
+            "gives no mapping",
+        ] {
+            let expected = format!("{name}:1: [sources.t] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 6, "{errors:?}");
         assert!(!errors.iter().any(|e| e.contains("s3cret")), "{errors:?}");
     }
 

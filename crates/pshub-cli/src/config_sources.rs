@@ -33,6 +33,17 @@
 //! token = "${WORKDAY_TOKEN}"      # Authorization: Bearer
 //! mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
 //!
+//! [sources.legacy_hr]
+//! connector = "pg_table"
+//! url = "postgres://pshub:${LEGACY_DB_PASSWORD}@db.internal:5432/hr"
+//! table = "hr.worker_changes"     # name or schema.name
+//! watermark = "changed_at"        # the row's modification time
+//! key = "id"                      # unique per row
+//! overlap_s = 60
+//! poll_ms = 5000
+//! batch = 500                     # rows a page (one commit) takes
+//! mapping = "..."                 # required: a row is a record of its columns
+//!
 //! [sources.ledger]
 //! connector = "amqp"
 //! url = "amqp://pshub:${LEDGER_MQ_PASSWORD}@mq.internal:5672/%2f"
@@ -45,6 +56,7 @@ use crate::config_connectors::OneOrMany;
 use pshub_engine::amqp::{AmqpSource, DEFAULT_PREFETCH};
 use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
+use pshub_engine::pg_table::{PgTable, is_identifier, is_table_name};
 use pshub_engine::rest_poll::RestPoll;
 use pshub_mapping::Mappings;
 use serde::Deserialize;
@@ -54,7 +66,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The connector kinds a source may name.
-const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll", "amqp"];
+const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll", "amqp", "pg_table"];
 
 /// Each connector kind's own settings (besides `connector`, `mapping` and `description`).
 const SETTINGS: &[(&str, &[&str])] = &[
@@ -87,6 +99,18 @@ const SETTINGS: &[(&str, &[&str])] = &[
         ],
     ),
     ("amqp", &["url", "queue", "prefetch"]),
+    (
+        "pg_table",
+        &[
+            "url",
+            "table",
+            "watermark",
+            "key",
+            "overlap_s",
+            "poll_ms",
+            "batch",
+        ],
+    ),
 ];
 
 /// A polling source's defaults: a window a minute, reaching five minutes back.
@@ -129,6 +153,10 @@ pub struct SourceSection {
     token: Option<String>,
     queue: Option<String>,
     prefetch: Option<i64>,
+    table: Option<String>,
+    watermark: Option<String>,
+    key: Option<String>,
+    batch: Option<i64>,
     wakes: Option<String>,
     wake_on: Option<Vec<String>>,
 }
@@ -160,6 +188,10 @@ impl SourceSection {
             ("token", self.token.is_some()),
             ("queue", self.queue.is_some()),
             ("prefetch", self.prefetch.is_some()),
+            ("table", self.table.is_some()),
+            ("watermark", self.watermark.is_some()),
+            ("key", self.key.is_some()),
+            ("batch", self.batch.is_some()),
             ("wakes", self.wakes.is_some()),
             ("wake_on", self.wake_on.is_some()),
         ]
@@ -234,6 +266,7 @@ pub fn check(
             "csv_drop" => check_csv_drop(section, folder, &mut fail),
             "rest_poll" => check_rest_poll(section, &mut fail),
             "amqp" => check_amqp(section, &mut fail),
+            "pg_table" => check_pg_table(section, &mut fail),
             _ => check_webhook(section, &mut fail),
         }
         if let Some(poll) = section.wakes.as_deref()
@@ -266,6 +299,9 @@ pub fn check(
         }
         if own == "rest_poll" && named.is_none() {
             fail("gives no mapping: a polled record is mapped to a canonical event".into());
+        }
+        if own == "pg_table" && named.is_none() {
+            fail("gives no mapping: a table's row is mapped to a canonical event".into());
         }
         if named.as_ref().is_some_and(Vec::is_empty) {
             fail("mapping names no mapping".into());
@@ -374,6 +410,60 @@ fn check_amqp(section: &SourceSection, fail: &mut impl FnMut(String)) {
     }
 }
 
+/// A poller's pacing: how far back each window reaches and how often one is read.
+fn check_pacing(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    if let Some(s) = section.overlap_s
+        && !(0..=86_400).contains(&s)
+    {
+        fail(format!("overlap_s {s} is out of bounds: 0 to 86400"));
+    }
+    if let Some(ms) = section.poll_ms
+        && !(50..=86_400_000).contains(&ms)
+    {
+        fail(format!("poll_ms {ms} is out of bounds: 50 to 86400000"));
+    }
+}
+
+/// A PostgreSQL table's settings: the database, the table, its watermark and key, pacing.
+fn check_pg_table(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    match section.url.as_deref() {
+        None => fail("gives no url: the database, postgres://user:password@host:5432/db".into()),
+        Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+            fail("url is not a postgres:// URL".into())
+        }
+        Some(_) => {}
+    }
+    match section.table.as_deref() {
+        None => fail("gives no table: the table its rows are read from".into()),
+        Some(table) if !is_table_name(table) => fail(format!(
+            "table '{table}' is not a table name (letters, digits and _, optionally schema.table)"
+        )),
+        Some(_) => {}
+    }
+    for (name, column) in [("watermark", &section.watermark), ("key", &section.key)] {
+        match column.as_deref() {
+            None => fail(format!(
+                "gives no {name}: {}",
+                if name == "watermark" {
+                    "the column of a row's modification time"
+                } else {
+                    "a column unique per row"
+                }
+            )),
+            Some(column) if !is_identifier(column) => fail(format!(
+                "{name} '{column}' is not a column name (letters, digits and _)"
+            )),
+            Some(_) => {}
+        }
+    }
+    check_pacing(section, fail);
+    if let Some(batch) = section.batch
+        && !(1..=10_000).contains(&batch)
+    {
+        fail(format!("batch {batch} is out of bounds: 1 to 10000"));
+    }
+}
+
 /// A polling source's settings: where it reads, how a page holds its records, and pacing.
 fn check_rest_poll(section: &SourceSection, fail: &mut impl FnMut(String)) {
     match section.url.as_deref() {
@@ -405,16 +495,7 @@ fn check_rest_poll(section: &SourceSection, fail: &mut impl FnMut(String)) {
             None => {}
         }
     }
-    if let Some(s) = section.overlap_s
-        && !(0..=86_400).contains(&s)
-    {
-        fail(format!("overlap_s {s} is out of bounds: 0 to 86400"));
-    }
-    if let Some(ms) = section.poll_ms
-        && !(50..=86_400_000).contains(&ms)
-    {
-        fail(format!("poll_ms {ms} is out of bounds: 50 to 86400000"));
-    }
+    check_pacing(section, fail);
     if let Some(start) = section.start.as_deref()
         && pshub_mapping::parse_timestamp(start).is_none()
     {
@@ -457,6 +538,36 @@ pub fn rest_polls(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String,
                         None => chrono::DateTime::UNIX_EPOCH,
                     },
                     token: s.token.clone().map(Secret::new),
+                    mappings: OneOrMany::values(&s.mapping),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A table source's defaults: a window every 5 s, reaching a minute back, 500 rows a page.
+const DEFAULT_PG_POLL_MS: i64 = 5_000;
+const DEFAULT_PG_OVERLAP_S: i64 = 60;
+const DEFAULT_PG_BATCH: i64 = 500;
+
+/// The table sources, as the engine takes them (the file was checked).
+pub fn pg_tables(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, PgTable> {
+    sources
+        .iter()
+        .filter(|(_, s)| s.connector.as_deref() == Some("pg_table"))
+        .filter_map(|(name, s)| {
+            let poll = u64::try_from(s.poll_ms.unwrap_or(DEFAULT_PG_POLL_MS)).ok()?;
+            let overlap = u64::try_from(s.overlap_s.unwrap_or(DEFAULT_PG_OVERLAP_S)).ok()?;
+            Some((
+                name.clone(),
+                PgTable {
+                    url: Secret::new(s.url.clone()?),
+                    table: s.table.clone()?,
+                    watermark: s.watermark.clone()?,
+                    key: s.key.clone()?,
+                    overlap: Duration::from_secs(overlap),
+                    poll: Duration::from_millis(poll),
+                    batch: u32::try_from(s.batch.unwrap_or(DEFAULT_PG_BATCH)).ok()?,
                     mappings: OneOrMany::values(&s.mapping),
                 },
             ))

@@ -119,6 +119,16 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the poller of {source}"))?,
         );
     }
+    // The sources read from a PostgreSQL table.
+    for (source, table) in engine.config().pg_tables.clone() {
+        let poller = pshub_connectors::pg_table::Poller::new(engine.clone(), &source, table)
+            .map_err(|e| anyhow::anyhow!("cannot start the table poller of {source}: {e}"))?;
+        workers.push(
+            poller
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the table poller of {source}"))?,
+        );
+    }
     // The sources whose messages arrive on a RabbitMQ queue.
     for (source, amqp) in engine.config().amqp_sources.clone() {
         let consumer = pshub_connectors::amqp::Consumer::new(engine.clone(), &source, amqp);

@@ -176,16 +176,8 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
     let queue = format!("pshub-test-{}-kill", std::process::id());
     let (_connection, channel) = channel_for(&queue).await;
     let dir = TempDir::new("amqp-kill");
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config("hris_mq", &queue, None)).unwrap();
-    let start = |log: &str| {
-        let server = serve(dir.path())
-            .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-            .log(dir.join(log))
-            .spawn();
-        wait_listening(server.port);
-        server
-    };
+    std::fs::write(dir.join("pshub.toml"), config("hris_mq", &queue, None)).unwrap();
+    let start = |log: &str| serve_configured(&dir, log);
     let mut server = start("serve-1.log");
     let token = create_token(dir.path(), None, "admin", None);
     let client = reqwest::Client::new();

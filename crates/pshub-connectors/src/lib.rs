@@ -18,6 +18,7 @@ pub mod amqp;
 pub mod avalara_tax;
 pub mod csv_drop;
 pub mod legacy_table;
+pub mod pg_table;
 pub mod rest_poll;
 pub mod rest_target;
 pub mod salesforce_crm;

@@ -61,6 +61,7 @@ impl Engine {
         names.extend(config.csv_drops.keys().cloned());
         names.extend(config.rest_polls.keys().cloned());
         names.extend(config.amqp_sources.keys().cloned());
+        names.extend(config.pg_tables.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -109,6 +110,13 @@ impl Engine {
                     "connector": "rest_poll",
                     "transport": format!("HTTP GET {} every {} ms, by modification time", poll.url, poll.poll.as_millis()),
                     "mappings": mappings_of(&poll.mappings),
+                }));
+            }
+            if let Some(table) = config.pg_tables.get(&name) {
+                inbound.push(json!({
+                    "connector": "pg_table",
+                    "transport": format!("PostgreSQL table {} at {}, by {} every {} ms", table.table, table.shown_url(), table.watermark, table.poll.as_millis()),
+                    "mappings": mappings_of(&table.mappings),
                 }));
             }
             if let Some(amqp) = config.amqp_sources.get(&name) {

@@ -178,6 +178,8 @@ pub struct Config {
     pub bus: Option<Bus>,
     /// Sources read by polling a REST endpoint with a durable cursor.
     pub rest_polls: BTreeMap<String, crate::rest_poll::RestPoll>,
+    /// Sources read from a PostgreSQL table by a watermark column, by source name.
+    pub pg_tables: BTreeMap<String, crate::pg_table::PgTable>,
     /// Sources whose records arrive on a RabbitMQ queue, by source name.
     pub amqp_sources: BTreeMap<String, crate::amqp::AmqpSource>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
@@ -217,6 +219,7 @@ impl Default for Config {
             csv_drops: BTreeMap::new(),
             rest_polls: BTreeMap::new(),
             amqp_sources: BTreeMap::new(),
+            pg_tables: BTreeMap::new(),
             bus: None,
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }

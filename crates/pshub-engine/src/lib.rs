@@ -34,6 +34,7 @@ pub mod lease;
 pub mod mapping_replay;
 pub mod metrics;
 pub mod payroll;
+pub mod pg_table;
 pub mod ports;
 pub mod resources;
 pub mod rest_poll;

@@ -701,13 +701,8 @@ pub async fn serve_stand_in(app: axum::Router) -> String {
 /// `pshub serve` over `dir` with `config` as its configuration file (`dir/pshub.toml`),
 /// logging to `dir/serve.log`, once it listens; with an admin's view of it.
 pub fn serve_with_config(dir: &TempDir, config: &str) -> (Server, Api) {
-    let config_path = dir.join("pshub.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let server = serve(dir.path())
-        .env("PSHUB_CONFIG", config_path.to_str().unwrap())
-        .log(dir.join("serve.log"))
-        .spawn();
-    wait_listening(server.port);
+    std::fs::write(dir.join("pshub.toml"), config).unwrap();
+    let server = serve_configured(dir, "serve.log");
     let token = create_token(dir.path(), None, "admin", None);
     let api = Api::new(&reqwest::Client::new(), &server.base, &token);
     (server, api)
@@ -735,4 +730,15 @@ pub fn hold_write_lock(data_dir: &Path) -> Child {
     .unwrap();
     assert_eq!(line.trim(), "locked");
     lock
+}
+
+/// `pshub serve` over `dir` with the configuration file `dir/pshub.toml`, logging to
+/// `dir/<log>`, once it listens (a second start of one hub logs to another file).
+pub fn serve_configured(dir: &TempDir, log: &str) -> Server {
+    let server = serve(dir.path())
+        .env("PSHUB_CONFIG", dir.join("pshub.toml").to_str().unwrap())
+        .log(dir.join(log))
+        .spawn();
+    wait_listening(server.port);
+    server
 }

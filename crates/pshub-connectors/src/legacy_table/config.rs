@@ -58,22 +58,7 @@ impl LegacyTableConfig {
     }
 }
 
-/// A SQL identifier that needs no quoting: it is spliced into statements.
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 63
-}
-
-fn is_table_name(name: &str) -> bool {
-    match name.split_once('.') {
-        Some((schema, table)) => is_identifier(schema) && is_identifier(table),
-        None => is_identifier(name),
-    }
-}
+pub use pshub_engine::pg_table::{is_identifier, is_table_name};
 
 impl fmt::Debug for LegacyTableConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
