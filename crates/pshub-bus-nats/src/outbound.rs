@@ -126,6 +126,12 @@ pub fn spawn_outbound(
         .map_err(|e| format!("cannot start the bus's thread: {e}"))
 }
 
+/// The policy the bus's readers get: `[masking.bus]`, or the default one, which still
+/// leaves the resource view's personal fields out (as `GET /v1/outbound?target=bus` does).
+fn policy_of(config: &pshub_engine::Config) -> Masking {
+    config.masking.get(TARGET).cloned().unwrap_or_default()
+}
+
 /// The stamp `OVERLAP` before `stamp` (the same format: RFC 3339, milliseconds, UTC).
 fn window_start(stamp: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(stamp) {
@@ -147,7 +153,7 @@ impl Relay {
             .read(|r| r.cursor(&name))
             .map_err(|e| format!("the cursor cannot be read: {e}"))?;
         let from = saved.as_deref().map(window_start).unwrap_or_default();
-        let policy = self.engine.config().masking.get(TARGET).cloned();
+        let policy = Some(policy_of(self.engine.config()));
         let mut newest = saved.clone().unwrap_or_default();
         let mut after = 0;
         let mut published = 0;
@@ -223,6 +229,18 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_bus_policy_the_default_one_applies() {
+        let mut config = pshub_engine::Config::default();
+        assert_eq!(policy_of(&config), Masking::default());
+        let bus = Masking {
+            mask: vec!["worker_id".into()],
+            ..Masking::default()
+        };
+        config.masking.insert(TARGET.into(), bus.clone());
+        assert_eq!(policy_of(&config), bus);
+    }
 
     #[test]
     fn the_window_reaches_back_the_overlap_in_the_stamps_format() {

@@ -590,7 +590,7 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
     assert_eq!(evidence["applied_tax_code"], "DE-VAT7", "{case}");
     assert_eq!(evidence["item_code"], "reimbursable_expense", "{case}");
     assert_eq!(evidence["amount"], "80.00", "{case}");
-    let expense_document = evidence["document_code"].as_str().unwrap().to_string();
+    let expense_document = evidence["idempotency_key"].as_str().unwrap().to_string();
     {
         let avatax = avatax.lock().unwrap();
         assert_eq!(avatax.unauthenticated, 0);
@@ -621,7 +621,7 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
             avatax
                 .documents
                 .iter()
-                .any(|d| d["code"] == expense_document.as_str()),
+                .any(|d| d["referenceCode"] == expense_document.as_str()),
             "{expense_document}"
         );
     }
@@ -656,9 +656,10 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
     let documents: Vec<Value> = avatax.lock().unwrap().documents.clone();
     let asked: Vec<&Value> = documents
         .iter()
-        .filter(|d| d["code"] == expense_document.as_str())
+        .filter(|d| d["referenceCode"] == expense_document.as_str())
         .collect();
-    assert_eq!(asked.len(), 2, "asked twice under one code: {documents:?}");
+    assert_eq!(asked.len(), 2, "asked twice: {documents:?}");
+    assert_eq!(asked[0]["code"], asked[1]["code"], "under one code");
 
     // A rejection after billing reverses the line: a reversal is not taxed again.
     let results = api

@@ -11,7 +11,9 @@
 //! been committed comes back as a duplicate by event id. A batch whose commit fails is
 //! negatively acknowledged and requeued, and taken again after a second. A message that is
 //! not an event is quarantined, committed and acknowledged like any other: nothing is lost,
-//! and nothing is retried forever. A lost connection is made again, every second.
+//! and nothing is retried forever. A record none of a mapped source's mappings takes is
+//! acknowledged and counted, not stored, as a webhook answers it `ignored`. A lost
+//! connection is made again, every second.
 //!
 //! What the consumer does is logged and counted (`pshub_connector_events_total{source}`):
 //! `connected`, `taken`, `redelivered` (one a message), `batch`, `not_taken`, `nak`,

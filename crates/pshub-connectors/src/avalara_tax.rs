@@ -3,7 +3,8 @@
 //!
 //! Each new invoice line is one `POST /api/v2/transactions/create` in AvaTax's published
 //! `CreateTransactionModel` shape: a `SalesInvoice` of the target's `company_code`, not
-//! committed, whose `code` is the step's idempotency key, with one line carrying the amount,
+//! committed, whose `code` is the step's idempotency key (hashed when longer than AvaTax's 50
+//! characters; the key itself in `referenceCode`), with one line carrying the amount,
 //! the hub's tax code for it (`taxCode`) and what is sold (`itemCode`, the line's billing
 //! class), taxed at the company location `location_code`. The tax code of the answer's
 //! line (`lines[0].taxCode`) is what AvaTax applied: the step's result, which the ERP line
@@ -20,6 +21,22 @@ use serde_json::{Value, json};
 
 /// Where transactions are created.
 pub const CREATE_TRANSACTION: &str = "/api/v2/transactions/create";
+/// The longest document code AvaTax takes.
+const MAX_CODE: usize = 50;
+
+/// The document code of an idempotency key: the key itself when AvaTax can hold it, else a
+/// fixed prefix and a hash of it, the same for the same key (the full key goes in
+/// `referenceCode`).
+pub fn document_code(idempotency_key: &str) -> String {
+    if idempotency_key.len() <= MAX_CODE {
+        idempotency_key.to_string()
+    } else {
+        format!(
+            "pshub-{:016x}",
+            pshub_engine::fingerprint::fingerprint(&[idempotency_key])
+        )
+    }
+}
 
 pub struct AvalaraTax {
     client: RestClient,
@@ -45,7 +62,8 @@ impl AvalaraTax {
         let mut body = json!({
             "type": "SalesInvoice",
             "companyCode": self.company_code,
-            "code": request.idempotency_key,
+            "code": document_code(&request.idempotency_key),
+            "referenceCode": request.idempotency_key,
             "date": request.date.to_string(),
             "customerCode": request.project_code,
             "purchaseOrderNo": request.project_code,
@@ -137,6 +155,20 @@ impl Tax for AvalaraTax {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_longer_than_avatax_takes_is_hashed_to_one_code() {
+        let short = "pshub:time_to_bill:tax_line:time:T-1:1";
+        assert_eq!(document_code(short), short);
+        let long = "pshub:time_to_bill:tax_line:time:0b5f6c3e-2a41-4d7e-9d1c-7f3a9e2b4c11:1";
+        let code = document_code(long);
+        assert!(
+            code.len() <= MAX_CODE && code.starts_with("pshub-"),
+            "{code}"
+        );
+        assert_eq!(code, document_code(long));
+        assert_ne!(code, document_code(&long.replace(":1", ":2")));
+    }
 
     #[test]
     fn avatax_errors_read_as_their_code_message_and_details() {

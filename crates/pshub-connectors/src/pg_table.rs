@@ -4,7 +4,9 @@
 //!
 //! Each window is read page by page; a page is committed before the next is asked for, and
 //! the cursor is saved in the store once the window is whole, so a restart reads the window
-//! again (what it had taken comes back as duplicates by event id) and skips nothing. What
+//! again (what it had taken comes back as duplicates by event id) and skips nothing. A
+//! window reads at most 1,000 pages; one cut short saves its cursor and the next run goes on
+//! from its last row, so that a bulk change of more rows than that cannot hold it. What
 //! the poller does is logged and counted (`pshub_connector_events_total{source}`): `window`,
 //! `not_taken`, `trouble`; the database's password never shows.
 
@@ -48,6 +50,10 @@ pub struct Poller {
     table: PgTable,
     runtime: tokio::runtime::Runtime,
     pool: Option<PgPool>,
+    /// Where a window cut short by [`MAX_PAGES`] stopped: the next run goes on from there
+    /// rather than from the cursor less the overlap, so that more rows in the overlap than
+    /// one window reads cannot hold the cursor in place.
+    resume: Option<(DateTime<Utc>, String)>,
 }
 
 impl Poller {
@@ -58,6 +64,7 @@ impl Poller {
             table,
             runtime: crate::client_runtime(&format!("pg-{source}"))?,
             pool: None,
+            resume: None,
         })
     }
 
@@ -160,12 +167,23 @@ impl Poller {
             })
             .transpose()?;
         let overlap = chrono::Duration::from_std(self.table.overlap).unwrap_or_default();
-        let from = saved.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at - overlap);
-        let mut after = (from, String::new());
+        let (from, mut after) = match self.resume.take() {
+            Some(resume) => (resume.0, resume),
+            None => {
+                let from = saved.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| {
+                    at.checked_sub_signed(overlap).unwrap_or(at)
+                });
+                (from, (from, String::new()))
+            }
+        };
         let (mut rows, mut accepted, mut newest) = (0, 0, saved);
+        let mut whole = false;
         for _ in 0..MAX_PAGES {
             let page = self.page(from, &after)?;
-            let Some(last) = page.last() else { break };
+            let Some(last) = page.last() else {
+                whole = true;
+                break;
+            };
             after = (last.1, last.2.clone());
             let full = page.len() == self.table.batch as usize;
             let config = self.engine.config();
@@ -187,8 +205,12 @@ impl Poller {
                 .count();
             newest = newest.max(Some(after.0));
             if !full {
+                whole = true;
                 break;
             }
+        }
+        if !whole {
+            self.resume = Some(after);
         }
         if let Some(newest) = newest.filter(|n| Some(*n) != saved) {
             let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

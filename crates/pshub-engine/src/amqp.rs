@@ -34,17 +34,7 @@ pub struct AmqpSource {
 impl AmqpSource {
     /// The URL with its password masked, for logs and the catalog.
     pub fn shown_url(&self) -> String {
-        let url = self.url.expose();
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return "***".into();
-        };
-        match rest.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_string(),
-        }
+        crate::hooks::shown_url(self.url.expose())
     }
 }
 

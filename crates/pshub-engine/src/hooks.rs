@@ -73,6 +73,29 @@ impl Secret {
     }
 }
 
+/// A connection URL as logs and the catalog may show it: its password masked and its query
+/// left out (a driver may take `?password=` there), so that `postgres://u:pw@h/db?sslmode=x`
+/// shows as `postgres://u:***@h/db?…`.
+pub fn shown_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((url, _)) => (url, "?…"),
+        None => (url, ""),
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    // The credentials end at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let shown = match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => format!("{scheme}://{rest}"),
+    };
+    format!("{shown}{query}")
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")

@@ -74,14 +74,7 @@ impl PgTable {
 
     /// The URL with its password masked.
     pub fn shown_url(&self) -> String {
-        let url = self.url.expose();
-        match (url.split_once("://"), url.rsplit_once('@')) {
-            (Some((scheme, rest)), Some((_, host))) => {
-                let user = rest.split(['@', ':']).next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => url.to_string(),
-        }
+        crate::hooks::shown_url(self.url.expose())
     }
 }
 
@@ -129,6 +122,11 @@ mod tests {
         assert_eq!(
             table("postgres://root@127.0.0.1/hr").shown_url(),
             "postgres://root:***@127.0.0.1/hr"
+        );
+        // A password in the query is not shown either.
+        assert_eq!(
+            table("postgres://db.internal/hr?user=u&password=s3cret").shown_url(),
+            "postgres://db.internal/hr?…"
         );
     }
 }

@@ -76,10 +76,10 @@ impl Flow for TimeToBill {
                 "{} applied tax code {applied} to line {} ({} on project {}); the configuration gives {}",
                 step.system, tax.source_id, tax.item_code, tax.project_code, tax.tax_code
             ),
-            suggested_fix: "Correct the item's tax code in the tax engine (or the legal entity's tax code in the configuration), then resolve this case to ask the tax engine again.",
+            suggested_fix: "Correct the item's tax classification in the tax engine, then resolve this case to ask it again; if the tax engine is right, correct the legal entity's tax code in the configuration for new lines and dismiss this case (this line keeps the code it was priced with, and is not posted).",
             evidence: Some(
                 serde_json::json!({
-                    "document_code": tax.idempotency_key,
+                    "idempotency_key": tax.idempotency_key,
                     "expected_tax_code": tax.tax_code,
                     "applied_tax_code": applied,
                     "item_code": tax.item_code,
