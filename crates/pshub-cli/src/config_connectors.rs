@@ -156,10 +156,15 @@ pub const SANDBOX_ERP: &str = "erp";
 pub fn check_routes(
     routes: &[RouteSection],
     connectors: &BTreeMap<Text, ConnectorSection>,
+    erp_targets: &[String],
     at: impl Fn(Range<usize>) -> String,
 ) -> Vec<String> {
     let mut errors = Vec::new();
-    let known = |name: &str| name == SANDBOX_ERP || connectors.keys().any(|k| k.get_ref() == name);
+    let known = |name: &str| {
+        name == SANDBOX_ERP
+            || connectors.keys().any(|k| k.get_ref() == name)
+            || erp_targets.iter().any(|t| t == name)
+    };
     let mut names = std::collections::BTreeSet::new();
     for (i, route) in routes.iter().enumerate() {
         let here = at(route.erp.span());
@@ -169,7 +174,7 @@ pub fn check_routes(
         }
         if !known(route.erp.get_ref()) {
             errors.push(format!(
-                "{here}: [[routes]] {name}: erp '{}' names no [connectors.{}] table (nor the sandbox's erp)",
+                "{here}: [[routes]] {name}: erp '{}' names no [connectors.{}] table, no [targets] ERP, nor the sandbox's erp",
                 route.erp.get_ref(),
                 route.erp.get_ref()
             ));

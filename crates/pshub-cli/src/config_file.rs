@@ -587,9 +587,13 @@ impl ConfigFile {
             &file.connectors,
             |span| self.at(span),
         ));
+        let erp_targets: Vec<String> = config_targets::target_of_role(&file.targets, "erp")
+            .into_iter()
+            .collect();
         errors.extend(config_connectors::check_routes(
             &file.routes,
             &file.connectors,
+            &erp_targets,
             |span| self.at(span),
         ));
         let mappings = match config_sources::mappings(&file.mappings, self.folder()) {
@@ -615,6 +619,16 @@ impl ConfigFile {
             let at = self.text.find(&format!("targets.{name}")).unwrap_or(0);
             self.at(at..at)
         }));
+        if let (Some(connector), Some(target)) = (
+            &file.erp.connector,
+            config_targets::target_of_role(&file.targets, "erp"),
+        ) {
+            errors.push(format!(
+                "{}: [erp] connector '{}' and [targets.{target}] role = \"erp\" both name the default ERP; keep one",
+                self.at(connector.span()),
+                connector.get_ref()
+            ));
+        }
         if let Some(bus) = &file.bus
             && let Err(why) = crate::wiring::check_bus_url(bus.get_ref())
         {
@@ -752,6 +766,9 @@ impl ConfigFile {
             config.crm_system = crm;
         }
         config.tax_system = config_targets::target_of_role(&file.targets, "tax");
+        if let Some(erp) = config_targets::target_of_role(&file.targets, "erp") {
+            config.erp_system = erp;
+        }
         config.routes = config_connectors::routes(&file.routes);
     }
 
@@ -1128,6 +1145,35 @@ mod tests {
         }
         assert_eq!(errors.len(), 6, "{errors:?}");
         assert!(!errors.iter().any(|e| e.contains("s3cret")), "{errors:?}");
+    }
+
+    #[test]
+    fn netsuite_takes_the_erp_role_and_routes_may_name_it() {
+        let target = "[targets.netsuite]\nconnector = \"rest\"\napi = \"netsuite\"\nrole = \"erp\"\nurl = \"https://1234567.suitetalk.api.netsuite.com\"\nauth = \"oauth2\"\ntoken_url = \"https://1234567.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token\"\nclient_id = \"app\"\nclient_secret = \"s\"\n";
+        let path = write(
+            "netsuite",
+            &format!("{target}\n[[routes]]\nlegal_entity = \"US01\"\nerp = \"netsuite\"\n"),
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.erp_system, "netsuite");
+        let targets = file.targets().unwrap();
+        assert_eq!(targets[0].1.port().kind(), "erp");
+
+        let path = write(
+            "netsuite-twice",
+            &format!(
+                "[erp]\nconnector = \"legacy\"\n\n[connectors.legacy]\nkind = \"legacy_table\"\nurl = \"postgres://root@127.0.0.1/x\"\ntable = \"erp.lines\"\n\n{target}"
+            ),
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains(
+                "[erp] connector 'legacy' and [targets.netsuite] role = \"erp\" both name the default ERP"
+            )),
+            "{errors:?}"
+        );
     }
 
     #[test]

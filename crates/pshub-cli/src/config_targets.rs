@@ -25,9 +25,20 @@
 //! password = "${AVATAX_LICENSE_KEY}"
 //! company_code = "ACME"
 //! location_code = "HQ"            # the company location lines are taxed at
+//!
+//! [targets.netsuite]
+//! connector = "rest"
+//! api = "netsuite"                # the REST record service, by externalId
+//! role = "erp"                    # the default ERP: projects and invoices
+//! url = "https://1234567.suitetalk.api.netsuite.com"
+//! auth = "oauth2"
+//! token_url = "https://1234567.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token"
+//! client_id = "${NETSUITE_CLIENT_ID}"
+//! client_secret = "${NETSUITE_CLIENT_SECRET}"
 //! ```
 
 use pshub_connectors::avalara_tax::AvalaraTax;
+use pshub_connectors::netsuite_erp::NetSuiteErp;
 use pshub_connectors::rest_target::{Auth, RestClient, RestTargetConfig};
 use pshub_connectors::salesforce_crm::SalesforceCrm;
 use pshub_engine::hooks::Secret;
@@ -39,8 +50,12 @@ use std::time::Duration;
 
 const CONNECTORS: &[&str] = &["rest"];
 /// Each vendor API, with the role its adapter takes.
-const APIS: &[(&str, &str)] = &[("salesforce", "crm"), ("avalara", "tax")];
-const ROLES: &[&str] = &["crm", "tax"];
+const APIS: &[(&str, &str)] = &[
+    ("salesforce", "crm"),
+    ("avalara", "tax"),
+    ("netsuite", "erp"),
+];
+const ROLES: &[&str] = &["crm", "tax", "erp"];
 const DEFAULT_COMPANY_CODE: &str = "DEFAULT";
 const DEFAULT_TIMEOUT_MS: i64 = 30_000;
 const DEFAULT_API_KEY_HEADER: &str = "X-Api-Key";
@@ -195,6 +210,7 @@ pub fn target_of_role(targets: &BTreeMap<String, TargetSection>, role: &str) -> 
 pub enum Connected {
     Crm(Arc<SalesforceCrm>),
     Tax(Arc<AvalaraTax>),
+    Erp(Arc<NetSuiteErp>),
 }
 
 impl Connected {
@@ -203,6 +219,7 @@ impl Connected {
         match self {
             Connected::Crm(crm) => Port::Crm(crm.clone()),
             Connected::Tax(tax) => Port::Tax(tax.clone()),
+            Connected::Erp(erp) => Port::Erp(erp.clone()),
         }
     }
 
@@ -211,6 +228,7 @@ impl Connected {
         match self {
             Connected::Crm(crm) => crm.client(),
             Connected::Tax(tax) => tax.client(),
+            Connected::Erp(erp) => erp.client(),
         }
     }
 }
@@ -260,6 +278,7 @@ pub fn connect(
                     .unwrap_or_else(|| DEFAULT_COMPANY_CODE.to_string()),
                 t.location_code.clone(),
             ))),
+            Some("netsuite") => Connected::Erp(Arc::new(NetSuiteErp::new(client))),
             _ => Connected::Crm(Arc::new(SalesforceCrm::new(client))),
         };
         connected.push((name.clone(), adapter));

@@ -16,6 +16,12 @@
 //! `CreateTransactionModel` in, a `TransactionModel` out, AvaTax's error bodies): each new
 //! line's tax is determined before it goes to the ERP, and a tax code other than the
 //! configured one holds the line in a finance case.
+//!
+//! NetSuite as the ERP (`api = "netsuite"`, `role = "erp"`), against a stand-in of its REST
+//! record service (`PUT`/`GET /services/rest/record/v1/<type>/eid:<externalId>`, OAuth 2.0
+//! at `/services/rest/auth/oauth2/v1/token`, NetSuite's error bodies): a won deal becomes
+//! its customer and project, approved time the items of the month's invoice, each once even
+//! when NetSuite's answer to a write is lost.
 
 mod support;
 
@@ -207,6 +213,45 @@ fn event(source: &str, id: &str, event_type: &str, data: Value) -> Value {
     json!({ "id": id, "source": source, "type": event_type, "schema_version": 1, "occurred_at": "2026-03-04T17:02:11Z", "data": data })
 }
 
+/// A firm with a rate card, the won deals of `projects`, and W-1 hired and staffed on P-1.
+fn firm(projects: &[&str]) -> Vec<Value> {
+    let mut events = vec![event(
+        "psa",
+        "rc-1",
+        "rate_card.upserted",
+        json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+            { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+        ] }),
+    )];
+    for project in projects {
+        events.push(closed_won(project, "EUR", "RC-EUR", "2026-01-01", None));
+    }
+    events.push(event(
+        "hris",
+        "hire-W-1",
+        "worker.hired",
+        json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
+    ));
+    events.push(event(
+        "psa",
+        "as-1",
+        "assignment.changed",
+        json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
+                "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+    ));
+    events
+}
+
+/// W-1's approved time entry `id` on P-1.
+fn approved_time(id: &str, date: &str, hours: &str) -> Value {
+    event(
+        "psa",
+        &id.to_lowercase(),
+        "time_entry.approved",
+        json!({ "entry_id": id, "worker_id": "W-1", "project_code": "P-1", "work_date": date, "hours": hours, "billable": true }),
+    )
+}
+
 /// Stripe's `invoice.paid` for the hub's invoice, signed as Stripe signs it.
 fn invoice_paid(invoice: &str) -> (String, String) {
     let fixture = std::fs::read_to_string(
@@ -239,36 +284,8 @@ async fn salesforce_as_the_crm_gets_write_backs_and_paid_invoices_through_expiri
     let (server, api) = serve_with_config(&dir, &config(&base));
     let client = api.client.clone();
 
-    let mut events = vec![event(
-        "psa",
-        "rc-1",
-        "rate_card.upserted",
-        json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
-            { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
-        ] }),
-    )];
-    for project in ["P-1", "P-2", "P-3"] {
-        events.push(closed_won(project, "EUR", "RC-EUR", "2026-01-01", None));
-    }
-    events.push(event(
-        "hris",
-        "hire-W-1",
-        "worker.hired",
-        json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
-    ));
-    events.push(event(
-        "psa",
-        "as-1",
-        "assignment.changed",
-        json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
-                "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
-    ));
-    events.push(event(
-        "psa",
-        "t1",
-        "time_entry.approved",
-        json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1", "work_date": "2026-03-04", "hours": "2", "billable": true }),
-    ));
+    let mut events = firm(&["P-1", "P-2", "P-3"]);
+    events.push(approved_time("T1", "2026-03-04", "2"));
     let results = api.post_events(&events).await.unwrap();
     assert!(
         results.iter().all(|r| r["status"] == "accepted"),
@@ -514,35 +531,9 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
     let dir = TempDir::new("avalara");
     let (_server, api) = serve_with_config(&dir, &avalara_config(&base));
 
-    let events = vec![
-        event(
-            "psa",
-            "rc-1",
-            "rate_card.upserted",
-            json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
-                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
-            ] }),
-        ),
-        closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
-        event(
-            "hris",
-            "hire-W-1",
-            "worker.hired",
-            json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
-        ),
-        event(
-            "psa",
-            "as-1",
-            "assignment.changed",
-            json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
-                    "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
-        ),
-        event(
-            "psa",
-            "t1",
-            "time_entry.approved",
-            json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1", "work_date": "2026-03-04", "hours": "2", "billable": true }),
-        ),
+    let mut events = firm(&["P-1"]);
+    events.extend([
+        approved_time("T1", "2026-03-04", "2"),
         event(
             "psa",
             "x1",
@@ -550,7 +541,7 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
             json!({ "expense_id": "X1", "worker_id": "W-1", "project_code": "P-1", "spent_on": "2026-03-04",
                     "amount": "80.00", "currency": "EUR", "category": "travel", "billable": true }),
         ),
-    ];
+    ]);
     let results = api.post_events(&events).await.unwrap();
     assert!(
         results.iter().all(|r| r["status"] == "accepted"),
@@ -709,4 +700,248 @@ async fn avalara_determines_each_new_lines_tax_and_a_mismatch_holds_the_line_for
     assert_eq!(entry["health"]["failed_calls"], 0, "{entry}");
     assert!(entry["health"]["last_success"].is_string(), "{entry}");
     assert!(!systems.to_string().contains("lic3nse") && !catalog.to_string().contains("lic3nse"));
+}
+
+/// A stand-in of NetSuite's REST record service: records by type and external id, each with
+/// the internal id NetSuite gave it.
+#[derive(Default)]
+struct NetSuite {
+    records: HashMap<(String, String), Value>,
+    next_id: u64,
+    /// The answer to the next invoice write is lost: written, then answered too late.
+    lose_next_invoice_reply: bool,
+    /// Each write: its record type and external id, for failure messages.
+    writes: Vec<(String, String)>,
+}
+
+type SharedNetSuite = Arc<Mutex<NetSuite>>;
+
+fn netsuite_error(status: StatusCode, code: &str, detail: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({ "type": "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
+            "title": status.canonical_reason(), "status": status.as_u16(),
+            "o:errorDetails": [{ "detail": detail, "o:errorCode": code }] }),
+        ),
+    )
+        .into_response()
+}
+
+async fn netsuite_token(Form(form): Form<HashMap<String, String>>) -> Response {
+    if form.get("client_secret").map(String::as_str) != Some("ns-s3cret") {
+        return netsuite_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_LOGIN",
+            "Invalid client credentials.",
+        );
+    }
+    axum::Json(json!({ "access_token": "ns-token", "token_type": "Bearer", "expires_in": 3600 }))
+        .into_response()
+}
+
+fn external_id(eid: &str) -> Option<String> {
+    eid.strip_prefix("eid:").map(str::to_string)
+}
+
+async fn netsuite_put(
+    State(ns): State<SharedNetSuite>,
+    headers: HeaderMap,
+    UrlPath((record, eid)): UrlPath<(String, String)>,
+    Json(mut body): Json<Value>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer ns-token") {
+        return netsuite_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_LOGIN",
+            "Invalid login attempt.",
+        );
+    }
+    let Some(external) = external_id(&eid) else {
+        return netsuite_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ID",
+            "Expected eid:<externalId>.",
+        );
+    };
+    let lose = {
+        let mut ns = ns.lock().unwrap();
+        // A record must name records NetSuite holds.
+        let must_hold = match record.as_str() {
+            "job" => Some(("customer", body["parent"]["externalId"].clone())),
+            "invoice" => Some(("job", body["entity"]["externalId"].clone())),
+            _ => None,
+        };
+        if let Some((kind, id)) = must_hold {
+            let known = id
+                .as_str()
+                .is_some_and(|id| ns.records.contains_key(&(kind.to_string(), id.to_string())));
+            if !known {
+                return netsuite_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_KEY_OR_REF",
+                    &format!("Invalid {kind} reference key {id}."),
+                );
+            }
+        }
+        let key = (record.clone(), external.clone());
+        let id = match ns.records.get(&key) {
+            Some(held) => held["id"].clone(),
+            None => {
+                ns.next_id += 1;
+                json!(ns.next_id.to_string())
+            }
+        };
+        body["id"] = id;
+        ns.records.insert(key, body);
+        ns.writes.push((record.clone(), external));
+        record == "invoice" && std::mem::take(&mut ns.lose_next_invoice_reply)
+    };
+    if lose {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn netsuite_get(
+    State(ns): State<SharedNetSuite>,
+    UrlPath((record, eid)): UrlPath<(String, String)>,
+) -> Response {
+    let ns = ns.lock().unwrap();
+    match external_id(&eid).and_then(|id| ns.records.get(&(record.clone(), id))) {
+        Some(held) => axum::Json(held.clone()).into_response(),
+        None => netsuite_error(
+            StatusCode::NOT_FOUND,
+            "NONEXISTENT_ID",
+            &format!(
+                "The record instance does not exist. Provide a valid record instance ID ({record} {eid})."
+            ),
+        ),
+    }
+}
+
+async fn netsuite_stand_in(ns: SharedNetSuite) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/services/rest/auth/oauth2/v1/token",
+            axum::routing::post(netsuite_token),
+        )
+        .route(
+            "/services/rest/record/v1/{record}/{eid}",
+            axum::routing::put(netsuite_put).get(netsuite_get),
+        )
+        .with_state(ns);
+    serve_stand_in(app).await
+}
+
+#[tokio::test]
+async fn netsuite_as_the_erp_holds_each_project_and_invoice_line_once_by_external_id() {
+    let ns: SharedNetSuite = Arc::default();
+    ns.lock().unwrap().lose_next_invoice_reply = true;
+    let base = netsuite_stand_in(ns.clone()).await;
+    let dir = TempDir::new("netsuite");
+    let (_server, api) = serve_with_config(
+        &dir,
+        &format!(
+            r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[targets.netsuite]
+connector = "rest"
+api = "netsuite"
+role = "erp"
+url = "{base}"
+auth = "oauth2"
+token_url = "{base}/services/rest/auth/oauth2/v1/token"
+client_id = "pshub-integration"
+client_secret = "ns-s3cret"
+timeout_ms = 1000
+"#
+        ),
+    );
+    let results = api
+        .post_events(&{
+            let mut events = firm(&["P-1"]);
+            events.extend([
+                approved_time("T1", "2026-03-04", "2"),
+                approved_time("T2", "2026-03-05", "3"),
+            ]);
+            events
+        })
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+
+    // Both lines are items of the month's invoice, once each, though NetSuite's answer to
+    // the first invoice write was lost.
+    let invoice = eventually(
+        "both lines reach the month's invoice",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let summary = api.summary().await;
+            let ns = ns.lock().unwrap();
+            match ns
+                .records
+                .get(&("invoice".into(), "INV-P-1-2026-03".into()))
+            {
+                Some(invoice)
+                    if summary["lines_undelivered"] == 0 && summary["lines_posted"] == 2 =>
+                {
+                    Ok(invoice.clone())
+                }
+                other => Err(format!("{other:?} {summary}")),
+            }
+        },
+    )
+    .await;
+    let items = invoice["item"]["items"].as_array().unwrap();
+    let keys: Vec<&str> = items
+        .iter()
+        .map(|i| i["custcol_pshub_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2, "{invoice}");
+    assert_ne!(keys[0], keys[1], "{invoice}");
+    let amounts: Vec<&str> = items
+        .iter()
+        .map(|i| i["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(amounts, ["300.00", "450.00"], "{invoice}");
+    assert_eq!(invoice["entity"]["externalId"], "P-1", "{invoice}");
+    assert_eq!(invoice["currency"]["refName"], "EUR", "{invoice}");
+
+    let job_id = {
+        let ns = ns.lock().unwrap();
+        // The customer, and the project under it with the PSA's id.
+        let customer = &ns.records[&("customer".to_string(), "C-1".to_string())];
+        assert_eq!(customer["companyName"], "Client GmbH", "{customer}");
+        let job = &ns.records[&("job".to_string(), "P-1".to_string())];
+        assert_eq!(job["parent"]["externalId"], "C-1", "{job}");
+        assert!(
+            job["custentity_pshub_psa_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{job}"
+        );
+        // The answer to an invoice write was lost (the line's next attempt found its key on
+        // the invoice and wrote nothing again).
+        assert!(!ns.lose_next_invoice_reply, "{:?}", ns.writes);
+        job["id"].as_str().unwrap().to_string()
+    };
+
+    // The registry holds NetSuite's internal id of the project.
+    let (status, xref) = api.get("/v1/xref/project/P-1").await.unwrap();
+    assert_eq!(status, 200, "{xref}");
+    assert_eq!(xref["ids"]["netsuite"], job_id.as_str(), "{xref}");
+    let (_, systems) = api.get("/v1/systems").await.unwrap();
+    assert_eq!(
+        systems["netsuite"]["kind"], "erp",
+        "{}",
+        systems["netsuite"]
+    );
+    assert!(!systems.to_string().contains("ns-s3cret"));
 }

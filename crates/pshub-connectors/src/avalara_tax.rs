@@ -15,7 +15,7 @@
 //! "not applied". AvaTax's error bodies (`{"error": {"code", "message", "details"}}`) become
 //! the refusal's reason.
 
-use crate::rest_target::{Reply, RestClient};
+use crate::rest_target::RestClient;
 use pshub_engine::ports::{Lookup, Outcome, Tax, TaxRequest};
 use serde_json::{Value, json};
 
@@ -111,32 +111,24 @@ fn avatax_error(text: &str) -> String {
 impl Tax for AvalaraTax {
     fn determine_tax(&self, request: &TaxRequest) -> Outcome {
         let body = self.transaction(request);
-        match self
-            .client
+        let key = &request.idempotency_key;
+        self.client
             .call(reqwest::Method::POST, CREATE_TRANSACTION, Some(&body))
-        {
-            Reply::Done(_, answer) => match answer["lines"][0]["taxCode"].as_str() {
-                Some(code) if !code.is_empty() => Outcome::Done(code.to_string()),
-                // A 2xx without the line's tax code: the document may be there; ask again.
-                _ => Outcome::Unknown(format!(
-                    "AvaTax answered {} without lines[0].taxCode",
-                    request.idempotency_key
-                )),
-            },
-            Reply::Refused(status, text) => Outcome::Rejected(format!(
-                "AvaTax refused transaction {} ({status}): {}",
-                request.idempotency_key,
-                avatax_error(&text)
-            )),
-            Reply::Technical {
-                message,
-                retry_after,
-            } => Outcome::Technical {
-                message,
-                retry_after,
-            },
-            Reply::Unknown(message) => Outcome::Unknown(message),
-        }
+            .outcome(
+                |answer| match answer["lines"][0]["taxCode"].as_str() {
+                    Some(code) if !code.is_empty() => Outcome::Done(code.to_string()),
+                    // A 2xx without the line's tax code: the document may be there; ask again.
+                    _ => {
+                        Outcome::Unknown(format!("AvaTax answered {key} without lines[0].taxCode"))
+                    }
+                },
+                |status, text| {
+                    format!(
+                        "AvaTax refused transaction {key} ({status}): {}",
+                        avatax_error(text)
+                    )
+                },
+            )
     }
 
     fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {

@@ -18,6 +18,7 @@ pub mod amqp;
 pub mod avalara_tax;
 pub mod csv_drop;
 pub mod legacy_table;
+pub mod netsuite_erp;
 pub mod pg_table;
 pub mod rest_poll;
 pub mod rest_target;
@@ -79,4 +80,22 @@ pub fn redact(url: &str) -> String {
 pub(crate) fn shadow_only(engine: &pshub_engine::Engine, project: &str, system: &str) -> bool {
     let (erp, shadow) = engine.erps_of_project(project);
     erp != system && shadow.as_deref() == Some(system)
+}
+
+/// The answers of an ERP that keeps no costing, cost prices or invoice schedules of its own
+/// (the hub keeps them): done without a call, each under the id the hub gives it.
+pub(crate) mod kept_by_the_hub {
+    use pshub_engine::ports::{CostPriceRequest, CostingRequest, Outcome, ScheduleRequest};
+
+    pub fn costing(request: &CostingRequest) -> Outcome {
+        Outcome::Done(request.worker_id.clone())
+    }
+
+    pub fn cost_price(request: &CostPriceRequest) -> Outcome {
+        Outcome::Done(format!("{}:{}", request.worker_id, request.valid_from))
+    }
+
+    pub fn schedule(request: &ScheduleRequest) -> Outcome {
+        Outcome::Done(format!("{}:v{}", request.contract_id, request.version))
+    }
 }

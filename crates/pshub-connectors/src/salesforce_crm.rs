@@ -13,7 +13,7 @@
 //! "not applied", and the repeat changes nothing. Salesforce's error bodies
 //! (`[{"message", "errorCode"}]`) become the refusal's reason.
 
-use crate::rest_target::{Reply, RestClient};
+use crate::rest_target::RestClient;
 use pshub_engine::ports::{Crm, InvoiceStatusRequest, Lookup, Outcome, WriteBackRequest};
 use serde_json::{Value, json};
 
@@ -34,23 +34,17 @@ impl SalesforceCrm {
     }
 
     fn patch(&self, path: &str, body: Value, id: String) -> Outcome {
-        match self.client.call(reqwest::Method::PATCH, path, Some(&body)) {
-            Reply::Done(_, answer) => {
-                Outcome::Done(answer["id"].as_str().map_or(id, str::to_string))
-            }
-            Reply::Refused(status, text) => Outcome::Rejected(format!(
-                "Salesforce refused {path} ({status}): {}",
-                salesforce_error(&text)
-            )),
-            Reply::Technical {
-                message,
-                retry_after,
-            } => Outcome::Technical {
-                message,
-                retry_after,
-            },
-            Reply::Unknown(message) => Outcome::Unknown(message),
-        }
+        self.client
+            .call(reqwest::Method::PATCH, path, Some(&body))
+            .outcome(
+                |answer| Outcome::Done(answer["id"].as_str().map_or(id, str::to_string)),
+                |status, text| {
+                    format!(
+                        "Salesforce refused {path} ({status}): {}",
+                        salesforce_error(text)
+                    )
+                },
+            )
     }
 }
 

@@ -188,15 +188,15 @@ impl Erp for LegacyTable {
     }
 
     fn update_costing(&self, request: &CostingRequest) -> Outcome {
-        Outcome::Done(request.worker_id.clone())
+        crate::kept_by_the_hub::costing(request)
     }
 
     fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
-        Outcome::Done(format!("{}:{}", request.worker_id, request.valid_from))
+        crate::kept_by_the_hub::cost_price(request)
     }
 
     fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {
-        Outcome::Done(format!("{}:v{}", request.contract_id, request.version))
+        crate::kept_by_the_hub::schedule(request)
     }
 
     fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {

@@ -18,6 +18,7 @@
 
 use pshub_engine::Engine;
 use pshub_engine::hooks::Secret;
+use pshub_engine::ports::Outcome;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,6 +86,29 @@ pub enum Reply {
     },
     /// The request was sent and no answer came: it may have been applied.
     Unknown(String),
+}
+
+impl Reply {
+    /// As an operation's outcome: `done` reads a 2xx's body, `refusal` says why a 4xx was
+    /// refused (from the vendor's error body); technical and unknown answers stay so.
+    pub fn outcome(
+        self,
+        done: impl FnOnce(Value) -> Outcome,
+        refusal: impl FnOnce(u16, &str) -> String,
+    ) -> Outcome {
+        match self {
+            Reply::Done(_, body) => done(body),
+            Reply::Refused(status, text) => Outcome::Rejected(refusal(status, &text)),
+            Reply::Technical {
+                message,
+                retry_after,
+            } => Outcome::Technical {
+                message,
+                retry_after,
+            },
+            Reply::Unknown(message) => Outcome::Unknown(message),
+        }
+    }
 }
 
 /// What the client does, each logged and counted (`pshub_connector_events_total`).

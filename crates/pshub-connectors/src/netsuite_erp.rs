@@ -1,0 +1,258 @@
+//! NetSuite as an ERP, through its REST record service (an outbound REST target with
+//! `api = "netsuite"`, `role = "erp"`), every record keyed by `externalId`, NetSuite's
+//! idempotency handle: `PUT /services/rest/record/v1/<type>/eid:<externalId>` creates the
+//! record or replaces the one of that external id, so a call repeated after a lost answer
+//! creates nothing twice.
+//!
+//! - A won deal's project: its customer (`customer`, external id the hub's customer id,
+//!   `companyName`), then the project (`job`, external id the project code, `entityId`,
+//!   `companyName`, `parent` the customer by external id, the PSA's id in
+//!   `custentity_pshub_psa_id`). The project's internal id, read back with
+//!   `GET .../job/eid:<code>`, is the step's result.
+//! - Lines: one invoice per project and month (`invoice`, external id
+//!   `INV-<project>-<YYYY-MM>`, `entity` the project), each line an item of it (`item` the
+//!   line's billing class by external id, `quantity`, `rate`, `amount`, `description`, the
+//!   tax code by external id, and the hub's idempotency key in the custom column
+//!   `custcol_pshub_key`). Posting reads the invoice first and adds only the lines whose key
+//!   it does not hold, so a line is never on it twice; a reversal is an item of the opposite
+//!   amount. A line's id is `<invoice>/<key>`.
+//! - Billing rules, costing, cost prices and invoice schedules are kept by the hub and
+//!   answered done without a call.
+//!
+//! NetSuite's error bodies (`{"title", "status", "o:errorDetails": [{"detail",
+//! "o:errorCode"}]}`) become the refusal's reason.
+
+use crate::rest_target::{Reply, RestClient};
+use pshub_engine::flows::invoice_status::invoice_id;
+use pshub_engine::ports::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+
+/// Where the record service is.
+pub const RECORDS: &str = "/services/rest/record/v1";
+/// The custom transaction column that holds the hub's idempotency key of each item.
+pub const KEY_COLUMN: &str = "custcol_pshub_key";
+
+pub struct NetSuiteErp {
+    client: RestClient,
+}
+
+/// NetSuite's `{"title", "o:errorDetails": [{"detail", "o:errorCode"}]}`, as one text.
+fn netsuite_error(text: &str) -> String {
+    let Ok(body) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
+    };
+    let details: Vec<String> = body["o:errorDetails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{}: {}",
+                d["o:errorCode"].as_str().unwrap_or("ERROR"),
+                d["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    match (body["title"].as_str(), details.is_empty()) {
+        (_, false) => details.join("; "),
+        (Some(title), true) => title.to_string(),
+        (None, true) => text.to_string(),
+    }
+}
+
+/// A record's path by its external id.
+fn by_external_id(record: &str, external_id: &str) -> String {
+    format!(
+        "{RECORDS}/{record}/eid:{}",
+        crate::percent_encode(external_id)
+    )
+}
+
+impl NetSuiteErp {
+    pub fn new(client: RestClient) -> NetSuiteErp {
+        NetSuiteErp { client }
+    }
+
+    pub fn client(&self) -> &RestClient {
+        &self.client
+    }
+
+    /// A reply as an outcome: `done` reads a 2xx.
+    fn outcome(&self, what: &str, reply: Reply, done: impl FnOnce(Value) -> Outcome) -> Outcome {
+        reply.outcome(done, |status, text| {
+            format!(
+                "NetSuite refused {what} ({status}): {}",
+                netsuite_error(text)
+            )
+        })
+    }
+
+    /// Creates or replaces the record of `external_id`.
+    fn upsert(&self, record: &str, external_id: &str, body: &Value) -> Outcome {
+        let path = by_external_id(record, external_id);
+        let reply = self.client.call(reqwest::Method::PUT, &path, Some(body));
+        self.outcome(&format!("{record} {external_id}"), reply, |_| {
+            Outcome::Done(external_id.to_string())
+        })
+    }
+
+    /// The record of `external_id`; `Ok(None)` when NetSuite holds none.
+    fn read(&self, record: &str, external_id: &str) -> Result<Option<Value>, Outcome> {
+        let path = by_external_id(record, external_id);
+        match self.client.call(reqwest::Method::GET, &path, None) {
+            Reply::Done(_, body) => Ok(Some(body)),
+            Reply::Refused(404, _) => Ok(None),
+            other => Err(
+                self.outcome(&format!("reading {record} {external_id}"), other, |_| {
+                    Outcome::technical("unreachable".to_string())
+                }),
+            ),
+        }
+    }
+
+    /// Posts the lines of one invoice: those it does not hold yet are added.
+    fn post_invoice(&self, invoice: &str, lines: &[&LinePosting]) -> Vec<Outcome> {
+        let all = |outcome: Outcome| lines.iter().map(|_| outcome.clone()).collect();
+        let existing = match self.read("invoice", invoice) {
+            Ok(existing) => existing,
+            Err(outcome) => return all(outcome),
+        };
+        let mut items: Vec<Value> = existing
+            .as_ref()
+            .and_then(|i| i["item"]["items"].as_array().cloned())
+            .unwrap_or_default();
+        let held: HashSet<String> = items
+            .iter()
+            .filter_map(|i| i[KEY_COLUMN].as_str().map(str::to_string))
+            .collect();
+        let mut added = false;
+        for line in lines {
+            if held.contains(&line.idempotency_key) {
+                continue;
+            }
+            added = true;
+            items.push(json!({
+                "item": { "externalId": line.billing_class },
+                "quantity": line.quantity.to_string(),
+                "rate": line.rate.to_string(),
+                "amount": line.amount.to_string(),
+                "description": format!("{} {} by {} on {}", line.kind, line.source_id, line.worker_id, line.date),
+                "taxCode": { "externalId": line.tax_code },
+                KEY_COLUMN: line.idempotency_key,
+            }));
+        }
+        if added {
+            let first = &lines[0];
+            let body = json!({
+                "externalId": invoice,
+                "entity": { "externalId": first.project_code },
+                "currency": { "refName": first.currency.to_string() },
+                "tranDate": first.date.to_string(),
+                "memo": format!("pshub {invoice}"),
+                "item": { "items": items },
+            });
+            match self.upsert("invoice", invoice, &body) {
+                Outcome::Done(_) => {}
+                other => return all(other),
+            }
+        }
+        lines
+            .iter()
+            .map(|l| Outcome::Done(format!("{invoice}/{}", l.idempotency_key)))
+            .collect()
+    }
+}
+
+impl Erp for NetSuiteErp {
+    fn provision_project(&self, request: &ProjectRequest) -> Outcome {
+        let customer = json!({
+            "externalId": request.customer_id,
+            "companyName": request.customer_name,
+            "currency": { "refName": request.currency.to_string() },
+        });
+        match self.upsert("customer", &request.customer_id, &customer) {
+            Outcome::Done(_) => {}
+            other => return other,
+        }
+        let job = json!({
+            "externalId": request.project_code,
+            "entityId": request.project_code,
+            "companyName": request.name,
+            "parent": { "externalId": request.customer_id },
+            "currency": { "refName": request.currency.to_string() },
+            "custentity_pshub_psa_id": request.psa_id,
+        });
+        match self.upsert("job", &request.project_code, &job) {
+            Outcome::Done(_) => {}
+            other => return other,
+        }
+        match self.read("job", &request.project_code) {
+            Ok(Some(job)) => match job["id"].as_str() {
+                Some(id) if !id.is_empty() => Outcome::Done(id.to_string()),
+                _ => Outcome::Unknown(format!(
+                    "NetSuite holds job {} without an internal id",
+                    request.project_code
+                )),
+            },
+            // Written and then not found: the write may not be visible yet; ask again.
+            Ok(None) => Outcome::Unknown(format!(
+                "NetSuite does not show job {} after writing it",
+                request.project_code
+            )),
+            Err(outcome) => outcome,
+        }
+    }
+
+    fn attach_billing_rules(&self, request: &BillingRulesRequest) -> Outcome {
+        // The hub prices every line; NetSuite keeps no billing rules of its.
+        Outcome::Done(request.erp_id.clone())
+    }
+
+    fn update_costing(&self, request: &CostingRequest) -> Outcome {
+        crate::kept_by_the_hub::costing(request)
+    }
+
+    fn update_cost_price(&self, request: &CostPriceRequest) -> Outcome {
+        crate::kept_by_the_hub::cost_price(request)
+    }
+
+    fn issue_schedule(&self, request: &ScheduleRequest) -> Outcome {
+        crate::kept_by_the_hub::schedule(request)
+    }
+
+    fn post_lines(&self, lines: &[LinePosting]) -> Vec<Outcome> {
+        // By invoice, each answered in the lines' order.
+        let mut by_invoice: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (at, line) in lines.iter().enumerate() {
+            by_invoice
+                .entry(invoice_id(&line.project_code, line.date))
+                .or_default()
+                .push(at);
+        }
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; lines.len()];
+        for (invoice, ats) in by_invoice {
+            let of_invoice: Vec<&LinePosting> = ats.iter().map(|&at| &lines[at]).collect();
+            for (at, outcome) in ats
+                .into_iter()
+                .zip(self.post_invoice(&invoice, &of_invoice))
+            {
+                outcomes[at] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::technical("no answer for the line".to_string())))
+            .collect()
+    }
+
+    fn lookup(&self, keys: &[&str]) -> Vec<Lookup> {
+        // Every write is an upsert by external id, and a line is added only when its
+        // invoice does not hold its key: writing again creates nothing.
+        keys.iter().map(|_| Lookup::NotApplied).collect()
+    }
+
+    fn describe(&self) -> Value {
+        self.client.describe("netsuite")
+    }
+}
