@@ -14,6 +14,11 @@
 //! message that is not a valid event is committed to the quarantine like a bad request
 //! body, and acknowledged: nothing accepted is lost, and nothing is retried forever.
 //!
+//! **Sources.** A source whose records arrive on NATS subjects (`[sources.<name>]
+//! connector = "nats"`, `pshub_engine::nats_source`) is consumed the same way, by a durable
+//! consumer of its own (`pshub-<source>`) on its stream, each message through the source's
+//! mappings.
+//!
 //! The outbound stream is [`outbound`]'s.
 //!
 //! Invariant: the engine never depends on this crate; it sees only `Engine::submit_texts`
@@ -24,29 +29,37 @@ pub use outbound::spawn_outbound;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::{self, AckKind, Message};
 use futures_util::StreamExt;
 use pshub_engine::Engine;
 use pshub_engine::config::Bus;
+use pshub_engine::hooks::Received;
+use pshub_engine::hub::Incoming;
+use pshub_engine::nats_source::{self, NatsSource};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The most messages one batch takes (one commit).
+/// The most messages one batch of the bus takes (one commit).
 const BATCH: usize = 500;
 /// How long a fetch waits for messages before it looks at `stop` again.
 const FETCH_WAIT: Duration = Duration::from_millis(500);
 /// What the metrics and the log call the bus.
 const SOURCE: &str = "bus";
+/// How long a source's consumer waits for an acknowledgement before it delivers again.
+const SOURCE_ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// What the consumer does, each logged and counted (`pshub_connector_events_total`).
+/// What the consumer does, each logged and counted (`pshub_connector_events_total`) under
+/// the bus's name or the source's.
 enum BusEvent<'a> {
     /// A batch was taken; `redelivered` of its messages had been delivered before (to a
     /// process that died, or whose commit failed). Counted before the commit.
     Taken { messages: usize, redelivered: usize },
     /// A batch was committed and acknowledged.
     Batch { messages: usize },
+    /// A record none of the source's mappings takes, acknowledged with its batch.
+    NotTaken { why: &'a str },
     /// A batch's commit failed; its messages are delivered again.
     Nak { messages: usize, why: &'a str },
     /// The server could not be reached or answered an error.
@@ -54,48 +67,73 @@ enum BusEvent<'a> {
 }
 
 impl BusEvent<'_> {
-    fn emit(&self, engine: &Engine) {
+    fn emit(&self, engine: &Engine, source: &str) {
         let name = match self {
             BusEvent::Taken {
                 messages,
                 redelivered,
             } => {
-                tracing::trace!(messages, redelivered, "bus: batch taken");
+                tracing::trace!(source, messages, redelivered, "bus: batch taken");
                 let metrics = engine.metrics();
                 for _ in 0..*redelivered {
-                    metrics.connector_event(SOURCE, "redelivered");
+                    metrics.connector_event(source, "redelivered");
                 }
                 "taken"
             }
             BusEvent::Batch { messages } => {
-                tracing::debug!(messages, "bus: batch committed and acknowledged");
+                tracing::debug!(source, messages, "bus: batch committed and acknowledged");
                 "batch"
             }
+            BusEvent::NotTaken { why } => {
+                tracing::info!(source, why, "bus: a record no mapping takes");
+                "not_taken"
+            }
             BusEvent::Nak { messages, why } => {
-                tracing::warn!(messages, why, "bus: batch not committed; delivered again");
+                tracing::warn!(
+                    source,
+                    messages,
+                    why,
+                    "bus: batch not committed; delivered again"
+                );
                 "nak"
             }
             BusEvent::Trouble { what } => {
-                tracing::warn!(what, "bus: trouble");
+                tracing::warn!(source, what, "bus: trouble");
                 "trouble"
             }
         };
-        engine.metrics().connector_event(SOURCE, name);
+        engine.metrics().connector_event(source, name);
     }
 }
 
+/// A stream and its shared durable consumer, as one inbound reads them.
+struct Inbound {
+    url: String,
+    stream: String,
+    subjects: String,
+    consumer: String,
+    ack_wait: Duration,
+    batch: usize,
+    /// What the metrics and the log call it.
+    source: String,
+    read: ReadMessage,
+}
+
+/// A message as an event; `Err` for a record no mapping takes.
+type ReadMessage = Box<dyn Fn(&Engine, &Message) -> Result<Incoming, String> + Send>;
+
 /// The stream and the shared consumer, created when missing (every process may do it: the
 /// same configuration is idempotent).
-pub async fn consumer(bus: &Bus) -> Result<PullConsumer, String> {
-    let client = async_nats::connect(&bus.url)
+async fn pull_consumer(inbound: &Inbound) -> Result<PullConsumer, String> {
+    let client = async_nats::connect(&inbound.url)
         .await
-        .map_err(|e| format!("cannot reach the bus at {}: {e}", bus.url))?;
+        .map_err(|e| format!("cannot reach the bus at {}: {e}", inbound.url))?;
     let js = jetstream::new(client);
-    let (name, consumer) = (bus.events_stream(), bus.consumer());
+    let (name, consumer) = (&inbound.stream, &inbound.consumer);
     let stream = js
         .get_or_create_stream(StreamConfig {
             name: name.clone(),
-            subjects: vec![bus.events_subjects()],
+            subjects: vec![inbound.subjects.clone()],
             storage: StorageType::File,
             ..Default::default()
         })
@@ -103,13 +141,13 @@ pub async fn consumer(bus: &Bus) -> Result<PullConsumer, String> {
         .map_err(|e| format!("the stream {name}: {e}"))?;
     stream
         .get_or_create_consumer(
-            &consumer,
+            consumer,
             pull::Config {
                 durable_name: Some(consumer.clone()),
-                filter_subject: bus.events_subjects(),
+                filter_subject: inbound.subjects.clone(),
                 ack_policy: AckPolicy::Explicit,
                 deliver_policy: DeliverPolicy::All,
-                ack_wait: bus.ack_wait,
+                ack_wait: inbound.ack_wait,
                 max_deliver: -1,
                 ..Default::default()
             },
@@ -118,25 +156,79 @@ pub async fn consumer(bus: &Bus) -> Result<PullConsumer, String> {
         .map_err(|e| format!("the consumer {consumer}: {e}"))
 }
 
-/// Consumes the inbound stream on a thread of its own until `stop` is set. Fails when the
-/// bus cannot be reached at start; later outages are waited out.
+/// Consumes the bus's inbound stream on a thread of its own until `stop` is set. Fails when
+/// the bus cannot be reached at start; later outages are waited out.
 pub fn spawn_inbound(
     engine: Arc<Engine>,
     bus: Bus,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, String> {
+    let inbound = Inbound {
+        url: bus.url.clone(),
+        stream: bus.events_stream(),
+        subjects: bus.events_subjects(),
+        consumer: bus.consumer(),
+        ack_wait: bus.ack_wait,
+        batch: BATCH,
+        source: SOURCE.to_string(),
+        read: Box::new(|engine, message| {
+            let text = String::from_utf8_lossy(&message.payload).into_owned();
+            Ok(Incoming::parse(text, engine.config()))
+        }),
+    };
+    spawn(engine, inbound, stop)
+}
+
+/// Consumes a source's subjects (`[sources.<name>] connector = "nats"`) on a thread of its
+/// own until `stop` is set, each message through the source's mappings.
+pub fn spawn_source(
+    engine: Arc<Engine>,
+    source: &str,
+    nats: NatsSource,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, String> {
+    let name = source.to_string();
+    let inbound = Inbound {
+        url: nats.url.clone(),
+        stream: nats.stream.clone(),
+        subjects: nats.subject.clone(),
+        consumer: NatsSource::consumer(source),
+        ack_wait: SOURCE_ACK_WAIT,
+        batch: nats.batch,
+        source: name.clone(),
+        read: Box::new(move |engine, message| {
+            match nats_source::receive(
+                &name,
+                &nats,
+                message.subject.as_str(),
+                &message.payload,
+                engine.config(),
+            ) {
+                Received::Event(incoming) => Ok(incoming),
+                Received::NotTaken(why) => Err(why),
+            }
+        }),
+    };
+    spawn(engine, inbound, stop)
+}
+
+fn spawn(
+    engine: Arc<Engine>,
+    inbound: Inbound,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the bus's runtime: {e}"))?;
-    let consumer = runtime.block_on(consumer(&bus))?;
-    tracing::info!(url = %bus.url, stream = bus.events_stream(), consumer = bus.consumer(), "bus: consuming");
+    let consumer = runtime.block_on(pull_consumer(&inbound))?;
+    tracing::info!(url = %inbound.url, stream = %inbound.stream, consumer = %inbound.consumer, source = %inbound.source, "bus: consuming");
     std::thread::Builder::new()
-        .name("bus-inbound".into())
+        .name(format!("bus-{}", inbound.source))
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Err(what) = runtime.block_on(take_batch(&engine, &consumer, bus.ack_wait)) {
-                    BusEvent::Trouble { what: &what }.emit(&engine);
+                if let Err(what) = runtime.block_on(take_batch(&engine, &consumer, &inbound)) {
+                    BusEvent::Trouble { what: &what }.emit(&engine, &inbound.source);
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
@@ -150,11 +242,12 @@ pub fn spawn_inbound(
 async fn take_batch(
     engine: &Arc<Engine>,
     consumer: &PullConsumer,
-    ack_wait: Duration,
+    inbound: &Inbound,
 ) -> Result<(), String> {
+    let source = inbound.source.as_str();
     let mut batch = consumer
         .fetch()
-        .max_messages(BATCH)
+        .max_messages(inbound.batch)
         .expires(FETCH_WAIT)
         .messages()
         .await
@@ -174,13 +267,16 @@ async fn take_batch(
         messages: messages.len(),
         redelivered,
     }
-    .emit(engine);
-    let texts: Vec<String> = messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
-        .collect();
+    .emit(engine, source);
+    let mut incoming = Vec::with_capacity(messages.len());
+    for message in &messages {
+        match (inbound.read)(engine, message) {
+            Ok(event) => incoming.push(event),
+            Err(why) => BusEvent::NotTaken { why: &why }.emit(engine, source),
+        }
+    }
     let submitting = engine.clone();
-    let mut commit = tokio::task::spawn_blocking(move || submitting.submit_texts(texts));
+    let mut commit = tokio::task::spawn_blocking(move || submitting.submit_incoming(incoming));
     let committed = loop {
         tokio::select! {
             done = &mut commit => {
@@ -188,7 +284,7 @@ async fn take_batch(
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
             }
-            _ = tokio::time::sleep(ack_wait / 2) => {
+            _ = tokio::time::sleep(inbound.ack_wait / 2) => {
                 for message in &messages {
                     let _ = message.ack_with(AckKind::Progress).await;
                 }
@@ -203,13 +299,13 @@ async fn take_batch(
                     BusEvent::Trouble {
                         what: &format!("ack: {e}"),
                     }
-                    .emit(engine);
+                    .emit(engine, source);
                 }
             }
             BusEvent::Batch {
                 messages: messages.len(),
             }
-            .emit(engine);
+            .emit(engine, source);
         }
         Err(why) => {
             for message in &messages {
@@ -221,7 +317,7 @@ async fn take_batch(
                 messages: messages.len(),
                 why: &why,
             }
-            .emit(engine);
+            .emit(engine, source);
         }
     }
     Ok(())

@@ -657,6 +657,7 @@ impl ConfigFile {
             config.rest_polls = config_sources::rest_polls(&sources.named);
             config.amqp_sources = config_sources::amqp_sources(&sources.named);
             config.pg_tables = config_sources::pg_tables(&sources.named);
+            config.nats_sources = config_sources::nats_sources(&sources.named);
         }
         if let Some(bus) = &file.bus {
             config.bus = Some(pshub_engine::config::Bus {
@@ -1174,6 +1175,42 @@ mod tests {
             )),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_nats_source_reaches_the_engine_and_its_checks_name_their_lines() {
+        let path = write(
+            "nats-source",
+            "[sources.field]\nconnector = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nsubject = \"fieldsvc.timesheets.>\"\nstream = \"FIELDSVC\"\nbatch = 50\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let nats = &config.nats_sources["field"];
+        assert_eq!(
+            (nats.subject.as_str(), nats.stream.as_str(), nats.batch),
+            ("fieldsvc.timesheets.>", "FIELDSVC", 50)
+        );
+
+        let path = write(
+            "nats-source-errors",
+            "[sources.f]\nconnector = \"nats\"\nurl = \"http://x\"\nsubject = \"a..b\"\nstream = \"A.B\"\nbatch = 0\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "url 'http://x' is not a NATS URL",
+            "subject 'a..b' is not a NATS subject",
+            "stream 'A.B' is not a stream name",
+            "batch 0 is out of bounds: 1 to 10000",
+        ] {
+            let expected = format!("{name}:1: [sources.f] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 4, "{errors:?}");
     }
 
     #[test]

@@ -44,6 +44,14 @@
 //! batch = 500                     # rows a page (one commit) takes
 //! mapping = "..."                 # required: a row is a record of its columns
 //!
+//! [sources.field_service]
+//! connector = "nats"
+//! url = "nats://127.0.0.1:4222"
+//! subject = "fieldsvc.timesheets.>"   # the subjects its records arrive on
+//! stream = "FIELDSVC"             # the JetStream stream holding them (made when missing)
+//! batch = 500                     # messages a batch (one commit) takes
+//! mapping = "..."                 # none: each message is a canonical event envelope
+//!
 //! [sources.ledger]
 //! connector = "amqp"
 //! url = "amqp://pshub:${LEDGER_MQ_PASSWORD}@mq.internal:5672/%2f"
@@ -56,6 +64,7 @@ use crate::config_connectors::OneOrMany;
 use pshub_engine::amqp::{AmqpSource, DEFAULT_PREFETCH};
 use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
+use pshub_engine::nats_source::NatsSource;
 use pshub_engine::pg_table::{PgTable, is_identifier, is_table_name};
 use pshub_engine::rest_poll::RestPoll;
 use pshub_mapping::Mappings;
@@ -66,7 +75,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The connector kinds a source may name.
-const CONNECTORS: &[&str] = &["webhook", "csv_drop", "rest_poll", "amqp", "pg_table"];
+const CONNECTORS: &[&str] = &[
+    "webhook",
+    "csv_drop",
+    "rest_poll",
+    "amqp",
+    "pg_table",
+    "nats",
+];
 
 /// Each connector kind's own settings (besides `connector`, `mapping` and `description`).
 const SETTINGS: &[(&str, &[&str])] = &[
@@ -99,6 +115,7 @@ const SETTINGS: &[(&str, &[&str])] = &[
         ],
     ),
     ("amqp", &["url", "queue", "prefetch"]),
+    ("nats", &["url", "subject", "stream", "batch"]),
     (
         "pg_table",
         &[
@@ -157,6 +174,8 @@ pub struct SourceSection {
     watermark: Option<String>,
     key: Option<String>,
     batch: Option<i64>,
+    subject: Option<String>,
+    stream: Option<String>,
     wakes: Option<String>,
     wake_on: Option<Vec<String>>,
 }
@@ -192,6 +211,8 @@ impl SourceSection {
             ("watermark", self.watermark.is_some()),
             ("key", self.key.is_some()),
             ("batch", self.batch.is_some()),
+            ("subject", self.subject.is_some()),
+            ("stream", self.stream.is_some()),
             ("wakes", self.wakes.is_some()),
             ("wake_on", self.wake_on.is_some()),
         ]
@@ -267,6 +288,7 @@ pub fn check(
             "rest_poll" => check_rest_poll(section, &mut fail),
             "amqp" => check_amqp(section, &mut fail),
             "pg_table" => check_pg_table(section, &mut fail),
+            "nats" => check_nats(section, &mut fail),
             _ => check_webhook(section, &mut fail),
         }
         if let Some(poll) = section.wakes.as_deref()
@@ -407,6 +429,50 @@ fn check_amqp(section: &SourceSection, fail: &mut impl FnMut(String)) {
         && !(1..=10_000).contains(&prefetch)
     {
         fail(format!("prefetch {prefetch} is out of bounds: 1 to 10000"));
+    }
+}
+
+/// A NATS source's settings: the server, the subjects, the stream that holds them.
+fn check_nats(section: &SourceSection, fail: &mut impl FnMut(String)) {
+    match section.url.as_deref() {
+        None => fail("gives no url: the NATS server, nats://host:4222".into()),
+        Some(url) => {
+            if let Err(why) = crate::wiring::check_bus_url(url) {
+                fail(format!("url {why}"));
+            }
+        }
+    }
+    match section.subject.as_deref() {
+        None => fail("gives no subject: the subjects its records arrive on".into()),
+        Some(subject)
+            if subject.is_empty()
+                || subject.split('.').any(|t| t.is_empty())
+                || subject.chars().any(|c| c.is_whitespace()) =>
+        {
+            fail(format!(
+                "subject '{subject}' is not a NATS subject (tokens separated by dots, no spaces)"
+            ))
+        }
+        Some(_) => {}
+    }
+    match section.stream.as_deref() {
+        None => fail("gives no stream: the JetStream stream that holds the subjects".into()),
+        Some(stream)
+            if stream.is_empty()
+                || !stream
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            fail(format!(
+                "stream '{stream}' is not a stream name (letters, digits, _ and -)"
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(batch) = section.batch
+        && !(1..=10_000).contains(&batch)
+    {
+        fail(format!("batch {batch} is out of bounds: 1 to 10000"));
     }
 }
 
@@ -568,6 +634,26 @@ pub fn pg_tables(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, 
                     overlap: Duration::from_secs(overlap),
                     poll: Duration::from_millis(poll),
                     batch: u32::try_from(s.batch.unwrap_or(DEFAULT_PG_BATCH)).ok()?,
+                    mappings: OneOrMany::values(&s.mapping),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The NATS sources, as the engine takes them (the file was checked).
+pub fn nats_sources(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<String, NatsSource> {
+    sources
+        .iter()
+        .filter(|(_, s)| s.connector.as_deref() == Some("nats"))
+        .filter_map(|(name, s)| {
+            Some((
+                name.clone(),
+                NatsSource {
+                    url: s.url.clone()?,
+                    subject: s.subject.clone()?,
+                    stream: s.stream.clone()?,
+                    batch: usize::try_from(s.batch.unwrap_or(DEFAULT_PG_BATCH)).ok()?,
                     mappings: OneOrMany::values(&s.mapping),
                 },
             ))

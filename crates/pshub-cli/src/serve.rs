@@ -119,6 +119,13 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the poller of {source}"))?,
         );
     }
+    // The sources whose records arrive on NATS subjects.
+    for (source, nats) in engine.config().nats_sources.clone() {
+        workers.push(
+            pshub_bus_nats::spawn_source(engine.clone(), &source, nats, stop.clone())
+                .map_err(|e| anyhow::anyhow!("cannot consume the subjects of {source}: {e}"))?,
+        );
+    }
     // The sources read from a PostgreSQL table.
     for (source, table) in engine.config().pg_tables.clone() {
         let poller = pshub_connectors::pg_table::Poller::new(engine.clone(), &source, table)

@@ -243,35 +243,11 @@ async fn a_mapped_queue_turns_vendor_records_into_events_and_quarantines_what_is
     )
     .await;
 
-    let worker = eventually(
-        "the Workday worker is the hub's",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        || async {
-            match api.get("/v1/workers/21001").await {
-                Ok((200, worker)) => Ok(worker),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    // The Workday worker is the hub's.
+    let worker = api.until_ok("/v1/workers/21001").await;
     assert_eq!(worker["legal_entity"], "DE01", "{worker}");
-    let quarantined = eventually(
-        "the message that is not JSON is quarantined",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        || async {
-            let quarantine = api.get_ok("/v1/quarantine").await;
-            quarantine["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|q| q["source"] == "workday")
-                .cloned()
-                .ok_or_else(|| quarantine.to_string())
-        },
-    )
-    .await;
+    // The message that is not JSON is quarantined.
+    let quarantined = api.until_quarantined("workday").await;
     assert_eq!(quarantined["kind"], "mapped_record", "{quarantined}");
     // What came in, as the quarantine keeps it: the payload and how it came.
     let raw = &quarantined["event"];

@@ -13,6 +13,10 @@
 //!   `GET /v1/outbound?target=bus` shows them (a posted line one event, `[masking.bus]`
 //!   applied), and a restart, which reads its window again, publishes nothing twice.
 //!
+//! - A source's own subjects (`[sources.workday] connector = "nats"`): a Workday record
+//!   becomes the hub's worker through its mapping, a message that is not JSON is
+//!   quarantined with the subject it came on, and both are acknowledged.
+//!
 //! Each test has a namespace of its own, so that tests running at once share no stream.
 
 mod support;
@@ -65,16 +69,17 @@ async fn publish(js: &jetstream::Context, namespace: &str, count: usize) {
     }
 }
 
-/// The shared consumer's (pending, acknowledgement pending) counts.
+/// The bus's shared consumer's (pending, acknowledgement pending) counts.
 async fn consumer_counts(js: &jetstream::Context, namespace: &str) -> (u64, usize) {
-    let stream = js
-        .get_stream(format!("{}_EVENTS", namespace.to_uppercase()))
-        .await
-        .unwrap();
-    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .get_consumer(&format!("{namespace}-hub"))
-        .await
-        .unwrap();
+    let stream = format!("{}_EVENTS", namespace.to_uppercase());
+    counts_of(js, &stream, &format!("{namespace}-hub")).await
+}
+
+/// A durable consumer's (pending, acknowledgement pending) counts.
+async fn counts_of(js: &jetstream::Context, stream: &str, consumer: &str) -> (u64, usize) {
+    let stream = js.get_stream(stream).await.unwrap();
+    let mut consumer: jetstream::consumer::Consumer<pull::Config> =
+        stream.get_consumer(consumer).await.unwrap();
     let info = consumer.info().await.unwrap();
     (info.num_pending, info.num_ack_pending)
 }
@@ -365,4 +370,75 @@ async fn business_events_reach_the_outbound_stream_masked_for_the_bus_and_once_a
     let _ = js
         .delete_stream(format!("{}_EVENTS", namespace.to_uppercase()))
         .await;
+}
+
+#[tokio::test]
+async fn a_sources_subjects_are_mapped_quarantined_when_bad_and_acknowledged_after_commit() {
+    let namespace = format!("t{}wd", std::process::id());
+    let js = jetstream_for(&namespace).await;
+    let stream = namespace.to_uppercase();
+    let _ = js.delete_stream(&stream).await;
+    let dir = TempDir::new("bus-source");
+    let (_server, api) = serve_with_config(
+        &dir,
+        &format!(
+            r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll", "workday"]
+
+[owners]
+worker = "workday"
+
+[sources.workday]
+connector = "nats"
+url = "{NATS}"
+subject = "{namespace}.workers.>"
+stream = "{stream}"
+batch = 100
+mapping = ["workday/worker.v1", "workday/worker_terminated.v1"]
+"#
+        ),
+    );
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../mappings/workday/fixtures/worker_active.json"),
+    )
+    .unwrap();
+    for (subject, body) in [
+        ("changed", fixture.trim().to_string()),
+        ("garbled", "<not json>".to_string()),
+    ] {
+        js.publish(format!("{namespace}.workers.{subject}"), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    // The Workday worker is the hub's.
+    let worker = api.until_ok("/v1/workers/21001").await;
+    assert_eq!(worker["legal_entity"], "DE01", "{worker}");
+    // The message that is not JSON is quarantined.
+    let kept = api.until_quarantined("workday").await;
+    assert_eq!(kept["kind"], "mapped_record", "{kept}");
+    assert_eq!(kept["event"]["connector"], "nats", "{kept}");
+    assert_eq!(
+        kept["event"]["subject"],
+        format!("{namespace}.workers.garbled"),
+        "{kept}"
+    );
+    eventually(
+        "both messages are acknowledged",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match counts_of(&js, &stream, "pshub-workday").await {
+                (0, 0) => Ok(()),
+                counts => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    assert!(api.connector_count("workday", "batch").await >= 1.0);
+    let _ = js.delete_stream(&stream).await;
 }

@@ -9,8 +9,7 @@
 //! message id, type, app id) is kept with its payload.
 
 use crate::config::Config;
-use crate::hooks::{Received, Secret, Via, map_payload};
-use crate::hub::Incoming;
+use crate::hooks::{Received, Secret, Via, receive_via};
 use serde_json::Value;
 
 /// Messages delivered and not yet acknowledged, by default: one commit's batch at most.
@@ -58,9 +57,6 @@ pub fn receive(
     config: &Config,
 ) -> Received {
     let body = String::from_utf8_lossy(body);
-    if amqp.mappings.is_empty() {
-        return Received::Event(Incoming::parse(body.into_owned(), config));
-    }
     let text = |v: &Option<String>| v.as_deref().map_or(Value::Null, Value::from);
     let via = Via::connector("amqp")
         .with("queue", Value::from(amqp.queue.as_str()))
@@ -69,12 +65,13 @@ pub fn receive(
         .with("message_id", text(&message.message_id))
         .with("type", text(&message.kind))
         .with("app_id", text(&message.app_id));
-    map_payload(source, &amqp.mappings, &via, &body, None, config)
+    receive_via(source, &amqp.mappings, &via, &body, config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::Incoming;
 
     fn source(url: &str) -> AmqpSource {
         AmqpSource {

@@ -62,6 +62,7 @@ impl Engine {
         names.extend(config.rest_polls.keys().cloned());
         names.extend(config.amqp_sources.keys().cloned());
         names.extend(config.pg_tables.keys().cloned());
+        names.extend(config.nats_sources.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -110,6 +111,13 @@ impl Engine {
                     "connector": "rest_poll",
                     "transport": format!("HTTP GET {} every {} ms, by modification time", poll.url, poll.poll.as_millis()),
                     "mappings": mappings_of(&poll.mappings),
+                }));
+            }
+            if let Some(nats) = config.nats_sources.get(&name) {
+                inbound.push(json!({
+                    "connector": "nats",
+                    "transport": format!("NATS JetStream {} (stream {}) at {}, acknowledged after commit", nats.subject, nats.stream, nats.url),
+                    "mappings": mappings_of(&nats.mappings),
                 }));
             }
             if let Some(table) = config.pg_tables.get(&name) {

@@ -178,6 +178,8 @@ pub struct Config {
     pub bus: Option<Bus>,
     /// Sources read by polling a REST endpoint with a durable cursor.
     pub rest_polls: BTreeMap<String, crate::rest_poll::RestPoll>,
+    /// Sources whose records arrive on NATS JetStream subjects, by source name.
+    pub nats_sources: BTreeMap<String, crate::nats_source::NatsSource>,
     /// Sources read from a PostgreSQL table by a watermark column, by source name.
     pub pg_tables: BTreeMap<String, crate::pg_table::PgTable>,
     /// Sources whose records arrive on a RabbitMQ queue, by source name.
@@ -220,6 +222,7 @@ impl Default for Config {
             rest_polls: BTreeMap::new(),
             amqp_sources: BTreeMap::new(),
             pg_tables: BTreeMap::new(),
+            nats_sources: BTreeMap::new(),
             bus: None,
             mappings: std::sync::Arc::new(pshub_mapping::Mappings::shipped()),
         }

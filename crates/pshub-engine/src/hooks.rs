@@ -338,10 +338,23 @@ pub fn receive(
     body: &str,
     config: &Config,
 ) -> Received {
+    receive_via(source, mappings, &Via::webhook(headers), body, config)
+}
+
+/// A payload of `source` that came `via` a connector: through the first of its mappings
+/// that takes it, or as a canonical event when the source has none (what the connector
+/// said of it is then not kept: the event is its own record).
+pub fn receive_via(
+    source: &str,
+    mappings: &[String],
+    via: &Via,
+    body: &str,
+    config: &Config,
+) -> Received {
     if mappings.is_empty() {
         return Received::Event(Incoming::parse(body.to_string(), config));
     }
-    map_payload(source, mappings, &Via::webhook(headers), body, None, config)
+    map_payload(source, mappings, via, body, None, config)
 }
 
 /// A payload of `source` that `mapping` (or its connector) refused, for the quarantine as

@@ -33,6 +33,7 @@ pub mod leakage;
 pub mod lease;
 pub mod mapping_replay;
 pub mod metrics;
+pub mod nats_source;
 pub mod payroll;
 pub mod pg_table;
 pub mod ports;

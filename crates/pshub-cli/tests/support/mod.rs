@@ -467,6 +467,43 @@ impl Api {
         .unwrap_or(0.0)
     }
 
+    /// Waits until `GET path` answers 200 (what a connector brings in has arrived), and
+    /// answers its body.
+    pub async fn until_ok(&self, path: &str) -> Value {
+        eventually(
+            &format!("GET {path} answers 200"),
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                match self.get(path).await {
+                    Ok((200, body)) => Ok(body),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the quarantine holds something of `source`, and answers the first.
+    pub async fn until_quarantined(&self, source: &str) -> Value {
+        eventually(
+            &format!("something of {source} is quarantined"),
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                let quarantine = self.get_ok("/v1/quarantine").await;
+                quarantine["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|q| q["source"] == source)
+                    .cloned()
+                    .ok_or_else(|| quarantine.to_string())
+            },
+        )
+        .await
+    }
+
     /// Waits until `source`'s connector has had `event` at least once.
     pub async fn until_counted(&self, source: &str, event: &str) {
         eventually(
