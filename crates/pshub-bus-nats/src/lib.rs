@@ -29,7 +29,7 @@ pub use outbound::spawn_outbound;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
-use async_nats::jetstream::{self, AckKind, Message};
+use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use pshub_engine::Engine;
 use pshub_engine::config::Bus;
@@ -119,8 +119,9 @@ struct Inbound {
     read: ReadMessage,
 }
 
-/// A message as an event; `Err` for a record no mapping takes.
-type ReadMessage = Box<dyn Fn(&Engine, &Message) -> Result<Incoming, String> + Send>;
+/// A message (its subject and payload) as an event; `Err` for a record no mapping takes.
+/// Run with the commit, while the batch's messages are kept in progress.
+type ReadMessage = Arc<dyn Fn(&Engine, &str, &[u8]) -> Result<Incoming, String> + Send + Sync>;
 
 /// The stream and the shared consumer, created when missing (every process may do it: the
 /// same configuration is idempotent).
@@ -171,8 +172,8 @@ pub fn spawn_inbound(
         ack_wait: bus.ack_wait,
         batch: BATCH,
         source: SOURCE.to_string(),
-        read: Box::new(|engine, message| {
-            let text = String::from_utf8_lossy(&message.payload).into_owned();
+        read: Arc::new(|engine, _subject, payload| {
+            let text = String::from_utf8_lossy(payload).into_owned();
             Ok(Incoming::parse(text, engine.config()))
         }),
     };
@@ -192,18 +193,12 @@ pub fn spawn_source(
         url: nats.url.clone(),
         stream: nats.stream.clone(),
         subjects: nats.subject.clone(),
-        consumer: NatsSource::consumer(source),
+        consumer: nats.consumer.clone(),
         ack_wait: SOURCE_ACK_WAIT,
         batch: nats.batch,
         source: name.clone(),
-        read: Box::new(move |engine, message| {
-            match nats_source::receive(
-                &name,
-                &nats,
-                message.subject.as_str(),
-                &message.payload,
-                engine.config(),
-            ) {
+        read: Arc::new(move |engine, subject, payload| {
+            match nats_source::receive(&name, &nats, subject, payload, engine.config()) {
                 Received::Event(incoming) => Ok(incoming),
                 Received::NotTaken(why) => Err(why),
             }
@@ -268,15 +263,21 @@ async fn take_batch(
         redelivered,
     }
     .emit(engine, source);
-    let mut incoming = Vec::with_capacity(messages.len());
-    for message in &messages {
-        match (inbound.read)(engine, message) {
-            Ok(event) => incoming.push(event),
-            Err(why) => BusEvent::NotTaken { why: &why }.emit(engine, source),
+    let received: Vec<(String, Vec<u8>)> = messages
+        .iter()
+        .map(|m| (m.subject.to_string(), m.payload.to_vec()))
+        .collect();
+    let (submitting, read, named) = (engine.clone(), inbound.read.clone(), source.to_string());
+    let mut commit = tokio::task::spawn_blocking(move || {
+        let mut incoming = Vec::with_capacity(received.len());
+        for (subject, payload) in &received {
+            match read(&submitting, subject, payload) {
+                Ok(event) => incoming.push(event),
+                Err(why) => BusEvent::NotTaken { why: &why }.emit(&submitting, &named),
+            }
         }
-    }
-    let submitting = engine.clone();
-    let mut commit = tokio::task::spawn_blocking(move || submitting.submit_incoming(incoming));
+        submitting.submit_incoming(incoming)
+    });
     let committed = loop {
         tokio::select! {
             done = &mut commit => {

@@ -1191,10 +1191,11 @@ mod tests {
             (nats.subject.as_str(), nats.stream.as_str(), nats.batch),
             ("fieldsvc.timesheets.>", "FIELDSVC", 50)
         );
+        assert_eq!(nats.consumer, "pshub-field");
 
         let path = write(
             "nats-source-errors",
-            "[sources.f]\nconnector = \"nats\"\nurl = \"http://x\"\nsubject = \"a..b\"\nstream = \"A.B\"\nbatch = 0\n",
+            "[sources.f]\nconnector = \"nats\"\nurl = \"http://x\"\nsubject = \"a..b\"\nstream = \"A.B\"\nconsumer = \"staging.f\"\nbatch = 0\n",
         );
         let errors = ConfigFile::read(&path).unwrap_err();
         let name = path.display().to_string();
@@ -1202,6 +1203,7 @@ mod tests {
             "url 'http://x' is not a NATS URL",
             "subject 'a..b' is not a NATS subject",
             "stream 'A.B' is not a stream name",
+            "consumer 'staging.f' is not a consumer name",
             "batch 0 is out of bounds: 1 to 10000",
         ] {
             let expected = format!("{name}:1: [sources.f] {expected}");
@@ -1210,7 +1212,7 @@ mod tests {
                 "{expected} in {errors:?}"
             );
         }
-        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(errors.len(), 5, "{errors:?}");
     }
 
     #[test]

@@ -49,6 +49,7 @@
 //! url = "nats://127.0.0.1:4222"
 //! subject = "fieldsvc.timesheets.>"   # the subjects its records arrive on
 //! stream = "FIELDSVC"             # the JetStream stream holding them (made when missing)
+//! consumer = "pshub-field_service"   # the durable consumer the hub processes share
 //! batch = 500                     # messages a batch (one commit) takes
 //! mapping = "..."                 # none: each message is a canonical event envelope
 //!
@@ -64,7 +65,7 @@ use crate::config_connectors::OneOrMany;
 use pshub_engine::amqp::{AmqpSource, DEFAULT_PREFETCH};
 use pshub_engine::csv_drop::{CsvDrop, Ready};
 use pshub_engine::hooks::{Inbound, Secret, Signature};
-use pshub_engine::nats_source::NatsSource;
+use pshub_engine::nats_source::{NatsSource, is_jetstream_name};
 use pshub_engine::pg_table::{PgTable, is_identifier, is_table_name};
 use pshub_engine::rest_poll::RestPoll;
 use pshub_mapping::Mappings;
@@ -115,7 +116,7 @@ const SETTINGS: &[(&str, &[&str])] = &[
         ],
     ),
     ("amqp", &["url", "queue", "prefetch"]),
-    ("nats", &["url", "subject", "stream", "batch"]),
+    ("nats", &["url", "subject", "stream", "consumer", "batch"]),
     (
         "pg_table",
         &[
@@ -176,6 +177,7 @@ pub struct SourceSection {
     batch: Option<i64>,
     subject: Option<String>,
     stream: Option<String>,
+    consumer: Option<String>,
     wakes: Option<String>,
     wake_on: Option<Vec<String>>,
 }
@@ -213,6 +215,7 @@ impl SourceSection {
             ("batch", self.batch.is_some()),
             ("subject", self.subject.is_some()),
             ("stream", self.stream.is_some()),
+            ("consumer", self.consumer.is_some()),
             ("wakes", self.wakes.is_some()),
             ("wake_on", self.wake_on.is_some()),
         ]
@@ -288,7 +291,7 @@ pub fn check(
             "rest_poll" => check_rest_poll(section, &mut fail),
             "amqp" => check_amqp(section, &mut fail),
             "pg_table" => check_pg_table(section, &mut fail),
-            "nats" => check_nats(section, &mut fail),
+            "nats" => check_nats(name, section, &mut fail),
             _ => check_webhook(section, &mut fail),
         }
         if let Some(poll) = section.wakes.as_deref()
@@ -433,7 +436,7 @@ fn check_amqp(section: &SourceSection, fail: &mut impl FnMut(String)) {
 }
 
 /// A NATS source's settings: the server, the subjects, the stream that holds them.
-fn check_nats(section: &SourceSection, fail: &mut impl FnMut(String)) {
+fn check_nats(name: &str, section: &SourceSection, fail: &mut impl FnMut(String)) {
     match section.url.as_deref() {
         None => fail("gives no url: the NATS server, nats://host:4222".into()),
         Some(url) => {
@@ -457,17 +460,19 @@ fn check_nats(section: &SourceSection, fail: &mut impl FnMut(String)) {
     }
     match section.stream.as_deref() {
         None => fail("gives no stream: the JetStream stream that holds the subjects".into()),
-        Some(stream)
-            if stream.is_empty()
-                || !stream
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            fail(format!(
-                "stream '{stream}' is not a stream name (letters, digits, _ and -)"
-            ))
-        }
+        Some(stream) if !is_jetstream_name(stream) => fail(format!(
+            "stream '{stream}' is not a stream name (letters, digits, _ and -)"
+        )),
         Some(_) => {}
+    }
+    let consumer = section
+        .consumer
+        .clone()
+        .unwrap_or_else(|| NatsSource::default_consumer(name));
+    if !is_jetstream_name(&consumer) {
+        fail(format!(
+            "consumer '{consumer}' is not a consumer name (letters, digits, _ and -); name one with consumer = \"...\""
+        ));
     }
     if let Some(batch) = section.batch
         && !(1..=10_000).contains(&batch)
@@ -653,6 +658,10 @@ pub fn nats_sources(sources: &BTreeMap<String, SourceSection>) -> BTreeMap<Strin
                     url: s.url.clone()?,
                     subject: s.subject.clone()?,
                     stream: s.stream.clone()?,
+                    consumer: s
+                        .consumer
+                        .clone()
+                        .unwrap_or_else(|| NatsSource::default_consumer(name)),
                     batch: usize::try_from(s.batch.unwrap_or(DEFAULT_PG_BATCH)).ok()?,
                     mappings: OneOrMany::values(&s.mapping),
                 },

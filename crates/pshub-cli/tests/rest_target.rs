@@ -25,7 +25,7 @@
 
 mod support;
 
-use axum::extract::{Form, Json, Path as UrlPath, State};
+use axum::extract::{Form, Json, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -744,11 +744,54 @@ fn external_id(eid: &str) -> Option<String> {
     eid.strip_prefix("eid:").map(str::to_string)
 }
 
+/// `PUT` creates the record of an external id or replaces it whole; `PATCH` sets the fields
+/// given on the record held, a sublist named by `replace` replaced.
 async fn netsuite_put(
+    ns: State<SharedNetSuite>,
+    headers: HeaderMap,
+    path: UrlPath<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    netsuite_write(ns, headers, path, body).await
+}
+
+async fn netsuite_patch(
+    ns: State<SharedNetSuite>,
+    headers: HeaderMap,
+    path: UrlPath<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Response {
+    let held = {
+        let ns = ns.lock().unwrap();
+        let (record, eid) = (&path.0.0, &path.0.1);
+        external_id(eid).and_then(|id| ns.records.get(&(record.clone(), id)).cloned())
+    };
+    let Some(mut merged) = held else {
+        return netsuite_error(
+            StatusCode::NOT_FOUND,
+            "NONEXISTENT_ID",
+            "The record instance does not exist.",
+        );
+    };
+    for (field, value) in body.as_object().cloned().unwrap_or_default() {
+        // Without replace, NetSuite adds the sublist lines given to those it holds.
+        let replace = query
+            .get("replace")
+            .is_some_and(|r| r.split(',').any(|s| s == field));
+        match (&mut merged[&field]["items"], value["items"].as_array()) {
+            (Value::Array(held), Some(given)) if !replace => held.extend(given.iter().cloned()),
+            _ => merged[&field] = value,
+        }
+    }
+    netsuite_write(ns, headers, path, merged).await
+}
+
+async fn netsuite_write(
     State(ns): State<SharedNetSuite>,
     headers: HeaderMap,
     UrlPath((record, eid)): UrlPath<(String, String)>,
-    Json(mut body): Json<Value>,
+    mut body: Value,
 ) -> Response {
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer ns-token") {
         return netsuite_error(
@@ -806,9 +849,18 @@ async fn netsuite_put(
 async fn netsuite_get(
     State(ns): State<SharedNetSuite>,
     UrlPath((record, eid)): UrlPath<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let ns = ns.lock().unwrap();
     match external_id(&eid).and_then(|id| ns.records.get(&(record.clone(), id))) {
+        // Sublists are links unless expanded, as NetSuite answers.
+        Some(held) if query.get("expandSubResources").map(String::as_str) != Some("true") => {
+            let mut shown = held.clone();
+            if shown["item"].is_object() {
+                shown["item"] = json!({ "links": [{ "rel": "self", "href": format!("/services/rest/record/v1/{record}/{}/item", held["id"].as_str().unwrap_or_default()) }] });
+            }
+            axum::Json(shown).into_response()
+        }
         Some(held) => axum::Json(held.clone()).into_response(),
         None => netsuite_error(
             StatusCode::NOT_FOUND,
@@ -828,7 +880,9 @@ async fn netsuite_stand_in(ns: SharedNetSuite) -> String {
         )
         .route(
             "/services/rest/record/v1/{record}/{eid}",
-            axum::routing::put(netsuite_put).get(netsuite_get),
+            axum::routing::put(netsuite_put)
+                .patch(netsuite_patch)
+                .get(netsuite_get),
         )
         .with_state(ns);
     serve_stand_in(app).await
@@ -913,6 +967,42 @@ timeout_ms = 1000
     assert_eq!(amounts, ["300.00", "450.00"], "{invoice}");
     assert_eq!(invoice["entity"]["externalId"], "P-1", "{invoice}");
     assert_eq!(invoice["currency"]["refName"], "EUR", "{invoice}");
+    let dated = invoice["tranDate"].clone();
+
+    // A later line goes onto the invoice NetSuite holds: its items grow, its header stays.
+    let results = api
+        .post_events(&[approved_time("T3", "2026-03-20", "1")])
+        .await
+        .unwrap();
+    assert_eq!(results[0]["status"], "accepted", "{results:?}");
+    let invoice = eventually(
+        "the third line reaches the invoice",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let ns = ns.lock().unwrap();
+            match ns
+                .records
+                .get(&("invoice".into(), "INV-P-1-2026-03".into()))
+            {
+                Some(invoice) if invoice["item"]["items"].as_array().map(Vec::len) == Some(3) => {
+                    Ok(invoice.clone())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(invoice["tranDate"], dated, "{invoice}");
+    let mut keys: Vec<&str> = invoice["item"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["custcol_pshub_key"].as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "each line once: {invoice}");
 
     let job_id = {
         let ns = ns.lock().unwrap();

@@ -13,9 +13,13 @@
 //!   `INV-<project>-<YYYY-MM>`, `entity` the project), each line an item of it (`item` the
 //!   line's billing class by external id, `quantity`, `rate`, `amount`, `description`, the
 //!   tax code by external id, and the hub's idempotency key in the custom column
-//!   `custcol_pshub_key`). Posting reads the invoice first and adds only the lines whose key
-//!   it does not hold, so a line is never on it twice; a reversal is an item of the opposite
-//!   amount. A line's id is `<invoice>/<key>`.
+//!   `custcol_pshub_key`). Posting reads the invoice first (its sublists expanded) and adds
+//!   only the lines whose key it does not hold (a new invoice is upserted whole; one NetSuite
+//!   holds gets its item list with `PATCH ...?replace=item`, its header left as it is), so a
+//!   line is never on it twice; a line is answered done once a read after the write shows
+//!   it, so a line lost to another process's write of the same invoice is posted again. A
+//!   line NetSuite refuses is tried alone, so that it holds no other. A reversal is an item
+//!   of the opposite amount. A line's id is `<invoice>/<key>`.
 //! - Billing rules, costing, cost prices and invoice schedules are kept by the hub and
 //!   answered done without a call.
 //!
@@ -111,57 +115,136 @@ impl NetSuiteErp {
         }
     }
 
-    /// Posts the lines of one invoice: those it does not hold yet are added.
+    /// The keys of the items an invoice holds, with its items; `None` when NetSuite holds no
+    /// such invoice. Read with its sublists expanded (NetSuite lists only links otherwise).
+    fn invoice_items(&self, invoice: &str) -> Result<Option<Vec<Value>>, Outcome> {
+        let path = format!(
+            "{}?expandSubResources=true",
+            by_external_id("invoice", invoice)
+        );
+        let body = match self.client.call(reqwest::Method::GET, &path, None) {
+            Reply::Done(_, body) => body,
+            Reply::Refused(404, _) => return Ok(None),
+            other => {
+                return Err(
+                    self.outcome(&format!("reading invoice {invoice}"), other, |_| {
+                        Outcome::technical("unreachable".to_string())
+                    }),
+                );
+            }
+        };
+        match body["item"]["items"].as_array() {
+            Some(items) => Ok(Some(items.clone())),
+            // Without its items the invoice's keys cannot be known: write nothing.
+            None => Err(Outcome::Unknown(format!(
+                "NetSuite answered invoice {invoice} without its items"
+            ))),
+        }
+    }
+
+    /// Posts the lines of one invoice: those it does not hold yet are added, and answered
+    /// done once a read after the write shows them.
     fn post_invoice(&self, invoice: &str, lines: &[&LinePosting]) -> Vec<Outcome> {
         let all = |outcome: Outcome| lines.iter().map(|_| outcome.clone()).collect();
-        let existing = match self.read("invoice", invoice) {
+        let existing = match self.invoice_items(invoice) {
             Ok(existing) => existing,
             Err(outcome) => return all(outcome),
         };
-        let mut items: Vec<Value> = existing
-            .as_ref()
-            .and_then(|i| i["item"]["items"].as_array().cloned())
-            .unwrap_or_default();
-        let held: HashSet<String> = items
+        let held = |items: &[Value]| -> HashSet<String> {
+            items
+                .iter()
+                .filter_map(|i| i[KEY_COLUMN].as_str().map(str::to_string))
+                .collect()
+        };
+        let before = held(existing.as_deref().unwrap_or_default());
+        let new: Vec<&LinePosting> = lines
             .iter()
-            .filter_map(|i| i[KEY_COLUMN].as_str().map(str::to_string))
+            .copied()
+            .filter(|l| !before.contains(&l.idempotency_key))
             .collect();
-        let mut added = false;
-        for line in lines {
-            if held.contains(&line.idempotency_key) {
-                continue;
-            }
-            added = true;
-            items.push(json!({
-                "item": { "externalId": line.billing_class },
-                "quantity": line.quantity.to_string(),
-                "rate": line.rate.to_string(),
-                "amount": line.amount.to_string(),
-                "description": format!("{} {} by {} on {}", line.kind, line.source_id, line.worker_id, line.date),
-                "taxCode": { "externalId": line.tax_code },
-                KEY_COLUMN: line.idempotency_key,
-            }));
+        let done =
+            |line: &LinePosting| Outcome::Done(format!("{invoice}/{}", line.idempotency_key));
+        if new.is_empty() {
+            return lines.iter().map(|l| done(l)).collect();
         }
-        if added {
-            let first = &lines[0];
-            let body = json!({
-                "externalId": invoice,
-                "entity": { "externalId": first.project_code },
-                "currency": { "refName": first.currency.to_string() },
-                "tranDate": first.date.to_string(),
-                "memo": format!("pshub {invoice}"),
-                "item": { "items": items },
-            });
-            match self.upsert("invoice", invoice, &body) {
-                Outcome::Done(_) => {}
-                other => return all(other),
+        let mut items = existing.clone().unwrap_or_default();
+        items.extend(new.iter().map(|line| item(line)));
+        let written = match &existing {
+            // A new invoice: its header from its first line.
+            None => {
+                let first = new[0];
+                let body = json!({
+                    "externalId": invoice,
+                    "entity": { "externalId": first.project_code },
+                    "currency": { "refName": first.currency.to_string() },
+                    "tranDate": first.date.to_string(),
+                    "memo": format!("pshub {invoice}"),
+                    "item": { "items": items },
+                });
+                self.upsert("invoice", invoice, &body)
+            }
+            // An invoice NetSuite holds: its items only, the header as it is.
+            Some(_) => {
+                let path = format!("{}?replace=item", by_external_id("invoice", invoice));
+                let body = json!({ "item": { "items": items } });
+                let reply = self.client.call(reqwest::Method::PATCH, &path, Some(&body));
+                self.outcome(&format!("invoice {invoice}"), reply, |_| {
+                    Outcome::Done(invoice.to_string())
+                })
+            }
+        };
+        match written {
+            Outcome::Done(_) => {}
+            // One line NetSuite refuses must not hold the others: each is tried alone.
+            Outcome::Rejected(_) if new.len() > 1 => {
+                return lines
+                    .iter()
+                    .map(|l| match before.contains(&l.idempotency_key) {
+                        true => done(l),
+                        false => self.post_invoice(invoice, &[l]).remove(0),
+                    })
+                    .collect();
+            }
+            other => {
+                return lines
+                    .iter()
+                    .map(|l| match before.contains(&l.idempotency_key) {
+                        true => done(l),
+                        false => other.clone(),
+                    })
+                    .collect();
             }
         }
+        // Another process may have written the invoice between the read and the write: a
+        // line the invoice does not show now is posted again on its next attempt.
+        let after = match self.invoice_items(invoice) {
+            Ok(items) => held(items.as_deref().unwrap_or_default()),
+            Err(outcome) => return all(outcome),
+        };
         lines
             .iter()
-            .map(|l| Outcome::Done(format!("{invoice}/{}", l.idempotency_key)))
+            .map(|l| match after.contains(&l.idempotency_key) {
+                true => done(l),
+                false => Outcome::technical(format!(
+                    "invoice {invoice} does not show line {} after it was written (a concurrent write); posting it again",
+                    l.idempotency_key
+                )),
+            })
             .collect()
     }
+}
+
+/// A line as an invoice item, its key in the custom column.
+fn item(line: &LinePosting) -> Value {
+    json!({
+        "item": { "externalId": line.billing_class },
+        "quantity": line.quantity.to_string(),
+        "rate": line.rate.to_string(),
+        "amount": line.amount.to_string(),
+        "description": format!("{} {} by {} on {}", line.kind, line.source_id, line.worker_id, line.date),
+        "taxCode": { "externalId": line.tax_code },
+        KEY_COLUMN: line.idempotency_key,
+    })
 }
 
 impl Erp for NetSuiteErp {

@@ -20,14 +20,27 @@ pub struct NatsSource {
     pub stream: String,
     /// The most messages one batch (one commit) takes.
     pub batch: usize,
+    /// The durable consumer every hub process of the deployment shares (`pshub-<source>`
+    /// unless the configuration names another: two deployments reading one stream each
+    /// need their own).
+    pub consumer: String,
     pub mappings: Vec<String>,
 }
 
 impl NatsSource {
-    /// The durable consumer every hub process shares.
-    pub fn consumer(source: &str) -> String {
+    /// The durable consumer of `source` when the configuration names none.
+    pub fn default_consumer(source: &str) -> String {
         format!("pshub-{source}")
     }
+}
+
+/// A JetStream stream or consumer name: letters, digits, `_` and `-`.
+pub fn is_jetstream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// One message of `source` on `subject` as an event.
