@@ -767,6 +767,7 @@ impl ConfigFile {
             config.crm_system = crm;
         }
         config.tax_system = config_targets::target_of_role(&file.targets, "tax");
+        config.amqp_targets = config_targets::amqp_targets(&file.targets);
         if let Some(erp) = config_targets::target_of_role(&file.targets, "erp") {
             config.erp_system = erp;
         }
@@ -1213,6 +1214,38 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), 5, "{errors:?}");
+    }
+
+    #[test]
+    fn an_amqp_target_takes_the_outbound_stream_and_its_checks_name_their_lines() {
+        let path = write(
+            "amqp-target",
+            "[targets.warehouse]\nconnector = \"amqp\"\nurl = \"amqp://pshub:s3cret@mq:5672/%2f\"\nexchange = \"pshub.out\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        assert_eq!(config.amqp_targets["warehouse"].exchange, "pshub.out");
+        assert!(file.targets().unwrap().is_empty(), "no port: a stream");
+
+        let path = write(
+            "amqp-target-errors",
+            "[targets.w]\nconnector = \"amqp\"\nurl = \"http://x\"\nexchange = \"a b\"\nrole = \"crm\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for expected in [
+            "url is not an amqp:// or amqps:// URL",
+            "exchange 'a b' is not an exchange name",
+            "role is not a setting of connector amqp",
+        ] {
+            let expected = format!("{name}:1: [targets.w] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 3, "{errors:?}");
     }
 
     #[test]

@@ -35,12 +35,18 @@
 //! token_url = "https://1234567.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token"
 //! client_id = "${NETSUITE_CLIENT_ID}"
 //! client_secret = "${NETSUITE_CLIENT_SECRET}"
+//!
+//! [targets.warehouse]
+//! connector = "amqp"              # the outbound stream of business events to an exchange
+//! url = "amqp://pshub:${WAREHOUSE_MQ_PASSWORD}@mq.internal:5672/%2f"
+//! exchange = "pshub.out"          # a durable topic exchange; routing key the event's type
 //! ```
 
 use pshub_connectors::avalara_tax::AvalaraTax;
 use pshub_connectors::netsuite_erp::NetSuiteErp;
 use pshub_connectors::rest_target::{Auth, RestClient, RestTargetConfig};
 use pshub_connectors::salesforce_crm::SalesforceCrm;
+use pshub_engine::amqp::AmqpTarget;
 use pshub_engine::hooks::Secret;
 use pshub_engine::ports::Port;
 use serde::Deserialize;
@@ -48,7 +54,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONNECTORS: &[&str] = &["rest"];
+const CONNECTORS: &[&str] = &["rest", "amqp"];
 /// Each vendor API, with the role its adapter takes.
 const APIS: &[(&str, &str)] = &[
     ("salesforce", "crm"),
@@ -80,6 +86,7 @@ pub struct TargetSection {
     location_code: Option<String>,
     rate_per_s: Option<i64>,
     timeout_ms: Option<i64>,
+    exchange: Option<String>,
 }
 
 fn is_http(url: &str) -> bool {
@@ -96,6 +103,13 @@ pub fn check(
     for (name, t) in targets {
         let at = at(name);
         let mut fail = |what: String| errors.push(format!("{at}: [targets.{name}] {what}"));
+        if t.connector.as_deref() == Some("amqp") {
+            check_amqp(t, &mut fail);
+            continue;
+        }
+        if t.exchange.is_some() {
+            fail("exchange is a setting of connector amqp".into());
+        }
         let one_of = |value: Option<&str>, key: &str, allowed: &[&str]| match value {
             None => Some(format!("gives no {key}: one of {}", allowed.join(", "))),
             Some(v) if !allowed.contains(&v) => Some(format!(
@@ -198,6 +212,59 @@ pub fn check(
     errors
 }
 
+/// An AMQP target's settings: the broker and the exchange; none of a REST target's.
+fn check_amqp(t: &TargetSection, fail: &mut impl FnMut(String)) {
+    match t.url.as_deref() {
+        None => fail("gives no url: the broker, amqp://user:password@host:5672/vhost".into()),
+        Some(url) if !(url.starts_with("amqp://") || url.starts_with("amqps://")) => {
+            fail("url is not an amqp:// or amqps:// URL".into())
+        }
+        Some(_) => {}
+    }
+    match t.exchange.as_deref() {
+        None => fail("gives no exchange: where the business events are published".into()),
+        Some(exchange)
+            if exchange.is_empty()
+                || exchange.len() > 255
+                || !exchange
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) =>
+        {
+            fail(format!(
+                "exchange '{exchange}' is not an exchange name (letters, digits, _ - . :)"
+            ))
+        }
+        Some(_) => {}
+    }
+    for (key, given) in [
+        ("api", t.api.is_some()),
+        ("role", t.role.is_some()),
+        ("auth", t.auth.is_some()),
+        ("rate_per_s", t.rate_per_s.is_some()),
+    ] {
+        if given {
+            fail(format!("{key} is not a setting of connector amqp"));
+        }
+    }
+}
+
+/// The AMQP targets: the outbound stream's exchanges, by target name.
+pub fn amqp_targets(targets: &BTreeMap<String, TargetSection>) -> BTreeMap<String, AmqpTarget> {
+    targets
+        .iter()
+        .filter(|(_, t)| t.connector.as_deref() == Some("amqp"))
+        .filter_map(|(name, t)| {
+            Some((
+                name.clone(),
+                AmqpTarget {
+                    url: Secret::new(t.url.clone()?),
+                    exchange: t.exchange.clone()?,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The target that takes `role` (`crm`, `tax`), if any.
 pub fn target_of_role(targets: &BTreeMap<String, TargetSection>, role: &str) -> Option<String> {
     targets
@@ -238,7 +305,10 @@ pub fn connect(
     targets: &BTreeMap<String, TargetSection>,
 ) -> Result<Vec<(String, Connected)>, String> {
     let mut connected = Vec::new();
-    for (name, t) in targets {
+    for (name, t) in targets
+        .iter()
+        .filter(|(_, t)| t.connector.as_deref() != Some("amqp"))
+    {
         let secret = |v: &Option<String>| Secret::new(v.clone().unwrap_or_default());
         let auth = match t.auth.as_deref() {
             Some("oauth2") => Auth::OAuth2 {

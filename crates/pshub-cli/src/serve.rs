@@ -101,11 +101,8 @@ pub fn serve_engine(
                 .map_err(|e| anyhow::anyhow!("cannot consume the bus: {e}"))?,
         );
         // The business events, as `GET /v1/outbound?target=bus` shows them.
-        let render: pshub_bus_nats::outbound::Render = Box::new(|reads, rows, policy| {
-            pshub_api::wire::outbound_events(reads, rows, policy).map_err(|e| e.to_string())
-        });
         workers.push(
-            pshub_bus_nats::spawn_outbound(engine.clone(), bus, render, stop.clone())
+            pshub_bus_nats::spawn_outbound(engine.clone(), bus, outbound_render(), stop.clone())
                 .map_err(|e| anyhow::anyhow!("cannot publish to the bus: {e}"))?,
         );
     }
@@ -134,6 +131,21 @@ pub fn serve_engine(
             poller
                 .spawn(stop.clone())
                 .with_context(|| format!("cannot start the table poller of {source}"))?,
+        );
+    }
+    // The exchanges the business events are published to.
+    for (target, amqp) in engine.config().amqp_targets.clone() {
+        let publisher = pshub_connectors::amqp_out::Publisher::new(
+            engine.clone(),
+            &target,
+            amqp,
+            outbound_render(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start the publisher of {target}: {e}"))?;
+        workers.push(
+            publisher
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the publisher of {target}"))?,
         );
     }
     // The sources whose messages arrive on a RabbitMQ queue.
@@ -165,6 +177,13 @@ pub fn serve_engine(
         let _ = worker.join();
     }
     served
+}
+
+/// The outbound stream's events as `GET /v1/outbound?target=` shows them.
+fn outbound_render() -> pshub_engine::outbound_relay::Render {
+    Box::new(|reads, rows, policy| {
+        pshub_api::wire::outbound_events(reads, rows, policy).map_err(|e| e.to_string())
+    })
 }
 
 /// Reloads the configuration file on each `SIGHUP` (routes, default ERP, legal entities).

@@ -10,12 +10,20 @@
 //!   message that is not JSON is quarantined with the queue and routing key it came by, and
 //!   acknowledged.
 //!
+//! - The outbound stream to an exchange (`[targets.warehouse] connector = "amqp"`): the
+//!   hub's business events arrive on a queue bound to it, masked by `[masking.warehouse]`,
+//!   each with its key as `message_id`, as `GET /v1/outbound?target=warehouse` shows them;
+//!   a restart publishes its window again under the same message ids.
+//!
 //! Each test has a queue of its own, deleted before and after.
 
 mod support;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
@@ -271,6 +279,155 @@ async fn a_mapped_queue_turns_vendor_records_into_events_and_quarantines_what_is
             .is_some_and(|t| t.contains(&queue) && t.contains("guest:***@")),
         "{amqp}"
     );
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+/// A message read from the queue: its message id, its routing key and its event.
+type Arrived = (String, String, Value);
+
+#[tokio::test]
+async fn business_events_reach_an_exchange_masked_for_its_target_with_their_keys() {
+    let queue = format!("pshub-test-{}-out", std::process::id());
+    let exchange = format!("pshub-test-{}-out", std::process::id());
+    let (_connection, channel) = channel_for(&queue).await;
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let dir = TempDir::new("amqp-out");
+    std::fs::write(
+        dir.join("pshub.toml"),
+        format!(
+            r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[masking.warehouse]
+mask = ["worker_id"]
+
+[targets.warehouse]
+connector = "amqp"
+url = "{RABBITMQ}"
+exchange = "{exchange}"
+"#
+        ),
+    )
+    .unwrap();
+    let mut server = serve_configured(&dir, "serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+    api.post_accepted(&{
+        let mut events = firm(&["P-1"]);
+        events.push(approved_time("T1", "2026-03-04", "2"));
+        events
+    })
+    .await;
+
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "pshub-test-reader".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // Reads the queue until `done` holds of what arrived: (message id, routing key, event).
+    let mut arrived: Vec<Arrived> = Vec::new();
+    let mut read_until = async |arrived: &mut Vec<Arrived>, done: &dyn Fn(&[Arrived]) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !done(arrived) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "not reached within 60 s: {arrived:?}");
+            if let Ok(Some(Ok(delivery))) = tokio::time::timeout(left, consumer.next()).await {
+                let id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let event: Value = serde_json::from_slice(&delivery.data).unwrap();
+                arrived.push((id, delivery.routing_key.to_string(), event));
+                delivery.ack(BasicAckOptions::default()).await.unwrap();
+            }
+        }
+    };
+    let has_line = |arrived: &[Arrived]| {
+        arrived
+            .iter()
+            .any(|(_, _, e)| e["type"] == "invoice_line.posted")
+            && arrived
+                .iter()
+                .any(|(_, _, e)| e["type"] == "project.provisioned")
+    };
+    read_until(&mut arrived, &has_line).await;
+    let (id, routing_key, line) = arrived
+        .iter()
+        .find(|(_, _, e)| e["type"] == "invoice_line.posted")
+        .cloned()
+        .unwrap();
+    assert_eq!(routing_key, "invoice_line.posted");
+    assert_eq!(id, line["key"].as_str().unwrap(), "{line}");
+    assert_eq!(line["data"]["source_id"], "T1", "{line}");
+    assert_eq!(
+        line["data"]["worker_id"], "***",
+        "masked for the warehouse: {line}"
+    );
+    let (_, shown) = api.get("/v1/outbound?target=warehouse").await.unwrap();
+    let shown_line = shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "invoice_line.posted")
+        .cloned()
+        .unwrap();
+    assert_eq!(shown_line, line);
+
+    // A restart publishes its window again: the same events under the same message ids,
+    // by which a consumer drops them.
+    let before = arrived.len();
+    server.kill();
+    let server = serve_configured(&dir, "serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    read_until(&mut arrived, &|a: &[Arrived]| {
+        a[before..]
+            .iter()
+            .any(|(id, _, _)| id == &line["key"].as_str().unwrap().to_string())
+    })
+    .await;
+    let first: std::collections::BTreeSet<&str> = arrived[..before]
+        .iter()
+        .map(|(id, _, _)| id.as_str())
+        .collect();
+    assert!(
+        arrived[before..]
+            .iter()
+            .all(|(id, _, _)| first.contains(id.as_str())),
+        "only repeats after the restart: {arrived:?}"
+    );
+    assert_eq!(api.connector_count("warehouse", "trouble").await, 0.0);
     channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await

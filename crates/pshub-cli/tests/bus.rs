@@ -289,27 +289,12 @@ async fn business_events_reach_the_outbound_stream_masked_for_the_bus_and_once_a
     let token = create_token(dir.path(), None, "admin", None);
     let client = reqwest::Client::new();
     let api = Api::new(&client, &server.base, &token);
-    let event = |id: &str, source: &str, kind: &str, data: Value| {
-        json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
-                "occurred_at": "2026-03-04T17:02:11Z", "data": data })
-    };
-    let results = api
-        .post_events(&[
-            event("rc-1", "psa", "rate_card.upserted", json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
-                { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" } ] })),
-            closed_won("P-1", "EUR", "RC-EUR", "2026-01-01", None),
-            serde_json::from_str(&hired(1)).unwrap(),
-            event("as-1", "psa", "assignment.changed", json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1",
-                "project_code": "P-1", "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" })),
-            event("t1", "psa", "time_entry.approved", json!({ "entry_id": "T1", "worker_id": "W-1", "project_code": "P-1",
-                "work_date": "2026-03-04", "hours": "2", "billable": true })),
-        ])
-        .await
-        .unwrap();
-    assert!(
-        results.iter().all(|r| r["status"] == "accepted"),
-        "{results:?}"
-    );
+    api.post_accepted(&{
+        let mut events = firm(&["P-1"]);
+        events.push(approved_time("T1", "2026-03-04", "2"));
+        events
+    })
+    .await;
 
     let messages = eventually(
         "the project and the line reach the outbound stream",

@@ -41,6 +41,21 @@ const LINGER: Duration = Duration::from_millis(5);
 /// How long after trouble the broker is tried again.
 const AGAIN: Duration = Duration::from_secs(1);
 
+/// A connection to the broker at `url` (`shown` as logs may show it) and a channel on it.
+pub(crate) async fn open_channel(
+    url: &pshub_engine::hooks::Secret,
+    shown: &str,
+) -> Result<(Connection, Channel), String> {
+    let connection = Connection::connect(url.expose(), ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("cannot reach the broker at {shown}: {e}"))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| format!("cannot open a channel: {e}"))?;
+    Ok((connection, channel))
+}
+
 /// What the consumer does, each logged and counted.
 enum AmqpEvent<'a> {
     Connected,
@@ -149,15 +164,7 @@ impl Consumer {
 
     /// One connection's life: consumes until `stop` is set or the broker fails.
     async fn consume(&self, stop: &AtomicBool) -> Result<(), String> {
-        let url = self.amqp.url.expose();
-        let shown = self.amqp.shown_url();
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(|e| format!("cannot reach the broker at {shown}: {e}"))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| format!("cannot open a channel: {e}"))?;
+        let (connection, channel) = open_channel(&self.amqp.url, &self.amqp.shown_url()).await?;
         let queue = self.amqp.queue.as_str();
         channel
             .queue_declare(

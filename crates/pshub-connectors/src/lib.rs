@@ -15,6 +15,7 @@
 //! round.
 
 pub mod amqp;
+pub mod amqp_out;
 pub mod avalara_tax;
 pub mod csv_drop;
 pub mod legacy_table;

@@ -37,6 +37,26 @@ impl AmqpSource {
     }
 }
 
+/// An exchange the outbound stream of business events is published to
+/// (`[targets.<name>] connector = "amqp"`), masked by `[masking.<name>]`.
+#[derive(Debug, Clone)]
+pub struct AmqpTarget {
+    pub url: Secret,
+    /// A durable topic exchange, declared when missing; each event's routing key is its type.
+    pub exchange: String,
+}
+
+impl AmqpTarget {
+    /// The name its relay's cursor is saved under.
+    pub fn cursor_name(target: &str) -> String {
+        format!("amqp_out:{target}")
+    }
+
+    pub fn shown_url(&self) -> String {
+        crate::hooks::shown_url(self.url.expose())
+    }
+}
+
 /// What a message says of itself, kept beside its payload.
 #[derive(Debug, Clone, Default)]
 pub struct Message {

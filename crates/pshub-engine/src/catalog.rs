@@ -63,6 +63,7 @@ impl Engine {
         names.extend(config.amqp_sources.keys().cloned());
         names.extend(config.pg_tables.keys().cloned());
         names.extend(config.nats_sources.keys().cloned());
+        names.extend(config.amqp_targets.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -172,7 +173,10 @@ impl Engine {
                     "outbound": self.port(&name).map(|port| json!({
                         "connector": port.kind(),
                         "target": port.describe(),
-                    })),
+                    })).or_else(|| config.amqp_targets.get(&name).map(|t| json!({
+                        "connector": "amqp",
+                        "target": { "transport": format!("the outbound stream to exchange {} at {}", t.exchange, t.shown_url()) },
+                    }))),
                     "flows": used_by,
                     "health": health,
                 }),

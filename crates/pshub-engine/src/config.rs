@@ -182,6 +182,8 @@ pub struct Config {
     pub nats_sources: BTreeMap<String, crate::nats_source::NatsSource>,
     /// Sources read from a PostgreSQL table by a watermark column, by source name.
     pub pg_tables: BTreeMap<String, crate::pg_table::PgTable>,
+    /// Exchanges the outbound stream is published to, by target name.
+    pub amqp_targets: BTreeMap<String, crate::amqp::AmqpTarget>,
     /// Sources whose records arrive on a RabbitMQ queue, by source name.
     pub amqp_sources: BTreeMap<String, crate::amqp::AmqpSource>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
@@ -221,6 +223,7 @@ impl Default for Config {
             csv_drops: BTreeMap::new(),
             rest_polls: BTreeMap::new(),
             amqp_sources: BTreeMap::new(),
+            amqp_targets: BTreeMap::new(),
             pg_tables: BTreeMap::new(),
             nats_sources: BTreeMap::new(),
             bus: None,

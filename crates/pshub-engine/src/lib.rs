@@ -34,6 +34,7 @@ pub mod lease;
 pub mod mapping_replay;
 pub mod metrics;
 pub mod nats_source;
+pub mod outbound_relay;
 pub mod payroll;
 pub mod pg_table;
 pub mod ports;

@@ -343,6 +343,7 @@ pub async fn outbound(
             let known = config.masking.contains_key(target)
                 || config.knows_source(target)
                 || state.engine.port(target).is_some()
+                || config.amqp_targets.contains_key(target)
                 || (config.bus.is_some() && target == "bus");
             if !known {
                 return Err(ApiError::bad_request(

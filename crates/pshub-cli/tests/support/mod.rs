@@ -467,6 +467,15 @@ impl Api {
         .unwrap_or(0.0)
     }
 
+    /// Posts `events` and checks that each was accepted.
+    pub async fn post_accepted(&self, events: &[Value]) {
+        let results = self.post_events(events).await.unwrap();
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "{results:?}"
+        );
+    }
+
     /// Waits until `GET path` answers 200 (what a connector brings in has arrived), and
     /// answers its body.
     pub async fn until_ok(&self, path: &str) -> Value {
@@ -778,4 +787,49 @@ pub fn serve_configured(dir: &TempDir, log: &str) -> Server {
         .spawn();
     wait_listening(server.port);
     server
+}
+
+/// A canonical event as a system sends it.
+pub fn envelope(source: &str, id: &str, event_type: &str, data: Value) -> Value {
+    serde_json::json!({ "id": id, "source": source, "type": event_type, "schema_version": 1,
+                        "occurred_at": "2026-03-04T17:02:11Z", "data": data })
+}
+
+/// A firm with a rate card, the won deals of `projects`, and W-1 hired and staffed on P-1.
+pub fn firm(projects: &[&str]) -> Vec<Value> {
+    let mut events = vec![envelope(
+        "psa",
+        "rc-1",
+        "rate_card.upserted",
+        serde_json::json!({ "rate_card_id": "RC-EUR", "currency": "EUR", "rates": [
+            { "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }
+        ] }),
+    )];
+    for project in projects {
+        events.push(closed_won(project, "EUR", "RC-EUR", "2026-01-01", None));
+    }
+    events.push(envelope(
+        "hris",
+        "hire-W-1",
+        "worker.hired",
+        serde_json::json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01", "region": "emea", "role": "consultant" }),
+    ));
+    events.push(envelope(
+        "psa",
+        "as-1",
+        "assignment.changed",
+        serde_json::json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
+                "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+    ));
+    events
+}
+
+/// W-1's approved time entry `id` on P-1.
+pub fn approved_time(id: &str, date: &str, hours: &str) -> Value {
+    envelope(
+        "psa",
+        &id.to_lowercase(),
+        "time_entry.approved",
+        serde_json::json!({ "entry_id": id, "worker_id": "W-1", "project_code": "P-1", "work_date": date, "hours": hours, "billable": true }),
+    )
 }
