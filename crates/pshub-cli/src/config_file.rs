@@ -1196,7 +1196,7 @@ mod tests {
 
         let path = write(
             "nats-source-errors",
-            "[sources.f]\nconnector = \"nats\"\nurl = \"http://x\"\nsubject = \"a..b\"\nstream = \"A.B\"\nconsumer = \"staging.f\"\nbatch = 0\n",
+            "[sources.f]\nconnector = \"nats\"\nurl = \"http://x\"\nsubject = \"a..b\"\nstream = \"A.B\"\nconsumer = \"staging.f\"\nbatch = 0\n\n[sources.bus]\nconnector = \"nats\"\nurl = \"nats://x:4222\"\nsubject = \"a.>.b\"\nstream = \"S\"\n",
         );
         let errors = ConfigFile::read(&path).unwrap_err();
         let name = path.display().to_string();
@@ -1213,7 +1213,17 @@ mod tests {
                 "{expected} in {errors:?}"
             );
         }
-        assert_eq!(errors.len(), 5, "{errors:?}");
+        for expected in [
+            "'bus' is the name the bus's own connector events are counted under",
+            "subject 'a.>.b' is not a NATS subject",
+        ] {
+            let expected = format!("{name}:9: [sources.bus] {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 7, "{errors:?}");
     }
 
     #[test]

@@ -75,6 +75,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Names the bus's consumer and relay count their events under (`pshub_connector_events_total`).
+const RESERVED: &[&str] = &["bus", "bus_out"];
+
 /// The connector kinds a source may name.
 const CONNECTORS: &[&str] = &[
     "webhook",
@@ -260,6 +263,11 @@ pub fn check(
         }
         let at = at(name);
         let mut fail = |what: String| errors.push(format!("{at}: [sources.{name}] {what}"));
+        if RESERVED.contains(&name.as_str()) {
+            fail(format!(
+                "'{name}' is the name the bus's own connector events are counted under; name the source otherwise"
+            ));
+        }
         match section.connector.as_deref() {
             None => fail(format!(
                 "has connector settings but no connector; give connector = \"{}\"",
@@ -447,15 +455,9 @@ fn check_nats(name: &str, section: &SourceSection, fail: &mut impl FnMut(String)
     }
     match section.subject.as_deref() {
         None => fail("gives no subject: the subjects its records arrive on".into()),
-        Some(subject)
-            if subject.is_empty()
-                || subject.split('.').any(|t| t.is_empty())
-                || subject.chars().any(|c| c.is_whitespace()) =>
-        {
-            fail(format!(
-                "subject '{subject}' is not a NATS subject (tokens separated by dots, no spaces)"
-            ))
-        }
+        Some(subject) if !is_subject_filter(subject) => fail(format!(
+            "subject '{subject}' is not a NATS subject (tokens separated by dots, no spaces; `*` a whole token, `>` the last)"
+        )),
         Some(_) => {}
     }
     match section.stream.as_deref() {
@@ -479,6 +481,18 @@ fn check_nats(name: &str, section: &SourceSection, fail: &mut impl FnMut(String)
     {
         fail(format!("batch {batch} is out of bounds: 1 to 10000"));
     }
+}
+
+/// A NATS subject a consumer may filter on: dot-separated tokens, none empty or with a
+/// space, `*` only as a whole token, `>` only as the whole last token.
+fn is_subject_filter(subject: &str) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    tokens.iter().enumerate().all(|(i, t)| {
+        !t.is_empty()
+            && !t.chars().any(char::is_whitespace)
+            && (*t == "*" || !t.contains('*'))
+            && (*t == ">" && i == tokens.len() - 1 || !t.contains('>'))
+    })
 }
 
 /// A poller's pacing: how far back each window reaches and how often one is read.
