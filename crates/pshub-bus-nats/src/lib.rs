@@ -207,15 +207,20 @@ pub fn spawn_source(
     spawn(engine, inbound, stop)
 }
 
+/// The runtime of one of the bus's threads.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the bus's runtime: {e}"))
+}
+
 fn spawn(
     engine: Arc<Engine>,
     inbound: Inbound,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the bus's runtime: {e}"))?;
+    let runtime = runtime()?;
     let consumer = runtime.block_on(pull_consumer(&inbound))?;
     tracing::info!(url = %inbound.url, stream = %inbound.stream, consumer = %inbound.consumer, source = %inbound.source, "bus: consuming");
     std::thread::Builder::new()

@@ -39,10 +39,7 @@ pub fn spawn_outbound(
     render: Render,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the bus's runtime: {e}"))?;
+    let runtime = crate::runtime()?;
     let js = runtime.block_on(async {
         let client = async_nats::connect(&bus.url)
             .await

@@ -161,23 +161,6 @@ prefetch = 200
     )
 }
 
-async fn until_accepted(api: &Api, count: u64) -> Value {
-    eventually(
-        "every message on the queue is applied",
-        Duration::from_secs(90),
-        Duration::from_millis(50),
-        || async {
-            let (_, summary) = api.get("/v1/summary").await.map_err(|e| e.to_string())?;
-            if summary["accepted"].as_u64() == Some(count) {
-                Ok(summary)
-            } else {
-                Err(summary.to_string())
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_applies_them_once() {
     const COUNT: usize = 2_000;
@@ -206,7 +189,7 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
 
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
-    let summary = until_accepted(&api, COUNT as u64).await;
+    let summary = api.until_accepted(COUNT as u64).await;
     let redelivered = api.connector_count("hris_mq", "redelivered").await;
     assert!(
         redelivered >= 1.0,

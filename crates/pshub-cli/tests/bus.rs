@@ -84,23 +84,6 @@ async fn counts_of(js: &jetstream::Context, stream: &str, consumer: &str) -> (u6
     (info.num_pending, info.num_ack_pending)
 }
 
-async fn until_accepted(api: &Api, count: u64) -> serde_json::Value {
-    eventually(
-        "every event on the stream is applied",
-        Duration::from_secs(90),
-        Duration::from_millis(50),
-        || async {
-            let (_, summary) = api.get("/v1/summary").await.map_err(|e| e.to_string())?;
-            if summary["accepted"].as_u64() == Some(count) {
-                Ok(summary)
-            } else {
-                Err(summary.to_string())
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_applies_them_once() {
     const COUNT: usize = 2_000;
@@ -146,7 +129,7 @@ async fn a_hub_killed_between_receipt_and_commit_gets_its_messages_again_and_app
 
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
-    let summary = until_accepted(&api, COUNT as u64).await;
+    let summary = api.until_accepted(COUNT as u64).await;
     let redelivered = api.connector_count("bus", "redelivered").await;
     assert!(
         redelivered >= 1.0,
@@ -207,7 +190,7 @@ async fn two_hubs_on_postgresql_share_the_consumer_and_apply_each_event_once() {
         .collect();
 
     publish(&js, &namespace, COUNT).await;
-    let summary = until_accepted(&hubs[0], COUNT as u64).await;
+    let summary = hubs[0].until_accepted(COUNT as u64).await;
     let mut redelivered = 0.0;
     for hub in &hubs {
         redelivered += hub.connector_count("bus", "redelivered").await;

@@ -12,7 +12,6 @@ mod support;
 
 use pshub_store_postgres::testing::TestDatabase;
 use serde_json::Value;
-use std::time::Duration;
 use support::*;
 
 const MAPPING: &str = r#"
@@ -70,23 +69,6 @@ fn insert(url: &str, worker: &str, role: &str, changed_at: &str) {
     );
 }
 
-async fn until_accepted(api: &Api, count: u64) -> Value {
-    eventually(
-        "every row is taken in",
-        Duration::from_secs(60),
-        Duration::from_millis(50),
-        || async {
-            let summary = api.summary().await;
-            if summary["accepted"].as_u64() == Some(count) {
-                Ok(summary)
-            } else {
-                Err(summary.to_string())
-            }
-        },
-    )
-    .await
-}
-
 async fn role_of(api: &Api, worker: &str) -> Value {
     api.get_ok(&format!("/v1/workers/{worker}")).await["role"].clone()
 }
@@ -115,7 +97,7 @@ async fn a_table_read_by_its_watermark_across_a_restart_neither_skips_nor_double
     let api = Api::new(&client, &server.base, &token);
 
     // Three rows, read two a page.
-    until_accepted(&api, 3).await;
+    api.until_accepted(3).await;
     assert_eq!(role_of(&api, "W-3").await, "consultant");
 
     // Stopped; meanwhile W-1 is promoted and W-4 joins.
@@ -124,7 +106,7 @@ async fn a_table_read_by_its_watermark_across_a_restart_neither_skips_nor_double
     insert(&url, "W-4", "consultant", "now()");
     let server = start("serve-2.log");
     let api = Api::new(&client, &server.base, &token);
-    let summary = until_accepted(&api, 5).await;
+    let summary = api.until_accepted(5).await;
     assert_eq!(role_of(&api, "W-1").await, "manager");
     assert_eq!(role_of(&api, "W-4").await, "consultant");
     // The restart read its window again: what it had taken came back as duplicates.
@@ -140,7 +122,7 @@ async fn a_table_read_by_its_watermark_across_a_restart_neither_skips_nor_double
         "consultant",
         "(SELECT max(changed_at) FROM hr.worker_changes) - interval '30 seconds'",
     );
-    until_accepted(&api, 6).await;
+    api.until_accepted(6).await;
     assert_eq!(role_of(&api, "W-5").await, "consultant");
     assert_eq!(api.connector_count("legacy_hr", "trouble").await, 0.0);
 

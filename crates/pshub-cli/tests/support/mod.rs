@@ -467,6 +467,25 @@ impl Api {
         .unwrap_or(0.0)
     }
 
+    /// Waits until the hub has accepted exactly `count` events (what a connector brings in
+    /// has all arrived, none twice), and answers the summary.
+    pub async fn until_accepted(&self, count: u64) -> Value {
+        eventually(
+            &format!("{count} events are accepted"),
+            Duration::from_secs(90),
+            Duration::from_millis(50),
+            || async {
+                let summary = self.summary().await;
+                if summary["accepted"].as_u64() == Some(count) {
+                    Ok(summary)
+                } else {
+                    Err(summary.to_string())
+                }
+            },
+        )
+        .await
+    }
+
     /// Posts `events` and checks that each was accepted.
     pub async fn post_accepted(&self, events: &[Value]) {
         let results = self.post_events(events).await.unwrap();
