@@ -570,7 +570,10 @@ pub fn canonical(
             // The canonical record the mapping made is refused: say which expression made it.
             let field = error.error.field;
             let found = envelope
-                .pointer(&format!("/{}", field.replace('.', "/")))
+                .pointer(&format!(
+                    "/{}",
+                    field.replace(['.', '['], "/").replace(']', "")
+                ))
                 .map_or_else(|| "nothing".to_string(), Value::to_string);
             let path = mapping
                 .path_of(&field)

@@ -63,6 +63,15 @@ impl Expr {
         }
     }
 
+    /// Every value the expression yields on `input`, or its first error.
+    pub fn all(&self, input: &Val) -> Result<Vec<Val>, String> {
+        let inputs = RcIter::new(core::iter::empty());
+        self.filter
+            .run((Ctx::new([], &inputs), input.clone()))
+            .map(|value| value.map_err(|error| error.to_string()))
+            .collect()
+    }
+
     /// The expression's first value on a JSON value (`null` when it yields none).
     pub fn first_of(&self, input: &serde_json::Value) -> Result<serde_json::Value, String> {
         self.first(&Val::from(input.clone()))

@@ -53,6 +53,18 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../mappings/kantata/expense_rejected.v1.toml"),
     ),
     (
+        "kantata/resource_request.v1.toml",
+        include_str!("../../../mappings/kantata/resource_request.v1.toml"),
+    ),
+    (
+        "kantata/allocation.v1.toml",
+        include_str!("../../../mappings/kantata/allocation.v1.toml"),
+    ),
+    (
+        "kantata/rate_card.v1.toml",
+        include_str!("../../../mappings/kantata/rate_card.v1.toml"),
+    ),
+    (
         "payroll_bureau/actuals.v1.toml",
         include_str!("../../../mappings/payroll_bureau/actuals.v1.toml"),
     ),
@@ -143,6 +155,12 @@ enum Kind {
     },
     /// Unix seconds (an integer) or an RFC 3339 text, written as RFC 3339 in UTC.
     Timestamp,
+    /// A timestamp (RFC 3339 text, or whole Unix seconds) as whole Unix seconds: a record's
+    /// version from its modification time, for sources that number no versions.
+    UnixSeconds,
+    /// A list with one object for each value the expression yields, each object made of
+    /// these fields read from that value (a rate card's lines, a report's allocations).
+    Each(Vec<Field>),
 }
 
 #[derive(Debug)]
@@ -195,6 +213,13 @@ enum FieldFile {
     Timestamp {
         timestamp: String,
     },
+    UnixSeconds {
+        unix_seconds: String,
+    },
+    Each {
+        each: String,
+        fields: BTreeMap<String, FieldFile>,
+    },
 }
 
 /// The envelope fields a mapping gives; `source`, `type` and `schema_version` are its own.
@@ -238,34 +263,17 @@ impl Mapping {
             )));
         }
         let compile = |text: &str| Expr::compile(text).map_err(fail);
-        let mut fields = Vec::new();
         let named = parsed
             .envelope
             .iter()
             .map(|(k, f)| (k.clone(), f))
             .chain(parsed.data.iter().map(|(k, f)| (format!("data.{k}"), f)));
+        let mut fields = Vec::new();
         for (name, field) in named {
-            let (expr, kind) = match field {
-                FieldFile::Jq(text) => (compile(text)?, Kind::Json),
-                FieldFile::Decimal {
-                    decimal,
-                    minor_units_of,
-                    divide_by,
-                } => {
-                    if *divide_by == Some(0) {
-                        return Err(fail(format!("{name}: divide_by must not be 0")));
-                    }
-                    (
-                        compile(decimal)?,
-                        Kind::Decimal {
-                            minor_units_of: minor_units_of.as_deref().map(compile).transpose()?,
-                            divide_by: *divide_by,
-                        },
-                    )
-                }
-                FieldFile::Timestamp { timestamp } => (compile(timestamp)?, Kind::Timestamp),
-            };
-            fields.push(Field { name, expr, kind });
+            if let (false, FieldFile::Each { .. }) = (name.starts_with("data."), field) {
+                return Err(fail(format!("{name}: an envelope field is not a list")));
+            }
+            fields.push(compile_field(name, field).map_err(fail)?);
         }
         Ok(Mapping {
             name,
@@ -297,11 +305,7 @@ impl Mapping {
         envelope.insert("schema_version".into(), Value::from(1));
         let mut data = Map::new();
         for field in &self.fields {
-            let found = field
-                .expr
-                .first(&input)
-                .map_err(|problem| self.error(&field.name, &field.expr.text, None, problem))?;
-            let value = self.read(field, Value::from(found), &input)?;
+            let value = self.value_of(field, &field.name, &input)?;
             if value.is_null() {
                 continue;
             }
@@ -328,16 +332,46 @@ impl Mapping {
 
     /// The jq expression that gives a canonical field (`data.hours`), for errors found
     /// after mapping, when the canonical record is checked.
+    /// A field inside a list (`data.rates[2].rate`) is given by that list's inner field.
     pub fn path_of(&self, field: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|f| f.name == field || field.starts_with(&format!("{}.", f.name)))
-            .map(|f| f.expr.text.as_str())
+        path_in(&self.fields, field)
     }
 
-    fn read(&self, field: &Field, found: Value, input: &Val) -> Result<Value, Box<MappingError>> {
-        let fail =
-            |problem: String| self.error(&field.name, &field.expr.text, Some(&found), problem);
+    /// The value of `field` on `input`, named `name` in errors (`data.rates[2].rate`).
+    fn value_of(&self, field: &Field, name: &str, input: &Val) -> Result<Value, Box<MappingError>> {
+        let Kind::Each(inner) = &field.kind else {
+            let found = field
+                .expr
+                .first(input)
+                .map_err(|problem| self.error(name, &field.expr.text, None, problem))?;
+            return self.read(field, name, Value::from(found), input);
+        };
+        let items = field
+            .expr
+            .all(input)
+            .map_err(|problem| self.error(name, &field.expr.text, None, problem))?;
+        let mut list = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let mut object = Map::new();
+            for part in inner {
+                let value = self.value_of(part, &format!("{name}[{i}].{}", part.name), item)?;
+                if !value.is_null() {
+                    put(&mut object, &part.name, value);
+                }
+            }
+            list.push(Value::Object(object));
+        }
+        Ok(Value::Array(list))
+    }
+
+    fn read(
+        &self,
+        field: &Field,
+        name: &str,
+        found: Value,
+        input: &Val,
+    ) -> Result<Value, Box<MappingError>> {
+        let fail = |problem: String| self.error(name, &field.expr.text, Some(&found), problem);
         match &field.kind {
             Kind::Json => match &found {
                 Value::Number(n) if !is_integer(n) => Err(fail(
@@ -357,13 +391,12 @@ impl Mapping {
                 };
                 let mut value = pshub_model::decimal::parse_exact(&text).map_err(fail)?;
                 if let Some(currency) = minor_units_of {
-                    let code = currency.first(input).map_err(|problem| {
-                        self.error(&field.name, &currency.text, None, problem)
-                    })?;
+                    let code = currency
+                        .first(input)
+                        .map_err(|problem| self.error(name, &currency.text, None, problem))?;
                     let code = Value::from(code);
-                    let currency_of = |problem: String| {
-                        self.error(&field.name, &currency.text, Some(&code), problem)
-                    };
+                    let currency_of =
+                        |problem: String| self.error(name, &currency.text, Some(&code), problem);
                     let text = code
                         .as_str()
                         .ok_or_else(|| currency_of("is not a currency code".into()))?;
@@ -404,6 +437,18 @@ impl Mapping {
                 }
                 _ => Err(fail("is not a timestamp (Unix seconds or RFC 3339)".into())),
             },
+            Kind::UnixSeconds => match &found {
+                Value::Null => Ok(Value::Null),
+                Value::Number(n) if n.as_i64().is_some() => Ok(found.clone()),
+                Value::String(text) => parse_timestamp(text)
+                    .map(|at| Value::from(at.timestamp()))
+                    .ok_or_else(|| fail("is not an RFC 3339 timestamp".into())),
+                _ => Err(fail(
+                    "is not a timestamp (whole Unix seconds or RFC 3339)".into(),
+                )),
+            },
+            // Read by `value_of`, which makes the list.
+            Kind::Each(_) => Err(fail("a list is read by its fields".into())),
         }
     }
 
@@ -435,6 +480,60 @@ impl Mapping {
             problem,
         })
     }
+}
+
+/// Compiles one field of a mapping file (a list's fields with it), or says why not.
+fn compile_field(name: String, field: &FieldFile) -> Result<Field, String> {
+    let (expr, kind) = match field {
+        FieldFile::Jq(text) => (Expr::compile(text)?, Kind::Json),
+        FieldFile::Decimal {
+            decimal,
+            minor_units_of,
+            divide_by,
+        } => {
+            if *divide_by == Some(0) {
+                return Err(format!("{name}: divide_by must not be 0"));
+            }
+            (
+                Expr::compile(decimal)?,
+                Kind::Decimal {
+                    minor_units_of: minor_units_of.as_deref().map(Expr::compile).transpose()?,
+                    divide_by: *divide_by,
+                },
+            )
+        }
+        FieldFile::Timestamp { timestamp } => (Expr::compile(timestamp)?, Kind::Timestamp),
+        FieldFile::UnixSeconds { unix_seconds } => {
+            (Expr::compile(unix_seconds)?, Kind::UnixSeconds)
+        }
+        FieldFile::Each { each, fields } => {
+            if fields.is_empty() {
+                return Err(format!("{name}: a list names no fields"));
+            }
+            let inner = fields
+                .iter()
+                .map(|(inner, field)| compile_field(inner.clone(), field))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Expr::compile(each)?, Kind::Each(inner))
+        }
+    };
+    Ok(Field { name, expr, kind })
+}
+
+/// The expression that gives `field` among `fields`: the field itself, an object it lies
+/// in, or, inside a list (`data.rates[2].rate`), the list's field that gives it.
+fn path_in<'f>(fields: &'f [Field], field: &str) -> Option<&'f str> {
+    fields.iter().find_map(|f| {
+        if f.name == field || field.starts_with(&format!("{}.", f.name)) {
+            return Some(f.expr.text.as_str());
+        }
+        let rest = field.strip_prefix(&format!("{}[", f.name))?;
+        let (_, inner) = rest.split_once("].")?;
+        match &f.kind {
+            Kind::Each(parts) => path_in(parts, inner).or(Some(f.expr.text.as_str())),
+            _ => None,
+        }
+    })
 }
 
 fn is_integer(n: &serde_json::Number) -> bool {

@@ -230,3 +230,82 @@ fn timestamps_are_read_as_rfc_3339_or_with_salesforces_offset() {
     assert_eq!(utc("2026-03-01 10:00"), None);
     assert_eq!(utc("2026-03-01"), None);
 }
+
+#[test]
+fn a_list_field_maps_each_value_with_its_own_fields_and_names_the_element_that_fails() {
+    let m = small(
+        "card",
+        r#"rates = { each = '.card as $c | $c.lines[] | . + {currency: $c.currency}', fields = { role = ".role", rate = { decimal = ".cents", minor_units_of = ".currency" } } }"#,
+    );
+    let card = |second: Value| {
+        json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "card": { "currency": "usd",
+            "lines": [{ "role": "lead", "cents": 20050 }, { "role": "analyst", "cents": second }] } })
+    };
+    let mapped = m.apply(&card(json!(9000))).unwrap().unwrap();
+    assert_eq!(
+        mapped["data"]["rates"],
+        json!([{ "role": "lead", "rate": "200.50" }, { "role": "analyst", "rate": "90.00" }])
+    );
+    let error = m.apply(&card(json!("ninety"))).unwrap_err();
+    assert_eq!(error.field, "data.rates[1].rate");
+    assert_eq!(error.path, ".cents");
+    assert_eq!(error.found.as_deref(), Some("\"ninety\""));
+    assert_eq!(m.path_of("data.rates[1].rate"), Some(".cents"));
+    assert_eq!(
+        m.path_of("data.rates[1].region"),
+        Some(m.path_of("data.rates").unwrap())
+    );
+    // No value, no element: an empty list, which the canonical record may then refuse.
+    let empty = json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "card": { "currency": "usd", "lines": [] } });
+    assert_eq!(
+        m.apply(&empty).unwrap().unwrap()["data"]["rates"],
+        json!([])
+    );
+}
+
+#[test]
+fn a_list_field_is_refused_in_the_envelope_and_without_fields() {
+    let text = |envelope_id: &str, data: &str| {
+        format!(
+            "source = \"t\"\nrecord = \"x\"\nversion = 1\ntarget = \"time_entry.approved\"\n[envelope]\nid = {envelope_id}\noccurred_at = \".at\"\n[data]\n{data}\n"
+        )
+    };
+    let listed_id = text(
+        r#"{ each = ".ids[]", fields = { a = ".a" } }"#,
+        "x = \".x\"",
+    );
+    let error = Mapping::parse("t/x.v1.toml", &listed_id).unwrap_err();
+    assert!(
+        error
+            .problem
+            .contains("id: an envelope field is not a list"),
+        "{error}"
+    );
+    let no_fields = text("\".id\"", r#"rates = { each = ".r[]", fields = {} }"#);
+    let error = Mapping::parse("t/x.v1.toml", &no_fields).unwrap_err();
+    assert!(error.problem.contains("a list names no fields"), "{error}");
+}
+
+#[test]
+fn unix_seconds_are_read_from_a_timestamp_or_kept_when_whole() {
+    let m = small("versioned", "version = { unix_seconds = \".updated\" }");
+    let version = |updated: Value| {
+        m.apply(&json!({ "id": "1", "at": "2026-12-01T00:00:00Z", "updated": updated }))
+            .map(|e| e.unwrap()["data"]["version"].clone())
+            .map_err(|e| e.problem)
+    };
+    assert_eq!(
+        version(json!("2026-03-01T10:00:00Z")),
+        Ok(json!(1_772_359_200))
+    );
+    assert_eq!(
+        version(json!("2026-03-01T02:00:00.000-0800")),
+        Ok(json!(1_772_359_200))
+    );
+    assert_eq!(version(json!(17)), Ok(json!(17)));
+    assert_eq!(
+        version(json!("yesterday")),
+        Err("is not an RFC 3339 timestamp".to_string())
+    );
+    assert!(version(json!(1.5)).is_err());
+}

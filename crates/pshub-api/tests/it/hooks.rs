@@ -440,6 +440,203 @@ pub async fn a_psa_in_kantatas_shape_bills_as_the_canonical_path_does(store: Bac
     );
 }
 
+/// A record of a PSA in Kantata's shape, in the envelope its webhook sends.
+fn kantata(id: &str, event: &str, created_at: &str, object: Value) -> String {
+    json!({ "id": id, "event": event, "created_at": created_at, "object": object }).to_string()
+}
+
+/// Kantata's resource R-1 of W-1 on P-2 (a request or an allocation), written at `updated`.
+fn kantata_resource(updated: &str, extra: Value) -> Value {
+    let mut object = json!({
+        "id": "RR-1", "resource_id": "R-1", "user_id": "W-1", "workspace_id": "P-2",
+        "role_name": "consultant", "start_date": "2026-03-01", "end_date": "2026-04-30",
+        "minutes": 19200, "updated_at": updated
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        object[key] = value.clone();
+    }
+    object
+}
+
+pub async fn a_psa_in_kantatas_shape_staffs_and_prices_through_its_bookings_and_rate_cards(
+    store: Backend,
+) {
+    let mut config = config();
+    config.inbound.get_mut("psa").unwrap().mappings = [
+        "kantata/rate_card.v1",
+        "kantata/resource_request.v1",
+        "kantata/allocation.v1",
+        "kantata/time_entry.v1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let app = spawn_app_with(store, config).await;
+    app.with_firm().await;
+    let hook = async |body: String| {
+        let signature = format!("sha256={}", hex_hmac(PSA_SECRET, &[body.as_bytes()]));
+        let (status, answer) = app.hook("psa", &body, &[("x-signature", signature)]).await;
+        assert_eq!(
+            (status, answer["results"][0]["status"].clone()),
+            (200, json!("accepted")),
+            "{answer}"
+        );
+    };
+    // The rate card set, with the version of January and the one of April.
+    let roles = |cents: u32| json!([{ "role_name": "consultant", "rate_in_cents": cents }]);
+    hook(kantata(
+        "k-rcs",
+        "rate_card_set_version.published",
+        "2026-02-20T09:00:00Z",
+        json!({ "id": "RCS-1", "currency": "eur", "versions": [
+            { "id": "V1", "effective_date": "2026-01-01",
+              "rate_cards": [{ "id": "C1", "title": "emea", "rate_card_roles": roles(17000) }] },
+            { "id": "V2", "effective_date": "2026-04-01",
+              "rate_cards": [{ "id": "C2", "title": "emea", "rate_card_roles": roles(17550) }] }
+        ] }),
+    ))
+    .await;
+    app.send(json!([closed_won(
+        "P-2",
+        "EUR",
+        "KRC-RCS-1",
+        "2026-01-01",
+        None
+    )]))
+    .await;
+    // Staffing, in Kantata's steps: a request, a soft then a hard allocation, the approval.
+    let assignment = async || {
+        app.settle().await;
+        let (_, found) = app.get("/v1/assignments?project_code=P-2").await;
+        found["items"][0].clone()
+    };
+    hook(kantata(
+        "k-rr-1",
+        "resource_request.created",
+        "2026-02-25T09:00:00Z",
+        kantata_resource("2026-02-25T09:00:00Z", json!({ "status": "pending" })),
+    ))
+    .await;
+    let requested = assignment().await;
+    assert_eq!(
+        (
+            requested["assignment_id"].clone(),
+            requested["state"].clone()
+        ),
+        (json!("KR-R-1"), json!("tentative")),
+        "{requested}"
+    );
+    assert_eq!(requested["hours"], "320");
+    for (id, at, kind) in [
+        ("k-al-1", "2026-02-26T10:00:00Z", "soft"),
+        ("k-al-2", "2026-02-27T10:00:00Z", "hard"),
+    ] {
+        let allocation = json!({ "id": "AL-1", "allocation_type": kind });
+        hook(kantata(
+            id,
+            "allocation.updated",
+            at,
+            kantata_resource(at, allocation),
+        ))
+        .await;
+        assert_eq!(assignment().await["state"], kind);
+    }
+    // An allocation written before the last word arrives late: it changes nothing.
+    let late = kantata_resource(
+        "2026-02-26T12:00:00Z",
+        json!({ "id": "AL-1", "allocation_type": "soft" }),
+    );
+    hook(kantata(
+        "k-al-late",
+        "allocation.updated",
+        "2026-02-26T12:00:00Z",
+        late,
+    ))
+    .await;
+    assert_eq!(assignment().await["state"], "hard");
+    let approved_at = "2026-02-28T16:30:00Z";
+    hook(kantata(
+        "k-rr-2",
+        "resource_request.updated",
+        approved_at,
+        kantata_resource(approved_at, json!({ "status": "approved" })),
+    ))
+    .await;
+    let approved = assignment().await;
+    assert_eq!(approved["state"], "approved", "{approved}");
+    assert_eq!(
+        approved["version"],
+        chrono::DateTime::parse_from_rfc3339(approved_at)
+            .unwrap()
+            .timestamp()
+    );
+    // Work on either side of April is priced by the version of its day.
+    let worked = |id: &str, entry: &str, day: &str| {
+        kantata(
+            id,
+            "time_entry.approved",
+            "2026-04-05T18:00:00Z",
+            json!({ "id": entry, "date_performed": day, "time_in_minutes": 120,
+                    "billable": true, "user_id": "W-1", "workspace_id": "P-2" }),
+        )
+    };
+    hook(worked("k-t-1", "KT-MAR", "2026-03-31")).await;
+    hook(worked("k-t-2", "KT-APR", "2026-04-01")).await;
+    app.settle().await;
+    for (entry, rate, amount) in [("KT-MAR", "170", "340.00"), ("KT-APR", "175.5", "351.00")] {
+        let lines = app.lines_of(entry).await;
+        assert_eq!(lines.len(), 1, "{entry}: {lines:?}");
+        assert_eq!(
+            (lines[0]["rate"].clone(), lines[0]["amount"].clone()),
+            (json!(rate), json!(amount)),
+            "{entry}: {}",
+            lines[0]
+        );
+    }
+    // A rate the card cannot read is quarantined naming its line, and the card stands.
+    let bad = kantata(
+        "k-rcs-bad",
+        "rate_card_set_version.published",
+        "2026-04-06T09:00:00Z",
+        json!({ "id": "RCS-1", "currency": "eur", "versions": [
+            { "id": "V3", "effective_date": "2026-05-01",
+              "rate_cards": [{ "id": "C3", "title": "emea", "rate_card_roles": [
+                  { "role_name": "consultant", "rate_in_cents": 18000 },
+                  { "role_name": "analyst", "rate_in_cents": "TBD" }] }] }
+        ] }),
+    );
+    let signature = format!("sha256={}", hex_hmac(PSA_SECRET, &[bad.as_bytes()]));
+    let (_, answer) = app.hook("psa", &bad, &[("x-signature", signature)]).await;
+    let result = &answer["results"][0];
+    assert_eq!(result["status"], "quarantined", "{answer}");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("data.rates[1].rate") && reason.contains("kantata/rate_card v1"),
+        "{reason}"
+    );
+    let (_, cards) = app.get("/v1/rate-cards").await;
+    let card = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rate_card_id"] == "KRC-RCS-1")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(card["rates"].as_array().map(Vec::len), Some(2), "{cards}");
+    // A deleted allocation cancels the assignment: the resource is no longer booked.
+    let deleted_at = "2026-04-10T08:00:00Z";
+    hook(kantata(
+        "k-al-3",
+        "allocation.deleted",
+        deleted_at,
+        kantata_resource(
+            deleted_at,
+            json!({ "id": "AL-1", "allocation_type": "hard" }),
+        ),
+    ))
+    .await;
+    assert_eq!(assignment().await["state"], "cancelled");
+}
+
 pub async fn the_catalog_lists_each_system_with_its_connectors_flows_and_health(store: Backend) {
     let app = with_invoiced_work(store).await;
     let (status, catalog) = app.get("/v1/catalog").await;

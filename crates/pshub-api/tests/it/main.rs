@@ -53,6 +53,7 @@ front_door_suite! {
         a_request_that_does_not_verify_is_refused_with_401_and_kept_never_applied,
         a_record_that_fails_its_mapping_is_quarantined_with_mapping_version_and_path,
         a_psa_in_kantatas_shape_bills_as_the_canonical_path_does,
+        a_psa_in_kantatas_shape_staffs_and_prices_through_its_bookings_and_rate_cards,
         the_catalog_lists_each_system_with_its_connectors_flows_and_health,
         a_replay_under_a_new_mapping_version_shows_the_difference_dry_and_applies_once,
         stripe_events_without_the_metadata_find_the_invoice_through_the_id_registry,
