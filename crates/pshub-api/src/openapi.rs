@@ -1240,6 +1240,15 @@ pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
     Ok(())
 }
 
+/// `GET /v1/xref/{kind}/{id}`'s answer.
+fn xref_answer() -> Value {
+    json!({ "type": "object", "properties": {
+        "kind": { "type": "string" }, "id": { "type": "string", "description": "the hub's own id" },
+        "ids": { "type": "object", "description": "by system (hub, crm, psa, erp, ...)" },
+        "entries": { "type": "array", "items": { "type": "object" } }
+    } })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1308,13 +1317,4 @@ mod tests {
         described.sort();
         assert_eq!(in_router, described);
     }
-}
-
-/// `GET /v1/xref/{kind}/{id}`'s answer.
-fn xref_answer() -> Value {
-    json!({ "type": "object", "properties": {
-        "kind": { "type": "string" }, "id": { "type": "string", "description": "the hub's own id" },
-        "ids": { "type": "object", "description": "by system (hub, crm, psa, erp, ...)" },
-        "entries": { "type": "array", "items": { "type": "object" } }
-    } })
 }
