@@ -1688,6 +1688,7 @@ mod example {
             "SALESFORCE_CDC_SECRET" => Some("cdc".to_string()),
             "AVATAX_ACCOUNT_ID" | "AVATAX_LICENSE_KEY" => Some("avatax".to_string()),
             "LEDGER_MQ_PASSWORD" => Some("mq".to_string()),
+            "CONCUR_TOKEN" => Some("concur".to_string()),
             _ => None,
         };
         let file = ConfigFile::parse(&path, &raw, vars).unwrap_or_else(|e| panic!("{e:?}"));
@@ -1704,8 +1705,10 @@ mod example {
         assert_eq!(config.csv_drops.keys().collect::<Vec<_>>(), ["bureau"]);
         assert_eq!(
             config.rest_polls.keys().collect::<Vec<_>>(),
-            ["salesforce", "sf_deals", "workday"]
+            ["concur", "salesforce", "sf_deals", "workday"]
         );
+        assert_eq!(config.owner_of(Domain::Expense), "concur");
+        assert_eq!(config.inbound["psa"].mappings.len(), 5);
         assert_eq!(config.crm_system, "salesforce");
         assert_eq!(config.tax_system.as_deref(), Some("avalara"));
         assert_eq!(config.amqp_sources["ledger"].queue, "ledger.events");

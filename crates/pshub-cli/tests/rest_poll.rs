@@ -7,12 +7,15 @@
 //!   `/services/data/v60.0/query/<locator>`, records with `attributes` and a
 //!   `SystemModstamp` such as `2026-03-01T10:00:00.000+0000`, a bearer session;
 //! - a Workday Report-as-a-Service report: `GET /ccx/service/customreport2/<tenant>/<owner>/
-//!   <report>?format=json&Updated_From=<prompt>` answering `{"Report_Entry": [...]}`.
+//!   <report>?format=json&Updated_From=<prompt>` answering `{"Report_Entry": [...]}`;
+//! - SAP Concur expense reports as Concur Expense v4's resources hold them (a report, its
+//!   expenses, their allocations), nested one report a page at `/concur/reports`.
 //!
 //! A window stopped by a SIGKILL between two pages is read again whole after the restart:
 //! no record is skipped (not even one Salesforce stamped earlier than the saved cursor, as
 //! a late commit does), none is taken twice. A Workday termination read from the report
-//! gates billing, and a 429 with `Retry-After` is waited out.
+//! gates billing, and a 429 with `Retry-After` is waited out. A Concur expense split over
+//! two projects bills each project its approved share, once.
 
 mod support;
 
@@ -36,6 +39,8 @@ struct Vendors {
     accounts: Vec<Value>,
     opportunities: Vec<Value>,
     workers: Vec<Value>,
+    /// Concur expense reports, each with its expenses and their allocations.
+    reports: Vec<Value>,
     /// Each query's results, by locator number, as Salesforce keeps a query cursor.
     queries: Vec<Vec<Value>>,
     /// A page that hangs while set (a source slow to answer): the page at this offset of
@@ -182,6 +187,36 @@ async fn raas_report(
     axum::Json(json!({ "Report_Entry": entries })).into_response()
 }
 
+/// The expense reports modified at or after `modifiedAfter`, one report a page, as Concur's
+/// v4 resources hold them: each report with its expenses, each expense with its allocations.
+async fn concur_reports(
+    State(vendors): State<Shared>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut v = vendors.lock().unwrap();
+    v.requests.push(("concur".into(), Instant::now()));
+    let from = params
+        .get("modifiedAfter")
+        .map(|p| chrono::DateTime::parse_from_rfc3339(p).unwrap().to_utc())
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    let mut reports: Vec<&Value> = v
+        .reports
+        .iter()
+        .filter(|r| modstamp(r, "lastModifiedDate") >= from)
+        .collect();
+    reports.sort_by_key(|r| modstamp(r, "lastModifiedDate"));
+    let offset: usize = params.get("offset").map_or(0, |o| o.parse().unwrap());
+    let mut page = json!({ "items": reports.get(offset..(offset + 1).min(reports.len())).unwrap_or_default() });
+    if offset + 1 < reports.len() {
+        let after = params.get("modifiedAfter").cloned().unwrap_or_default();
+        page["nextPage"] = json!(format!(
+            "/concur/reports?modifiedAfter={after}&offset={}",
+            offset + 1
+        ));
+    }
+    axum::Json(page).into_response()
+}
+
 /// Starts the stand-ins on a free port; answers their base URL.
 async fn stand_ins(vendors: Shared) -> String {
     let app = axum::Router::new()
@@ -194,6 +229,7 @@ async fn stand_ins(vendors: Shared) -> String {
             "/ccx/service/customreport2/acme/ISU_pshub/Workers",
             axum::routing::get(raas_report),
         )
+        .route("/concur/reports", axum::routing::get(concur_reports))
         .with_state(vendors);
     serve_stand_in(app).await
 }
@@ -796,4 +832,178 @@ async fn a_salesforce_change_event_of_a_won_deal_wakes_its_query_and_becomes_one
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
+}
+
+/// A Concur allocation of `value` (a JSON number, as Concur writes it) to `project`.
+fn allocation(id: &str, value: &str, project: &str, billable: bool) -> Value {
+    let amount: Value = serde_json::from_str(value).unwrap();
+    json!({
+        "allocationId": id, "percentage": 0, "isPercentEdited": true, "isSystemAllocation": false,
+        "approvedAmount": { "value": amount, "currencyCode": "EUR" },
+        "customData": [
+            { "id": "custom1", "value": project, "isValid": true },
+            { "id": "custom2", "value": if billable { "Y" } else { "N" }, "isValid": true }
+        ]
+    })
+}
+
+/// A Concur expense of W-1 with its allocations.
+fn concur_expense(id: &str, kind: &str, personal: bool, allocations: Vec<Value>) -> Value {
+    json!({
+        "expenseId": id, "transactionDate": "2026-03-05", "isPersonalExpense": personal,
+        "expenseType": { "id": kind.to_uppercase(), "name": kind },
+        "allocations": allocations
+    })
+}
+
+fn concur_report(id: &str, status: &str, modified: &str, expenses: Vec<Value>) -> Value {
+    json!({
+        "reportId": id, "name": format!("Report {id}"), "employeeId": "W-1",
+        "approvalStatusId": status, "currencyCode": "EUR", "lastModifiedDate": modified,
+        "expenses": expenses
+    })
+}
+
+#[tokio::test]
+async fn a_concur_report_split_over_two_projects_bills_each_share_once() {
+    let vendors: Shared = Arc::default();
+    let base = stand_ins(vendors.clone()).await;
+    let dir = TempDir::new("rest-poll-concur");
+    let config = format!(
+        r#"
+[sources]
+allowed = ["crm", "psa", "hris"]
+
+[owners]
+expense = "concur"
+
+[sources.concur]
+connector = "rest_poll"
+url = "{base}/concur/reports?modifiedAfter={{cursor}}"
+records = '[.items[] as $r | $r.expenses[] as $e | $e.allocations[] | {{report: ($r | del(.expenses)), expense: ($e | del(.allocations)), allocation: .}}]'
+next = ".nextPage"
+cursor = ".report.lastModifiedDate"
+overlap_s = 60
+poll_ms = 100
+start = "2026-01-01T00:00:00Z"
+mapping = "concur/expense_allocation.v1"
+"#
+    );
+    let (_server, api) = serve_with_config(&dir, &config);
+    let mut firm = firm(&["P-1", "P-2"]);
+    firm.push(envelope(
+        "psa",
+        "as-2",
+        "assignment.changed",
+        json!({ "assignment_id": "A-2", "version": 1, "worker_id": "W-1", "project_code": "P-2",
+                "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
+    ));
+    let results = api.post_events(&firm).await.unwrap();
+    assert!(
+        results.iter().all(|r| r["status"] == "accepted"),
+        "{results:?}"
+    );
+    // The reports, once the firm is known.
+    {
+        let mut v = vendors.lock().unwrap();
+        v.reports.push(concur_report(
+            "R1",
+            "A_APPR",
+            "2026-03-09T14:20:00Z",
+            vec![
+                concur_expense(
+                    "E1",
+                    "Airfare",
+                    false,
+                    vec![
+                        allocation("AL1", "600.00", "P-1", true),
+                        allocation("AL2", "400.00", "P-2", true),
+                    ],
+                ),
+                concur_expense(
+                    "E2",
+                    "Meals",
+                    false,
+                    vec![allocation("AL3", "45.50", "P-1", false)],
+                ),
+                concur_expense(
+                    "E3",
+                    "Personal car",
+                    true,
+                    vec![allocation("AL4", "80.00", "P-1", true)],
+                ),
+            ],
+        ));
+        v.reports.push(concur_report(
+            "R2",
+            "A_PEND",
+            "2026-03-10T09:00:00Z",
+            vec![concur_expense(
+                "E5",
+                "Hotel",
+                false,
+                vec![allocation("AL5", "210.40", "P-2", true)],
+            )],
+        ));
+    }
+    let lines = |entry: &'static str| {
+        let api = &api;
+        async move {
+            let (_, body) = api
+                .get(&format!("/v1/invoice-lines?source_id={entry}"))
+                .await
+                .unwrap();
+            body["items"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let billed = |entry: &'static str| async move {
+        eventually(
+            "the allocation is billed",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || async {
+                match lines(entry).await.as_slice() {
+                    [line] => Ok(line.clone()),
+                    other => Err(format!("{entry}: {other:?}")),
+                }
+            },
+        )
+        .await
+    };
+    // Each share of the airfare is an expense of its own project, of the amount approved.
+    let first = billed("CE-E1-AL1").await;
+    let second = billed("CE-E1-AL2").await;
+    assert_eq!(
+        (first["project_code"].clone(), first["amount"].clone()),
+        (json!("P-1"), json!("600.00")),
+        "{first}"
+    );
+    assert_eq!(
+        (second["project_code"].clone(), second["amount"].clone()),
+        (json!("P-2"), json!("400.00")),
+        "{second}"
+    );
+    // The meal is the firm's cost, not billed; the personal expense and the report still
+    // in approval are no expenses of the firm.
+    until_accepted(&api, "concur", "concur-R1-AL3").await;
+    assert!(lines("CE-E2-AL3").await.is_empty());
+    for event in ["concur-R1-AL4", "concur-R2-AL5"] {
+        let (status, _) = api
+            .get(&format!("/v1/events/concur/{event}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 404, "{event} is not taken");
+    }
+    // The pending report is approved: it is read again, and the first is not billed twice.
+    {
+        let mut v = vendors.lock().unwrap();
+        v.reports[1]["approvalStatusId"] = json!("A_APPR");
+        v.reports[1]["lastModifiedDate"] = json!("2026-03-12T10:00:00Z");
+        v.reports[0]["lastModifiedDate"] = json!("2026-03-12T09:00:00Z");
+    }
+    let hotel = billed("CE-E5-AL5").await;
+    assert_eq!(hotel["amount"], "210.40", "{hotel}");
+    for entry in ["CE-E1-AL1", "CE-E1-AL2"] {
+        assert_eq!(lines(entry).await.len(), 1, "{entry} is billed once");
+    }
 }

@@ -65,6 +65,10 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../mappings/kantata/rate_card.v1.toml"),
     ),
     (
+        "concur/expense_allocation.v1.toml",
+        include_str!("../../../mappings/concur/expense_allocation.v1.toml"),
+    ),
+    (
         "payroll_bureau/actuals.v1.toml",
         include_str!("../../../mappings/payroll_bureau/actuals.v1.toml"),
     ),
