@@ -105,6 +105,7 @@ struct OpportunitiesSection {
     service_line: Option<Text>,
     country: Option<Text>,
     project_prefix: Option<Text>,
+    mapping: Option<Text>,
 }
 
 pub const KINDS: [&str; 2] = ["tryton", "legacy_table"];
@@ -441,6 +442,10 @@ fn tryton(section: &ConnectorSection) -> TrytonConfig {
             service_line: text(&o.service_line, ""),
             country: text(&o.country, ""),
             project_prefix: text(&o.project_prefix, "TRY-"),
+            mapping: text(
+                &o.mapping,
+                pshub_connectors::tryton::config::OPPORTUNITY_MAPPING,
+            ),
         });
     }
     if let Some(invoicing) = &section.invoicing {

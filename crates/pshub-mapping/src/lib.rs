@@ -69,6 +69,10 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../mappings/concur/expense_allocation.v1.toml"),
     ),
     (
+        "tryton/opportunity.v1.toml",
+        include_str!("../../../mappings/tryton/opportunity.v1.toml"),
+    ),
+    (
         "payroll_bureau/actuals.v1.toml",
         include_str!("../../../mappings/payroll_bureau/actuals.v1.toml"),
     ),

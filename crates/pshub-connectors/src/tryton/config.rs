@@ -75,7 +75,13 @@ pub struct Opportunities {
     pub country: String,
     /// The project code is this and the opportunity's number.
     pub project_prefix: String,
+    /// The mapping that makes a won deal's event of what is read: `tryton/opportunity.v1`,
+    /// or a deployment's own (`[mappings] dir`).
+    pub mapping: String,
 }
+
+/// The mapping of won deals that pshub ships.
+pub const OPPORTUNITY_MAPPING: &str = "tryton/opportunity.v1";
 
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(200);

@@ -10,6 +10,7 @@ use super::invoicing::Invoice;
 use chrono::Utc;
 use pshub_engine::Engine;
 use pshub_engine::flows::invoice_status::invoice_id;
+use pshub_engine::hooks::{Received, Via, map_payload};
 use pshub_engine::store::{LineFilter, LineStatus, Page};
 use pshub_model::Domain;
 use serde_json::{Value, json};
@@ -67,15 +68,33 @@ impl Tryton {
         }
     }
 
-    /// Sends the hub the won deals Tryton's opportunities hold since the last read.
+    /// Sends the hub the won deals Tryton's opportunities hold since the last read, each
+    /// through the configured mapping, with the record read kept as its origin.
     fn send_won_deals(&self, engine: &Engine, read_up_to: &mut Option<chrono::NaiveDateTime>) {
-        if self.config.opportunities.is_none() {
+        let Some(settings) = &self.config.opportunities else {
             return;
-        }
-        let source = engine.config().owner_of(Domain::Opportunity).to_string();
-        match self.won_deals(*read_up_to, &source) {
-            Ok((events, newest)) if events.is_empty() => *read_up_to = newest,
-            Ok((events, newest)) => match engine.submit(events) {
+        };
+        let config = engine.config();
+        let source = config.owner_of(Domain::Opportunity).to_string();
+        let via = Via::connector("tryton").with("model", json!("sale.opportunity"));
+        let mappings = [settings.mapping.clone()];
+        match self.won_deals(*read_up_to) {
+            Ok((records, newest)) if records.is_empty() => *read_up_to = newest,
+            Ok((records, newest)) => match engine.submit_incoming(
+                records
+                    .iter()
+                    .filter_map(|record| {
+                        let body = record.to_string();
+                        match map_payload(&source, &mappings, &via, &body, None, config) {
+                            Received::Event(incoming) => Some(incoming),
+                            Received::NotTaken(why) => {
+                                tracing::debug!(why, "a Tryton opportunity is not a won deal");
+                                None
+                            }
+                        }
+                    })
+                    .collect(),
+            ) {
                 Ok(results) => {
                     for refused in results
                         .iter()
