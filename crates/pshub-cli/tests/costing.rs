@@ -61,11 +61,6 @@ bill_multiplier = 1.25
 variance_threshold_pct = 10
 "#;
 
-async fn lines_of(api: &Api, entry: &str) -> Vec<Value> {
-    api.all_pages(&format!("/v1/invoice-lines?source_id={entry}"))
-        .await
-}
-
 /// Polls `path` until `done` holds on its answer, for at most 20 s.
 async fn wait_for(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -328,7 +323,7 @@ async fn a_region_added_in_the_configuration_file_alone_costs_and_bills_its_over
 async fn loop_until(api: &Api, entry: &str, done: impl Fn(&Vec<Value>) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let lines = lines_of(api, entry).await;
+        let lines = api.lines_of(entry).await;
         if done(&lines) {
             return lines[0].clone();
         }

@@ -595,16 +595,7 @@ async fn a_workday_termination_read_from_the_report_gates_billing_and_a_429_is_w
         case["reason"],
         "worker 21001 was terminated on 2026-03-15; the work is dated 2026-03-16"
     );
-    let lines = |entry: &'static str| {
-        let api = &api;
-        async move {
-            let (_, body) = api
-                .get(&format!("/v1/invoice-lines?source_id={entry}"))
-                .await
-                .unwrap();
-            body["items"].as_array().map_or(0, Vec::len)
-        }
-    };
+    let lines = async |entry: &str| api.lines_of(entry).await.len();
     eventually(
         "the entry before the termination is billed",
         Duration::from_secs(30),
@@ -946,23 +937,13 @@ mapping = "concur/expense_allocation.v1"
             )],
         ));
     }
-    let lines = |entry: &'static str| {
-        let api = &api;
-        async move {
-            let (_, body) = api
-                .get(&format!("/v1/invoice-lines?source_id={entry}"))
-                .await
-                .unwrap();
-            body["items"].as_array().cloned().unwrap_or_default()
-        }
-    };
-    let billed = |entry: &'static str| async move {
+    let billed = async |entry: &'static str| {
         eventually(
             "the allocation is billed",
             Duration::from_secs(30),
             Duration::from_millis(20),
             || async {
-                match lines(entry).await.as_slice() {
+                match api.lines_of(entry).await.as_slice() {
                     [line] => Ok(line.clone()),
                     other => Err(format!("{entry}: {other:?}")),
                 }
@@ -986,7 +967,7 @@ mapping = "concur/expense_allocation.v1"
     // The meal is the firm's cost, not billed; the personal expense and the report still
     // in approval are no expenses of the firm.
     until_accepted(&api, "concur", "concur-R1-AL3").await;
-    assert!(lines("CE-E2-AL3").await.is_empty());
+    assert!(api.lines_of("CE-E2-AL3").await.is_empty());
     for event in ["concur-R1-AL4", "concur-R2-AL5"] {
         let (status, _) = api
             .get(&format!("/v1/events/concur/{event}"))
@@ -1004,6 +985,6 @@ mapping = "concur/expense_allocation.v1"
     let hotel = billed("CE-E5-AL5").await;
     assert_eq!(hotel["amount"], "210.40", "{hotel}");
     for entry in ["CE-E1-AL1", "CE-E1-AL2"] {
-        assert_eq!(lines(entry).await.len(), 1, "{entry} is billed once");
+        assert_eq!(api.lines_of(entry).await.len(), 1, "{entry} is billed once");
     }
 }

@@ -570,6 +570,12 @@ impl Api {
     pub async fn all_pages(&self, path: &str) -> Vec<Value> {
         all_pages(&self.client, &self.base, path, Some(&self.token)).await
     }
+
+    /// The invoice lines of a time entry or expense, its reversals among them.
+    pub async fn lines_of(&self, entry: &str) -> Vec<Value> {
+        self.all_pages(&format!("/v1/invoice-lines?source_id={entry}"))
+            .await
+    }
 }
 
 /// Every item of a paged list on `base` (the hub's, or the sandbox's without a token).
