@@ -368,6 +368,42 @@ pub fn check(
     errors
 }
 
+/// The mapping each Tryton connector makes its won deals' events with: one the hub knows,
+/// that makes `opportunity.closed_won`.
+pub fn check_mappings(
+    connectors: &BTreeMap<Text, ConnectorSection>,
+    known: &pshub_mapping::Mappings,
+    at: impl Fn(std::ops::Range<usize>) -> String,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (name, section) in connectors {
+        let Some(named) = section
+            .opportunities
+            .as_ref()
+            .and_then(|o| o.mapping.as_ref())
+        else {
+            continue;
+        };
+        let table = format!("[connectors.{}.opportunities]", name.get_ref());
+        match known.get(named.get_ref()) {
+            None => errors.push(format!(
+                "{}: {table} mapping '{}' is not a mapping this hub knows; it knows {}",
+                at(named.span()),
+                named.get_ref(),
+                known.names().join(", ")
+            )),
+            Some(mapping) if mapping.target != "opportunity.closed_won" => errors.push(format!(
+                "{}: {table} mapping '{}' makes {}, not opportunity.closed_won",
+                at(named.span()),
+                named.get_ref(),
+                mapping.target
+            )),
+            Some(_) => {}
+        }
+    }
+    errors
+}
+
 /// Every connector the file configures, by name (checked when the file was read).
 pub fn all(connectors: &BTreeMap<Text, ConnectorSection>) -> Vec<(String, Connector)> {
     connectors

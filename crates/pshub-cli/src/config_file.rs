@@ -604,6 +604,13 @@ impl ConfigFile {
                 None
             }
         };
+        if let Some(known) = &mappings {
+            errors.extend(config_connectors::check_mappings(
+                &file.connectors,
+                known,
+                |span| self.at(span),
+            ));
+        }
         if let Some(sources) = &file.sources {
             errors.extend(config_sources::check(
                 &sources.named,
@@ -1560,6 +1567,32 @@ mod tests {
             has("opportunities country: 'Germany' is not an ISO 3166 country code"),
             "{errors:?}"
         );
+        // The mapping it names is one the hub knows, and makes won deals.
+        for (mapping, problem) in [
+            (
+                "tryton/opportunity.v9",
+                "mapping 'tryton/opportunity.v9' is not a mapping this hub knows",
+            ),
+            (
+                "kantata/time_entry.v1",
+                "mapping 'kantata/time_entry.v1' makes time_entry.approved, not opportunity.closed_won",
+            ),
+        ] {
+            let path = write(
+                "opportunities-mapping",
+                &format!(
+                    "[connectors.tryton]\nkind = \"tryton\"\nurl = \"http://127.0.0.1:8000\"\ndatabase = \"t\"\nuser = \"u\"\npassword = \"p\"\n\n[connectors.tryton.opportunities]\nrate_card_id = \"RC\"\nlegal_entity = \"DE01\"\nregion = \"emea\"\nservice_line = \"advisory\"\ncountry = \"DE\"\nmapping = \"{mapping}\"\n"
+                ),
+            );
+            let errors = ConfigFile::read(&path).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e
+                        .contains(&format!(":14: [connectors.tryton.opportunities] {problem}"))),
+                "{errors:?}"
+            );
+        }
     }
 
     #[test]

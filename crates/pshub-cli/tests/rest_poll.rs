@@ -871,7 +871,7 @@ expense = "concur"
 [sources.concur]
 connector = "rest_poll"
 url = "{base}/concur/reports?modifiedAfter={{cursor}}"
-records = '[.items[] as $r | $r.expenses[] as $e | $e.allocations[] | {{report: ($r | del(.expenses)), expense: ($e | del(.allocations)), allocation: .}}]'
+records = '[.items[] as $r | ($r.expenses // [])[] as $e | ($e.allocations // [])[] | {{report: ($r | del(.expenses)), expense: ($e | del(.allocations)), allocation: .}}]'
 next = ".nextPage"
 cursor = ".report.lastModifiedDate"
 overlap_s = 60
@@ -894,7 +894,9 @@ mapping = "concur/expense_allocation.v1"
         results.iter().all(|r| r["status"] == "accepted"),
         "{results:?}"
     );
-    // The reports, once the firm is known.
+    // The reports, once the firm is known. One share does not say whether it bills.
+    let mut unflagged = allocation("AL6", "32.00", "P-1", true);
+    unflagged["customData"].as_array_mut().unwrap().pop();
     {
         let mut v = vendors.lock().unwrap();
         v.reports.push(concur_report(
@@ -923,6 +925,7 @@ mapping = "concur/expense_allocation.v1"
                     true,
                     vec![allocation("AL4", "80.00", "P-1", true)],
                 ),
+                concur_expense("E4", "Taxi", false, vec![unflagged]),
             ],
         ));
         v.reports.push(concur_report(
@@ -965,26 +968,60 @@ mapping = "concur/expense_allocation.v1"
         "{second}"
     );
     // The meal is the firm's cost, not billed; the personal expense and the report still
-    // in approval are no expenses of the firm.
-    until_accepted(&api, "concur", "concur-R1-AL3").await;
+    // in approval are no expenses of the firm; the share that does not say whether it
+    // bills is refused, naming the field, not billed to no one.
+    until_windows(&api, "concur", 1.0).await;
+    until_accepted(&api, "concur", "concur-R1-AL3@2026-03-09T14:20:00Z").await;
     assert!(api.lines_of("CE-E2-AL3").await.is_empty());
-    for event in ["concur-R1-AL4", "concur-R2-AL5"] {
+    for event in [
+        "concur-R1-AL4@2026-03-09T14:20:00Z",
+        "concur-R2-AL5@2026-03-10T09:00:00Z",
+    ] {
         let (status, _) = api
             .get(&format!("/v1/events/concur/{event}"))
             .await
             .unwrap();
         assert_eq!(status, 404, "{event} is not taken");
     }
-    // The pending report is approved: it is read again, and the first is not billed twice.
+    let (_, refused) = api
+        .get("/v1/events/concur/concur-R1-AL6@2026-03-09T14:20:00Z")
+        .await
+        .unwrap();
+    assert_eq!(refused["status"], "quarantined", "{refused}");
+    assert!(refused.to_string().contains("data.billable"), "{refused}");
+    // The pending report is approved, and the first is sent back and approved again with
+    // one share changed: read again, the unchanged share is billed once, the changed one
+    // reversed and billed at its new amount.
     {
         let mut v = vendors.lock().unwrap();
         v.reports[1]["approvalStatusId"] = json!("A_APPR");
         v.reports[1]["lastModifiedDate"] = json!("2026-03-12T10:00:00Z");
         v.reports[0]["lastModifiedDate"] = json!("2026-03-12T09:00:00Z");
+        v.reports[0]["expenses"][0]["allocations"][1]["approvedAmount"]["value"] = json!(380);
     }
     let hotel = billed("CE-E5-AL5").await;
     assert_eq!(hotel["amount"], "210.40", "{hotel}");
-    for entry in ["CE-E1-AL1", "CE-E1-AL2"] {
-        assert_eq!(api.lines_of(entry).await.len(), 1, "{entry} is billed once");
-    }
+    let rebilled = eventually(
+        "the changed share is billed again",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let lines = api.lines_of("CE-E1-AL2").await;
+            match lines.as_slice() {
+                [_, _, _] => Ok(lines),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let amounts: Vec<&Value> = rebilled.iter().map(|l| &l["amount"]).collect();
+    assert!(
+        amounts.contains(&&json!("-400.00")) && amounts.contains(&&json!("380.00")),
+        "{rebilled:?}"
+    );
+    assert_eq!(
+        api.lines_of("CE-E1-AL1").await.len(),
+        1,
+        "unchanged: billed once"
+    );
 }

@@ -205,12 +205,11 @@ struct MappingFile {
     #[serde(default)]
     description: String,
     when: Option<String>,
-    envelope: BTreeMap<String, FieldFile>,
-    data: BTreeMap<String, FieldFile>,
+    envelope: BTreeMap<String, toml::Value>,
+    data: BTreeMap<String, toml::Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// One field as a mapping file declares it.
 enum FieldFile {
     Jq(String),
     Decimal {
@@ -218,16 +217,110 @@ enum FieldFile {
         minor_units_of: Option<String>,
         divide_by: Option<u32>,
     },
-    Timestamp {
-        timestamp: String,
-    },
-    UnixSeconds {
-        unix_seconds: String,
-    },
+    Timestamp(String),
+    UnixSeconds(String),
     Each {
         each: String,
-        fields: BTreeMap<String, FieldFile>,
+        fields: Vec<(String, FieldFile)>,
     },
+}
+
+/// The kinds of field a table declares, each with the settings it takes.
+const FIELD_KINDS: &[(&str, &[&str])] = &[
+    ("decimal", &["decimal", "minor_units_of", "divide_by"]),
+    ("timestamp", &["timestamp"]),
+    ("unix_seconds", &["unix_seconds"]),
+    ("each", &["each", "fields"]),
+];
+
+impl FieldFile {
+    /// Reads the declaration of the field `name`: a jq expression, or a table of one kind
+    /// with only that kind's settings (a mistyped setting is refused, not ignored: a
+    /// `minor_unit_of` left unread would read cents as units).
+    fn read(name: &str, value: &toml::Value) -> Result<FieldFile, String> {
+        let table = match value {
+            toml::Value::String(text) => return Ok(FieldFile::Jq(text.clone())),
+            toml::Value::Table(table) => table,
+            other => {
+                return Err(format!(
+                    "{name}: give a jq expression or a table, not a {}",
+                    other.type_str()
+                ));
+            }
+        };
+        let kinds: Vec<&(&str, &[&str])> = FIELD_KINDS
+            .iter()
+            .filter(|(kind, _)| table.contains_key(*kind))
+            .collect();
+        let (kind, settings) = match kinds.as_slice() {
+            [one] => **one,
+            [] => {
+                return Err(format!(
+                    "{name}: a table names its kind: decimal, timestamp, unix_seconds or each"
+                ));
+            }
+            many => {
+                let named: Vec<&str> = many.iter().map(|(kind, _)| *kind).collect();
+                return Err(format!("{name}: names {}; give one", named.join(" and ")));
+            }
+        };
+        if let Some(extra) = table.keys().find(|k| !settings.contains(&k.as_str())) {
+            return Err(format!(
+                "{name}: '{extra}' is not a setting of a {kind} field ({})",
+                settings.join(", ")
+            ));
+        }
+        let text = |key: &str| match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(format!(
+                "{name}: {key} is a jq expression, given as a string"
+            )),
+        };
+        let required = |key: &str| text(key).map(|t| t.unwrap_or_default());
+        Ok(match kind {
+            "decimal" => FieldFile::Decimal {
+                decimal: required("decimal")?,
+                minor_units_of: text("minor_units_of")?,
+                divide_by: match table.get("divide_by") {
+                    None => None,
+                    Some(toml::Value::Integer(n)) if (1..=i64::from(u32::MAX)).contains(n) => {
+                        Some(*n as u32)
+                    }
+                    Some(other) => {
+                        return Err(format!(
+                            "{name}: divide_by is {other:?}; give a whole number from 1 to {}",
+                            u32::MAX
+                        ));
+                    }
+                },
+            },
+            "timestamp" => FieldFile::Timestamp(required("timestamp")?),
+            "unix_seconds" => FieldFile::UnixSeconds(required("unix_seconds")?),
+            _ => {
+                let Some(toml::Value::Table(fields)) = table.get("fields") else {
+                    return Err(format!(
+                        "{name}: a list names the fields of each element in a table `fields`"
+                    ));
+                };
+                if fields.is_empty() {
+                    return Err(format!("{name}: a list names no fields"));
+                }
+                FieldFile::Each {
+                    each: required("each")?,
+                    fields: fields
+                        .iter()
+                        .map(|(inner, value)| {
+                            Ok((
+                                inner.clone(),
+                                FieldFile::read(&format!("{name}[].{inner}"), value)?,
+                            ))
+                        })
+                        .collect::<Result<_, String>>()?,
+                }
+            }
+        })
+    }
 }
 
 /// The envelope fields a mapping gives; `source`, `type` and `schema_version` are its own.
@@ -277,11 +370,24 @@ impl Mapping {
             .map(|(k, f)| (k.clone(), f))
             .chain(parsed.data.iter().map(|(k, f)| (format!("data.{k}"), f)));
         let mut fields = Vec::new();
-        for (name, field) in named {
-            if let (false, FieldFile::Each { .. }) = (name.starts_with("data."), field) {
-                return Err(fail(format!("{name}: an envelope field is not a list")));
+        for (name, value) in named {
+            let field = FieldFile::read(&name, value).map_err(fail)?;
+            if !name.starts_with("data.") {
+                let refused = match (name.as_str(), &field) {
+                    (_, FieldFile::Each { .. }) => Some("a list"),
+                    (_, FieldFile::UnixSeconds(_)) => Some("Unix seconds"),
+                    (_, FieldFile::Decimal { .. }) => Some("a decimal"),
+                    ("occurred_at", _) => None,
+                    (_, FieldFile::Timestamp(_)) => Some("a timestamp"),
+                    _ => None,
+                };
+                if let Some(what) = refused {
+                    return Err(fail(format!(
+                        "{name}: an envelope field is text (occurred_at may be a timestamp), not {what}"
+                    )));
+                }
             }
-            fields.push(compile_field(name, field).map_err(fail)?);
+            fields.push(compile_field(name, &field).map_err(fail)?);
         }
         Ok(Mapping {
             name,
@@ -498,26 +604,16 @@ fn compile_field(name: String, field: &FieldFile) -> Result<Field, String> {
             decimal,
             minor_units_of,
             divide_by,
-        } => {
-            if *divide_by == Some(0) {
-                return Err(format!("{name}: divide_by must not be 0"));
-            }
-            (
-                Expr::compile(decimal)?,
-                Kind::Decimal {
-                    minor_units_of: minor_units_of.as_deref().map(Expr::compile).transpose()?,
-                    divide_by: *divide_by,
-                },
-            )
-        }
-        FieldFile::Timestamp { timestamp } => (Expr::compile(timestamp)?, Kind::Timestamp),
-        FieldFile::UnixSeconds { unix_seconds } => {
-            (Expr::compile(unix_seconds)?, Kind::UnixSeconds)
-        }
+        } => (
+            Expr::compile(decimal)?,
+            Kind::Decimal {
+                minor_units_of: minor_units_of.as_deref().map(Expr::compile).transpose()?,
+                divide_by: *divide_by,
+            },
+        ),
+        FieldFile::Timestamp(timestamp) => (Expr::compile(timestamp)?, Kind::Timestamp),
+        FieldFile::UnixSeconds(unix_seconds) => (Expr::compile(unix_seconds)?, Kind::UnixSeconds),
         FieldFile::Each { each, fields } => {
-            if fields.is_empty() {
-                return Err(format!("{name}: a list names no fields"));
-            }
             let inner = fields
                 .iter()
                 .map(|(inner, field)| compile_field(inner.clone(), field))
@@ -536,10 +632,13 @@ fn path_in<'f>(fields: &'f [Field], field: &str) -> Option<&'f str> {
             return Some(f.expr.text.as_str());
         }
         let rest = field.strip_prefix(&format!("{}[", f.name))?;
-        let (_, inner) = rest.split_once("].")?;
-        match &f.kind {
-            Kind::Each(parts) => path_in(parts, inner).or(Some(f.expr.text.as_str())),
-            _ => None,
+        let Kind::Each(parts) = &f.kind else {
+            return None;
+        };
+        // An element itself (`data.rates[1]`), or a field of one.
+        match rest.split_once("].") {
+            Some((_, inner)) => path_in(parts, inner).or(Some(f.expr.text.as_str())),
+            None => Some(f.expr.text.as_str()),
         }
     })
 }

@@ -278,7 +278,7 @@ fn a_list_field_is_refused_in_the_envelope_and_without_fields() {
     assert!(
         error
             .problem
-            .contains("id: an envelope field is not a list"),
+            .contains("id: an envelope field is text (occurred_at may be a timestamp), not a list"),
         "{error}"
     );
     let no_fields = text("\".id\"", r#"rates = { each = ".r[]", fields = {} }"#);
@@ -308,4 +308,44 @@ fn unix_seconds_are_read_from_a_timestamp_or_kept_when_whole() {
         Err("is not an RFC 3339 timestamp".to_string())
     );
     assert!(version(json!(1.5)).is_err());
+}
+
+#[test]
+fn a_field_table_is_one_kind_with_its_own_settings_and_nothing_else() {
+    let problem = |data: &str| {
+        let text = format!(
+            "source = \"t\"\nrecord = \"x\"\nversion = 1\ntarget = \"time_entry.approved\"\n[envelope]\nid = \".id\"\noccurred_at = \".at\"\n[data]\n{data}\n"
+        );
+        Mapping::parse("t/x.v1.toml", &text).unwrap_err().problem
+    };
+    // A mistyped setting would read cents as units: it is refused.
+    assert_eq!(
+        problem(r#"rate = { decimal = ".cents", minor_unit_of = ".currency" }"#),
+        "data.rate: 'minor_unit_of' is not a setting of a decimal field (decimal, minor_units_of, divide_by)"
+    );
+    assert_eq!(
+        problem(
+            r#"rates = { each = ".r[]", fields = { rate = { decimal = ".c", divide_by = 0 } } }"#
+        ),
+        "data.rates[].rate: divide_by is Integer(0); give a whole number from 1 to 4294967295"
+    );
+    assert_eq!(
+        problem(r#"at = { decimal = ".a", timestamp = ".a" }"#),
+        "data.at: names decimal and timestamp; give one"
+    );
+    assert_eq!(
+        problem(r#"at = { stamp = ".a" }"#),
+        "data.at: a table names its kind: decimal, timestamp, unix_seconds or each"
+    );
+    assert_eq!(
+        problem(r#"rates = { each = ".r[]" }"#),
+        "data.rates: a list names the fields of each element in a table `fields`"
+    );
+    assert_eq!(
+        problem("hours = 3"),
+        "data.hours: give a jq expression or a table, not a integer"
+    );
+    let seconds_id = "source = \"t\"\nrecord = \"x\"\nversion = 1\ntarget = \"time_entry.approved\"\n[envelope]\nid = { unix_seconds = \".at\" }\noccurred_at = \".at\"\n[data]\nx = \".x\"\n";
+    let error = Mapping::parse("t/x.v1.toml", seconds_id).unwrap_err();
+    assert!(error.problem.contains("not Unix seconds"), "{error}");
 }

@@ -208,10 +208,16 @@ mod tests {
     }
 
     #[test]
-    fn a_deal_without_a_start_date_is_refused_naming_the_field() {
+    fn a_deal_without_a_start_date_or_a_number_is_refused_naming_the_field() {
         let record = won_record(&row(Value::Null), &opportunities(), "DE");
         let error = mapped(&record).unwrap_err();
         assert_eq!(error.field, "data.contract.start", "{error:?}");
         assert!(error.problem.contains("tryton/opportunity v1"), "{error:?}");
+        // No number: no code made of the prefix alone, which every such deal would share.
+        let start = json!({"__class__": "date", "year": 2026, "month": 11, "day": 2});
+        let mut numberless = row(start);
+        numberless["number"] = Value::Null;
+        let error = mapped(&won_record(&numberless, &opportunities(), "DE")).unwrap_err();
+        assert_eq!(error.field, "data.opportunity_id", "{error:?}");
     }
 }

@@ -40,6 +40,8 @@ impl Tryton {
         let mut polled: Option<Instant> = None;
         // Won deals read up to this `write_date` (in Tryton's clock).
         let mut deals_read: Option<chrono::NaiveDateTime> = None;
+        // The records the last read of them sent, which the next read takes again.
+        let mut deals_sent: HashSet<String> = HashSet::new();
         while !stop.load(Ordering::Relaxed) {
             let today = Utc::now().date_naive();
             if !recovered {
@@ -62,15 +64,23 @@ impl Tryton {
             if polled.is_none_or(|at| at.elapsed() >= self.config.poll_interval) {
                 polled = Some(Instant::now());
                 self.report_states(engine, &mut reported);
-                self.send_won_deals(engine, &mut deals_read);
+                self.send_won_deals(engine, &mut deals_read, &mut deals_sent);
             }
             sleep_unless_stopped(stop, Duration::from_secs(1));
         }
     }
 
     /// Sends the hub the won deals Tryton's opportunities hold since the last read, each
-    /// through the configured mapping, with the record read kept as its origin.
-    fn send_won_deals(&self, engine: &Engine, read_up_to: &mut Option<chrono::NaiveDateTime>) {
+    /// through the configured mapping, with the record read kept as its origin. A read
+    /// takes the last instant again (a deal written in it later is not missed), so what the
+    /// last read sent comes back: `sent` holds those records, which are not sent twice (an
+    /// accepted one would be a duplicate; a refused one would be quarantined again).
+    fn send_won_deals(
+        &self,
+        engine: &Engine,
+        read_up_to: &mut Option<chrono::NaiveDateTime>,
+        sent: &mut HashSet<String>,
+    ) {
         let Some(settings) = &self.config.opportunities else {
             return;
         };
@@ -78,23 +88,30 @@ impl Tryton {
         let source = config.owner_of(Domain::Opportunity).to_string();
         let via = Via::connector("tryton").with("model", json!("sale.opportunity"));
         let mappings = [settings.mapping.clone()];
-        match self.won_deals(*read_up_to) {
-            Ok((records, newest)) if records.is_empty() => *read_up_to = newest,
-            Ok((records, newest)) => match engine.submit_incoming(
-                records
-                    .iter()
-                    .filter_map(|record| {
-                        let body = record.to_string();
-                        match map_payload(&source, &mappings, &via, &body, None, config) {
-                            Received::Event(incoming) => Some(incoming),
-                            Received::NotTaken(why) => {
-                                tracing::debug!(why, "a Tryton opportunity is not a won deal");
-                                None
-                            }
-                        }
-                    })
-                    .collect(),
-            ) {
+        let (records, newest) = match self.won_deals(*read_up_to) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(
+                    error = error.message(),
+                    "cannot read Tryton's opportunities"
+                );
+                return;
+            }
+        };
+        let bodies: HashSet<String> = records.iter().map(Value::to_string).collect();
+        let mut incoming = Vec::new();
+        for body in bodies.iter().filter(|body| !sent.contains(*body)) {
+            match map_payload(&source, &mappings, &via, body, None, config) {
+                Received::Event(event) => incoming.push(event),
+                // The read takes converted and won deals only: a mapping that does not take
+                // one is a deployment's mapping at odds with the connector.
+                Received::NotTaken(why) => {
+                    tracing::warn!(why, "a won Tryton opportunity is not taken by its mapping")
+                }
+            }
+        }
+        if !incoming.is_empty() {
+            match engine.submit_incoming(incoming) {
                 Ok(results) => {
                     for refused in results
                         .iter()
@@ -102,17 +119,15 @@ impl Tryton {
                     {
                         tracing::warn!(reason = ?refused.reason, "a Tryton opportunity did not make a deal");
                     }
-                    *read_up_to = newest;
                 }
-                Err(error) => tracing::warn!(%error, "cannot send Tryton's won deals to the hub"),
-            },
-            Err(error) => {
-                tracing::warn!(
-                    error = error.message(),
-                    "cannot read Tryton's opportunities"
-                )
+                Err(error) => {
+                    tracing::warn!(%error, "cannot send Tryton's won deals to the hub");
+                    return;
+                }
             }
         }
+        *read_up_to = newest;
+        *sent = bodies;
     }
 
     /// Sends the hub each invoice state it has not yet been sent from this process (the
