@@ -775,6 +775,7 @@ impl ConfigFile {
         }
         config.tax_system = config_targets::target_of_role(&file.targets, "tax");
         config.amqp_targets = config_targets::amqp_targets(&file.targets);
+        config.pg_table_targets = config_targets::pg_table_targets(&file.targets);
         if let Some(erp) = config_targets::target_of_role(&file.targets, "erp") {
             config.erp_system = erp;
         }
@@ -1263,6 +1264,42 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn a_table_target_takes_the_outbound_stream_and_its_checks_name_their_lines() {
+        let path = write(
+            "pg-table-target",
+            "[targets.landing]\nconnector = \"pg_table\"\nurl = \"postgres://pshub:s3cret@db:5432/w\"\ntable = \"landing.pshub_events\"\n",
+        );
+        let file = ConfigFile::read(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut config = Config::default();
+        file.apply_to(&mut config);
+        let landing = &config.pg_table_targets["landing"];
+        assert_eq!(landing.table, "landing.pshub_events");
+        assert!(!landing.shown_url().contains("s3cret"));
+        assert!(file.targets().unwrap().is_empty(), "no port: a stream");
+
+        let path = write(
+            "pg-table-target-errors",
+            "[targets.l]\nconnector = \"pg_table\"\nurl = \"mysql://x\"\ntable = \"a; DROP TABLE b\"\nexchange = \"x\"\nauth = \"oauth2\"\n\n[targets.m]\nconnector = \"pg_table\"\nurl = \"postgres://x/y\"\n",
+        );
+        let errors = ConfigFile::read(&path).unwrap_err();
+        let name = path.display().to_string();
+        for (line, expected) in [
+            (1, "[targets.l] url is not a postgres:// URL"),
+            (1, "[targets.l] table 'a; DROP TABLE b' is not a table name"),
+            (1, "[targets.l] exchange is a setting of connector amqp"),
+            (1, "[targets.l] auth is not a setting of connector pg_table"),
+            (8, "[targets.m] gives no table"),
+        ] {
+            let expected = format!("{name}:{line}: {expected}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 5, "{errors:?}");
     }
 
     #[test]

@@ -40,6 +40,11 @@
 //! connector = "amqp"              # the outbound stream of business events to an exchange
 //! url = "amqp://pshub:${WAREHOUSE_MQ_PASSWORD}@mq.internal:5672/%2f"
 //! exchange = "pshub.out"          # a durable topic exchange; routing key the event's type
+//!
+//! [targets.landing]
+//! connector = "pg_table"          # the outbound stream of business events to a table
+//! url = "postgres://pshub:${LANDING_DB_PASSWORD}@db.internal:5432/warehouse"
+//! table = "landing.pshub_events"  # made when missing; one row per event, by its key
 //! ```
 
 use pshub_connectors::avalara_tax::AvalaraTax;
@@ -48,13 +53,16 @@ use pshub_connectors::rest_target::{Auth, RestClient, RestTargetConfig};
 use pshub_connectors::salesforce_crm::SalesforceCrm;
 use pshub_engine::amqp::AmqpTarget;
 use pshub_engine::hooks::Secret;
+use pshub_engine::pg_table::{PgTableTarget, is_table_name};
 use pshub_engine::ports::Port;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONNECTORS: &[&str] = &["rest", "amqp"];
+const CONNECTORS: &[&str] = &["rest", "amqp", "pg_table"];
+/// The connectors of the outbound stream, which take none of a REST target's settings.
+const STREAMS: &[&str] = &["amqp", "pg_table"];
 /// Each vendor API, with the role its adapter takes.
 const APIS: &[(&str, &str)] = &[
     ("salesforce", "crm"),
@@ -87,6 +95,7 @@ pub struct TargetSection {
     rate_per_s: Option<i64>,
     timeout_ms: Option<i64>,
     exchange: Option<String>,
+    table: Option<String>,
 }
 
 fn is_http(url: &str) -> bool {
@@ -103,12 +112,22 @@ pub fn check(
     for (name, t) in targets {
         let at = at(name);
         let mut fail = |what: String| errors.push(format!("{at}: [targets.{name}] {what}"));
-        if t.connector.as_deref() == Some("amqp") {
-            check_amqp(t, &mut fail);
-            continue;
+        match t.connector.as_deref() {
+            Some("amqp") => {
+                check_amqp(t, &mut fail);
+                continue;
+            }
+            Some("pg_table") => {
+                check_pg_table(t, &mut fail);
+                continue;
+            }
+            _ => {}
         }
         if t.exchange.is_some() {
             fail("exchange is a setting of connector amqp".into());
+        }
+        if t.table.is_some() {
+            fail("table is a setting of connector pg_table".into());
         }
         let one_of = |value: Option<&str>, key: &str, allowed: &[&str]| match value {
             None => Some(format!("gives no {key}: one of {}", allowed.join(", "))),
@@ -236,6 +255,38 @@ fn check_amqp(t: &TargetSection, fail: &mut impl FnMut(String)) {
         }
         Some(_) => {}
     }
+    if t.table.is_some() {
+        fail("table is a setting of connector pg_table".into());
+    }
+    refuse_rest_settings(t, "amqp", fail);
+}
+
+/// A table target's settings: the database and the table; none of a REST target's.
+fn check_pg_table(t: &TargetSection, fail: &mut impl FnMut(String)) {
+    match t.url.as_deref() {
+        None => {
+            fail("gives no url: the database, postgres://user:password@host:5432/database".into())
+        }
+        Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+            fail("url is not a postgres:// URL".into())
+        }
+        Some(_) => {}
+    }
+    match t.table.as_deref() {
+        None => fail("gives no table: where the business events are written".into()),
+        Some(table) if !is_table_name(table) => fail(format!(
+            "table '{table}' is not a table name (name or schema.name: letters, digits and _, at most 63 each)"
+        )),
+        Some(_) => {}
+    }
+    if t.exchange.is_some() {
+        fail("exchange is a setting of connector amqp".into());
+    }
+    refuse_rest_settings(t, "pg_table", fail);
+}
+
+/// An outbound stream's target takes no role, API, authentication or rate.
+fn refuse_rest_settings(t: &TargetSection, connector: &str, fail: &mut impl FnMut(String)) {
     for (key, given) in [
         ("api", t.api.is_some()),
         ("role", t.role.is_some()),
@@ -243,9 +294,28 @@ fn check_amqp(t: &TargetSection, fail: &mut impl FnMut(String)) {
         ("rate_per_s", t.rate_per_s.is_some()),
     ] {
         if given {
-            fail(format!("{key} is not a setting of connector amqp"));
+            fail(format!("{key} is not a setting of connector {connector}"));
         }
     }
+}
+
+/// The table targets: the outbound stream's tables, by target name.
+pub fn pg_table_targets(
+    targets: &BTreeMap<String, TargetSection>,
+) -> BTreeMap<String, PgTableTarget> {
+    targets
+        .iter()
+        .filter(|(_, t)| t.connector.as_deref() == Some("pg_table"))
+        .filter_map(|(name, t)| {
+            Some((
+                name.clone(),
+                PgTableTarget {
+                    url: Secret::new(t.url.clone()?),
+                    table: t.table.clone()?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The AMQP targets: the outbound stream's exchanges, by target name.
@@ -307,7 +377,7 @@ pub fn connect(
     let mut connected = Vec::new();
     for (name, t) in targets
         .iter()
-        .filter(|(_, t)| t.connector.as_deref() != Some("amqp"))
+        .filter(|(_, t)| !t.connector.as_deref().is_some_and(|c| STREAMS.contains(&c)))
     {
         let secret = |v: &Option<String>| Secret::new(v.clone().unwrap_or_default());
         let auth = match t.auth.as_deref() {

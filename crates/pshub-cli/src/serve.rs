@@ -148,6 +148,21 @@ pub fn serve_engine(
                 .with_context(|| format!("cannot start the publisher of {target}"))?,
         );
     }
+    // The tables the business events are written to.
+    for (target, table) in engine.config().pg_table_targets.clone() {
+        let writer = pshub_connectors::pg_table_out::Writer::new(
+            engine.clone(),
+            &target,
+            table,
+            outbound_render(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start the table writer of {target}: {e}"))?;
+        workers.push(
+            writer
+                .spawn(stop.clone())
+                .with_context(|| format!("cannot start the table writer of {target}"))?,
+        );
+    }
     // The sources whose messages arrive on a RabbitMQ queue.
     for (source, amqp) in engine.config().amqp_sources.clone() {
         let consumer = pshub_connectors::amqp::Consumer::new(engine.clone(), &source, amqp);

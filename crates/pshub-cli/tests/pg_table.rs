@@ -7,11 +7,14 @@
 //!   arrive, and the window it reads again is all duplicates. Neither a gap nor a double.
 //! - A row stamped before the cursor by a transaction that committed late is still read,
 //!   within the overlap.
+//! - The outbound stream written to a table (`[targets.landing] connector = "pg_table"`)
+//!   holds each business event once, masked for its target, across a restart.
 
 mod support;
 
 use pshub_store_postgres::testing::TestDatabase;
 use serde_json::Value;
+use std::time::Duration;
 use support::*;
 
 const MAPPING: &str = r#"
@@ -133,4 +136,120 @@ async fn a_table_read_by_its_watermark_across_a_restart_neither_skips_nor_double
         inbound.to_string().contains("hr.worker_changes"),
         "{inbound}"
     );
+}
+
+/// The outbound stream written to a table (`[targets.landing] connector = "pg_table"`):
+/// the table is made, each business event is one row by its key, masked for its target as
+/// `GET /v1/outbound?target=landing` shows it, and a restart that writes its window again
+/// adds no row.
+#[tokio::test]
+async fn the_business_events_are_written_to_a_table_once_each_across_a_restart() {
+    let database = TestDatabase::create("pg_table_target");
+    let url = database.url.clone();
+    psql(&url, "CREATE SCHEMA landing");
+    let dir = TempDir::new("pg-table-out");
+    std::fs::write(
+        dir.join("pshub.toml"),
+        format!(
+            r#"
+[sources]
+allowed = ["crm", "psa", "hris", "erp", "payroll"]
+
+[masking.landing]
+mask = ["worker_id"]
+
+[targets.landing]
+connector = "pg_table"
+url = "{url}"
+table = "landing.pshub_events"
+"#
+        ),
+    )
+    .unwrap();
+    let mut server = serve_configured(&dir, "serve-1.log");
+    let token = create_token(dir.path(), None, "admin", None);
+    let client = reqwest::Client::new();
+    let api = Api::new(&client, &server.base, &token);
+    api.post_accepted(&{
+        let mut events = firm(&["P-1"]);
+        events.push(approved_time("T1", "2026-03-04", "2"));
+        events
+    })
+    .await;
+    let count = |filter: &str| -> usize {
+        psql(
+            &url,
+            &format!("SELECT count(*) FROM landing.pshub_events WHERE {filter}"),
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let written = || {
+        let url = url.clone();
+        async move {
+            eventually(
+                "the posted line is in the table",
+                Duration::from_secs(60),
+                Duration::from_millis(100),
+                || async {
+                    let rows = psql(
+                        &url,
+                        "SELECT event::text FROM landing.pshub_events \
+                         WHERE type = 'invoice_line.posted' AND event->'data'->>'source_id' = 'T1'",
+                    );
+                    match rows.lines().collect::<Vec<_>>().as_slice() {
+                        [row] => Ok(serde_json::from_str::<Value>(row).unwrap()),
+                        other => Err(format!("{other:?}")),
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let line = written().await;
+    assert_eq!(line["data"]["worker_id"], "***", "masked: {line}");
+    assert!(count("type = 'project.provisioned'") >= 1);
+    let (_, shown) = api.get("/v1/outbound?target=landing").await.unwrap();
+    let shown_line = shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "invoice_line.posted")
+        .cloned()
+        .unwrap();
+    assert_eq!(shown_line, line, "as the stream's readers see it");
+    let key = line["key"].as_str().unwrap().to_string();
+    assert_eq!(count(&format!("key = '{key}'")), 1);
+
+    // A restart writes its window again: no row is added, and what comes next is written.
+    let before = count("true");
+    server.kill();
+    let server = serve_configured(&dir, "serve-2.log");
+    let api = Api::new(&client, &server.base, &token);
+    api.post_accepted(&[approved_time("T2", "2026-03-05", "3")])
+        .await;
+    eventually(
+        "the next line is in the table",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            match count("event->'data'->>'source_id' = 'T2'") {
+                1 => Ok(()),
+                n => Err(format!("{n} rows")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(count(&format!("key = '{key}'")), 1, "written once");
+    assert!(count("true") > before);
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) - count(DISTINCT event->>'key') FROM landing.pshub_events"
+        )
+        .trim(),
+        "0"
+    );
+    drop(server);
 }

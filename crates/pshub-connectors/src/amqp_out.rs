@@ -15,12 +15,8 @@ use pshub_engine::amqp::AmqpTarget;
 use pshub_engine::outbound_relay::{Relay, Render};
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// How often the relay looks for new rows.
-const POLL: Duration = Duration::from_millis(250);
 
 pub struct Publisher {
     engine: Arc<Engine>,
@@ -49,6 +45,21 @@ impl Publisher {
         })
     }
 
+    /// Publishes until `stop` is set; the broker's outages are waited out.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+        crate::spawn_stream_writer("amqp-out", self, "published", stop)
+    }
+}
+
+impl crate::StreamWriter for Publisher {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn reset(&mut self) {
+        self.channel = None;
+    }
+
     fn emit(&self, event: &'static str, detail: &str) {
         let target = self.target.as_str();
         match event {
@@ -56,26 +67,6 @@ impl Publisher {
             _ => tracing::debug!(target, detail, "amqp out: events published"),
         }
         self.engine.metrics().connector_event(target, event);
-    }
-
-    /// Publishes until `stop` is set; the broker's outages are waited out.
-    pub fn spawn(mut self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name(format!("amqp-out-{}", self.target))
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match self.pass() {
-                        Ok(0) => {}
-                        Ok(events) => self.emit("published", &events.to_string()),
-                        Err(what) => {
-                            self.channel = None;
-                            self.emit("trouble", &what);
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
-                    }
-                    std::thread::sleep(POLL);
-                }
-            })
     }
 
     fn pass(&mut self) -> Result<usize, String> {

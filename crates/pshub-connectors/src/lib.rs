@@ -21,6 +21,7 @@ pub mod csv_drop;
 pub mod legacy_table;
 pub mod netsuite_erp;
 pub mod pg_table;
+pub mod pg_table_out;
 pub mod rest_poll;
 pub mod rest_target;
 pub mod salesforce_crm;
@@ -36,6 +37,47 @@ pub(crate) fn client_runtime(name: &str) -> Result<tokio::runtime::Runtime, Stri
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime of {name}: {e}"))
+}
+
+/// A transport the outbound stream's relay hands its pages to (an AMQP exchange, a
+/// PostgreSQL table): one pass of the relay, and forgetting the connection after trouble.
+pub(crate) trait StreamWriter: Send + 'static {
+    /// The target's name, for its thread, its logs and its counts.
+    fn target(&self) -> &str;
+    /// One pass of the relay; answers how many events went.
+    fn pass(&mut self) -> Result<usize, String>;
+    /// Drops the connection, made again by the next pass.
+    fn reset(&mut self);
+    /// Logs and counts what a pass did (`written`, `published`, `trouble`).
+    fn emit(&self, event: &'static str, detail: &str);
+}
+
+/// Runs `writer`'s relay on a thread named `<prefix>-<target>` until `stop` is set: a pass
+/// every 250 ms, the transport's outages waited out a second at a time.
+pub(crate) fn spawn_stream_writer<W: StreamWriter>(
+    prefix: &str,
+    mut writer: W,
+    went: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    std::thread::Builder::new()
+        .name(format!("{prefix}-{}", writer.target()))
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match writer.pass() {
+                    Ok(0) => {}
+                    Ok(events) => writer.emit(went, &events.to_string()),
+                    Err(what) => {
+                        writer.reset();
+                        writer.emit("trouble", &what);
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
 }
 
 /// A `Retry-After` in seconds, when an answer gives one.

@@ -64,6 +64,7 @@ impl Engine {
         names.extend(config.pg_tables.keys().cloned());
         names.extend(config.nats_sources.keys().cloned());
         names.extend(config.amqp_targets.keys().cloned());
+        names.extend(config.pg_table_targets.keys().cloned());
         names.sort();
         names.dedup();
         let erps: Vec<&str> = config.erp_systems();
@@ -176,6 +177,9 @@ impl Engine {
                     })).or_else(|| config.amqp_targets.get(&name).map(|t| json!({
                         "connector": "amqp",
                         "target": { "transport": format!("the outbound stream to exchange {} at {}", t.exchange, t.shown_url()) },
+                    }))).or_else(|| config.pg_table_targets.get(&name).map(|t| json!({
+                        "connector": "pg_table",
+                        "target": { "transport": format!("the outbound stream to table {} at {}", t.table, t.shown_url()) },
                     }))),
                     "flows": used_by,
                     "health": health,

@@ -184,6 +184,8 @@ pub struct Config {
     pub pg_tables: BTreeMap<String, crate::pg_table::PgTable>,
     /// Exchanges the outbound stream is published to, by target name.
     pub amqp_targets: BTreeMap<String, crate::amqp::AmqpTarget>,
+    /// The tables the outbound stream is written to (`[targets.<name>] connector = "pg_table"`).
+    pub pg_table_targets: BTreeMap<String, crate::pg_table::PgTableTarget>,
     /// Sources whose records arrive on a RabbitMQ queue, by source name.
     pub amqp_sources: BTreeMap<String, crate::amqp::AmqpSource>,
     /// Every mapping the hub knows: those shipped and those of `[mappings] dir`.
@@ -224,6 +226,7 @@ impl Default for Config {
             rest_polls: BTreeMap::new(),
             amqp_sources: BTreeMap::new(),
             amqp_targets: BTreeMap::new(),
+            pg_table_targets: BTreeMap::new(),
             pg_tables: BTreeMap::new(),
             nats_sources: BTreeMap::new(),
             bus: None,

@@ -53,6 +53,49 @@ pub fn is_table_name(name: &str) -> bool {
     }
 }
 
+/// A table the outbound stream of business events is written to
+/// (`[targets.<name>] connector = "pg_table"`), masked by `[masking.<name>]`: one row per
+/// event, its key the primary key, so that a page written again changes nothing.
+#[derive(Debug, Clone)]
+pub struct PgTableTarget {
+    pub url: Secret,
+    /// `name` or `schema.name`; made when missing.
+    pub table: String,
+}
+
+impl PgTableTarget {
+    /// The name its relay's cursor is saved under.
+    pub fn cursor_name(target: &str) -> String {
+        format!("pg_table_out:{target}")
+    }
+
+    pub fn shown_url(&self) -> String {
+        crate::hooks::shown_url(self.url.expose())
+    }
+
+    /// The table, made when missing (its schema must exist).
+    pub fn create_statement(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, type text NOT NULL, \
+             published_at timestamptz NOT NULL, event jsonb NOT NULL, \
+             written_at timestamptz NOT NULL DEFAULT now())",
+            self.table
+        )
+    }
+
+    /// One page of events: keys, types, publication times and events (as JSON text) as
+    /// arrays, a row each, a key already written left as it is.
+    pub fn insert_statement(&self) -> String {
+        format!(
+            "INSERT INTO {} (key, type, published_at, event) \
+             SELECT k, t, p, e::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS u(k, t, p, e) \
+             ON CONFLICT (key) DO NOTHING",
+            self.table
+        )
+    }
+}
+
 impl PgTable {
     /// The name its cursor is saved under.
     pub fn cursor_name(source: &str) -> String {

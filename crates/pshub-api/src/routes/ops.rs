@@ -344,6 +344,7 @@ pub async fn outbound(
                 || config.knows_source(target)
                 || state.engine.port(target).is_some()
                 || config.amqp_targets.contains_key(target)
+                || config.pg_table_targets.contains_key(target)
                 || (config.bus.is_some() && target == "bus");
             if !known {
                 return Err(ApiError::bad_request(
