@@ -363,13 +363,12 @@ impl Mapping {
                 ENVELOPE.join(", ")
             )));
         }
-        let compile = |text: &str| Expr::compile(text).map_err(fail);
         let named = parsed
             .envelope
             .iter()
             .map(|(k, f)| (k.clone(), f))
             .chain(parsed.data.iter().map(|(k, f)| (format!("data.{k}"), f)));
-        let mut fields = Vec::new();
+        let mut files = Vec::new();
         for (name, value) in named {
             let field = FieldFile::read(&name, value).map_err(fail)?;
             if !name.starts_with("data.") {
@@ -387,8 +386,21 @@ impl Mapping {
                     )));
                 }
             }
-            fields.push(compile_field(name, &field).map_err(fail)?);
+            files.push((name, field));
         }
+        // Every expression of the mapping in one program, which carries jaq's standard
+        // library once: in the order `compile_field` takes them back.
+        let mut texts: Vec<&str> = parsed.when.as_deref().into_iter().collect();
+        for (_, field) in &files {
+            field.texts(&mut texts);
+        }
+        let mut exprs = Expr::compile_all(&texts).map_err(fail)?.into_iter();
+        let when = parsed.when.as_ref().and_then(|_| exprs.next());
+        let fields = files
+            .into_iter()
+            .map(|(name, field)| compile_field(name, field, &mut exprs))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| fail("an expression was not compiled".into()))?;
         Ok(Mapping {
             name,
             source: parsed.source,
@@ -396,7 +408,7 @@ impl Mapping {
             version: parsed.version,
             target: parsed.target,
             description: parsed.description,
-            when: parsed.when.as_deref().map(compile).transpose()?,
+            when,
             fields,
         })
     }
@@ -596,32 +608,71 @@ impl Mapping {
     }
 }
 
-/// Compiles one field of a mapping file (a list's fields with it), or says why not.
-fn compile_field(name: String, field: &FieldFile) -> Result<Field, String> {
+impl FieldFile {
+    /// The field's expressions (a list's fields after its own), in the order
+    /// `compile_field` takes them.
+    fn texts<'t>(&'t self, texts: &mut Vec<&'t str>) {
+        match self {
+            FieldFile::Jq(text) | FieldFile::Timestamp(text) | FieldFile::UnixSeconds(text) => {
+                texts.push(text)
+            }
+            FieldFile::Decimal {
+                decimal,
+                minor_units_of,
+                ..
+            } => {
+                texts.push(decimal);
+                texts.extend(minor_units_of.as_deref());
+            }
+            FieldFile::Each { each, fields } => {
+                texts.push(each);
+                for (_, field) in fields {
+                    field.texts(texts);
+                }
+            }
+        }
+    }
+}
+
+/// One field of a mapping file (a list's fields with it), its expressions taken from
+/// `exprs`, compiled in the order [`FieldFile::texts`] gave them.
+fn compile_field(
+    name: String,
+    field: FieldFile,
+    exprs: &mut impl Iterator<Item = Expr>,
+) -> Option<Field> {
     let (expr, kind) = match field {
-        FieldFile::Jq(text) => (Expr::compile(text)?, Kind::Json),
+        FieldFile::Jq(_) => (exprs.next()?, Kind::Json),
         FieldFile::Decimal {
-            decimal,
             minor_units_of,
             divide_by,
-        } => (
-            Expr::compile(decimal)?,
-            Kind::Decimal {
-                minor_units_of: minor_units_of.as_deref().map(Expr::compile).transpose()?,
-                divide_by: *divide_by,
-            },
-        ),
-        FieldFile::Timestamp(timestamp) => (Expr::compile(timestamp)?, Kind::Timestamp),
-        FieldFile::UnixSeconds(unix_seconds) => (Expr::compile(unix_seconds)?, Kind::UnixSeconds),
-        FieldFile::Each { each, fields } => {
+            ..
+        } => {
+            let expr = exprs.next()?;
+            let minor_units_of = match minor_units_of {
+                Some(_) => Some(exprs.next()?),
+                None => None,
+            };
+            (
+                expr,
+                Kind::Decimal {
+                    minor_units_of,
+                    divide_by,
+                },
+            )
+        }
+        FieldFile::Timestamp(_) => (exprs.next()?, Kind::Timestamp),
+        FieldFile::UnixSeconds(_) => (exprs.next()?, Kind::UnixSeconds),
+        FieldFile::Each { fields, .. } => {
+            let expr = exprs.next()?;
             let inner = fields
-                .iter()
-                .map(|(inner, field)| compile_field(inner.clone(), field))
-                .collect::<Result<Vec<_>, _>>()?;
-            (Expr::compile(each)?, Kind::Each(inner))
+                .into_iter()
+                .map(|(inner, field)| compile_field(inner, field, exprs))
+                .collect::<Option<Vec<_>>>()?;
+            (expr, Kind::Each(inner))
         }
     };
-    Ok(Field { name, expr, kind })
+    Some(Field { name, expr, kind })
 }
 
 /// The expression that gives `field` among `fields`: the field itself, an object it lies
@@ -698,20 +749,54 @@ fn put(object: &mut Map<String, Value>, path: &str, value: Value) {
 
 /// Every mapping a hub knows, by name: those shipped, then those of a folder, which add to
 /// them or replace them by name.
+///
+/// A shipped mapping is compiled when it is first asked for: a hub pays in memory for the
+/// mappings its sources use, not for every vendor's. A folder's are compiled when read, so
+/// that a file that does not compile is refused then.
 #[derive(Debug, Default)]
 pub struct Mappings {
-    by_name: BTreeMap<String, Mapping>,
+    by_name: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// The shipped file and its text, for one not yet compiled.
+    shipped: Option<(&'static str, &'static str)>,
+    mapping: std::sync::OnceLock<Option<Mapping>>,
+}
+
+impl Entry {
+    fn compiled(mapping: Mapping) -> Entry {
+        Entry {
+            shipped: None,
+            mapping: std::sync::OnceLock::from(Some(mapping)),
+        }
+    }
+
+    fn get(&self) -> Option<&Mapping> {
+        self.mapping
+            .get_or_init(|| {
+                let (file, text) = self.shipped?;
+                Mapping::parse(file, text).ok()
+            })
+            .as_ref()
+    }
 }
 
 impl Mappings {
     /// The mappings pshub ships.
     pub fn shipped() -> Mappings {
         let mut mappings = Mappings::default();
-        for (file, text) in SHIPPED {
-            // A shipped mapping that does not compile fails the tests, not a deployment.
-            if let Ok(mapping) = Mapping::parse(file, text) {
-                mappings.by_name.insert(mapping.name.clone(), mapping);
-            }
+        for &(file, text) in SHIPPED {
+            // The file's name is the mapping's (`Mapping::parse` holds it to that); one that
+            // does not compile fails the tests, not a deployment.
+            let entry = Entry {
+                shipped: Some((file, text)),
+                mapping: std::sync::OnceLock::new(),
+            };
+            mappings
+                .by_name
+                .insert(file.trim_end_matches(".toml").to_string(), entry);
         }
         mappings
     }
@@ -748,18 +833,21 @@ impl Mappings {
                 e.file = file.display().to_string();
                 e
             })?;
-            mappings.by_name.insert(mapping.name.clone(), mapping);
+            mappings
+                .by_name
+                .insert(mapping.name.clone(), Entry::compiled(mapping));
         }
         Ok(mappings)
     }
 
     /// A mapping by name: `stripe/invoice.v1`.
     pub fn get(&self, name: &str) -> Option<&Mapping> {
-        self.by_name.get(name)
+        self.by_name.get(name)?.get()
     }
 
+    /// Every mapping, each compiled.
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
-        self.by_name.values()
+        self.by_name.values().filter_map(Entry::get)
     }
 
     /// The names, for errors that list what there is.
