@@ -378,14 +378,7 @@ exchange = "{exchange}"
         line["data"]["worker_id"], "***",
         "masked for the warehouse: {line}"
     );
-    let (_, shown) = api.get("/v1/outbound?target=warehouse").await.unwrap();
-    let shown_line = shown["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "invoice_line.posted")
-        .cloned()
-        .unwrap();
+    let shown_line = api.outbound_event("warehouse", "invoice_line.posted").await;
     assert_eq!(shown_line, line);
 
     // A restart publishes its window again: the same events under the same message ids,

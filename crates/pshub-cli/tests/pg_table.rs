@@ -148,10 +148,8 @@ async fn the_business_events_are_written_to_a_table_once_each_across_a_restart()
     let url = database.url.clone();
     psql(&url, "CREATE SCHEMA landing");
     let dir = TempDir::new("pg-table-out");
-    std::fs::write(
-        dir.join("pshub.toml"),
-        format!(
-            r#"
+    let config = format!(
+        r#"
 [sources]
 allowed = ["crm", "psa", "hris", "erp", "payroll"]
 
@@ -163,13 +161,8 @@ connector = "pg_table"
 url = "{url}"
 table = "landing.pshub_events"
 "#
-        ),
-    )
-    .unwrap();
-    let mut server = serve_configured(&dir, "serve-1.log");
-    let token = create_token(dir.path(), None, "admin", None);
-    let client = reqwest::Client::new();
-    let api = Api::new(&client, &server.base, &token);
+    );
+    let (mut server, api) = serve_with_config(&dir, &config);
     api.post_accepted(&{
         let mut events = firm(&["P-1"]);
         events.push(approved_time("T1", "2026-03-04", "2"));
@@ -185,40 +178,27 @@ table = "landing.pshub_events"
         .parse()
         .unwrap()
     };
-    let written = || {
-        let url = url.clone();
-        async move {
-            eventually(
-                "the posted line is in the table",
-                Duration::from_secs(60),
-                Duration::from_millis(100),
-                || async {
-                    let rows = psql(
-                        &url,
-                        "SELECT event::text FROM landing.pshub_events \
-                         WHERE type = 'invoice_line.posted' AND event->'data'->>'source_id' = 'T1'",
-                    );
-                    match rows.lines().collect::<Vec<_>>().as_slice() {
-                        [row] => Ok(serde_json::from_str::<Value>(row).unwrap()),
-                        other => Err(format!("{other:?}")),
-                    }
-                },
-            )
-            .await
-        }
-    };
-    let line = written().await;
+    let line = eventually(
+        "the posted line is in the table",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let rows = psql(
+                &url,
+                "SELECT event::text FROM landing.pshub_events \
+                 WHERE type = 'invoice_line.posted' AND event->'data'->>'source_id' = 'T1'",
+            );
+            match rows.lines().collect::<Vec<_>>().as_slice() {
+                [row] => Ok(serde_json::from_str::<Value>(row).unwrap()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
     assert_eq!(line["data"]["worker_id"], "***", "masked: {line}");
     assert!(count("type = 'project.provisioned'") >= 1);
-    let (_, shown) = api.get("/v1/outbound?target=landing").await.unwrap();
-    let shown_line = shown["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "invoice_line.posted")
-        .cloned()
-        .unwrap();
-    assert_eq!(shown_line, line, "as the stream's readers see it");
+    let shown = api.outbound_event("landing", "invoice_line.posted").await;
+    assert_eq!(shown, line, "as the stream's readers see it");
     let key = line["key"].as_str().unwrap().to_string();
     assert_eq!(count(&format!("key = '{key}'")), 1);
 
@@ -226,7 +206,7 @@ table = "landing.pshub_events"
     let before = count("true");
     server.kill();
     let server = serve_configured(&dir, "serve-2.log");
-    let api = Api::new(&client, &server.base, &token);
+    let api = Api::new(&api.client, &server.base, &api.token);
     api.post_accepted(&[approved_time("T2", "2026-03-05", "3")])
         .await;
     eventually(

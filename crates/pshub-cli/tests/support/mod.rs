@@ -571,6 +571,20 @@ impl Api {
         all_pages(&self.client, &self.base, path, Some(&self.token)).await
     }
 
+    /// The first event of `event_type` in the outbound stream as `target`'s readers see it
+    /// (`GET /v1/outbound?target=`).
+    pub async fn outbound_event(&self, target: &str, event_type: &str) -> Value {
+        let (_, shown) = self
+            .get(&format!("/v1/outbound?target={target}"))
+            .await
+            .unwrap();
+        shown["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|e| e["type"] == event_type))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {event_type} for {target}: {shown}"))
+    }
+
     /// The invoice lines of a time entry or expense, its reversals among them.
     pub async fn lines_of(&self, entry: &str) -> Vec<Value> {
         self.all_pages(&format!("/v1/invoice-lines?source_id={entry}"))
