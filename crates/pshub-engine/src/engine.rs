@@ -18,7 +18,7 @@ use crate::store::{Claimed, IdKind, Outbound, Page, StepState, Store, StoreReade
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -27,19 +27,8 @@ use std::time::{Duration, Instant};
 /// How a submitter hears that its events are durable (or why not).
 pub type Reply = Box<dyn FnOnce(Result<Vec<IngestResult>>) + Send>;
 
-struct Submission {
-    events: Vec<Incoming>,
-    reply: Reply,
-}
-
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Submission>,
-    closed: bool,
-}
-
-/// The most events one group commit takes; more wait for the next.
-const GROUP_EVENTS: usize = 20_000;
+mod writer;
+use writer::{Queue, Submission};
 
 /// Read connections kept for the API.
 const READERS: usize = 4;
@@ -71,7 +60,12 @@ struct Core {
     /// Per system, the thread that renews the leases of steps under call.
     leases: BTreeMap<String, LeaseKeeper>,
     queue: Mutex<Queue>,
+    /// The writer waits on it for submissions and for its committer.
     queued: Condvar,
+    /// The committer waits on it for the writer's next commit.
+    commit_due: Condvar,
+    /// How many threads besides the writer wait for the hub.
+    hub_wanted: AtomicUsize,
     /// Counts commits that may have made steps due; the delivery workers wait on it.
     /// Per system, a count of the commits that made work due for it; its worker waits for
     /// the count to move.
@@ -151,6 +145,8 @@ impl Engine {
             leases,
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
+            commit_due: Condvar::new(),
+            hub_wanted: AtomicUsize::new(0),
             work: (
                 Mutex::new(heartbeats.keys().map(|name| (name.clone(), 0)).collect()),
                 Condvar::new(),
@@ -214,7 +210,7 @@ impl Engine {
 
     /// Runs `f` with the hub locked (its reference data, for tests and tools).
     pub fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
-        f(&mut lock(&self.core.hub))
+        f(&mut self.core.hub())
     }
 
     /// Hands parsed events to the writer; `reply` is called once they are durably
@@ -381,7 +377,7 @@ impl Engine {
             erps.push((name, erp.as_ref()));
         }
         let mut reader = self.core.store.reader()?;
-        let hub = lock(&self.core.hub);
+        let hub = self.core.hub();
         crate::leakage::report(hub.world(), &config, reader.as_mut(), &erps, period)
     }
 
@@ -411,7 +407,7 @@ impl Engine {
         &self,
         config: Config,
     ) -> std::result::Result<crate::routing::Reloaded, ActionError> {
-        let mut hub = lock(&self.core.hub);
+        let mut hub = self.core.hub();
         let (next, reloaded) = crate::routing::merge(hub.config(), config, &self.core.systems)?;
         hub.set_config(Arc::new(next));
         drop(hub);
@@ -438,14 +434,14 @@ impl Engine {
     /// The ERP that takes a project's work now (by the current routes), and its shadow: a
     /// connector reports invoice states only of the projects it is the ERP of.
     pub fn erps_of_project(&self, project_code: &str) -> (String, Option<String>) {
-        let hub = lock(&self.core.hub);
+        let hub = self.core.hub();
         let routed = hub.config().route_of_project(hub.world(), project_code);
         (routed.erp.to_string(), routed.shadow.map(str::to_string))
     }
 
     /// The configuration events are decided under now (reloads included).
     pub fn current_config(&self) -> Arc<Config> {
-        lock(&self.core.hub).config_arc()
+        self.core.hub().config_arc()
     }
 
     /// Each legal entity added by a reload, with `entity_onboarding_seconds` once its first
@@ -458,7 +454,7 @@ impl Engine {
             .collect();
         if !waiting.is_empty() {
             let mut reader = self.core.store.reader()?;
-            let hub = lock(&self.core.hub);
+            let hub = self.core.hub();
             let mut found = Vec::new();
             for entity in waiting {
                 if let Some(at) =
@@ -487,7 +483,7 @@ impl Engine {
     ) -> std::result::Result<crate::routing::ShadowReport, ActionError> {
         // What the route matches, read under the hub's lock; the ERPs are read outside it.
         let (config, projects) = {
-            let hub = lock(&self.core.hub);
+            let hub = self.core.hub();
             let config = hub.config_arc();
             let projects = crate::routing::projects_of_route(&config, hub.world(), route);
             (config, projects)
@@ -499,7 +495,7 @@ impl Engine {
     pub fn check_payroll(
         &self,
     ) -> std::result::Result<crate::flows::payroll_costing::Checked, ActionError> {
-        let checked = lock(&self.core.hub).check_payroll(Utc::now())?;
+        let checked = self.core.hub().check_payroll(Utc::now())?;
         Ok(checked)
     }
 
@@ -508,13 +504,13 @@ impl Engine {
         case_id: i64,
         acting: &Acting,
     ) -> std::result::Result<Resolution, ActionError> {
-        let resolution = lock(&self.core.hub).resolve(case_id, acting, Utc::now())?;
+        let resolution = self.core.hub().resolve(case_id, acting, Utc::now())?;
         self.core.signal_work();
         Ok(resolution)
     }
 
     pub fn dismiss(&self, case_id: i64, acting: &Acting) -> std::result::Result<(), ActionError> {
-        lock(&self.core.hub).dismiss(case_id, acting, Utc::now())
+        self.core.hub().dismiss(case_id, acting, Utc::now())
     }
 
     pub fn acknowledge(
@@ -522,7 +518,7 @@ impl Engine {
         case_id: i64,
         acting: &Acting,
     ) -> std::result::Result<(), ActionError> {
-        lock(&self.core.hub).acknowledge(case_id, acting, Utc::now())
+        self.core.hub().acknowledge(case_id, acting, Utc::now())
     }
 
     /// Sends a dead letter again: `line-N` names the step of invoice line N, `call-N` step N.
@@ -540,7 +536,8 @@ impl Engine {
                     .id
             }
         };
-        lock(&self.core.hub)
+        self.core
+            .hub()
             .replay_step(step_id, acting, Utc::now())
             .map_err(|e| match e {
                 ActionError::NotFound(_) => ActionError::NotFound(format!("dead letter {target}")),
@@ -559,7 +556,10 @@ impl Engine {
         corrected: Option<String>,
         acting: &Acting,
     ) -> std::result::Result<IngestResult, ActionError> {
-        let result = lock(&self.core.hub).replay_quarantined(id, corrected, acting, Utc::now())?;
+        let result = self
+            .core
+            .hub()
+            .replay_quarantined(id, corrected, acting, Utc::now())?;
         self.core.signal_work();
         // A corrected payroll row is a load of its own.
         self.core.signal_payroll();
@@ -715,80 +715,6 @@ impl Core {
         let (count, wake) = &self.payroll;
         *lock(count) += 1;
         wake.notify_all();
-    }
-
-    fn write_loop(&self) {
-        loop {
-            let group = {
-                let mut queue = lock(&self.queue);
-                while queue.waiting.is_empty() && !queue.closed {
-                    queue = self.queued.wait(queue).unwrap_or_else(|p| p.into_inner());
-                }
-                if queue.waiting.is_empty() {
-                    break;
-                }
-                let mut taken = 0;
-                let cut = queue
-                    .waiting
-                    .iter()
-                    .position(|s| {
-                        taken += s.events.len();
-                        taken > GROUP_EVENTS
-                    })
-                    .unwrap_or(queue.waiting.len())
-                    .max(1);
-                queue.waiting.drain(..cut).collect::<Vec<_>>()
-            };
-            self.commit_group(group);
-        }
-        self.writer_alive.store(false, Ordering::Relaxed);
-    }
-
-    fn commit_group(&self, group: Vec<Submission>) {
-        let sizes: Vec<usize> = group.iter().map(|s| s.events.len()).collect();
-        let mut replies = Vec::with_capacity(group.len());
-        let mut all = Vec::with_capacity(sizes.iter().sum());
-        for submission in group {
-            all.extend(submission.events);
-            replies.push(submission.reply);
-        }
-        self.saw_sources(&all);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut hub = lock(&self.hub);
-            hub.ingest(&all, Utc::now())
-                .map(|results| (results, hub.take_woken()))
-        }));
-        match outcome {
-            Ok(Ok((results, woken))) => {
-                let payroll = all.iter().any(|incoming| {
-                    matches!(incoming, Incoming::Valid { event, .. } if event.event_type == pshub_model::EventType::PayrollActuals)
-                });
-                if payroll {
-                    self.signal_payroll();
-                }
-                let mut results = results.into_iter();
-                for (reply, size) in replies.into_iter().zip(sizes) {
-                    reply(Ok(results.by_ref().take(size).collect()));
-                }
-                self.signal_systems(woken.iter().map(String::as_str));
-            }
-            Ok(Err(error)) => {
-                for reply in replies {
-                    reply(Err(EngineError::Store(error.to_string())));
-                }
-            }
-            Err(_) => {
-                tracing::error!(
-                    "a batch stopped on a bug; the hub rebuilds its memory before the next"
-                );
-                for reply in replies {
-                    reply(Err(EngineError::Store(
-                        "the batch stopped on an internal error; nothing of it was recorded, retry"
-                            .into(),
-                    )));
-                }
-            }
-        }
     }
 
     /// Notes when each source of a batch was last seen.

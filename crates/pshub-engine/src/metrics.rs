@@ -27,6 +27,8 @@ pub struct Metrics {
     pub events_conflict: Counter,
     pub events_quarantined: Counter,
     pub reapprovals_suppressed: Counter,
+    /// Batches decided while the batch before them was still committing.
+    pub batches_decided_ahead: Counter,
     pub lines_posted: Counter,
     pub reversals_posted: Counter,
     pub cases_opened: Counter,
@@ -76,7 +78,7 @@ impl Metrics {
 
     /// The counters in Prometheus' text format, with their help lines.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &Counter); 10] = [
+        let rows: [(&str, &str, &Counter); 11] = [
             (
                 "pshub_events_received_total",
                 "Events received, valid or not.",
@@ -101,6 +103,11 @@ impl Metrics {
                 "pshub_reapprovals_suppressed_total",
                 "Approvals of already billed entries, not billed again.",
                 &self.reapprovals_suppressed,
+            ),
+            (
+                "pshub_batches_decided_ahead_total",
+                "Batches decided while the batch before them was still being committed.",
+                &self.batches_decided_ahead,
             ),
             (
                 "pshub_lines_posted_total",

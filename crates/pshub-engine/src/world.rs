@@ -546,6 +546,13 @@ impl World {
         self.log.clear();
     }
 
+    /// Keeps every change before `mark` for good (a batch committed) and can still take
+    /// back those after it (a batch decided on top of it): answers where the latter begin.
+    pub fn keep_before(&mut self, mark: Mark) -> Mark {
+        self.log.drain(..mark.0.min(self.log.len()));
+        Mark(0)
+    }
+
     /// Applies a reference event from the customer owner (for tests and tools).
     pub fn apply(&mut self, data: &EventData) -> Applied {
         let owner = self.customer_owner.clone();

@@ -7,6 +7,7 @@
 //! [`ALL`], and touches no other flow. What every flow needs (reads that see the commit being
 //! built, ids, cases, steps, the timeline) is in [`Cx`].
 
+pub mod ahead;
 pub mod amendments;
 pub mod assignments;
 pub mod invoice_status;
@@ -251,6 +252,8 @@ pub struct Cx<'a> {
     pub ids: &'a Ids,
     pub caches: &'a mut Caches,
     pub commit: &'a mut Commit,
+    /// The batch decided before this one, while its commit is still being written.
+    pub ahead: Option<&'a ahead::Ahead>,
     pub now: DateTime<Utc>,
     pub event: EventMeta,
     /// The person acting (resolving, dismissing), with their note; `None` while ingesting.
@@ -332,11 +335,14 @@ impl<'a> Cx<'a> {
                 .as_ref()
                 .map(|row| self.commit.entries.get(row.row_id).unwrap_or(row).clone()));
         }
-        let found = self
-            .store
-            .find_entries(&[(kind, entry_id)])?
-            .pop()
-            .flatten();
+        let found = match self.ahead.and_then(|a| a.entry(kind, entry_id)) {
+            Some(row) => Some(row),
+            None => self
+                .store
+                .find_entries(&[(kind, entry_id)])?
+                .pop()
+                .flatten(),
+        };
         self.caches.entries.insert(key, found.clone());
         Ok(found)
     }
@@ -353,6 +359,9 @@ impl<'a> Cx<'a> {
         if let Some(case) = self.commit.cases.get(id) {
             return Ok(case.clone());
         }
+        if let Some(case) = self.ahead.and_then(|a| a.case(id)) {
+            return Ok(case);
+        }
         self.reads
             .case(id)?
             .ok_or_else(|| EngineError::Store(format!("case {id} is referenced but missing")))
@@ -362,6 +371,9 @@ impl<'a> Cx<'a> {
     pub fn line(&mut self, id: i64) -> Result<LineRow> {
         if let Some(&at) = self.caches.lines.get(&id) {
             return Ok(self.commit.lines[at].clone());
+        }
+        if let Some(line) = self.ahead.and_then(|a| a.line(id)) {
+            return Ok(line.clone());
         }
         self.reads
             .line(id)?
@@ -378,6 +390,9 @@ impl<'a> Cx<'a> {
     pub fn step(&mut self, id: i64) -> Result<StepRow> {
         if let Some(step) = self.commit.steps.get(id) {
             return Ok(step.clone());
+        }
+        if let Some(step) = self.ahead.and_then(|a| a.step(id)) {
+            return Ok(step);
         }
         self.reads
             .step(id)?
@@ -399,7 +414,8 @@ impl<'a> Cx<'a> {
         self.config.route_of_worker(self.world, worker, date).erp
     }
 
-    /// The steps of `subject` in `flow`: those this commit writes, then the stored ones.
+    /// The steps of `subject` in `flow`: those this commit writes, then those of the batch
+    /// before, then the stored ones, each once.
     pub fn steps_of_subject(&mut self, flow: &str, subject: i64) -> Result<Vec<StepRow>> {
         let mut steps: Vec<StepRow> = self
             .commit
@@ -408,6 +424,15 @@ impl<'a> Cx<'a> {
             .filter(|s| s.subject == subject && s.flow == flow)
             .cloned()
             .collect();
+        for before in self
+            .ahead
+            .into_iter()
+            .flat_map(|a| a.steps_of_subject(flow, subject))
+        {
+            if !steps.iter().any(|s| s.id == before.id) {
+                steps.push(before);
+            }
+        }
         for stored in self.reads.steps_of_subject(flow, subject)? {
             if !steps.iter().any(|s| s.id == stored.id) {
                 steps.push(stored);
@@ -511,7 +536,7 @@ impl<'a> Cx<'a> {
             .iter()
             .find(|c| c.kind == kind && c.business_key == business_key)
             .cloned();
-        if let Some(case) = here {
+        if let Some(case) = here.or_else(|| self.ahead?.case_of(kind, business_key)) {
             return Ok(case.state.is_open().then_some(case));
         }
         if !self.caches.open_cases.contains_key(kind) {
@@ -587,16 +612,18 @@ impl<'a> Cx<'a> {
         {
             return Ok(row.clone());
         }
-        let row = match self.reads.worker_day(worker_id, day)? {
-            Some(row) => row,
-            None => WorkerDayRow {
-                id: self.id(IdKind::WorkerDay)?,
-                worker_id: worker_id.to_string(),
-                day,
-                hours: Decimal::ZERO,
-                version: 0,
-            },
-        };
+        let before = self.ahead.and_then(|a| a.worker_day(worker_id, day));
+        let row =
+            match before.map_or_else(|| self.reads.worker_day(worker_id, day), |b| Ok(Some(b)))? {
+                Some(row) => row,
+                None => WorkerDayRow {
+                    id: self.id(IdKind::WorkerDay)?,
+                    worker_id: worker_id.to_string(),
+                    day,
+                    hours: Decimal::ZERO,
+                    version: 0,
+                },
+            };
         self.caches.worker_days.insert(key, row.id);
         Ok(row)
     }

@@ -560,14 +560,22 @@ fn count_assignment(cx: &mut Cx<'_>, line: &LineRow) -> Result<()> {
         l.billing_class == TIME_CLASS && assignment.start <= l.date && l.date <= assignment.end
     };
     let stored = cx.reads.lines(&filter, Page::ALL)?;
+    let before: Vec<&LineRow> = cx
+        .ahead
+        .into_iter()
+        .flat_map(|a| a.lines_of(&line.worker_id, &line.project_code))
+        .collect();
     let here = cx
         .commit
         .lines
         .iter()
         .filter(|l| l.worker_id == line.worker_id && l.project_code == line.project_code);
+    // A line of the batch before may be stored already: each line counts once.
     let billed = stored
         .iter()
         .map(|l| &l.line)
+        .filter(|l| !before.iter().any(|b| b.id == l.id))
+        .chain(before.iter().copied())
         .chain(here)
         .chain(std::iter::once(line))
         .filter(|l| in_dates(l))
@@ -772,7 +780,7 @@ fn add_post_step(
 }
 
 /// The copies of a line's step for other systems (a shadow ERP's): from this commit when
-/// the line is new in it, else from the store.
+/// the line is new in it, else from the batch before and the store.
 fn copies_of_line(cx: &mut Cx<'_>, line_id: i64) -> Result<Vec<StepRow>> {
     let is_copy = |s: &StepRow| s.subject == line_id && s.flow == NAME && s.is_copy();
     if cx.caches.lines.contains_key(&line_id) {
@@ -785,7 +793,6 @@ fn copies_of_line(cx: &mut Cx<'_>, line_id: i64) -> Result<Vec<StepRow>> {
             .collect());
     }
     Ok(cx
-        .reads
         .steps_of_subject(NAME, line_id)?
         .into_iter()
         .filter(is_copy)

@@ -2,7 +2,6 @@
 //! quarantined events. Each is one commit, retried on fresh data when another writer changed
 //! what it read; each names the person acting and their note on the timeline.
 
-use super::ingest::Rebuild;
 use super::*;
 use crate::error::ActionError;
 use crate::flows::{self, Actor, Cx, EventMeta, Resolution};
@@ -350,15 +349,6 @@ impl From<CommitError> for ActionError {
         match error {
             CommitError::Store(e) => ActionError::Engine(e),
             CommitError::Conflict(why) => ActionError::Engine(crate::EngineError::Store(why)),
-        }
-    }
-}
-
-impl From<Rebuild> for ActionError {
-    fn from(rebuild: Rebuild) -> Self {
-        match rebuild {
-            Rebuild::Failed(e) => ActionError::Engine(e),
-            Rebuild::Conflict(why) => ActionError::Engine(crate::EngineError::Store(why)),
         }
     }
 }

@@ -5,57 +5,98 @@ use crate::flows::{self, EventMeta};
 use crate::world::Applied;
 use std::collections::HashMap;
 
+/// A batch decided, not yet durable: its answers, its commit, and where memory stood
+/// before it (to be undone to, if the commit does not go through).
+pub struct Decided {
+    pub results: Vec<IngestResult>,
+    pub commit: Arc<Commit>,
+    mark: crate::world::Mark,
+    version: i64,
+    reapprovals_suppressed: u64,
+}
+
 impl Hub {
-    /// Takes a batch of events: each is quarantined, found a duplicate or a conflict, or
-    /// accepted and handed to its flow. Everything is committed in one transaction before
-    /// this returns; a commit that lost a race with another writer is rebuilt and retried.
-    pub fn ingest(&mut self, batch: &[Incoming], now: DateTime<Utc>) -> Result<Vec<IngestResult>> {
+    /// Decides a batch: each event is quarantined, found a duplicate or a conflict, or
+    /// accepted and handed to its flow, and the one commit that makes the answers true is
+    /// built. Memory takes the batch's reference changes at once; the caller commits, then
+    /// calls [`Hub::kept`], or [`Hub::abandon`] and [`Hub::after_failed_commit`] (a commit
+    /// that lost a race with another writer is decided again on fresh data).
+    /// `ahead` is the commit of the batch decided just before, when it is still being
+    /// written: the batch's reads see its rows as they will be stored.
+    pub fn decide(
+        &mut self,
+        batch: &[Incoming],
+        now: DateTime<Utc>,
+        ahead: Option<&Arc<Commit>>,
+    ) -> Result<Decided> {
         if self.dirty {
             tracing::warn!("the previous batch was interrupted; rebuilding memory from the store");
             self.rebuild()?;
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mark = self.world.mark();
-            let version = self.world.version;
-            self.dirty = true;
-            let built = self.build(batch, now);
-            let outcome = built.and_then(|(results, commit)| {
-                let commit = std::sync::Arc::new(commit);
-                self.store
-                    .commit(&commit)
-                    .map(|()| (results, commit))
-                    .map_err(|e| match e {
-                        CommitError::Conflict(why) => Rebuild::Conflict(why),
-                        CommitError::Store(e) => Rebuild::Failed(e),
-                    })
-            });
-            match outcome {
-                Ok((results, commit)) => {
-                    self.dirty = false;
-                    self.after_commit(&commit);
-                    return Ok(results);
-                }
-                Err(Rebuild::Conflict(why)) if attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, %why, "batch lost a race with another writer; rebuilding it");
-                    self.undo_since(mark, version);
-                    self.refresh()?;
-                    self.dirty = false;
-                }
-                Err(Rebuild::Conflict(why)) => {
-                    self.undo_since(mark, version);
-                    self.dirty = false;
-                    return Err(crate::EngineError::Store(format!(
-                        "the batch conflicted with other writers {ATTEMPTS} times: {why}"
-                    )));
-                }
-                Err(Rebuild::Failed(error)) => {
-                    tracing::error!(%error, "commit failed; memory is rolled back to the store");
-                    self.undo_since(mark, version);
-                    self.dirty = false;
-                    return Err(error);
-                }
+        let mark = self.world.mark();
+        let version = self.world.version;
+        self.dirty = true;
+        self.ahead = ahead.map(|commit| flows::ahead::Ahead::new(commit.clone()));
+        let built = self.build(batch, now);
+        self.ahead = None;
+        let reapprovals_suppressed = std::mem::take(&mut self.caches.reapprovals_suppressed);
+        // What the batch cached of the store is kept only as far as the next one may trust it.
+        self.caches.end_of_commit(built.is_ok());
+        self.dirty = false;
+        match built {
+            Ok((results, commit)) => Ok(Decided {
+                results,
+                commit: Arc::new(commit),
+                mark,
+                version,
+                reapprovals_suppressed,
+            }),
+            Err(error) => {
+                self.world.undo(mark, version);
+                Err(error)
+            }
+        }
+    }
+
+    /// What follows the commit of `decided` in memory; `next` is the batch decided on top
+    /// of it, still to be committed. Answers the batch's results.
+    pub fn kept(&mut self, decided: Decided, next: Option<&mut Decided>) -> Vec<IngestResult> {
+        self.caches.reapprovals_suppressed = decided.reapprovals_suppressed;
+        match next {
+            Some(next) => {
+                next.mark = self.world.keep_before(next.mark);
+                self.after_commit_keeping(&decided.commit);
+            }
+            None => self.after_commit(&decided.commit),
+        }
+        decided.results
+    }
+
+    /// What follows a commit of `decided` that did not go through: memory goes back to
+    /// where it stood before the batch, taking back any batch decided after it as well.
+    pub fn abandon(&mut self, decided: &Decided) {
+        self.undo_since(decided.mark, decided.version);
+    }
+
+    /// A batch stopped on a bug: memory is rebuilt from the store before the next.
+    pub fn interrupted(&mut self) {
+        self.dirty = true;
+    }
+
+    /// After a commit that did not go through: a lost race is retried on fresh reference
+    /// data (`Ok`, up to [`ATTEMPTS`] attempts); anything else is the batch's error.
+    pub fn after_failed_commit(&mut self, error: CommitError, attempt: u32) -> Result<()> {
+        match error {
+            CommitError::Conflict(why) if attempt < ATTEMPTS => {
+                tracing::debug!(attempt, %why, "batch lost a race with another writer; rebuilding it");
+                self.refresh()
+            }
+            CommitError::Conflict(why) => Err(crate::EngineError::Store(format!(
+                "the batch conflicted with other writers {ATTEMPTS} times: {why}"
+            ))),
+            CommitError::Store(error) => {
+                tracing::error!(%error, "commit failed; memory is rolled back to the store");
+                Err(error)
             }
         }
     }
@@ -76,10 +117,7 @@ impl Hub {
         let built = self.build(batch, now);
         self.undo_since(mark, version);
         self.dirty = false;
-        built.map_err(|e| match e {
-            Rebuild::Failed(e) => e,
-            Rebuild::Conflict(why) => crate::EngineError::Store(why),
-        })
+        built
     }
 
     /// Builds the commit of a batch, and the answer to each event.
@@ -87,7 +125,7 @@ impl Hub {
         &mut self,
         batch: &[Incoming],
         now: DateTime<Utc>,
-    ) -> std::result::Result<(Vec<IngestResult>, Commit), Rebuild> {
+    ) -> Result<(Vec<IngestResult>, Commit)> {
         let mut commit = Commit {
             node: self.node,
             reference: Some(ReferenceCheck {
@@ -96,9 +134,9 @@ impl Hub {
             }),
             ..Commit::default()
         };
-        let batch = self.find_invoices(batch).map_err(Rebuild::Failed)?;
+        let batch = self.find_invoices(batch)?;
         let batch = batch.as_ref();
-        let stored = self.prefetch(batch).map_err(Rebuild::Failed)?;
+        let stored = self.prefetch(batch)?;
         let mut accepted_here: HashMap<(&str, &str), usize> = HashMap::new();
         let mut results = Vec::with_capacity(batch.len());
         for (incoming, stored) in batch.iter().zip(stored) {
@@ -110,16 +148,14 @@ impl Hub {
                     correlation_id,
                     kind,
                     at,
-                } => self
-                    .quarantine(
-                        error,
-                        raw,
-                        correlation_id,
-                        (kind, at.as_deref()),
-                        now,
-                        &mut commit,
-                    )
-                    .map_err(Rebuild::Failed)?,
+                } => self.quarantine(
+                    error,
+                    raw,
+                    correlation_id,
+                    (kind, at.as_deref()),
+                    now,
+                    &mut commit,
+                )?,
                 Incoming::Valid {
                     event,
                     data,
@@ -132,13 +168,10 @@ impl Hub {
                         None => stored,
                     };
                     match prior {
-                        Some(prior) => self
-                            .repeated(event, data, raw, &prior, now, &mut commit)
-                            .map_err(Rebuild::Failed)?,
+                        Some(prior) => self.repeated(event, data, raw, &prior, now, &mut commit)?,
                         None => {
-                            let result = self
-                                .accept(event, data, raw, *fingerprint, now, &mut commit)
-                                .map_err(Rebuild::Failed)?;
+                            let result =
+                                self.accept(event, data, raw, *fingerprint, now, &mut commit)?;
                             accepted_here.insert(key, commit.inbox.len() - 1);
                             result
                         }
@@ -154,7 +187,7 @@ impl Hub {
     }
 
     /// Reads, once per batch, the stored events its keys name and the stored entries its
-    /// time entries and expenses name.
+    /// time entries and expenses name (those of the batch before first, while it commits).
     fn prefetch(&mut self, batch: &[Incoming]) -> Result<Vec<Option<InboxRow>>> {
         let keys: Vec<(&str, &str)> = batch
             .iter()
@@ -163,7 +196,14 @@ impl Hub {
                 Incoming::Invalid { .. } => ("", ""),
             })
             .collect();
-        let found = self.store.find_events(&keys)?;
+        let mut found = self.store.find_events(&keys)?;
+        if let Some(ahead) = &self.ahead {
+            for (&(source, id), found) in keys.iter().zip(found.iter_mut()) {
+                if let Some(row) = ahead.event(source, id) {
+                    *found = Some(row.clone());
+                }
+            }
+        }
         let entry_keys: Vec<(EntryKind, &str)> = batch
             .iter()
             .filter_map(|incoming| match incoming {
@@ -182,6 +222,10 @@ impl Hub {
         if !entry_keys.is_empty() {
             let entries = self.store.find_entries(&entry_keys)?;
             for ((kind, id), entry) in entry_keys.into_iter().zip(entries) {
+                let entry = match &self.ahead {
+                    Some(ahead) => ahead.entry(kind, id).or(entry),
+                    None => entry,
+                };
                 self.caches.entries.insert((kind, id.to_string()), entry);
             }
         }
@@ -354,11 +398,4 @@ impl Hub {
             correlation_id: Some(correlation_id),
         })
     }
-}
-
-/// Why a batch's commit did not go through.
-pub(super) enum Rebuild {
-    /// Another writer got there first: rebuild on fresh data.
-    Conflict(String),
-    Failed(crate::EngineError),
 }

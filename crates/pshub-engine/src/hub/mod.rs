@@ -11,6 +11,7 @@
 mod actions;
 pub use actions::Acting;
 mod ingest;
+pub use ingest::Decided;
 mod registry;
 mod systems_of_record;
 pub use systems_of_record::{NOT_SYSTEM_OF_RECORD, POSSIBLE_DUPLICATE_CUSTOMER};
@@ -134,6 +135,8 @@ pub struct Hub {
     dirty: bool,
     /// The systems that committed work has made due since [`Hub::take_woken`] last ran.
     woken: BTreeSet<String>,
+    /// While a batch is decided on top of one still committing: that one's rows.
+    ahead: Option<crate::flows::ahead::Ahead>,
 }
 
 /// Commits that lose a race with another writer are rebuilt and retried this often.
@@ -160,6 +163,7 @@ impl Hub {
             node,
             dirty: false,
             woken: BTreeSet::new(),
+            ahead: None,
         };
         hub.rebuild()?;
         Ok(hub)
@@ -281,12 +285,18 @@ impl Hub {
 
     /// What follows a successful commit in memory: counters and logs of what it did.
     fn after_commit(&mut self, commit: &Commit) {
+        self.world.keep();
+        self.after_commit_keeping(commit);
+    }
+
+    /// [`Hub::after_commit`] but for reference data, which the caller keeps as far as the
+    /// commit goes.
+    fn after_commit_keeping(&mut self, commit: &Commit) {
         self.metrics.record_ingest(&commit.counters);
         self.metrics
             .reapprovals_suppressed
             .add(self.caches.reapprovals_suppressed);
         log_cases(commit);
-        self.world.keep();
         self.caches.end_of_commit(true);
         for step in commit.steps.iter() {
             if step.state == StepState::Pending && !self.woken.contains(&step.system) {
@@ -318,6 +328,7 @@ impl Hub {
             ids: &self.ids,
             caches: &mut self.caches,
             commit,
+            ahead: self.ahead.as_ref(),
             now,
             event,
             actor,

@@ -12,6 +12,8 @@ use rust_decimal::Decimal;
 pub trait Versioned: Clone {
     fn id(&self) -> i64;
     fn version(&self) -> i64;
+    /// The row as the store holds it once the commit that writes it is durable.
+    fn as_committed(&self) -> Self;
 }
 
 macro_rules! versioned {
@@ -22,6 +24,11 @@ macro_rules! versioned {
             }
             fn version(&self) -> i64 {
                 self.version
+            }
+            fn as_committed(&self) -> Self {
+                let mut row = self.clone();
+                row.version += 1;
+                row
             }
         }
     )*};
