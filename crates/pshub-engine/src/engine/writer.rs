@@ -155,10 +155,36 @@ struct Writer<'c> {
     broken: bool,
 }
 
+/// Ends the committer and answers what still waits, when the writer ends for any reason.
+struct Stopping<'c>(&'c Core);
+
+impl Drop for Stopping<'_> {
+    fn drop(&mut self) {
+        let core = self.0;
+        core.writer_alive.store(false, Ordering::Relaxed);
+        let waiting = {
+            let mut queue = lock(&core.queue);
+            queue.committer_stops = true;
+            queue.closed = true;
+            std::mem::take(&mut queue.waiting)
+        };
+        core.commit_due.notify_all();
+        for submission in waiting {
+            (submission.reply)(Err(EngineError::Store("the writer stopped".into())));
+        }
+    }
+}
+
+/// How often the writer lets a waiting action go first before it takes the hub anyway.
+const YIELDS_TO_ACTIONS: u32 = 10_000;
+
 impl Core {
     pub(super) fn write_loop(&self) {
         std::thread::scope(|scope| {
             scope.spawn(|| self.commit_loop());
+            // Also when the writer stops on a bug: the committer ends, and whatever waits
+            // is answered.
+            let _stopping = Stopping(self);
             Writer {
                 core: self,
                 hub: None,
@@ -168,10 +194,7 @@ impl Core {
                 broken: false,
             }
             .run();
-            lock(&self.queue).committer_stops = true;
-            self.commit_due.notify_all();
         });
-        self.writer_alive.store(false, Ordering::Relaxed);
     }
 
     fn commit_loop(&self) {
@@ -273,9 +296,12 @@ impl Writer<'_> {
     fn decide(&mut self, batch: Batch) {
         let core = self.core;
         let hub = self.hub.get_or_insert_with(|| {
-            // An action that asked first goes first.
-            while core.hub_wanted.load(Ordering::SeqCst) > 0 {
+            // An action that asked first goes first (within bounds: a stream of readers
+            // does not keep the writer out).
+            let mut yields = 0;
+            while core.hub_wanted.load(Ordering::SeqCst) > 0 && yields < YIELDS_TO_ACTIONS {
                 std::thread::yield_now();
+                yields += 1;
             }
             lock(&core.hub)
         });
@@ -304,6 +330,7 @@ impl Writer<'_> {
                     "a batch stopped on a bug; the hub rebuilds its memory before the next"
                 );
                 self.broken = true;
+                hub.interrupted();
                 batch.fail(INTERRUPTED);
             }
         }
@@ -322,6 +349,9 @@ impl Writer<'_> {
         };
         let Some(hub) = self.hub.as_mut() else {
             flight.batch.fail(INTERRUPTED);
+            if let Some(next) = self.next.take() {
+                self.pending.push_front(next.batch);
+            }
             return;
         };
         match committed {
@@ -332,14 +362,15 @@ impl Writer<'_> {
                 let next = self.next.as_mut().map(|f| &mut f.decided);
                 let results = hub.kept(flight.decided, next);
                 let woken = hub.take_woken();
+                // The next batch's commit starts before this one's senders are answered.
+                if let Some(next) = self.next.take() {
+                    self.hand_on(next);
+                }
                 flight.batch.answer(results);
                 if payroll {
                     self.core.signal_payroll();
                 }
                 self.core.signal_systems(woken.iter().map(String::as_str));
-                if let Some(next) = self.next.take() {
-                    self.hand_on(next);
-                }
             }
             Committed::Failed(error) => {
                 hub.abandon(&flight.decided);

@@ -78,9 +78,11 @@ impl Hub {
         self.undo_since(decided.mark, decided.version);
     }
 
-    /// A batch stopped on a bug: memory is rebuilt from the store before the next.
+    /// A batch stopped on a bug: memory is rebuilt from the store before the next, and
+    /// nothing more is read from the batch it was decided on top of.
     pub fn interrupted(&mut self) {
         self.dirty = true;
+        self.ahead = None;
     }
 
     /// After a commit that did not go through: a lost race is retried on fresh reference

@@ -192,6 +192,7 @@ impl Hub {
     pub fn rebuild(&mut self) -> Result<()> {
         self.world = World::configured(&self.config);
         self.caches = Caches::default();
+        self.ahead = None;
         self.refresh()?;
         self.dirty = false;
         Ok(())
