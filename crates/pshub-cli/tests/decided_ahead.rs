@@ -3,8 +3,10 @@
 //! event keys) before they are in the store; nothing of either is answered before it is
 //! durable; and when the earlier commit fails, the later batch is decided again without it.
 
+mod support;
+
 use pshub_connectors::sandbox::{InProcess, Sandbox, System};
-use pshub_engine::error::{EngineError, Result};
+use pshub_engine::error::EngineError;
 use pshub_engine::store::*;
 use pshub_engine::{Config, Engine, IngestResult, Systems};
 use pshub_store_sqlite::SqliteStore;
@@ -12,10 +14,10 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
+use support::hooked::{BeforeCommit, Hooked, event, reference_batch};
 
-/// A store whose commits can be held at a gate, and whose next held commit can fail.
-struct Gated {
-    inner: SqliteStore,
+/// Holds commits at a gate while it is closed; the next held commit can fail.
+struct Gate {
     /// Commits wait while it is closed (`true`); `held` counts those waiting.
     closed: Mutex<bool>,
     opened: Condvar,
@@ -26,18 +28,15 @@ struct Gated {
     batches: AtomicUsize,
 }
 
-impl Gated {
+impl Gate {
     fn open(&self) {
         *self.closed.lock().unwrap() = false;
         self.opened.notify_all();
     }
 }
 
-impl Store for Gated {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn commit(&self, commit: &Arc<Commit>) -> std::result::Result<(), CommitError> {
+impl BeforeCommit for Gate {
+    fn before_commit(&self, commit: &Commit) -> std::result::Result<(), CommitError> {
         let mut closed = self.closed.lock().unwrap();
         if *closed {
             self.held.fetch_add(1, Ordering::SeqCst);
@@ -51,92 +50,11 @@ impl Store for Gated {
                 )));
             }
         }
-        drop(closed);
         if !commit.inbox.is_empty() {
             self.batches.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.commit(commit)
+        Ok(())
     }
-    fn reader(&self) -> Result<Box<dyn StoreReader>> {
-        self.inner.reader()
-    }
-    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()> {
-        self.inner.save_cursor(name, cursor, saved_at)
-    }
-    fn reserve_ids(&self, kind: IdKind, count: u32) -> Result<i64> {
-        self.inner.reserve_ids(kind, count)
-    }
-    fn find_events(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<InboxRow>>> {
-        self.inner.find_events(keys)
-    }
-    fn find_entries(&self, keys: &[(EntryKind, &str)]) -> Result<Vec<Option<EntryRow>>> {
-        self.inner.find_entries(keys)
-    }
-    fn reference_version(&self) -> Result<i64> {
-        self.inner.reference_version()
-    }
-    fn reference_since(
-        &self,
-        after: i64,
-        visit: &mut dyn FnMut(InboxRow) -> Result<()>,
-    ) -> Result<i64> {
-        self.inner.reference_since(after, visit)
-    }
-    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
-        self.inner.claim_steps(claim)
-    }
-    fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize> {
-        self.inner.renew_leases(ids, owner, until_ms)
-    }
-    fn add_token(&self, token: &TokenRow) -> Result<()> {
-        self.inner.add_token(token)
-    }
-    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow> {
-        self.inner.load_payroll(load)
-    }
-}
-
-fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {
-    json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
-            "occurred_at": "2026-03-04T17:02:11Z", "data": data })
-}
-
-fn reference_batch() -> Vec<Value> {
-    vec![
-        event(
-            "psa",
-            "rc-1",
-            "rate_card.upserted",
-            json!({ "rate_card_id": "RC-1", "currency": "EUR",
-                    "rates": [{ "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }] }),
-        ),
-        event(
-            "crm",
-            "won-1",
-            "opportunity.closed_won",
-            json!({
-                "opportunity_id": "OPP-1",
-                "customer": { "customer_id": "C-1", "legal_name": "Client GmbH", "country": "DE", "currency": "EUR" },
-                "contract": { "contract_id": "K-1", "billing_model": "time_and_materials", "currency": "EUR",
-                              "rate_card_id": "RC-1", "start": "2026-01-01" },
-                "project": { "project_code": "P-1", "name": "Audit", "legal_entity": "DE01", "region": "emea", "service_line": "advisory" }
-            }),
-        ),
-        event(
-            "hris",
-            "hire-1",
-            "worker.hired",
-            json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01",
-                    "region": "emea", "cost_center": "CC1", "role": "consultant", "grade": "G2" }),
-        ),
-        event(
-            "psa",
-            "asg-1",
-            "assignment.changed",
-            json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
-                    "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
-        ),
-    ]
 }
 
 fn time(id: &str, entry_id: &str, approved: bool, hours: &str) -> Value {
@@ -191,7 +109,7 @@ fn statuses(answer: &Answer) -> Vec<&'static str> {
 
 struct Hub {
     dir: std::path::PathBuf,
-    store: Arc<Gated>,
+    store: Arc<Hooked<Gate>>,
     sandbox: Arc<Sandbox>,
     engine: Arc<Engine>,
 }
@@ -199,13 +117,15 @@ struct Hub {
 fn hub(name: &str) -> Hub {
     let dir = std::env::temp_dir().join(format!("pshub-ahead-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(Gated {
+    let store = Arc::new(Hooked {
         inner: SqliteStore::open(&dir).unwrap(),
-        closed: Mutex::new(false),
-        opened: Condvar::new(),
-        held: AtomicUsize::new(0),
-        fail_next: AtomicBool::new(false),
-        batches: AtomicUsize::new(0),
+        hook: Gate {
+            closed: Mutex::new(false),
+            opened: Condvar::new(),
+            held: AtomicUsize::new(0),
+            fail_next: AtomicBool::new(false),
+            batches: AtomicUsize::new(0),
+        },
     });
     let sandbox = Sandbox::in_memory();
     // With a daily limit, each worker's approved hours per day are a row that every
@@ -233,10 +153,10 @@ fn hub(name: &str) -> Hub {
 impl Hub {
     /// Holds the next commit at the gate with `first` in it, and decides `second` on top.
     fn second_decided_ahead(&self, first: Vec<Value>, second: Vec<Value>) -> (Answer, Answer) {
-        *self.store.closed.lock().unwrap() = true;
+        *self.store.hook.closed.lock().unwrap() = true;
         let first = submit(&self.engine, first);
         wait_until("the first batch's commit is held", || {
-            self.store.held.load(Ordering::SeqCst) == 1
+            self.store.hook.held.load(Ordering::SeqCst) == 1
         });
         let second = submit(&self.engine, second);
         wait_until("the second batch is decided ahead", || {
@@ -284,7 +204,7 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        self.store.open();
+        self.store.hook.open();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -303,11 +223,11 @@ fn a_batch_decided_while_the_one_before_commits_sees_its_rows() {
             time("t2", "T-2", true, "3"),
         ],
     );
-    hub.store.open();
+    hub.store.hook.open();
     assert_eq!(statuses(&first), ["accepted", "accepted"]);
     assert_eq!(statuses(&second), ["accepted", "accepted", "duplicate"]);
     assert_eq!(
-        hub.store.batches.load(Ordering::SeqCst),
+        hub.store.hook.batches.load(Ordering::SeqCst),
         1 + 2,
         "the second batch went through as decided, without a conflict to decide it again"
     );
@@ -331,7 +251,7 @@ fn a_batch_decided_while_the_one_before_commits_sees_its_rows() {
 #[test]
 fn when_the_batch_before_fails_the_one_decided_on_it_is_decided_again() {
     let hub = hub("fails");
-    hub.store.fail_next.store(true, Ordering::SeqCst);
+    hub.store.hook.fail_next.store(true, Ordering::SeqCst);
     let (first, second) = hub.second_decided_ahead(
         vec![time("t1", "T-1", true, "2")],
         vec![
@@ -339,7 +259,7 @@ fn when_the_batch_before_fails_the_one_decided_on_it_is_decided_again() {
             time("t2", "T-2", true, "3"),
         ],
     );
-    hub.store.open();
+    hub.store.hook.open();
     let failed = first
         .recv_timeout(Duration::from_secs(20))
         .expect("an answer");

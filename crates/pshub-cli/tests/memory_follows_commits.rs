@@ -2,8 +2,9 @@
 //! reference data of that batch is not in memory, and when the sender re-sends the batch, a
 //! closed-won writes its provisioning and a rate card prices, as if the failure never was.
 
+mod support;
+
 use pshub_connectors::sandbox::{InProcess, Sandbox};
-use pshub_engine::error::Result;
 use pshub_engine::store::*;
 use pshub_engine::{Config, Engine, Systems};
 use pshub_store_sqlite::SqliteStore;
@@ -11,19 +12,19 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+use support::hooked::{BeforeCommit, Hooked, event, reference_batch};
 
 const PASS: u8 = 0;
 const FAIL_NEXT: u8 = 1;
 const PANIC_NEXT: u8 = 2;
 
-/// A store whose next commit fails or panics when asked to.
+/// Makes the next commit fail or panic when asked to.
 struct Flaky {
-    inner: SqliteStore,
     next: AtomicU8,
 }
 
-impl Flaky {
-    fn trip(&self) -> std::result::Result<(), CommitError> {
+impl BeforeCommit for Flaky {
+    fn before_commit(&self, _: &Commit) -> std::result::Result<(), CommitError> {
         match self.next.swap(PASS, Ordering::SeqCst) {
             FAIL_NEXT => Err(CommitError::Store(pshub_engine::error::EngineError::Store(
                 "the disk is full".into(),
@@ -32,96 +33,6 @@ impl Flaky {
             _ => Ok(()),
         }
     }
-}
-
-impl Store for Flaky {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn commit(&self, commit: &Arc<Commit>) -> std::result::Result<(), CommitError> {
-        self.trip()?;
-        self.inner.commit(commit)
-    }
-    fn reader(&self) -> Result<Box<dyn StoreReader>> {
-        self.inner.reader()
-    }
-    fn save_cursor(&self, name: &str, cursor: &str, saved_at: &str) -> Result<()> {
-        self.inner.save_cursor(name, cursor, saved_at)
-    }
-    fn reserve_ids(&self, kind: IdKind, count: u32) -> Result<i64> {
-        self.inner.reserve_ids(kind, count)
-    }
-    fn find_events(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<InboxRow>>> {
-        self.inner.find_events(keys)
-    }
-    fn find_entries(&self, keys: &[(EntryKind, &str)]) -> Result<Vec<Option<EntryRow>>> {
-        self.inner.find_entries(keys)
-    }
-    fn reference_version(&self) -> Result<i64> {
-        self.inner.reference_version()
-    }
-    fn reference_since(
-        &self,
-        after: i64,
-        visit: &mut dyn FnMut(InboxRow) -> Result<()>,
-    ) -> Result<i64> {
-        self.inner.reference_since(after, visit)
-    }
-    fn claim_steps(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>> {
-        self.inner.claim_steps(claim)
-    }
-    fn renew_leases(&self, ids: &[i64], owner: i64, until_ms: i64) -> Result<usize> {
-        self.inner.renew_leases(ids, owner, until_ms)
-    }
-    fn add_token(&self, token: &TokenRow) -> Result<()> {
-        self.inner.add_token(token)
-    }
-    fn load_payroll(&self, load: PayrollLoad) -> Result<PayrollLoadRow> {
-        self.inner.load_payroll(load)
-    }
-}
-
-fn event(source: &str, id: &str, kind: &str, data: Value) -> Value {
-    json!({ "id": id, "source": source, "type": kind, "schema_version": 1,
-            "occurred_at": "2026-03-04T17:02:11Z", "data": data })
-}
-
-fn reference_batch() -> Vec<Value> {
-    vec![
-        event(
-            "psa",
-            "rc-1",
-            "rate_card.upserted",
-            json!({ "rate_card_id": "RC-1", "currency": "EUR",
-                    "rates": [{ "role": "consultant", "region": "emea", "rate": "150.00", "valid_from": "2026-01-01" }] }),
-        ),
-        event(
-            "crm",
-            "won-1",
-            "opportunity.closed_won",
-            json!({
-                "opportunity_id": "OPP-1",
-                "customer": { "customer_id": "C-1", "legal_name": "Client GmbH", "country": "DE", "currency": "EUR" },
-                "contract": { "contract_id": "K-1", "billing_model": "time_and_materials", "currency": "EUR",
-                              "rate_card_id": "RC-1", "start": "2026-01-01" },
-                "project": { "project_code": "P-1", "name": "Audit", "legal_entity": "DE01", "region": "emea", "service_line": "advisory" }
-            }),
-        ),
-        event(
-            "hris",
-            "hire-1",
-            "worker.hired",
-            json!({ "worker_id": "W-1", "effective_date": "2025-01-01", "legal_entity": "DE01",
-                    "region": "emea", "cost_center": "CC1", "role": "consultant", "grade": "G2" }),
-        ),
-        event(
-            "psa",
-            "asg-1",
-            "assignment.changed",
-            json!({ "assignment_id": "A-1", "version": 1, "worker_id": "W-1", "project_code": "P-1",
-                    "role": "consultant", "start": "2026-01-01", "end": "2026-12-31", "hours": "160", "state": "approved" }),
-        ),
-    ]
 }
 
 fn entry(id: &str) -> Value {
@@ -137,9 +48,11 @@ fn entry(id: &str) -> Value {
 fn check_failure_then_resend(mode: u8, name: &str) {
     let dir = std::env::temp_dir().join(format!("pshub-memory-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(Flaky {
+    let store = Arc::new(Hooked {
         inner: SqliteStore::open(&dir).unwrap(),
-        next: AtomicU8::new(PASS),
+        hook: Flaky {
+            next: AtomicU8::new(PASS),
+        },
     });
     let sandbox = Sandbox::in_memory();
     let engine = Engine::open(
@@ -149,7 +62,7 @@ fn check_failure_then_resend(mode: u8, name: &str) {
     )
     .unwrap();
 
-    store.next.store(mode, Ordering::SeqCst);
+    store.hook.next.store(mode, Ordering::SeqCst);
     let mut batch = reference_batch();
     batch.push(entry("T-1"));
     assert!(

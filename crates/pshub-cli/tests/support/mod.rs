@@ -6,6 +6,8 @@
 //! Each test binary compiles this module with `mod support;` and uses part of it.
 #![allow(dead_code)]
 
+pub mod hooked;
+
 use serde_json::Value;
 use std::future::Future;
 use std::path::{Path, PathBuf};
